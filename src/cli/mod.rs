@@ -1,0 +1,157 @@
+//! The command line: parsing, dispatch, exit codes and printing.
+//!
+//! Every command returns an [`Exit`]; errors are printed once, as `error: …` with
+//! their whole chain, and exit with code 2. A closed standard output (e.g. piping
+//! into `head`) is not an error.
+
+mod config_cmd;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Env, LogFormat, Overrides};
+use crate::logging::{self, LogSetup};
+
+/// How a command ended. The numbers are documented in `magos --help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: success, nothing to report.
+    Success,
+    /// 1: the command ran and found something (drift, diagnostics, no candidate),
+    /// where the command defines it.
+    Found,
+    /// 2: an error.
+    Error,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(match e {
+            Exit::Success => 0,
+            Exit::Found => 1,
+            Exit::Error => 2,
+        })
+    }
+}
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the command ran and found something it reports (e.g. drift), where it says so
+  2  error (bad configuration, bad input, an unreachable service)
+
+Configuration (highest first): flags > environment > .env beside the config file >
+config file > defaults. `magos config check` shows the result. Reference:
+configs/magos.yaml.";
+
+/// Magos Dominus keeps a Podman host equal to a git repository of compose stacks:
+/// it pins image updates allowed by policy as tag@sha256 digests, commits them,
+/// and applies the stacks through Podman's API.
+#[derive(Debug, Parser)]
+#[command(name = "magos", version, about, long_about = None, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: $MAGOS_CONFIG, ~/.config/magos/magos.yaml,
+    /// /etc/magos/magos.yaml, else built-in defaults]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// More log detail (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log detail (repeat for less)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect the configuration
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: Env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    run(cli, &env).into()
+}
+
+/// Runs a parsed command line against an environment snapshot.
+pub fn run(cli: Cli, env: &Env) -> Exit {
+    let verbosity = cli.verbose as i8 - cli.quiet as i8;
+    let overrides = Overrides {
+        log_format: cli.log_format,
+        ..Overrides::default()
+    };
+    let config_file = cli
+        .config
+        .clone()
+        .or_else(|| config::default_config_path(env));
+    let result = match &cli.command {
+        Command::Config(cmd) => {
+            config_cmd::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
+        }
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return Exit::Success;
+            }
+            eprintln!("error: {err:#}");
+            Exit::Error
+        }
+    }
+}
+
+/// Loads the configuration and installs logging: the first step of every command
+/// that needs a configuration.
+pub fn load_config(
+    file: Option<&std::path::Path>,
+    env: &Env,
+    overrides: &Overrides,
+    verbosity: i8,
+) -> anyhow::Result<config::Loaded> {
+    let loaded = config::load(file, env, overrides)?;
+    let c = &loaded.config;
+    LogSetup::new(
+        c.log.format,
+        c.log.level,
+        verbosity,
+        env,
+        logging::stderr_is_terminal(),
+    )
+    .install();
+    Ok(loaded)
+}
+
+/// Writes to standard output; a closed pipe surfaces as an error that [`run`]
+/// turns into a quiet exit.
+pub fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,545 @@
+//! The configuration schema. Every key is documented here and in
+//! `configs/magos.yaml`; a test keeps the two in agreement.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The whole configuration. Unknown keys are refused at every level.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The GitOps repository.
+    pub repo: RepoConfig,
+    /// The container runtime. Only `podman` is supported.
+    pub runtime: Runtime,
+    /// How to reach Podman.
+    pub podman: PodmanConfig,
+    /// Container registries.
+    pub registries: RegistriesConfig,
+    /// SOPS secrets.
+    pub secrets: SecretsConfig,
+    /// GitHub App credentials, for pushing and pull requests.
+    pub github: GithubConfig,
+    /// Where Magos keeps its clone and state; default `$XDG_STATE_HOME/magos`.
+    pub state_dir: Option<PathBuf>,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `repo:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepoConfig {
+    /// Git URL (`https://…`, `ssh://…`, `git@host:path`, `file://…`) or local path.
+    pub url: Option<RepoUrl>,
+    /// The branch Magos follows and writes to.
+    pub branch: Branch,
+}
+
+impl Default for RepoConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            branch: Branch("main".to_owned()),
+        }
+    }
+}
+
+/// `podman:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PodmanConfig {
+    /// The libpod API socket; default `$XDG_RUNTIME_DIR/podman/podman.sock`, then
+    /// `/run/podman/podman.sock`.
+    pub socket: Option<SocketPath>,
+}
+
+/// `registries:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistriesConfig {
+    /// Credentials file; default as Podman: `$REGISTRY_AUTH_FILE`,
+    /// `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`,
+    /// `~/.docker/config.json`.
+    pub auth_file: Option<PathBuf>,
+    /// `registries.conf` to read insecure registries from; default as Podman.
+    pub registries_conf: Option<PathBuf>,
+    /// Registries (`host` or `host:port`) reached over plain HTTP.
+    pub insecure: Vec<RegistryHost>,
+    /// Timeout of every registry request.
+    pub timeout: HumanDuration,
+}
+
+impl Default for RegistriesConfig {
+    fn default() -> Self {
+        Self {
+            auth_file: None,
+            registries_conf: None,
+            insecure: Vec::new(),
+            timeout: HumanDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// `secrets:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// age identities file; default as sops: `$SOPS_AGE_KEY_FILE`, then
+    /// `<config dir>/sops/age/keys.txt`.
+    pub age_key_file: Option<PathBuf>,
+}
+
+/// `github:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GithubConfig {
+    /// The App's id.
+    pub app_id: Option<u64>,
+    /// The App's private key: PEM text or a path to a PEM file.
+    pub private_key: Option<PrivateKey>,
+    /// The installation id; discovered from the repository when unset.
+    pub installation_id: Option<u64>,
+}
+
+/// `log:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// The least severe level shown.
+    pub level: LogLevel,
+}
+
+/// The container runtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Runtime {
+    /// Podman, through its libpod API.
+    #[default]
+    Podman,
+}
+
+impl Runtime {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "podman" => Ok(Runtime::Podman),
+            "docker" | "docker-compose" | "compose" | "podman-compose" => Err(format!(
+                "runtime `{s}` is not supported yet; the only supported runtime is `podman`"
+            )),
+            _ => Err(format!(
+                "unknown runtime `{s}`; the only supported runtime is `podman`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("podman")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format `{s}`; use `text` or `json`")),
+        }
+    }
+}
+
+/// Log level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// The default.
+    #[default]
+    Info,
+    /// Detail for troubleshooting.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(LogLevel::Error),
+            "warn" => Ok(LogLevel::Warn),
+            "info" => Ok(LogLevel::Info),
+            "debug" => Ok(LogLevel::Debug),
+            "trace" => Ok(LogLevel::Trace),
+            _ => Err(format!(
+                "unknown log level `{s}`; use error, warn, info, debug or trace"
+            )),
+        }
+    }
+
+    /// The level as a `tracing` filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// A value that must never be shown: `Debug`, `Display` and `Serialize` print
+/// `<redacted>`. Read it with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// A repository URL or path. Credentials embedded in a URL are kept but never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RepoUrl(String);
+
+impl RepoUrl {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("the repository URL is empty".to_owned());
+        }
+        if s.chars().any(char::is_whitespace) {
+            return Err("the repository URL contains white space".to_owned());
+        }
+        if let Some((scheme, _)) = s.split_once("://")
+            && !matches!(scheme, "https" | "http" | "ssh" | "git" | "file")
+        {
+            return Err(format!(
+                "unsupported URL scheme `{scheme}`; use https, http, ssh, git, file or a local path"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The URL as given, credentials included: only for the git edge.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password (or token) in it replaced by `<redacted>`.
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                let shown = match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:<redacted>"),
+                    // A lone userinfo over https is a token (`https://TOKEN@host`).
+                    None if scheme.starts_with("http") => "<redacted>".to_owned(),
+                    None => userinfo.to_owned(),
+                };
+                format!("{scheme}://{shown}@{}", &rest[at + 1..])
+            }
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for RepoUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for RepoUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for RepoUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+/// A git branch name, checked against git's rules for ref names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Branch(String);
+
+impl Branch {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = s.is_empty()
+            || s.starts_with('-')
+            || s.starts_with('/')
+            || s.ends_with('/')
+            || s.ends_with('.')
+            || s.ends_with(".lock")
+            || s.contains("..")
+            || s.contains("//")
+            || s.contains("@{")
+            || s.chars()
+                .any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c));
+        if bad {
+            return Err(format!("`{s}` is not a valid git branch name"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The branch name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The Podman socket: `unix:///path` or an absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SocketPath(PathBuf);
+
+impl SocketPath {
+    /// Reads `unix:///path`, `unix:/path` or `/path`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let path = if let Some(rest) = s.strip_prefix("unix://") {
+            rest
+        } else if let Some(rest) = s.strip_prefix("unix:") {
+            rest
+        } else if let Some((scheme, _)) = s.split_once("://") {
+            return Err(format!(
+                "`{scheme}://` sockets are not supported; Magos talks to the local Podman socket (unix:///path)"
+            ));
+        } else {
+            s
+        };
+        if !path.starts_with('/') {
+            return Err(format!("`{s}` is not an absolute socket path"));
+        }
+        Ok(Self(PathBuf::from(path)))
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+/// A registry `host` or `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryHost(String);
+
+impl RegistryHost {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let valid = !s.is_empty()
+            && !s.contains("://")
+            && !s.contains('/')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+        if !valid {
+            return Err(format!(
+                "`{s}` is not a registry host (write `host` or `host:port`, no scheme or path)"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// `host` or `host:port`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A duration written as `30s`, `5m`, `1h30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::core::duration::format(self.0))
+    }
+}
+
+/// The GitHub App private key: PEM text (secret) or the path of a PEM file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivateKey {
+    /// The key itself.
+    Pem(Secret),
+    /// A file holding the key.
+    Path(PathBuf),
+}
+
+impl PrivateKey {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.starts_with("-----BEGIN") {
+            if !t.contains("PRIVATE KEY-----") {
+                return Err("the PEM text is not a private key".to_owned());
+            }
+            Ok(PrivateKey::Pem(Secret::new(t)))
+        } else if t.is_empty() {
+            Err("the private key is empty".to_owned())
+        } else if t.contains('\n') {
+            // Never echo what might be key material.
+            Err("expected PEM text starting with `-----BEGIN` or a path to a PEM file".to_owned())
+        } else {
+            Ok(PrivateKey::Path(PathBuf::from(t)))
+        }
+    }
+}
+
+impl Serialize for PrivateKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PrivateKey::Pem(secret) => secret.serialize(s),
+            PrivateKey::Path(p) => p.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Runtime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// Deserialize through a string parser, so a bad value reports its key and line.
+macro_rules! deserialize_via_parse {
+    ($($ty:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                <$ty>::parse(&s).map_err(D::Error::custom)
+            }
+        }
+    )*};
+}
+
+deserialize_via_parse!(
+    Runtime,
+    RepoUrl,
+    Branch,
+    SocketPath,
+    RegistryHost,
+    PrivateKey
+);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::core::duration::parse(&s)
+            .map(HumanDuration)
+            .map_err(D::Error::custom)
+    }
+}
+
+fn parse_id(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("`{s}` is not a numeric id"))
+}
+
+fn non_empty_path(s: &str) -> Result<PathBuf, String> {
+    if s.trim().is_empty() {
+        Err("the path is empty".to_owned())
+    } else {
+        Ok(PathBuf::from(s))
+    }
+}
+
+impl Config {
+    /// Every leaf key, in the order of the reference file.
+    pub const KEYS: &'static [&'static str] = &[
+        "repo.url",
+        "repo.branch",
+        "runtime",
+        "podman.socket",
+        "registries.auth_file",
+        "registries.registries_conf",
+        "registries.insecure",
+        "registries.timeout",
+        "secrets.age_key_file",
+        "github.app_id",
+        "github.private_key",
+        "github.installation_id",
+        "state_dir",
+        "log.format",
+        "log.level",
+    ];
+
+    /// Sets one key from a string (an environment variable, a `.env` line or a flag).
+    /// The error never contains the value of a secret key.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "repo.url" => self.repo.url = Some(RepoUrl::parse(value)?),
+            "repo.branch" => self.repo.branch = Branch::parse(value)?,
+            "runtime" => self.runtime = Runtime::parse(value)?,
+            "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
+            "registries.auth_file" => self.registries.auth_file = Some(non_empty_path(value)?),
+            "registries.registries_conf" => {
+                self.registries.registries_conf = Some(non_empty_path(value)?)
+            }
+            "secrets.age_key_file" => self.secrets.age_key_file = Some(non_empty_path(value)?),
+            "github.app_id" => self.github.app_id = Some(parse_id(value)?),
+            "github.private_key" => self.github.private_key = Some(PrivateKey::parse(value)?),
+            "github.installation_id" => self.github.installation_id = Some(parse_id(value)?),
+            "state_dir" => self.state_dir = Some(non_empty_path(value)?),
+            "log.format" => self.log.format = LogFormat::parse(value)?,
+            "log.level" => self.log.level = LogLevel::parse(value)?,
+            _ => return Err(format!("`{key}` cannot be set from a variable")),
+        }
+        Ok(())
+    }
+}

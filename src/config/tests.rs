@@ -1,0 +1,260 @@
+use super::*;
+use std::io::Write;
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn file_with(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("magos.yaml");
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    (dir, path)
+}
+
+fn reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/magos.yaml")
+}
+
+#[test]
+fn the_reference_file_is_the_default() {
+    let loaded = load(Some(&reference()), &Env::new(), &Overrides::default()).unwrap();
+    assert_eq!(loaded.config, Config::default());
+}
+
+#[test]
+fn the_reference_file_documents_every_key() {
+    let text = std::fs::read_to_string(reference()).unwrap();
+    let keys = keys_in_file(&text);
+    for key in Config::KEYS {
+        assert!(
+            keys.contains(key),
+            "configs/magos.yaml does not show `{key}`"
+        );
+    }
+    for var in ENV_VARS {
+        assert!(
+            Config::KEYS.contains(&var.key),
+            "{} sets unknown key {}",
+            var.name,
+            var.key
+        );
+        assert!(
+            text.contains(var.name),
+            "configs/magos.yaml does not name {}",
+            var.name
+        );
+    }
+}
+
+#[test]
+fn a_typo_names_file_line_and_key() {
+    let (_d, path) = file_with("repo:\n  url: /srv/repo\n  brnach: main\n");
+    let err = load(Some(&path), &Env::new(), &Overrides::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("{}:3:3: ", path.display())),
+        "{msg}"
+    );
+    assert!(msg.contains("unknown field `brnach`"), "{msg}");
+    assert!(msg.contains("repo"), "{msg}");
+}
+
+#[test]
+fn a_wrong_type_names_file_line_and_key() {
+    let (_d, path) = file_with("github:\n  app_id: twelve\n");
+    let msg = load(Some(&path), &Env::new(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with(&format!("{}:2:11: github.app_id: ", path.display())),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_bad_value_names_file_line_and_key() {
+    for (text, line, key) in [
+        ("runtime: docker\n", 1, "runtime"),
+        (
+            "registries:\n  timeout: 5 minutes\n",
+            2,
+            "registries.timeout",
+        ),
+        ("repo:\n  branch: 'bad..name'\n", 2, "repo.branch"),
+        (
+            "podman:\n  socket: tcp://10.0.0.1:8080\n",
+            2,
+            "podman.socket",
+        ),
+        (
+            "registries:\n  insecure:\n    - ok:5000\n    - http://bad\n",
+            4,
+            "registries.insecure",
+        ),
+        ("log:\n  format: xml\n", 2, "log.format"),
+    ] {
+        let (_d, path) = file_with(text);
+        let msg = load(Some(&path), &Env::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(&format!("{}:{line}:", path.display())),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("{key}: ")), "{key} not in {msg}");
+    }
+}
+
+#[test]
+fn invalid_yaml_is_an_error_with_a_line() {
+    let (_d, path) = file_with("repo:\n  url: [unclosed\n");
+    let err = load(Some(&path), &Env::new(), &Overrides::default()).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::File { line, .. } if line > 0),
+        "{err}"
+    );
+}
+
+#[test]
+fn precedence_is_flag_env_dotenv_file_default() {
+    let (dir, path) =
+        file_with("repo:\n  url: /from/file\n  branch: file-branch\nlog:\n  level: warn\n");
+    std::fs::write(
+        dir.path().join(".env"),
+        "MD_REPO=/from/dotenv\nMD_BRANCH=dotenv-branch\n",
+    )
+    .unwrap();
+    let e = env(&[("MD_REPO", "/from/env")]);
+    let flags = Overrides {
+        repo: Some("/from/flag".into()),
+        ..Default::default()
+    };
+
+    let l = load(Some(&path), &e, &flags).unwrap();
+    assert_eq!(l.config.repo.url.unwrap().expose(), "/from/flag");
+    assert_eq!(l.sources["repo.url"], Source::Flag("--repo"));
+    assert_eq!(l.config.repo.branch.as_str(), "dotenv-branch");
+    assert_eq!(
+        l.sources["repo.branch"],
+        Source::DotEnv(dir.path().join(".env"), 2)
+    );
+    assert_eq!(l.config.log.level, LogLevel::Warn);
+    assert_eq!(l.sources["log.level"], Source::File(path.clone()));
+    assert!(!l.sources.contains_key("log.format"));
+
+    let l = load(Some(&path), &e, &Overrides::default()).unwrap();
+    assert_eq!(l.config.repo.url.unwrap().expose(), "/from/env");
+    let l = load(Some(&path), &Env::new(), &Overrides::default()).unwrap();
+    assert_eq!(l.config.repo.url.unwrap().expose(), "/from/dotenv");
+    std::fs::remove_file(dir.path().join(".env")).unwrap();
+    let l = load(Some(&path), &Env::new(), &Overrides::default()).unwrap();
+    assert_eq!(l.config.repo.url.unwrap().expose(), "/from/file");
+}
+
+#[test]
+fn md_runtime_accepts_only_podman() {
+    assert!(
+        load(
+            None,
+            &env(&[("MD_RUNTIME", "podman")]),
+            &Overrides::default()
+        )
+        .is_ok()
+    );
+    let err = load(
+        None,
+        &env(&[("MD_RUNTIME", "docker")]),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("MD_RUNTIME") && err.contains("not supported"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_dotenv_variable_is_refused_with_its_line() {
+    let (dir, path) = file_with("");
+    std::fs::write(dir.path().join(".env"), "# x\nMD_REPOO=/x\n").unwrap();
+    let msg = load(Some(&path), &Env::new(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}:2: unknown variable `MD_REPOO`",
+            dir.path().join(".env").display()
+        )),
+        "{msg}"
+    );
+}
+
+#[test]
+fn secrets_never_show() {
+    let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretmaterial\n-----END RSA PRIVATE KEY-----";
+    let e = env(&[
+        ("GITHUB_APP_PRIVATE_KEY", pem),
+        (
+            "MD_REPO",
+            "https://x-access-token:ghs_TOKEN@github.com/o/r.git",
+        ),
+    ]);
+    let l = load(None, &e, &Overrides::default()).unwrap();
+    let shown = format!(
+        "{:?}\n{}",
+        l.config,
+        serde_yaml_ng::to_string(&l.config).unwrap()
+    );
+    assert!(!shown.contains("secretmaterial"), "{shown}");
+    assert!(!shown.contains("ghs_TOKEN"), "{shown}");
+    assert!(
+        shown.contains("x-access-token:<redacted>@github.com"),
+        "{shown}"
+    );
+    // A bad secret value is not echoed in the error either.
+    let err = load(
+        None,
+        &env(&[(
+            "GITHUB_APP_PRIVATE_KEY",
+            "-----BEGIN CERTIFICATE-----\nsecretmaterial",
+        )]),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!err.contains("secretmaterial"), "{err}");
+}
+
+#[test]
+fn token_only_urls_are_redacted() {
+    let u = RepoUrl::parse("https://ghp_abc@github.com/o/r").unwrap();
+    assert_eq!(u.redacted(), "https://<redacted>@github.com/o/r");
+    let u = RepoUrl::parse("ssh://git@host/o/r").unwrap();
+    assert_eq!(u.redacted(), "ssh://git@host/o/r");
+}
+
+#[test]
+fn default_config_path_prefers_magos_config_then_xdg() {
+    let dir = tempfile::tempdir().unwrap();
+    let xdg = dir.path().join("magos/magos.yaml");
+    std::fs::create_dir_all(xdg.parent().unwrap()).unwrap();
+    std::fs::write(&xdg, "").unwrap();
+    let e = env(&[("XDG_CONFIG_HOME", dir.path().to_str().unwrap())]);
+    assert_eq!(default_config_path(&e), Some(xdg));
+    let e = env(&[
+        ("MAGOS_CONFIG", "/elsewhere.yaml"),
+        ("XDG_CONFIG_HOME", dir.path().to_str().unwrap()),
+    ]);
+    assert_eq!(
+        default_config_path(&e),
+        Some(PathBuf::from("/elsewhere.yaml"))
+    );
+}

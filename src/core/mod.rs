@@ -1,0 +1,7 @@
+//! The pure core: compose annotations and rewrites, policies, planning and drift.
+//!
+//! Architecture invariant: nothing under `core` does I/O. No filesystem, network,
+//! process, environment, clock or async runtime: it takes text and facts and
+//! returns decisions, rewrites and diagnostics. Time is passed in.
+
+pub mod duration;
