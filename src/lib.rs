@@ -6,6 +6,7 @@
 //! - [`config`]: the configuration schema and its layered loading.
 //! - [`logging`]: the `tracing` subscriber.
 //! - [`cli`]: the command-line interface; the only module that prints results.
+//! - [`server`]: the daemon's HTTP endpoint (health, metrics, webhooks).
 //! - [`systemd`]: the `sd_notify` protocol (Linux).
 //!
 //! `ARCHITECTURE.md` has the code map and the invariants.
@@ -14,4 +15,5 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod logging;
+pub mod server;
 pub mod systemd;
