@@ -4,4 +4,8 @@
 //! process, environment, clock or async runtime: it takes text and facts and
 //! returns decisions, rewrites and diagnostics. Time is passed in.
 
+pub mod drift;
 pub mod duration;
+pub mod observed;
+pub mod plan;
+pub mod spec;

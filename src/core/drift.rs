@@ -1,0 +1,177 @@
+//! Drift: the plan seen as a report. Every service of every stack gets exactly one
+//! state, and containers of managed projects that no service claims are orphans.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::observed::{Assessment, Observed, RunState, Stale, assess, orphans};
+use super::spec::StackSpec;
+
+/// A service's drift state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftState {
+    /// Runs what the repository pins.
+    InSync,
+    /// No container.
+    Missing,
+    /// The container exists but is not running.
+    Stopped,
+    /// The container runs another image than the pinned digest.
+    ImageDrift,
+    /// The container's definition differs from the repository's.
+    ConfigDrift,
+    /// Runs as defined, but the repository pins no digest, so what runs is not
+    /// fixed.
+    Unpinned,
+    /// A container of a managed project that no service claims.
+    Orphan,
+}
+
+impl DriftState {
+    /// The name used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftState::InSync => "in_sync",
+            DriftState::Missing => "missing",
+            DriftState::Stopped => "stopped",
+            DriftState::ImageDrift => "image_drift",
+            DriftState::ConfigDrift => "config_drift",
+            DriftState::Unpinned => "unpinned",
+            DriftState::Orphan => "orphan",
+        }
+    }
+
+    /// Whether this state counts as drift (exit code 1 of `magos drift`).
+    pub fn is_drift(self) -> bool {
+        self != DriftState::InSync
+    }
+}
+
+impl fmt::Display for DriftState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of the drift report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DriftEntry {
+    /// The stack's project.
+    pub stack: String,
+    /// The service (for orphans: their service label, if any).
+    pub service: Option<String>,
+    /// The state.
+    pub state: DriftState,
+    /// What the repository says (a digest, a config hash, a container name).
+    pub expected: Option<String>,
+    /// What runs.
+    pub actual: Option<String>,
+    /// The container's name, when there is one.
+    pub container: Option<String>,
+}
+
+/// Compares every service with what runs.
+pub fn drift(stacks: &[StackSpec], observed: &Observed) -> Vec<DriftEntry> {
+    let name_of = |id: &str| {
+        observed
+            .containers
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.name.clone())
+    };
+    let mut entries = Vec::new();
+    for stack in stacks {
+        for spec in &stack.services {
+            let entry = |state,
+                         expected: Option<String>,
+                         actual: Option<String>,
+                         container: Option<String>| DriftEntry {
+                stack: stack.project.clone(),
+                service: Some(spec.service.clone()),
+                state,
+                expected,
+                actual,
+                container,
+            };
+            let pinned = spec.image.digest.clone();
+            entries.push(match assess(stack, spec, observed) {
+                Assessment::Missing => {
+                    entry(DriftState::Missing, Some(spec.name.clone()), None, None)
+                }
+                Assessment::Foreign { container } => entry(
+                    DriftState::Missing,
+                    Some(spec.name.clone()),
+                    Some("the name is taken by a container outside the stack".to_owned()),
+                    name_of(&container),
+                ),
+                Assessment::Stopped {
+                    container, state, ..
+                } => {
+                    let actual = match state {
+                        RunState::Paused => "paused",
+                        _ => "stopped",
+                    };
+                    entry(
+                        DriftState::Stopped,
+                        Some("running".to_owned()),
+                        Some(actual.to_owned()),
+                        name_of(&container),
+                    )
+                }
+                Assessment::Stale {
+                    container,
+                    stale: Stale::Image { expected, actual },
+                } => entry(
+                    DriftState::ImageDrift,
+                    Some(expected),
+                    actual,
+                    name_of(&container),
+                ),
+                Assessment::Stale {
+                    container,
+                    stale: Stale::Config { expected, actual },
+                } => entry(
+                    DriftState::ConfigDrift,
+                    Some(expected),
+                    Some(
+                        actual
+                            .unwrap_or_else(|| "no config hash (not created by Magos)".to_owned()),
+                    ),
+                    name_of(&container),
+                ),
+                Assessment::Unpinned { container, actual } => entry(
+                    DriftState::Unpinned,
+                    Some(spec.image.reference.clone()),
+                    actual,
+                    name_of(&container),
+                ),
+                Assessment::InSync { container } => {
+                    let actual = observed
+                        .containers
+                        .iter()
+                        .find(|c| c.id == container)
+                        .and_then(|c| c.image_digest.clone());
+                    entry(
+                        DriftState::InSync,
+                        pinned,
+                        actual.or_else(|| spec.image.digest.clone()),
+                        name_of(&container),
+                    )
+                }
+            });
+        }
+    }
+    for c in orphans(stacks, observed) {
+        entries.push(DriftEntry {
+            stack: c.project().unwrap_or_default().to_owned(),
+            service: c.service().map(str::to_owned),
+            state: DriftState::Orphan,
+            expected: None,
+            actual: Some(format!("{:?}", c.state).to_lowercase()),
+            container: Some(c.name.clone()),
+        });
+    }
+    entries
+}

@@ -1,0 +1,306 @@
+//! What Podman reports, in domain terms, and how one service's container compares
+//! with its spec. Planning and drift both start from [`assess`], so the plan is
+//! exactly the drift report seen as actions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::spec::{
+    ContainerSpec, ImageRef, LABEL_CONFIG_HASH, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE,
+    StackSpec,
+};
+
+/// A container's run state, reduced to what reconciling needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Running (healthy or not).
+    Running,
+    /// Paused.
+    Paused,
+    /// Created, exited, stopped or dead.
+    Stopped,
+}
+
+impl RunState {
+    /// Reads libpod's `State` string.
+    pub fn from_libpod(state: &str) -> Self {
+        match state.to_ascii_lowercase().as_str() {
+            "running" => RunState::Running,
+            "paused" => RunState::Paused,
+            _ => RunState::Stopped,
+        }
+    }
+}
+
+/// A container as Podman reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedContainer {
+    /// The full id.
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Running, paused or stopped.
+    pub state: RunState,
+    /// The id of its image.
+    pub image_id: String,
+    /// The digest Podman recorded for the container's image (`ImageDigest`).
+    pub image_digest: Option<String>,
+}
+
+impl ObservedContainer {
+    /// The compose project label.
+    pub fn project(&self) -> Option<&str> {
+        self.labels.get(LABEL_PROJECT).map(String::as_str)
+    }
+
+    /// The compose service label.
+    pub fn service(&self) -> Option<&str> {
+        self.labels.get(LABEL_SERVICE).map(String::as_str)
+    }
+
+    /// Whether Magos created it.
+    pub fn managed(&self) -> bool {
+        self.labels.get(LABEL_MANAGED).is_some_and(|v| v == "true")
+    }
+}
+
+/// An image present in local storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedImage {
+    /// The image id.
+    pub id: String,
+    /// Every digest it is known by: its `Digest` and those in `RepoDigests`
+    /// (a multi-arch pull records both the index and the platform manifest).
+    pub digests: BTreeSet<String>,
+    /// `RepoTags`, fully qualified (`docker.io/library/nginx:1.27`).
+    pub tags: BTreeSet<String>,
+}
+
+/// A network or volume as Podman reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedObject {
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Everything Podman reports that planning needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    /// All containers (running or not).
+    pub containers: Vec<ObservedContainer>,
+    /// Images in local storage.
+    pub images: Vec<ObservedImage>,
+    /// Networks.
+    pub networks: Vec<ObservedObject>,
+    /// Volumes.
+    pub volumes: Vec<ObservedObject>,
+}
+
+impl Observed {
+    /// Every digest known for an image id.
+    pub fn image_digests(&self, image_id: &str) -> Option<&BTreeSet<String>> {
+        self.images
+            .iter()
+            .find(|i| i.id == image_id)
+            .map(|i| &i.digests)
+    }
+
+    /// Whether an image is present: by digest when pinned, else by its qualified tag.
+    pub fn has_image(&self, image: &ImageRef) -> bool {
+        match &image.digest {
+            Some(d) => self.images.iter().any(|i| i.digests.contains(d)),
+            None => self
+                .images
+                .iter()
+                .any(|i| i.tags.contains(&image.qualified)),
+        }
+    }
+
+    /// The containers that belong to a service of a project, by label, falling
+    /// back to the container's name for containers without labels.
+    pub fn containers_for<'a>(
+        &'a self,
+        project: &str,
+        spec: &ContainerSpec,
+    ) -> Vec<&'a ObservedContainer> {
+        let by_label: Vec<_> = self
+            .containers
+            .iter()
+            .filter(|c| c.project() == Some(project) && c.service() == Some(spec.service.as_str()))
+            .collect();
+        if !by_label.is_empty() {
+            return by_label;
+        }
+        self.containers
+            .iter()
+            .filter(|c| c.name == spec.name)
+            .collect()
+    }
+}
+
+/// How one service's container compares with its spec. Exactly one applies, in
+/// this order of precedence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assessment {
+    /// No container.
+    Missing,
+    /// A container with the service's name exists but is not Magos's nor the
+    /// stack's: it must not be touched.
+    Foreign {
+        /// Its id.
+        container: String,
+    },
+    /// The container exists but is not running.
+    Stopped {
+        /// Its id.
+        container: String,
+        /// Its state.
+        state: RunState,
+        /// It also differs from the spec and needs recreating.
+        stale: Option<Stale>,
+    },
+    /// The container runs but differs from the spec.
+    Stale {
+        /// Its id.
+        container: String,
+        /// How.
+        stale: Stale,
+    },
+    /// Runs as specified, but the repository pins no digest.
+    Unpinned {
+        /// Its id.
+        container: String,
+        /// The digest it runs.
+        actual: Option<String>,
+    },
+    /// Runs as specified.
+    InSync {
+        /// Its id.
+        container: String,
+    },
+}
+
+/// How a container differs from its spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// It runs another image than the pinned digest.
+    Image {
+        /// The pinned digest.
+        expected: String,
+        /// What it runs.
+        actual: Option<String>,
+    },
+    /// Its config hash differs (or it has none).
+    Config {
+        /// The spec's hash.
+        expected: String,
+        /// The container's label, if any.
+        actual: Option<String>,
+    },
+}
+
+/// Compares a service's container with its spec.
+pub fn assess(stack: &StackSpec, spec: &ContainerSpec, observed: &Observed) -> Assessment {
+    let candidates = observed.containers_for(&stack.project, spec);
+    // Prefer the one Magos created, then a running one.
+    let Some(container) = candidates.iter().copied().max_by_key(|c| {
+        (
+            c.managed(),
+            c.state == RunState::Running,
+            c.name == spec.name,
+        )
+    }) else {
+        return Assessment::Missing;
+    };
+    if container.project() != Some(stack.project.as_str()) {
+        return Assessment::Foreign {
+            container: container.id.clone(),
+        };
+    }
+    let stale = staleness(spec, container, observed);
+    if container.state != RunState::Running {
+        return Assessment::Stopped {
+            container: container.id.clone(),
+            state: container.state,
+            stale,
+        };
+    }
+    if let Some(stale) = stale {
+        return Assessment::Stale {
+            container: container.id.clone(),
+            stale,
+        };
+    }
+    if spec.image.digest.is_none() {
+        return Assessment::Unpinned {
+            container: container.id.clone(),
+            actual: container.image_digest.clone(),
+        };
+    }
+    Assessment::InSync {
+        container: container.id.clone(),
+    }
+}
+
+fn staleness(
+    spec: &ContainerSpec,
+    container: &ObservedContainer,
+    observed: &Observed,
+) -> Option<Stale> {
+    if let Some(pinned) = &spec.image.digest {
+        let runs_pinned = container.image_digest.as_deref() == Some(pinned.as_str())
+            || observed
+                .image_digests(&container.image_id)
+                .is_some_and(|d| d.contains(pinned));
+        if !runs_pinned {
+            return Some(Stale::Image {
+                expected: pinned.clone(),
+                actual: container.image_digest.clone(),
+            });
+        }
+    }
+    let expected = spec.config_hash();
+    let actual = container.labels.get(LABEL_CONFIG_HASH).cloned();
+    if actual.as_deref() != Some(expected.as_str()) {
+        return Some(Stale::Config { expected, actual });
+    }
+    None
+}
+
+/// Containers that belong to a managed project but to no service of it: services
+/// removed from the repository, stacks whose folder was deleted, and duplicates.
+/// A project is managed when the repository has it or when Magos created
+/// containers for it; containers of any other project are never listed.
+pub fn orphans<'a>(stacks: &[StackSpec], observed: &'a Observed) -> Vec<&'a ObservedContainer> {
+    let mut claimed: BTreeSet<&str> = BTreeSet::new();
+    for stack in stacks {
+        for spec in &stack.services {
+            let candidates = observed.containers_for(&stack.project, spec);
+            if let Some(keep) = candidates.iter().copied().max_by_key(|c| {
+                (
+                    c.managed(),
+                    c.state == RunState::Running,
+                    c.name == spec.name,
+                )
+            }) {
+                claimed.insert(keep.id.as_str());
+            }
+        }
+    }
+    let desired: BTreeSet<&str> = stacks.iter().map(|s| s.project.as_str()).collect();
+    observed
+        .containers
+        .iter()
+        .filter(|c| !claimed.contains(c.id.as_str()))
+        .filter(|c| match c.project() {
+            Some(project) => desired.contains(project) || c.managed(),
+            None => false,
+        })
+        .collect()
+}

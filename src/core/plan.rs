@@ -1,0 +1,406 @@
+//! Planning: `plan(desired, observed) -> Plan`, a pure function. The plan is a
+//! list of closed [`Action`]s per stack, in the order they must run, plus the
+//! orphans to prune. Executing it is the apply edge's business.
+//!
+//! A stack whose plan cannot be made (a dependency cycle, a missing dependency, a
+//! container name taken by something Magos does not manage) gets an error and no
+//! actions; the other stacks are planned as usual.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use super::observed::{Assessment, Observed, RunState, Stale, assess, orphans};
+use super::spec::{ContainerSpec, ImageRef, NetworkMode, StackSpec};
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Pull an image (by digest when pinned).
+    Pull {
+        /// What to pull.
+        image: String,
+    },
+    /// Create a network the stack declares.
+    CreateNetwork {
+        /// Its name.
+        name: String,
+    },
+    /// Create a named volume the stack declares.
+    CreateVolume {
+        /// Its name.
+        name: String,
+    },
+    /// Create and start a service's container.
+    Create {
+        /// The service.
+        service: String,
+        /// The container's name.
+        name: String,
+    },
+    /// Start a stopped container that matches its spec.
+    Start {
+        /// The service.
+        service: String,
+        /// The container's name.
+        name: String,
+    },
+    /// Replace a container: stop, remove, create, start.
+    Recreate {
+        /// The service.
+        service: String,
+        /// The container's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Restart a container that must follow a recreated dependency.
+    Restart {
+        /// The service.
+        service: String,
+        /// The container's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Action {
+    /// The service an action is about, if any.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Action::Create { service, .. }
+            | Action::Start { service, .. }
+            | Action::Recreate { service, .. }
+            | Action::Restart { service, .. } => Some(service),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Pull { image } => write!(f, "pull {image}"),
+            Action::CreateNetwork { name } => write!(f, "create network {name}"),
+            Action::CreateVolume { name } => write!(f, "create volume {name}"),
+            Action::Create { name, .. } => write!(f, "create {name}"),
+            Action::Start { name, .. } => write!(f, "start {name}"),
+            Action::Recreate { name, reason, .. } => write!(f, "recreate {name} ({reason})"),
+            Action::Restart { name, reason, .. } => write!(f, "restart {name} ({reason})"),
+        }
+    }
+}
+
+/// The plan of one stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackPlan {
+    /// The project.
+    pub project: String,
+    /// What to do, in order.
+    pub actions: Vec<Action>,
+    /// Why the stack cannot be planned; then `actions` is empty.
+    pub error: Option<String>,
+}
+
+/// A container to remove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removal {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its project.
+    pub project: String,
+    /// Its service label, if any.
+    pub service: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// One entry per desired stack, in the given order.
+    pub stacks: Vec<StackPlan>,
+    /// Orphaned containers to remove (empty when pruning is off).
+    pub prune: Vec<Removal>,
+}
+
+impl Plan {
+    /// Whether nothing needs doing.
+    pub fn is_empty(&self) -> bool {
+        self.stacks
+            .iter()
+            .all(|s| s.actions.is_empty() && s.error.is_none())
+            && self.prune.is_empty()
+    }
+}
+
+/// Planning options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Remove orphaned containers of managed projects.
+    pub prune: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self { prune: true }
+    }
+}
+
+/// Plans every stack against what Podman reports.
+pub fn plan(stacks: &[StackSpec], observed: &Observed, options: PlanOptions) -> Plan {
+    let stack_plans = stacks.iter().map(|s| plan_stack(s, observed)).collect();
+    let prune = if options.prune {
+        let desired: BTreeSet<&str> = stacks.iter().map(|s| s.project.as_str()).collect();
+        orphans(stacks, observed)
+            .into_iter()
+            .map(|c| {
+                let project = c.project().unwrap_or_default().to_owned();
+                let reason = match c.service() {
+                    _ if !desired.contains(project.as_str()) => {
+                        format!("stack `{project}` is no longer in the repository")
+                    }
+                    Some(service)
+                        if stacks.iter().any(|s| {
+                            s.project == project && s.services.iter().any(|x| x.service == service)
+                        }) =>
+                    {
+                        format!("a second container for service `{service}`")
+                    }
+                    Some(service) => {
+                        format!("service `{service}` is no longer in stack `{project}`")
+                    }
+                    None => format!("a container of stack `{project}` without a service"),
+                };
+                Removal {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    project,
+                    service: c.service().map(str::to_owned),
+                    reason,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Plan {
+        stacks: stack_plans,
+        prune,
+    }
+}
+
+/// The image reference to pull: by digest when pinned.
+pub fn pull_reference(image: &ImageRef) -> String {
+    match &image.digest {
+        Some(d) => format!("{}@{d}", image.qualified),
+        None => image.qualified.clone(),
+    }
+}
+
+fn plan_stack(stack: &StackSpec, observed: &Observed) -> StackPlan {
+    match try_plan_stack(stack, observed) {
+        Ok(actions) => StackPlan {
+            project: stack.project.clone(),
+            actions,
+            error: None,
+        },
+        Err(error) => StackPlan {
+            project: stack.project.clone(),
+            actions: Vec::new(),
+            error: Some(error),
+        },
+    }
+}
+
+fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>, String> {
+    let order = start_order(stack)?;
+    let mut actions = Vec::new();
+
+    for net in &stack.networks {
+        let exists = observed.networks.iter().any(|n| n.name == net.name);
+        match (exists, net.external) {
+            (false, true) => return Err(format!("external network `{}` does not exist", net.name)),
+            (false, false) => actions.push(Action::CreateNetwork {
+                name: net.name.clone(),
+            }),
+            (true, _) => {}
+        }
+    }
+    for vol in &stack.volumes {
+        let exists = observed.volumes.iter().any(|v| v.name == vol.name);
+        match (exists, vol.external) {
+            (false, true) => return Err(format!("external volume `{}` does not exist", vol.name)),
+            (false, false) => actions.push(Action::CreateVolume {
+                name: vol.name.clone(),
+            }),
+            (true, _) => {}
+        }
+    }
+
+    let by_name: BTreeMap<&str, &ContainerSpec> = stack
+        .services
+        .iter()
+        .map(|s| (s.service.as_str(), s))
+        .collect();
+    let mut service_actions = Vec::new();
+    let mut replaced: BTreeSet<&str> = BTreeSet::new();
+    let mut pulls: Vec<String> = Vec::new();
+    for name in order {
+        let spec = by_name[name];
+        let assessment = assess(stack, spec, observed);
+        let action = match assessment {
+            Assessment::Foreign { .. } => {
+                return Err(format!(
+                    "a container named `{}` exists and is not part of stack `{}`; Magos will not touch it (rename or remove it)",
+                    spec.name, stack.project
+                ));
+            }
+            Assessment::Missing => Some(Action::Create {
+                service: name.to_owned(),
+                name: spec.name.clone(),
+            }),
+            Assessment::Stopped {
+                stale: Some(stale), ..
+            }
+            | Assessment::Stale { stale, .. } => Some(Action::Recreate {
+                service: name.to_owned(),
+                name: spec.name.clone(),
+                reason: describe(&stale),
+            }),
+            Assessment::Stopped {
+                stale: None, state, ..
+            } => {
+                let reason_is_paused = state == RunState::Paused;
+                if reason_is_paused {
+                    Some(Action::Recreate {
+                        service: name.to_owned(),
+                        name: spec.name.clone(),
+                        reason: "paused".to_owned(),
+                    })
+                } else {
+                    Some(Action::Start {
+                        service: name.to_owned(),
+                        name: spec.name.clone(),
+                    })
+                }
+            }
+            Assessment::Unpinned { .. } | Assessment::InSync { .. } => None,
+        };
+        // A service sharing a recreated service's network namespace loses it; one
+        // that asked to restart with its dependency restarts.
+        let action = action.or_else(|| follow_dependencies(spec, &replaced));
+        if let Some(action) = action {
+            if matches!(action, Action::Create { .. } | Action::Recreate { .. }) {
+                replaced.insert(name);
+                if !observed.has_image(&spec.image) {
+                    let image = pull_reference(&spec.image);
+                    if !pulls.contains(&image) {
+                        pulls.push(image);
+                    }
+                }
+            }
+            service_actions.push(action);
+        }
+    }
+    actions.extend(pulls.into_iter().map(|image| Action::Pull { image }));
+    actions.extend(service_actions);
+    Ok(actions)
+}
+
+fn follow_dependencies(spec: &ContainerSpec, replaced: &BTreeSet<&str>) -> Option<Action> {
+    if let NetworkMode::Service(target) = &spec.network_mode
+        && replaced.contains(target.as_str())
+    {
+        return Some(Action::Recreate {
+            service: spec.service.clone(),
+            name: spec.name.clone(),
+            reason: format!("shares the network namespace of recreated `{target}`"),
+        });
+    }
+    spec.depends_on
+        .iter()
+        .find(|d| d.restart && replaced.contains(d.service.as_str()))
+        .map(|d| Action::Restart {
+            service: spec.service.clone(),
+            name: spec.name.clone(),
+            reason: format!("dependency `{}` was recreated", d.service),
+        })
+}
+
+fn describe(stale: &Stale) -> String {
+    match stale {
+        Stale::Image { expected, actual } => {
+            format!(
+                "runs {} instead of {}",
+                actual.as_deref().map(short).unwrap_or("an unknown image"),
+                short(expected)
+            )
+        }
+        Stale::Config { actual: None, .. } => "not created by Magos".to_owned(),
+        Stale::Config { .. } => "definition changed".to_owned(),
+    }
+}
+
+/// `sha256:0123456789ab…` for messages.
+pub fn short(digest: &str) -> &str {
+    let end = digest
+        .find(':')
+        .map(|i| i + 13)
+        .unwrap_or(12)
+        .min(digest.len());
+    &digest[..end]
+}
+
+/// The order services must start in: dependencies first (`depends_on` and
+/// `network_mode: service:…`), ties broken by declaration order. Errors name a
+/// missing dependency or the services in a cycle.
+pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
+    let names: Vec<&str> = stack.services.iter().map(|s| s.service.as_str()).collect();
+    let mut deps: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for spec in &stack.services {
+        let mut list: Vec<&str> = spec.depends_on.iter().map(|d| d.service.as_str()).collect();
+        if let NetworkMode::Service(target) = &spec.network_mode {
+            list.push(target);
+        }
+        for d in &list {
+            if !names.contains(d) {
+                return Err(format!(
+                    "service `{}` depends on `{d}`, which is not in stack `{}`",
+                    spec.service, stack.project
+                ));
+            }
+        }
+        deps.insert(&spec.service, list);
+    }
+    let mut order: Vec<&str> = Vec::with_capacity(names.len());
+    while order.len() < names.len() {
+        let next = names
+            .iter()
+            .find(|n| !order.contains(n) && deps[*n].iter().all(|d| order.contains(d)))
+            .copied();
+        match next {
+            Some(n) => order.push(n),
+            None => {
+                let stuck: Vec<&str> = names
+                    .iter()
+                    .filter(|n| !order.contains(n))
+                    .copied()
+                    .collect();
+                return Err(format!(
+                    "services depend on each other in a cycle: {}",
+                    stuck.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,412 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+use crate::core::drift::{DriftState, drift};
+use crate::core::observed::{ObservedContainer, ObservedImage, ObservedObject};
+use crate::core::spec::{Dependency, DependencyCondition, NetworkSpec, VolumeSpec, scoped_name};
+
+fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+fn image(name: &str, d: Option<char>) -> ImageRef {
+    ImageRef {
+        reference: match d {
+            Some(c) => format!("{name}:1@{}", digest(c)),
+            None => format!("{name}:1"),
+        },
+        qualified: format!("127.0.0.1:5000/{name}:1"),
+        digest: d.map(digest),
+    }
+}
+
+fn stack(project: &str, services: Vec<ContainerSpec>) -> StackSpec {
+    StackSpec {
+        project: project.into(),
+        working_dir: format!("/repo/{project}"),
+        config_files: vec!["compose.yaml".into()],
+        networks: vec![NetworkSpec {
+            name: scoped_name(project, "default"),
+            external: false,
+            driver: None,
+            internal: false,
+            labels: BTreeMap::new(),
+        }],
+        volumes: vec![VolumeSpec {
+            name: scoped_name(project, "data"),
+            external: false,
+            driver: None,
+            labels: BTreeMap::new(),
+        }],
+        services,
+    }
+}
+
+fn svc(project: &str, name: &str, d: char) -> ContainerSpec {
+    ContainerSpec::new(project, name, image(name, Some(d)))
+}
+
+fn depends(mut s: ContainerSpec, on: &str, restart: bool) -> ContainerSpec {
+    s.depends_on.push(Dependency {
+        service: on.into(),
+        condition: DependencyCondition::ServiceHealthy,
+        restart,
+    });
+    s
+}
+
+/// What Podman reports after Magos applied `stacks` exactly.
+fn converged(stacks: &[StackSpec]) -> Observed {
+    let mut o = Observed::default();
+    for st in stacks {
+        for n in &st.networks {
+            o.networks.push(ObservedObject {
+                name: n.name.clone(),
+                labels: BTreeMap::new(),
+            });
+        }
+        for v in &st.volumes {
+            o.volumes.push(ObservedObject {
+                name: v.name.clone(),
+                labels: BTreeMap::new(),
+            });
+        }
+        for s in &st.services {
+            let image_id = format!("img-{}", s.service);
+            o.images.push(ObservedImage {
+                id: image_id.clone(),
+                digests: s.image.digest.iter().cloned().collect(),
+                tags: BTreeSet::from([s.image.qualified.clone()]),
+            });
+            o.containers.push(ObservedContainer {
+                id: format!("id-{}", s.name),
+                name: s.name.clone(),
+                labels: s.all_labels(st),
+                state: RunState::Running,
+                image_id,
+                image_digest: s.image.digest.clone(),
+            });
+        }
+    }
+    o
+}
+
+fn web() -> StackSpec {
+    stack(
+        "web",
+        vec![
+            depends(svc("web", "app", 'a'), "db", false),
+            svc("web", "db", 'b'),
+        ],
+    )
+}
+
+fn states(stacks: &[StackSpec], o: &Observed) -> Vec<(String, DriftState)> {
+    drift(stacks, o)
+        .into_iter()
+        .map(|e| (e.service.unwrap_or_default(), e.state))
+        .collect()
+}
+
+#[test]
+fn a_cold_start_creates_everything_in_dependency_order() {
+    let stacks = [web()];
+    let p = plan(&stacks, &Observed::default(), PlanOptions::default());
+    let actions: Vec<String> = p.stacks[0]
+        .actions
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "create network web_default",
+            "create volume web_data",
+            &format!("pull 127.0.0.1:5000/db:1@{}", digest('b')),
+            &format!("pull 127.0.0.1:5000/app:1@{}", digest('a')),
+            "create web_db_1",
+            "create web_app_1",
+        ]
+    );
+    assert!(p.prune.is_empty());
+    assert_eq!(
+        states(&stacks, &Observed::default()),
+        [
+            ("app".into(), DriftState::Missing),
+            ("db".into(), DriftState::Missing)
+        ]
+    );
+}
+
+#[test]
+fn a_converged_stack_plans_nothing_and_is_in_sync() {
+    let stacks = [web()];
+    let o = converged(&stacks);
+    let p = plan(&stacks, &o, PlanOptions::default());
+    assert!(p.is_empty(), "{p:#?}");
+    assert!(
+        drift(&stacks, &o)
+            .iter()
+            .all(|e| e.state == DriftState::InSync)
+    );
+}
+
+#[test]
+fn a_digest_bump_recreates_only_that_service() {
+    let before = [web()];
+    let o = converged(&before);
+    let mut after = web();
+    after.services[1].image = image("db", Some('c'));
+    let after = [after];
+    let p = plan(&after, &o, PlanOptions::default());
+    let actions: Vec<String> = p.stacks[0]
+        .actions
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            format!("pull 127.0.0.1:5000/db:1@{}", digest('c')),
+            "recreate web_db_1 (runs sha256:bbbbbbbbbbbb instead of sha256:cccccccccccc)"
+                .to_owned(),
+        ]
+    );
+    assert_eq!(
+        states(&after, &o),
+        [
+            ("app".into(), DriftState::InSync),
+            ("db".into(), DriftState::ImageDrift)
+        ]
+    );
+    let e = &drift(&after, &o)[1];
+    assert_eq!(e.expected.as_deref(), Some(digest('c').as_str()));
+    assert_eq!(e.actual.as_deref(), Some(digest('b').as_str()));
+    assert_eq!(e.container.as_deref(), Some("web_db_1"));
+}
+
+#[test]
+fn a_restart_dependency_follows_and_a_shared_namespace_is_recreated() {
+    let mut sidecar = svc("web", "sidecar", 's');
+    sidecar.network_mode = NetworkMode::Service("db".into());
+    let before = [stack(
+        "web",
+        vec![
+            depends(svc("web", "app", 'a'), "db", true),
+            svc("web", "db", 'b'),
+            sidecar,
+        ],
+    )];
+    let o = converged(&before);
+    let mut after = before[0].clone();
+    after.services[1].environment.insert("X".into(), "1".into());
+    let p = plan(&[after], &o, PlanOptions::default());
+    let actions: Vec<String> = p.stacks[0]
+        .actions
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "recreate web_db_1 (definition changed)",
+            "restart web_app_1 (dependency `db` was recreated)",
+            "recreate web_sidecar_1 (shares the network namespace of recreated `db`)",
+        ]
+    );
+}
+
+#[test]
+fn a_config_change_is_config_drift() {
+    let before = [web()];
+    let o = converged(&before);
+    let mut after = web();
+    after.services[0].command = Some(vec!["httpd".into(), "-f".into()]);
+    let after = [after];
+    assert_eq!(
+        states(&after, &o),
+        [
+            ("app".into(), DriftState::ConfigDrift),
+            ("db".into(), DriftState::InSync)
+        ]
+    );
+    let p = plan(&after, &o, PlanOptions::default());
+    assert_eq!(p.stacks[0].actions.len(), 1);
+    assert!(
+        matches!(&p.stacks[0].actions[0], Action::Recreate { service, .. } if service == "app")
+    );
+}
+
+#[test]
+fn a_stopped_container_is_started_not_recreated() {
+    let stacks = [web()];
+    let mut o = converged(&stacks);
+    o.containers[0].state = RunState::Stopped;
+    assert_eq!(states(&stacks, &o)[0], ("app".into(), DriftState::Stopped));
+    let p = plan(&stacks, &o, PlanOptions::default());
+    assert_eq!(
+        p.stacks[0].actions,
+        [Action::Start {
+            service: "app".into(),
+            name: "web_app_1".into()
+        }]
+    );
+}
+
+#[test]
+fn a_hand_made_container_is_config_drift_and_replaced() {
+    let stacks = [web()];
+    let mut o = converged(&stacks);
+    o.containers[0]
+        .labels
+        .remove(crate::core::spec::LABEL_CONFIG_HASH);
+    let e = &drift(&stacks, &o)[0];
+    assert_eq!(e.state, DriftState::ConfigDrift);
+    assert!(
+        e.actual
+            .as_deref()
+            .unwrap()
+            .contains("not created by Magos")
+    );
+}
+
+#[test]
+fn a_foreign_container_blocks_only_its_stack() {
+    let stacks = [web(), stack("media", vec![svc("media", "jellyfin", 'j')])];
+    let mut o = Observed::default();
+    o.containers.push(ObservedContainer {
+        id: "foreign".into(),
+        name: "web_app_1".into(),
+        labels: BTreeMap::new(),
+        state: RunState::Running,
+        image_id: "x".into(),
+        image_digest: None,
+    });
+    let p = plan(&stacks, &o, PlanOptions::default());
+    let err = p.stacks[0].error.as_deref().unwrap();
+    assert!(
+        err.contains("web_app_1") && err.contains("will not touch"),
+        "{err}"
+    );
+    assert!(p.stacks[0].actions.is_empty());
+    assert!(p.stacks[1].error.is_none());
+    assert!(
+        p.stacks[1]
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Create { service, .. } if service == "jellyfin"))
+    );
+    assert!(p.prune.is_empty(), "a foreign container is never pruned");
+}
+
+#[test]
+fn orphans_of_managed_projects_are_pruned_and_nothing_else() {
+    let old = [web(), stack("gone", vec![svc("gone", "x", 'x')])];
+    let mut o = converged(&old);
+    // Unmanaged containers: no labels, or another project without Magos's label.
+    o.containers.push(ObservedContainer {
+        id: "mine".into(),
+        name: "my-own".into(),
+        labels: BTreeMap::new(),
+        state: RunState::Running,
+        image_id: "x".into(),
+        image_digest: None,
+    });
+    o.containers.push(ObservedContainer {
+        id: "other-compose".into(),
+        name: "other_svc_1".into(),
+        labels: BTreeMap::from([(
+            crate::core::spec::LABEL_PROJECT.to_owned(),
+            "other".to_owned(),
+        )]),
+        state: RunState::Running,
+        image_id: "x".into(),
+        image_digest: None,
+    });
+    // The repository now has only `web`, without `db`.
+    let new = [stack("web", vec![svc("web", "app", 'a')])];
+    let p = plan(&new, &o, PlanOptions::default());
+    let pruned: BTreeSet<&str> = p.prune.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(pruned, BTreeSet::from(["web_db_1", "gone_x_1"]));
+    let reasons: Vec<&str> = p.prune.iter().map(|r| r.reason.as_str()).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("no longer in stack `web`")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("stack `gone` is no longer in the repository")),
+        "{reasons:?}"
+    );
+    assert!(
+        plan(&new, &o, PlanOptions { prune: false })
+            .prune
+            .is_empty()
+    );
+    let orphans: Vec<_> = drift(&new, &o)
+        .into_iter()
+        .filter(|e| e.state == DriftState::Orphan)
+        .collect();
+    assert_eq!(orphans.len(), 2);
+}
+
+#[test]
+fn a_multi_arch_pin_matches_the_platform_image_it_resolved_to() {
+    let stacks = [web()];
+    let mut o = converged(&stacks);
+    // Podman records the platform manifest digest on the container; the image knows
+    // both the index (pinned) and the platform digest.
+    o.containers[0].image_digest = Some(digest('p'));
+    o.images[0].digests.insert(digest('p'));
+    assert_eq!(states(&stacks, &o)[0], ("app".into(), DriftState::InSync));
+}
+
+#[test]
+fn unpinned_images_are_reported() {
+    let stacks = [stack(
+        "web",
+        vec![ContainerSpec::new("web", "app", image("app", None))],
+    )];
+    let o = converged(&stacks);
+    assert_eq!(states(&stacks, &o), [("app".into(), DriftState::Unpinned)]);
+    assert!(plan(&stacks, &o, PlanOptions::default()).is_empty());
+}
+
+#[test]
+fn cycles_and_missing_dependencies_are_errors_for_their_stack() {
+    let cyc = stack(
+        "cyc",
+        vec![
+            depends(svc("cyc", "a", 'a'), "b", false),
+            depends(svc("cyc", "b", 'b'), "a", false),
+        ],
+    );
+    let err = start_order(&cyc).unwrap_err();
+    assert!(
+        err.contains("cycle") && err.contains('a') && err.contains('b'),
+        "{err}"
+    );
+    let missing = stack("m", vec![depends(svc("m", "a", 'a'), "nope", false)]);
+    let err = start_order(&missing).unwrap_err();
+    assert!(err.contains("`nope`"), "{err}");
+    let p = plan(&[cyc, web()], &Observed::default(), PlanOptions::default());
+    assert!(p.stacks[0].error.is_some());
+    assert!(!p.stacks[1].actions.is_empty());
+}
+
+#[test]
+fn external_networks_must_exist() {
+    let mut st = web();
+    st.networks[0].external = true;
+    let p = plan(&[st], &Observed::default(), PlanOptions::default());
+    assert!(
+        p.stacks[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("external network `web_default`")
+    );
+}

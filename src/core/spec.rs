@@ -1,0 +1,396 @@
+//! What Magos wants to run, in domain terms: stacks of containers, networks and
+//! volumes, named and labelled the way `podman-compose` names and labels them so
+//! that the compose CLI and Magos see the same objects.
+//!
+//! A [`ContainerSpec`] is everything that decides how a container is created. Its
+//! [`ContainerSpec::config_hash`] is a SHA-256 over a canonical JSON form of the
+//! spec; a container whose hash label differs must be recreated.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Label: the compose project (podman-compose and docker compose).
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+/// Label: the compose project (podman-compose's own).
+pub const LABEL_PODMAN_PROJECT: &str = "io.podman.compose.project";
+/// Label: the compose service (podman-compose and docker compose).
+pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+/// Label: the compose service (podman-compose's own).
+pub const LABEL_PODMAN_SERVICE: &str = "io.podman.compose.service";
+/// Label: the replica number (always 1).
+pub const LABEL_CONTAINER_NUMBER: &str = "com.docker.compose.container-number";
+/// Label: the stack's folder.
+pub const LABEL_WORKING_DIR: &str = "com.docker.compose.project.working_dir";
+/// Label: the stack's compose files.
+pub const LABEL_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+/// Label: set on every object Magos created; objects without it are never touched.
+pub const LABEL_MANAGED: &str = "io.magos.managed";
+/// Label: the config hash of the spec the container was created from.
+pub const LABEL_CONFIG_HASH: &str = "io.magos.config-hash";
+
+/// One stack as Magos wants it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackSpec {
+    /// The compose project name.
+    pub project: String,
+    /// The stack's folder, for the working-dir label.
+    pub working_dir: String,
+    /// The compose files, for the config-files label.
+    pub config_files: Vec<String>,
+    /// Networks the stack declares (the `default` network included when used).
+    pub networks: Vec<NetworkSpec>,
+    /// Named volumes the stack declares.
+    pub volumes: Vec<VolumeSpec>,
+    /// One container per service.
+    pub services: Vec<ContainerSpec>,
+}
+
+/// A network of a stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkSpec {
+    /// The name Podman knows it by (`<project>_<key>` unless `name:` is given).
+    pub name: String,
+    /// `external: true`: must exist, never created or removed by Magos.
+    pub external: bool,
+    /// Driver (`bridge` by default).
+    pub driver: Option<String>,
+    /// `internal: true`.
+    pub internal: bool,
+    /// Labels of the network (compose labels included).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A named volume of a stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeSpec {
+    /// The name Podman knows it by (`<project>_<key>` unless `name:` is given).
+    pub name: String,
+    /// `external: true`: must exist, never created or removed by Magos.
+    pub external: bool,
+    /// Driver (`local` by default).
+    pub driver: Option<String>,
+    /// Labels of the volume (compose labels included).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An image reference as the repository pins it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRef {
+    /// The reference as written (e.g. `ghcr.io/o/app:1.2.3@sha256:…`).
+    pub reference: String,
+    /// The fully qualified `name:tag`, as Podman records it in `RepoTags`
+    /// (`nginx:1.27` → `docker.io/library/nginx:1.27`).
+    pub qualified: String,
+    /// The pinned digest, `sha256:<hex>`, when the reference has one.
+    pub digest: Option<String>,
+}
+
+/// When a dependency counts as ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyCondition {
+    /// The dependency's container has started.
+    ServiceStarted,
+    /// The dependency's healthcheck reports healthy.
+    ServiceHealthy,
+    /// The dependency ran and exited 0.
+    ServiceCompletedSuccessfully,
+}
+
+/// A `depends_on` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    /// The service depended on.
+    pub service: String,
+    /// When it counts as ready.
+    pub condition: DependencyCondition,
+    /// `restart: true`: recreate this service when the dependency is recreated.
+    pub restart: bool,
+}
+
+/// A published port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortSpec {
+    /// The host address (`127.0.0.1`), empty for all addresses.
+    pub host_ip: String,
+    /// The host port; 0 lets Podman choose.
+    pub host_port: u16,
+    /// The container port.
+    pub container_port: u16,
+    /// How many consecutive ports (1 for one).
+    pub range: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// A mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MountSpec {
+    /// A named volume (full Podman name).
+    Volume {
+        /// The volume's name.
+        name: String,
+        /// Where it is mounted.
+        target: String,
+        /// Read-only.
+        read_only: bool,
+    },
+    /// A host path.
+    Bind {
+        /// The absolute host path.
+        source: String,
+        /// Where it is mounted.
+        target: String,
+        /// Options (`ro`, `z`, `Z`, …).
+        options: Vec<String>,
+    },
+    /// A tmpfs.
+    Tmpfs {
+        /// Where it is mounted.
+        target: String,
+        /// Options (`size=64m`, …).
+        options: Vec<String>,
+    },
+}
+
+/// The network namespace mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", content = "value", rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// Bridge networks of the stack (the default).
+    Bridge,
+    /// The host's network.
+    Host,
+    /// No network.
+    None,
+    /// Rootless pasta, with its options.
+    Pasta(Vec<String>),
+    /// Another service's namespace (`service:<name>`).
+    Service(String),
+    /// Another container's namespace (`container:<name>`).
+    Container(String),
+}
+
+/// A healthcheck.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthSpec {
+    /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
+    pub test: Vec<String>,
+    /// Between checks.
+    pub interval: Option<Duration>,
+    /// A check's time limit.
+    pub timeout: Option<Duration>,
+    /// Grace period after start.
+    pub start_period: Option<Duration>,
+    /// Failures before unhealthy.
+    pub retries: Option<u32>,
+}
+
+/// The restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart.
+    No,
+    /// Always.
+    Always,
+    /// On non-zero exit.
+    OnFailure,
+    /// Unless stopped by hand.
+    UnlessStopped,
+}
+
+/// Everything that decides how one service's container is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerSpec {
+    /// The compose service.
+    pub service: String,
+    /// The container's name (`<project>_<service>_1` unless `container_name:`).
+    pub name: String,
+    /// The image, as pinned.
+    pub image: ImageRef,
+    /// Replaces the image's command.
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment, from `environment:` and plain `env_file:`s.
+    pub environment: BTreeMap<String, String>,
+    /// Names of variables whose values come from encrypted files: their values are
+    /// injected at apply time and enter the hash only as the hash of the ciphertext
+    /// given in [`ContainerSpec::secret_digest`].
+    pub secret_environment: Vec<String>,
+    /// A digest of every encrypted input (ciphertexts), never of plaintext.
+    pub secret_digest: Option<String>,
+    /// Published ports.
+    pub ports: Vec<PortSpec>,
+    /// Mounts.
+    pub mounts: Vec<MountSpec>,
+    /// Bridge networks joined, with aliases (full Podman names).
+    pub networks: BTreeMap<String, Vec<String>>,
+    /// The network namespace mode.
+    pub network_mode: NetworkMode,
+    /// The restart policy.
+    pub restart: Option<RestartPolicy>,
+    /// The healthcheck.
+    pub healthcheck: Option<HealthSpec>,
+    /// Labels from the compose file (Magos's and compose's are added on create).
+    pub labels: BTreeMap<String, String>,
+    /// Services this one depends on.
+    pub depends_on: Vec<Dependency>,
+    /// `user:`.
+    pub user: Option<String>,
+    /// `working_dir:`.
+    pub working_dir: Option<String>,
+    /// `hostname:`.
+    pub hostname: Option<String>,
+    /// `cap_add:`.
+    pub cap_add: Vec<String>,
+    /// `cap_drop:`.
+    pub cap_drop: Vec<String>,
+    /// `devices:` (`host[:container[:perms]]`).
+    pub devices: Vec<String>,
+    /// `extra_hosts:` as `host:ip`.
+    pub extra_hosts: Vec<String>,
+    /// `dns:`.
+    pub dns: Vec<String>,
+    /// `stop_signal:`.
+    pub stop_signal: Option<String>,
+    /// `stop_grace_period:`.
+    pub stop_grace_period: Option<Duration>,
+    /// `read_only:`.
+    pub read_only: bool,
+}
+
+impl ContainerSpec {
+    /// A spec with only the required parts set.
+    pub fn new(project: &str, service: &str, image: ImageRef) -> Self {
+        Self {
+            service: service.to_owned(),
+            name: default_container_name(project, service),
+            image,
+            command: None,
+            entrypoint: None,
+            environment: BTreeMap::new(),
+            secret_environment: Vec::new(),
+            secret_digest: None,
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            networks: BTreeMap::new(),
+            network_mode: NetworkMode::Bridge,
+            restart: None,
+            healthcheck: None,
+            labels: BTreeMap::new(),
+            depends_on: Vec::new(),
+            user: None,
+            working_dir: None,
+            hostname: None,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            devices: Vec::new(),
+            extra_hosts: Vec::new(),
+            dns: Vec::new(),
+            stop_signal: None,
+            stop_grace_period: None,
+            read_only: false,
+        }
+    }
+
+    /// SHA-256 (hex) of the spec's canonical JSON. Maps are ordered and every field
+    /// is present, so equal specs hash equally; secret values are not in the spec.
+    pub fn config_hash(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a spec always serializes");
+        hex::encode(Sha256::digest(&json))
+    }
+
+    /// Every label the container is created with: the compose file's, then
+    /// compose's and Magos's own (which win).
+    pub fn all_labels(&self, stack: &StackSpec) -> BTreeMap<String, String> {
+        let mut labels = self.labels.clone();
+        labels.extend(stack_labels(&stack.project));
+        labels.insert(LABEL_SERVICE.to_owned(), self.service.clone());
+        labels.insert(LABEL_PODMAN_SERVICE.to_owned(), self.service.clone());
+        labels.insert(LABEL_CONTAINER_NUMBER.to_owned(), "1".to_owned());
+        labels.insert(LABEL_WORKING_DIR.to_owned(), stack.working_dir.clone());
+        labels.insert(LABEL_CONFIG_FILES.to_owned(), stack.config_files.join(","));
+        labels.insert(LABEL_CONFIG_HASH.to_owned(), self.config_hash());
+        labels
+    }
+}
+
+/// The labels every object of a managed stack carries.
+pub fn stack_labels(project: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_PROJECT.to_owned(), project.to_owned()),
+        (LABEL_PODMAN_PROJECT.to_owned(), project.to_owned()),
+        (LABEL_MANAGED.to_owned(), "true".to_owned()),
+    ])
+}
+
+/// podman-compose's default container name.
+pub fn default_container_name(project: &str, service: &str) -> String {
+    format!("{project}_{service}_1")
+}
+
+/// podman-compose's name for a stack's network or volume declared under `key`.
+pub fn scoped_name(project: &str, key: &str) -> String {
+    format!("{project}_{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> ImageRef {
+        ImageRef {
+            reference: "nginx:1.27".into(),
+            qualified: "docker.io/library/nginx:1.27".into(),
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn names_follow_podman_compose() {
+        let s = ContainerSpec::new("web", "app", image());
+        assert_eq!(s.name, "web_app_1");
+        assert_eq!(scoped_name("web", "default"), "web_default");
+    }
+
+    #[test]
+    fn the_hash_changes_with_any_field_and_only_then() {
+        let a = ContainerSpec::new("web", "app", image());
+        let mut b = a.clone();
+        assert_eq!(a.config_hash(), b.config_hash());
+        b.environment.insert("A".into(), "1".into());
+        assert_ne!(a.config_hash(), b.config_hash());
+        let mut c = a.clone();
+        c.image.digest = Some(format!("sha256:{}", "a".repeat(64)));
+        assert_ne!(a.config_hash(), c.config_hash());
+        assert_eq!(a.config_hash().len(), 64);
+    }
+
+    #[test]
+    fn labels_are_compose_compatible_and_ours_win() {
+        let stack = StackSpec {
+            project: "web".into(),
+            working_dir: "/repo/web".into(),
+            config_files: vec!["compose.yaml".into()],
+            networks: vec![],
+            volumes: vec![],
+            services: vec![],
+        };
+        let mut s = ContainerSpec::new("web", "app", image());
+        s.labels.insert(LABEL_PROJECT.into(), "spoofed".into());
+        s.labels.insert("traefik.enable".into(), "true".into());
+        let labels = s.all_labels(&stack);
+        assert_eq!(labels[LABEL_PROJECT], "web");
+        assert_eq!(labels[LABEL_PODMAN_PROJECT], "web");
+        assert_eq!(labels[LABEL_SERVICE], "app");
+        assert_eq!(labels[LABEL_MANAGED], "true");
+        assert_eq!(labels["traefik.enable"], "true");
+        assert_eq!(labels[LABEL_CONFIG_HASH], s.config_hash());
+    }
+}
