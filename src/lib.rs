@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`core`]: the pure core (annotations, policies, rewrites, planning, drift).
 //!   No I/O.
+//! - [`daemon`]: the reconcile loop's schedule (triggers, coalescing, backoff,
+//!   watchdog).
 //! - [`config`]: the configuration schema and its layered loading.
 //! - [`logging`]: the `tracing` subscriber.
 //! - [`cli`]: the command-line interface; the only module that prints results.
@@ -14,6 +16,7 @@
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod daemon;
 pub mod logging;
 pub mod server;
 pub mod systemd;

@@ -5,6 +5,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The current instant on tokio's clock (the system's, except in tests that
+/// pause time).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 #[derive(Debug)]
 enum Step {
     Idle,
@@ -56,13 +62,13 @@ impl Liveness {
     /// allowance.
     pub fn progress(&self) {
         if let Step::Busy { since, .. } = &mut *self.lock() {
-            *since = Instant::now();
+            *since = now();
         }
     }
 
     /// `Ok` while idle or while the current step is within its allowance.
     pub fn check(&self) -> Result<(), String> {
-        self.check_at(Instant::now())
+        self.check_at(now())
     }
 
     /// [`Liveness::check`] at a given instant.
