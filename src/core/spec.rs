@@ -2,6 +2,12 @@
 //! volumes, named and labelled the way `podman-compose` names and labels them so
 //! that the compose CLI and Magos see the same objects.
 //!
+//! podman-compose 1.3 names a stack's objects `<project>_<service>_1`,
+//! `<project>_<network>` and `<project>_<volume>`, and labels each with
+//! `com.docker.compose.project` and `io.podman.compose.project` (containers also
+//! with `com.docker.compose.service`, the container number, working dir and config
+//! files). Magos uses the same names and labels and adds its own two.
+//!
 //! A [`ContainerSpec`] is everything that decides how a container is created. Its
 //! [`ContainerSpec::config_hash`] is a SHA-256 over a canonical JSON form of the
 //! spec; a container whose hash label differs must be recreated.
@@ -18,8 +24,6 @@ pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_PODMAN_PROJECT: &str = "io.podman.compose.project";
 /// Label: the compose service (podman-compose and docker compose).
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
-/// Label: the compose service (podman-compose's own).
-pub const LABEL_PODMAN_SERVICE: &str = "io.podman.compose.service";
 /// Label: the replica number (always 1).
 pub const LABEL_CONTAINER_NUMBER: &str = "com.docker.compose.container-number";
 /// Label: the stack's folder.
@@ -312,7 +316,6 @@ impl ContainerSpec {
         let mut labels = self.labels.clone();
         labels.extend(stack_labels(&stack.project));
         labels.insert(LABEL_SERVICE.to_owned(), self.service.clone());
-        labels.insert(LABEL_PODMAN_SERVICE.to_owned(), self.service.clone());
         labels.insert(LABEL_CONTAINER_NUMBER.to_owned(), "1".to_owned());
         labels.insert(LABEL_WORKING_DIR.to_owned(), stack.working_dir.clone());
         labels.insert(LABEL_CONFIG_FILES.to_owned(), stack.config_files.join(","));
