@@ -128,11 +128,10 @@ wait_for() {
 # ---------------------------------------------------------------------------- packages
 
 packages_missing() {
-    local p status
-    for p in "$@"; do
-        status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-        [[ $status == ii* ]] || echo "$p"
-    done
+    local installed
+    installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null |
+        awk '$2 ~ /^ii/ { print $1 }' | sort -u)
+    comm -23 <(printf '%s\n' "$@" | sort -u) <(printf '%s\n' "$installed")
 }
 
 install_packages() {
@@ -400,17 +399,16 @@ parallel_podman() {
     ((failed == 0)) || { tail -30 "$jobs_log" >&2; die "building or pushing a test image failed (log: $jobs_log)"; }
 }
 
+# Tags of `want` (one a line on stdin) that repository $1 lacks.
+tags_missing() {
+    comm -23 <(sort -u) <(registry_tags "$1" | sort -u)
+}
+
 images_present() {
-    local have
-    have=$(registry_tags magos/semver)
-    local t
-    while read -r t; do
-        grep -qxF -- "$t" <<<"$have" || return 1
-    done < <(semver_tags)
-    grep -qx latest <<<"$(registry_tags magos/moving)" || return 1
-    grep -qx 1.0 <<<"$(registry_tags magos/multiarch)" || return 1
-    grep -qx 1.0-docker <<<"$(registry_tags magos/multiarch)" || return 1
-    grep -qx 1 <<<"$(registry_tags magos/httpd)" || return 1
+    [[ -z $(semver_tags | tags_missing magos/semver) ]] &&
+        [[ -z $(echo latest | tags_missing magos/moving) ]] &&
+        [[ -z $(printf '1.0\n1.0-docker\n' | tags_missing magos/multiarch) ]] &&
+        [[ -z $(echo 1 | tags_missing magos/httpd) ]]
 }
 
 push_images() {
@@ -513,8 +511,8 @@ write_env() {
     uid=$(uid_of)
     rd=/run/user/$uid
     local podman_version
-    podman_version=$(curl -s --unix-socket "$rd/podman/podman.sock" http://d/v5.0.0/libpod/version |
-        grep -o '"Version":"[^"]*"' | head -1 | cut -d'"' -f4)
+    podman_version=$(curl -s -o /dev/null -D - --unix-socket "$rd/podman/podman.sock" \
+        http://d/v5.0.0/libpod/_ping | sed -n 's/^libpod-api-version: *//Ip' | tr -d '\r')
     local distinct
     distinct=$(IFS=,; echo "${SEMVER_DISTINCT[*]}")
     install -d -m 0755 "$RUN_DIR"
