@@ -159,11 +159,11 @@ Pin-Priority: 100
 EOF
     # Installing must not start the packaged docker-registry service (it would take
     # port 5000 on every address); a policy-rc.d that refuses starts does that.
-    local own_policy=0
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\n# Written by scripts/testbed.sh while it installs packages.\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
         chmod 0755 /usr/sbin/policy-rc.d
-        own_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     log "   apt-get update"
     "${APT[@]}" update >"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log" >&2; die "apt-get update failed (log: $LOGS/apt.log)"; }
@@ -173,7 +173,6 @@ EOF
     log "   from bookworm: ${BOOKWORM_PACKAGES[*]}"
     "${APT[@]}" install -y --no-install-recommends "${BOOKWORM_PACKAGES[@]}" >>"$LOGS/apt.log" 2>&1 ||
         { tail -30 "$LOGS/apt.log" >&2; die "installing from bookworm failed (log: $LOGS/apt.log)"; }
-    ((own_policy)) && rm -f /usr/sbin/policy-rc.d
     podman --version | grep -q 'version 5\.' || die "podman 5 expected, found: $(podman --version)"
     done_step "$(podman --version)"
 }
@@ -264,6 +263,7 @@ start_podman_service() {
     home=$(user_home)
     # setsid -f: a session of its own, detached from this script's terminal and pipes;
     # setpriv execs in place, so the pid written is podman's own.
+    # shellcheck disable=SC2016 # expanded by the inner shell
     setsid -f sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$PODMAN_PID" \
         setpriv --reuid="$uid" --regid="$gid" --init-groups \
         env -i HOME="$home" USER="$TB_USER" LOGNAME="$TB_USER" \
@@ -312,6 +312,7 @@ EOF
         return
     fi
     # The access log goes to standard output, the application log to standard error.
+    # shellcheck disable=SC2016 # expanded by the inner shell
     setsid -f sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$REGISTRY_PID" \
         docker-registry serve "$REGISTRY_CONFIG" \
         </dev/null >>"$REGISTRY_ACCESS_LOG" 2>>"$REGISTRY_LOG"
@@ -326,7 +327,7 @@ EOF
 
 # All tags of a repository (follows the Link header), one a line.
 registry_tags() {
-    local repo=$1 url="/v2/$1/tags/list?n=1000" headers body
+    local url="/v2/$1/tags/list?n=1000" headers body
     headers=$(mktemp)
     while [[ -n $url ]]; do
         body=$(curl -sf -D "$headers" "http://$REGISTRY$url") || { rm -f "$headers"; return 0; }
@@ -429,6 +430,7 @@ push_images() {
     # 1. Local images, all in parallel.
     {
         for t in "${SEMVER_DISTINCT[@]}"; do
+            # shellcheck disable=SC2016 # $MAGOS_IMAGE_VERSION is for the container's shell
             printf '%q ' import_image "localhost/magos-testbed/semver:$t" \
                 --change "LABEL org.opencontainers.image.version=$t" \
                 --change "ENV MAGOS_IMAGE_VERSION=$t" \
