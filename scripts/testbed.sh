@@ -21,6 +21,7 @@
 # (default /var/lib/magos-testbed), MAGOS_TESTBED_LOGS (default /var/log/magos-testbed).
 set -euo pipefail
 umask 022
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
 
 TB_USER="${MAGOS_TESTBED_USER:-magos-test}"
 STATE="${MAGOS_TESTBED_STATE:-/var/lib/magos-testbed}"
