@@ -110,6 +110,22 @@ as_user() {
 }
 upodman() { as_user podman "$@"; }
 
+# daemonize PIDFILE COMMAND...: runs COMMAND in a session of its own (setsid -f),
+# detached from this script: descriptors above 2 are closed (an inherited pipe would
+# keep whoever reads this script's output waiting), and its pid goes to PIDFILE.
+# Standard input and output are the caller's redirections.
+daemonize() {
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    setsid -f bash -c '
+        for fd in /proc/$$/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)) && [[ -e /proc/$$/fd/$fd ]]; then eval "exec $fd>&-"; fi
+        done
+        echo $$ >"$1"
+        shift
+        exec "$@"' bash "$@"
+}
+
 pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 podman_pings() {
@@ -290,8 +306,7 @@ start_podman_service() {
     home=$(user_home)
     # setsid -f: a session of its own, detached from this script's terminal and pipes;
     # setpriv execs in place, so the pid written is podman's own.
-    # shellcheck disable=SC2016 # expanded by the inner shell
-    setsid -f sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$PODMAN_PID" \
+    daemonize "$PODMAN_PID" \
         setpriv --reuid="$uid" --regid="$gid" --init-groups \
         env -i HOME="$home" USER="$TB_USER" LOGNAME="$TB_USER" \
         PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
@@ -339,8 +354,7 @@ EOF
         return
     fi
     # The access log goes to standard output, the application log to standard error.
-    # shellcheck disable=SC2016 # expanded by the inner shell
-    setsid -f sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$REGISTRY_PID" \
+    daemonize "$REGISTRY_PID" \
         docker-registry serve "$REGISTRY_CONFIG" \
         </dev/null >>"$REGISTRY_ACCESS_LOG" 2>>"$REGISTRY_LOG"
     if ! wait_for "registry (/v2/)" 30 registry_answers; then
