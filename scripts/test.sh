@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The test command: sets up the test bed (scripts/testbed.sh) and runs the whole
+# suite, the podman tests included, then checks that the crate builds for Windows.
+#
+#   scripts/test.sh        as root (the test bed installs packages and starts services)
+#
+# Steps, each timed: test bed; cargo fmt --check; cargo clippy --all-targets
+# -D warnings; cargo test --all-targets and --doc with MAGOS_REQUIRE_PODMAN=1 (a
+# missing test bed fails the podman tests); cargo check for x86_64-pc-windows-gnu.
+# Exits non-zero on the first failure.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export PATH="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin:/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+T0=$(date +%s.%N)
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+STEP_NAME=""
+STEP_T0=$T0
+TIMINGS=()
+step() {
+    finish_step
+    STEP_NAME=$1
+    STEP_T0=$(date +%s.%N)
+    printf '\n==> %s\n' "$STEP_NAME"
+}
+finish_step() {
+    [[ -n $STEP_NAME ]] && TIMINGS+=("$(printf '%7.1fs  %s' "$(elapsed "$STEP_T0")" "$STEP_NAME")")
+    STEP_NAME=""
+}
+on_exit() {
+    local rc=$?
+    if ((rc != 0)); then
+        printf '\n==> FAILED (exit %d) in step: %s\n' "$rc" "${STEP_NAME:-?}" >&2
+    fi
+}
+trap on_exit EXIT
+
+if [[ $EUID -ne 0 ]]; then
+    echo "scripts/test.sh sets up the test bed (packages, a test user, services): run it as root," >&2
+    echo "e.g. sudo env PATH=\"\$PATH\" scripts/test.sh" >&2
+    exit 2
+fi
+command -v cargo >/dev/null || { echo "cargo not found (looked in PATH=$PATH)" >&2; exit 2; }
+
+step "test bed (scripts/testbed.sh)"
+scripts/testbed.sh up </dev/null
+set -a
+# shellcheck disable=SC1091
+. /run/magos-testbed/env
+set +a
+export MAGOS_REQUIRE_PODMAN=1
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test --all-targets (MAGOS_REQUIRE_PODMAN=1)"
+TEST_LOG=$(mktemp)
+cargo test --all-targets 2>&1 | tee "$TEST_LOG"
+step "cargo test --doc"
+cargo test --doc 2>&1 | tee -a "$TEST_LOG"
+
+# Counts from libtest's summary lines; the podman binary's own count is shown apart.
+read -r PASSED FAILED IGNORED < <(awk '/^test result:/ {
+    for (i = 1; i <= NF; i++) {
+        if ($(i) ~ /^passed/) p += $(i - 1)
+        if ($(i) ~ /^failed/) f += $(i - 1)
+        if ($(i) ~ /^ignored/) g += $(i - 1)
+    } } END { print p + 0, f + 0, g + 0 }' "$TEST_LOG")
+PODMAN_LINE=$(awk '/Running tests\/podman\/main.rs/ { want = 1 } want && /^test result:/ { print; exit }' "$TEST_LOG")
+PODMAN_PASSED=$(sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p' <<<"$PODMAN_LINE")
+rm -f "$TEST_LOG"
+if [[ -z $PODMAN_PASSED || $PODMAN_PASSED -eq 0 ]]; then
+    echo "no podman test ran (tests/podman/main.rs): the podman tests must run here" >&2
+    exit 1
+fi
+printf '\npodman tests (tests/podman, against the rootless socket and the registry): %s passed\n' "$PODMAN_PASSED"
+
+step "cargo check --target x86_64-pc-windows-gnu --lib --bins"
+if ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
+    rustup target add x86_64-pc-windows-gnu
+fi
+export CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc
+export AR_x86_64_pc_windows_gnu=x86_64-w64-mingw32-ar
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+cargo check --target x86_64-pc-windows-gnu --lib --bins
+
+finish_step
+printf '\n==> timings\n'
+printf '%s\n' "${TIMINGS[@]}"
+printf '%7.1fs  total\n' "$(elapsed "$T0")"
+printf '\n'
+# The closing line: every libtest binary's counts added up.
+printf 'tests: %d passed, %d failed, %d skipped\n' "$PASSED" "$FAILED" "$IGNORED"

