@@ -363,8 +363,11 @@ pub struct ContainerInspect {
     /// The image **ID**.
     #[serde(rename = "Image", default)]
     pub image: String,
-    /// The digest of the image's manifest as pulled (for a multi-arch image: the
-    /// digest the reference resolved to when it was pulled).
+    /// The image's main manifest digest **at inspect time**. An image known under
+    /// several manifest digests (pushed elsewhere, pulled again by another digest)
+    /// may show another of them than the one the container was created from;
+    /// [`Self::image_name`] keeps the reference as given, and the image's
+    /// `RepoDigests` list all its digests.
     #[serde(rename = "ImageDigest", default)]
     pub image_digest: String,
     /// The image as the user gave it.
@@ -645,7 +648,9 @@ pub struct RestartPolicy {
 }
 
 /// A healthcheck (`manifest.Schema2HealthConfig`): durations are integer
-/// nanoseconds; zero means "inherit".
+/// nanoseconds. Through the API a zero is taken as it is, not as the CLI's
+/// default (a zero `Timeout` fails every check at once): start from
+/// [`HealthConfig::new`], which fills Podman's CLI defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthConfig {
     /// `["CMD", args…]`, `["CMD-SHELL", command]` or `["NONE"]`.
@@ -671,6 +676,23 @@ pub struct HealthConfig {
     /// Consecutive failures that make the container unhealthy.
     #[serde(rename = "Retries", default, skip_serializing_if = "is_zero_i")]
     pub retries: i64,
+}
+
+impl HealthConfig {
+    /// A check running `test` with Podman's CLI defaults
+    /// (`libpod/define/healthchecks.go`): every 30 s, 30 s time limit, unhealthy
+    /// after 3 failures, no start period.
+    pub fn new(test: Vec<String>) -> Self {
+        const SECOND: u64 = 1_000_000_000;
+        Self {
+            test,
+            start_period: 0,
+            start_interval: 0,
+            interval: 30 * SECOND,
+            timeout: 30 * SECOND,
+            retries: 3,
+        }
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

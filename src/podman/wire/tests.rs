@@ -250,3 +250,13 @@ fn error_model() {
     assert_eq!(e.response, 409);
     assert_eq!(e.cause, "network already exists");
 }
+
+#[test]
+fn health_config_defaults_are_the_clis() {
+    let h = HealthConfig::new(vec!["CMD".into(), "true".into()]);
+    let v = serde_json::to_value(&h).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"Test":["CMD","true"],"Interval":30_000_000_000u64,"Timeout":30_000_000_000u64,"Retries":3})
+    );
+}

@@ -1,0 +1,9 @@
+//! The tests that need the test bed (`scripts/testbed.sh`): a rootless Podman API
+//! socket and a registry on 127.0.0.1. One binary, one module per area; `support`
+//! loads the test bed's description and implements the skip rule.
+
+// Each area uses a part of the shared helpers.
+#[allow(dead_code)]
+mod support;
+
+mod client;
