@@ -293,6 +293,18 @@ impl Client {
         Ok(Self::new(socket::locate_socket(configured, env)?, options))
     }
 
+    /// Locates the socket and checks that Podman 5 or newer answers on it: the
+    /// first step of every command that talks to Podman.
+    pub async fn connect(
+        configured: Option<&Path>,
+        env: &Env,
+        options: ClientOptions,
+    ) -> Result<(Self, Version), PodmanError> {
+        let client = Self::locate(configured, env, options)?;
+        let version = client.check_version().await?;
+        Ok((client, version))
+    }
+
     /// The socket this client talks to.
     pub fn socket(&self) -> &Path {
         &self.socket
@@ -350,19 +362,21 @@ impl Client {
                 .then(|| policy.delay(retry, waited))
                 .flatten();
             let Some(delay) = delay else {
-                return Err(if kind == Failure::Connect {
-                    PodmanError::Unreachable {
-                        socket: self.socket.clone(),
-                        endpoint: call.endpoint(),
-                        attempts: retry + 1,
-                        source,
-                    }
-                } else {
-                    PodmanError::Transport {
-                        endpoint: call.endpoint(),
-                        source,
-                    }
-                });
+                return Err(
+                    if matches!(kind, Failure::Connect | Failure::ConnectDenied) {
+                        PodmanError::Unreachable {
+                            socket: self.socket.clone(),
+                            endpoint: call.endpoint(),
+                            attempts: retry + 1,
+                            source,
+                        }
+                    } else {
+                        PodmanError::Transport {
+                            endpoint: call.endpoint(),
+                            source,
+                        }
+                    },
+                );
             };
             debug!(
                 endpoint = %call.endpoint(),

@@ -25,10 +25,12 @@ pub enum PodmanError {
         /// The path.
         path: PathBuf,
     },
-    /// The socket did not accept connections, even after retrying for a while.
+    /// The socket did not accept connections, even after retrying for a while
+    /// (or at once, when retrying cannot help, e.g. permission denied).
     #[error(
-        "cannot reach the podman API at {} for {endpoint} after {attempts} attempts; is the service running? (`systemctl --user enable --now podman.socket`)",
-        socket.display()
+        "cannot connect to the podman API socket {} ({endpoint}, {attempts} attempt{}); is the podman service running and the socket yours? (`systemctl --user enable --now podman.socket`)",
+        socket.display(),
+        if *attempts == 1 { "" } else { "s" }
     )]
     Unreachable {
         /// The socket.

@@ -3,8 +3,9 @@
 //! A socket-activated Podman service starts on the first connection and exits when
 //! idle; while it (re)starts, a connection can be refused, reset or cut. The rule:
 //!
-//! - the connection could not be made (refused, socket file missing, backlog full):
-//!   nothing reached Podman, so every request is retried;
+//! - the connection could not be made for a passing reason (refused, socket file
+//!   missing, backlog full): nothing reached Podman, so every request is retried;
+//!   a lasting reason (permission denied) is final at once;
 //! - the connection broke after it was made (reset, broken pipe, closed before the
 //!   answer): only idempotent requests are retried, because Podman may have acted on
 //!   the request already;
@@ -52,8 +53,12 @@ impl RetryPolicy {
 /// How a request failed at the connection level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// The connection could not be made; the request never left.
+    /// The connection could not be made, for a reason that passes when the
+    /// service is up (refused, no socket file yet); the request never left.
     Connect,
+    /// The connection could not be made and trying again will not help
+    /// (permission denied, not a socket).
+    ConnectDenied,
     /// The connection broke while the request or its answer was under way.
     Broken,
     /// Any other failure.
@@ -66,7 +71,7 @@ pub fn should_retry(failure: Failure, idempotent: bool) -> bool {
     match failure {
         Failure::Connect => true,
         Failure::Broken => idempotent,
-        Failure::Other => false,
+        Failure::ConnectDenied | Failure::Other => false,
     }
 }
 
@@ -82,10 +87,40 @@ pub fn broken_io(kind: io::ErrorKind) -> bool {
     )
 }
 
+/// Sorts an I/O error kind seen while connecting: does it pass once the service
+/// is up?
+pub fn transient_connect(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::NotFound
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// The first I/O error in a source chain.
+fn io_source<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        source = e.source();
+    }
+    None
+}
+
 /// Classifies a client error by walking its source chain.
 pub fn classify(err: &hyper_util::client::legacy::Error) -> Failure {
     if err.is_connect() {
-        return Failure::Connect;
+        return match io_source(err).map(io::Error::kind) {
+            Some(kind) if !transient_connect(kind) => Failure::ConnectDenied,
+            _ => Failure::Connect,
+        };
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(e) = source {
@@ -143,7 +178,15 @@ mod tests {
         assert!(should_retry(Failure::Connect, true));
         assert!(should_retry(Failure::Broken, true));
         assert!(!should_retry(Failure::Broken, false));
+        assert!(!should_retry(Failure::ConnectDenied, true));
         assert!(!should_retry(Failure::Other, true));
+    }
+
+    #[test]
+    fn passing_and_lasting_connect_failures() {
+        assert!(transient_connect(io::ErrorKind::ConnectionRefused));
+        assert!(transient_connect(io::ErrorKind::NotFound));
+        assert!(!transient_connect(io::ErrorKind::PermissionDenied));
     }
 
     #[test]

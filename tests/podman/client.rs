@@ -144,9 +144,17 @@ fn unix_now() -> u64 {
 #[tokio::test]
 async fn ping_version_and_info_through_the_client() {
     let Some(tb) = testbed() else { return };
-    let c = client(tb);
+    // Found the way Magos finds it: CONTAINER_HOST → podman.socket.
+    let socket = magos::config::SocketPath::parse(&tb.container_host).unwrap();
+    let (c, version) = Client::connect(
+        Some(socket.path()),
+        &magos::config::Env::new(),
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.socket(), tb.podman_socket);
     assert_eq!(c.ping().await.unwrap(), "OK");
-    let version = c.check_version().await.unwrap();
     let major: u64 = version.version.split('.').next().unwrap().parse().unwrap();
     assert!(major >= 5, "podman {}", version.version);
     assert!(
