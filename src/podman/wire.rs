@@ -625,6 +625,16 @@ pub struct HostConfig {
     /// DNS servers.
     #[serde(rename = "Dns", default, deserialize_with = "nullable")]
     pub dns: Vec<String>,
+    /// DNS search domains.
+    #[serde(rename = "DnsSearch", default, deserialize_with = "nullable")]
+    pub dns_search: Vec<String>,
+    /// DNS resolver options.
+    #[serde(rename = "DnsOptions", default, deserialize_with = "nullable")]
+    pub dns_options: Vec<String>,
+    /// Devices added to the container (rootful; rootless, devices are bound in
+    /// and not listed here).
+    #[serde(rename = "Devices", default, deserialize_with = "nullable")]
+    pub devices: Vec<InspectDevice>,
     /// Extra `/etc/hosts` entries.
     #[serde(rename = "ExtraHosts", default, deserialize_with = "nullable")]
     pub extra_hosts: Vec<String>,
@@ -634,6 +644,20 @@ pub struct HostConfig {
     /// tmpfs mounts: path → options.
     #[serde(rename = "Tmpfs", default, deserialize_with = "nullable")]
     pub tmpfs: StringMap,
+}
+
+/// `define.InspectDevice`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct InspectDevice {
+    /// The device on the host.
+    #[serde(rename = "PathOnHost", default)]
+    pub path_on_host: String,
+    /// Its path in the container.
+    #[serde(rename = "PathInContainer", default)]
+    pub path_in_container: String,
+    /// Cgroup permissions (`rwm`).
+    #[serde(rename = "CgroupPermissions", default)]
+    pub cgroup_permissions: String,
 }
 
 /// `define.InspectRestartPolicy`.

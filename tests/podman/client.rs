@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use magos::podman::wire::{
-    ExecCreate, HealthConfig, NetworkCreate, PortMapping, SpecGenerator, VolumeCreate,
+    Device, ExecCreate, HealthConfig, Mount, NamedVolume, Namespace, NetworkCreate,
+    PerNetworkOptions, PortMapping, SpecGenerator, VolumeCreate,
 };
 use magos::podman::{
     Client, ClientOptions, ContainerFilters, EventFilters, PodmanError, PullOptions, PullPolicy,
@@ -620,4 +621,233 @@ async fn the_client_survives_a_socket_activated_service_exiting_between_calls() 
         service.spawn();
     });
     assert_eq!(c.ping().await.unwrap(), "OK");
+}
+
+/// Every field Magos sets in a create body reaches Podman: Go's decoder ignores
+/// unknown keys, so a misspelt one would silently do nothing. Inspect shows each.
+#[tokio::test]
+async fn every_create_field_reaches_podman() {
+    let Some(tb) = testbed() else { return };
+    let c = client(tb);
+    let mut cleanup = Cleanup::new(tb);
+    let (reference, _, _) = pull_httpd(tb, &c).await;
+    let name = support::unique_name("magos-client-spec");
+    let label = support::unique_name("spec");
+    let network = support::unique_name("magos-client-specnet");
+    let volume = support::unique_name("magos-client-specvol");
+    cleanup.containers.push(name.clone());
+    cleanup.networks.push(network.clone());
+    cleanup.volumes.push(volume.clone());
+    c.create_network(&NetworkCreate::bridge(&network))
+        .await
+        .unwrap();
+    c.create_volume(&VolumeCreate {
+        name: volume.clone(),
+        ..VolumeCreate::default()
+    })
+    .await
+    .unwrap();
+    let bind = tb.user_dir("magos-client-bind");
+    let bind_path = bind.path().to_str().unwrap().to_owned();
+
+    let spec = SpecGenerator {
+        name: Some(name.clone()),
+        image: reference.clone(),
+        entrypoint: Some(vec!["httpd".into()]),
+        command: Some(vec![
+            "-f".into(),
+            "-p".into(),
+            "8080".into(),
+            "-h".into(),
+            "/www".into(),
+        ]),
+        env: [("MAGOS_A".to_owned(), "1 2".to_owned())].into(),
+        labels: [(TEST_LABEL.to_owned(), label.clone())].into(),
+        stop_signal: Some(magos::podman::signal::number("SIGINT").unwrap()),
+        stop_timeout: Some(3),
+        restart_policy: Some("on-failure".into()),
+        restart_tries: Some(2),
+        hostname: Some("magos-host".into()),
+        user: Some("1000:1000".into()),
+        work_dir: Some("/www".into()),
+        netns: Some(Namespace {
+            nsmode: "bridge".into(),
+            value: String::new(),
+        }),
+        networks: [(
+            network.clone(),
+            PerNetworkOptions {
+                aliases: vec!["web-alias".into()],
+                ..PerNetworkOptions::default()
+            },
+        )]
+        .into(),
+        volumes: vec![NamedVolume {
+            name: volume.clone(),
+            dest: "/data".into(),
+            ..NamedVolume::default()
+        }],
+        mounts: vec![
+            Mount {
+                destination: "/mnt/bind".into(),
+                kind: "bind".into(),
+                source: bind_path.clone(),
+                options: vec!["ro".into()],
+            },
+            Mount {
+                destination: "/scratch".into(),
+                kind: "tmpfs".into(),
+                source: "tmpfs".into(),
+                options: vec!["size=1m".into()],
+            },
+        ],
+        devices: vec![Device {
+            path: "/dev/null:/dev/magos-null:rw".into(),
+        }],
+        health_config: Some(HealthConfig::new(vec![
+            "CMD-SHELL".into(),
+            "test -d /www".into(),
+        ])),
+        cap_add: vec!["NET_ADMIN".into()],
+        cap_drop: vec!["CHOWN".into()],
+        host_add: vec!["db.magos:127.0.0.2".into()],
+        dns_server: vec!["127.0.0.53".into()],
+        dns_search: vec!["magos.test".into()],
+        dns_option: vec!["ndots:2".into()],
+        read_only_filesystem: true,
+        ..SpecGenerator::default()
+    };
+    c.create_container(&spec).await.unwrap();
+    assert!(c.start_container(&name).await.unwrap());
+
+    let i = c.inspect_container(&name).await.unwrap();
+    assert!(i.is_running(), "{:?}", i.state);
+    assert_eq!(i.path, "httpd");
+    assert_eq!(i.args, ["-f", "-p", "8080", "-h", "/www"]);
+    let config = i.config.as_ref().unwrap();
+    assert_eq!(config.entrypoint, ["httpd"]);
+    assert!(
+        config.env.contains(&"MAGOS_A=1 2".to_owned()),
+        "{:?}",
+        config.env
+    );
+    assert_eq!(config.labels[TEST_LABEL], label);
+    assert_eq!(config.stop_signal, "SIGINT");
+    assert_eq!(config.stop_timeout, 3);
+    assert_eq!(config.hostname, "magos-host");
+    assert_eq!(config.user, "1000:1000");
+    assert_eq!(config.working_dir, "/www");
+    let health = config.healthcheck.as_ref().unwrap();
+    assert_eq!(health.test, ["CMD-SHELL", "test -d /www"]);
+    assert_eq!(health.timeout, 30_000_000_000);
+
+    let host = i.host_config.as_ref().unwrap();
+    let restart = host.restart_policy.as_ref().unwrap();
+    assert_eq!(
+        (restart.name.as_str(), restart.maximum_retry_count),
+        ("on-failure", 2)
+    );
+    assert!(
+        host.cap_add.contains(&"CAP_NET_ADMIN".to_owned()),
+        "{:?}",
+        host.cap_add
+    );
+    assert!(
+        host.cap_drop.contains(&"CAP_CHOWN".to_owned()),
+        "{:?}",
+        host.cap_drop
+    );
+    assert!(
+        host.extra_hosts.contains(&"db.magos:127.0.0.2".to_owned()),
+        "{:?}",
+        host.extra_hosts
+    );
+    assert_eq!(host.dns, ["127.0.0.53"]);
+    assert_eq!(host.dns_search, ["magos.test"]);
+    assert_eq!(host.dns_options, ["ndots:2"]);
+    assert!(host.readonly_rootfs);
+
+    let mount = |dest: &str| i.mounts.iter().find(|m| m.destination == dest);
+    let data = mount("/data").unwrap_or_else(|| panic!("no /data in {:?}", i.mounts));
+    assert_eq!(
+        (data.kind.as_str(), data.name.as_str()),
+        ("volume", volume.as_str())
+    );
+    let bound = mount("/mnt/bind").unwrap_or_else(|| panic!("no bind in {:?}", i.mounts));
+    assert_eq!(bound.kind, "bind");
+    assert_eq!(bound.source, bind_path);
+    assert!(!bound.rw);
+    assert!(
+        mount("/scratch").is_some() || host.tmpfs.contains_key("/scratch"),
+        "no tmpfs: {:?} {:?}",
+        i.mounts,
+        host.tmpfs
+    );
+
+    let net = i.network_settings.as_ref().unwrap();
+    let joined = net
+        .networks
+        .get(&network)
+        .unwrap_or_else(|| panic!("not on {network}: {:?}", net.networks));
+    assert!(
+        joined.aliases.contains(&"web-alias".to_owned()),
+        "{:?}",
+        joined.aliases
+    );
+    assert_eq!(host.network_mode, "bridge");
+
+    let env_out = c
+        .exec(
+            &name,
+            &ExecCreate {
+                // Rootless, a device is bound in rather than created, and inspect
+                // does not list it: look for it inside.
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "id -u; hostname; test -c /dev/magos-null && echo device; cat /etc/hosts"
+                        .into(),
+                ],
+                attach_stdout: true,
+                attach_stderr: true,
+                ..ExecCreate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(env_out.exit_code, 0, "{env_out:?}");
+    assert!(
+        env_out.stdout.starts_with("1000\nmagos-host\ndevice\n"),
+        "{env_out:?}"
+    );
+    assert!(env_out.stdout.contains("db.magos"), "{env_out:?}");
+
+    c.remove_container(&name, true, false, Some(0))
+        .await
+        .unwrap();
+}
+
+/// A container on its own pasta network namespace, the rootless default for
+/// containers without networks.
+#[tokio::test]
+async fn a_pasta_container_reports_its_mode() {
+    let Some(tb) = testbed() else { return };
+    let c = client(tb);
+    let mut cleanup = Cleanup::new(tb);
+    let (reference, _, _) = pull_httpd(tb, &c).await;
+    let name = support::unique_name("magos-client-pasta");
+    cleanup.containers.push(name.clone());
+    let mut spec = httpd_spec(&name, &reference, None, "pasta");
+    spec.netns = Some(Namespace {
+        nsmode: "pasta".into(),
+        value: String::new(),
+    });
+    c.create_container(&spec).await.unwrap();
+    c.start_container(&name).await.unwrap();
+    let i = c.inspect_container(&name).await.unwrap();
+    assert_eq!(i.host_config.as_ref().unwrap().network_mode, "pasta");
+    assert!(!i.network_settings.as_ref().unwrap().sandbox_key.is_empty());
+    c.remove_container(&name, true, false, Some(0))
+        .await
+        .unwrap();
 }
