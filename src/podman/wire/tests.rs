@@ -260,3 +260,104 @@ fn health_config_defaults_are_the_clis() {
         serde_json::json!({"Test":["CMD","true"],"Interval":30_000_000_000u64,"Timeout":30_000_000_000u64,"Retries":3})
     );
 }
+
+// Answers of the real Podman 5.4.2 (rootless, pasta, netavark), captured with curl
+// from a container made by `podman create --network N --network-alias web -v V:/data
+// --tmpfs /scratch:size=1m -p 127.0.0.1:18099:8080 --health-cmd … --restart
+// on-failure:2 --stop-signal SIGINT --label … --cap-add NET_ADMIN --read-only`.
+
+fn fixture<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_json::from_str(text).unwrap()
+}
+
+fn ndjson<T: serde::de::DeserializeOwned>(text: &str) -> Vec<T> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn real_container_inspect() {
+    let c: ContainerInspect = fixture(include_str!("fixtures/container_inspect.json"));
+    assert_eq!(c.name, "fixture-web");
+    assert_eq!(c.image_name, "127.0.0.1:5000/magos/httpd:1");
+    assert!(c.image_digest.starts_with("sha256:"));
+    assert_eq!(c.image.len(), 64);
+    assert_eq!(c.health_status(), Some("starting"));
+    assert_eq!(c.labels()["com.docker.compose.project"], "fixture");
+    let config = c.config.as_ref().unwrap();
+    assert_eq!(config.stop_signal, "SIGINT");
+    assert_eq!(config.healthcheck.as_ref().unwrap().test[0], "CMD-SHELL");
+    let host = c.host_config.as_ref().unwrap();
+    let restart = host.restart_policy.as_ref().unwrap();
+    assert_eq!(
+        (restart.name.as_str(), restart.maximum_retry_count),
+        ("on-failure", 2)
+    );
+    assert!(host.tmpfs.contains_key("/scratch"));
+    assert!(host.readonly_rootfs);
+    assert!(host.cap_add.contains(&"CAP_NET_ADMIN".to_owned()));
+    assert_eq!(c.mounts[0].kind, "volume");
+    assert_eq!(c.mounts[0].destination, "/data");
+    let net = c.network_settings.as_ref().unwrap();
+    assert!(
+        net.networks["fixture-net"]
+            .aliases
+            .contains(&"web".to_owned())
+    );
+    assert_eq!(
+        net.ports["8080/tcp"].as_ref().unwrap()[0].host_port,
+        "18099"
+    );
+    assert!(!net.sandbox_key.is_empty());
+}
+
+#[test]
+fn real_list_info_version_network_volume_image() {
+    let l: Vec<ListContainer> = fixture(include_str!("fixtures/containers_list.json"));
+    assert_eq!(l[0].name(), "fixture-web");
+    assert_eq!(l[0].ports[0].host_port, 18099);
+    assert_eq!(l[0].networks, ["fixture-net"]);
+
+    let i: Info = fixture(include_str!("fixtures/info.json"));
+    assert_eq!(i.host.rootless_network_cmd, "pasta");
+    assert!(i.host.security.rootless);
+    assert_eq!(i.version.version, "5.4.2");
+
+    let v: Version = fixture(include_str!("fixtures/version.json"));
+    assert_eq!(v.version, "5.4.2");
+    assert_eq!(v.libpod_api_version(), "5.4.2");
+
+    let n: Network = fixture(include_str!("fixtures/network_inspect.json"));
+    assert_eq!(n.name, "fixture-net");
+    assert!(n.dns_enabled);
+    assert!(!n.subnets.is_empty());
+
+    let vol: Volume = fixture(include_str!("fixtures/volume_inspect.json"));
+    assert_eq!(vol.name, "fixture-vol");
+
+    let img: ImageInspect = fixture(include_str!("fixtures/image_inspect.json"));
+    assert!(img.digest.starts_with("sha256:"));
+    assert!(!img.repo_digests.is_empty());
+}
+
+#[test]
+fn real_pull_streams_and_events() {
+    let ok: Vec<ImagePullReport> = ndjson(include_str!("fixtures/pull_ok.ndjson"));
+    let last = ok.last().unwrap();
+    assert!(last.error.is_empty());
+    assert_eq!(last.images.len(), 1);
+    assert_eq!(last.images[0], last.id);
+    assert!(ok.iter().any(|r| r.stream.contains("Writing manifest")));
+
+    let failed: Vec<ImagePullReport> = ndjson(include_str!("fixtures/pull_failed.ndjson"));
+    assert!(failed.last().unwrap().error.contains("manifest unknown"));
+
+    let events: Vec<Event> = ndjson(include_str!("fixtures/events.ndjson"));
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.starts_with(&["create"]), "{actions:?}");
+    assert!(actions.contains(&"start"), "{actions:?}");
+    assert!(events.iter().all(|e| e.name() == Some("fixture-web")
+        && e.attribute("com.docker.compose.project") == Some("fixture")));
+}
