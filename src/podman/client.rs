@@ -837,7 +837,9 @@ impl Client {
 
     /// `GET /libpod/events?stream=true`: the events matching `filters`, one parsed
     /// object per line, until the connection ends. Opening the stream has the
-    /// usual time limit; the stream itself has none.
+    /// usual time limit; the stream itself has none. An open stream keeps a
+    /// socket-activated service alive; when the service goes away anyway, the
+    /// stream ends, and the caller reopens it with `since` to miss nothing.
     pub async fn events(&self, filters: &EventFilters) -> Result<EventStream, PodmanError> {
         let path = Query::new()
             .push("stream", "true")
