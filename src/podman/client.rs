@@ -1227,6 +1227,36 @@ mod tests {
         assert_eq!(client.retried(), 1);
     }
 
+    /// A Podman 4 server cannot run beside the test bed's Podman 5, so a scripted
+    /// one answers the version request as Podman 4.3.1 does.
+    #[tokio::test]
+    async fn podman_4_is_refused_with_a_clear_message() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("api.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let body = r#"{"Platform":{"Name":"linux/amd64/debian-12"},"Components":[{"Name":"Podman Engine","Version":"4.3.1","Details":{"APIVersion":"4.3.1"}}],"Version":"4.3.1","ApiVersion":"1.41","Os":"linux","Arch":"amd64"}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(answer.as_bytes()).await;
+        });
+        let client = Client::new(&sock, ClientOptions::default());
+        let err = client.check_version().await.unwrap_err();
+        assert!(
+            matches!(err, PodmanError::UnsupportedVersion { .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("podman 4.3.1"), "{msg}");
+        assert!(msg.contains("needs podman 5 or newer"), "{msg}");
+    }
+
     #[tokio::test]
     async fn a_silent_server_hits_the_time_limit() {
         let dir = tempfile::tempdir().unwrap();

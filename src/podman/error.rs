@@ -111,16 +111,6 @@ pub enum PodmanError {
         /// The socket.
         socket: PathBuf,
     },
-    /// An input cannot be sent to Podman as it is.
-    #[error("{what} `{value}`: {reason}")]
-    Input {
-        /// What the value is (e.g. `stop signal`).
-        what: &'static str,
-        /// The value.
-        value: String,
-        /// Why it cannot be used.
-        reason: &'static str,
-    },
 }
 
 impl PodmanError {
