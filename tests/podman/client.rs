@@ -527,7 +527,12 @@ impl<'a> Activated<'a> {
             .var("MAGOS_TESTBED_HOME")
             .map(str::to_owned)
             .unwrap_or_else(|| format!("/home/{}", self.tb.user));
-        let child = Command::new("runuser")
+        // runuser is in sbin, which a non-login PATH may lack.
+        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("runuser");
+        let child = Command::new(runuser)
             .args(["-u", &self.tb.user, "--", "env", "-i"])
             .arg(format!("HOME={home}"))
             .arg(format!("USER={}", self.tb.user))

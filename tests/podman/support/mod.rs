@@ -203,16 +203,22 @@ impl Testbed {
         })
     }
 
-    /// Runs the podman CLI as the test user, with a clean environment (its home,
-    /// `XDG_RUNTIME_DIR`, `PODMAN_IGNORE_CGROUPSV1_WARNING=1`), in `/`. Paths given
-    /// to it must be absolute and readable by that user (see [`Testbed::user_dir`]).
-    pub fn podman_cli(&self, args: &[&str]) -> Output {
+    /// The podman CLI as the test user, ready to run: `runuser` with a clean
+    /// environment (its home, `XDG_RUNTIME_DIR`, `PODMAN_IGNORE_CGROUPSV1_WARNING=1`),
+    /// in `/`. Paths given to it must be absolute and readable by that user (see
+    /// [`Testbed::user_dir`]).
+    pub fn podman_command(&self, args: &[&str]) -> Command {
         let home = self
             .var("MAGOS_TESTBED_HOME")
             .map(str::to_string)
             .unwrap_or_else(|| format!("/home/{}", self.user));
-        Command::new("runuser")
-            .args(["-u", &self.user, "--", "env", "-i"])
+        // runuser is in sbin, which a non-login PATH may lack.
+        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("runuser");
+        let mut cmd = Command::new(runuser);
+        cmd.args(["-u", &self.user, "--", "env", "-i"])
             .arg(format!("HOME={home}"))
             .arg(format!("USER={}", self.user))
             .arg(format!("LOGNAME={}", self.user))
@@ -222,7 +228,16 @@ impl Testbed {
             .arg("TMPDIR=/var/tmp")
             .arg("podman")
             .args(args)
-            .current_dir("/")
+            .current_dir("/");
+        cmd
+    }
+
+    /// Runs the podman CLI as the test user (see [`Testbed::podman_command`]).
+    ///
+    /// # Panics
+    /// When `runuser` cannot be started.
+    pub fn podman_cli(&self, args: &[&str]) -> Output {
+        self.podman_command(args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run podman as {} through runuser: {e}", self.user))
     }
