@@ -7,6 +7,7 @@
 //!   watchdog).
 //! - [`config`]: the configuration schema and its layered loading.
 //! - [`logging`]: the `tracing` subscriber.
+//! - [`podman`]: the libpod REST API client (unix only).
 //! - [`cli`]: the command-line interface; the only module that prints results.
 //! - [`server`]: the daemon's HTTP endpoint (health, metrics, webhooks).
 //! - [`systemd`]: the `sd_notify` protocol (Linux).
@@ -18,5 +19,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod logging;
+#[cfg(unix)]
+pub mod podman;
 pub mod server;
 pub mod systemd;
