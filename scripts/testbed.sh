@@ -128,17 +128,19 @@ upodman() { as_user podman "$@"; }
 # daemonize PIDFILE COMMAND...: runs COMMAND in a session of its own (setsid -f),
 # detached from this script: descriptors above 2 are closed (an inherited pipe would
 # keep whoever reads this script's output waiting), and its pid goes to PIDFILE.
-# Standard input and output are the caller's redirections.
+# Standard input and output are the caller's redirections. The daemon runs in /:
+# its children (conmon) inherit the working directory, and one that is later
+# removed (a deleted checkout) makes every container start fail.
 daemonize() {
     # shellcheck disable=SC2016 # expanded by the inner shell
-    setsid -f bash -c '
+    (cd / && setsid -f bash -c '
         for fd in /proc/$$/fd/*; do
             fd=${fd##*/}
             if ((fd > 2)) && [[ -e /proc/$$/fd/$fd ]]; then eval "exec $fd>&-"; fi
         done
         echo $$ >"$1"
         shift
-        exec "$@"' bash "$@"
+        exec "$@"' bash "$@")
 }
 
 pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
