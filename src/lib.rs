@@ -1,6 +1,7 @@
 //! Magos Dominus: a podman-native GitOps daemon for homelabs.
 //!
 //! # Layout
+//! - [`apply`]: observe Podman and carry out plans through its API (unix only).
 //! - [`core`]: the pure core (annotations, policies, rewrites, planning, drift).
 //!   No I/O.
 //! - [`daemon`]: the reconcile loop's schedule (triggers, coalescing, backoff,
@@ -14,6 +15,8 @@
 //!
 //! `ARCHITECTURE.md` has the code map and the invariants.
 
+#[cfg(unix)]
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod core;

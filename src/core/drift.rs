@@ -72,8 +72,9 @@ pub struct DriftEntry {
     pub container: Option<String>,
 }
 
-/// Compares every service with what runs.
-pub fn drift(stacks: &[StackSpec], observed: &Observed) -> Vec<DriftEntry> {
+/// Compares every service with what runs. `instance` is this Magos instance, whose
+/// leftovers of deleted stacks are orphans.
+pub fn drift(stacks: &[StackSpec], observed: &Observed, instance: &str) -> Vec<DriftEntry> {
     let name_of = |id: &str| {
         observed
             .containers
@@ -163,7 +164,7 @@ pub fn drift(stacks: &[StackSpec], observed: &Observed) -> Vec<DriftEntry> {
             });
         }
     }
-    for c in orphans(stacks, observed) {
+    for c in orphans(stacks, observed, instance) {
         entries.push(DriftEntry {
             stack: c.project().unwrap_or_default().to_owned(),
             service: c.service().map(str::to_owned),

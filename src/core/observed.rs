@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::spec::{
-    ContainerSpec, ImageRef, LABEL_CONFIG_HASH, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE,
-    StackSpec,
+    ContainerSpec, ImageRef, LABEL_CONFIG_HASH, LABEL_INSTANCE, LABEL_MANAGED, LABEL_PROJECT,
+    LABEL_SERVICE, StackSpec,
 };
 
 /// A container's run state, reduced to what reconciling needs.
@@ -65,6 +65,15 @@ impl ObservedContainer {
     /// Whether Magos created it.
     pub fn managed(&self) -> bool {
         self.labels.get(LABEL_MANAGED).is_some_and(|v| v == "true")
+    }
+
+    /// Whether this Magos instance created it.
+    pub fn owned_by(&self, instance: &str) -> bool {
+        self.managed()
+            && self
+                .labels
+                .get(LABEL_INSTANCE)
+                .is_some_and(|v| v == instance)
     }
 }
 
@@ -275,9 +284,14 @@ fn staleness(
 
 /// Containers that belong to a managed project but to no service of it: services
 /// removed from the repository, stacks whose folder was deleted, and duplicates.
-/// A project is managed when the repository has it or when Magos created
-/// containers for it; containers of any other project are never listed.
-pub fn orphans<'a>(stacks: &[StackSpec], observed: &'a Observed) -> Vec<&'a ObservedContainer> {
+/// A project is managed when the repository has it or when this `instance` of
+/// Magos created containers for it; containers of any other project are never
+/// listed.
+pub fn orphans<'a>(
+    stacks: &[StackSpec],
+    observed: &'a Observed,
+    instance: &str,
+) -> Vec<&'a ObservedContainer> {
     let mut claimed: BTreeSet<&str> = BTreeSet::new();
     for stack in stacks {
         for spec in &stack.services {
@@ -299,7 +313,7 @@ pub fn orphans<'a>(stacks: &[StackSpec], observed: &'a Observed) -> Vec<&'a Obse
         .iter()
         .filter(|c| !claimed.contains(c.id.as_str()))
         .filter(|c| match c.project() {
-            Some(project) => desired.contains(project) || c.managed(),
+            Some(project) => desired.contains(project) || c.owned_by(instance),
             None => false,
         })
         .collect()

@@ -141,23 +141,32 @@ impl Plan {
 
 /// Planning options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlanOptions {
+pub struct PlanOptions<'a> {
     /// Remove orphaned containers of managed projects.
     pub prune: bool,
+    /// This Magos instance: leftovers of deleted stacks are pruned only when it
+    /// created them.
+    pub instance: &'a str,
 }
 
-impl Default for PlanOptions {
+impl Default for PlanOptions<'_> {
     fn default() -> Self {
-        Self { prune: true }
+        Self {
+            prune: true,
+            instance: DEFAULT_INSTANCE,
+        }
     }
 }
 
+/// The instance name when none is configured.
+pub const DEFAULT_INSTANCE: &str = "default";
+
 /// Plans every stack against what Podman reports.
-pub fn plan(stacks: &[StackSpec], observed: &Observed, options: PlanOptions) -> Plan {
+pub fn plan(stacks: &[StackSpec], observed: &Observed, options: PlanOptions<'_>) -> Plan {
     let stack_plans = stacks.iter().map(|s| plan_stack(s, observed)).collect();
     let prune = if options.prune {
         let desired: BTreeSet<&str> = stacks.iter().map(|s| s.project.as_str()).collect();
-        orphans(stacks, observed)
+        orphans(stacks, observed, options.instance)
             .into_iter()
             .map(|c| {
                 let project = c.project().unwrap_or_default().to_owned();

@@ -32,6 +32,10 @@ pub const LABEL_WORKING_DIR: &str = "com.docker.compose.project.working_dir";
 pub const LABEL_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
 /// Label: set on every object Magos created; objects without it are never touched.
 pub const LABEL_MANAGED: &str = "io.magos.managed";
+/// Label: the Magos instance that created the object. Leftovers of a stack deleted
+/// from the repository are removed only by the instance that created them, so
+/// several instances (or repositories) can share one Podman.
+pub const LABEL_INSTANCE: &str = "io.magos.instance";
 /// Label: the config hash of the spec the container was created from.
 pub const LABEL_CONFIG_HASH: &str = "io.magos.config-hash";
 
@@ -40,6 +44,8 @@ pub const LABEL_CONFIG_HASH: &str = "io.magos.config-hash";
 pub struct StackSpec {
     /// The compose project name.
     pub project: String,
+    /// The Magos instance applying it (the `io.magos.instance` label).
+    pub instance: String,
     /// The stack's folder, for the working-dir label.
     pub working_dir: String,
     /// The compose files, for the config-files label.
@@ -314,7 +320,7 @@ impl ContainerSpec {
     /// compose's and Magos's own (which win).
     pub fn all_labels(&self, stack: &StackSpec) -> BTreeMap<String, String> {
         let mut labels = self.labels.clone();
-        labels.extend(stack_labels(&stack.project));
+        labels.extend(stack_labels(&stack.project, &stack.instance));
         labels.insert(LABEL_SERVICE.to_owned(), self.service.clone());
         labels.insert(LABEL_CONTAINER_NUMBER.to_owned(), "1".to_owned());
         labels.insert(LABEL_WORKING_DIR.to_owned(), stack.working_dir.clone());
@@ -325,11 +331,12 @@ impl ContainerSpec {
 }
 
 /// The labels every object of a managed stack carries.
-pub fn stack_labels(project: &str) -> BTreeMap<String, String> {
+pub fn stack_labels(project: &str, instance: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_PROJECT.to_owned(), project.to_owned()),
         (LABEL_PODMAN_PROJECT.to_owned(), project.to_owned()),
         (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_INSTANCE.to_owned(), instance.to_owned()),
     ])
 }
 
@@ -379,6 +386,7 @@ mod tests {
     fn labels_are_compose_compatible_and_ours_win() {
         let stack = StackSpec {
             project: "web".into(),
+            instance: "default".into(),
             working_dir: "/repo/web".into(),
             config_files: vec!["compose.yaml".into()],
             networks: vec![],

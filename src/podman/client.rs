@@ -31,8 +31,9 @@ use super::stream::LineBuffer;
 use super::uri::{self, Query};
 use super::wire::{
     ContainerCreateResponse, ContainerInspect, ErrorModel, Event, ExecCreate, ExecInspect,
-    HealthCheckResults, IdResponse, ImageInspect, ImagePullReport, Info, ListContainer, Network,
-    NetworkCreate, NetworkRmReport, SpecGenerator, Version, Volume, VolumeCreate,
+    HealthCheckResults, IdResponse, ImageInspect, ImagePullReport, ImageSummary, Info,
+    ListContainer, Network, NetworkCreate, NetworkRmReport, SpecGenerator, Version, Volume,
+    VolumeCreate,
 };
 use super::{MIN_PODMAN_MAJOR, socket};
 use crate::config::Env;
@@ -558,6 +559,20 @@ impl Client {
         Ok(status == StatusCode::NO_CONTENT)
     }
 
+    /// `POST /libpod/containers/{name}/rename`. Not retried once sent: a rename
+    /// that may have happened is checked by the caller, by name.
+    pub async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), PodmanError> {
+        let path = Query::new()
+            .push("name", new_name)
+            .apply(&uri::libpod(&format!(
+                "containers/{}/rename",
+                uri::segment(name)
+            )));
+        let call = self.call(Method::POST, path, format!("container {name}"));
+        self.expect(call, &[200, 204]).await?;
+        Ok(())
+    }
+
     /// `POST /libpod/containers/{name}/stop`: `true` when it stopped, `false` when
     /// it was not running. `timeout` (seconds) overrides the container's own.
     pub async fn stop_container(
@@ -709,6 +724,13 @@ impl Client {
                 "podman ended the pull without naming an image".to_owned(),
             )),
         }
+    }
+
+    /// `GET /libpod/images/json`: every image in local storage.
+    pub async fn list_images(&self) -> Result<Vec<ImageSummary>, PodmanError> {
+        let path = uri::libpod("images/json");
+        self.json(self.call(Method::GET, path, "images"), &[200])
+            .await
     }
 
     /// `GET /libpod/images/{name}/json`.

@@ -830,6 +830,9 @@ pub struct SpecGenerator {
     /// Containers that must run first (IDs or names).
     #[serde(rename = "dependencyContainers", skip_serializing_if = "Vec::is_empty")]
     pub dependency_containers: Vec<String>,
+    /// Options of the network mode, e.g. `{"pasta": ["-T", "8080"]}`.
+    #[serde(rename = "network_options", skip_serializing_if = "BTreeMap::is_empty")]
+    pub network_options: BTreeMap<String, Vec<String>>,
 }
 
 /// `specgen.Namespace`.
@@ -946,6 +949,23 @@ pub struct ImageInspect {
     /// The image's own healthcheck.
     #[serde(rename = "Healthcheck", default)]
     pub healthcheck: Option<HealthConfig>,
+}
+
+/// One entry of `GET /libpod/images/json` (`entities.ImageSummary`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ImageSummary {
+    /// The image ID.
+    #[serde(rename = "Id", default)]
+    pub id: String,
+    /// The digest it was pulled by.
+    #[serde(rename = "Digest", default)]
+    pub digest: String,
+    /// `name:tag` references.
+    #[serde(rename = "RepoTags", default, deserialize_with = "nullable")]
+    pub repo_tags: Vec<String>,
+    /// `name@sha256:…` references: every manifest (index or platform) it is known by.
+    #[serde(rename = "RepoDigests", default, deserialize_with = "nullable")]
+    pub repo_digests: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------

@@ -22,11 +22,6 @@ use magos::podman::{
 
 use crate::support::{self, Testbed, testbed};
 
-const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-    application/vnd.oci.image.manifest.v1+json, \
-    application/vnd.docker.distribution.manifest.list.v2+json, \
-    application/vnd.docker.distribution.manifest.v2+json";
-
 /// The label every object made here carries.
 const TEST_LABEL: &str = "io.magos.test";
 
@@ -74,22 +69,8 @@ impl Drop for Cleanup<'_> {
 /// The httpd test image as `repo@sha256:…`, from the registry's manifest digest.
 fn httpd_by_digest(tb: &Testbed) -> (String, String) {
     let image = tb.require("MAGOS_TEST_IMAGE_HTTPD");
-    let (repo, tag) = image.rsplit_once(':').expect("the httpd image has a tag");
-    let path = repo
-        .strip_prefix(&format!("{}/", tb.registry))
-        .expect("the httpd image is on the test registry");
-    let r = tb
-        .registry_request(
-            "HEAD",
-            &format!("/v2/{path}/manifests/{tag}"),
-            &[("Accept", MANIFEST_ACCEPT)],
-        )
-        .expect("HEAD the httpd manifest");
-    assert_eq!(r.status, 200, "HEAD manifest of {image}");
-    let digest = r
-        .header("docker-content-digest")
-        .expect("the registry names the digest")
-        .to_owned();
+    let digest = tb.manifest_digest(image);
+    let (repo, _) = image.rsplit_once(':').expect("the httpd image has a tag");
     (format!("{repo}@{digest}"), digest)
 }
 

@@ -6,5 +6,6 @@
 #[allow(dead_code)]
 mod support;
 
+mod apply;
 mod client;
 mod testbed;

@@ -10,11 +10,6 @@ use std::time::Duration;
 
 use crate::support::{self, HttpResponse, Testbed, testbed};
 
-const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-    application/vnd.oci.image.manifest.v1+json, \
-    application/vnd.docker.distribution.manifest.list.v2+json, \
-    application/vnd.docker.distribution.manifest.v2+json";
-
 /// The repository path of an image reference on the test registry
 /// (`127.0.0.1:5000/magos/semver` → `magos/semver`).
 fn repository_of<'a>(tb: &Testbed, image: &'a str) -> &'a str {
@@ -63,7 +58,7 @@ fn all_tags(tb: &Testbed, repository: &str, page_size: usize) -> (Vec<String>, u
 fn digest(tb: &Testbed, repository: &str, reference: &str) -> String {
     let path = format!("/v2/{repository}/manifests/{reference}");
     let r = tb
-        .registry_request("HEAD", &path, &[("Accept", MANIFEST_ACCEPT)])
+        .registry_request("HEAD", &path, &[("Accept", support::MANIFEST_ACCEPT)])
         .unwrap_or_else(|e| panic!("HEAD {path}: {e}"));
     assert_eq!(r.status, 200, "HEAD {path}");
     r.header("docker-content-digest")
@@ -230,7 +225,7 @@ fn registry_multiarch_is_an_oci_index_with_two_platforms() {
     ] {
         let path = format!("/v2/{repository}/manifests/{tag}");
         let r = tb
-            .registry_request("GET", &path, &[("Accept", MANIFEST_ACCEPT)])
+            .registry_request("GET", &path, &[("Accept", support::MANIFEST_ACCEPT)])
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         assert_eq!(r.status, 200, "GET {path}: {}", r.text());
         assert_eq!(r.header("content-type"), Some(media_type), "{path}");

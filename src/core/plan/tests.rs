@@ -23,6 +23,7 @@ fn image(name: &str, d: Option<char>) -> ImageRef {
 fn stack(project: &str, services: Vec<ContainerSpec>) -> StackSpec {
     StackSpec {
         project: project.into(),
+        instance: "default".into(),
         working_dir: format!("/repo/{project}"),
         config_files: vec!["compose.yaml".into()],
         networks: vec![NetworkSpec {
@@ -102,7 +103,7 @@ fn web() -> StackSpec {
 }
 
 fn states(stacks: &[StackSpec], o: &Observed) -> Vec<(String, DriftState)> {
-    drift(stacks, o)
+    drift(stacks, o, DEFAULT_INSTANCE)
         .into_iter()
         .map(|e| (e.service.unwrap_or_default(), e.state))
         .collect()
@@ -145,7 +146,7 @@ fn a_converged_stack_plans_nothing_and_is_in_sync() {
     let p = plan(&stacks, &o, PlanOptions::default());
     assert!(p.is_empty(), "{p:#?}");
     assert!(
-        drift(&stacks, &o)
+        drift(&stacks, &o, DEFAULT_INSTANCE)
             .iter()
             .all(|e| e.state == DriftState::InSync)
     );
@@ -179,7 +180,7 @@ fn a_digest_bump_recreates_only_that_service() {
             ("db".into(), DriftState::ImageDrift)
         ]
     );
-    let e = &drift(&after, &o)[1];
+    let e = &drift(&after, &o, DEFAULT_INSTANCE)[1];
     assert_eq!(e.expected.as_deref(), Some(digest('c').as_str()));
     assert_eq!(e.actual.as_deref(), Some(digest('b').as_str()));
     assert_eq!(e.container.as_deref(), Some("web_db_1"));
@@ -260,7 +261,7 @@ fn a_hand_made_container_is_config_drift_and_replaced() {
     o.containers[0]
         .labels
         .remove(crate::core::spec::LABEL_CONFIG_HASH);
-    let e = &drift(&stacks, &o)[0];
+    let e = &drift(&stacks, &o, DEFAULT_INSTANCE)[0];
     assert_eq!(e.state, DriftState::ConfigDrift);
     assert!(
         e.actual
@@ -323,6 +324,21 @@ fn orphans_of_managed_projects_are_pruned_and_nothing_else() {
         image_id: "x".into(),
         image_digest: None,
     });
+    // Another Magos instance's stack on the same Podman.
+    let theirs = stack("theirs", vec![svc("theirs", "y", 'y')]);
+    let mut labels = theirs.services[0].all_labels(&theirs);
+    labels.insert(
+        crate::core::spec::LABEL_INSTANCE.to_owned(),
+        "other-instance".to_owned(),
+    );
+    o.containers.push(ObservedContainer {
+        id: "theirs".into(),
+        name: "theirs_y_1".into(),
+        labels,
+        state: RunState::Running,
+        image_id: "x".into(),
+        image_digest: None,
+    });
     // The repository now has only `web`, without `db`.
     let new = [stack("web", vec![svc("web", "app", 'a')])];
     let p = plan(&new, &o, PlanOptions::default());
@@ -342,11 +358,18 @@ fn orphans_of_managed_projects_are_pruned_and_nothing_else() {
         "{reasons:?}"
     );
     assert!(
-        plan(&new, &o, PlanOptions { prune: false })
-            .prune
-            .is_empty()
+        plan(
+            &new,
+            &o,
+            PlanOptions {
+                prune: false,
+                ..PlanOptions::default()
+            }
+        )
+        .prune
+        .is_empty()
     );
-    let orphans: Vec<_> = drift(&new, &o)
+    let orphans: Vec<_> = drift(&new, &o, DEFAULT_INSTANCE)
         .into_iter()
         .filter(|e| e.state == DriftState::Orphan)
         .collect();

@@ -293,6 +293,34 @@ impl Testbed {
     }
 }
 
+/// Every manifest media type, for a `HEAD` that must answer for an index too.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
+impl Testbed {
+    /// The digest the test registry gives `image` (`127.0.0.1:5000/repo:tag`), from
+    /// a `HEAD` of its manifest.
+    pub fn manifest_digest(&self, image: &str) -> String {
+        let (repo, tag) = image.rsplit_once(':').expect("the image has a tag");
+        let path = repo
+            .strip_prefix(&format!("{}/", self.registry))
+            .expect("the image is on the test registry");
+        let r = self
+            .registry_request(
+                "HEAD",
+                &format!("/v2/{path}/manifests/{tag}"),
+                &[("Accept", MANIFEST_ACCEPT)],
+            )
+            .expect("HEAD a manifest");
+        assert_eq!(r.status, 200, "HEAD manifest of {image}");
+        r.header("docker-content-digest")
+            .expect("the registry names the digest")
+            .to_owned()
+    }
+}
+
 /// A name no other test (nor an earlier run) uses: `prefix-<pid>-<time>-<n>`, in
 /// the characters container, image and volume names allow.
 pub fn unique_name(prefix: &str) -> String {

@@ -1,0 +1,417 @@
+//! Carries out a stack's plan through the libpod API, in the plan's order.
+//!
+//! A recreate first creates the replacement under a temporary name, so a spec
+//! Podman refuses leaves the running container alone; only then is the old one
+//! stopped and removed, the new one renamed and started. A crash at any point
+//! leaves containers the next plan recognises: a missing service is created, a
+//! leftover replacement is a duplicate that is pruned.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::core::plan::{Action, Removal, StackPlan};
+use crate::core::spec::{
+    ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, StackSpec,
+};
+use crate::podman::{Client, PodmanError, PullOptions, PullPolicy};
+use crate::server::Liveness;
+
+use super::generate::{self, GenerateError};
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Podman refused or failed a request.
+    #[error("{action}: {source}")]
+    Podman {
+        /// The action, as the plan prints it.
+        action: String,
+        /// Podman's error.
+        #[source]
+        source: PodmanError,
+    },
+    /// The spec cannot be expressed as a request.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+    /// A dependency did not become ready.
+    #[error("service `{service}`: dependency `{dependency}` {why}")]
+    Dependency {
+        /// The waiting service.
+        service: String,
+        /// The dependency.
+        dependency: String,
+        /// What happened.
+        why: String,
+    },
+    /// A container to remove is not Magos's.
+    #[error("refusing to remove `{name}`: it carries no label of a managed project")]
+    NotManaged {
+        /// The container.
+        name: String,
+    },
+}
+
+/// What happened to one stack.
+#[derive(Debug)]
+pub struct StackResult {
+    /// The stack's project.
+    pub project: String,
+    /// The actions carried out, as the plan prints them.
+    pub done: Vec<String>,
+    /// The action that failed; later actions were not tried.
+    pub error: Option<ApplyError>,
+}
+
+fn podman(action: &Action) -> impl FnOnce(PodmanError) -> ApplyError + '_ {
+    move |source| ApplyError::Podman {
+        action: action.to_string(),
+        source,
+    }
+}
+
+/// The longest wait for a dependency to become healthy or complete.
+const DEPENDENCY_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs a stack's plan. `secret_env` gives, per service, the variables decrypted
+/// for it at apply time.
+pub async fn apply_stack(
+    client: &Client,
+    stack: &StackSpec,
+    plan: &StackPlan,
+    secret_env: &BTreeMap<String, BTreeMap<String, String>>,
+    liveness: Option<&Liveness>,
+) -> StackResult {
+    let mut result = StackResult {
+        project: stack.project.clone(),
+        done: Vec::new(),
+        error: None,
+    };
+    let none = BTreeMap::new();
+    for action in &plan.actions {
+        if let Some(l) = liveness {
+            l.progress();
+        }
+        let outcome = match action {
+            Action::Pull { image } => pull(client, image, liveness).await.map_err(podman(action)),
+            Action::CreateNetwork { name } => {
+                let Some(net) = stack.networks.iter().find(|n| &n.name == name) else {
+                    continue;
+                };
+                match client.create_network(&generate::network(stack, net)).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_conflict() => Ok(()),
+                    Err(e) => Err(podman(action)(e)),
+                }
+            }
+            Action::CreateVolume { name } => {
+                let Some(vol) = stack.volumes.iter().find(|v| &v.name == name) else {
+                    continue;
+                };
+                match client.create_volume(&generate::volume(stack, vol)).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_conflict() => Ok(()),
+                    Err(e) => Err(podman(action)(e)),
+                }
+            }
+            Action::Create { service, name }
+            | Action::Start { service, name }
+            | Action::Recreate { service, name, .. } => {
+                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
+                    continue;
+                };
+                let env = secret_env.get(service).unwrap_or(&none);
+                async {
+                    wait_for_dependencies(client, stack, spec, liveness).await?;
+                    match action {
+                        Action::Create { .. } => {
+                            create_and_start(client, stack, spec, name, env, action).await
+                        }
+                        Action::Start { .. } => client
+                            .start_container(name)
+                            .await
+                            .map(|_| ())
+                            .map_err(podman(action)),
+                        _ => replace(client, stack, spec, name, env, action).await,
+                    }
+                }
+                .await
+            }
+            Action::Restart { service, name, .. } => {
+                let timeout = stack
+                    .services
+                    .iter()
+                    .find(|s| &s.service == service)
+                    .map_or(10, stop_timeout);
+                client
+                    .restart_container(name, timeout)
+                    .await
+                    .map_err(podman(action))
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::info!(stack = %stack.project, "{action}");
+                result.done.push(action.to_string());
+            }
+            Err(e) => {
+                tracing::error!(stack = %stack.project, error = %e, "apply failed");
+                result.error = Some(e);
+                break;
+            }
+        }
+    }
+    result
+}
+
+fn stop_timeout(spec: &ContainerSpec) -> u64 {
+    spec.stop_grace_period.map_or(10, |d| d.as_secs())
+}
+
+async fn pull(
+    client: &Client,
+    image: &str,
+    liveness: Option<&Liveness>,
+) -> Result<(), PodmanError> {
+    tracing::info!(image, "pulling");
+    let mut progress = |line: &str| {
+        if let Some(l) = liveness {
+            l.progress();
+        }
+        tracing::debug!(image, "{line}");
+    };
+    let options = PullOptions {
+        policy: PullPolicy::Missing,
+        tls_verify: None,
+    };
+    client
+        .pull_image(image, &options, &mut progress)
+        .await
+        .map(|_| ())
+}
+
+async fn create_and_start(
+    client: &Client,
+    stack: &StackSpec,
+    spec: &ContainerSpec,
+    name: &str,
+    env: &BTreeMap<String, String>,
+    action: &Action,
+) -> Result<(), ApplyError> {
+    let request = generate::container(stack, spec, name, env)?;
+    client
+        .create_container(&request)
+        .await
+        .map_err(podman(action))?;
+    client.start_container(name).await.map_err(podman(action))?;
+    Ok(())
+}
+
+/// The temporary name of a replacement container.
+pub fn replacement_name(name: &str) -> String {
+    format!("{name}_magos-next")
+}
+
+async fn replace(
+    client: &Client,
+    stack: &StackSpec,
+    spec: &ContainerSpec,
+    name: &str,
+    env: &BTreeMap<String, String>,
+    action: &Action,
+) -> Result<(), ApplyError> {
+    let next = replacement_name(name);
+    // A replacement left by an interrupted apply goes first.
+    remove_if_ours(client, &next, 0)
+        .await
+        .map_err(podman(action))?;
+    let request = generate::container(stack, spec, &next, env)?;
+    client
+        .create_container(&request)
+        .await
+        .map_err(podman(action))?;
+    let timeout = stop_timeout(spec);
+    if let Err(e) = remove_if_ours(client, name, timeout).await {
+        // Leave the old container serving; drop the unused replacement.
+        let _ = client.remove_container(&next, true, false, Some(0)).await;
+        return Err(podman(action)(e));
+    }
+    client
+        .rename_container(&next, name)
+        .await
+        .map_err(podman(action))?;
+    client.start_container(name).await.map_err(podman(action))?;
+    Ok(())
+}
+
+/// Stops and removes a container if it exists and belongs to a managed project.
+async fn remove_if_ours(client: &Client, name: &str, timeout: u64) -> Result<(), PodmanError> {
+    match client.inspect_container(name).await {
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let _ = client.stop_container(name, Some(timeout)).await;
+    match client
+        .remove_container(name, true, false, Some(timeout))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn wait_for_dependencies(
+    client: &Client,
+    stack: &StackSpec,
+    spec: &ContainerSpec,
+    liveness: Option<&Liveness>,
+) -> Result<(), ApplyError> {
+    for dep in &spec.depends_on {
+        let Some(target) = stack.services.iter().find(|s| s.service == dep.service) else {
+            continue;
+        };
+        let fail = |why: String| ApplyError::Dependency {
+            service: spec.service.clone(),
+            dependency: dep.service.clone(),
+            why,
+        };
+        let deadline = Instant::now() + DEPENDENCY_LIMIT;
+        match dep.condition {
+            DependencyCondition::ServiceStarted => {}
+            DependencyCondition::ServiceHealthy => {
+                if target.healthcheck.is_none() {
+                    return Err(fail(
+                        "has no healthcheck, so it can never be healthy".to_owned(),
+                    ));
+                }
+                wait_healthy(client, &target.name, deadline, liveness)
+                    .await
+                    .map_err(fail)?;
+            }
+            DependencyCondition::ServiceCompletedSuccessfully => {
+                wait_completed(client, &target.name, deadline, liveness)
+                    .await
+                    .map_err(fail)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until a container reports healthy, running its healthcheck on demand:
+/// rootless Podman schedules checks with systemd timers, which a host without a
+/// user manager lacks.
+async fn wait_healthy(
+    client: &Client,
+    name: &str,
+    deadline: Instant,
+    liveness: Option<&Liveness>,
+) -> Result<(), String> {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let inspect = client
+            .inspect_container(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let state = inspect.state.unwrap_or_default();
+        if !state.running {
+            return Err(format!("is not running (exit code {})", state.exit_code));
+        }
+        match client.run_healthcheck(name).await {
+            Ok(h) if h.status == "healthy" => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.status() == Some(409) => return Err("has no healthcheck".to_owned()),
+            Err(e) => return Err(e.to_string()),
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "did not become healthy within {}s",
+                DEPENDENCY_LIMIT.as_secs()
+            ));
+        }
+        if let Some(l) = liveness {
+            l.progress();
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn wait_completed(
+    client: &Client,
+    name: &str,
+    deadline: Instant,
+    liveness: Option<&Liveness>,
+) -> Result<(), String> {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let inspect = client
+            .inspect_container(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let state = inspect.state.unwrap_or_default();
+        if !state.running && !state.restarting && state.status != "created" {
+            return if state.exit_code == 0 {
+                Ok(())
+            } else {
+                Err(format!("exited with code {}", state.exit_code))
+            };
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "did not complete within {}s",
+                DEPENDENCY_LIMIT.as_secs()
+            ));
+        }
+        if let Some(l) = liveness {
+            l.progress();
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Removes orphaned containers. Each is checked again for a managed label first.
+pub async fn prune(client: &Client, removals: &[Removal]) -> Vec<(String, Result<(), ApplyError>)> {
+    let mut results = Vec::new();
+    for r in removals {
+        let outcome = async {
+            let inspect = match client.inspect_container(&r.id).await {
+                Ok(i) => i,
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => {
+                    return Err(ApplyError::Podman {
+                        action: format!("remove {}", r.name),
+                        source: e,
+                    });
+                }
+            };
+            let labels = inspect.config.as_ref().map(|c| &c.labels);
+            let ours = labels.is_some_and(|l| {
+                l.contains_key(LABEL_PROJECT) || l.get(LABEL_MANAGED).is_some_and(|v| v == "true")
+            });
+            if !ours {
+                return Err(ApplyError::NotManaged {
+                    name: r.name.clone(),
+                });
+            }
+            let _ = client.stop_container(&r.id, Some(10)).await;
+            match client.remove_container(&r.id, true, false, Some(10)).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_not_found() => Ok(()),
+                Err(e) => Err(ApplyError::Podman {
+                    action: format!("remove {}", r.name),
+                    source: e,
+                }),
+            }
+        }
+        .await;
+        match &outcome {
+            Ok(()) => tracing::info!(container = %r.name, reason = %r.reason, "removed orphan"),
+            Err(e) => tracing::error!(container = %r.name, error = %e, "could not remove orphan"),
+        }
+        results.push((r.name.clone(), outcome));
+    }
+    results
+}

@@ -1,0 +1,235 @@
+//! Specs into libpod requests: a [`ContainerSpec`] becomes a `SpecGenerator`, a
+//! stack's networks and volumes become create requests, all carrying the compose
+//! and Magos labels.
+
+use std::collections::BTreeMap;
+
+use crate::core::plan::pull_reference;
+use crate::core::spec::{
+    ContainerSpec, HealthSpec, MountSpec, NetworkMode, NetworkSpec, RestartPolicy, StackSpec,
+    VolumeSpec, stack_labels,
+};
+use crate::podman::signal;
+use crate::podman::wire::{
+    Device, HealthConfig, Mount, NamedVolume, Namespace, NetworkCreate, PerNetworkOptions,
+    PortMapping, SpecGenerator, VolumeCreate,
+};
+
+/// A spec that cannot be expressed as a create request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenerateError {
+    /// `stop_signal` names no signal.
+    #[error("service `{service}`: `{signal}` is not a signal")]
+    Signal {
+        /// The service.
+        service: String,
+        /// The value.
+        signal: String,
+    },
+    /// `network_mode: service:x` names a service without a container name.
+    #[error(
+        "service `{service}`: network_mode refers to service `{target}`, which is not in the stack"
+    )]
+    NetworkTarget {
+        /// The service.
+        service: String,
+        /// The missing service.
+        target: String,
+    },
+}
+
+/// The create request for one service. `env` adds variables decrypted at apply
+/// time (never part of the spec, nor of its hash).
+pub fn container(
+    stack: &StackSpec,
+    spec: &ContainerSpec,
+    name: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<SpecGenerator, GenerateError> {
+    let stop_signal = match &spec.stop_signal {
+        Some(s) => Some(signal::number(s).ok_or_else(|| GenerateError::Signal {
+            service: spec.service.clone(),
+            signal: s.clone(),
+        })?),
+        None => None,
+    };
+    let mut g = SpecGenerator {
+        name: Some(name.to_owned()),
+        image: pull_reference(&spec.image),
+        entrypoint: spec.entrypoint.clone(),
+        command: spec.command.clone(),
+        labels: spec.all_labels(stack),
+        stop_signal,
+        stop_timeout: spec.stop_grace_period.map(|d| d.as_secs().max(1)),
+        restart_policy: spec.restart.map(|r| {
+            match r {
+                RestartPolicy::No => "no",
+                RestartPolicy::Always => "always",
+                RestartPolicy::OnFailure => "on-failure",
+                RestartPolicy::UnlessStopped => "unless-stopped",
+            }
+            .to_owned()
+        }),
+        hostname: spec.hostname.clone(),
+        user: spec.user.clone(),
+        work_dir: spec.working_dir.clone(),
+        cap_add: spec.cap_add.clone(),
+        cap_drop: spec.cap_drop.clone(),
+        host_add: spec.extra_hosts.clone(),
+        dns_server: spec.dns.clone(),
+        read_only_filesystem: spec.read_only,
+        devices: spec
+            .devices
+            .iter()
+            .map(|d| Device { path: d.clone() })
+            .collect(),
+        health_config: spec.healthcheck.as_ref().map(health),
+        ..SpecGenerator::default()
+    };
+    g.env = spec.environment.clone();
+    g.env
+        .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    g.netns = Some(match &spec.network_mode {
+        NetworkMode::Bridge => {
+            g.networks = spec
+                .networks
+                .iter()
+                .map(|(net, aliases)| {
+                    let mut aliases = aliases.clone();
+                    // Compose makes every service reachable by its name on its networks.
+                    if !aliases.contains(&spec.service) {
+                        aliases.insert(0, spec.service.clone());
+                    }
+                    (
+                        net.clone(),
+                        PerNetworkOptions {
+                            aliases,
+                            ..PerNetworkOptions::default()
+                        },
+                    )
+                })
+                .collect();
+            ns("bridge", "")
+        }
+        NetworkMode::Host => ns("host", ""),
+        NetworkMode::None => ns("none", ""),
+        NetworkMode::Pasta(options) => {
+            if !options.is_empty() {
+                g.network_options
+                    .insert("pasta".to_owned(), options.clone());
+            }
+            ns("pasta", "")
+        }
+        NetworkMode::Service(target) => {
+            let target_name = stack
+                .services
+                .iter()
+                .find(|s| &s.service == target)
+                .map(|s| s.name.clone())
+                .ok_or_else(|| GenerateError::NetworkTarget {
+                    service: spec.service.clone(),
+                    target: target.clone(),
+                })?;
+            ns("container", &target_name)
+        }
+        NetworkMode::Container(other) => ns("container", other),
+    });
+
+    g.portmappings = spec
+        .ports
+        .iter()
+        .map(|p| PortMapping {
+            host_ip: p.host_ip.clone(),
+            container_port: p.container_port,
+            host_port: p.host_port,
+            range: p.range.max(1),
+            protocol: p.protocol.clone(),
+        })
+        .collect();
+    for m in &spec.mounts {
+        match m {
+            MountSpec::Volume {
+                name,
+                target,
+                read_only,
+            } => g.volumes.push(NamedVolume {
+                name: name.clone(),
+                dest: target.clone(),
+                options: if *read_only {
+                    vec!["ro".to_owned()]
+                } else {
+                    Vec::new()
+                },
+                ..NamedVolume::default()
+            }),
+            MountSpec::Bind {
+                source,
+                target,
+                options,
+            } => g.mounts.push(Mount {
+                destination: target.clone(),
+                kind: "bind".to_owned(),
+                source: source.clone(),
+                options: options.clone(),
+            }),
+            MountSpec::Tmpfs { target, options } => g.mounts.push(Mount {
+                destination: target.clone(),
+                kind: "tmpfs".to_owned(),
+                source: "tmpfs".to_owned(),
+                options: options.clone(),
+            }),
+        }
+    }
+    Ok(g)
+}
+
+fn ns(mode: &str, value: &str) -> Namespace {
+    Namespace {
+        nsmode: mode.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+fn health(h: &HealthSpec) -> HealthConfig {
+    let mut c = HealthConfig::new(h.test.clone());
+    let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    if let Some(d) = h.interval {
+        c.interval = ns(d);
+    }
+    if let Some(d) = h.timeout {
+        c.timeout = ns(d);
+    }
+    if let Some(d) = h.start_period {
+        c.start_period = ns(d);
+    }
+    if let Some(r) = h.retries {
+        c.retries = i64::from(r);
+    }
+    c
+}
+
+/// The create request for a stack's network.
+pub fn network(stack: &StackSpec, net: &NetworkSpec) -> NetworkCreate {
+    let mut n = NetworkCreate::bridge(net.name.clone());
+    if let Some(driver) = &net.driver {
+        n.driver = driver.clone();
+    }
+    n.internal = net.internal;
+    n.labels = net.labels.clone();
+    n.labels
+        .extend(stack_labels(&stack.project, &stack.instance));
+    n
+}
+
+/// The create request for a stack's named volume.
+pub fn volume(stack: &StackSpec, vol: &VolumeSpec) -> VolumeCreate {
+    let mut labels = vol.labels.clone();
+    labels.extend(stack_labels(&stack.project, &stack.instance));
+    VolumeCreate {
+        name: vol.name.clone(),
+        driver: vol.driver.clone().unwrap_or_default(),
+        labels,
+        options: BTreeMap::new(),
+    }
+}
