@@ -5,6 +5,8 @@
 //!   No I/O.
 //! - [`config`]: the configuration schema and its layered loading.
 //! - [`logging`]: the `tracing` subscriber.
+//! - [`registry`]: the registry edge: tags, digests and manifests from OCI
+//!   registries, with Podman's credentials and insecure-registry settings.
 //! - [`cli`]: the command-line interface; the only module that prints results.
 //!
 //! `ARCHITECTURE.md` has the code map and the invariants.
@@ -13,3 +15,4 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod logging;
+pub mod registry;
