@@ -668,8 +668,11 @@ impl RegistryClient {
             match status {
                 StatusCode::OK => {
                     let headers = response.headers().clone();
-                    let body =
-                        read_limited(host, url, settings.timeout, &mut response, limit).await?;
+                    let body = if method == Method::HEAD {
+                        bytes::Bytes::new()
+                    } else {
+                        read_limited(host, url, settings.timeout, &mut response, limit).await?
+                    };
                     return Ok(Fetched {
                         headers,
                         body,
