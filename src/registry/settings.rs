@@ -337,8 +337,9 @@ impl Default for Settings {
 
 impl Settings {
     /// Reads the configured (or Podman's default) `registries.conf`, auth files and
-    /// `certs.d` locations. A named file that is missing is an error; a default
-    /// location that is missing is skipped.
+    /// `certs.d` locations. A named `registries.conf` that is missing is an error;
+    /// a named auth file that is missing means no credentials (as Podman, before
+    /// the first `podman login`); default locations that are missing are skipped.
     pub fn load(config: &RegistriesConfig, env: &Env) -> Result<Self, RegistryError> {
         let mut settings = Settings {
             timeout: config.timeout.0,
@@ -386,6 +387,11 @@ impl Settings {
 
         // auth files
         match &config.auth_file {
+            // As Podman: a named auth file that does not exist yet (no `podman
+            // login` so far) means no credentials.
+            Some(path) if !path.exists() => {
+                tracing::debug!(path = %path.display(), "auth file does not exist; no credentials");
+            }
             Some(path) => {
                 let text = read(path)?;
                 settings.auth.push_file(path.clone(), &text)?;
@@ -648,7 +654,21 @@ registries = ["old:5000"]
             auth_file: Some(dir.path().join("missing.json")),
             ..RegistriesConfig::default()
         };
+        let s = Settings::load(&config, &env).unwrap();
+        assert!(s.auth.lookup("h:1", "x").is_none(), "only the named file counts");
+        let config = RegistriesConfig {
+            registries_conf: Some(dir.path().join("missing.conf")),
+            ..RegistriesConfig::default()
+        };
         let e = Settings::load(&config, &env).unwrap_err().to_string();
-        assert!(e.contains("missing.json"), "{e}");
+        assert!(e.contains("missing.conf"), "{e}");
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{").unwrap();
+        let config = RegistriesConfig {
+            auth_file: Some(bad),
+            ..RegistriesConfig::default()
+        };
+        let e = Settings::load(&config, &env).unwrap_err().to_string();
+        assert!(e.contains("bad.json") && e.contains("line 1"), "{e}");
     }
 }
