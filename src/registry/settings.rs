@@ -655,7 +655,10 @@ registries = ["old:5000"]
             ..RegistriesConfig::default()
         };
         let s = Settings::load(&config, &env).unwrap();
-        assert!(s.auth.lookup("h:1", "x").is_none(), "only the named file counts");
+        assert!(
+            s.auth.lookup("h:1", "x").is_none(),
+            "only the named file counts"
+        );
         let config = RegistriesConfig {
             registries_conf: Some(dir.path().join("missing.conf")),
             ..RegistriesConfig::default()

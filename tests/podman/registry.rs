@@ -24,6 +24,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use magos::cli::check::{Choice, Output, Policies, Watched, check_services};
 use magos::config::{Env, RegistriesConfig};
 use magos::registry::{ImageRef, ManifestKind, Platform, RegistryClient, RegistryError, Settings};
 
@@ -1413,4 +1414,205 @@ async fn a_silent_registry_times_out() {
         .unwrap_err();
     assert!(matches!(err, RegistryError::Timeout { .. }), "{err}");
     task.abort();
+}
+
+// ---------------------------------------------------------------------------
+// The check command's registry side.
+
+/// Decisions read from a table: the test's stand-in for the policy core, which
+/// is tested on its own. It records the tags it was offered.
+struct Scripted {
+    choices: Vec<Choice>,
+    offered: Mutex<BTreeMap<usize, usize>>,
+}
+
+impl Policies for Scripted {
+    fn watched(&self, _dir: &Path) -> anyhow::Result<Vec<Watched>> {
+        unreachable!("the test passes the services itself")
+    }
+
+    fn decide(&self, service: &Watched, tags: &[String], _now: SystemTime) -> Choice {
+        self.offered.lock().unwrap().insert(service.id, tags.len());
+        self.choices[service.id].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_lists_each_repository_once_and_heads_only_elected_tags() {
+    let Some(bed) = bed() else { return };
+    let front = Front::start(&bed.registry, |_| {}).await;
+    let h = front.host();
+    let closed = format!("127.0.0.1:{}", free_port());
+    let client = plain_client(&[&h, &closed]);
+    let direct = bed_client(bed);
+    let semver_123 = direct
+        .digest(&image(&format!(
+            "{}:1.2.3",
+            bed.var("MAGOS_TEST_IMAGE_SEMVER")
+        )))
+        .await
+        .unwrap();
+
+    let tag = |t: &str| Choice::Tag {
+        tag: t.to_owned(),
+        reason: format!("scripted {t}"),
+    };
+    // (image as written, watched repository, platform, decision)
+    let table: Vec<(String, String, Option<&str>, Choice)> = vec![
+        (
+            format!("{h}/magos/semver:1.0.0"),
+            format!("{h}/magos/semver"),
+            None,
+            tag("1.2.3"),
+        ),
+        (
+            format!("{h}/magos/semver:1.2.3@{semver_123}"),
+            format!("{h}/magos/semver"),
+            None,
+            tag("1.2.3"),
+        ),
+        (
+            format!("{h}/magos/semver:1.2.0"),
+            format!("{h}/magos/semver"),
+            None,
+            tag("v2.3.1"),
+        ),
+        (
+            format!("{h}/magos/semver:2.0.0"),
+            format!("{h}/magos/semver"),
+            None,
+            Choice::Nothing {
+                reason: "none".into(),
+            },
+        ),
+        (
+            format!("{h}/magos/moving:latest"),
+            format!("{h}/magos/moving"),
+            None,
+            tag("latest"),
+        ),
+        (
+            format!("{h}/magos/moving:latest"),
+            format!("{h}/magos/moving"),
+            None,
+            tag("latest"),
+        ),
+        (
+            format!("{h}/magos/multiarch:1.0"),
+            format!("{h}/magos/multiarch"),
+            None,
+            tag("1.0"),
+        ),
+        (
+            format!("{h}/magos/multiarch:1.0"),
+            format!("{h}/magos/multiarch"),
+            Some("linux/arm64"),
+            tag("1.0"),
+        ),
+        (
+            format!("{h}/magos/httpd:1"),
+            format!("{h}/magos/httpd"),
+            None,
+            Choice::Keep {
+                reason: "digest policy".into(),
+            },
+        ),
+        (
+            format!("{closed}/gone/app:1"),
+            format!("{closed}/gone/app"),
+            None,
+            tag("2"),
+        ),
+        (
+            format!("{closed}/gone/other:1"),
+            format!("{closed}/gone/other"),
+            None,
+            tag("2"),
+        ),
+    ];
+    let services: Vec<Watched> = table
+        .iter()
+        .enumerate()
+        .map(|(id, (image, watch, platform, _))| Watched {
+            id,
+            stack: "s".into(),
+            service: format!("svc{id}"),
+            location: format!("s/compose.yaml:{}", id + 1),
+            image: image.clone(),
+            watch: watch.clone(),
+            platform: platform.map(str::to_owned),
+        })
+        .collect();
+    let policies = Scripted {
+        choices: table.iter().map(|t| t.3.clone()).collect(),
+        offered: Mutex::new(BTreeMap::new()),
+    };
+    let rows = check_services(&client, &policies, &services, SystemTime::now()).await;
+
+    // One tag listing per repository, a HEAD per elected tag, a manifest body
+    // only where a platform is named; nothing else.
+    let log = front.log();
+    for repo in ["semver", "moving", "multiarch", "httpd"] {
+        assert_eq!(
+            front.count("GET", &format!("/v2/magos/{repo}/tags/list")),
+            1,
+            "{repo}: {log:?}"
+        );
+    }
+    assert_eq!(front.count("HEAD", "/manifests/"), 4, "{log:?}");
+    for elected in [
+        "semver/manifests/1.2.3",
+        "semver/manifests/v2.3.1",
+        "moving/manifests/latest",
+        "multiarch/manifests/1.0",
+    ] {
+        assert_eq!(front.count("HEAD", elected), 1, "{elected}: {log:?}");
+    }
+    assert_eq!(front.count("GET", "/manifests/"), 1, "{log:?}");
+    assert_eq!(front.count("GET", "/v2/magos/multiarch/manifests/1.0"), 1);
+    assert_eq!(log.len(), 4 + 4 + 1, "{log:?}");
+    assert!(
+        policies
+            .offered
+            .lock()
+            .unwrap()
+            .get(&0)
+            .is_some_and(|n| *n > 100)
+    );
+
+    let by = |i: usize| &rows[i];
+    assert_eq!(by(0).update, Some(true));
+    assert_eq!(
+        by(0).chosen.as_deref(),
+        Some(format!("{h}/magos/semver:1.2.3@{semver_123}").as_str())
+    );
+    assert_eq!(by(1).update, Some(false), "already pinned: {:?}", by(1));
+    assert_eq!(by(2).update, Some(true));
+    assert_eq!((by(3).update, by(3).chosen.as_deref()), (None, None));
+    assert_eq!(
+        by(4).update,
+        Some(true),
+        "an unpinned moving tag gets a pin"
+    );
+    let index = by(6).chosen.clone().unwrap();
+    let arm = by(7).chosen.clone().unwrap();
+    assert_ne!(index, arm, "the platform pin is the platform manifest");
+    assert_eq!(by(8).update, Some(false));
+    for i in [9, 10] {
+        assert!(
+            by(i).error.as_deref().is_some_and(|e| e.contains(&closed)),
+            "{:?}",
+            by(i)
+        );
+    }
+    for i in 0..9 {
+        assert_eq!(by(i).error, None, "{:?}", by(i));
+    }
+    assert_eq!(magos::cli::check::exit_for(&rows), magos::cli::Exit::Error);
+    assert_eq!(
+        magos::cli::check::exit_for(&rows[..9]),
+        magos::cli::Exit::Success
+    );
+    let table = magos::cli::check::render(&rows, Output::Table).unwrap();
+    assert_eq!(table.lines().count(), 12, "{table}");
 }
