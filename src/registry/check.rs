@@ -10,7 +10,8 @@ use std::time::SystemTime;
 
 use tokio::sync::OnceCell;
 
-use super::client::{Manifest, RegistryClient};
+use super::client::RegistryClient;
+use super::manifest::Manifest;
 use super::reference::{Digest, ImageRef, Platform};
 use super::{RateLimit, RegistryError};
 

@@ -6,10 +6,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime};
 
-use oci_client::manifest::{
-    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
-    OCI_IMAGE_MEDIA_TYPE, OciManifest,
-};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LINK, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
@@ -17,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::RegistryError;
 use super::auth::{self, Challenge, TokenCache};
+use super::manifest::{Manifest, ManifestKind, parse_manifest};
 use super::reference::{Digest, ImageRef, Platform};
 use super::settings::{Credentials, Settings};
 use super::wire::{self, RateLimit};
@@ -73,68 +70,6 @@ enum Kind {
     BlobGet,
 }
 
-/// A manifest as the registry serves it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Manifest {
-    /// The digest of this manifest: for a multi-arch image, the index digest
-    /// (what `podman pull` of the reference records and what a pin uses).
-    pub digest: Digest,
-    /// Its media type.
-    pub media_type: String,
-    /// A single image or an index.
-    pub kind: ManifestKind,
-}
-
-/// The two shapes of a manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum ManifestKind {
-    /// One image, with the digest of its config blob.
-    Image {
-        /// The config blob's digest.
-        config: Digest,
-    },
-    /// An index (OCI index or Docker manifest list) of platform manifests.
-    Index {
-        /// The entries, in the registry's order.
-        entries: Vec<IndexEntry>,
-    },
-}
-
-/// One platform manifest of an index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IndexEntry {
-    /// The platform, when the index names one.
-    pub platform: Option<Platform>,
-    /// The platform manifest's digest.
-    pub digest: Digest,
-}
-
-impl Manifest {
-    /// The entry of an index for `platform`; a single image has none.
-    pub fn platform_entry(&self, platform: &Platform) -> Option<&IndexEntry> {
-        match &self.kind {
-            ManifestKind::Image { .. } => None,
-            ManifestKind::Index { entries } => entries.iter().find(|e| {
-                e.platform
-                    .as_ref()
-                    .is_some_and(|p| platform.matches(&p.os, &p.architecture, p.variant.as_deref()))
-            }),
-        }
-    }
-
-    /// The platforms an index lists, as `os/arch[/variant]`, comma separated.
-    pub fn platforms(&self) -> String {
-        match &self.kind {
-            ManifestKind::Image { .. } => String::new(),
-            ManifestKind::Index { entries } => entries
-                .iter()
-                .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
-    }
-}
-
 /// The answer to a successful request.
 struct Fetched {
     headers: HeaderMap,
@@ -174,8 +109,10 @@ struct Inner {
 
 static CRYPTO: Once = Once::new();
 
-/// Makes rustls use the ring provider (the only one compiled in).
-fn install_crypto_provider() {
+/// Makes rustls use the ring provider (the only one compiled in) as the process
+/// default. [`RegistryClient::new`] calls it; call it at start-up when other code
+/// builds TLS clients first. Idempotent.
+pub fn install_crypto_provider() {
     CRYPTO.call_once(|| {
         // An error means a provider is already installed, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -500,91 +437,22 @@ impl RegistryClient {
                 MANIFEST_LIMIT,
             )
             .await?;
-        let malformed = |message: String| RegistryError::Malformed {
-            host: host.name.clone(),
-            url: url.clone(),
-            message,
-        };
-        // The digest is of the bytes as served; check it against what was asked
-        // for and what the registry claims.
         let requested = Digest::parse(reference).ok();
         let claimed = header_digest(host, &fetched)?;
-        let algorithm_of = requested.as_ref().or(claimed.as_ref());
-        let digest = match algorithm_of {
-            Some(d) => d.recompute(&fetched.body),
-            None => Digest::sha256_of(&fetched.body),
-        };
-        for expected in [&requested, &claimed].into_iter().flatten() {
-            if expected.as_str().split(':').next() == digest.as_str().split(':').next()
-                && expected != &digest
-            {
-                return Err(malformed(format!(
-                    "the content's digest {digest} does not match {expected}"
-                )));
-            }
-        }
-        let versioned: serde_json::Value = serde_json::from_slice(&fetched.body)
-            .map_err(|e| malformed(format!("not a manifest: {e}")))?;
-        match versioned.get("schemaVersion").and_then(|v| v.as_u64()) {
-            Some(2) => {}
-            Some(v) => {
-                return Err(malformed(format!(
-                    "manifest schema version {v} is not supported"
-                )));
-            }
-            None => return Err(malformed("not a manifest: no schemaVersion".to_owned())),
-        }
         let content_type = fetched
             .headers
             .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
-        let media_type = versioned
-            .get("mediaType")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-            .or(content_type)
-            .unwrap_or_default();
-        let parsed: OciManifest = serde_json::from_value(versioned)
-            .map_err(|e| malformed(format!("not a manifest: {e}")))?;
-        let kind = match parsed {
-            OciManifest::Image(m) => {
-                if !media_type.is_empty()
-                    && media_type != OCI_IMAGE_MEDIA_TYPE
-                    && media_type != IMAGE_MANIFEST_MEDIA_TYPE
-                {
-                    return Err(malformed(format!("unsupported media type {media_type}")));
-                }
-                ManifestKind::Image {
-                    config: Digest::parse(&m.config.digest)
-                        .map_err(|e| malformed(e.to_string()))?,
-                }
-            }
-            OciManifest::ImageIndex(index) => {
-                if !media_type.is_empty()
-                    && media_type != OCI_IMAGE_INDEX_MEDIA_TYPE
-                    && media_type != IMAGE_MANIFEST_LIST_MEDIA_TYPE
-                {
-                    return Err(malformed(format!("unsupported media type {media_type}")));
-                }
-                let mut entries = Vec::with_capacity(index.manifests.len());
-                for e in index.manifests {
-                    entries.push(IndexEntry {
-                        platform: e.platform.map(|p| Platform {
-                            os: p.os.to_string(),
-                            architecture: p.architecture.to_string(),
-                            variant: p.variant,
-                        }),
-                        digest: Digest::parse(&e.digest).map_err(|e| malformed(e.to_string()))?,
-                    });
-                }
-                ManifestKind::Index { entries }
-            }
-        };
-        Ok(Manifest {
-            digest,
-            media_type,
-            kind,
+            .and_then(|v| v.to_str().ok());
+        parse_manifest(
+            &fetched.body,
+            content_type,
+            requested.as_ref(),
+            claimed.as_ref(),
+        )
+        .map_err(|message| RegistryError::Malformed {
+            host: host.name.clone(),
+            url,
+            message,
         })
     }
 
@@ -986,6 +854,10 @@ mod tests {
 
     #[test]
     fn accept_lists_every_manifest_type() {
+        use oci_client::manifest::{
+            IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
+            OCI_IMAGE_MEDIA_TYPE,
+        };
         for t in [
             OCI_IMAGE_INDEX_MEDIA_TYPE,
             IMAGE_MANIFEST_LIST_MEDIA_TYPE,
@@ -1046,47 +918,5 @@ mod tests {
         );
         assert_eq!(error_message(b"bad\x1b[31m gateway\n"), "bad[31m gateway");
         assert_eq!(error_message(&[b'x'; 1000]).len(), 200);
-    }
-
-    #[test]
-    fn platform_entries() {
-        let d = |c: char| Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap();
-        let m = Manifest {
-            digest: d('0'),
-            media_type: OCI_IMAGE_INDEX_MEDIA_TYPE.into(),
-            kind: ManifestKind::Index {
-                entries: vec![
-                    IndexEntry {
-                        platform: Some(Platform::parse("linux/amd64").unwrap()),
-                        digest: d('1'),
-                    },
-                    IndexEntry {
-                        platform: Some(Platform::parse("linux/arm64/v8").unwrap()),
-                        digest: d('2'),
-                    },
-                    IndexEntry {
-                        platform: None,
-                        digest: d('3'),
-                    },
-                ],
-            },
-        };
-        assert_eq!(
-            m.platform_entry(&Platform::parse("linux/arm64").unwrap())
-                .unwrap()
-                .digest,
-            d('2')
-        );
-        assert_eq!(
-            m.platform_entry(&Platform::parse("linux/amd64").unwrap())
-                .unwrap()
-                .digest,
-            d('1')
-        );
-        assert!(
-            m.platform_entry(&Platform::parse("linux/s390x").unwrap())
-                .is_none()
-        );
-        assert_eq!(m.platforms(), "linux/amd64, linux/arm64/v8");
     }
 }

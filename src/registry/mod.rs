@@ -16,6 +16,7 @@
 mod auth;
 mod check;
 mod client;
+mod manifest;
 mod reference;
 mod settings;
 mod wire;
@@ -25,7 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use check::Check;
-pub use client::{Manifest, ManifestKind, RegistryClient, RequestCounts};
+pub use client::{RegistryClient, RequestCounts, install_crypto_provider};
+pub use manifest::{IndexEntry, Manifest, ManifestKind};
 pub use reference::{Digest, DigestError, ImageRef, Platform, api_host};
 pub use settings::{AuthStore, Credentials, InsecureRule, InsecureRules, Settings};
 pub use wire::RateLimit;
