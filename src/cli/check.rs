@@ -173,13 +173,10 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
                     None => check.digest(&candidate).await,
                 }
                 .map_err(|e| e.to_string())?;
-                let same_repo = current.registry() == watch.registry()
-                    && current.repository() == watch.repository();
-                row.update = Some(
-                    !same_repo
-                        || current.tag() != Some(tag.as_str())
-                        || current.digest() != Some(&digest),
-                );
+                // The pin written back is the image's own line with the chosen
+                // tag and digest (the watched repository may be a mirror).
+                row.update =
+                    Some(current.tag() != Some(tag.as_str()) || current.digest() != Some(&digest));
                 row.chosen = Some(format!("{}:{tag}@{digest}", watch.repository_key()));
             }
             Choice::Keep { reason } => {
