@@ -205,13 +205,15 @@ impl RegistryClient {
         format!("{scheme}://{}", image.api_host())
     }
 
-    /// Every tag of the image's repository, following pagination (`Link`, and
-    /// `last` when a full page comes without one) until the list is exhausted.
+    /// Every tag of the image's repository, following pagination until the list
+    /// is exhausted: the `Link` header, as Podman does (the registry picks the
+    /// page size unless `tag_page_size` is set), and with a page size set, `last`
+    /// when a full page comes without a `Link`.
     /// Duplicates across pages are dropped; the registry's order is kept.
     pub async fn tags(&self, image: &ImageRef) -> Result<Vec<String>, RegistryError> {
         let host = self.host(image)?;
         let base = self.base(image);
-        let page_size = self.inner.settings.tag_page_size.max(1);
+        let page_size = self.inner.settings.tag_page_size.map(|n| n.max(1));
         let first = format!("{base}/v2/{}/tags/list", image.repository());
         let mut url = page_url(&first, page_size, None);
         let mut tags = Vec::new();
@@ -235,7 +237,7 @@ impl RegistryClient {
                     message: format!("not a tag list: {e}"),
                 })?;
             let page = list.tags.unwrap_or_default();
-            let full = page.len() >= page_size;
+            let full = page_size.is_some_and(|n| page.len() >= n);
             let last = page.last().cloned();
             let mut new = 0;
             for tag in page {
@@ -698,20 +700,18 @@ fn challenge_of(host: &Host) -> Challenge {
         .unwrap_or(Challenge::Basic)
 }
 
-fn page_url(first: &str, n: usize, last: Option<&str>) -> String {
-    match Url::parse(first) {
-        Ok(mut url) => {
-            {
-                let mut q = url.query_pairs_mut();
-                q.append_pair("n", &n.to_string());
-                if let Some(last) = last {
-                    q.append_pair("last", last);
-                }
-            }
-            url.to_string()
+fn page_url(first: &str, n: Option<usize>, last: Option<&str>) -> String {
+    let (Some(n), Ok(mut url)) = (n, Url::parse(first)) else {
+        return first.to_owned();
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("n", &n.to_string());
+        if let Some(last) = last {
+            q.append_pair("last", last);
         }
-        Err(_) => first.to_owned(),
     }
+    url.to_string()
 }
 
 /// A `Link` target resolved against the registry, refused when it leaves it.
@@ -888,12 +888,16 @@ mod tests {
     #[test]
     fn page_urls() {
         assert_eq!(
-            page_url("http://h/v2/a/b/tags/list", 100, Some("1.0")),
+            page_url("http://h/v2/a/b/tags/list", Some(100), Some("1.0")),
             "http://h/v2/a/b/tags/list?n=100&last=1.0"
         );
         assert_eq!(
-            page_url("http://h/v2/a/tags/list", 5, None),
+            page_url("http://h/v2/a/tags/list", Some(5), None),
             "http://h/v2/a/tags/list?n=5"
+        );
+        assert_eq!(
+            page_url("http://h/v2/a/tags/list", None, Some("x")),
+            "http://h/v2/a/tags/list"
         );
     }
 

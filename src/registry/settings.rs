@@ -311,8 +311,9 @@ pub struct Settings {
     pub certs_dirs: Vec<PathBuf>,
     /// Requests in flight to one registry at most.
     pub max_concurrent_per_registry: usize,
-    /// Tags asked for per page of a tag listing.
-    pub tag_page_size: usize,
+    /// Tags asked for per page of a tag listing (`n`); `None` lets the registry
+    /// choose, as Podman does.
+    pub tag_page_size: Option<usize>,
     /// How many times a `429 Too Many Requests` is retried.
     pub max_retries: u32,
     /// The longest wait for a `Retry-After`; a registry asking for longer fails
@@ -328,7 +329,7 @@ impl Default for Settings {
             auth: AuthStore::default(),
             certs_dirs: Vec::new(),
             max_concurrent_per_registry: 4,
-            tag_page_size: 1000,
+            tag_page_size: None,
             max_retries: 3,
             max_retry_wait: Duration::from_secs(60),
         }

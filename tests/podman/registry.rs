@@ -612,7 +612,7 @@ async fn tag_listing_follows_link_headers_and_last() {
     })
     .await;
     let settings = Settings {
-        tag_page_size: 25,
+        tag_page_size: Some(25),
         ..Settings::default()
     };
     let mut settings = settings;
