@@ -1,8 +1,9 @@
 //! The registry client's TLS stack on its own, without the test bed: rustls with
 //! the ring provider completes a handshake with a server whose certificate is
 //! signed by a CA made here and trusted through `certs.d`, and refuses it
-//! without that CA. The server is a few lines of hyper over tokio-rustls
-//! answering a tag list, because this must run where no registry is installed;
+//! without that CA; and the credentials of an HTTPS registry never go to a
+//! plain-HTTP token realm. The servers are a few lines of hyper over tokio-rustls
+//! answering a tag list (or a challenge), because this must run where no registry is installed;
 //! the same path against the real docker-registry with TLS is in
 //! `tests/podman/registry.rs`.
 
@@ -103,4 +104,90 @@ async fn tls_with_the_ring_provider_and_a_certs_d_ca() {
     let err = stranger.tags(&image).await.unwrap_err();
     assert!(matches!(err, RegistryError::Unreachable { .. }), "{err}");
     server.abort();
+}
+
+/// An HTTPS registry whose token realm is plain HTTP never receives the
+/// credentials: the token endpoint is not even asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_go_to_a_plain_http_realm() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let token_hits = Arc::new(AtomicU32::new(0));
+    let token_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let realm = format!("http://{}/token", token_listener.local_addr().unwrap());
+    let hits = token_hits.clone();
+    let token_server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = token_listener.accept().await {
+            hits.fetch_add(1, Ordering::SeqCst);
+            drop(tcp);
+        }
+    });
+
+    let pki = pki();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![pki.cert_der.clone().into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(pki.key_der.clone().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let challenge = format!("Bearer realm=\"{realm}\",service=\"test\"");
+    let registry = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let challenge = challenge.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |_req| {
+                    let challenge = challenge.clone();
+                    async move {
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .status(401)
+                                .header("www-authenticate", challenge)
+                                .body(Full::new(Bytes::new()))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+
+    let certs_d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(certs_d.path().join(&host)).unwrap();
+    std::fs::write(certs_d.path().join(&host).join("ca.crt"), &pki.ca_pem).unwrap();
+    let mut settings = Settings {
+        certs_dirs: vec![certs_d.path().to_owned()],
+        timeout: Duration::from_secs(10),
+        ..Settings::default()
+    };
+    let auth = format!(r#"{{"auths": {{"{host}": {{"auth": "dXNlcjpodW50ZXIy"}}}}}}"#);
+    settings
+        .auth
+        .push_file(certs_d.path().join("auth.json"), &auth)
+        .unwrap();
+    let client = RegistryClient::new(settings);
+    let image = ImageRef::parse(&format!("{host}/team/app:1.0")).unwrap();
+    let err = client.tags(&image).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Token { .. }) && err.to_string().contains("plain HTTP"),
+        "{err}"
+    );
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
+    assert_eq!(token_hits.load(Ordering::SeqCst), 0);
+    assert_eq!(client.request_counts(&host).token_gets, 0);
+    registry.abort();
+    token_server.abort();
 }

@@ -484,6 +484,7 @@ impl RegistryClient {
             })?;
         let scope = auth::pull_scope(image.repository());
         let credentials = settings.auth.lookup(image.registry(), image.repository());
+        let secure = url.starts_with("https://");
         let mut authenticated_once = false;
         let mut retries = 0u32;
         loop {
@@ -508,8 +509,14 @@ impl RegistryClient {
                         None if !authenticated_once => {
                             // The registry wants tokens: get one for this scope
                             // first instead of collecting another 401.
-                            self.obtain_token(host, &challenge_of(host), &scope, credentials)
-                                .await?;
+                            self.obtain_token(
+                                host,
+                                &challenge_of(host),
+                                &scope,
+                                credentials,
+                                secure,
+                            )
+                            .await?;
                             authenticated_once = true;
                             continue;
                         }
@@ -563,7 +570,7 @@ impl RegistryClient {
                         Some(parsed.clone());
                     match parsed {
                         Challenge::Bearer { .. } => {
-                            self.obtain_token(host, &parsed, &scope, credentials)
+                            self.obtain_token(host, &parsed, &scope, credentials, secure)
                                 .await?;
                         }
                         Challenge::Basic if credentials.is_none() => {
@@ -629,13 +636,15 @@ impl RegistryClient {
     }
 
     /// Gets a bearer token for `scope` from the challenge's realm (with the
-    /// credentials, if any) and caches it for its lifetime.
+    /// credentials, if any) and caches it for its lifetime. The credentials of a
+    /// registry reached over HTTPS never go to a plain-HTTP realm.
     async fn obtain_token(
         &self,
         host: &Host,
         challenge: &Challenge,
         scope: &str,
         credentials: Option<&Credentials>,
+        secure: bool,
     ) -> Result<(), RegistryError> {
         let Challenge::Bearer { realm, service } = challenge else {
             return Ok(());
@@ -649,6 +658,11 @@ impl RegistryClient {
         let mut url = Url::parse(realm).map_err(|e| token_error(format!("invalid realm: {e}")))?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(token_error("the realm is not an http(s) URL".to_owned()));
+        }
+        if secure && credentials.is_some() && url.scheme() == "http" {
+            return Err(token_error(
+                "refusing to send the credentials of an HTTPS registry over plain HTTP".to_owned(),
+            ));
         }
         {
             let mut q = url.query_pairs_mut();
