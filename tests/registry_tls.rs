@@ -2,10 +2,10 @@
 //! the ring provider completes a handshake with a server whose certificate is
 //! signed by a CA made here and trusted through `certs.d`, and refuses it
 //! without that CA; and the credentials of an HTTPS registry never go to a
-//! plain-HTTP token realm. The servers are a few lines of hyper over tokio-rustls
-//! answering a tag list (or a challenge), because this must run where no registry is installed;
-//! the same path against the real docker-registry with TLS is in
-//! `tests/podman/registry.rs`.
+//! plain-HTTP token realm. The servers are a few lines of hyper over
+//! tokio-rustls answering a tag list (or a challenge), because this must run
+//! where no registry is installed; the same path against the real
+//! docker-registry with TLS is in `tests/podman/registry.rs`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
