@@ -296,6 +296,10 @@ struct FrontState {
     served: AtomicU64,
     garbage_tags: bool,
     huge_manifests: bool,
+    /// How long each request is held before it is answered (a slow registry).
+    hold: Duration,
+    in_flight: AtomicU32,
+    max_in_flight: AtomicU32,
     http: reqwest::Client,
 }
 
@@ -319,6 +323,9 @@ impl Front {
             served: AtomicU64::new(0),
             garbage_tags: false,
             huge_manifests: false,
+            hold: Duration::ZERO,
+            in_flight: AtomicU32::new(0),
+            max_in_flight: AtomicU32::new(0),
             http: http(),
         };
         configure(&mut state);
@@ -346,6 +353,17 @@ impl Front {
 }
 
 async fn front_handle(req: Request<Incoming>, state: Arc<FrontState>) -> Response<Full<Bytes>> {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    if !state.hold.is_zero() {
+        tokio::time::sleep(state.hold).await;
+    }
+    let response = front_answer(req, &state).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn front_answer(req: Request<Incoming>, state: &FrontState) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path_and_query = req
         .uri()
@@ -1315,6 +1333,27 @@ async fn one_tag_listing_per_repository_and_heads_only_for_elected_candidates() 
     let counts = client.request_counts(&h);
     assert_eq!(counts.registry_requests(), 4);
     assert_eq!((counts.tag_pages, counts.manifest_heads), (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_are_bounded_per_registry() {
+    let Some(bed) = bed() else { return };
+    let slow = Front::start(&bed.registry, |s| s.hold = Duration::from_millis(600)).await;
+    let client = plain_client(&[&slow.host()]);
+    let check = client.check();
+    let tags = registry_tags(&bed.registry, "magos/semver").await;
+    let images: Vec<ImageRef> = tags
+        .iter()
+        .take(12)
+        .map(|t| image(&format!("{}/magos/semver:{t}", slow.host())))
+        .collect();
+    let digests = futures_util::future::join_all(images.iter().map(|i| check.digest(i))).await;
+    assert!(digests.iter().all(Result::is_ok), "{digests:?}");
+    assert_eq!(slow.count("HEAD", "/manifests/"), 12);
+    let max = slow.state.max_in_flight.load(Ordering::SeqCst) as usize;
+    let bound = client.settings().max_concurrent_per_registry;
+    assert!(max <= bound, "{max} requests at once, bound {bound}");
+    assert!(max >= 2, "requests to one registry still overlap: {max}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
