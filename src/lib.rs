@@ -9,6 +9,8 @@
 //! - [`config`]: the configuration schema and its layered loading.
 //! - [`logging`]: the `tracing` subscriber.
 //! - [`podman`]: the libpod REST API client (unix only).
+//! - [`registry`]: the registry edge: tags, digests and manifests from OCI
+//!   registries, with Podman's credentials and insecure-registry settings.
 //! - [`cli`]: the command-line interface; the only module that prints results.
 //! - [`server`]: the daemon's HTTP endpoint (health, metrics, webhooks).
 //! - [`systemd`]: the `sd_notify` protocol (Linux).
@@ -24,5 +26,6 @@ pub mod daemon;
 pub mod logging;
 #[cfg(unix)]
 pub mod podman;
+pub mod registry;
 pub mod server;
 pub mod systemd;

@@ -4,6 +4,7 @@
 //! their whole chain, and exit with code 2. A closed standard output (e.g. piping
 //! into `head`) is not an error.
 
+pub mod check;
 mod config_cmd;
 
 use std::io::Write;

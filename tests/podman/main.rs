@@ -8,4 +8,5 @@ mod support;
 
 mod apply;
 mod client;
+mod registry;
 mod testbed;
