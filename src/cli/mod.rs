@@ -5,6 +5,7 @@
 //! into `head`) is not an error.
 
 mod config_cmd;
+mod policy;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -80,6 +81,9 @@ pub enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Try an image policy annotation against tags, with no registry
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -106,6 +110,7 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         Command::Config(cmd) => {
             config_cmd::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
         }
+        Command::Policy(cmd) => policy::run(cmd),
     };
     match result {
         Ok(exit) => exit,

@@ -4,4 +4,10 @@
 //! process, environment, clock or async runtime: it takes text and facts and
 //! returns decisions, rewrites and diagnostics. Time is passed in.
 
+pub mod annotation;
+pub mod diag;
 pub mod duration;
+pub mod policy;
+pub mod range;
+pub mod reference;
+pub mod rewrite;
