@@ -5,9 +5,12 @@
 //! returns decisions, rewrites and diagnostics. Time is passed in.
 
 pub mod annotation;
+pub mod compose;
 pub mod diag;
 pub mod duration;
+pub mod interpolate;
 pub mod policy;
 pub mod range;
 pub mod reference;
 pub mod rewrite;
+pub mod stacks;

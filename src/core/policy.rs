@@ -239,7 +239,8 @@ impl Policy {
                     .build()
                     .map_err(|e| {
                         let first = e.to_string();
-                        let last = first.lines().last().unwrap_or("").trim().to_owned();
+                        let last = first.lines().last().unwrap_or("").trim();
+                        let last = last.strip_prefix("error: ").unwrap_or(last).to_owned();
                         FieldError::at("filter", format!("invalid filter regex `{f}`: {last}"))
                     })?;
                 if let Some(x) = extract {
@@ -754,8 +755,8 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())?;
         match &self.kind {
-            Kind::Semver(r) => write!(f, " {r}")?,
-            Kind::Latest(t) => write!(f, " {t}")?,
+            Kind::Semver(r) if r.to_string() != "*" => write!(f, " {r}")?,
+            Kind::Latest(t) if t != "latest" => write!(f, " tag={t}")?,
             Kind::Digest(Some(d)) => write!(f, " {d}")?,
             Kind::Numerical | Kind::Alphabetical if self.order == Order::Desc => {
                 f.write_str(" desc")?

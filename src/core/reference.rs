@@ -81,7 +81,10 @@ impl ImageRef {
             ));
         }
         let (rest, digest) = match text.split_once('@') {
-            Some((r, d)) => (r, Some(Digest::parse(d)?)),
+            Some((r, d)) => (
+                r,
+                Some(Digest::parse(d).map_err(|e| ReferenceError::new(text, e.reason))?),
+            ),
             None => (text, None),
         };
         let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
