@@ -425,6 +425,7 @@ fn read_value(line: &Line<'_>, at: usize, service: String) -> ImageSite {
         let end = text[i..].find([' ', '\t']).map_or(text.len(), |e| i + e);
         i = end + (text[end..].len() - text[end..].trim_start_matches([' ', '\t']).len());
     }
+    site.span = (line.start + i, line.start + i);
     let rest = &text[i..];
     let blocked = |site: &mut ImageSite, why: &str| site.blocker = Some(why.to_owned());
     let value_end;
@@ -436,6 +437,7 @@ fn read_value(line: &Line<'_>, at: usize, service: String) -> ImageSite {
         Some(b'*') => {
             let alias = rest.split([' ', '\t']).next().unwrap_or(rest);
             site.value = alias.to_owned();
+            site.span = (line.start + i, line.start + i + alias.len());
             blocked(
                 &mut site,
                 &format!(
