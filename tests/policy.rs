@@ -412,3 +412,22 @@ fn invalid_policies() {
         assert!(parse_json(bad).is_err(), "{bad} should be refused");
     }
 }
+
+/// The README's reference names every policy and every key the parser knows.
+#[test]
+fn readme_reference_is_complete() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for name in magos::core::policy::POLICIES {
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "README lacks policy `{name}`"
+        );
+    }
+    for key in magos::core::policy::KEYS {
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "README lacks key `{key}`"
+        );
+    }
+}

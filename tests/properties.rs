@@ -4,8 +4,11 @@
 //! never panic.
 
 use magos::core::annotation;
+use magos::core::compose::{StackSource, load};
+use magos::core::interpolate::{Vars, interpolate};
 use magos::core::reference::ImageRef;
 use magos::core::rewrite::{Edit, rewrite, scan};
+use magos::core::stacks::{Selection, discover};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -140,6 +143,17 @@ proptest! {
         let _ = annotation::parse_comment(&text);
         let _ = annotation::parse_json(&text);
         let _ = ImageRef::parse(&text);
+        let vars = Vars::new();
+        let loaded = load(&StackSource { compose: ("c.yaml", &text), override_file: None, vars: &vars });
+        for d in &loaded.diagnostics {
+            prop_assert!(!d.message.contains('\n'));
+        }
+        let _ = interpolate(&text, &vars);
+    }
+
+    #[test]
+    fn no_panic_on_arbitrary_paths(paths in proptest::collection::vec("[a-z./_-]{0,12}(compose\\.ya?ml)?", 0..12)) {
+        let _ = discover(&paths, "root", &Selection::default());
     }
 
     #[test]
