@@ -22,7 +22,7 @@ pub struct AnnotationError {
 pub fn parse_comment(comment: &str) -> Option<Result<Policy, AnnotationError>> {
     let lead = comment.len() - comment.trim_start().len();
     let json = comment.trim();
-    if !json.starts_with('{') || !json.contains("magos") {
+    if !json.starts_with('{') || !json.to_ascii_lowercase().contains("mago") {
         return None;
     }
     let value: serde_json::Value = match serde_json::from_str(json) {
@@ -37,7 +37,16 @@ pub fn parse_comment(comment: &str) -> Option<Result<Policy, AnnotationError>> {
     let serde_json::Value::Object(map) = &value else {
         return None;
     };
-    let inner = map.get("magos")?;
+    let Some(inner) = map.get("magos") else {
+        // A near miss (`Magos`, `magos_`) was surely meant as an annotation.
+        let near = map
+            .keys()
+            .find(|k| k.to_ascii_lowercase().starts_with("mago"))?;
+        return Some(Err(AnnotationError {
+            offset: lead + find_key(json, near, 0).unwrap_or(0),
+            message: format!("unknown key `{near}`: the annotation key is `magos`"),
+        }));
+    };
     let magos_at = find_key(json, "magos", 0).unwrap_or(0);
     Some(read_policy(json, inner, magos_at).map_err(|mut e| {
         e.offset += lead;
@@ -196,7 +205,7 @@ mod tests {
         for c in [
             " plain comment",
             " magos rocks",
-            r#" {"renovate": true}"#,
+            r#" {"renovate": true, "note": "magos"}"#,
             "",
             " [1]",
         ] {
@@ -277,6 +286,11 @@ mod tests {
             r#"{"magos": {"policy": "semver", "extract": "$a"}}"#,
             42,
             "needs a `filter`",
+        ),
+        (
+            r#"{"Magos": {"policy": "semver"}}"#,
+            1,
+            "the annotation key is `magos`",
         ),
     ];
 

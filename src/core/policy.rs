@@ -367,7 +367,7 @@ impl Policy {
             let key = match rank.key(&value) {
                 Ok(k) => k,
                 Err(skip) => {
-                    counts.add(skip, &value);
+                    counts.add(skip);
                     continue;
                 }
             };
@@ -432,8 +432,12 @@ impl Policy {
         Decision::Chosen {
             tag: tag.to_owned(),
             reason: format!(
-                "{tag} is the {end} of {} qualifying tags out of {total} for {what}{}",
-                counts.qualified,
+                "{tag} is the {end} of {} out of {total} for {what}{}",
+                if counts.qualified == 1 {
+                    "1 qualifying tag".to_owned()
+                } else {
+                    format!("{} qualifying tags", counts.qualified)
+                },
                 counts.explain()
             ),
         }
@@ -649,7 +653,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, skip: Skip, _value: &str) {
+    fn add(&mut self, skip: Skip) {
         match skip {
             Skip::NotVersion => self.not_version += 1,
             Skip::NotNumber => self.not_number += 1,
@@ -665,32 +669,39 @@ impl Counts {
 
     fn explain(&self) -> String {
         let mut parts = Vec::new();
-        if self.filtered > 0 {
-            parts.push(format!("{} not matching the filter", self.filtered));
-        }
-        if self.not_version > 0 {
-            parts.push(format!("{} not versions", self.not_version));
-        }
-        if self.not_number > 0 {
-            parts.push(format!("{} not numbers", self.not_number));
-        }
-        if self.prerelease > 0 {
-            parts.push(format!("{} prereleases excluded", self.prerelease));
-        }
-        if self.out_of_range > 0 {
-            let hi = self
-                .highest_out
-                .as_ref()
-                .map(|v| format!(", highest {v}"))
-                .unwrap_or_default();
-            parts.push(format!("{} outside the range{hi}", self.out_of_range));
-        }
-        if self.wrong_platform > 0 {
-            parts.push(format!("{} without the platform", self.wrong_platform));
-        }
-        if self.too_young > 0 {
-            parts.push(format!("{} younger than minAge", self.too_young));
-        }
+        let mut add = |n: usize, one: &str, many: &str| {
+            if n > 0 {
+                parts.push(format!("{n} {}", if n == 1 { one } else { many }));
+            }
+        };
+        add(
+            self.filtered,
+            "not matching the filter",
+            "not matching the filter",
+        );
+        add(self.not_version, "not a version", "not versions");
+        add(self.not_number, "not a number", "not numbers");
+        add(
+            self.prerelease,
+            "prerelease excluded",
+            "prereleases excluded",
+        );
+        let hi = self
+            .highest_out
+            .as_ref()
+            .map(|v| format!(", highest {v}"))
+            .unwrap_or_default();
+        add(
+            self.out_of_range,
+            &format!("outside the range{hi}"),
+            &format!("outside the range{hi}"),
+        );
+        add(
+            self.wrong_platform,
+            "without the platform",
+            "without the platform",
+        );
+        add(self.too_young, "younger than minAge", "younger than minAge");
         if parts.is_empty() {
             String::new()
         } else {

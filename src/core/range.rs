@@ -342,14 +342,10 @@ fn desugar(op: &str, p: &Partial, set: &mut Vec<Comparator>) {
                 push(set, Op::Lt, up);
             }
         }
-        _ => unreachable_op(set),
+        // Every operator comes from `OPERATORS`; should one ever be missed, the
+        // comparator matches nothing rather than everything.
+        _ => never(set),
     }
-}
-
-/// Every operator string comes from [`OPERATORS`]; should one ever be missed,
-/// the comparator matches nothing rather than everything.
-fn unreachable_op(set: &mut Vec<Comparator>) {
-    never(set);
 }
 
 fn hyphen(lo: &Partial, hi: &Partial, set: &mut Vec<Comparator>) {
