@@ -234,3 +234,19 @@ fn override_and_interpolation() {
     assert_eq!(img.value, "nginx:1.5");
     assert!(img.not_pinnable.as_ref().unwrap().contains("interpolation"));
 }
+
+/// Found by fuzzing: the YAML parser may point one line past the end of the
+/// text; the diagnostic is clamped to the text's last position.
+#[test]
+fn yaml_error_past_the_end_is_clamped() {
+    let text = "services:\n  web:\n\n  age:image: nginx\n  ng";
+    let v = vars(&[]);
+    let loaded = load(&StackSource {
+        compose: ("c.yaml", text),
+        override_file: None,
+        vars: &v,
+    });
+    let d = &loaded.diagnostics[0];
+    assert!(d.message.starts_with("invalid YAML"), "{d}");
+    assert_eq!((d.line, d.column), (5, 5), "{d}");
+}

@@ -16,11 +16,18 @@ fuzz_target!(|data: &[u8]| {
     for site in &s.sites {
         assert!(site.span.0 <= site.span.1 && site.span.1 <= text.len());
         assert!(text.is_char_boundary(site.span.0) && text.is_char_boundary(site.span.1));
-        let edit = Edit { service: &site.service, expected: &site.value, new };
+        let edit = Edit {
+            service: &site.service,
+            expected: &site.value,
+            new,
+        };
         if let Ok(out) = rewrite(text, &edit) {
             if out != text {
                 assert_eq!(&out[..site.span.0], &text[..site.span.0]);
-                assert_eq!(&out[out.len() - (text.len() - site.span.1)..], &text[site.span.1..]);
+                assert_eq!(
+                    &out[out.len() - (text.len() - site.span.1)..],
+                    &text[site.span.1..]
+                );
             }
             let again = rewrite(&out, &edit).expect("a rewritten line can be rewritten again");
             assert_eq!(again, out);

@@ -14,12 +14,37 @@ pub struct AnnotationError {
     pub message: String,
 }
 
+impl AnnotationError {
+    /// Messages quote the user's values, which may hold line breaks or other
+    /// control characters: escape them so a message stays on one line.
+    fn one_line(mut self) -> Self {
+        if self.message.chars().any(char::is_control) {
+            self.message = self
+                .message
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+        }
+        self
+    }
+}
+
 /// Reads the text of a YAML comment (after `#`). `None`: the comment is not a
 /// Magos annotation (no JSON object, or one without a `magos` key, which belongs
 /// to someone else). A comment that starts with `{` and mentions `magos` but is
 /// not valid JSON is an error, since it was most likely meant as an annotation.
 /// Offsets are relative to `comment`.
 pub fn parse_comment(comment: &str) -> Option<Result<Policy, AnnotationError>> {
+    comment_inner(comment).map(|r| r.map_err(AnnotationError::one_line))
+}
+
+fn comment_inner(comment: &str) -> Option<Result<Policy, AnnotationError>> {
     let lead = comment.len() - comment.trim_start().len();
     let json = comment.trim();
     if !json.starts_with('{') || !json.to_ascii_lowercase().contains("mago") {
@@ -57,6 +82,10 @@ pub fn parse_comment(comment: &str) -> Option<Result<Policy, AnnotationError>> {
 /// Reads an annotation given on its own (as `magos policy eval` takes it): either
 /// `{"magos": {…}}` or the inner object `{"policy": …}`.
 pub fn parse_json(json: &str) -> Result<Policy, AnnotationError> {
+    json_inner(json).map_err(AnnotationError::one_line)
+}
+
+fn json_inner(json: &str) -> Result<Policy, AnnotationError> {
     let lead = json.len() - json.trim_start().len();
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| AnnotationError {
         offset: json_offset(json, &e),
@@ -303,6 +332,13 @@ mod tests {
             assert!(err.message.contains(fragment), "{comment}: {}", err.message);
             assert_eq!(err.offset, *offset, "{comment}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let e = parse_json("{\"policy\": \"a\\nb\"}").unwrap_err();
+        assert_eq!(e.message.lines().count(), 1, "{}", e.message);
+        assert!(e.message.contains("`a\\nb`"), "{}", e.message);
     }
 
     #[test]

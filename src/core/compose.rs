@@ -426,13 +426,16 @@ fn read_file<'a>(path: &'a str, text: &'a str, diags: &mut Vec<Diagnostic>) -> O
     let mut raw: Value = match serde_yaml_ng::from_str(text) {
         Ok(v) => v,
         Err(e) => {
+            // The parser may point just past the end of the text (at a line
+            // break it assumed there): clamp to the text's real end.
+            let end = Pos::of_offset(text, text.len());
             let pos = e
                 .location()
                 .map(|l| Pos {
                     line: l.line(),
                     column: l.column(),
                 })
-                .unwrap_or(Pos::START);
+                .map_or(Pos::START, |p| if p.line > end.line { end } else { p });
             diags.push(Diagnostic::error(
                 path,
                 pos,
