@@ -250,3 +250,36 @@ fn yaml_error_past_the_end_is_clamped() {
     assert!(d.message.starts_with("invalid YAML"), "{d}");
     assert_eq!((d.line, d.column), (5, 5), "{d}");
 }
+
+/// From a loaded service to a rewritten file: the pin keeps the user's spelling
+/// of the name, and lands in the file that holds the image line.
+#[test]
+fn pins_rewrite_the_right_file() {
+    use magos::core::reference::Digest;
+    use magos::core::rewrite::rewrite;
+    let digest = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+    let base = "services:\n  web:\n    image: nginx:1.25 # {\"magos\": {\"policy\": \"semver\"}}\r\n  db:\n    image: ${DB_IMAGE}\n";
+    let v = vars(&[("DB_IMAGE", "postgres:16")]);
+    let loaded = load(&StackSource {
+        compose: ("s/compose.yaml", base),
+        override_file: None,
+        vars: &v,
+    });
+    let web = &loaded.services[0];
+    let decision = web.image.as_ref().unwrap().policy.as_ref().unwrap().decide(
+        &[
+            magos::core::policy::Candidate::tag("1.25"),
+            magos::core::policy::Candidate::tag("1.27.1"),
+        ],
+        Some("1.25"),
+        std::time::SystemTime::UNIX_EPOCH,
+    );
+    let pin = web.pin(decision.tag().unwrap(), &digest).unwrap();
+    assert_eq!(pin.file, "s/compose.yaml");
+    assert_eq!(pin.new, format!("nginx:1.27.1@{digest}"));
+    let after = rewrite(base, &pin.edit()).unwrap();
+    assert_eq!(after, base.replace("nginx:1.25", &pin.new));
+    let err = loaded.services[1].pin("17", &digest).unwrap_err();
+    assert!(err.contains("interpolation"), "{err}");
+    assert!(web.pin("bad tag", &digest).is_err());
+}

@@ -16,7 +16,7 @@ use super::annotation;
 use super::diag::{Diagnostic, Pos};
 use super::interpolate::{self, Vars};
 use super::policy::Policy;
-use super::reference::ImageRef;
+use super::reference::{Digest, ImageRef};
 use super::rewrite::{self, ImageSite};
 
 /// The service keys Magos applies itself; any other service key is reported as
@@ -299,6 +299,64 @@ pub struct ServiceImage {
     pub policy: Option<Policy>,
     /// Why the line cannot be rewritten (`None`: it can).
     pub not_pinnable: Option<String>,
+}
+
+/// A pin to write: which file, which service, the value now and the new one.
+/// `rewrite::rewrite` applies it to the file's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The file holding the image line, relative to the repository.
+    pub file: String,
+    /// The service.
+    pub service: String,
+    /// The value the line holds now.
+    pub expected: String,
+    /// `name:tag@sha256:…`, the name spelled as the user wrote it.
+    pub new: String,
+}
+
+impl Pin {
+    /// The edit for `rewrite::rewrite`.
+    pub fn edit(&self) -> rewrite::Edit<'_> {
+        rewrite::Edit {
+            service: &self.service,
+            expected: &self.expected,
+            new: &self.new,
+        }
+    }
+}
+
+impl LoadedService {
+    /// The pin that moves this service to `tag` at `digest`, or why it cannot be
+    /// written.
+    pub fn pin(&self, tag: &str, digest: &Digest) -> Result<Pin, String> {
+        let image = self
+            .image
+            .as_ref()
+            .ok_or_else(|| format!("service `{}` has no image", self.name))?;
+        if let Some(why) = &image.not_pinnable {
+            return Err(format!(
+                "the image of service `{}` cannot be pinned: {why}",
+                self.name
+            ));
+        }
+        let (reference, (file, site)) = match (&image.reference, &image.site) {
+            (Some(r), Some(s)) => (r, s),
+            _ => {
+                return Err(format!(
+                    "the image of service `{}` is not a valid reference",
+                    self.name
+                ));
+            }
+        };
+        super::reference::check_tag(tag).map_err(|e| format!("invalid tag `{tag}`: {e}"))?;
+        Ok(Pin {
+            file: file.clone(),
+            service: self.name.clone(),
+            expected: site.value.clone(),
+            new: reference.pinned(tag, digest),
+        })
+    }
 }
 
 /// One parsed file.
