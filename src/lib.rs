@@ -11,6 +11,7 @@
 //! - [`podman`]: the libpod REST API client (unix only).
 //! - [`registry`]: the registry edge: tags, digests and manifests from OCI
 //!   registries, with Podman's credentials and insecure-registry settings.
+//! - [`repo`]: reads a repository checkout's stack files for the core.
 //! - [`cli`]: the command-line interface; the only module that prints results.
 //! - [`server`]: the daemon's HTTP endpoint (health, metrics, webhooks).
 //! - [`systemd`]: the `sd_notify` protocol (Linux).
@@ -27,5 +28,6 @@ pub mod logging;
 #[cfg(unix)]
 pub mod podman;
 pub mod registry;
+pub mod repo;
 pub mod server;
 pub mod systemd;

@@ -6,6 +6,8 @@
 
 pub mod check;
 mod config_cmd;
+mod lint;
+mod policy;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -81,6 +83,15 @@ pub enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Try an image policy annotation against tags, with no registry
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Report a repository's stacks, services, policies and mistakes
+    ///
+    /// Reads every stack (compose file, override, .env) of a local checkout,
+    /// reports each service's image, its policy and whether its image line can be
+    /// pinned, and lists every diagnostic with file, line and column.
+    Lint(lint::LintArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -107,6 +118,8 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         Command::Config(cmd) => {
             config_cmd::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
         }
+        Command::Policy(cmd) => policy::run(cmd),
+        Command::Lint(args) => lint::run(args, env),
     };
     match result {
         Ok(exit) => exit,

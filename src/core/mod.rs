@@ -4,8 +4,17 @@
 //! process, environment, clock or async runtime: it takes text and facts and
 //! returns decisions, rewrites and diagnostics. Time is passed in.
 
+pub mod annotation;
+pub mod compose;
+pub mod diag;
 pub mod drift;
 pub mod duration;
+pub mod interpolate;
 pub mod observed;
 pub mod plan;
+pub mod policy;
+pub mod range;
+pub mod reference;
+pub mod rewrite;
 pub mod spec;
+pub mod stacks;

@@ -1,0 +1,235 @@
+//! `magos lint`: report a repository's stacks, services, policies and mistakes.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::Exit;
+use super::policy::Output;
+use crate::config::Env;
+use crate::core::diag::Diagnostic;
+use crate::core::stacks::Selection;
+use crate::repo;
+
+const LINT_EXAMPLES: &str = "Examples:
+  magos lint --repo ~/gitops
+  magos lint --repo . --host nas --output json
+  magos lint --repo . --include 'apps/*' --exclude 'apps/old'
+
+Exit codes: 0 no diagnostics, 1 diagnostics were reported, 2 the repository
+could not be read.";
+
+/// `magos lint` arguments.
+#[derive(Debug, Args)]
+#[command(after_help = LINT_EXAMPLES)]
+pub struct LintArgs {
+    /// The repository folder (a checkout of the GitOps repository)
+    #[arg(long, value_name = "DIR")]
+    pub repo: PathBuf,
+
+    /// Only this host's stacks under hosts/<NAME>/ (default: every host's)
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+
+    /// Only stack folders matching this glob (repeatable; `.` is the root)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Skip stack folders matching this glob (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    stacks: Vec<StackReport>,
+    diagnostics: Vec<Diagnostic>,
+    summary: Summary,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    stacks: usize,
+    services: usize,
+    policies: usize,
+    errors: usize,
+    warnings: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct StackReport {
+    dir: String,
+    project: Option<String>,
+    host: Option<String>,
+    files: Vec<String>,
+    unsupported: Vec<String>,
+    services: Vec<ServiceReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct ServiceReport {
+    name: String,
+    image: Option<String>,
+    normalized: Option<String>,
+    repository: Option<String>,
+    policy: Option<String>,
+    file: Option<String>,
+    line: Option<usize>,
+    pinnable: bool,
+    not_pinnable: Option<String>,
+    unsupported: Vec<String>,
+}
+
+pub(super) fn run(args: &LintArgs, env: &Env) -> anyhow::Result<Exit> {
+    let sel = Selection {
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        host: args.host.clone(),
+    };
+    let loaded = repo::load(&args.repo, &sel, env)?;
+    let mut diagnostics = loaded.diagnostics;
+    let mut stacks = Vec::new();
+    for stack in loaded.stacks {
+        diagnostics.extend(stack.loaded.diagnostics.iter().cloned());
+        let services = stack
+            .loaded
+            .services
+            .iter()
+            .map(|s| {
+                let img = s.image.as_ref();
+                let reference = img.and_then(|i| i.reference.as_ref());
+                let policy = img.and_then(|i| i.policy.as_ref());
+                ServiceReport {
+                    name: s.name.clone(),
+                    image: img.map(|i| i.value.clone()),
+                    normalized: reference.map(|r| r.normalized()),
+                    repository: match (policy, reference) {
+                        (Some(p), Some(r)) => Some(p.repository(r)),
+                        (None, Some(r)) => Some(r.repository()),
+                        _ => None,
+                    },
+                    policy: policy.map(|p| p.to_string()),
+                    file: img.and_then(|i| i.site.as_ref().map(|(f, _)| f.clone())),
+                    line: img.and_then(|i| i.site.as_ref().map(|(_, site)| site.line)),
+                    pinnable: img.is_some_and(|i| i.not_pinnable.is_none()),
+                    not_pinnable: img.and_then(|i| i.not_pinnable.clone()),
+                    unsupported: s
+                        .service
+                        .as_ref()
+                        .map(|x| x.unsupported())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        stacks.push(StackReport {
+            files: std::iter::once(stack.def.compose_file.clone())
+                .chain(stack.def.override_file.clone())
+                .collect(),
+            dir: stack.def.dir,
+            project: stack.project,
+            host: stack.def.host,
+            unsupported: stack.loaded.unsupported,
+            services,
+        });
+    }
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    diagnostics.dedup();
+    let summary = Summary {
+        stacks: stacks.len(),
+        services: stacks.iter().map(|s| s.services.len()).sum(),
+        policies: stacks
+            .iter()
+            .flat_map(|s| &s.services)
+            .filter(|s| s.policy.is_some())
+            .count(),
+        errors: diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::core::diag::Severity::Error)
+            .count(),
+        warnings: diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::core::diag::Severity::Warning)
+            .count(),
+    };
+    let report = Report {
+        stacks,
+        diagnostics,
+        summary,
+    };
+    let text = match args.output {
+        Output::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        Output::Table => table(&report)?,
+    };
+    super::out(&text)?;
+    Ok(if report.diagnostics.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Found
+    })
+}
+
+fn table(r: &Report) -> anyhow::Result<String> {
+    let mut t = String::new();
+    for s in &r.stacks {
+        write!(
+            t,
+            "stack {} (project {})",
+            s.dir,
+            s.project.as_deref().unwrap_or("?")
+        )?;
+        if let Some(h) = &s.host {
+            write!(t, " host {h}")?;
+        }
+        writeln!(t, ": {}", s.files.join(" + "))?;
+        if !s.unsupported.is_empty() {
+            writeln!(
+                t,
+                "  unsupported top-level keys: {}",
+                s.unsupported.join(", ")
+            )?;
+        }
+        for svc in &s.services {
+            write!(
+                t,
+                "  {}: {}",
+                svc.name,
+                svc.image.as_deref().unwrap_or("(no image)")
+            )?;
+            if let Some(n) = &svc.normalized {
+                write!(t, " ({n})")?;
+            }
+            match &svc.policy {
+                Some(p) => write!(t, "; policy {p}")?,
+                None => write!(t, "; no policy")?,
+            }
+            if let Some(why) = &svc.not_pinnable
+                && svc.image.is_some()
+            {
+                write!(t, "; not pinnable: {why}")?;
+            }
+            if !svc.unsupported.is_empty() {
+                write!(t, "; unsupported: {}", svc.unsupported.join(", "))?;
+            }
+            writeln!(t)?;
+        }
+    }
+    if !r.diagnostics.is_empty() {
+        writeln!(t, "diagnostics:")?;
+        for d in &r.diagnostics {
+            writeln!(t, "  {d}")?;
+        }
+    }
+    let m = &r.summary;
+    writeln!(
+        t,
+        "{} stacks, {} services, {} policies, {} errors, {} warnings",
+        m.stacks, m.services, m.policies, m.errors, m.warnings
+    )?;
+    Ok(t)
+}

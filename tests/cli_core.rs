@@ -1,0 +1,309 @@
+//! The real `magos` binary: `policy eval` and `lint`, exit codes and JSON.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn magos(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_magos"))
+        .args(args)
+        .env_remove("MAGOS_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run magos")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn policy_eval_chooses_with_exit_0() {
+    let out = magos(&[
+        "policy",
+        "eval",
+        r#"{"magos": {"policy": "semver", "range": ">=1.2.0 <2.0.0"}}"#,
+        "--tags",
+        "1.1.0",
+        "1.2.0",
+        "v1.9.1",
+        "1.9.2-rc.1",
+        "2.0.0",
+        "latest",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["chosen"], "v1.9.1");
+    assert_eq!(v["outcome"], "chosen");
+    assert!(v["reason"].as_str().unwrap().contains("highest"));
+}
+
+#[test]
+fn policy_eval_table_output() {
+    let out = magos(&[
+        "policy",
+        "eval",
+        r#"{"policy": "numerical", "order": "desc"}"#,
+        "--tags",
+        "3",
+        "10",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("chosen: 2\n"), "{text}");
+    assert!(text.contains("policy: numerical desc\n"), "{text}");
+}
+
+#[test]
+fn policy_eval_none_qualifies_exit_1() {
+    let out = magos(&[
+        "policy",
+        "eval",
+        r#"{"policy": "semver", "range": "^3"}"#,
+        "--tags",
+        "1.0.0",
+        "2.0.0",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert!(v["chosen"].is_null());
+    assert!(
+        v["reason"].as_str().unwrap().contains("none of 2 tags"),
+        "{v}"
+    );
+}
+
+#[test]
+fn policy_eval_current_and_age() {
+    let out = magos(&[
+        "policy",
+        "eval",
+        r#"{"policy": "semver", "minAge": "72h"}"#,
+        "--tags",
+        "1.0.0",
+        "1.1.0",
+        "1.2.0",
+        "--age",
+        "1.0.0=10d",
+        "--age",
+        "1.1.0=4d",
+        "--current",
+        "ghcr.io/o/app:1.0.0",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["chosen"], "1.1.0");
+    let out = magos(&[
+        "policy",
+        "eval",
+        r#"{"policy": "digest"}"#,
+        "--tags",
+        "1",
+        "--current",
+        "nginx:1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["chosen"], "1");
+    assert_eq!(v["outcome"], "fixed");
+}
+
+#[test]
+fn policy_eval_invalid_exit_2() {
+    for bad in [
+        r#"{"policy": "semver", "range": "1.2.3.4"}"#,
+        r#"{"policy": "sometimes"}"#,
+        r#"{"policy": "semver", "unknown": "x"}"#,
+        r#"{"policy": "numerical", "filter": "(", "extract": "$x"}"#,
+        r#"{"policy": "digest", "digest": "sha256:abc"}"#,
+        "not json",
+    ] {
+        let out = magos(&["policy", "eval", bad, "--tags", "1.0.0"]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with("error: invalid policy annotation at character"),
+            "{bad}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let out = magos(&[
+        "policy",
+        "eval",
+        r#"{"policy": "semver"}"#,
+        "--tags",
+        "1",
+        "--current",
+        "Bad Ref",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = magos(&[
+        "policy",
+        "eval",
+        r#"{"policy": "semver"}"#,
+        "--tags",
+        "1",
+        "--age",
+        "2=1d",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn lint_reports_everything_with_exit_1() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/repo");
+    let out = magos(&["lint", "--repo", repo.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let dirs: Vec<&str> = v["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["dir"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        dirs,
+        [
+            ".",
+            "apps/badyaml",
+            "apps/broken",
+            "apps/dupe",
+            "apps/web",
+            "hosts/alpha/media",
+            "hosts/beta/media"
+        ]
+    );
+    let web = &v["stacks"][4];
+    assert_eq!(web["project"], "website");
+    assert_eq!(web["files"][1], "apps/web/compose.override.yaml");
+    assert_eq!(
+        web["services"][0]["unsupported"],
+        serde_json::json!(["build", "deploy"])
+    );
+    assert_eq!(web["services"][1]["image"], "redis:7.2.4");
+    assert_eq!(web["services"][1]["file"], "apps/web/compose.override.yaml");
+    let diags = v["diagnostics"].as_array().unwrap();
+    let lines: Vec<String> = diags
+        .iter()
+        .map(|d| {
+            format!(
+                "{}:{}:{}",
+                d["file"].as_str().unwrap(),
+                d["line"],
+                d["column"]
+            )
+        })
+        .collect();
+    for expected in [
+        "apps/badyaml/compose.yaml:4:4",
+        "apps/broken/compose.yaml:3:65",
+        "apps/broken/compose.yaml:5:46",
+        "apps/broken/compose.yaml:7:55",
+        "apps/broken/compose.yaml:9:12",
+        "apps/broken/compose.yaml:14:69",
+        "apps/broken/compose.yaml:16:56",
+        "apps/dupe/docker-compose.yml:1:1",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "{expected} not in {lines:#?}"
+        );
+    }
+    assert_eq!(v["summary"]["stacks"], 7);
+    assert!(!lines.iter().any(|l| l.starts_with(".hidden")));
+}
+
+#[test]
+fn lint_clean_repo_exit_0_and_host_selection() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "web/compose.yaml",
+        "services:\n  web:\n    image: nginx:1.25 # {\"magos\": {\"policy\": \"semver\"}}\n",
+    );
+    write(
+        "hosts/a/x/compose.yaml",
+        "services:\n  x:\n    image: busybox\n",
+    );
+    write(
+        "hosts/b/y/compose.yaml",
+        "services:\n  y:\n    image: busybox\n",
+    );
+    let root = dir.path().to_str().unwrap();
+    let out = magos(&["lint", "--repo", root, "--host", "a"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("stack web (project web)"), "{text}");
+    assert!(text.contains("stack hosts/a/x"), "{text}");
+    assert!(!text.contains("hosts/b/y"), "{text}");
+    assert!(
+        text.ends_with("2 stacks, 2 services, 1 policies, 0 errors, 0 warnings\n"),
+        "{text}"
+    );
+    let out = magos(&[
+        "lint",
+        "--repo",
+        root,
+        "--exclude",
+        "hosts/**",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(json(&out)["summary"]["stacks"], 1);
+}
+
+#[test]
+fn lint_unreadable_repo_exit_2() {
+    let out = magos(&["lint", "--repo", "/nonexistent/magos-repo"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("cannot read the folder /nonexistent/magos-repo"),
+        "{err}"
+    );
+    let out = magos(&["lint", "--repo", ".", "--include", "a/["]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_has_examples() {
+    let out = magos(&["policy", "eval", "--help"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Examples:") && text.contains("--tags"),
+        "{text}"
+    );
+    let out = magos(&["lint", "--help"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Examples:") && text.contains("--repo"),
+        "{text}"
+    );
+}
