@@ -4,6 +4,7 @@
 //! - [`core`]: the pure core (annotations, policies, rewrites, planning, drift).
 //!   No I/O.
 //! - [`config`]: the configuration schema and its layered loading.
+//! - [`git`]: Magos's clone of the repository: sync, commit, push.
 //! - [`logging`]: the `tracing` subscriber.
 //! - [`cli`]: the command-line interface; the only module that prints results.
 //!
@@ -12,4 +13,5 @@
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod git;
 pub mod logging;

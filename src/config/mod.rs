@@ -211,6 +211,20 @@ pub fn default_config_path(env: &Env) -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.is_file())
 }
 
+/// Where Magos keeps its clone and state: `state_dir` when set, else
+/// `$XDG_STATE_HOME/magos`, else `~/.local/state/magos`.
+pub fn state_dir(config: &Config, env: &Env) -> Option<PathBuf> {
+    if let Some(dir) = &config.state_dir {
+        return Some(dir.clone());
+    }
+    if let Some(x) = env.get("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Some(Path::new(x).join("magos"));
+    }
+    env.get("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| Path::new(h).join(".local/state/magos"))
+}
+
 /// Loads the configuration: `file` (when given it must exist), the `.env` beside it,
 /// `env`, then `flags`.
 pub fn load(file: Option<&Path>, env: &Env, flags: &Overrides) -> Result<Loaded, ConfigError> {

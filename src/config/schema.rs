@@ -38,6 +38,8 @@ pub struct RepoConfig {
     pub url: Option<RepoUrl>,
     /// The branch Magos follows and writes to.
     pub branch: Branch,
+    /// The commits Magos makes.
+    pub commit: CommitConfig,
 }
 
 impl Default for RepoConfig {
@@ -45,7 +47,109 @@ impl Default for RepoConfig {
         Self {
             url: None,
             branch: Branch("main".to_owned()),
+            commit: CommitConfig::default(),
         }
+    }
+}
+
+/// `repo.commit:`: the commit of an update run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommitConfig {
+    /// The message template.
+    pub message: CommitMessage,
+    /// Author and committer name.
+    pub author_name: SignatureText,
+    /// Author and committer e-mail.
+    pub author_email: SignatureText,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        Self {
+            message: CommitMessage::default(),
+            author_name: SignatureText("Magos Dominus".to_owned()),
+            author_email: SignatureText("magos@localhost".to_owned()),
+        }
+    }
+}
+
+/// A commit message template with the placeholders in
+/// [`CommitMessage::PLACEHOLDERS`]; `{{` and `}}` are literal braces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitMessage(String);
+
+impl Default for CommitMessage {
+    fn default() -> Self {
+        Self("Pin {count} image update(s): {services}\n\n{changes}".to_owned())
+    }
+}
+
+impl CommitMessage {
+    /// The placeholders a template may use.
+    pub const PLACEHOLDERS: &'static [&'static str] = &["count", "services", "changes"];
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("the commit message template is empty".to_owned());
+        }
+        let mut rest = s;
+        while let Some(i) = rest.find(['{', '}']) {
+            let tail = &rest[i..];
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                rest = &tail[2..];
+            } else if tail.starts_with('}') {
+                return Err("unmatched `}` in the commit message template (write `}}`)".to_owned());
+            } else {
+                let Some(end) = tail.find('}') else {
+                    return Err(
+                        "unclosed `{` in the commit message template (write `{{`)".to_owned()
+                    );
+                };
+                let name = &tail[1..end];
+                if !Self::PLACEHOLDERS.contains(&name) {
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}` in the commit message template; use {}",
+                        Self::PLACEHOLDERS
+                            .iter()
+                            .map(|p| format!("{{{p}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                rest = &tail[end + 1..];
+            }
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The template text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A commit author's name or e-mail: one non-empty line without `<` or `>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignatureText(String);
+
+impl SignatureText {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("the value is empty".to_owned());
+        }
+        if t.chars().any(|c| c == '<' || c == '>' || c.is_control()) {
+            return Err(format!(
+                "`{t}` cannot be used in a commit signature (no `<`, `>` or control characters)"
+            ));
+        }
+        Ok(Self(t.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -465,6 +569,8 @@ deserialize_via_parse!(
     Runtime,
     RepoUrl,
     Branch,
+    CommitMessage,
+    SignatureText,
     SocketPath,
     RegistryHost,
     PrivateKey
@@ -504,6 +610,9 @@ impl Config {
     pub const KEYS: &'static [&'static str] = &[
         "repo.url",
         "repo.branch",
+        "repo.commit.message",
+        "repo.commit.author_name",
+        "repo.commit.author_email",
         "runtime",
         "podman.socket",
         "registries.auth_file",
@@ -525,6 +634,13 @@ impl Config {
         match key {
             "repo.url" => self.repo.url = Some(RepoUrl::parse(value)?),
             "repo.branch" => self.repo.branch = Branch::parse(value)?,
+            "repo.commit.message" => self.repo.commit.message = CommitMessage::parse(value)?,
+            "repo.commit.author_name" => {
+                self.repo.commit.author_name = SignatureText::parse(value)?
+            }
+            "repo.commit.author_email" => {
+                self.repo.commit.author_email = SignatureText::parse(value)?
+            }
             "runtime" => self.runtime = Runtime::parse(value)?,
             "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
             "registries.auth_file" => self.registries.auth_file = Some(non_empty_path(value)?),
