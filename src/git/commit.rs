@@ -108,17 +108,58 @@ impl Checkout {
     /// aligned to the new commit afterwards.
     pub fn commit(&self, change: &Change, identity: &Identity) -> Result<Option<String>, GitError> {
         write_files(&self.dir, change)?;
-        let err = |source| GitError::Commit {
-            dir: self.dir.clone(),
-            source,
-        };
         let repo = self.open()?;
         let branch = format!("refs/heads/{}", self.remote.branch);
         let parent = repo
             .find_reference(branch.as_str())
             .and_then(|mut r| r.peel_to_id())
-            .map_err(err)?
+            .map_err(|source| GitError::Commit {
+                dir: self.dir.clone(),
+                source,
+            })?
             .detach();
+        let Some(tree) = self.tree_with(&repo, parent, change)? else {
+            return Ok(None);
+        };
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        let signature = signature(identity);
+        let sig = signature.to_ref(&mut time_buf);
+        let commit = repo
+            .commit_as(sig, sig, branch.as_str(), &change.message, tree, [parent])
+            .map_err(|source| GitError::Commit {
+                dir: self.dir.clone(),
+                source,
+            })?
+            .to_string();
+        // The index still describes the parent; make it (and the files' stat
+        // data) match the new commit.
+        self.run_git(&["reset", "-q", "--hard", &commit])?;
+        tracing::info!(dir = %self.dir.display(), commit, files = change.files.len(), "committed");
+        Ok(Some(commit))
+    }
+}
+
+fn signature(identity: &Identity) -> gix::actor::Signature {
+    gix::actor::Signature {
+        name: identity.name.as_str().into(),
+        email: identity.email.as_str().into(),
+        time: gix::date::Time::now_local_or_utc(),
+    }
+}
+
+impl Checkout {
+    /// The tree of `parent` with the files of `change`, or `None` when that is
+    /// `parent`'s own tree (nothing to commit).
+    fn tree_with(
+        &self,
+        repo: &gix::Repository,
+        parent: gix::ObjectId,
+        change: &Change,
+    ) -> Result<Option<gix::ObjectId>, GitError> {
+        let err = |source| GitError::Commit {
+            dir: self.dir.clone(),
+            source,
+        };
         let parent_tree = repo
             .find_commit(parent)
             .and_then(|c| c.tree_id())
@@ -138,33 +179,39 @@ impl Checkout {
             editor.upsert(rela.as_str(), kind, blob).map_err(err)?;
         }
         let new_tree = editor.write().map_err(err)?.detach();
-        if new_tree == parent_tree {
-            return Ok(None);
-        }
-        let now = gix::date::Time::now_local_or_utc();
-        let signature = gix::actor::Signature {
-            name: identity.name.as_str().into(),
-            email: identity.email.as_str().into(),
-            time: now,
+        Ok((new_tree != parent_tree).then_some(new_tree))
+    }
+
+    /// A commit of `change` on top of `parent` that no local branch points to
+    /// (for pull-request branches, which are pushed by commit id). The work tree
+    /// is not touched. `None` when `parent` already holds these contents.
+    pub(super) fn commit_detached(
+        &self,
+        parent: &str,
+        change: &Change,
+        identity: &Identity,
+    ) -> Result<Option<String>, GitError> {
+        let err = |source| GitError::Commit {
+            dir: self.dir.clone(),
+            source,
         };
-        let mut time_buf = gix::date::parse::TimeBuf::default();
-        let sig = signature.to_ref(&mut time_buf);
-        let commit = repo
-            .commit_as(
-                sig,
-                sig,
-                branch.as_str(),
-                &change.message,
-                new_tree,
-                [parent],
-            )
-            .map_err(err)?
-            .to_string();
-        // The index still describes the parent; make it (and the files' stat
-        // data) match the new commit.
-        self.run_git(&["reset", "-q", "--hard", &commit])?;
-        tracing::info!(dir = %self.dir.display(), commit, files = change.files.len(), "committed");
-        Ok(Some(commit))
+        let repo = self.open()?;
+        let parent = gix::ObjectId::from_hex(parent.as_bytes()).map_err(|e| err(gix::Error::from_error(e)))?;
+        let Some(tree) = self.tree_with(&repo, parent, change)? else {
+            return Ok(None);
+        };
+        let signature = signature(identity);
+        let commit = gix::objs::Commit {
+            message: change.message.as_str().into(),
+            tree,
+            author: signature.clone(),
+            committer: signature,
+            encoding: None,
+            parents: vec![parent].into(),
+            extra_headers: Vec::new(),
+        };
+        let id = repo.write_object(&commit).map_err(err)?;
+        Ok(Some(id.to_string()))
     }
 }
 

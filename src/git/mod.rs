@@ -20,6 +20,7 @@
 
 mod cmd;
 mod commit;
+pub mod github;
 pub mod message;
 mod push;
 mod sync;
@@ -29,7 +30,8 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 pub use commit::{Change, FileEdit, Identity, write_files};
-pub use push::{UpdateOptions, UpdateOutcome};
+pub use push::{ProposeOutcome, UpdateOptions, UpdateOutcome};
+pub use sync::Synced;
 pub use url::Credentials;
 
 use crate::config::{Branch, RepoUrl};

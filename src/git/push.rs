@@ -45,6 +45,32 @@ pub enum UpdateOutcome {
     },
 }
 
+/// What a pull-request update run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposeOutcome {
+    /// The computation returned no change.
+    Unchanged {
+        /// The followed branch's head the computation saw.
+        head: String,
+    },
+    /// The pull-request branch already holds the change.
+    UpToDate {
+        /// The pull-request branch.
+        branch: String,
+        /// Its head.
+        commit: String,
+    },
+    /// The change was pushed to the pull-request branch.
+    Pushed {
+        /// The pull-request branch.
+        branch: String,
+        /// The commit now at its head.
+        commit: String,
+        /// The attempt that succeeded.
+        attempts: u32,
+    },
+}
+
 /// The answer of one push.
 enum PushResult {
     /// The remote branch now points at the commit.
@@ -121,6 +147,73 @@ impl Checkout {
         Err(GitError::PushRaced {
             url: self.remote.url.clone(),
             branch: self.remote.branch.clone(),
+            attempts: max,
+            kept,
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// One update run in pull-request mode: like [`Checkout::update`], but the
+    /// commit goes to the remote branch `branch` (see
+    /// [`super::github::pull_request_branch`]) instead of the followed branch.
+    /// If `branch` exists on the remote, the commit is made on top of it (a
+    /// fast-forward, never a force-push); otherwise on top of the followed
+    /// branch's head.
+    pub fn propose<F, E>(
+        &self,
+        options: &UpdateOptions,
+        branch: &str,
+        mut compute: F,
+    ) -> Result<ProposeOutcome, GitError>
+    where
+        F: FnMut(&Path) -> Result<Option<Change>, E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let max = options.max_attempts.get();
+        let mut last_commit = None;
+        for attempt in 1..=max {
+            let synced = self.sync()?;
+            let change = compute(&self.dir).map_err(|e| GitError::Recompute {
+                dir: self.dir.clone(),
+                source: e.into(),
+            })?;
+            let Some(change) = change else {
+                return Ok(ProposeOutcome::Unchanged { head: synced.head });
+            };
+            let parent = synced.branches.get(branch).unwrap_or(&synced.head);
+            let Some(commit) = self.commit_detached(parent, &change, &options.identity)? else {
+                return Ok(ProposeOutcome::UpToDate {
+                    branch: branch.to_owned(),
+                    commit: parent.clone(),
+                });
+            };
+            match self.push(&commit, branch)? {
+                PushResult::Pushed => {
+                    tracing::info!(url = %self.remote.url, branch, commit, attempt, "pushed a pull-request branch");
+                    return Ok(ProposeOutcome::Pushed {
+                        branch: branch.to_owned(),
+                        commit,
+                        attempts: attempt,
+                    });
+                }
+                PushResult::Moved => last_commit = Some(commit),
+                PushResult::Failed(reason) => {
+                    let kept = self.keep(&commit)?;
+                    return Err(GitError::Push {
+                        url: self.remote.url.clone(),
+                        branch: branch.to_owned(),
+                        reason,
+                        kept,
+                        dir: self.dir.clone(),
+                    });
+                }
+            }
+        }
+        let commit = last_commit.expect("every attempt that does not return sets a commit");
+        let kept = self.keep(&commit)?;
+        Err(GitError::PushRaced {
+            url: self.remote.url.clone(),
+            branch: branch.to_owned(),
             attempts: max,
             kept,
             dir: self.dir.clone(),

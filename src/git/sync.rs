@@ -13,6 +13,8 @@ use super::{Auth, Checkout, GitError, install_crypto_provider};
 pub struct Synced {
     /// The commit the work tree now holds (the remote branch's head), in hex.
     pub head: String,
+    /// Every branch the remote advertised, with its commit.
+    pub branches: std::collections::BTreeMap<String, String>,
 }
 
 type CredentialFn = Box<
@@ -63,10 +65,17 @@ impl Checkout {
             }
             (true, self.clone_fresh()?)
         };
-        let head = self.advertised_head(&outcome)?;
+        let branches = advertised_branches(&outcome);
+        let head = branches
+            .get(&self.remote.branch)
+            .cloned()
+            .ok_or_else(|| GitError::NoRemoteBranch {
+                url: self.remote.url.clone(),
+                branch: self.remote.branch.clone(),
+            })?;
         self.hard_align(&head)?;
         tracing::debug!(dir = %self.dir.display(), url = %self.remote.url, head, fresh, "synced");
-        Ok(Synced { head })
+        Ok(Synced { head, branches })
     }
 
     fn shallow(&self) -> Shallow {
@@ -147,24 +156,6 @@ impl Checkout {
             .map_err(err)
     }
 
-    /// The branch's commit as the remote advertised it in this fetch. (A branch
-    /// deleted on the remote keeps its stale remote-tracking ref, so that ref is
-    /// not proof the branch exists.)
-    fn advertised_head(&self, outcome: &gix::remote::fetch::Outcome) -> Result<String, GitError> {
-        let tracking = format!("refs/remotes/origin/{}", self.remote.branch);
-        outcome
-            .ref_map
-            .mappings
-            .iter()
-            .find(|m| m.local.as_ref().is_some_and(|l| l == tracking.as_str()))
-            .and_then(|m| m.remote.as_id())
-            .map(|id| id.to_string())
-            .ok_or_else(|| GitError::NoRemoteBranch {
-                url: self.remote.url.clone(),
-                branch: self.remote.branch.clone(),
-            })
-    }
-
     /// Points the local branch at `commit`, checks it out over whatever is in
     /// the work tree and index, and removes every untracked and ignored file.
     /// gitoxide has no checkout of an existing work tree (only the first checkout
@@ -187,4 +178,22 @@ impl Checkout {
         self.run_git(&["clean", "-q", "-ffdx"])?;
         Ok(())
     }
+}
+
+/// The branches the remote advertised in this fetch, with their commits. (A
+/// branch deleted on the remote keeps its stale remote-tracking ref, so local
+/// refs are no proof a branch exists.)
+fn advertised_branches(
+    outcome: &gix::remote::fetch::Outcome,
+) -> std::collections::BTreeMap<String, String> {
+    outcome
+        .ref_map
+        .mappings
+        .iter()
+        .filter_map(|m| {
+            let local = m.local.as_ref()?.to_string();
+            let name = local.strip_prefix("refs/remotes/origin/")?.to_owned();
+            Some((name, m.remote.as_id()?.to_string()))
+        })
+        .collect()
 }
