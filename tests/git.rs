@@ -1,6 +1,8 @@
 //! The git edge against real git: bare repositories on disk as remotes, and a
 //! real `git http-backend` on 127.0.0.1 behind token authentication.
 
+#[path = "git/fake_github.rs"]
+mod fake_github;
 #[path = "git/http_backend.rs"]
 mod http_backend;
 
@@ -16,7 +18,13 @@ use magos::git::{
     UpdateOutcome,
 };
 
+use fake_github::FakeGithub;
 use http_backend::HttpBackend;
+use magos::git::ProposeOutcome;
+use magos::git::github::{
+    GithubApp, PullRequest, RepoSlug, close_superseded, ensure_pull_request, pull_request_branch,
+    pull_request_prefix,
+};
 
 const COMPOSE: &str = "services:\n  app:\n    image: registry.example/app:1.0 # magos: semver ^1\n";
 const TOKEN: &str = "tok_3c8e1f0a9b7d";
@@ -124,10 +132,18 @@ fn options(max_attempts: u32) -> UpdateOptions {
 /// The pin computation a caller would do: rewrite the app's image line of the
 /// tree it is given, or nothing when it is already pinned.
 fn pin_app(dir: &Path) -> Result<Option<Change>, std::io::Error> {
+    pin(dir, "1.1", '1')
+}
+
+fn pin(dir: &Path, version: &str, digit: char) -> Result<Option<Change>, std::io::Error> {
     let path = dir.join("stacks/web/compose.yaml");
     let text = std::fs::read_to_string(&path)?;
     let old = "registry.example/app:1.0 ";
-    let new = "registry.example/app:1.1@sha256:1111111111111111111111111111111111111111111111111111111111111111 ";
+    let new = format!(
+        "registry.example/app:{version}@sha256:{} ",
+        digit.to_string().repeat(64)
+    );
+    let new = new.as_str();
     if !text.contains(old) {
         return Ok(None);
     }
@@ -675,4 +691,223 @@ fn a_push_refused_for_credentials_is_reported_and_kept() {
     assert_no_token_on_disk(c.workdir(), TOKEN);
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(!logs.contains(TOKEN), "the token is in the logs");
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/github-app")
+            .join(name),
+    )
+    .unwrap()
+}
+
+const APP_ID: u64 = 1234;
+const INSTALLATION: u64 = 42;
+
+fn slug() -> RepoSlug {
+    RepoSlug {
+        owner: "me".into(),
+        name: "homelab".into(),
+    }
+}
+
+fn fake_github(lifetime_secs: i64) -> FakeGithub {
+    FakeGithub::start(
+        APP_ID,
+        INSTALLATION,
+        "me",
+        "homelab",
+        &fixture("public-key.pem"),
+        TOKEN,
+        lifetime_secs,
+    )
+}
+
+/// The App client; made inside the runtime, which drives its HTTP worker.
+fn app(
+    rt: &tokio::runtime::Runtime,
+    fake: &FakeGithub,
+    key: &str,
+    installation: Option<u64>,
+) -> GithubApp {
+    let pem = Secret::new(String::from_utf8(fixture(key)).unwrap());
+    rt.block_on(async { GithubApp::new(APP_ID, &pem, installation, slug(), &fake.url()) })
+        .unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_github_app_token_serves_git_over_https_and_is_cached() {
+    let f = Fixture::new();
+    let server = HttpBackend::start(f.tmp.path().to_owned(), TOKEN, TOKEN);
+    let fake = fake_github(3600);
+    let rt = runtime();
+    let app = app(&rt, &fake, "private-key.pem", None);
+    let auth = rt.block_on(app.git_auth()).unwrap();
+    let c = f.checkout(&server.url("remote.git"), auth);
+    let UpdateOutcome::Pushed { commit, .. } = c.update(&options(3), pin_app).unwrap() else {
+        panic!("not pushed");
+    };
+    assert_eq!(f.remote_head(), commit);
+    // Still valid for an hour: the same token, no new look-up.
+    assert_eq!(rt.block_on(app.token()).unwrap().expose(), TOKEN);
+    let state = fake.state.lock().unwrap();
+    assert_eq!(state.tokens.len(), 1);
+    assert_eq!(state.lookups, 1, "the installation was not discovered once");
+    assert!(state.refused.is_empty(), "{:?}", state.refused);
+    assert_no_token_on_disk(c.workdir(), TOKEN);
+}
+
+#[test]
+fn a_token_near_its_expiry_is_minted_again() {
+    // Tokens that live two minutes are inside the five-minute refresh margin.
+    let fake = fake_github(120);
+    let rt = runtime();
+    let app = app(&rt, &fake, "private-key.pem", Some(INSTALLATION));
+    let first = rt.block_on(app.token()).unwrap();
+    let second = rt.block_on(app.token()).unwrap();
+    assert_ne!(first.expose(), second.expose());
+    let state = fake.state.lock().unwrap();
+    assert_eq!(state.tokens.len(), 2);
+    assert_eq!(state.lookups, 0, "a given installation id needs no look-up");
+}
+
+#[test]
+fn a_jwt_signed_with_another_key_is_refused_clearly() {
+    let fake = fake_github(3600);
+    let rt = runtime();
+    let app = app(&rt, &fake, "other-private-key.pem", None);
+    let err = rt.block_on(app.token()).unwrap_err();
+    let text = chain(&err);
+    assert!(text.contains("installation on me/homelab"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let state = fake.state.lock().unwrap();
+    assert!(state.tokens.is_empty());
+    assert!(
+        state.refused.iter().any(|r| r.contains("bad JWT")),
+        "{:?}",
+        state.refused
+    );
+
+    let pem = Secret::new("-----BEGIN RSA PRIVATE KEY-----\nnope\n-----END RSA PRIVATE KEY-----");
+    let bad = rt
+        .block_on(async { GithubApp::new(APP_ID, &pem, None, slug(), &fake.url()) })
+        .unwrap_err();
+    assert!(
+        chain(&bad).contains("not a valid RSA PEM key"),
+        "{}",
+        chain(&bad)
+    );
+    assert!(!chain(&bad).contains("nope"), "{}", chain(&bad));
+}
+
+#[test]
+fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
+    let f = Fixture::new();
+    let c = f.local_checkout();
+    let fake = fake_github(3600);
+    let rt = runtime();
+    let app = app(&rt, &fake, "private-key.pem", None);
+    let client = rt.block_on(app.client()).unwrap();
+    let main_before = f.remote_head();
+
+    let branch = pull_request_branch("web", "app", "1.1");
+    let outcome = c.propose(&options(3), &branch, pin_app).unwrap();
+    let ProposeOutcome::Pushed { commit, .. } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    let remote = f.remote_dir();
+    assert_eq!(
+        git(&remote, &["rev-parse", &format!("refs/heads/{branch}")]),
+        *commit
+    );
+    assert_eq!(
+        git(&remote, &["rev-parse", &format!("{branch}~1")]),
+        main_before
+    );
+    assert_eq!(
+        f.remote_head(),
+        main_before,
+        "the followed branch was written to"
+    );
+    let opened = rt
+        .block_on(ensure_pull_request(
+            &client,
+            &slug(),
+            &branch,
+            "main",
+            "Pin web/app 1.1",
+            "body",
+        ))
+        .unwrap();
+    assert_eq!(opened, PullRequest::Opened(1));
+
+    // The same update again: the branch already holds it, the request is updated.
+    let again = c.propose(&options(3), &branch, pin_app).unwrap();
+    assert_eq!(
+        again,
+        ProposeOutcome::UpToDate {
+            branch: branch.clone(),
+            commit: commit.clone()
+        }
+    );
+    let updated = rt
+        .block_on(ensure_pull_request(
+            &client,
+            &slug(),
+            &branch,
+            "main",
+            "Pin web/app 1.1",
+            "body 2",
+        ))
+        .unwrap();
+    assert_eq!(updated, PullRequest::Updated(1));
+    assert_eq!(
+        fake.state.lock().unwrap().pulls.len(),
+        1,
+        "a duplicate was opened"
+    );
+
+    // A newer version supersedes it.
+    let newer = pull_request_branch("web", "app", "1.2");
+    let outcome = c
+        .propose(&options(3), &newer, |d: &Path| pin(d, "1.2", '2'))
+        .unwrap();
+    assert!(
+        matches!(outcome, ProposeOutcome::Pushed { .. }),
+        "{outcome:?}"
+    );
+    let opened = rt
+        .block_on(ensure_pull_request(
+            &client,
+            &slug(),
+            &newer,
+            "main",
+            "Pin web/app 1.2",
+            "body",
+        ))
+        .unwrap();
+    assert_eq!(opened, PullRequest::Opened(2));
+    let closed = rt
+        .block_on(close_superseded(
+            &client,
+            &slug(),
+            &pull_request_prefix("web", "app"),
+            &newer,
+        ))
+        .unwrap();
+    assert_eq!(closed, vec![1]);
+    let state = fake.state.lock().unwrap();
+    assert!(!state.pulls[0].open);
+    assert!(state.pulls[1].open);
+    assert_eq!(state.pulls[1].head, newer);
+    assert_eq!(state.pulls[0].body, "body 2");
+    assert!(state.refused.is_empty(), "{:?}", state.refused);
 }

@@ -196,7 +196,8 @@ impl Checkout {
             source,
         };
         let repo = self.open()?;
-        let parent = gix::ObjectId::from_hex(parent.as_bytes()).map_err(|e| err(gix::Error::from_error(e)))?;
+        let parent = gix::ObjectId::from_hex(parent.as_bytes())
+            .map_err(|e| err(gix::Error::from_error(e)))?;
         let Some(tree) = self.tree_with(&repo, parent, change)? else {
             return Ok(None);
         };

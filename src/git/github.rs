@@ -108,12 +108,14 @@ impl RepoSlug {
 pub fn load_private_key(key: &PrivateKey) -> Result<Secret, GithubError> {
     match key {
         PrivateKey::Pem(pem) => Ok(pem.clone()),
-        PrivateKey::Path(path) => std::fs::read_to_string(path)
-            .map(Secret::new)
-            .map_err(|source| GithubError::ReadKey {
-                path: path.clone(),
-                source,
-            }),
+        PrivateKey::Path(path) => {
+            std::fs::read_to_string(path)
+                .map(Secret::new)
+                .map_err(|source| GithubError::ReadKey {
+                    path: path.clone(),
+                    source,
+                })
+        }
     }
 }
 
@@ -155,7 +157,8 @@ impl std::fmt::Debug for GithubApp {
 impl GithubApp {
     /// The App `app_id` with its PEM private key, for `repo`, talking to
     /// `api_url` (`https://api.github.com`, or a GitHub Enterprise API URL). The
-    /// installation is discovered from the repository unless given.
+    /// installation is discovered from the repository unless given. Call it
+    /// inside a Tokio runtime: the HTTP client starts a worker task on it.
     pub fn new(
         app_id: u64,
         private_key: &Secret,
@@ -223,7 +226,10 @@ impl GithubApp {
         let action = format!("create an access token for installation {id}");
         let wire: AccessTokenWire = self
             .app
-            .post(format!("/app/installations/{id}/access_tokens"), None::<&()>)
+            .post(
+                format!("/app/installations/{id}/access_tokens"),
+                None::<&()>,
+            )
             .await
             .map_err(|source| GithubError::Api {
                 action: action.clone(),
@@ -504,8 +510,17 @@ mod tests {
 
     #[test]
     fn branch_names_are_valid_refs() {
-        assert_eq!(pull_request_branch("web", "app", "1.2.3"), "magos/web-app-1.2.3");
-        assert_eq!(pull_request_branch("w b", "a:p", "v1..2~"), "magos/w-b-a-p-v1-2");
-        assert!(pull_request_branch("web", "app", "1.2.3").starts_with(&pull_request_prefix("web", "app")));
+        assert_eq!(
+            pull_request_branch("web", "app", "1.2.3"),
+            "magos/web-app-1.2.3"
+        );
+        assert_eq!(
+            pull_request_branch("w b", "a:p", "v1..2~"),
+            "magos/w-b-a-p-v1-2"
+        );
+        assert!(
+            pull_request_branch("web", "app", "1.2.3")
+                .starts_with(&pull_request_prefix("web", "app"))
+        );
     }
 }

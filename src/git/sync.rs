@@ -66,13 +66,14 @@ impl Checkout {
             (true, self.clone_fresh()?)
         };
         let branches = advertised_branches(&outcome);
-        let head = branches
-            .get(&self.remote.branch)
-            .cloned()
-            .ok_or_else(|| GitError::NoRemoteBranch {
-                url: self.remote.url.clone(),
-                branch: self.remote.branch.clone(),
-            })?;
+        let head =
+            branches
+                .get(&self.remote.branch)
+                .cloned()
+                .ok_or_else(|| GitError::NoRemoteBranch {
+                    url: self.remote.url.clone(),
+                    branch: self.remote.branch.clone(),
+                })?;
         self.hard_align(&head)?;
         tracing::debug!(dir = %self.dir.display(), url = %self.remote.url, head, fresh, "synced");
         Ok(Synced { head, branches })
