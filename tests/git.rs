@@ -911,3 +911,113 @@ fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
     assert_eq!(state.pulls[0].body, "body 2");
     assert!(state.refused.is_empty(), "{:?}", state.refused);
 }
+
+/// Accepts one connection on 127.0.0.1 and reports whether its first bytes are
+/// a TLS handshake record (a ClientHello), then hangs up.
+fn tls_probe() -> (u16, std::sync::mpsc::Receiver<bool>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = [0u8; 3];
+        let ok = stream.read_exact(&mut head).is_ok() && head[0] == 0x16 && head[1] == 0x03;
+        let _ = tx.send(ok);
+    });
+    (port, rx)
+}
+
+#[test]
+fn https_remotes_start_tls_with_the_ring_provider() {
+    let f = Fixture::new();
+    let (port, hello) = tls_probe();
+    let c = f.checkout(
+        &format!("https://127.0.0.1:{port}/remote.git"),
+        Auth::Basic(Credentials::token(Secret::new(TOKEN))),
+    );
+    let err = c.sync().unwrap_err();
+    assert!(
+        hello
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap(),
+        "git did not start a TLS handshake"
+    );
+    let text = chain(&err);
+    assert!(matches!(err, GitError::Clone { .. }), "{err:?}");
+    assert!(!text.contains(TOKEN), "{text}");
+}
+
+#[test]
+fn the_github_api_client_starts_tls_with_the_ring_provider() {
+    let (port, hello) = tls_probe();
+    let rt = runtime();
+    let pem = Secret::new(String::from_utf8(fixture("private-key.pem")).unwrap());
+    let app = rt
+        .block_on(async {
+            GithubApp::new(
+                APP_ID,
+                &pem,
+                None,
+                slug(),
+                &format!("https://127.0.0.1:{port}"),
+            )
+        })
+        .unwrap();
+    let err = rt.block_on(app.token()).unwrap_err();
+    assert!(
+        hello
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap(),
+        "the API client did not start a TLS handshake"
+    );
+    assert!(
+        chain(&err).contains("installation on me/homelab"),
+        "{}",
+        chain(&err)
+    );
+}
+
+#[test]
+fn the_app_comes_from_the_configuration() {
+    use magos::config::{Config, GithubConfig};
+    let fake = fake_github(3600);
+    let rt = runtime();
+    let key_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github-app/private-key.pem");
+    let mut config = Config::default();
+    for (key, value) in [
+        ("github.app_id", APP_ID.to_string()),
+        ("github.private_key", key_path.display().to_string()),
+        ("github.api_url", fake.url()),
+    ] {
+        config.set(key, &value).unwrap();
+    }
+    let app = rt
+        .block_on(async {
+            GithubApp::from_config(&config.github, "https://github.com/me/homelab.git")
+        })
+        .unwrap()
+        .expect("an App is configured");
+    assert_eq!(app.repo(), &slug());
+    assert_eq!(rt.block_on(app.token()).unwrap().expose(), TOKEN);
+
+    let none = rt
+        .block_on(async {
+            GithubApp::from_config(&GithubConfig::default(), "https://github.com/me/homelab")
+        })
+        .unwrap();
+    assert!(none.is_none());
+
+    let mut no_key = config.github.clone();
+    no_key.private_key = None;
+    let err = rt
+        .block_on(async { GithubApp::from_config(&no_key, "https://github.com/me/homelab") })
+        .unwrap_err();
+    assert!(err.to_string().contains("github.private_key"), "{err}");
+
+    let err = rt
+        .block_on(async { GithubApp::from_config(&config.github, "/srv/git/homelab.git") })
+        .unwrap_err();
+    assert!(err.to_string().contains("/srv/git/homelab.git"), "{err}");
+}

@@ -177,6 +177,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "GitHub App installation id (discovered when unset)",
     },
     EnvVar {
+        name: "GITHUB_API_URL",
+        key: "github.api_url",
+        doc: "GitHub REST API base URL (GitHub Enterprise Server)",
+    },
+    EnvVar {
         name: "MD_STATE_DIR",
         key: "state_dir",
         doc: "where Magos keeps its clone and state",

@@ -199,7 +199,7 @@ pub struct SecretsConfig {
 }
 
 /// `github:`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GithubConfig {
     /// The App's id.
@@ -208,6 +208,49 @@ pub struct GithubConfig {
     pub private_key: Option<PrivateKey>,
     /// The installation id; discovered from the repository when unset.
     pub installation_id: Option<u64>,
+    /// The REST API's base URL (GitHub Enterprise Server: `https://HOST/api/v3`).
+    pub api_url: ApiUrl,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            private_key: None,
+            installation_id: None,
+            api_url: ApiUrl("https://api.github.com".to_owned()),
+        }
+    }
+}
+
+/// An HTTP(S) base URL without credentials, query or trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiUrl(String);
+
+impl ApiUrl {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim().trim_end_matches('/');
+        let rest = t
+            .strip_prefix("https://")
+            .or_else(|| t.strip_prefix("http://"))
+            .ok_or_else(|| format!("`{t}` is not an http(s) URL"))?;
+        let host = rest.split('/').next().unwrap_or("");
+        if host.contains('@') {
+            // Never echo what might be a password.
+            return Err("the API URL must not contain credentials".to_owned());
+        }
+        if host.is_empty() || t.contains(['?', '#']) || t.contains(char::is_whitespace) {
+            return Err(format!(
+                "`{t}` is not a base URL (write scheme, host and path only)"
+            ));
+        }
+        Ok(Self(t.to_owned()))
+    }
+
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// `log:`.
@@ -566,6 +609,7 @@ macro_rules! deserialize_via_parse {
 }
 
 deserialize_via_parse!(
+    ApiUrl,
     Runtime,
     RepoUrl,
     Branch,
@@ -623,6 +667,7 @@ impl Config {
         "github.app_id",
         "github.private_key",
         "github.installation_id",
+        "github.api_url",
         "state_dir",
         "log.format",
         "log.level",
@@ -651,6 +696,7 @@ impl Config {
             "github.app_id" => self.github.app_id = Some(parse_id(value)?),
             "github.private_key" => self.github.private_key = Some(PrivateKey::parse(value)?),
             "github.installation_id" => self.github.installation_id = Some(parse_id(value)?),
+            "github.api_url" => self.github.api_url = ApiUrl::parse(value)?,
             "state_dir" => self.state_dir = Some(non_empty_path(value)?),
             "log.format" => self.log.format = LogFormat::parse(value)?,
             "log.level" => self.log.level = LogLevel::parse(value)?,

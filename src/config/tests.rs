@@ -333,3 +333,23 @@ fn the_state_dir_defaults_to_xdg_state_home() {
         Some(PathBuf::from("/var/lib/magos"))
     );
 }
+
+#[test]
+fn the_github_api_url_is_checked() {
+    let (_d, path) = file_with("github:\n  api_url: https://ghe.example/api/v3/\n");
+    let c = load(Some(&path), &Env::new(), &Overrides::default())
+        .unwrap()
+        .config;
+    assert_eq!(c.github.api_url.as_str(), "https://ghe.example/api/v3");
+    for bad in [
+        "github:\n  api_url: ftp://x\n",
+        "github:\n  api_url: https://user:pw@ghe.example\n",
+    ] {
+        let (_d, path) = file_with(bad);
+        let msg = load(Some(&path), &Env::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("github.api_url: "), "{msg}");
+        assert!(!msg.contains("pw@"), "{msg}");
+    }
+}

@@ -37,6 +37,9 @@ pub enum GithubError {
         #[source]
         source: jsonwebtoken::errors::Error,
     },
+    /// An App id is configured without its private key.
+    #[error("github.app_id is set but github.private_key (GITHUB_APP_PRIVATE_KEY) is not")]
+    MissingKey,
     /// The API URL is not valid.
     #[error("`{url}` is not a valid GitHub API URL")]
     BadApiUrl {
@@ -187,6 +190,28 @@ impl GithubApp {
             installation: tokio::sync::Mutex::new(installation_id),
             cached: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// The App configured under `github:` for the repository at `repo_url` (a
+    /// URL without credentials), or `None` when no App is configured.
+    pub fn from_config(
+        config: &crate::config::GithubConfig,
+        repo_url: &str,
+    ) -> Result<Option<Self>, GithubError> {
+        let Some(app_id) = config.app_id else {
+            return Ok(None);
+        };
+        let key = config.private_key.as_ref().ok_or(GithubError::MissingKey)?;
+        let pem = load_private_key(key)?;
+        let repo = RepoSlug::from_url(repo_url)?;
+        Self::new(
+            app_id,
+            &pem,
+            config.installation_id,
+            repo,
+            config.api_url.as_str(),
+        )
+        .map(Some)
     }
 
     /// The repository.
