@@ -1021,3 +1021,48 @@ fn the_app_comes_from_the_configuration() {
         .unwrap_err();
     assert!(err.to_string().contains("/srv/git/homelab.git"), "{err}");
 }
+
+#[test]
+fn lock_files_left_by_a_killed_git_do_not_block_the_next_run() {
+    let f = Fixture::new();
+    let c = f.local_checkout();
+    c.sync().unwrap();
+    // What a git process killed mid-operation leaves behind.
+    let git_dir = c.workdir().join(".git");
+    std::fs::write(git_dir.join("index.lock"), "").unwrap();
+    std::fs::write(git_dir.join("refs/heads/main.lock"), "").unwrap();
+    std::fs::write(c.workdir().join("stacks/web/compose.yaml"), "half").unwrap();
+    let outcome = c.update(&options(3), pin_app).unwrap();
+    assert!(
+        matches!(outcome, UpdateOutcome::Pushed { .. }),
+        "{outcome:?}"
+    );
+    assert!(!git_dir.join("index.lock").exists());
+    assert!(!git_dir.join("refs/heads/main.lock").exists());
+    assert_eq!(status(c.workdir()), "");
+}
+
+#[test]
+fn a_second_magos_on_the_same_clone_is_refused() {
+    let f = Fixture::new();
+    let c = f.local_checkout();
+    c.sync().unwrap();
+    let lock_path = f.path("magos-clone.lock");
+    let held = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    held.try_lock().unwrap();
+    let err = c.update(&options(3), pin_app).unwrap_err();
+    assert!(matches!(err, GitError::Busy { .. }), "{err:?}");
+    assert!(err.to_string().contains("magos-clone"), "{err}");
+    assert_eq!(
+        f.remote_head(),
+        git(&f.path("other"), &["rev-parse", "HEAD"])
+    );
+    drop(held);
+    assert!(matches!(
+        c.update(&options(3), pin_app).unwrap(),
+        UpdateOutcome::Pushed { .. }
+    ));
+}

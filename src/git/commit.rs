@@ -107,6 +107,15 @@ impl Checkout {
     /// when the files already hold these contents. Index and work tree are
     /// aligned to the new commit afterwards.
     pub fn commit(&self, change: &Change, identity: &Identity) -> Result<Option<String>, GitError> {
+        let _lock = self.lock()?;
+        self.commit_locked(change, identity)
+    }
+
+    pub(super) fn commit_locked(
+        &self,
+        change: &Change,
+        identity: &Identity,
+    ) -> Result<Option<String>, GitError> {
         write_files(&self.dir, change)?;
         let repo = self.open()?;
         let branch = format!("refs/heads/{}", self.remote.branch);

@@ -21,6 +21,7 @@
 mod cmd;
 mod commit;
 pub mod github;
+mod lock;
 pub mod message;
 mod push;
 mod sync;
@@ -47,6 +48,15 @@ pub enum GitError {
     )]
     NotAClone {
         /// The folder.
+        dir: PathBuf,
+    },
+    /// Another process (another Magos) is working in the clone.
+    #[error(
+        "another process is using the git clone at {} (its lock file is held); run one Magos per state_dir",
+        dir.display()
+    )]
+    Busy {
+        /// The clone's folder.
         dir: PathBuf,
     },
     /// The first clone failed.

@@ -95,10 +95,11 @@ impl Checkout {
         F: FnMut(&Path) -> Result<Option<Change>, E>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let _lock = self.lock()?;
         let max = options.max_attempts.get();
         let mut last_commit = None;
         for attempt in 1..=max {
-            let synced = self.sync()?;
+            let synced = self.sync_locked()?;
             let change = compute(&self.dir).map_err(|e| GitError::Recompute {
                 dir: self.dir.clone(),
                 source: e.into(),
@@ -106,7 +107,7 @@ impl Checkout {
             let Some(change) = change else {
                 return Ok(UpdateOutcome::Unchanged { head: synced.head });
             };
-            let Some(commit) = self.commit(&change, &options.identity)? else {
+            let Some(commit) = self.commit_locked(&change, &options.identity)? else {
                 return Ok(UpdateOutcome::Unchanged { head: synced.head });
             };
             if !options.push {
@@ -169,10 +170,11 @@ impl Checkout {
         F: FnMut(&Path) -> Result<Option<Change>, E>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let _lock = self.lock()?;
         let max = options.max_attempts.get();
         let mut last_commit = None;
         for attempt in 1..=max {
-            let synced = self.sync()?;
+            let synced = self.sync_locked()?;
             let change = compute(&self.dir).map_err(|e| GitError::Recompute {
                 dir: self.dir.clone(),
                 source: e.into(),

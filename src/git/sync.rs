@@ -51,6 +51,11 @@ impl Checkout {
     /// checked out, local commits, edits, staged changes, untracked and ignored
     /// files). A folder that exists but is not a clone is an error, never deleted.
     pub fn sync(&self) -> Result<Synced, GitError> {
+        let _lock = self.lock()?;
+        self.sync_locked()
+    }
+
+    pub(super) fn sync_locked(&self) -> Result<Synced, GitError> {
         install_crypto_provider();
         let (fresh, outcome) = if self.dir.join(".git").exists() {
             (false, self.fetch()?)
