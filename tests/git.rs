@@ -1066,3 +1066,86 @@ fn a_second_magos_on_the_same_clone_is_refused() {
         UpdateOutcome::Pushed { .. }
     ));
 }
+
+/// Set in the child process of the kill test: the fixture's folder.
+const CRASH_CHILD: &str = "MAGOS_TEST_GIT_CRASH_CHILD";
+
+/// The child's part: an update whose computation writes the rewritten files and
+/// then never returns, so the process dies between rewrite and commit.
+fn crash_child(root: &Path) -> ! {
+    let remote = Remote::new(
+        &RepoUrl::parse(root.join("remote.git").to_str().unwrap()).unwrap(),
+        &Branch::parse("main").unwrap(),
+        Auth::Ambient,
+    );
+    let c = Checkout::new(root.join("magos-clone"), remote);
+    let _ = c.update(
+        &options(1),
+        |dir: &Path| -> Result<Option<Change>, std::io::Error> {
+            let change = pin_app(dir)?.expect("a change to make");
+            magos::git::write_files(dir, &change).unwrap();
+            println!("rewritten");
+            let mut line = String::new();
+            loop {
+                // Blocks until the parent kills this process.
+                std::io::stdin().read_line(&mut line)?;
+            }
+        },
+    );
+    unreachable!("the computation never returns");
+}
+
+#[test]
+fn a_process_killed_between_rewrite_and_commit_converges_on_the_next_run() {
+    if let Some(root) = std::env::var_os(CRASH_CHILD) {
+        crash_child(Path::new(&root));
+    }
+    use std::io::BufRead;
+    let f = Fixture::new();
+    let c = f.local_checkout();
+    c.sync().unwrap();
+    let before = f.remote_head();
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_process_killed_between_rewrite_and_commit_converges_on_the_next_run",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD, f.tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // libtest may print the test's name on the same line.
+            if line.trim_end().ends_with("rewritten") {
+                let _ = tx.send(());
+                break;
+            }
+        }
+    });
+    let reached = rx.recv_timeout(std::time::Duration::from_secs(120));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reached.expect("the child never rewrote the files");
+
+    // The child died with the files rewritten, uncommitted, and the clone's lock held.
+    assert!(status(c.workdir()).contains("stacks/web/compose.yaml"));
+    assert_eq!(f.remote_head(), before);
+
+    let outcome = c.update(&options(3), pin_app).unwrap();
+    assert!(
+        matches!(outcome, UpdateOutcome::Pushed { attempts: 1, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(git(&f.remote_dir(), &["rev-parse", "main~1"]), before);
+    let file = git(&f.remote_dir(), &["show", "main:stacks/web/compose.yaml"]);
+    assert!(file.contains("app:1.1@sha256:1111"), "{file}");
+    assert_eq!(status(c.workdir()), "");
+}
