@@ -1149,3 +1149,18 @@ fn a_process_killed_between_rewrite_and_commit_converges_on_the_next_run() {
     assert!(file.contains("app:1.1@sha256:1111"), "{file}");
     assert_eq!(status(c.workdir()), "");
 }
+
+#[test]
+fn an_interrupted_first_clone_is_started_again() {
+    let f = Fixture::new();
+    let c = f.local_checkout();
+    // What a clone killed mid-fetch leaves: a half-made repository beside the clone.
+    let partial = f.path("magos-clone.partial");
+    std::fs::create_dir_all(partial.join(".git/objects/pack")).unwrap();
+    std::fs::write(partial.join(".git/HEAD"), "ref: refs/heads/ma").unwrap();
+    // An empty folder where the clone goes is fine too.
+    std::fs::create_dir_all(c.workdir()).unwrap();
+    assert_eq!(c.sync().unwrap().head, f.remote_head());
+    assert!(!partial.exists());
+    assert_eq!(status(c.workdir()), "");
+}

@@ -91,6 +91,10 @@ impl Checkout {
         }
     }
 
+    /// Clones into a sibling folder `<clone>.partial` and renames it into
+    /// place once the fetch is complete, so an interrupted clone never leaves a
+    /// half-made repository where the clone belongs. A `.partial` folder left by
+    /// an earlier interruption is removed first (the clone's lock is held).
     fn clone_fresh(&self) -> Result<gix::remote::fetch::Outcome, GitError> {
         let err = |source| GitError::Clone {
             url: self.remote.url.clone(),
@@ -98,14 +102,22 @@ impl Checkout {
             dir: self.dir.clone(),
             source,
         };
+        let write_err = |path: &std::path::Path| {
+            let path = path.to_owned();
+            move |source| GitError::Write { path, source }
+        };
+        let mut name = self.dir.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        let partial = self.dir.with_file_name(name);
+        if partial.exists() {
+            tracing::warn!(path = %partial.display(), "removing an interrupted clone");
+            std::fs::remove_dir_all(&partial).map_err(write_err(&partial))?;
+        }
         if let Some(parent) = self.dir.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| GitError::Write {
-                path: parent.to_owned(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent).map_err(write_err(parent))?;
         }
         let auth = self.remote.auth.clone();
-        let mut prepare = gix::prepare_clone(self.remote.url.as_str(), &self.dir)
+        let mut prepare = gix::prepare_clone(self.remote.url.as_str(), &partial)
             .map_err(err)?
             .with_ref_name(Some(self.remote.branch.as_str()))
             .map_err(err)?
@@ -116,9 +128,16 @@ impl Checkout {
                 }
                 Ok(())
             });
-        let (_repo, outcome) = prepare
+        let (repo, outcome) = prepare
             .fetch_only(gix::progress::Discard, &AtomicBool::new(false))
             .map_err(err)?;
+        drop(repo);
+        drop(prepare);
+        if self.dir.exists() {
+            // Only an empty folder gets here (sync refuses any other).
+            std::fs::remove_dir(&self.dir).map_err(write_err(&self.dir))?;
+        }
+        std::fs::rename(&partial, &self.dir).map_err(write_err(&self.dir))?;
         Ok(outcome)
     }
 
