@@ -758,8 +758,12 @@ fn a_github_app_token_serves_git_over_https_and_is_cached() {
     assert_eq!(f.remote_head(), commit);
     // Still valid for an hour: the same token, no new look-up.
     assert_eq!(rt.block_on(app.token()).unwrap().expose(), TOKEN);
+    assert_eq!(fake.state.lock().unwrap().tokens.len(), 1);
+    // Refused somewhere: forgotten, and the next one is new.
+    rt.block_on(app.forget_token());
+    assert_ne!(rt.block_on(app.token()).unwrap().expose(), TOKEN);
     let state = fake.state.lock().unwrap();
-    assert_eq!(state.tokens.len(), 1);
+    assert_eq!(state.tokens.len(), 2);
     assert_eq!(state.lookups, 1, "the installation was not discovered once");
     assert!(state.refused.is_empty(), "{:?}", state.refused);
     assert_no_token_on_disk(c.workdir(), TOKEN);
@@ -1052,7 +1056,8 @@ fn a_second_magos_on_the_same_clone_is_refused() {
         .write(true)
         .open(&lock_path)
         .unwrap();
-    held.try_lock().unwrap();
+    // Blocking: a process forked by another test may hold a copy for an instant.
+    held.lock().unwrap();
     let err = c.update(&options(3), pin_app).unwrap_err();
     assert!(matches!(err, GitError::Busy { .. }), "{err:?}");
     assert!(err.to_string().contains("magos-clone"), "{err}");

@@ -273,6 +273,12 @@ impl GithubApp {
         Ok(token)
     }
 
+    /// Drops the cached token, so the next [`GithubApp::token`] mints a new one
+    /// (after the remote or the API refused the current one, e.g. revoked).
+    pub async fn forget_token(&self) {
+        *self.cached.lock().await = None;
+    }
+
     /// Credentials for HTTPS git with the current installation token.
     pub async fn git_auth(&self) -> Result<Auth, GithubError> {
         Ok(Auth::Basic(Credentials::token(self.token().await?)))
@@ -391,25 +397,37 @@ pub enum PullRequest {
     Updated(u64),
 }
 
+/// Every open pull request (of `head`, when given), page by page.
 async fn open_pulls(
     client: &Octocrab,
     repo: &RepoSlug,
     head: Option<&str>,
 ) -> Result<Vec<PullWire>, GithubError> {
-    let mut route = format!(
-        "/repos/{}/{}/pulls?state=open&per_page=100",
-        repo.owner, repo.name
-    );
-    if let Some(head) = head {
-        route.push_str(&format!("&head={}:{head}", repo.owner));
+    const PER_PAGE: usize = 100;
+    let mut all = Vec::new();
+    for page in 1.. {
+        let mut route = format!(
+            "/repos/{}/{}/pulls?state=open&per_page={PER_PAGE}&page={page}",
+            repo.owner, repo.name
+        );
+        if let Some(head) = head {
+            route.push_str(&format!("&head={}:{head}", repo.owner));
+        }
+        let batch: Vec<PullWire> =
+            client
+                .get(route, None::<&()>)
+                .await
+                .map_err(|source| GithubError::Api {
+                    action: format!("list the pull requests of {}/{}", repo.owner, repo.name),
+                    source,
+                })?;
+        let last = batch.len() < PER_PAGE;
+        all.extend(batch);
+        if last {
+            break;
+        }
     }
-    client
-        .get(route, None::<&()>)
-        .await
-        .map_err(|source| GithubError::Api {
-            action: format!("list the pull requests of {}/{}", repo.owner, repo.name),
-            source,
-        })
+    Ok(all)
 }
 
 /// Opens the pull request of `branch` into `base`, or updates its title and

@@ -4,8 +4,12 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::{Checkout, GitError};
+
+/// How long the lock must stay taken before the clone counts as busy.
+const BUSY_AFTER: Duration = Duration::from_secs(2);
 
 /// Held while Magos works in the clone; released when dropped (or when the
 /// process dies, since it is an OS lock).
@@ -38,14 +42,23 @@ impl Checkout {
             .write(true)
             .open(&path)
             .map_err(write_err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(GitError::Busy {
-                    dir: self.dir.clone(),
-                });
+        // A process forked by another thread of this program holds a copy of
+        // a just-closed lock until it execs, for an instant: so "busy" is only
+        // believed after it lasts.
+        let deadline = Instant::now() + BUSY_AFTER;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(GitError::Busy {
+                        dir: self.dir.clone(),
+                    });
+                }
+                Err(TryLockError::Error(source)) => return Err(write_err(source)),
             }
-            Err(TryLockError::Error(source)) => return Err(write_err(source)),
         }
         self.remove_stale_git_locks()?;
         Ok(CloneLock { _file: file })
