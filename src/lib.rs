@@ -7,6 +7,7 @@
 //! - [`daemon`]: the reconcile loop's schedule (triggers, coalescing, backoff,
 //!   watchdog).
 //! - [`config`]: the configuration schema and its layered loading.
+//! - [`git`]: Magos's clone of the repository: sync, commit, push.
 //! - [`logging`]: the `tracing` subscriber.
 //! - [`podman`]: the libpod REST API client (unix only).
 //! - [`registry`]: the registry edge: tags, digests and manifests from OCI
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod git;
 pub mod logging;
 #[cfg(unix)]
 pub mod podman;

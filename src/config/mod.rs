@@ -177,6 +177,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "GitHub App installation id (discovered when unset)",
     },
     EnvVar {
+        name: "GITHUB_API_URL",
+        key: "github.api_url",
+        doc: "GitHub REST API base URL (GitHub Enterprise Server)",
+    },
+    EnvVar {
         name: "MD_STATE_DIR",
         key: "state_dir",
         doc: "where Magos keeps its clone and state",
@@ -209,6 +214,20 @@ pub fn default_config_path(env: &Env) -> Option<PathBuf> {
     }
     candidates.push(PathBuf::from("/etc/magos/magos.yaml"));
     candidates.into_iter().find(|p| p.is_file())
+}
+
+/// Where Magos keeps its clone and state: `state_dir` when set, else
+/// `$XDG_STATE_HOME/magos`, else `~/.local/state/magos`.
+pub fn state_dir(config: &Config, env: &Env) -> Option<PathBuf> {
+    if let Some(dir) = &config.state_dir {
+        return Some(dir.clone());
+    }
+    if let Some(x) = env.get("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Some(Path::new(x).join("magos"));
+    }
+    env.get("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| Path::new(h).join(".local/state/magos"))
 }
 
 /// Loads the configuration: `file` (when given it must exist), the `.env` beside it,

@@ -38,6 +38,8 @@ pub struct RepoConfig {
     pub url: Option<RepoUrl>,
     /// The branch Magos follows and writes to.
     pub branch: Branch,
+    /// The commits Magos makes.
+    pub commit: CommitConfig,
 }
 
 impl Default for RepoConfig {
@@ -45,7 +47,109 @@ impl Default for RepoConfig {
         Self {
             url: None,
             branch: Branch("main".to_owned()),
+            commit: CommitConfig::default(),
         }
+    }
+}
+
+/// `repo.commit:`: the commit of an update run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommitConfig {
+    /// The message template.
+    pub message: CommitMessage,
+    /// Author and committer name.
+    pub author_name: SignatureText,
+    /// Author and committer e-mail.
+    pub author_email: SignatureText,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        Self {
+            message: CommitMessage::default(),
+            author_name: SignatureText("Magos Dominus".to_owned()),
+            author_email: SignatureText("magos@localhost".to_owned()),
+        }
+    }
+}
+
+/// A commit message template with the placeholders in
+/// [`CommitMessage::PLACEHOLDERS`]; `{{` and `}}` are literal braces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitMessage(String);
+
+impl Default for CommitMessage {
+    fn default() -> Self {
+        Self("Pin {count} image update(s): {services}\n\n{changes}".to_owned())
+    }
+}
+
+impl CommitMessage {
+    /// The placeholders a template may use.
+    pub const PLACEHOLDERS: &'static [&'static str] = &["count", "services", "changes"];
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("the commit message template is empty".to_owned());
+        }
+        let mut rest = s;
+        while let Some(i) = rest.find(['{', '}']) {
+            let tail = &rest[i..];
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                rest = &tail[2..];
+            } else if tail.starts_with('}') {
+                return Err("unmatched `}` in the commit message template (write `}}`)".to_owned());
+            } else {
+                let Some(end) = tail.find('}') else {
+                    return Err(
+                        "unclosed `{` in the commit message template (write `{{`)".to_owned()
+                    );
+                };
+                let name = &tail[1..end];
+                if !Self::PLACEHOLDERS.contains(&name) {
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}` in the commit message template; use {}",
+                        Self::PLACEHOLDERS
+                            .iter()
+                            .map(|p| format!("{{{p}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                rest = &tail[end + 1..];
+            }
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The template text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A commit author's name or e-mail: one non-empty line without `<` or `>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignatureText(String);
+
+impl SignatureText {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("the value is empty".to_owned());
+        }
+        if t.chars().any(|c| c == '<' || c == '>' || c.is_control()) {
+            return Err(format!(
+                "`{t}` cannot be used in a commit signature (no `<`, `>` or control characters)"
+            ));
+        }
+        Ok(Self(t.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -95,7 +199,7 @@ pub struct SecretsConfig {
 }
 
 /// `github:`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GithubConfig {
     /// The App's id.
@@ -104,6 +208,49 @@ pub struct GithubConfig {
     pub private_key: Option<PrivateKey>,
     /// The installation id; discovered from the repository when unset.
     pub installation_id: Option<u64>,
+    /// The REST API's base URL (GitHub Enterprise Server: `https://HOST/api/v3`).
+    pub api_url: ApiUrl,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            private_key: None,
+            installation_id: None,
+            api_url: ApiUrl("https://api.github.com".to_owned()),
+        }
+    }
+}
+
+/// An HTTP(S) base URL without credentials, query or trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiUrl(String);
+
+impl ApiUrl {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim().trim_end_matches('/');
+        let rest = t
+            .strip_prefix("https://")
+            .or_else(|| t.strip_prefix("http://"))
+            .ok_or_else(|| format!("`{t}` is not an http(s) URL"))?;
+        let host = rest.split('/').next().unwrap_or("");
+        if host.contains('@') {
+            // Never echo what might be a password.
+            return Err("the API URL must not contain credentials".to_owned());
+        }
+        if host.is_empty() || t.contains(['?', '#']) || t.contains(char::is_whitespace) {
+            return Err(format!(
+                "`{t}` is not a base URL (write scheme, host and path only)"
+            ));
+        }
+        Ok(Self(t.to_owned()))
+    }
+
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// `log:`.
@@ -462,9 +609,12 @@ macro_rules! deserialize_via_parse {
 }
 
 deserialize_via_parse!(
+    ApiUrl,
     Runtime,
     RepoUrl,
     Branch,
+    CommitMessage,
+    SignatureText,
     SocketPath,
     RegistryHost,
     PrivateKey
@@ -504,6 +654,9 @@ impl Config {
     pub const KEYS: &'static [&'static str] = &[
         "repo.url",
         "repo.branch",
+        "repo.commit.message",
+        "repo.commit.author_name",
+        "repo.commit.author_email",
         "runtime",
         "podman.socket",
         "registries.auth_file",
@@ -514,6 +667,7 @@ impl Config {
         "github.app_id",
         "github.private_key",
         "github.installation_id",
+        "github.api_url",
         "state_dir",
         "log.format",
         "log.level",
@@ -525,6 +679,13 @@ impl Config {
         match key {
             "repo.url" => self.repo.url = Some(RepoUrl::parse(value)?),
             "repo.branch" => self.repo.branch = Branch::parse(value)?,
+            "repo.commit.message" => self.repo.commit.message = CommitMessage::parse(value)?,
+            "repo.commit.author_name" => {
+                self.repo.commit.author_name = SignatureText::parse(value)?
+            }
+            "repo.commit.author_email" => {
+                self.repo.commit.author_email = SignatureText::parse(value)?
+            }
             "runtime" => self.runtime = Runtime::parse(value)?,
             "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
             "registries.auth_file" => self.registries.auth_file = Some(non_empty_path(value)?),
@@ -535,6 +696,7 @@ impl Config {
             "github.app_id" => self.github.app_id = Some(parse_id(value)?),
             "github.private_key" => self.github.private_key = Some(PrivateKey::parse(value)?),
             "github.installation_id" => self.github.installation_id = Some(parse_id(value)?),
+            "github.api_url" => self.github.api_url = ApiUrl::parse(value)?,
             "state_dir" => self.state_dir = Some(non_empty_path(value)?),
             "log.format" => self.log.format = LogFormat::parse(value)?,
             "log.level" => self.log.level = LogLevel::parse(value)?,

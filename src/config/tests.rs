@@ -258,3 +258,98 @@ fn default_config_path_prefers_magos_config_then_xdg() {
         Some(PathBuf::from("/elsewhere.yaml"))
     );
 }
+
+#[test]
+fn the_commit_settings_are_read_and_checked() {
+    let (_d, path) = file_with(
+        "repo:\n  commit:\n    message: \"bump {services}\\n\\n{changes}\"\n    author_name: Bot\n    author_email: bot@example.org\n",
+    );
+    let c = load(Some(&path), &Env::new(), &Overrides::default())
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.repo.commit.message.as_str(),
+        "bump {services}\n\n{changes}"
+    );
+    assert_eq!(c.repo.commit.author_name.as_str(), "Bot");
+    assert_eq!(c.repo.commit.author_email.as_str(), "bot@example.org");
+
+    for (text, line, key, what) in [
+        (
+            "repo:\n  commit:\n    message: \"bump {image}\"\n",
+            3,
+            "repo.commit.message",
+            "unknown placeholder `{image}`",
+        ),
+        (
+            "repo:\n  commit:\n    message: \"bump {count\"\n",
+            3,
+            "repo.commit.message",
+            "unclosed",
+        ),
+        (
+            "repo:\n  commit:\n    author_email: \"<bot@x>\"\n",
+            3,
+            "repo.commit.author_email",
+            "cannot be used",
+        ),
+        (
+            "repo:\n  commit:\n    author_name: \"\"\n",
+            3,
+            "repo.commit.author_name",
+            "empty",
+        ),
+    ] {
+        let (_d, path) = file_with(text);
+        let msg = load(Some(&path), &Env::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(&format!("{}:{line}:", path.display())),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("{key}: ")), "{key} not in {msg}");
+        assert!(msg.contains(what), "{what} not in {msg}");
+    }
+}
+
+#[test]
+fn the_state_dir_defaults_to_xdg_state_home() {
+    let c = Config::default();
+    assert_eq!(
+        state_dir(&c, &env(&[("XDG_STATE_HOME", "/s"), ("HOME", "/h")])),
+        Some(PathBuf::from("/s/magos"))
+    );
+    assert_eq!(
+        state_dir(&c, &env(&[("HOME", "/h")])),
+        Some(PathBuf::from("/h/.local/state/magos"))
+    );
+    let c = Config {
+        state_dir: Some(PathBuf::from("/var/lib/magos")),
+        ..Config::default()
+    };
+    assert_eq!(
+        state_dir(&c, &env(&[("XDG_STATE_HOME", "/s")])),
+        Some(PathBuf::from("/var/lib/magos"))
+    );
+}
+
+#[test]
+fn the_github_api_url_is_checked() {
+    let (_d, path) = file_with("github:\n  api_url: https://ghe.example/api/v3/\n");
+    let c = load(Some(&path), &Env::new(), &Overrides::default())
+        .unwrap()
+        .config;
+    assert_eq!(c.github.api_url.as_str(), "https://ghe.example/api/v3");
+    for bad in [
+        "github:\n  api_url: ftp://x\n",
+        "github:\n  api_url: https://user:pw@ghe.example\n",
+    ] {
+        let (_d, path) = file_with(bad);
+        let msg = load(Some(&path), &Env::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("github.api_url: "), "{msg}");
+        assert!(!msg.contains("pw@"), "{msg}");
+    }
+}

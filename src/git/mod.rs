@@ -1,0 +1,318 @@
+//! The git edge: Magos's own clone of the GitOps repository, kept equal to the
+//! remote branch, and the commits that write pinned digests back.
+//!
+//! - [`Checkout::sync`] clones on first use (gitoxide), fetches on every call
+//!   (gitoxide) and hard-aligns the work tree to the remote branch (the `git`
+//!   binary). Magos's clone is a cache of the remote: local edits, commits and
+//!   stray files in it are never a source of truth and are discarded.
+//! - [`Checkout::update`] runs one update: sync, let the caller compute the
+//!   change on the fresh tree, write it atomically, commit it (gitoxide), push
+//!   it (the `git` binary). A push rejected because the remote moved is retried
+//!   from a new sync and a new computation, a bounded number of times; there is
+//!   never a force-push. A commit that could not be pushed is kept on a local
+//!   branch `magos/unpushed-<unix time>` and named in the error.
+//! - Credentials are handed to each network operation in memory (gitoxide's
+//!   credential callback; for `git push` a credential helper that reads them from
+//!   the child's environment). They are never written to `.git/config`, the
+//!   remote URL on disk, logs or error messages.
+//!
+//! Everything here blocks; from async code, call it through `spawn_blocking`.
+
+mod cmd;
+mod commit;
+pub mod github;
+mod lock;
+pub mod message;
+mod push;
+mod sync;
+pub mod url;
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+pub use commit::{Change, FileEdit, Identity, write_files};
+pub use push::{ProposeOutcome, UpdateOptions, UpdateOutcome};
+pub use sync::Synced;
+pub use url::Credentials;
+
+use crate::config::{Branch, RepoUrl};
+
+/// What can go wrong in the git edge. Messages name the remote (without
+/// credentials) and the local folder involved, and never contain a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The clone's folder exists but is not a git repository (it is never deleted).
+    #[error(
+        "{} exists but is not a git clone; move it away or choose another state_dir",
+        dir.display()
+    )]
+    NotAClone {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// Another process (another Magos) is working in the clone.
+    #[error(
+        "another process is using the git clone at {} (its lock file is held); run one Magos per state_dir",
+        dir.display()
+    )]
+    Busy {
+        /// The clone's folder.
+        dir: PathBuf,
+    },
+    /// The first clone failed.
+    #[error("cannot clone {url} (branch `{branch}`) into {}", dir.display())]
+    Clone {
+        /// The remote, without credentials.
+        url: String,
+        /// The branch.
+        branch: String,
+        /// The clone's folder.
+        dir: PathBuf,
+        /// gitoxide's error.
+        #[source]
+        source: gix::Error,
+    },
+    /// A fetch failed: the remote is unreachable, refuses the credentials, or
+    /// is not a repository.
+    #[error("cannot fetch {url} into {}", dir.display())]
+    Fetch {
+        /// The remote, without credentials.
+        url: String,
+        /// The clone's folder.
+        dir: PathBuf,
+        /// gitoxide's error.
+        #[source]
+        source: gix::Error,
+    },
+    /// The remote has no such branch.
+    #[error("the remote {url} has no branch `{branch}`")]
+    NoRemoteBranch {
+        /// The remote, without credentials.
+        url: String,
+        /// The branch.
+        branch: String,
+    },
+    /// The clone could not be opened or read.
+    #[error("cannot read the git clone at {}", dir.display())]
+    Open {
+        /// The clone's folder.
+        dir: PathBuf,
+        /// gitoxide's error.
+        #[source]
+        source: gix::Error,
+    },
+    /// The `git` program could not be started.
+    #[error("cannot run `git` (is git installed and on PATH?)")]
+    Spawn {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A `git` command failed.
+    #[error("`git {command}` failed in {}: {stderr}", dir.display())]
+    Command {
+        /// The subcommand and its arguments (never a secret).
+        command: String,
+        /// Where it ran.
+        dir: PathBuf,
+        /// Its error output, with any secret replaced by `<redacted>`.
+        stderr: String,
+    },
+    /// A file of the change is not a relative path inside the repository.
+    #[error("refusing to write {}: not a relative path inside the repository", path.display())]
+    UnsafePath {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// A file of the change could not be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Creating the commit failed.
+    #[error("cannot commit in {}", dir.display())]
+    Commit {
+        /// The clone's folder.
+        dir: PathBuf,
+        /// gitoxide's error.
+        #[source]
+        source: gix::Error,
+    },
+    /// The caller's computation of the change failed.
+    #[error("cannot compute the update in {}", dir.display())]
+    Recompute {
+        /// The clone's folder.
+        dir: PathBuf,
+        /// The caller's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Every push attempt was rejected because the remote branch kept moving.
+    #[error(
+        "the push to {url} (branch `{branch}`) was rejected {attempts} times because the remote moved; \
+         the commit is kept on local branch `{kept}` in {}",
+        dir.display()
+    )]
+    PushRaced {
+        /// The remote, without credentials.
+        url: String,
+        /// The branch pushed to.
+        branch: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The local branch holding the last commit.
+        kept: String,
+        /// The clone's folder.
+        dir: PathBuf,
+    },
+    /// The push failed for another reason (unreachable remote, bad credentials,
+    /// refused by the server).
+    #[error(
+        "cannot push to {url} (branch `{branch}`): {reason}; the commit is kept on local branch `{kept}` in {}",
+        dir.display()
+    )]
+    Push {
+        /// The remote, without credentials.
+        url: String,
+        /// The branch pushed to.
+        branch: String,
+        /// What git said, with any secret replaced by `<redacted>`.
+        reason: String,
+        /// The local branch holding the commit.
+        kept: String,
+        /// The clone's folder.
+        dir: PathBuf,
+    },
+}
+
+/// How Magos authenticates to the remote.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// The user's own git and ssh setup (ssh keys and agent, configured
+    /// credential helpers), or nothing for local paths.
+    #[default]
+    Ambient,
+    /// A user name and password or token for HTTPS, handed over in memory.
+    Basic(Credentials),
+}
+
+/// The remote branch Magos follows and writes to.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    url: String,
+    branch: String,
+    auth: Auth,
+    depth: Option<NonZeroU32>,
+}
+
+impl Remote {
+    /// A remote from the configured URL and branch. Credentials embedded in an
+    /// HTTPS URL are taken out of it (the clone stores the URL without them) and
+    /// used unless `auth` gives others.
+    pub fn new(url: &RepoUrl, branch: &Branch, auth: Auth) -> Self {
+        let (clean, embedded) = url::split_credentials(url.expose());
+        let auth = match (auth, embedded) {
+            (Auth::Ambient, Some(creds)) => Auth::Basic(creds),
+            (auth, _) => auth,
+        };
+        Self {
+            url: clean,
+            branch: branch.as_str().to_owned(),
+            auth,
+            depth: None,
+        }
+    }
+
+    /// Keeps only the last `depth` commits of the branch (a shallow clone).
+    pub fn with_depth(mut self, depth: Option<NonZeroU32>) -> Self {
+        self.depth = depth;
+        self
+    }
+
+    /// Replaces the authentication (e.g. with a freshly minted installation token).
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The URL, without credentials.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The branch.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// The secret parts of the authentication, to scrub from any text shown.
+    fn secrets(&self) -> Vec<&str> {
+        match &self.auth {
+            Auth::Basic(c) if !c.password.expose().is_empty() => vec![c.password.expose()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Magos's own clone of a remote branch, in a folder it owns.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    dir: PathBuf,
+    remote: Remote,
+}
+
+impl Checkout {
+    /// The clone of `remote` in `dir` (created by the first [`Checkout::sync`]).
+    pub fn new(dir: impl Into<PathBuf>, remote: Remote) -> Self {
+        Self {
+            dir: dir.into(),
+            remote,
+        }
+    }
+
+    /// The clone of `remote` in the state folder: `<state_dir>/repos/<name>-<hash>`.
+    pub fn in_state_dir(state_dir: &Path, remote: Remote) -> Self {
+        let dir = state_dir
+            .join("repos")
+            .join(url::clone_dir_name(remote.url()));
+        Self::new(dir, remote)
+    }
+
+    /// The work tree.
+    pub fn workdir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The remote.
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    /// Replaces the authentication (e.g. after refreshing a token).
+    pub fn set_auth(&mut self, auth: Auth) {
+        self.remote.auth = auth;
+    }
+
+    /// Replaces every secret of the remote's authentication in `text`.
+    fn scrub(&self, text: &str) -> String {
+        let mut out = text.trim().to_owned();
+        for secret in self.remote.secrets() {
+            out = out.replace(secret, "<redacted>");
+        }
+        out
+    }
+}
+
+/// Installs rustls's ring provider as the process default, once, so the HTTPS
+/// transport (reqwest with rustls and no provider of its own) can start TLS.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error means another provider was installed first; that one is used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
