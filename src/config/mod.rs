@@ -196,6 +196,31 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "log.level",
         doc: "error, warn, info, debug or trace",
     },
+    EnvVar {
+        name: "MD_INTERVAL",
+        key: "daemon.interval",
+        doc: "time between reconcile passes",
+    },
+    EnvVar {
+        name: "MD_LISTEN",
+        key: "daemon.listen",
+        doc: "address of the HTTP endpoint, or `off`",
+    },
+    EnvVar {
+        name: "MD_WEBHOOK_SECRET",
+        key: "daemon.webhook_secret",
+        doc: "secret of git forge webhooks",
+    },
+    EnvVar {
+        name: "MD_REGISTRY_WEBHOOK_SECRET",
+        key: "daemon.registry_webhook_secret",
+        doc: "secret of registry push notifications",
+    },
+    EnvVar {
+        name: "MD_OBSERVE",
+        key: "daemon.observe",
+        doc: "`true`: monitor only, change nothing",
+    },
 ];
 
 /// Where the configuration file is looked for when `--config` is not given:

@@ -28,6 +28,111 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Logging.
     pub log: LogConfig,
+    /// The daemon (`magos run`).
+    pub daemon: DaemonConfig,
+}
+
+/// `daemon:`, the settings of `magos run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Time between reconcile passes.
+    pub interval: HumanDuration,
+    /// How far each interval may move at random, as a percentage (`10%`), so that
+    /// many hosts following one repository do not ask registries in step.
+    pub jitter: Percent,
+    /// Address of the HTTP endpoint (health, metrics, webhooks); `null` turns it
+    /// off. Keep it on 127.0.0.1 unless a reverse proxy fronts it.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Secret of git forge webhooks (`X-Hub-Signature-256`); without it forge
+    /// webhooks are refused.
+    pub webhook_secret: Option<Secret>,
+    /// Secret of registry push notifications; without it they are refused.
+    pub registry_webhook_secret: Option<Secret>,
+    /// Monitor only: check and report, change nothing.
+    pub observe: bool,
+    /// A step that makes no progress for this long means the loop is stuck:
+    /// `/healthz` fails and the systemd watchdog is no longer petted.
+    pub stuck_after: HumanDuration,
+    /// Re-applies a crashing container gets within `restart_window` before it is
+    /// reported as crash-looping instead.
+    pub restart_limit: u32,
+    /// The window of `restart_limit`.
+    pub restart_window: HumanDuration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            interval: HumanDuration(Duration::from_secs(300)),
+            jitter: Percent(10),
+            listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9380))),
+            webhook_secret: None,
+            registry_webhook_secret: None,
+            observe: false,
+            stuck_after: HumanDuration(Duration::from_secs(600)),
+            restart_limit: 3,
+            restart_window: HumanDuration(Duration::from_secs(600)),
+        }
+    }
+}
+
+/// A percentage from 0 to 50, written `10%` (or `10`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Percent(pub u8);
+
+impl Percent {
+    /// Reads `10%` or `10`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let n = s.trim().trim_end_matches('%').trim();
+        match n.parse::<u8>() {
+            Ok(v) if v <= 50 => Ok(Percent(v)),
+            _ => Err(format!("`{s}` is not a percentage from 0% to 50%")),
+        }
+    }
+
+    /// As a fraction (`10%` → 0.1).
+    pub fn fraction(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}%", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Number(n) => n.to_string(),
+            Raw::Text(t) => t,
+        };
+        Percent::parse(&text).map_err(D::Error::custom)
+    }
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("`{s}` is not true or false")),
+    }
+}
+
+fn parse_secret(s: &str) -> Result<Secret, String> {
+    if s.is_empty() {
+        Err("the secret is empty".to_owned())
+    } else {
+        Ok(Secret::new(s))
+    }
 }
 
 /// `repo:`.
@@ -626,6 +731,15 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+impl HumanDuration {
+    /// Reads `30s`, `5m`, `1h30m`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        crate::core::duration::parse(s)
+            .map(HumanDuration)
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -671,6 +785,15 @@ impl Config {
         "state_dir",
         "log.format",
         "log.level",
+        "daemon.interval",
+        "daemon.jitter",
+        "daemon.listen",
+        "daemon.webhook_secret",
+        "daemon.registry_webhook_secret",
+        "daemon.observe",
+        "daemon.stuck_after",
+        "daemon.restart_limit",
+        "daemon.restart_window",
     ];
 
     /// Sets one key from a string (an environment variable, a `.env` line or a flag).
@@ -700,6 +823,21 @@ impl Config {
             "state_dir" => self.state_dir = Some(non_empty_path(value)?),
             "log.format" => self.log.format = LogFormat::parse(value)?,
             "log.level" => self.log.level = LogLevel::parse(value)?,
+            "daemon.interval" => self.daemon.interval = HumanDuration::parse(value)?,
+            "daemon.listen" => {
+                self.daemon.listen = match value.trim() {
+                    "off" | "none" | "null" => None,
+                    v => Some(
+                        v.parse()
+                            .map_err(|_| format!("`{v}` is not an address like 127.0.0.1:9380"))?,
+                    ),
+                }
+            }
+            "daemon.webhook_secret" => self.daemon.webhook_secret = Some(parse_secret(value)?),
+            "daemon.registry_webhook_secret" => {
+                self.daemon.registry_webhook_secret = Some(parse_secret(value)?)
+            }
+            "daemon.observe" => self.daemon.observe = parse_bool(value)?,
             _ => return Err(format!("`{key}` cannot be set from a variable")),
         }
         Ok(())
