@@ -5,6 +5,7 @@
 //! into `head`) is not an error.
 
 mod config_cmd;
+mod secrets;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -80,6 +81,9 @@ pub enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Check SOPS-encrypted secrets
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -105,6 +109,9 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
     let result = match &cli.command {
         Command::Config(cmd) => {
             config_cmd::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
+        }
+        Command::Secrets(cmd) => {
+            secrets::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
         }
     };
     match result {
