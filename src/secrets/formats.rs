@@ -70,7 +70,10 @@ fn parse_yaml(text: &str) -> Result<Vec<Vec<Entry>>, SopsError> {
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
         let node = Node::deserialize(doc).map_err(|e| parse_err(Format::Yaml, e.to_string()))?;
         match node {
-            Node::Map(entries) => branches.push(entries),
+            Node::Map(entries) => {
+                check_unique_keys(&entries, &mut Vec::new())?;
+                branches.push(entries);
+            }
             Node::Null => branches.push(Vec::new()),
             Node::Seq(_) => {
                 return Err(parse_err(
@@ -87,6 +90,33 @@ fn parse_yaml(text: &str) -> Result<Vec<Vec<Entry>>, SopsError> {
         }
     }
     Ok(branches)
+}
+
+/// Refuses a YAML map that names a key twice, as sops (go-yaml) does.
+fn check_unique_keys(entries: &[Entry], path: &mut Vec<String>) -> Result<(), SopsError> {
+    let mut seen = std::collections::HashSet::new();
+    for e in entries {
+        let Some(name) = e.name() else { continue };
+        if !seen.insert(name) {
+            path.push(name.to_owned());
+            return Err(parse_err(
+                Format::Yaml,
+                format!("key {} appears twice in its map", path.join(".")),
+            ));
+        }
+        path.push(name.to_owned());
+        check_unique_keys_in(&e.value, path)?;
+        path.pop();
+    }
+    Ok(())
+}
+
+fn check_unique_keys_in(node: &Node, path: &mut Vec<String>) -> Result<(), SopsError> {
+    match node {
+        Node::Map(entries) => check_unique_keys(entries, path),
+        Node::Seq(items) => items.iter().try_for_each(|n| check_unique_keys_in(n, path)),
+        _ => Ok(()),
+    }
 }
 
 fn parse_json(text: &[u8], format: Format) -> Result<Vec<Entry>, SopsError> {
@@ -449,11 +479,26 @@ fn emit_yaml(branches: &[Vec<Entry>]) -> Result<String, SopsError> {
         if i > 0 {
             out.push_str("---\n");
         }
-        let value = yaml_map(branch);
-        let text = serde_yaml_ng::to_string(&value).map_err(|e| emit_err(e.to_string()))?;
-        out.push_str(&text);
+        let mut value = yaml_map(branch);
+        let text = serde_yaml_ng::to_string(&value)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| emit_err(e.to_string()));
+        wipe_yaml(&mut value);
+        out.push_str(&text?);
     }
     Ok(out)
+}
+
+/// Wipes the strings of an intermediate YAML value (decrypted values).
+fn wipe_yaml(value: &mut serde_yaml_ng::Value) {
+    use zeroize::Zeroize as _;
+    match value {
+        serde_yaml_ng::Value::String(s) => s.zeroize(),
+        serde_yaml_ng::Value::Sequence(items) => items.iter_mut().for_each(wipe_yaml),
+        serde_yaml_ng::Value::Mapping(map) => map.values_mut().for_each(wipe_yaml),
+        serde_yaml_ng::Value::Tagged(t) => wipe_yaml(&mut t.value),
+        _ => {}
+    }
 }
 
 fn yaml_map(entries: &[Entry]) -> serde_yaml_ng::Value {

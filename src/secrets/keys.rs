@@ -306,7 +306,7 @@ pub fn parse_identities(
 /// decrypt many files.
 #[derive(Debug, Default)]
 pub struct IdentityCache {
-    by_recipient: BTreeMap<Option<String>, Result<std::rc::Rc<Identities>, String>>,
+    by_recipient: BTreeMap<Option<String>, Result<std::sync::Arc<Identities>, String>>,
 }
 
 impl IdentityCache {
@@ -322,7 +322,7 @@ impl IdentityCache {
         &mut self,
         sources: &KeySources,
         recipient: Option<&str>,
-    ) -> Result<std::rc::Rc<Identities>, String> {
+    ) -> Result<std::sync::Arc<Identities>, String> {
         // Without a command, identities do not depend on the recipient.
         let k = if sources.age_key_cmd.is_some() {
             recipient.map(str::to_owned)
@@ -336,7 +336,7 @@ impl IdentityCache {
                     for e in errors {
                         tracing::warn!("age identity source skipped: {e}");
                     }
-                    Ok(std::rc::Rc::new(ids))
+                    Ok(std::sync::Arc::new(ids))
                 }
                 Err(e) => Err(e.to_string()),
             })

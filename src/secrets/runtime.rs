@@ -175,12 +175,15 @@ impl RuntimeDir {
 
 /// Creates `dir` (0700) if needed and makes sure it is 0700.
 fn private_dir(dir: &Path) -> Result<(), RuntimeError> {
-    let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
-    {
+    let builder = {
         use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(0o700);
-    }
+        let mut b = std::fs::DirBuilder::new();
+        b.mode(0o700);
+        b
+    };
+    #[cfg(not(unix))]
+    let builder = std::fs::DirBuilder::new();
     match builder.create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

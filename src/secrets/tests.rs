@@ -773,3 +773,46 @@ fn key_sources_are_combined_and_failures_reported() {
     let err = empty.load(None).unwrap_err();
     assert!(err.to_string().contains("missing.txt"), "{err}");
 }
+
+#[test]
+fn multi_document_yaml_round_trips() {
+    let k = keys();
+    let docs = vec![
+        vec![Entry::named("a", s("first"))],
+        vec![Entry::named("b", Node::Seq(vec![s("x"), s("y")]))],
+    ];
+    let encrypted = testenc::encrypt(&docs, &Options::new(Format::Yaml, k.id.to_public()));
+    let text = String::from_utf8(encrypted.clone()).unwrap();
+    assert!(text.contains("\n---\n"), "{text}");
+    let d = decrypt(&encrypted, Format::Yaml, &k.ids).unwrap();
+    assert_eq!(
+        d.to_plaintext().unwrap().expose_str().unwrap(),
+        "a: first\n---\nb:\n- x\n- y\n"
+    );
+}
+
+#[test]
+fn a_yaml_key_given_twice_is_refused_naming_it() {
+    let text = fixture("age_example.yaml").replacen("example_number:", "example_key:", 1);
+    let err = decrypt(text.as_bytes(), Format::Yaml, &fixture_identities()).unwrap_err();
+    assert!(
+        err.to_string().contains("example_key appears twice"),
+        "{err}"
+    );
+}
+
+#[test]
+fn yaml_comments_are_not_part_of_the_mac() {
+    // sops encrypts comments but leaves them out of the MAC; here they are read
+    // as YAML comments and dropped from the output.
+    let text = fixture("age_example.yaml").replacen(
+        "example_key:",
+        "#ENC[AES256_GCM,data:AAAA,iv:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:comment]\nexample_key:",
+        1,
+    );
+    let d = decrypt(text.as_bytes(), Format::Yaml, &fixture_identities()).unwrap();
+    assert_eq!(
+        d.to_plaintext().unwrap().expose_str().unwrap(),
+        fixture("age_example_plaintext.yaml")
+    );
+}
