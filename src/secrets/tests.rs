@@ -816,3 +816,111 @@ fn yaml_comments_are_not_part_of_the_mac() {
         fixture("age_example_plaintext.yaml")
     );
 }
+
+fn arb_key() -> impl Strategy<Value = String> {
+    "[a-zA-Z][a-zA-Z0-9_.-]{0,11}".prop_filter("not the metadata key", |k| {
+        k != "sops" && !k.starts_with("sops_")
+    })
+}
+
+fn arb_leaf() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        "[ -~]{0,40}".prop_map(Node::Str),
+        "\\PC{0,20}".prop_map(Node::Str),
+        any::<i64>().prop_map(Node::Int),
+        (-1e15f64..1e15).prop_map(Node::Float),
+        any::<bool>().prop_map(Node::Bool),
+        Just(Node::Null),
+    ]
+}
+
+fn arb_value() -> impl Strategy<Value = Node> {
+    arb_leaf().prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Node::Seq),
+            proptest::collection::vec((arb_key(), inner), 0..4)
+                .prop_map(|kv| { Node::Map(dedup(kv)) }),
+        ]
+    })
+}
+
+fn dedup(kv: Vec<(String, Node)>) -> Vec<Entry> {
+    let mut seen = std::collections::HashSet::new();
+    kv.into_iter()
+        .filter(|(k, _)| seen.insert(k.clone()))
+        .map(|(k, v)| Entry::named(k, v))
+        .collect()
+}
+
+fn arb_doc() -> impl Strategy<Value = Vec<Entry>> {
+    proptest::collection::vec((arb_key(), arb_value()), 0..6).prop_map(dedup)
+}
+
+fn arb_rule() -> impl Strategy<Value = (Option<(&'static str, String)>, bool)> {
+    (
+        prop_oneof![
+            Just(None),
+            Just(Some(("unencrypted_suffix", "_u".to_owned()))),
+            Just(Some(("encrypted_suffix", "e".to_owned()))),
+            Just(Some(("encrypted_regex", "^[a-m]".to_owned()))),
+            Just(Some(("unencrypted_regex", "[0-9]".to_owned()))),
+        ],
+        any::<bool>(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_document_round_trips_in_yaml_and_json(doc in arb_doc(), (rule, mac_only) in arb_rule()) {
+        let k = keys();
+        for format in [Format::Yaml, Format::Json] {
+            let mut opts = Options::new(format, k.id.to_public());
+            opts.rule = rule.clone();
+            opts.mac_only_encrypted = mac_only;
+            let encrypted = testenc::encrypt(std::slice::from_ref(&doc), &opts);
+            let d = decrypt(&encrypted, format, &k.ids).map_err(|e| {
+                TestCaseError::fail(format!("{format}: {e}\n{}", String::from_utf8_lossy(&encrypted)))
+            })?;
+            let expected = formats::emit(std::slice::from_ref(&doc), format).unwrap();
+            let got = d.to_plaintext().unwrap();
+            prop_assert_eq!(
+                String::from_utf8_lossy(got.expose()),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
+
+    #[test]
+    fn any_flat_document_round_trips_in_dotenv(
+        kv in proptest::collection::vec(("[A-Za-z_][A-Za-z0-9_]{0,11}", "[ -\\[\\]-~]{0,40}"), 0..8),
+        (rule, mac_only) in arb_rule(),
+    ) {
+        let k = keys();
+        let doc: Vec<Entry> = dedup(
+            kv.into_iter()
+                .filter(|(k, _)| !k.starts_with("sops_"))
+                .map(|(k, v)| (k, Node::Str(v)))
+                .collect(),
+        );
+        let mut opts = Options::new(Format::Dotenv, k.id.to_public());
+        opts.rule = rule;
+        opts.mac_only_encrypted = mac_only;
+        let encrypted = testenc::encrypt(std::slice::from_ref(&doc), &opts);
+        let d = decrypt(&encrypted, Format::Dotenv, &k.ids).map_err(|e| {
+            TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&encrypted)))
+        })?;
+        let pairs: Vec<(String, String)> = d
+            .env_pairs()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.expose_str().unwrap().to_owned()))
+            .collect();
+        let expected: Vec<(String, String)> = doc
+            .iter()
+            .map(|e| (e.name().unwrap().to_owned(), match &e.value { Node::Str(s) => s.clone(), _ => unreachable!() }))
+            .collect();
+        prop_assert_eq!(pairs, expected);
+    }
+}
