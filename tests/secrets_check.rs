@@ -94,7 +94,7 @@ fn check_reports_good_and_tampered_files_without_values() {
     );
     let bad = line("stacks/app/tampered.yaml");
     assert!(
-        bad.contains("FAILED") && bad.contains("MAC mismatch"),
+        bad.contains("FAILED") && bad.contains("the MAC does not match"),
         "{bad}"
     );
     assert!(

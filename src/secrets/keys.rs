@@ -9,8 +9,9 @@
 //! reported, and decryption goes on with the others; only when no identity is
 //! found at all is that an error. Identity files are one identity per line, with
 //! `#` comments and blank lines skipped. Only native X25519 identities
-//! (`AGE-SECRET-KEY-1…`) are supported: plugin, post-quantum and SSH identities
-//! and passphrase-protected identity files are refused with a message.
+//! (`AGE-SECRET-KEY-1…`) are supported: plugin and post-quantum identities and
+//! passphrase-protected identity files are refused with a message, and SSH keys
+//! (`SOPS_AGE_SSH_PRIVATE_KEY_FILE`, `~/.ssh/id_ed25519`) are not used.
 //!
 //! [`KeySources::from_env`] takes the environment snapshot; [`KeySources::load`]
 //! is the edge that reads files and runs the command. [`parse_identities`] is pure.

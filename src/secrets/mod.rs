@@ -168,7 +168,7 @@ pub enum SopsError {
     /// The MAC does not match the values: a value was changed, added, removed or
     /// reordered.
     #[error(
-        "MAC mismatch: the values were changed, added, removed or reordered since sops wrote the file"
+        "the MAC does not match: values were changed, added, removed or reordered since sops wrote the file"
     )]
     MacMismatch,
     /// The decrypted document cannot be written in its format.
