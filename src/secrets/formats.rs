@@ -164,7 +164,7 @@ const INI_DEFAULT: &str = "DEFAULT";
 /// `"`, `` ` `` or `"""`; an unquoted value ends at an inline `#` or `;`. Keys
 /// before the first header belong to the `DEFAULT` section.
 fn parse_ini(text: &str) -> Result<Vec<Entry>, SopsError> {
-    let mut sections: Vec<Entry> = vec![Entry::named(INI_DEFAULT, Node::Map(Vec::new()))];
+    let mut sections: Vec<(String, Vec<Entry>)> = vec![(INI_DEFAULT.to_owned(), Vec::new())];
     let mut pending: Vec<String> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -190,9 +190,8 @@ fn parse_ini(text: &str) -> Result<Vec<Entry>, SopsError> {
                     format!("line {lineno}: an empty section name"),
                 ));
             }
-            let mut entries = Vec::new();
-            entries.extend(pending.drain(..).map(Entry::comment));
-            sections.push(Entry::named(name, Node::Map(entries)));
+            let entries = pending.drain(..).map(Entry::comment).collect();
+            sections.push((name.to_owned(), entries));
             continue;
         }
         let (key, value) = split_ini_key(line).ok_or_else(|| {
@@ -207,18 +206,16 @@ fn parse_ini(text: &str) -> Result<Vec<Entry>, SopsError> {
                 format!("line {lineno}: key `{key}`: an unterminated quoted value"),
             )
         })?;
-        let Some(Entry {
-            value: Node::Map(entries),
-            ..
-        }) = sections.last_mut()
-        else {
-            unreachable!("every INI section is a map");
-        };
-        entries.push(Entry::named(key, Node::Str(value)));
-        // go-ini attaches the comment above a key to the key; sops lists it after.
-        entries.extend(pending.drain(..).map(Entry::comment));
+        if let Some((_, entries)) = sections.last_mut() {
+            entries.push(Entry::named(key, Node::Str(value)));
+            // go-ini attaches the comment above a key to the key; sops lists it after.
+            entries.extend(pending.drain(..).map(Entry::comment));
+        }
     }
-    Ok(sections)
+    Ok(sections
+        .into_iter()
+        .map(|(name, entries)| Entry::named(name, Node::Map(entries)))
+        .collect())
 }
 
 fn strip_ini_comment(line: &str) -> &str {
@@ -267,32 +264,33 @@ fn extract_metadata(branches: &mut [Vec<Entry>], format: Format) -> Result<Node,
         Format::Yaml | Format::Json | Format::Binary | Format::Ini => {
             let mut found: Option<Node> = None;
             for (bi, branch) in branches.iter_mut().enumerate() {
-                let mut i = 0;
-                while i < branch.len() {
-                    if branch[i].name() == Some(SOPS_KEY) {
-                        let entry = branch.remove(i);
-                        if bi == 0 {
-                            if found.is_some() {
-                                return Err(SopsError::Metadata {
-                                    message: "the `sops` key appears twice".into(),
-                                });
-                            }
-                            if !matches!(entry.value, Node::Map(_)) {
-                                return Err(SopsError::Metadata {
-                                    message: "the `sops` entry is not a map".into(),
-                                });
-                            }
-                            found = Some(entry.value);
-                        }
-                    } else {
-                        i += 1;
+                let (sops, rest): (Vec<Entry>, Vec<Entry>) = std::mem::take(branch)
+                    .into_iter()
+                    .partition(|e| e.name() == Some(SOPS_KEY));
+                *branch = rest;
+                if bi != 0 {
+                    continue;
+                }
+                let mut sops = sops.into_iter();
+                if let Some(entry) = sops.next() {
+                    if sops.next().is_some() {
+                        return Err(SopsError::Metadata {
+                            message: "the `sops` key appears twice".into(),
+                        });
                     }
+                    if !matches!(entry.value, Node::Map(_)) {
+                        return Err(SopsError::Metadata {
+                            message: "the `sops` entry is not a map".into(),
+                        });
+                    }
+                    found = Some(entry.value);
                 }
             }
             let md = found.ok_or(SopsError::NoMetadata)?;
             if format == Format::Ini {
-                let Node::Map(entries) = md else {
-                    unreachable!("checked above")
+                let entries = match md {
+                    Node::Map(entries) => entries,
+                    _ => Vec::new(),
                 };
                 let flat: Vec<(String, Node)> = entries
                     .into_iter()
@@ -316,18 +314,17 @@ fn extract_metadata(branches: &mut [Vec<Entry>], format: Format) -> Result<Node,
             let Some(branch) = branches.first_mut() else {
                 return Err(SopsError::NoMetadata);
             };
-            let mut flat = Vec::new();
-            let mut i = 0;
-            while i < branch.len() {
-                match branch[i].name().and_then(|n| n.strip_prefix(SOPS_PREFIX)) {
-                    Some(rest) => {
-                        let rest = rest.to_owned();
-                        let entry = branch.remove(i);
-                        flat.push((rest, entry.value));
-                    }
-                    None => i += 1,
-                }
-            }
+            let (sops, rest): (Vec<Entry>, Vec<Entry>) = std::mem::take(branch)
+                .into_iter()
+                .partition(|e| e.name().is_some_and(|n| n.starts_with(SOPS_PREFIX)));
+            *branch = rest;
+            let flat: Vec<(String, Node)> = sops
+                .into_iter()
+                .filter_map(|e| match e.key {
+                    Key::Name(n) => Some((n[SOPS_PREFIX.len()..].to_owned(), e.value)),
+                    Key::Comment(_) => None,
+                })
+                .collect();
             if flat.is_empty() {
                 return Err(SopsError::NoMetadata);
             }
@@ -337,6 +334,8 @@ fn extract_metadata(branches: &mut [Vec<Entry>], format: Format) -> Result<Node,
 }
 
 const MAP_SEP: &str = "__map_";
+/// sops metadata is a few levels deep; deeper flattened keys are refused.
+const MAX_FLAT_DEPTH: usize = 16;
 const LIST_SEP: &str = "__list_";
 
 enum Token {
@@ -344,48 +343,72 @@ enum Token {
     List(usize),
 }
 
-/// Splits a flattened key (`age__list_0__map_enc`) into its path.
-fn tokenize(path: &str) -> Result<Vec<Token>, SopsError> {
+/// Splits a flattened key (`age__list_0__map_enc`) into its path; `None` when it
+/// is nested more than [`MAX_FLAT_DEPTH`] levels.
+fn tokenize(path: &str) -> Result<Option<Vec<Token>>, SopsError> {
     let mut tokens = Vec::new();
-    let mut rest = path;
     let mut kind_list = false;
+    let mut start = 0;
+    let mut i = 0;
+    let bytes = path.as_bytes();
     loop {
-        let next = [rest.find(MAP_SEP), rest.find(LIST_SEP)]
-            .into_iter()
-            .flatten()
-            .min();
-        let (part, after) = match next {
-            Some(pos) => (&rest[..pos], Some(&rest[pos..])),
-            None => (rest, None),
-        };
+        // The next separator at or after `i`, if any.
+        let mut next = None;
+        while i + 1 < bytes.len() {
+            if bytes[i] == b'_' && bytes[i + 1] == b'_' {
+                let rest = &path[i..];
+                if rest.starts_with(MAP_SEP) {
+                    next = Some((i, false));
+                    break;
+                }
+                if rest.starts_with(LIST_SEP) {
+                    next = Some((i, true));
+                    break;
+                }
+            }
+            i += 1;
+        }
+        let end = next.map_or(path.len(), |(pos, _)| pos);
+        let part = &path[start..end];
         if kind_list {
             let n = part.parse::<usize>().map_err(|_| SopsError::Metadata {
-                message: format!("flattened key `{path}` has a bad list index"),
+                message: format!("flattened key `{}` has a bad list index", short(path)),
             })?;
             tokens.push(Token::List(n));
         } else {
             tokens.push(Token::Map(part.to_owned()));
         }
-        match after {
-            None => break,
-            Some(a) if a.starts_with(MAP_SEP) => {
-                kind_list = false;
-                rest = &a[MAP_SEP.len()..];
-            }
-            Some(a) => {
-                kind_list = true;
-                rest = &a[LIST_SEP.len()..];
+        if tokens.len() > MAX_FLAT_DEPTH {
+            return Ok(None);
+        }
+        match next {
+            None => return Ok(Some(tokens)),
+            Some((pos, list)) => {
+                kind_list = list;
+                start = pos + if list { LIST_SEP.len() } else { MAP_SEP.len() };
+                i = start;
             }
         }
     }
-    Ok(tokens)
+}
+
+/// At most the first 60 characters of `s`, for messages.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
 }
 
 /// Rebuilds nested metadata from flattened keys.
 fn unflatten(flat: Vec<(String, Node)>) -> Result<Node, SopsError> {
     let mut root = Node::Map(Vec::new());
     for (key, value) in flat {
-        let tokens = tokenize(&key)?;
+        let Some(tokens) = tokenize(&key)? else {
+            return Err(SopsError::Metadata {
+                message: format!("flattened key `{}` is nested too deeply", short(&key)),
+            });
+        };
         place(&mut root, &tokens, value, &key)?;
     }
     Ok(root)
@@ -393,7 +416,10 @@ fn unflatten(flat: Vec<(String, Node)>) -> Result<Node, SopsError> {
 
 fn place(node: &mut Node, tokens: &[Token], value: Node, key: &str) -> Result<(), SopsError> {
     let mismatch = || SopsError::Metadata {
-        message: format!("flattened key `{key}` does not fit the other metadata keys"),
+        message: format!(
+            "flattened key `{}` does not fit the other metadata keys",
+            short(key)
+        ),
     };
     let Some((first, rest)) = tokens.split_first() else {
         *node = value;

@@ -924,3 +924,19 @@ proptest! {
         prop_assert_eq!(pairs, expected);
     }
 }
+
+#[test]
+fn a_deeply_flattened_metadata_key_is_refused_without_overflow() {
+    let key = "sops_a".to_owned() + &"__map_a".repeat(200_000);
+    let text = format!("K=ENC[AES256_GCM,data:AA==]\n{key}=1\n");
+    let err = decrypt(text.as_bytes(), Format::Dotenv, &Identities::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("nested too deeply"),
+        "{}",
+        &err.to_string()[..80]
+    );
+    let deep_json = "[".repeat(100_000);
+    assert!(decrypt(deep_json.as_bytes(), Format::Json, &Identities::new()).is_err());
+    let deep_yaml = "- ".repeat(100_000) + "x\n";
+    assert!(decrypt(deep_yaml.as_bytes(), Format::Yaml, &Identities::new()).is_err());
+}
