@@ -6,7 +6,11 @@
 //! `sops_…` keys (`sops_age__list_0__map_enc`), and the binary format is a JSON
 //! object whose `data` key holds the whole file. Comments survive in dotenv and
 //! INI; YAML comments are not read (they carry no data and are not part of the
-//! MAC), so a decrypted YAML file is written without them.
+//! MAC), so a decrypted YAML file is written without them. YAML scalars are
+//! read with the YAML 1.2 core schema; sops's reader (go-yaml v3) also takes
+//! unquoted 1.1-style octals (`0755`) and numbers with `_` (`1_000`) as numbers,
+//! so a file holding such a value in clear (outside `mac_only_encrypted`) fails
+//! its MAC check here.
 
 use std::fmt::Write as _;
 
