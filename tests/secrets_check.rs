@@ -215,3 +215,26 @@ fn check_of_a_folder_without_sops_files_is_fine() {
     assert_eq!(code, 0);
     assert!(stdout.contains("no SOPS files found"), "{stdout}");
 }
+
+#[test]
+fn check_reports_a_damaged_sops_file_instead_of_skipping_it() {
+    let repo = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(fixtures().join("age_example.yaml")).unwrap();
+    // Cut in the middle of the metadata: no longer valid YAML.
+    let damaged = &good[..good.find("lastmodified").unwrap() - 20];
+    let damaged = format!("{damaged}\n  broken: [unclosed\n");
+    std::fs::write(repo.path().join("damaged.yaml"), damaged).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let keys = fixtures().join("keys.txt");
+    let (code, stdout, _) = magos(
+        home.path(),
+        &[("SOPS_AGE_KEY_FILE", keys.to_str().unwrap())],
+        &["secrets", "check", "--repo", repo.path().to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("damaged.yaml"))
+        .unwrap();
+    assert!(line.contains("not a valid yaml file"), "{line}");
+}
