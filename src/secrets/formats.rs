@@ -6,11 +6,8 @@
 //! `sops_…` keys (`sops_age__list_0__map_enc`), and the binary format is a JSON
 //! object whose `data` key holds the whole file. Comments survive in dotenv and
 //! INI; YAML comments are not read (they carry no data and are not part of the
-//! MAC), so a decrypted YAML file is written without them. YAML scalars are
-//! read with the YAML 1.2 core schema; sops's reader (go-yaml v3) also takes
-//! unquoted 1.1-style octals (`0755`) and numbers with `_` (`1_000`) as numbers,
-//! so a file holding such a value in clear (outside `mac_only_encrypted`) fails
-//! its MAC check here.
+//! MAC), so a decrypted YAML file is written without them. YAML is read by
+//! [`super::yaml`], which types scalars as sops's reader does.
 
 use std::fmt::Write as _;
 
@@ -62,64 +59,10 @@ fn utf8(text: &[u8], format: Format) -> Result<&str, SopsError> {
 /// Parses a file in `format` into its documents, metadata included.
 pub(crate) fn parse_plain(text: &[u8], format: Format) -> Result<Vec<Vec<Entry>>, SopsError> {
     match format {
-        Format::Yaml => parse_yaml(utf8(text, format)?),
+        Format::Yaml => super::yaml::parse(utf8(text, format)?),
         Format::Json | Format::Binary => parse_json(text, format).map(|b| vec![b]),
         Format::Dotenv => parse_dotenv(utf8(text, format)?).map(|b| vec![b]),
         Format::Ini => parse_ini(utf8(text, format)?).map(|b| vec![b]),
-    }
-}
-
-fn parse_yaml(text: &str) -> Result<Vec<Vec<Entry>>, SopsError> {
-    let mut branches = Vec::new();
-    for doc in serde_yaml_ng::Deserializer::from_str(text) {
-        let node = Node::deserialize(doc).map_err(|e| parse_err(Format::Yaml, e.to_string()))?;
-        match node {
-            Node::Map(entries) => {
-                check_unique_keys(&entries, &mut Vec::new())?;
-                branches.push(entries);
-            }
-            Node::Null => branches.push(Vec::new()),
-            Node::Seq(_) => {
-                return Err(parse_err(
-                    Format::Yaml,
-                    "a document is a list; sops files are maps at the top level",
-                ));
-            }
-            _ => {
-                return Err(parse_err(
-                    Format::Yaml,
-                    "a document is a single value; sops files are maps at the top level",
-                ));
-            }
-        }
-    }
-    Ok(branches)
-}
-
-/// Refuses a YAML map that names a key twice, as sops (go-yaml) does.
-fn check_unique_keys(entries: &[Entry], path: &mut Vec<String>) -> Result<(), SopsError> {
-    let mut seen = std::collections::HashSet::new();
-    for e in entries {
-        let Some(name) = e.name() else { continue };
-        if !seen.insert(name) {
-            path.push(name.to_owned());
-            return Err(parse_err(
-                Format::Yaml,
-                format!("key {} appears twice in its map", path.join(".")),
-            ));
-        }
-        path.push(name.to_owned());
-        check_unique_keys_in(&e.value, path)?;
-        path.pop();
-    }
-    Ok(())
-}
-
-fn check_unique_keys_in(node: &Node, path: &mut Vec<String>) -> Result<(), SopsError> {
-    match node {
-        Node::Map(entries) => check_unique_keys(entries, path),
-        Node::Seq(items) => items.iter().try_for_each(|n| check_unique_keys_in(n, path)),
-        _ => Ok(()),
     }
 }
 

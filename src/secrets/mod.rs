@@ -17,6 +17,7 @@ pub mod keys;
 pub mod runtime;
 pub mod scan;
 mod tree;
+mod yaml;
 
 #[cfg(test)]
 mod testenc;

@@ -796,7 +796,7 @@ fn a_yaml_key_given_twice_is_refused_naming_it() {
     let text = fixture("age_example.yaml").replacen("example_number:", "example_key:", 1);
     let err = decrypt(text.as_bytes(), Format::Yaml, &fixture_identities()).unwrap_err();
     assert!(
-        err.to_string().contains("example_key appears twice"),
+        err.to_string().contains("`example_key` appears twice"),
         "{err}"
     );
 }
@@ -939,4 +939,32 @@ fn a_deeply_flattened_metadata_key_is_refused_without_overflow() {
     assert!(decrypt(deep_json.as_bytes(), Format::Json, &Identities::new()).is_err());
     let deep_yaml = "- ".repeat(100_000) + "x\n";
     assert!(decrypt(deep_yaml.as_bytes(), Format::Yaml, &Identities::new()).is_err());
+}
+
+#[test]
+fn clear_yaml_numbers_enter_the_mac_as_sops_reads_them() {
+    // sops (go-yaml v3) reads a plain `0755` as octal 493 and `1_000` as 1000.
+    let k = keys();
+    let doc = vec![
+        Entry::named("mode_unencrypted", Node::Int(493)),
+        Entry::named("count_unencrypted", Node::Int(1000)),
+        Entry::named("pw", s("x")),
+    ];
+    let encrypted = testenc::encrypt(&[doc], &Options::new(Format::Yaml, k.id.to_public()));
+    let text = String::from_utf8(encrypted).unwrap();
+    let written = text
+        .replacen("mode_unencrypted: 493", "mode_unencrypted: 0755", 1)
+        .replacen("count_unencrypted: 1000", "count_unencrypted: 1_000", 1);
+    assert_ne!(written, text);
+    let d = decrypt(written.as_bytes(), Format::Yaml, &k.ids).unwrap();
+    let out = d.to_plaintext().unwrap();
+    assert!(
+        out.expose_str()
+            .unwrap()
+            .starts_with("mode_unencrypted: 493\ncount_unencrypted: 1000\n")
+    );
+    // Quoted, it is the string "0755": not what was authenticated.
+    let quoted = text.replacen("mode_unencrypted: 493", "mode_unencrypted: '0755'", 1);
+    let err = decrypt(quoted.as_bytes(), Format::Yaml, &k.ids).unwrap_err();
+    assert!(matches!(err, SopsError::MacMismatch), "{err}");
 }
