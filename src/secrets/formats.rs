@@ -6,8 +6,8 @@
 //! `sops_…` keys (`sops_age__list_0__map_enc`), and the binary format is a JSON
 //! object whose `data` key holds the whole file. Comments survive in dotenv and
 //! INI; YAML comments are not read (they carry no data and are not part of the
-//! MAC), so a decrypted YAML file is written without them. YAML is read by
-//! [`super::yaml`], which types scalars as sops's reader does.
+//! MAC), so a decrypted YAML file is written without them. YAML is read and
+//! written by [`super::yaml`].
 
 use std::fmt::Write as _;
 
@@ -413,7 +413,7 @@ fn place(node: &mut Node, tokens: &[Token], value: Node, key: &str) -> Result<()
 /// Writes documents back in `format`, the way sops writes a decrypted file.
 pub(crate) fn emit(branches: &[Vec<Entry>], format: Format) -> Result<Vec<u8>, SopsError> {
     match format {
-        Format::Yaml => emit_yaml(branches).map(String::into_bytes),
+        Format::Yaml => Ok(super::yaml::emit(branches).into_bytes()),
         Format::Json => {
             let mut out = String::new();
             json_map(first(branches), 0, &mut out)?;
@@ -443,67 +443,6 @@ fn first(branches: &[Vec<Entry>]) -> &[Entry] {
 fn emit_err(message: impl Into<String>) -> SopsError {
     SopsError::Emit {
         message: message.into(),
-    }
-}
-
-fn emit_yaml(branches: &[Vec<Entry>]) -> Result<String, SopsError> {
-    let mut out = String::new();
-    for (i, branch) in branches.iter().enumerate() {
-        if i > 0 {
-            out.push_str("---\n");
-        }
-        let mut value = yaml_map(branch);
-        let text = serde_yaml_ng::to_string(&value)
-            .map(zeroize::Zeroizing::new)
-            .map_err(|e| emit_err(e.to_string()));
-        wipe_yaml(&mut value);
-        out.push_str(&text?);
-    }
-    Ok(out)
-}
-
-/// Wipes the strings of an intermediate YAML value (decrypted values).
-fn wipe_yaml(value: &mut serde_yaml_ng::Value) {
-    use zeroize::Zeroize as _;
-    match value {
-        serde_yaml_ng::Value::String(s) => s.zeroize(),
-        serde_yaml_ng::Value::Sequence(items) => items.iter_mut().for_each(wipe_yaml),
-        serde_yaml_ng::Value::Mapping(map) => map.values_mut().for_each(wipe_yaml),
-        serde_yaml_ng::Value::Tagged(t) => wipe_yaml(&mut t.value),
-        _ => {}
-    }
-}
-
-fn yaml_map(entries: &[Entry]) -> serde_yaml_ng::Value {
-    let mut map = serde_yaml_ng::Mapping::new();
-    for e in entries {
-        if let Key::Name(name) = &e.key {
-            map.insert(
-                serde_yaml_ng::Value::String(name.clone()),
-                yaml_value(&e.value),
-            );
-        }
-    }
-    serde_yaml_ng::Value::Mapping(map)
-}
-
-fn yaml_value(node: &Node) -> serde_yaml_ng::Value {
-    use serde_yaml_ng::Value;
-    match node {
-        Node::Null | Node::Comment(_) => Value::Null,
-        Node::Bool(b) => Value::Bool(*b),
-        Node::Int(i) => Value::Number((*i).into()),
-        Node::Float(f) => Value::Number((*f).into()),
-        Node::Str(s) | Node::Time(s) => Value::String(s.clone()),
-        Node::Bytes(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
-        Node::Seq(items) => Value::Sequence(
-            items
-                .iter()
-                .filter(|n| !matches!(n, Node::Comment(_)))
-                .map(yaml_value)
-                .collect(),
-        ),
-        Node::Map(entries) => yaml_map(entries),
     }
 }
 

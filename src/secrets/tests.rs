@@ -779,7 +779,7 @@ fn multi_document_yaml_round_trips() {
     let k = keys();
     let docs = vec![
         vec![Entry::named("a", s("first"))],
-        vec![Entry::named("b", Node::Seq(vec![s("x"), s("y")]))],
+        vec![Entry::named("b", Node::Seq(vec![s("x"), s("z")]))],
     ];
     let encrypted = testenc::encrypt(&docs, &Options::new(Format::Yaml, k.id.to_public()));
     let text = String::from_utf8(encrypted.clone()).unwrap();
@@ -787,7 +787,7 @@ fn multi_document_yaml_round_trips() {
     let d = decrypt(&encrypted, Format::Yaml, &k.ids).unwrap();
     assert_eq!(
         d.to_plaintext().unwrap().expose_str().unwrap(),
-        "a: first\n---\nb:\n- x\n- y\n"
+        "a: first\n---\nb:\n- x\n- z\n"
     );
 }
 
@@ -967,4 +967,30 @@ fn clear_yaml_numbers_enter_the_mac_as_sops_reads_them() {
     let quoted = text.replacen("mode_unencrypted: 493", "mode_unencrypted: '0755'", 1);
     let err = decrypt(quoted.as_bytes(), Format::Yaml, &k.ids).unwrap_err();
     assert!(matches!(err, SopsError::MacMismatch), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever the decrypter writes as YAML reads back as the same document.
+    #[test]
+    fn written_yaml_reads_back_as_the_same_document(doc in arb_doc()) {
+        let text = yaml::emit(std::slice::from_ref(&doc));
+        let back = yaml::parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        let want = if doc.is_empty() { vec![Vec::new()] } else { vec![doc.clone()] };
+        prop_assert!(back == want, "{}", text);
+    }
+
+    /// Strings of any characters survive being written and read back.
+    #[test]
+    fn any_string_survives_yaml(v in "\\PC*|[ -~\\n\\t\\r]{0,30}|[\\x00-\\x1f\\u{85}\\u{2028}\\u{feff}a :#'\"-]{0,12}") {
+        prop_assume!(v != "k");
+        let doc = vec![
+            Entry::named("k", Node::Str(v.clone())),
+            Entry::named(v.clone(), Node::Seq(vec![Node::Str(v.clone())])),
+        ];
+        let text = yaml::emit(std::slice::from_ref(&doc));
+        let back = yaml::parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert!(back == vec![doc], "{:?}", text);
+    }
 }

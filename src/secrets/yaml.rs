@@ -377,6 +377,220 @@ fn is_yaml_float(s: &str) -> bool {
     i == b.len()
 }
 
+/// Writes documents as sops writes decrypted YAML, in the layout of the real-sops
+/// fixtures: two-space indentation, list items at their key's indentation, plain
+/// scalars where they read back as the same string (by go-yaml's typing and for
+/// YAML 1.1 readers), single quotes where that suffices, double quotes with
+/// escapes otherwise, and literal blocks for multi-line text.
+pub(crate) fn emit(branches: &[Vec<Entry>]) -> String {
+    let mut out = String::new();
+    for (i, branch) in branches.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        let named: Vec<(&str, &Node)> = named(branch);
+        if named.is_empty() {
+            out.push_str("{}\n");
+        } else {
+            map_entries(&named, 0, false, &mut out);
+        }
+    }
+    out
+}
+
+fn named(entries: &[Entry]) -> Vec<(&str, &Node)> {
+    entries
+        .iter()
+        .filter_map(|e| e.name().map(|n| (n, &e.value)))
+        .collect()
+}
+
+fn items(items: &[Node]) -> Vec<&Node> {
+    items
+        .iter()
+        .filter(|n| !matches!(n, Node::Comment(_)))
+        .collect()
+}
+
+fn pad(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+fn map_entries(entries: &[(&str, &Node)], indent: usize, inline_first: bool, out: &mut String) {
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if !(i == 0 && inline_first) {
+            pad(out, indent);
+        }
+        write_str_scalar(key, indent + 2, false, out);
+        out.push(':');
+        match value {
+            Node::Map(entries) if !named(entries).is_empty() => {
+                out.push('\n');
+                map_entries(&named(entries), indent + 2, false, out);
+            }
+            Node::Seq(list) if !items(list).is_empty() => {
+                out.push('\n');
+                seq_items(&items(list), indent, false, out);
+            }
+            other => {
+                out.push(' ');
+                write_scalar(other, indent + 2, out);
+            }
+        }
+    }
+}
+
+fn seq_items(list: &[&Node], indent: usize, inline_first: bool, out: &mut String) {
+    for (i, item) in list.iter().enumerate() {
+        if !(i == 0 && inline_first) {
+            pad(out, indent);
+        }
+        out.push_str("- ");
+        match item {
+            Node::Map(entries) if !named(entries).is_empty() => {
+                map_entries(&named(entries), indent + 2, true, out);
+            }
+            Node::Seq(inner) if !items(inner).is_empty() => {
+                seq_items(&items(inner), indent + 2, true, out);
+            }
+            other => write_scalar(other, indent + 2, out),
+        }
+    }
+}
+
+/// Writes a scalar (or an empty collection) and the end of its line.
+fn write_scalar(node: &Node, indent: usize, out: &mut String) {
+    match node {
+        Node::Null | Node::Comment(_) => out.push_str("null"),
+        Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Node::Int(i) => out.push_str(&i.to_string()),
+        Node::Float(f) => out.push_str(&yaml_float(*f)),
+        Node::Str(s) | Node::Time(s) => {
+            write_str_scalar(s, indent, true, out);
+        }
+        Node::Bytes(b) => write_str_scalar(&String::from_utf8_lossy(b), indent, true, out),
+        Node::Seq(_) => out.push_str("[]"),
+        Node::Map(_) => out.push_str("{}"),
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+}
+
+fn yaml_float(f: f64) -> String {
+    if f.is_nan() {
+        ".nan".to_owned()
+    } else if f == f64::INFINITY {
+        ".inf".to_owned()
+    } else if f == f64::NEG_INFINITY {
+        "-.inf".to_owned()
+    } else {
+        format!("{f:?}")
+    }
+}
+
+/// Strings YAML 1.1 readers take as booleans; go-yaml quotes them too.
+const OLD_BOOLS: [&str; 18] = [
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF", "=", "<<",
+];
+
+fn printable(c: char) -> bool {
+    !(c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}'))
+}
+
+fn plain_ok(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    if OLD_BOOLS.contains(&s) || resolve_plain(s) != Node::Str(s.to_owned()) {
+        return false;
+    }
+    if !s.chars().all(|c| c == ' ' || (printable(c) && c != '\t')) {
+        return false;
+    }
+    if s.starts_with(' ') || s.ends_with(' ') || s.ends_with(':') {
+        return false;
+    }
+    if s.starts_with("---") || s.starts_with("...") {
+        return false;
+    }
+    if s.contains(": ") || s.contains(" #") {
+        return false;
+    }
+    // Base-60 numbers (`1:20`) are numbers to YAML 1.1 readers.
+    if s.contains(':')
+        && s.split(':')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    {
+        return false;
+    }
+    match first {
+        '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%'
+        | '@' | '`' => false,
+        '-' | '?' | ':' => s.chars().nth(1).is_some_and(|c| c != ' '),
+        _ => true,
+    }
+}
+
+/// Writes a string scalar; `block` allows a literal block for multi-line text.
+fn write_str_scalar(s: &str, indent: usize, block: bool, out: &mut String) {
+    if plain_ok(s) {
+        out.push_str(s);
+    } else if block && literal_ok(s) {
+        let body = s.trim_end_matches('\n');
+        let trailing = s.len() - body.len();
+        out.push_str(match trailing {
+            0 => "|-",
+            1 => "|",
+            _ => "|+",
+        });
+        out.push('\n');
+        for line in s[..s.len() - trailing.min(1)].split('\n') {
+            if !line.is_empty() {
+                pad(out, indent);
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+    } else if !s.contains('\n') && s.chars().all(|c| c == ' ' || (printable(c) && c != '\t')) {
+        out.push('\'');
+        out.push_str(&s.replace('\'', "''"));
+        out.push('\'');
+    } else {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\0' => out.push_str("\\0"),
+                c if !printable(c) => {
+                    let n = c as u32;
+                    if n <= 0xff {
+                        out.push_str(&format!("\\x{n:02X}"));
+                    } else {
+                        out.push_str(&format!("\\u{n:04X}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+}
+
+/// Multi-line text that a literal block holds exactly.
+fn literal_ok(s: &str) -> bool {
+    s.contains('\n')
+        && !s.starts_with([' ', '\n'])
+        && s.chars()
+            .all(|c| c == '\n' || c == ' ' || (printable(c) && c != '\t'))
+        && !s.split('\n').any(|l| l.ends_with(' '))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
