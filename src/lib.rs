@@ -13,6 +13,7 @@
 //! - [`registry`]: the registry edge: tags, digests and manifests from OCI
 //!   registries, with Podman's credentials and insecure-registry settings.
 //! - [`repo`]: reads a repository checkout's stack files for the core.
+//! - [`secrets`]: SOPS + age decryption and the private runtime folder.
 //! - [`cli`]: the command-line interface; the only module that prints results.
 //! - [`server`]: the daemon's HTTP endpoint (health, metrics, webhooks).
 //! - [`systemd`]: the `sd_notify` protocol (Linux).
@@ -31,5 +32,6 @@ pub mod logging;
 pub mod podman;
 pub mod registry;
 pub mod repo;
+pub mod secrets;
 pub mod server;
 pub mod systemd;

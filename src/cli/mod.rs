@@ -8,6 +8,7 @@ pub mod check;
 mod config_cmd;
 mod lint;
 mod policy;
+mod secrets;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -92,6 +93,9 @@ pub enum Command {
     /// reports each service's image, its policy and whether its image line can be
     /// pinned, and lists every diagnostic with file, line and column.
     Lint(lint::LintArgs),
+    /// Check SOPS-encrypted secrets
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -120,6 +124,9 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         }
         Command::Policy(cmd) => policy::run(cmd),
         Command::Lint(args) => lint::run(args, env),
+        Command::Secrets(cmd) => {
+            secrets::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
+        }
     };
     match result {
         Ok(exit) => exit,

@@ -298,8 +298,9 @@ impl Default for RegistriesConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecretsConfig {
-    /// age identities file; default as sops: `$SOPS_AGE_KEY_FILE`, then
-    /// `<config dir>/sops/age/keys.txt`.
+    /// age identities file (sops's `SOPS_AGE_KEY_FILE`). As with sops, identities
+    /// from `SOPS_AGE_KEY`, `SOPS_AGE_KEY_CMD` and `<config dir>/sops/age/keys.txt`
+    /// (when it exists) are used as well.
     pub age_key_file: Option<PathBuf>,
 }
 
