@@ -612,6 +612,16 @@ fn emit_ini(sections: &[Entry]) -> Result<String, SopsError> {
         if name != INI_DEFAULT {
             let _ = writeln!(out, "[{name}]");
         }
+        // Like the INI library sops uses (pretty format), keys are padded to the
+        // longest key of their section, so the `=` signs line up.
+        let align = entries
+            .iter()
+            .filter_map(|e| match &e.key {
+                Key::Name(k) => Some(ini_key(k).len()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         // A comment listed after a key was written above that key.
         let rest = &entries[lead..];
         let mut i = 0;
@@ -626,7 +636,7 @@ fn emit_ini(sections: &[Entry]) -> Result<String, SopsError> {
             }
             if let Key::Name(key) = &e.key {
                 let value = flat_value(&e.value, key)?;
-                let _ = writeln!(out, "{} = {}", ini_key(key), ini_value(&value));
+                let _ = writeln!(out, "{:<align$} = {}", ini_key(key), ini_value(&value));
             }
             i = j;
         }

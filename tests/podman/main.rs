@@ -9,4 +9,5 @@ mod support;
 mod apply;
 mod client;
 mod registry;
+mod sops_real;
 mod testbed;
