@@ -6,6 +6,8 @@
 //! queue and are merged into one follow-up pass.
 
 pub mod schedule;
+#[cfg(unix)]
+pub mod service;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -1,0 +1,306 @@
+//! `magos run` as a service: wires the loop to its triggers (signals, webhooks,
+//! Podman events) and its reporters (systemd, the HTTP endpoint, the log).
+//!
+//! Linux/unix only: signals, the notify socket and the Podman event stream.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::schedule::{Backoff, RestartLimiter};
+use super::{Control, LoopSettings, PassReport, Reason, Reconciler, Reporter, Shared, run_loop};
+use crate::config::Config;
+use crate::core::spec::{LABEL_MANAGED, LABEL_PROJECT};
+use crate::podman::{Client, EventFilters};
+use crate::server::{self, HookTrigger, Liveness, Metrics};
+use crate::systemd::notify::{Notice, Notifier};
+
+/// Reports to systemd (when started by it) and to the log.
+pub struct SystemdReporter {
+    notifier: Option<Notifier>,
+    reloading: AtomicBool,
+}
+
+impl SystemdReporter {
+    /// A reporter for `notifier` (`None` when not started by systemd).
+    pub fn new(notifier: Option<Notifier>) -> Self {
+        Self {
+            notifier,
+            reloading: AtomicBool::new(false),
+        }
+    }
+
+    fn send(&self, notices: &[Notice]) {
+        if let Some(n) = &self.notifier
+            && let Err(e) = n.notify(notices)
+        {
+            tracing::warn!(error = %e, "could not notify systemd");
+        }
+    }
+}
+
+impl Reporter for SystemdReporter {
+    fn ready(&self, status: &str) {
+        tracing::info!(status, "ready");
+        self.send(&[Notice::Ready, Notice::Status(status.to_owned())]);
+    }
+
+    fn status(&self, status: &str) {
+        tracing::info!(status, "pass finished");
+        if self.reloading.swap(false, Ordering::AcqRel) {
+            self.send(&[Notice::Ready, Notice::Status(status.to_owned())]);
+        } else {
+            self.send(&[Notice::Status(status.to_owned())]);
+        }
+    }
+
+    fn reloading(&self) {
+        tracing::info!("reloading the configuration");
+        self.reloading.store(true, Ordering::Release);
+        self.send(&[Notice::Reloading]);
+    }
+
+    fn stopping(&self) {
+        tracing::info!("stopping");
+        self.send(&[Notice::Stopping, Notice::Status("stopping".to_owned())]);
+    }
+}
+
+/// Everything a running daemon shares.
+pub struct Daemon {
+    /// The loop's progress and readiness.
+    pub shared: Shared,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Set on SIGTERM/SIGINT: passes stop at the next safe point.
+    pub stopping: Arc<AtomicBool>,
+}
+
+impl Daemon {
+    /// A daemon whose steps count as stuck after `stuck_after`.
+    pub fn new(stuck_after: Duration) -> Self {
+        Self {
+            shared: Shared {
+                liveness: Arc::new(Liveness::new(stuck_after)),
+                ready: Arc::new(AtomicBool::new(false)),
+            },
+            metrics: Arc::new(Metrics::new()),
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. `client` is used for Podman events.
+pub async fn serve<R: Reconciler>(
+    reconciler: &mut R,
+    config: &Config,
+    daemon: &Daemon,
+    notifier: Option<Notifier>,
+    client: Option<Client>,
+) -> anyhow::Result<PassReport> {
+    let (control_tx, control_rx) = mpsc::channel::<Control>(64);
+    let watchdog_every = notifier.as_ref().and_then(Notifier::watchdog_ping_interval);
+    let reporter = Arc::new(SystemdReporter::new(notifier));
+    let mut tasks = tokio::task::JoinSet::new();
+
+    // Signals.
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let tx = control_tx.clone();
+        let stopping = daemon.stopping.clone();
+        let reporter = reporter.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                    _ = hup.recv() => {
+                        let _ = tx.send(Control::Reload).await;
+                        continue;
+                    }
+                }
+                // Passes stop at their next safe point; systemd hears at once.
+                stopping.store(true, Ordering::Release);
+                reporter.stopping();
+                let _ = tx.send(Control::Shutdown).await;
+            }
+        });
+    }
+
+    // The HTTP endpoint and its webhooks.
+    if let Some(addr) = config.daemon.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (daemon.listen): {e}"))?;
+        tracing::info!(%addr, "http endpoint listening");
+        let (hook_tx, mut hook_rx) = mpsc::channel::<HookTrigger>(8);
+        let state = Arc::new(server::State {
+            ready: AtomicBool::new(false),
+            liveness: daemon.shared.liveness.clone(),
+            metrics: daemon.metrics.clone(),
+            forge_secret: config.daemon.webhook_secret.clone(),
+            registry_secret: config.daemon.registry_webhook_secret.clone(),
+            branch: config.repo.branch.as_str().to_owned(),
+            triggers: hook_tx,
+        });
+        let ready_flag = daemon.shared.ready.clone();
+        let state_for_ready = state.clone();
+        tasks.spawn(async move {
+            // Mirror readiness into the endpoint's state.
+            loop {
+                if ready_flag.load(Ordering::Acquire) {
+                    state_for_ready.ready.store(true, Ordering::Release);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        tasks.spawn(server::serve(listener, state, std::future::pending()));
+        let tx = control_tx.clone();
+        tasks.spawn(async move {
+            while let Some(t) = hook_rx.recv().await {
+                let _ = tx.send(Control::Trigger(t.into())).await;
+            }
+        });
+    }
+
+    // The systemd watchdog, petted only while the loop makes progress.
+    if let Some(every) = watchdog_every {
+        let reporter = reporter.clone();
+        tasks.spawn(super::watchdog(
+            every,
+            daemon.shared.liveness.clone(),
+            move || {
+                reporter.send(&[Notice::Watchdog]);
+            },
+        ));
+    }
+    // Until ready, a first pass that keeps making progress (long first pulls)
+    // extends systemd's start-up timeout.
+    {
+        let reporter = reporter.clone();
+        let ready = daemon.shared.ready.clone();
+        let liveness = daemon.shared.liveness.clone();
+        tasks.spawn(async move {
+            while !ready.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                if !ready.load(Ordering::Acquire) && liveness.check().is_ok() {
+                    reporter.send(&[Notice::ExtendTimeout(Duration::from_secs(30))]);
+                }
+            }
+        });
+    }
+
+    // Podman events: a managed container that died, was removed or turned
+    // unhealthy triggers a pass, within the restart limit.
+    if let Some(client) = client {
+        let tx = control_tx.clone();
+        let limit = RestartLimiter::new(
+            config.daemon.restart_limit as usize,
+            config.daemon.restart_window.0,
+        );
+        let metrics = daemon.metrics.clone();
+        tasks.spawn(watch_events(client, tx, limit, metrics));
+    }
+
+    let settings = LoopSettings {
+        interval: config.daemon.interval.0,
+        jitter: config.daemon.jitter.fraction(),
+        backoff: Backoff {
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(600),
+        },
+    };
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
+        .unwrap_or(1)
+        | 1;
+    let mut random = move || {
+        // xorshift64: jitter needs spread, not cryptographic quality.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let report = run_loop(
+        reconciler,
+        settings,
+        control_rx,
+        reporter.as_ref(),
+        &daemon.shared,
+        &mut random,
+    )
+    .await;
+    tasks.abort_all();
+    Ok(report)
+}
+
+/// Follows Podman's container events and turns those of managed containers into
+/// pass triggers. The stream is reopened with backoff when it ends (the service
+/// may exit when idle and be socket-activated again).
+async fn watch_events(
+    client: Client,
+    tx: mpsc::Sender<Control>,
+    mut limit: RestartLimiter,
+    metrics: Arc<Metrics>,
+) {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let filters = EventFilters {
+            labels: vec![format!("{LABEL_MANAGED}=true")],
+            ..EventFilters::containers()
+        };
+        match client.events(&filters).await {
+            Ok(mut stream) => {
+                pause = Duration::from_secs(1);
+                while let Some(event) = stream.next().await {
+                    let Ok(event) = event else { break };
+                    let attrs = &event.actor.attributes;
+                    let action = event.action.as_str();
+                    let unhealthy = action == "health_status"
+                        && (event.health_status == "unhealthy"
+                            || attrs.get("health_status").is_some_and(|s| s == "unhealthy"));
+                    if !(matches!(action, "died" | "remove") || unhealthy) {
+                        continue;
+                    }
+                    let Some(stack) = attrs.get(LABEL_PROJECT) else {
+                        continue;
+                    };
+                    let container = attrs
+                        .get("name")
+                        .cloned()
+                        .unwrap_or_else(|| event.actor.id.clone());
+                    if limit.allow(&container, tokio::time::Instant::now().into_std()) {
+                        tracing::info!(%container, %stack, event = action, "managed container event: re-applying");
+                        let reason = Reason::Container {
+                            stack: stack.clone(),
+                            container,
+                            event: if unhealthy {
+                                "unhealthy".to_owned()
+                            } else {
+                                action.to_owned()
+                            },
+                        };
+                        let _ = tx.send(Control::Trigger(reason)).await;
+                    } else {
+                        metrics.error("crash_loop");
+                        tracing::error!(
+                            %container, %stack,
+                            "container keeps failing: restart limit reached, not re-applying until the window passes"
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "podman events unavailable; retrying"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
