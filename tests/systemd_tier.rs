@@ -219,8 +219,11 @@ impl Guest {
         self.ctl_ok(&["show", "-P", name, unit]).trim().to_string()
     }
 
-    /// The guest user's journal for one unit.
+    /// The journal of one of the guest user's units: the manager's messages about it
+    /// and its own output.
     fn journal(&self, unit: &str) -> String {
+        let about = format!("USER_UNIT={unit}");
+        let own = format!("_SYSTEMD_USER_UNIT={unit}");
         let out = self.script(&[
             "raw",
             "journalctl",
@@ -228,10 +231,21 @@ impl Guest {
             "-q",
             "-o",
             "cat",
-            "--user-unit",
-            unit,
+            &about,
+            "+",
+            &own,
         ]);
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the unit's journal holds `text`.
+    fn wait_journal(&self, unit: &str, text: &str) {
+        wait_for(
+            &format!("{text:?} in the journal of {unit}"),
+            Duration::from_secs(30),
+            || self.journal(unit).contains(text),
+            || self.diagnostics(unit),
+        );
     }
 
     fn diagnostics(&self, unit: &str) -> String {
@@ -383,12 +397,8 @@ fn systemd_tier_podman_quadlet_and_watchdog() {
         || g.diagnostics("tier-notify.service"),
     );
     assert_ne!(g.prop("tier-notify.service", "MainPID"), first);
-    let journal = g.journal("tier-notify.service");
-    assert!(journal.contains("Watchdog timeout"), "{journal}");
-    assert!(
-        journal.contains("Failed with result 'watchdog'"),
-        "{journal}"
-    );
+    g.wait_journal("tier-notify.service", "Watchdog timeout");
+    g.wait_journal("tier-notify.service", "Failed with result 'watchdog'");
     g.ctl_ok(&["stop", "tier-notify.service"]);
 }
 
@@ -531,12 +541,8 @@ fn systemd_tier_magos_dominus_service() {
         || g.prop(UNIT, "NRestarts").parse::<u32>().unwrap_or(0) > restarts,
         || g.diagnostics(UNIT),
     );
-    let journal = g.journal(UNIT);
-    assert!(journal.contains("Watchdog timeout"), "{journal}");
-    assert!(
-        journal.contains("Failed with result 'watchdog'"),
-        "{journal}"
-    );
+    g.wait_journal(UNIT, "Watchdog timeout");
+    g.wait_journal(UNIT, "Failed with result 'watchdog'");
     assert_ne!(g.prop(UNIT, "MainPID"), hung);
     g.ctl_ok(&["stop", UNIT]);
 
