@@ -9,8 +9,8 @@
 //! returns. `scripts/test.sh` runs this tier with `MAGOS_REQUIRE_SYSTEMD=1`.
 //!
 //! The tests that run Magos itself need `magos run`; they fail when the binary lacks
-//! it. The hang that the watchdog test provokes is `MAGOS_TEST_HANG_AFTER_READY=1`,
-//! documented with `magos run`.
+//! it. The hang that the watchdog test provokes is a real one: Podman's API service
+//! frozen with SIGSTOP, so a pass stalls past `daemon.stuck_after`.
 //!
 //! Network: the guest shares the host's network; everything here reaches 127.0.0.1.
 
@@ -27,6 +27,11 @@ const UNIT: &str = "magos-dominus.service";
 const QUADLET_PORT: u16 = 18431;
 const STACK_PORT: u16 = 18432;
 const CONTAINER_STACK_PORT: u16 = 18433;
+/// Magos's HTTP endpoints (`daemon.listen`) in the two guests that run it.
+const LISTEN_PORT: u16 = 18434;
+const CONTAINER_LISTEN_PORT: u16 = 18435;
+/// `daemon.stuck_after` in the guests: a step stalled this long stops the pings.
+const STUCK_AFTER: &str = "3s";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -286,9 +291,13 @@ fn wait_for(
 
 /// An HTTP answer from a port on the host's loopback, if any.
 fn http_get(port: u16) -> Option<String> {
+    http_get_path(port, "/")
+}
+
+fn http_get_path(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
@@ -404,7 +413,7 @@ fn systemd_tier_podman_quadlet_and_watchdog() {
 
 /// A GitOps repository in the guest user's home with one stack, and Magos's
 /// configuration pointing at it.
-fn seed_repository_and_config(g: &Guest, image: &str, port: u16) {
+fn seed_repository_and_config(g: &Guest, image: &str, port: u16, listen: u16) {
     g.write_home(
         "seed/web/compose.yaml",
         &format!(
@@ -423,7 +432,8 @@ fn seed_repository_and_config(g: &Guest, image: &str, port: u16) {
         ".config/magos/magos.yaml",
         &format!(
             "repo:\n  url: file:///home/{GUEST_USER}/gitops.git\n  branch: main\n\
-             registries:\n  insecure: [\"{registry}\"]\n"
+             registries:\n  insecure: [\"{registry}\"]\n\
+             daemon:\n  listen: 127.0.0.1:{listen}\n  stuck_after: {STUCK_AFTER}\n"
         ),
     );
 }
@@ -439,7 +449,7 @@ fn systemd_tier_magos_dominus_service() {
     require_magos_run();
     let image = registry().unwrap();
     let g = Guest::up("service");
-    seed_repository_and_config(&g, &image, STACK_PORT);
+    seed_repository_and_config(&g, &image, STACK_PORT, LISTEN_PORT);
 
     let install = g.user_ok(&[
         "/opt/magos/src/scripts/install.sh",
@@ -516,6 +526,10 @@ fn systemd_tier_magos_dominus_service() {
         || g.diagnostics(UNIT),
     );
 
+    // The HTTP endpoint answers on the loopback (the guest shares the host's).
+    let ready = http_get_path(LISTEN_PORT, "/readyz").unwrap_or_default();
+    assert!(ready.starts_with("HTTP/1.1 200"), "GET /readyz: {ready}");
+
     // A reload is a SIGHUP; the service stays up.
     g.ctl_ok(&["reload", UNIT]);
     assert_eq!(
@@ -525,25 +539,56 @@ fn systemd_tier_magos_dominus_service() {
         g.diagnostics(UNIT)
     );
 
-    // The watchdog: the loop made to hang after READY stops the pings; systemd
-    // restarts the service.
+    // The watchdog. A real hang: Podman's API service frozen (SIGSTOP) accepts
+    // connections and never answers; the pass that SIGHUP starts stalls on it past
+    // daemon.stuck_after, Magos stops petting the watchdog, and systemd restarts it.
     g.write_home(
-        &format!(".config/systemd/user/{UNIT}.d/50-hang.conf"),
-        "[Service]\nEnvironment=MAGOS_TEST_HANG_AFTER_READY=1\nWatchdogSec=5s\nRestartSec=1s\n",
+        &format!(".config/systemd/user/{UNIT}.d/50-short-watchdog.conf"),
+        "[Service]\nWatchdogSec=5s\nRestartSec=1s\n",
     );
     g.ctl_ok(&["daemon-reload"]);
     g.ctl_ok(&["restart", UNIT]);
-    let hung = g.prop(UNIT, "MainPID");
+    assert_eq!(g.prop(UNIT, "WatchdogUSec"), "5s");
+    let before = g.prop(UNIT, "MainPID");
     let restarts = g.prop(UNIT, "NRestarts").parse::<u32>().unwrap_or(0);
+    // Wake the API service (it exits when idle), then freeze every process of it
+    // (rootless Podman serves from a re-executed child); retried if it exited first.
+    let frozen = (0..5).any(|_| {
+        g.user_ok(&[
+            "podman",
+            "--remote",
+            "info",
+            "--format",
+            "{{.Host.ServiceIsRemote}}",
+        ]);
+        g.ctl(&["kill", "-s", "SIGSTOP", "podman.service"])
+            .status
+            .success()
+            && g.active("podman.service")
+    });
+    assert!(
+        frozen,
+        "could not freeze a running podman.service\n{}",
+        g.diagnostics("podman.service")
+    );
+    g.ctl_ok(&["reload", UNIT]);
     wait_for(
-        "the watchdog to restart the hung magos-dominus.service",
+        "the watchdog to restart magos-dominus.service, hung on a frozen Podman",
         Duration::from_secs(90),
         || g.prop(UNIT, "NRestarts").parse::<u32>().unwrap_or(0) > restarts,
         || g.diagnostics(UNIT),
     );
     g.wait_journal(UNIT, "Watchdog timeout");
     g.wait_journal(UNIT, "Failed with result 'watchdog'");
-    assert_ne!(g.prop(UNIT, "MainPID"), hung);
+    assert_ne!(g.prop(UNIT, "MainPID"), before);
+    // Podman thawed, the restarted Magos finishes its first pass and is ready again.
+    g.ctl_ok(&["kill", "-s", "SIGCONT", "podman.service"]);
+    wait_for(
+        "the restarted magos-dominus.service to be ready",
+        Duration::from_secs(120),
+        || g.prop(UNIT, "ActiveState") == "active" && g.prop(UNIT, "SubState") == "running",
+        || g.diagnostics(UNIT),
+    );
     g.ctl_ok(&["stop", UNIT]);
 
     // Uninstall removes the unit; the configuration stays.
@@ -568,7 +613,7 @@ fn systemd_tier_magos_dominus_container() {
     require_magos_run();
     let image = registry().unwrap();
     let g = Guest::up("container");
-    seed_repository_and_config(&g, &image, CONTAINER_STACK_PORT);
+    seed_repository_and_config(&g, &image, CONTAINER_STACK_PORT, CONTAINER_LISTEN_PORT);
     enable_podman_socket(&g);
 
     g.user_ok(&[
