@@ -30,6 +30,7 @@ const CONTAINER_STACK_PORT: u16 = 18433;
 /// Magos's HTTP endpoints (`daemon.listen`) in the two guests that run it.
 const LISTEN_PORT: u16 = 18434;
 const CONTAINER_LISTEN_PORT: u16 = 18435;
+const ROOT_LISTEN_PORT: u16 = 18436;
 /// `daemon.stuck_after` in the guests: a step stalled this long stops the pings.
 const STUCK_AFTER: &str = "3s";
 
@@ -696,4 +697,121 @@ fn systemd_tier_magos_dominus_container() {
         || g.diagnostics(UNIT),
     );
     g.ctl_ok(&["stop", UNIT]);
+}
+
+/// The same unit as a root system service (`install.sh --system`): it talks to the
+/// system's socket-activated Podman at /run/podman/podman.sock and reaches READY.
+#[test]
+fn systemd_tier_magos_dominus_root_service() {
+    if !tier_available() {
+        return;
+    }
+    require_magos_run();
+    let g = Guest::up("root");
+    // An empty repository: rootful containers would need a firewall in the guest,
+    // and this test is about the unit, the socket and readiness.
+    let seed = g.path("/root/seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    std::fs::write(seed.join("README"), "no stacks yet\n").unwrap();
+    root_ok(
+        &g,
+        &[
+            "sh",
+            "-ec",
+            "cd /root/seed && git init -q -b main && git add -A && \
+             git -c user.name=tier -c user.email=tier@localhost commit -q -m empty && \
+             git clone -q --bare /root/seed /root/gitops.git",
+        ],
+    );
+    std::fs::create_dir_all(g.path("/etc/magos")).unwrap();
+    std::fs::write(
+        g.path("/etc/magos/magos.yaml"),
+        format!(
+            "repo:\n  url: file:///root/gitops.git\n  branch: main\n\
+             daemon:\n  listen: 127.0.0.1:{ROOT_LISTEN_PORT}\n"
+        ),
+    )
+    .unwrap();
+
+    let install = root_ok(
+        &g,
+        &[
+            "/opt/magos/src/scripts/install.sh",
+            "--system",
+            "--binary",
+            "/opt/magos/bin/magos",
+        ],
+    );
+    assert!(
+        install.contains("installed  /usr/local/bin/magos"),
+        "{install}"
+    );
+    assert!(
+        install.contains("kept       /etc/magos/magos.yaml"),
+        "{install}"
+    );
+    let sys = |args: &[&str]| {
+        let mut all = vec!["raw", "systemctl"];
+        all.extend_from_slice(args);
+        g.script(&all)
+    };
+    let prop = |name: &str, unit: &str| {
+        String::from_utf8_lossy(&sys(&["show", "-P", name, unit]).stdout)
+            .trim()
+            .to_string()
+    };
+    let listen = prop("Listen", "podman.socket");
+    assert!(
+        listen.contains("/run/podman/podman.sock"),
+        "podman.socket listens on {listen}"
+    );
+    assert_eq!(
+        prop("Environment", UNIT),
+        "CONTAINER_HOST=unix:///run/podman/podman.sock"
+    );
+    assert_eq!(prop("ActiveState", "podman.socket"), "active");
+    assert_ne!(prop("ActiveState", "podman.service"), "active");
+    let exec = prop("ExecStart", UNIT);
+    assert!(
+        exec.contains("path=/usr/local/bin/magos"),
+        "ExecStart: {exec}"
+    );
+
+    let start = sys(&["start", UNIT]);
+    let status =
+        || String::from_utf8_lossy(&sys(&["status", "--no-pager", "-l", UNIT]).stdout).into_owned();
+    assert!(start.status.success(), "{}\n{}", show(&start), status());
+    assert_eq!(prop("ActiveState", UNIT), "active", "{}", status());
+    assert!(!prop("StatusText", UNIT).is_empty(), "{}", status());
+    assert_eq!(
+        prop("ActiveState", "podman.service"),
+        "active",
+        "Magos did not socket-activate the system's Podman\n{}",
+        status()
+    );
+    let stop = sys(&["stop", UNIT]);
+    assert!(stop.status.success(), "{}", show(&stop));
+    root_ok(
+        &g,
+        &[
+            "/opt/magos/src/scripts/install.sh",
+            "--system",
+            "--uninstall",
+        ],
+    );
+    assert!(!g.path("/etc/systemd/system/magos-dominus.service").exists());
+    assert!(!g.path("/usr/local/bin/magos").exists());
+}
+
+/// Runs a command as root in the guest (a transient system unit); its stdout.
+fn root_ok(g: &Guest, cmd: &[&str]) -> String {
+    let mut all = vec!["root"];
+    all.extend_from_slice(cmd);
+    let out = g.script(&all);
+    assert!(
+        out.status.success(),
+        "as root in the guest: {cmd:?}\n{}",
+        show(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
