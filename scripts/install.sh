@@ -22,7 +22,7 @@
 # configuration and Magos's state (clone, history) stay.
 #
 # The binary: --binary PATH, else the first of target/release/magos, target/debug/magos
-# (this checkout) and magos beside this script.
+# (this checkout) and magos beside this script (an unpacked release).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -117,9 +117,13 @@ if [[ -z $BINARY ]]; then
     [[ -n $BINARY ]] || die "no magos binary found (build it with cargo build --release, or pass --binary PATH)"
 fi
 [[ -f $BINARY && -x $BINARY ]] || die "$BINARY is not an executable file"
-UNIT_SRC=$ROOT/quadlet/$UNIT
-[[ -f $UNIT_SRC ]] || UNIT_SRC=$HERE/$UNIT
-[[ -f $UNIT_SRC ]] || die "the unit file $UNIT was found neither in $ROOT/quadlet nor in $HERE"
+# From a checkout (scripts/../quadlet) or an unpacked release (install.sh beside
+# magos, magos.yaml and quadlet/).
+UNIT_SRC=
+for candidate in "$ROOT/quadlet/$UNIT" "$HERE/quadlet/$UNIT"; do
+    if [[ -f $candidate ]]; then UNIT_SRC=$candidate; break; fi
+done
+[[ -n $UNIT_SRC ]] || die "the unit file $UNIT was found neither in $ROOT/quadlet nor in $HERE/quadlet"
 
 say "installing Magos Dominus ($MODE)"
 put "$BIN_DIR/magos" "$BINARY" 0755
@@ -132,6 +136,7 @@ if [[ $MODE == system ]]; then
     put "$DROPIN" "$DROPIN_SRC" 0644
 fi
 CONFIG_SRC=$ROOT/configs/magos.yaml
+[[ -f $CONFIG_SRC ]] || CONFIG_SRC=$HERE/magos.yaml
 if [[ -e $CONFIG_DIR/magos.yaml ]]; then
     say "  kept       $CONFIG_DIR/magos.yaml (existing configuration)"
 elif [[ -f $CONFIG_SRC ]]; then

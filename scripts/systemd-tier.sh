@@ -77,9 +77,15 @@ cached_tar() {
     echo "$pkgs" >"$tar.pkgs"
 }
 
+# One builder at a time: guests booted in parallel wait for the first one's build.
 build_rootfs() {
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/.lock"
+    flock 9
     cached_tar guest minbase "$GUEST_PKGS"
     cached_tar image-base minbase "$BASE_PKGS"
+    flock -u 9
+    exec 9>&-
 }
 
 # ------------------------------------------------------------------------ in the guest
