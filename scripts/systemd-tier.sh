@@ -21,7 +21,8 @@
 # It shares the host's network (127.0.0.1 is the host's: the test registry is reachable).
 # It is not an isolation boundary: the guest runs as host root.
 #
-# Environment: MAGOS_TIER_DIR (work folder, default /var/tmp/magos-systemd-tier),
+# Environment: MAGOS_TIER_DIR (work folder, default /var/tmp/magos-systemd-tier; `down`
+# removes the guest's files there unless MAGOS_TIER_KEEP=1),
 # MAGOS_TIER_CACHE (default /var/lib/magos-testbed/systemd-tier), MAGOS_TIER_MIRROR
 # (Debian mirror, default http://deb.debian.org/debian). Needs root, systemd-nspawn
 # (systemd-container), mmdebstrap and nsenter; scripts/testbed.sh installs them.
@@ -230,6 +231,8 @@ down() {
     done
     rm -rf "/run/systemd/nspawn/propagate/${MACHINE:-none}" "/run/systemd/nspawn/unix-export/${MACHINE:-none}"
     rm -f "$STATE"
+    # The guest's files (about 1 GB) go too, unless kept to look at.
+    if [[ ${MAGOS_TIER_KEEP:-0} != 1 ]]; then rm -rf "$LAB/rootfs"; fi
     log "guest down"
 }
 

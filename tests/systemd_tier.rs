@@ -572,7 +572,8 @@ fn systemd_tier_magos_dominus_service() {
         "could not freeze a running podman.service\n{}",
         g.diagnostics("podman.service")
     );
-    g.ctl_ok(&["reload", UNIT]);
+    // --no-block: a reload job lasts until READY=1, which a hung pass never sends.
+    g.ctl_ok(&["reload", "--no-block", UNIT]);
     wait_for(
         "the watchdog to restart magos-dominus.service, hung on a frozen Podman",
         Duration::from_secs(90),
