@@ -497,9 +497,13 @@ fn systemd_tier_magos_dominus_service() {
         "no STATUS= after READY\n{}",
         g.diagnostics(UNIT)
     );
-    assert!(
-        g.active("podman.service"),
-        "Magos did not socket-activate Podman"
+    // The API service may already have exited when idle; that it ever started shows
+    // the activation.
+    assert_ne!(
+        g.prop("podman.service", "ActiveEnterTimestampMonotonic"),
+        "0",
+        "Magos did not socket-activate Podman\n{}",
+        g.diagnostics(UNIT)
     );
 
     wait_for(
@@ -784,9 +788,9 @@ fn systemd_tier_magos_dominus_root_service() {
     assert!(start.status.success(), "{}\n{}", show(&start), status());
     assert_eq!(prop("ActiveState", UNIT), "active", "{}", status());
     assert!(!prop("StatusText", UNIT).is_empty(), "{}", status());
-    assert_eq!(
-        prop("ActiveState", "podman.service"),
-        "active",
+    assert_ne!(
+        prop("ActiveEnterTimestampMonotonic", "podman.service"),
+        "0",
         "Magos did not socket-activate the system's Podman\n{}",
         status()
     );
