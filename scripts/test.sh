@@ -6,7 +6,8 @@
 #
 # Steps, each timed: test bed; cargo fmt --check; cargo clippy --all-targets
 # -D warnings; cargo test --all-targets and --doc with MAGOS_REQUIRE_PODMAN=1 (a
-# missing test bed fails the podman tests); cargo check for x86_64-pc-windows-gnu.
+# missing test bed fails the podman tests); the real-systemd tier
+# (tests/systemd_tier.rs); cargo check for x86_64-pc-windows-gnu.
 # Exits non-zero on the first failure.
 set -euo pipefail
 
@@ -61,9 +62,19 @@ cargo clippy --all-targets -- -D warnings
 
 step "cargo test --all-targets (MAGOS_REQUIRE_PODMAN=1)"
 TEST_LOG=$(mktemp)
-cargo test --all-targets 2>&1 | tee "$TEST_LOG"
+# The real-systemd tier has its own step below.
+cargo test --all-targets -- --skip systemd_tier_ 2>&1 | tee "$TEST_LOG"
 step "cargo test --doc"
 cargo test --doc 2>&1 | tee -a "$TEST_LOG"
+
+# ---- the real-systemd tier (tests/systemd_tier.rs, scripts/systemd-tier.sh) ----
+# systemd 257 booted in systemd-nspawn from a Debian trixie root filesystem (built
+# with mmdebstrap on the first run, then cached in /var/lib/magos-testbed/systemd-tier):
+# magos-dominus.service and the magos-dominus.container Quadlet installed as a user
+# would, socket-activated Podman, READY/STATUS and the watchdog. A guest that cannot
+# boot fails the step (MAGOS_REQUIRE_SYSTEMD=1).
+step "systemd tier: cargo test --test systemd_tier (MAGOS_REQUIRE_SYSTEMD=1)"
+MAGOS_REQUIRE_SYSTEMD=1 cargo test --test systemd_tier 2>&1 | tee -a "$TEST_LOG"
 
 # Counts from libtest's summary lines; the podman binary's own count is shown apart.
 read -r PASSED FAILED IGNORED < <(awk '/^test result:/ {
