@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::Env;
+use crate::config::{Config, Env};
 use crate::core::convert::{self, ConvertInput, EnvFile, EnvInputs, Route};
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::drift::{DriftEntry, DriftState, drift};
@@ -60,6 +60,23 @@ pub struct RepoOptions {
     pub selection: Selection,
     /// The environment for interpolation and for the compose CLI.
     pub env: Env,
+}
+
+impl RepoOptions {
+    /// The options the configuration gives: its instance and prune setting, the
+    /// stacks of `host` (every host's when `None`), the environment `env`.
+    pub fn from_config(config: &Config, host: Option<String>, env: &Env) -> Self {
+        Self {
+            instance: config.apply.instance.as_str().to_owned(),
+            prune: config.apply.prune,
+            stack: None,
+            selection: Selection {
+                host,
+                ..Selection::default()
+            },
+            env: env.clone(),
+        }
+    }
 }
 
 impl Default for RepoOptions {
@@ -506,6 +523,14 @@ pub async fn drift_repo(
     let mut entries: Vec<DriftEntry> = drift(&natives, &observed, &options.instance)
         .into_iter()
         .filter(|e| !(e.state == DriftState::Orphan && protected.contains(&e.stack)))
+        .map(|mut e| {
+            // In sync means the container's image has the pinned digest among its
+            // digests (an index's and its manifest's): show the pinned one.
+            if e.state == DriftState::InSync && e.expected.is_some() {
+                e.actual = e.expected.clone();
+            }
+            e
+        })
         .collect();
     if options.stack.is_some() {
         let projects: BTreeSet<&str> = repo.stacks.iter().map(|s| s.project.as_str()).collect();

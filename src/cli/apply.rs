@@ -12,7 +12,6 @@ use super::policy::Output;
 use crate::apply::repo::{self, ApplyReport, DriftReport, PlanReport, RepoOptions};
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
-use crate::core::stacks::Selection;
 use crate::podman::{Client, ClientOptions};
 
 const PLAN_EXAMPLES: &str = "Examples:
@@ -110,16 +109,10 @@ fn hostname() -> Option<String> {
 }
 
 fn options(config: &Config, args: &RepoArgs, no_prune: bool, env: &Env) -> RepoOptions {
-    RepoOptions {
-        instance: config.apply.instance.as_str().to_owned(),
-        prune: config.apply.prune && !no_prune,
-        stack: args.stack.clone(),
-        selection: Selection {
-            host: args.host.clone().or_else(hostname),
-            ..Selection::default()
-        },
-        env: env.clone(),
-    }
+    let mut o = RepoOptions::from_config(config, args.host.clone().or_else(hostname), env);
+    o.prune &= !no_prune;
+    o.stack = args.stack.clone();
+    o
 }
 
 /// Runs one of the commands.
@@ -237,6 +230,9 @@ fn plan_table(r: &PlanReport) -> String {
 
 fn apply_table(r: &ApplyReport, color: bool) -> String {
     let mut s = String::new();
+    for d in &r.diagnostics {
+        let _ = writeln!(s, "{d}");
+    }
     for st in &r.stacks {
         match &st.error {
             Some(e) => {
