@@ -131,7 +131,9 @@ pub(super) fn run(
         .build()?;
     runtime.block_on(async {
         let socket = config.podman.socket.as_ref().map(|s| s.path());
-        let (client, _) = Client::connect(socket, env, ClientOptions::default()).await?;
+        // The socket must exist; its version is not asked here (`/version` costs
+        // the server most of a second, more than a whole no-op apply).
+        let client = Client::locate(socket, env, ClientOptions::default())?;
         match which {
             Which::Plan(a) => {
                 let o = options(config, &a.repo, a.no_prune, env);

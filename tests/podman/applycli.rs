@@ -430,6 +430,14 @@ fn compose_cli_fallback_and_podman_compose_sees_native_containers() {
     expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
     assert_eq!(containers(tb, &native), before);
     get_ok(p2);
+
+    // A stack folder deleted from the repository: its containers go, the
+    // compose-CLI stack's stay.
+    let built_before = containers(tb, &built);
+    std::fs::remove_dir_all(repo.path().join("native")).unwrap();
+    expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
+    assert!(containers(tb, &native).is_empty());
+    assert_eq!(containers(tb, &built), built_before);
 }
 
 #[test]
