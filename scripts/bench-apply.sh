@@ -83,7 +83,7 @@ floor_cold() {
 }
 floor_list() { api GET '/containers/json?all=true' >/dev/null; api GET /images/json >/dev/null; }
 floor_change() {
-    api DELETE "/containers/${F}_s1_1?force=true&t=0" >/dev/null
+    api DELETE "/containers/${F}_s1_1?force=true&timeout=0" >/dev/null
     api POST /containers/create "{\"name\":\"${F}_s1_1\",\"image\":\"$PINNED\",\"env\":{\"REV\":\"x\"},\"labels\":{\"com.docker.compose.project\":\"$F\"},\"netns\":{\"nsmode\":\"bridge\"},\"Networks\":{\"${F}_default\":{}}}" >/dev/null
     api POST "/containers/${F}_s1_1/start" >/dev/null
 }

@@ -362,7 +362,10 @@ fn apply_keys_are_checked() {
     assert_eq!(loaded.config.apply.instance.as_str(), "nas-1");
     let (_d, path) = file_with("apply:\n  instance: \"a b\"\n");
     let err = load(Some(&path), &Env::new(), &Overrides::default()).unwrap_err();
-    assert!(err.to_string().contains("apply.instance") || format!("{err:#}").contains("instance"), "{err:#}");
+    assert!(
+        err.to_string().contains("apply.instance") || format!("{err:#}").contains("instance"),
+        "{err:#}"
+    );
     let mut c = Config::default();
     assert!(c.set("apply.prune", "maybe").is_err());
     c.set("apply.prune", "false").unwrap();

@@ -107,6 +107,31 @@ pub fn cli_keys(loaded: &Loaded) -> Vec<String> {
             keys.extend(service.unsupported());
         }
     }
+    // Options of top-level objects Magos does not apply (`driver_opts`, `ipam`,
+    // secrets from the environment, …).
+    for (kind, defs) in [
+        ("networks", &loaded.network_defs),
+        ("volumes", &loaded.volume_defs),
+    ] {
+        for (name, def) in defs {
+            keys.extend(
+                def.other
+                    .keys()
+                    .filter(|k| !k.starts_with("x-"))
+                    .map(|k| format!("{kind}.{name}.{k}")),
+            );
+        }
+    }
+    for (kind, defs) in [("secrets", &loaded.secrets), ("configs", &loaded.configs)] {
+        for (name, def) in defs {
+            keys.extend(
+                def.other
+                    .keys()
+                    .filter(|k| !k.starts_with("x-"))
+                    .map(|k| format!("{kind}.{name}.{k}")),
+            );
+        }
+    }
     keys.into_iter().collect()
 }
 
@@ -255,11 +280,6 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
     let mut networks = Vec::new();
     for key in &used_networks {
         let def = loaded.network_defs.get(key).cloned().unwrap_or_default();
-        for other in def.other.keys() {
-            cx.top_err(format!(
-                "network `{key}`: option `{other}` is not applied by Magos"
-            ));
-        }
         networks.push(NetworkSpec {
             name: net_name(key, &def),
             external: def.external,
@@ -270,11 +290,6 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
     }
     let mut volumes = Vec::new();
     for (key, def) in &loaded.volume_defs {
-        for other in def.other.keys() {
-            cx.top_err(format!(
-                "volume `{key}`: option `{other}` is not applied by Magos"
-            ));
-        }
         volumes.push(VolumeSpec {
             name: net_name(key, def),
             external: def.external,

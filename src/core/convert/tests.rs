@@ -261,6 +261,27 @@ fn unsupported_keys_route_to_the_compose_cli() {
         "localhost/web_app:latest"
     );
     let c = conv(
+        "services:\n  app: {image: nginx:1}\nnetworks:\n  default:\n    driver_opts: {mtu: 1400}\n",
+        &EnvInputs::default(),
+    );
+    assert_eq!(
+        c.route,
+        Route::ComposeCli {
+            keys: vec!["networks.default.driver_opts".into()],
+            explicit: false
+        }
+    );
+    let c = conv(
+        "x-magos: {apply: native}\nservices:\n  app: {image: nginx:1, init: true}\n",
+        &EnvInputs::default(),
+    );
+    assert!(c.has_errors());
+    assert!(
+        c.diagnostics[0].message.contains("init"),
+        "{:?}",
+        c.diagnostics
+    );
+    let c = conv(
         "x-magos: {apply: compose}\nservices:\n  app: {image: nginx:1}\n",
         &EnvInputs::default(),
     );
