@@ -378,13 +378,22 @@ pub struct StackOutcome {
     pub error: Option<String>,
 }
 
+/// One orphan removal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pruned {
+    /// The container's name.
+    pub container: String,
+    /// Why the removal failed, if it did.
+    pub error: Option<String>,
+}
+
 /// What `apply` did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApplyReport {
     /// One entry per stack.
     pub stacks: Vec<StackOutcome>,
-    /// Orphans removed (name, error if the removal failed).
-    pub pruned: Vec<(String, Option<String>)>,
+    /// Orphans removed, or whose removal failed.
+    pub pruned: Vec<Pruned>,
     /// Diagnostics of the repository.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -392,7 +401,8 @@ pub struct ApplyReport {
 impl ApplyReport {
     /// Whether any stack or removal failed.
     pub fn failed(&self) -> bool {
-        self.stacks.iter().any(|s| s.error.is_some()) || self.pruned.iter().any(|p| p.1.is_some())
+        self.stacks.iter().any(|s| s.error.is_some())
+            || self.pruned.iter().any(|p| p.error.is_some())
     }
 
     /// Whether anything changed.
@@ -476,9 +486,10 @@ pub async fn apply_repo(
         }
     }
     for (name, outcome) in prune(client, &p.prune).await {
-        report
-            .pruned
-            .push((name, outcome.err().map(|e| error_chain(&e))));
+        report.pruned.push(Pruned {
+            container: name,
+            error: outcome.err().map(|e| error_chain(&e)),
+        });
     }
     Ok(report)
 }

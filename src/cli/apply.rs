@@ -257,8 +257,9 @@ fn apply_table(r: &ApplyReport, color: bool) -> String {
             }
         }
     }
-    for (name, err) in &r.pruned {
-        match err {
+    for p in &r.pruned {
+        let name = &p.container;
+        match &p.error {
             None => {
                 let _ = writeln!(s, "{} {name}", paint("removed", "33", color));
             }
