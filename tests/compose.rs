@@ -156,6 +156,8 @@ volumes:
   data: {}
 configs:
   c: {file: ./c}
+include:
+  - other/compose.yaml
 "#;
     let v = vars(&[]);
     let loaded = load(&StackSource {
@@ -165,7 +167,8 @@ configs:
     });
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
     assert_eq!(loaded.name.as_deref(), Some("demo"));
-    assert_eq!(loaded.unsupported, ["configs"]);
+    assert_eq!(loaded.unsupported, ["include"]);
+    assert_eq!(loaded.configs["c"].file.as_deref(), Some("./c"));
     assert_eq!(loaded.volumes, ["data"]);
     let web = loaded.services[0].service.as_ref().unwrap();
     assert_eq!(

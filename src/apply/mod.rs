@@ -1,13 +1,17 @@
 //! The apply edge: reads what Podman runs into the core's terms ([`observe`]), turns
 //! specs into libpod create requests ([`generate`]) and carries out a plan
-//! ([`execute`]). Unix only: it talks to the local Podman socket.
+//! ([`execute`]), hands stacks the native path cannot apply to the compose CLI
+//! ([`compose_cli`]) and does all of it for a whole repository ([`repo`]). Unix only: it talks to the local Podman socket.
 //!
 //! Apply never touches an object without Magos's or a managed project's labels;
 //! the plan already refuses such stacks, and removals here check labels again.
 
+pub mod compose_cli;
 pub mod execute;
 pub mod generate;
 pub mod observe;
+pub mod repo;
 
 pub use execute::{ApplyError, StackResult, apply_stack, prune};
 pub use observe::observe;
+pub use repo::{ApplyReport, RepoOptions, apply_repo, drift_repo, plan_repo};

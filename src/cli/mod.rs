@@ -4,6 +4,8 @@
 //! their whole chain, and exit with code 2. A closed standard output (e.g. piping
 //! into `head`) is not an error.
 
+#[cfg(unix)]
+mod apply;
 pub mod check;
 mod config_cmd;
 mod lint;
@@ -96,6 +98,19 @@ pub enum Command {
     /// Check SOPS-encrypted secrets
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
+    /// Show what `apply` would do, without changing anything
+    #[cfg(unix)]
+    Plan(apply::PlanArgs),
+    /// Make Podman run the repository's stacks, through its API
+    ///
+    /// Converges every stack (or one, with --stack), removes orphans of managed
+    /// stacks, and hands stacks using keys Magos does not apply natively to
+    /// podman-compose.
+    #[cfg(unix)]
+    Apply(apply::ApplyArgs),
+    /// Compare every service of every stack with what runs
+    #[cfg(unix)]
+    Drift(apply::DriftArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -127,6 +142,30 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         Command::Secrets(cmd) => {
             secrets::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
         }
+        #[cfg(unix)]
+        Command::Plan(a) => apply::run(
+            apply::Which::Plan(a),
+            config_file.as_deref(),
+            env,
+            &overrides,
+            verbosity,
+        ),
+        #[cfg(unix)]
+        Command::Apply(a) => apply::run(
+            apply::Which::Apply(a),
+            config_file.as_deref(),
+            env,
+            &overrides,
+            verbosity,
+        ),
+        #[cfg(unix)]
+        Command::Drift(a) => apply::run(
+            apply::Which::Drift(a),
+            config_file.as_deref(),
+            env,
+            &overrides,
+            verbosity,
+        ),
     };
     match result {
         Ok(exit) => exit,

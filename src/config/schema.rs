@@ -18,6 +18,8 @@ pub struct Config {
     pub runtime: Runtime,
     /// How to reach Podman.
     pub podman: PodmanConfig,
+    /// How stacks are applied.
+    pub apply: ApplyConfig,
     /// Container registries.
     pub registries: RegistriesConfig,
     /// SOPS secrets.
@@ -265,6 +267,60 @@ pub struct PodmanConfig {
     /// The libpod API socket; default `$XDG_RUNTIME_DIR/podman/podman.sock`, then
     /// `/run/podman/podman.sock`.
     pub socket: Option<SocketPath>,
+}
+
+/// `apply:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// Remove containers of managed projects whose service or stack left the
+    /// repository.
+    pub prune: bool,
+    /// This Magos's name, put on everything it creates (`io.magos.instance`), so
+    /// several instances can share one Podman.
+    pub instance: InstanceName,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        Self {
+            prune: true,
+            instance: InstanceName("default".to_owned()),
+        }
+    }
+}
+
+/// An instance name: letters, digits, `.`, `_` and `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceName(String);
+
+impl InstanceName {
+    /// Checks a name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a valid instance name (letters, digits, `.`, `_`, `-`; at most 63)"
+            ))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for InstanceName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        InstanceName::parse(&s).map_err(D::Error::custom)
+    }
 }
 
 /// `registries:`.
@@ -774,6 +830,8 @@ impl Config {
         "repo.commit.author_email",
         "runtime",
         "podman.socket",
+        "apply.prune",
+        "apply.instance",
         "registries.auth_file",
         "registries.registries_conf",
         "registries.insecure",
@@ -812,6 +870,14 @@ impl Config {
             }
             "runtime" => self.runtime = Runtime::parse(value)?,
             "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
+            "apply.prune" => {
+                self.apply.prune = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("`{value}` is not `true` or `false`")),
+                }
+            }
+            "apply.instance" => self.apply.instance = InstanceName::parse(value)?,
             "registries.auth_file" => self.registries.auth_file = Some(non_empty_path(value)?),
             "registries.registries_conf" => {
                 self.registries.registries_conf = Some(non_empty_path(value)?)

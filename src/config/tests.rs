@@ -353,3 +353,21 @@ fn the_github_api_url_is_checked() {
         assert!(!msg.contains("pw@"), "{msg}");
     }
 }
+
+#[test]
+fn apply_keys_are_checked() {
+    let (_d, path) = file_with("apply:\n  prune: false\n  instance: nas-1\n");
+    let loaded = load(Some(&path), &Env::new(), &Overrides::default()).unwrap();
+    assert!(!loaded.config.apply.prune);
+    assert_eq!(loaded.config.apply.instance.as_str(), "nas-1");
+    let (_d, path) = file_with("apply:\n  instance: \"a b\"\n");
+    let err = load(Some(&path), &Env::new(), &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("apply.instance") || format!("{err:#}").contains("instance"),
+        "{err:#}"
+    );
+    let mut c = Config::default();
+    assert!(c.set("apply.prune", "maybe").is_err());
+    c.set("apply.prune", "false").unwrap();
+    assert!(!c.apply.prune);
+}

@@ -40,10 +40,22 @@ pub const SERVICE_KEYS: &[&str] = &[
     "working_dir",
     "stop_signal",
     "stop_grace_period",
+    "network_mode",
+    "cap_add",
+    "cap_drop",
+    "devices",
+    "extra_hosts",
+    "dns",
+    "read_only",
+    "tmpfs",
+    "secrets",
+    "configs",
 ];
 
 /// The top-level keys Magos understands (`version` is obsolete and ignored).
-pub const TOP_KEYS: &[&str] = &["name", "services", "networks", "volumes", "version"];
+pub const TOP_KEYS: &[&str] = &[
+    "name", "services", "networks", "volumes", "secrets", "configs", "version",
+];
 
 /// A string or a list of strings (`command`, `entrypoint`, healthcheck `test`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -171,6 +183,74 @@ pub enum DependsOn {
 pub struct Dependency {
     /// `service_started` (default), `service_healthy`, `service_completed_successfully`.
     pub condition: Option<String>,
+    /// `restart: true`: restart this service when the dependency is recreated.
+    #[serde(default)]
+    pub restart: bool,
+}
+
+/// `extra_hosts:` as `- host:ip` / `- host=ip` or `host: ip` (or a list of ips).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ExtraHosts {
+    /// `- host:ip`
+    List(Vec<String>),
+    /// `host: ip` or `host: [ip, ip]`
+    Map(BTreeMap<String, OneOrManyScalar>),
+}
+
+/// One scalar or a list of them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrManyScalar {
+    /// One.
+    One(Scalar),
+    /// Several.
+    Many(Vec<Scalar>),
+}
+
+/// A service's use of a top-level secret or config: its name, or the long form.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum FileRef {
+    /// `- name`
+    Short(String),
+    /// `{source: name, target: path}`
+    Long {
+        /// The top-level secret or config.
+        source: String,
+        /// Where it appears in the container.
+        target: Option<String>,
+    },
+}
+
+/// A top-level `secrets:` or `configs:` entry. Only `file:` is applied.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct TopFile {
+    /// The file, relative to the stack's folder.
+    pub file: Option<String>,
+    /// Every other key (`environment`, `external`, `content`, …).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// A top-level `networks:` or `volumes:` entry.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct TopObject {
+    /// Created elsewhere: never created nor removed here.
+    pub external: bool,
+    /// The name Podman knows it by (instead of `<project>_<key>`).
+    pub name: Option<String>,
+    /// The driver.
+    pub driver: Option<String>,
+    /// Networks only: no outside access.
+    pub internal: bool,
+    /// Labels.
+    pub labels: Option<KeyValues>,
+    /// Every other key (`driver_opts`, `ipam`, …).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
 }
 
 /// `healthcheck:`.
@@ -231,6 +311,26 @@ pub struct Service {
     pub stop_signal: Option<String>,
     /// How long to wait after the stop signal (`10s`).
     pub stop_grace_period: Option<String>,
+    /// `bridge`, `host`, `none`, `pasta[:opts]`, `service:x`, `container:x`.
+    pub network_mode: Option<String>,
+    /// Capabilities added.
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped.
+    pub cap_drop: Vec<String>,
+    /// Devices, `host[:container[:perms]]`.
+    pub devices: Vec<String>,
+    /// Extra `/etc/hosts` lines.
+    pub extra_hosts: Option<ExtraHosts>,
+    /// DNS servers.
+    pub dns: Option<OneOrMany>,
+    /// A read-only root filesystem.
+    pub read_only: bool,
+    /// tmpfs mounts (`/run` or `/run:size=64m`).
+    pub tmpfs: Option<OneOrMany>,
+    /// Top-level secrets mounted in `/run/secrets`.
+    pub secrets: Vec<FileRef>,
+    /// Top-level configs mounted in the container.
+    pub configs: Vec<FileRef>,
     /// Every other key, kept so it can be reported as unsupported.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -271,6 +371,19 @@ pub struct Loaded {
     pub networks: Vec<String>,
     /// Top-level volume names.
     pub volumes: Vec<String>,
+    /// Top-level networks with their options, where they could be read.
+    pub network_defs: BTreeMap<String, TopObject>,
+    /// Top-level volumes with their options, where they could be read.
+    pub volume_defs: BTreeMap<String, TopObject>,
+    /// Top-level `secrets:`.
+    pub secrets: BTreeMap<String, TopFile>,
+    /// Top-level `configs:`.
+    pub configs: BTreeMap<String, TopFile>,
+    /// `x-magos: {apply: …}`: how the stack asks to be applied (`native`,
+    /// `compose`), when it says.
+    pub apply_mode: Option<String>,
+    /// The file and position of each service's key, by service name.
+    pub positions: BTreeMap<String, (String, Pos)>,
     /// Everything wrong, located.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -391,8 +504,19 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
         let Some(key) = k.as_str() else { continue };
         match key {
             "name" => out.name = v.as_str().map(str::to_owned),
-            "networks" => out.networks = names(v),
-            "volumes" => out.volumes = names(v),
+            "networks" => {
+                out.networks = names(v);
+                out.network_defs = top_objects(key, v, &docs, &mut out.diagnostics);
+            }
+            "volumes" => {
+                out.volumes = names(v);
+                out.volume_defs = top_objects(key, v, &docs, &mut out.diagnostics);
+            }
+            "secrets" => out.secrets = top_objects(key, v, &docs, &mut out.diagnostics),
+            "configs" => out.configs = top_objects(key, v, &docs, &mut out.diagnostics),
+            "x-magos" => {
+                out.apply_mode = v.get("apply").and_then(Value::as_str).map(str::to_owned);
+            }
             k if TOP_KEYS.contains(&k) || k.starts_with("x-") => {}
             k => out.unsupported.push(k.to_owned()),
         }
@@ -445,6 +569,7 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                 Pos::START,
             )
         };
+        out.positions.insert(name.clone(), service_pos(&docs));
         let service = match serde_yaml_ng::from_value::<Service>(v) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -535,6 +660,67 @@ fn strip_location(msg: &str) -> String {
         Some(i) => msg[..i].to_owned(),
         None => msg.to_owned(),
     }
+}
+
+/// Reads a top-level mapping of named objects (`networks`, `volumes`, `secrets`,
+/// `configs`); an entry that cannot be read is a diagnostic at the key.
+fn top_objects<T: serde::de::DeserializeOwned + Default>(
+    key: &str,
+    v: &Value,
+    docs: &[FileDoc<'_>],
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    let Value::Mapping(m) = v else {
+        if !v.is_null() {
+            let (file, pos) = top_pos(docs, key);
+            diags.push(Diagnostic::error(
+                &file,
+                pos,
+                format!("`{key}` must be a mapping of names"),
+            ));
+        }
+        return out;
+    };
+    for (k, item) in m {
+        let Some(name) = k.as_str() else { continue };
+        let parsed = if item.is_null() {
+            Ok(T::default())
+        } else {
+            serde_yaml_ng::from_value::<T>(item.clone())
+        };
+        match parsed {
+            Ok(t) => {
+                out.insert(name.to_owned(), t);
+            }
+            Err(e) => {
+                let (file, pos) = top_pos(docs, key);
+                diags.push(Diagnostic::error(
+                    &file,
+                    pos,
+                    format!("{key} `{name}`: {}", strip_location(&e.to_string())),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Where a top-level key is written (the last file that has it).
+fn top_pos(docs: &[FileDoc<'_>], key: &str) -> (String, Pos) {
+    for doc in docs.iter().rev() {
+        let mut offset = 0;
+        for line in doc.text.split_inclusive('\n') {
+            if line.starts_with(&format!("{key}:")) {
+                return (doc.path.to_owned(), Pos::of_offset(doc.text, offset));
+            }
+            offset += line.len();
+        }
+    }
+    (
+        docs.first().map_or(String::new(), |d| d.path.to_owned()),
+        Pos::START,
+    )
 }
 
 fn names(v: &Value) -> Vec<String> {

@@ -6,6 +6,7 @@
 
 pub mod annotation;
 pub mod compose;
+pub mod convert;
 pub mod diag;
 pub mod drift;
 pub mod duration;

@@ -7,6 +7,7 @@
 mod support;
 
 mod apply;
+mod applycli;
 mod client;
 mod registry;
 mod sops_real;

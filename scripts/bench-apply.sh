@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Benchmark of `magos apply` and `magos drift` on a 10-service busybox httpd
+# stack with its image present, side by side with `podman-compose up -d` (as the
+# test user) and with raw `curl --unix-socket` calls doing the same work (the
+# floor). Needs the test bed (scripts/testbed.sh) and a built magos binary.
+#
+#   scripts/bench-apply.sh [RUNS]      (MAGOS_BIN=target/release/magos by default)
+#
+# Prints one line per measurement: the median wall time in milliseconds.
+set -euo pipefail
+
+RUNS=${1:-5}
+ENV_FILE=${MAGOS_TESTBED_ENV:-/run/magos-testbed/env}
+# shellcheck disable=SC1090
+. "$ENV_FILE"
+BIN=${MAGOS_BIN:-$(pwd)/target/release/magos}
+SOCK=${MAGOS_TESTBED_PODMAN_SOCKET}
+USER_NAME=${MAGOS_TESTBED_USER}
+RUNTIME_DIR=${XDG_RUNTIME_DIR_TESTBED}
+IMAGE=${MAGOS_TEST_IMAGE_HTTPD}
+N=10
+
+as_user() {
+    runuser -u "$USER_NAME" -- env -i HOME="${MAGOS_TESTBED_HOME}" PATH=/usr/local/bin:/usr/bin:/bin \
+        XDG_RUNTIME_DIR="$RUNTIME_DIR" PODMAN_IGNORE_CGROUPSV1_WARNING=1 TMPDIR=/var/tmp "$@"
+}
+api() { curl -sf --unix-socket "$SOCK" -X "$1" "http://d/v5.0.0/libpod$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f\n", m/1000000}'; }
+
+digest=$(curl -sfI -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "http://${MAGOS_TEST_REGISTRY}/v2/magos/httpd/manifests/1" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')
+PINNED="${IMAGE}@${digest}"
+as_user podman pull -q "$PINNED" >/dev/null
+
+WORK=$(mktemp -d /var/tmp/magos-bench-XXXXXX)
+chown "$USER_NAME" "$WORK"
+trap 'cleanup; rm -rf "$WORK"' EXIT
+
+write_stack() { # dir project rev
+    local dir=$1 project=$2 rev=$3 base
+    mkdir -p "$dir"
+    {
+        echo "name: $project"
+        echo "services:"
+        for i in $(seq 1 $N); do
+            echo "  s$i:"
+            echo "    image: $PINNED"
+            echo "    stop_signal: SIGKILL"
+            echo "    stop_grace_period: 1s"
+            [ "$i" = 1 ] && echo "    environment: {REV: \"$rev\"}"
+        done
+    } >"$dir/compose.yaml.tmp"
+    mv "$dir/compose.yaml.tmp" "$dir/compose.yaml"
+    chown -R "$USER_NAME" "$dir"
+}
+
+P=benchmagos
+C=benchcompose
+F=benchfloor
+printf 'apply:\n  instance: bench\n' >"$WORK/magos.yaml"
+write_stack "$WORK/repo/$P" "$P" 0
+write_stack "$WORK/compose" "$C" 0
+
+magos() { CONTAINER_HOST="unix://$SOCK" "$BIN" --config "$WORK/magos.yaml" -q "$@" --repo "$WORK/repo" >/dev/null; }
+pc() { (cd "$WORK/compose" && as_user podman-compose -p "$C" "$@" >/dev/null 2>&1); }
+rm_project() {
+    for id in $(as_user podman ps -aq --filter "label=com.docker.compose.project=$1"); do
+        as_user podman rm -f -t 0 "$id" >/dev/null
+    done
+}
+cleanup() {
+    rm_project "$P"; rm_project "$C"; rm_project "$F"
+    as_user podman network rm -f "${P}_default" "${C}_default" "${F}_default" >/dev/null 2>&1 || true
+}
+
+floor_cold() {
+    api POST /networks/create "{\"name\":\"${F}_default\",\"driver\":\"bridge\",\"labels\":{\"com.docker.compose.project\":\"$F\"}}" >/dev/null || true
+    for i in $(seq 1 $N); do
+        api POST /containers/create "{\"name\":\"${F}_s${i}_1\",\"image\":\"$PINNED\",\"labels\":{\"com.docker.compose.project\":\"$F\"},\"netns\":{\"nsmode\":\"bridge\"},\"Networks\":{\"${F}_default\":{}}}" >/dev/null
+        api POST "/containers/${F}_s${i}_1/start" >/dev/null
+    done
+}
+floor_list() { api GET '/containers/json?all=true' >/dev/null; api GET /images/json >/dev/null; }
+floor_change() {
+    api DELETE "/containers/${F}_s1_1?force=true&timeout=0" >/dev/null
+    api POST /containers/create "{\"name\":\"${F}_s1_1\",\"image\":\"$PINNED\",\"env\":{\"REV\":\"x\"},\"labels\":{\"com.docker.compose.project\":\"$F\"},\"netns\":{\"nsmode\":\"bridge\"},\"Networks\":{\"${F}_default\":{}}}" >/dev/null
+    api POST "/containers/${F}_s1_1/start" >/dev/null
+}
+
+measure() { # name command...
+    local name=$1; shift
+    local t0; t0=$(now); "$@"; echo $(( $(now) - t0 ))
+}
+
+declare -A R
+for run in $(seq 1 "$RUNS"); do
+    cleanup
+    R[magos_cold]+="$(measure cold magos apply) "
+    R[magos_noop]+="$(measure noop magos apply) "
+    write_stack "$WORK/repo/$P" "$P" "$run"
+    R[magos_change]+="$(measure change magos apply) "
+    R[magos_drift]+="$(measure drift magos drift) "
+    R[compose_cold]+="$(measure cold pc up -d) "
+    R[compose_noop]+="$(measure noop pc up -d) "
+    write_stack "$WORK/compose" "$C" "$run"
+    R[compose_change]+="$(measure change pc up -d) "
+    R[floor_cold]+="$(measure cold floor_cold) "
+    R[floor_noop]+="$(measure noop floor_list) "
+    R[floor_change]+="$(measure change floor_change) "
+done
+
+printf '%-16s %8s\n' measurement median_ms
+for k in magos_cold compose_cold floor_cold magos_noop compose_noop floor_noop magos_change compose_change floor_change magos_drift; do
+    printf '%-16s %8s\n' "$k" "$(tr ' ' '\n' <<<"${R[$k]}" | grep . | median)"
+done

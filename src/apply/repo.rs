@@ -1,0 +1,559 @@
+//! A whole repository at once: read every stack, convert it, plan it against what
+//! Podman runs, apply it (natively or through the compose CLI), prune, and report
+//! drift. One stack that fails never stops the others.
+//!
+//! [`apply_repo`] is the one entry point for "apply the repository at DIR"; the
+//! CLI and the daemon both call it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{Config, Env};
+use crate::core::convert::{self, ConvertInput, EnvFile, EnvInputs, Route};
+use crate::core::diag::{Diagnostic, Severity};
+use crate::core::drift::{DriftEntry, DriftState, drift};
+use crate::core::interpolate;
+use crate::core::observed::Observed;
+use crate::core::plan::{Plan, PlanOptions, Removal, StackPlan, plan};
+use crate::core::spec::StackSpec;
+use crate::core::stacks::Selection;
+use crate::podman::{Client, PodmanError};
+use crate::repo::{self, RepoError};
+
+use super::compose_cli::{self, ComposeCommand};
+use super::execute::{apply_stack, prune};
+use super::observe::observe;
+
+/// Why a repository could not be handled at all (a single stack's failure is in
+/// the report instead).
+#[derive(Debug, thiserror::Error)]
+pub enum RepoApplyError {
+    /// The repository could not be read.
+    #[error("cannot read the repository {}", dir.display())]
+    Repo {
+        /// The repository folder.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: RepoError,
+    },
+    /// Podman could not be asked what runs.
+    #[error("cannot list what podman runs")]
+    Observe(#[source] PodmanError),
+    /// `--stack` names no stack of the repository.
+    #[error("no stack `{0}` in the repository (a project name or a stack folder)")]
+    NoSuchStack(String),
+}
+
+/// How to handle the repository.
+#[derive(Debug, Clone)]
+pub struct RepoOptions {
+    /// This Magos instance (the `io.magos.instance` label).
+    pub instance: String,
+    /// Remove orphaned containers of managed projects.
+    pub prune: bool,
+    /// Only this stack (its project name or its folder).
+    pub stack: Option<String>,
+    /// Which stacks the repository holds for this host.
+    pub selection: Selection,
+    /// The environment for interpolation and for the compose CLI.
+    pub env: Env,
+}
+
+impl RepoOptions {
+    /// The options the configuration gives: its instance and prune setting, the
+    /// stacks of `host` (every host's when `None`), the environment `env`.
+    pub fn from_config(config: &Config, host: Option<String>, env: &Env) -> Self {
+        Self {
+            instance: config.apply.instance.as_str().to_owned(),
+            prune: config.apply.prune,
+            stack: None,
+            selection: Selection {
+                host,
+                ..Selection::default()
+            },
+            env: env.clone(),
+        }
+    }
+}
+
+impl Default for RepoOptions {
+    fn default() -> Self {
+        Self {
+            instance: crate::core::plan::DEFAULT_INSTANCE.to_owned(),
+            prune: true,
+            stack: None,
+            selection: Selection::default(),
+            env: Env::new(),
+        }
+    }
+}
+
+/// One stack, read and converted.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The stack's folder, relative to the repository.
+    pub dir: String,
+    /// The project.
+    pub project: String,
+    /// The compose files, absolute.
+    pub files: Vec<PathBuf>,
+    /// The stack's folder, absolute.
+    pub abs_dir: PathBuf,
+    /// The spec (best effort for compose-CLI stacks).
+    pub spec: StackSpec,
+    /// How it is applied.
+    pub route: Route,
+    /// Why it cannot be applied, if so.
+    pub error: Option<String>,
+}
+
+/// The repository's stacks, read and converted.
+#[derive(Debug, Clone, Default)]
+pub struct Repository {
+    /// The stacks.
+    pub stacks: Vec<Prepared>,
+    /// Every diagnostic (warnings included).
+    pub diagnostics: Vec<Diagnostic>,
+    /// Stacks that could not even be named (no project): folder and reason.
+    pub unnamed: Vec<(String, String)>,
+}
+
+impl Repository {
+    /// Projects that must not lose containers to pruning: stacks routed to the
+    /// compose CLI (Magos did not create their containers) and stacks that failed
+    /// to load (a broken file must not delete what runs).
+    fn protected(&self) -> BTreeSet<String> {
+        self.stacks
+            .iter()
+            .filter(|s| s.error.is_some() || s.route != Route::Native)
+            .map(|s| s.project.clone())
+            .collect()
+    }
+
+    fn natives(&self) -> Vec<StackSpec> {
+        self.stacks
+            .iter()
+            .filter(|s| s.error.is_none() && s.route == Route::Native)
+            .map(|s| s.spec.clone())
+            .collect()
+    }
+}
+
+/// Reads and converts the repository's stacks. `instance` labels the specs.
+pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoApplyError> {
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let loaded = repo::load(&root, &options.selection, &options.env).map_err(|source| {
+        RepoApplyError::Repo {
+            dir: dir.to_path_buf(),
+            source,
+        }
+    })?;
+    let mut out = Repository {
+        diagnostics: loaded.diagnostics,
+        ..Repository::default()
+    };
+    for stack in loaded.stacks {
+        let diags = stack.loaded.diagnostics.clone();
+        out.diagnostics.extend(diags);
+        let Some(project) = stack.project.clone() else {
+            out.unnamed.push((
+                stack.def.dir.clone(),
+                "the stack has no valid project name".to_owned(),
+            ));
+            continue;
+        };
+        let abs_dir = if stack.def.dir == "." {
+            root.clone()
+        } else {
+            root.join(&stack.def.dir)
+        };
+        let abs = abs_dir.to_string_lossy().into_owned();
+        let env = read_env_files(&abs_dir, &stack.loaded);
+        let config_files: Vec<String> = std::iter::once(stack.def.compose_file.clone())
+            .chain(stack.def.override_file.clone())
+            .collect();
+        let files = config_files.iter().map(|f| root.join(f)).collect();
+        let converted = convert::convert(
+            &stack.loaded,
+            &ConvertInput {
+                project: &project,
+                instance: &options.instance,
+                dir: &abs,
+                config_files: config_files.clone(),
+                env: &env,
+            },
+        );
+        let mut error = None;
+        let unreadable: Vec<&str> = stack
+            .loaded
+            .services
+            .iter()
+            .filter(|s| s.service.is_none())
+            .map(|s| s.name.as_str())
+            .collect();
+        if !unreadable.is_empty() {
+            error = Some(format!(
+                "service(s) {} could not be read (see the diagnostics)",
+                unreadable.join(", ")
+            ));
+        } else if converted.route == Route::Native && converted.has_errors() {
+            let first = converted
+                .diagnostics
+                .iter()
+                .find(|d| d.severity == Severity::Error)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            error = Some(first);
+        }
+        if converted.route == Route::Native {
+            out.diagnostics
+                .extend(converted.diagnostics.iter().cloned());
+        }
+        out.stacks.push(Prepared {
+            dir: stack.def.dir.clone(),
+            project,
+            files,
+            abs_dir,
+            spec: converted.spec,
+            route: converted.route,
+            error,
+        });
+    }
+    if let Some(want) = &options.stack {
+        out.stacks.retain(|s| &s.project == want || &s.dir == want);
+        if out.stacks.is_empty() {
+            return Err(RepoApplyError::NoSuchStack(want.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the plain `env_file:`s of a stack. A SOPS-encrypted one is refused by
+/// name: its values must come from a decrypter, never from the ciphertext.
+fn read_env_files(dir: &Path, loaded: &crate::core::compose::Loaded) -> EnvInputs {
+    let mut inputs = EnvInputs::default();
+    for rel in convert::env_file_paths(loaded) {
+        let file = match std::fs::read_to_string(dir.join(&rel)) {
+            Err(e) => EnvFile::Unreadable(format!("cannot read {}: {e}", dir.join(&rel).display())),
+            Ok(text) if text.lines().any(|l| l.starts_with("sops_mac=")) => EnvFile::Unreadable(
+                "the file is SOPS-encrypted; encrypted env files are not applied by this command"
+                    .to_owned(),
+            ),
+            Ok(text) => match interpolate::parse_env_file(&text) {
+                Ok(vars) => EnvFile::Plain(vars),
+                Err((line, why)) => EnvFile::Unreadable(format!("line {line}: {why}")),
+            },
+        };
+        inputs.files.insert(rel, file);
+    }
+    inputs
+}
+
+/// What `plan` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// Natively applied stacks, with their actions.
+    pub stacks: Vec<StackPlan>,
+    /// Stacks applied with the compose CLI.
+    pub compose_cli: Vec<CliStack>,
+    /// Containers to remove.
+    pub prune: Vec<Removal>,
+    /// Stacks that cannot be applied: (stack, reason).
+    pub errors: Vec<StackError>,
+    /// Diagnostics of the repository.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl PlanReport {
+    /// Whether nothing needs doing.
+    pub fn is_empty(&self) -> bool {
+        self.stacks
+            .iter()
+            .all(|s| s.actions.is_empty() && s.error.is_none())
+            && self.compose_cli.is_empty()
+            && self.prune.is_empty()
+            && self.errors.is_empty()
+    }
+}
+
+/// A stack handed to the compose CLI.
+#[derive(Debug, Clone, Serialize)]
+pub struct CliStack {
+    /// The project.
+    pub stack: String,
+    /// The keys that need the CLI (empty when the stack asked for it).
+    pub keys: Vec<String>,
+}
+
+/// A stack that failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackError {
+    /// The project (or folder, when it has no project).
+    pub stack: String,
+    /// Why.
+    pub error: String,
+}
+
+fn errors_of(repo: &Repository) -> Vec<StackError> {
+    repo.stacks
+        .iter()
+        .filter_map(|s| {
+            s.error.as_ref().map(|e| StackError {
+                stack: s.project.clone(),
+                error: e.clone(),
+            })
+        })
+        .chain(repo.unnamed.iter().map(|(dir, e)| StackError {
+            stack: dir.clone(),
+            error: e.clone(),
+        }))
+        .collect()
+}
+
+fn make_plan(repo: &Repository, observed: &Observed, options: &RepoOptions) -> Plan {
+    let natives = repo.natives();
+    let mut p = plan(
+        &natives,
+        observed,
+        PlanOptions {
+            prune: options.prune,
+            instance: &options.instance,
+        },
+    );
+    let protected = repo.protected();
+    p.prune.retain(|r| !protected.contains(&r.project));
+    if let Some(only) = &options.stack {
+        let projects: BTreeSet<&str> = repo.stacks.iter().map(|s| s.project.as_str()).collect();
+        p.prune
+            .retain(|r| projects.contains(r.project.as_str()) || &r.project == only);
+    }
+    p
+}
+
+fn cli_stacks(repo: &Repository) -> Vec<CliStack> {
+    repo.stacks
+        .iter()
+        .filter(|s| s.error.is_none())
+        .filter_map(|s| match &s.route {
+            Route::ComposeCli { keys, .. } => Some(CliStack {
+                stack: s.project.clone(),
+                keys: keys.clone(),
+            }),
+            Route::Native => None,
+        })
+        .collect()
+}
+
+/// Plans the repository at `dir` without changing anything.
+pub async fn plan_repo(
+    client: &Client,
+    dir: &Path,
+    options: &RepoOptions,
+) -> Result<PlanReport, RepoApplyError> {
+    let repo = prepare(dir, options)?;
+    let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
+    let p = make_plan(&repo, &observed, options);
+    Ok(PlanReport {
+        stacks: p.stacks,
+        compose_cli: cli_stacks(&repo),
+        prune: p.prune,
+        errors: errors_of(&repo),
+        diagnostics: repo.diagnostics,
+    })
+}
+
+/// What happened to one stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackOutcome {
+    /// The project.
+    pub stack: String,
+    /// `native` or `compose_cli`.
+    pub route: &'static str,
+    /// What was done.
+    pub done: Vec<String>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One orphan removal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pruned {
+    /// The container's name.
+    pub container: String,
+    /// Why the removal failed, if it did.
+    pub error: Option<String>,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    /// One entry per stack.
+    pub stacks: Vec<StackOutcome>,
+    /// Orphans removed, or whose removal failed.
+    pub pruned: Vec<Pruned>,
+    /// Diagnostics of the repository.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ApplyReport {
+    /// Whether any stack or removal failed.
+    pub fn failed(&self) -> bool {
+        self.stacks.iter().any(|s| s.error.is_some())
+            || self.pruned.iter().any(|p| p.error.is_some())
+    }
+
+    /// Whether anything changed.
+    pub fn changed(&self) -> bool {
+        self.stacks.iter().any(|s| !s.done.is_empty()) || !self.pruned.is_empty()
+    }
+}
+
+/// Applies the repository at `dir`: every stack converges (natively, or with the
+/// compose CLI when it needs it), then orphans are pruned. A failing stack fails
+/// alone; the report says which.
+pub async fn apply_repo(
+    client: &Client,
+    dir: &Path,
+    options: &RepoOptions,
+) -> Result<ApplyReport, RepoApplyError> {
+    let repo = prepare(dir, options)?;
+    let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
+    let p = make_plan(&repo, &observed, options);
+    let mut report = ApplyReport {
+        diagnostics: repo.diagnostics.clone(),
+        ..ApplyReport::default()
+    };
+    let none = BTreeMap::new();
+    for stack in &repo.stacks {
+        if let Some(e) = &stack.error {
+            tracing::error!(stack = %stack.project, error = %e, "stack not applied");
+            report.stacks.push(StackOutcome {
+                stack: stack.project.clone(),
+                route: "native",
+                done: vec![],
+                error: Some(e.clone()),
+            });
+            continue;
+        }
+        match &stack.route {
+            Route::Native => {
+                let Some(sp) = p.stacks.iter().find(|s| s.project == stack.project) else {
+                    continue;
+                };
+                if let Some(e) = &sp.error {
+                    tracing::error!(stack = %stack.project, error = %e, "stack not applied");
+                    report.stacks.push(StackOutcome {
+                        stack: stack.project.clone(),
+                        route: "native",
+                        done: vec![],
+                        error: Some(e.clone()),
+                    });
+                    continue;
+                }
+                let r = apply_stack(client, &stack.spec, sp, &none, None).await;
+                report.stacks.push(StackOutcome {
+                    stack: stack.project.clone(),
+                    route: "native",
+                    done: r.done,
+                    error: r.error.map(|e| error_chain(&e)),
+                });
+            }
+            Route::ComposeCli { keys, explicit } => {
+                if *explicit {
+                    tracing::info!(stack = %stack.project, "applying with the compose CLI, as the stack asks");
+                } else {
+                    tracing::info!(stack = %stack.project, keys = %keys.join(", "), "applying with the compose CLI: these keys are not applied natively");
+                }
+                let cmd = ComposeCommand::find(&options.env);
+                let outcome = match cmd {
+                    Some(cmd) => compose_cli::up(&cmd, client.socket(), stack, &options.env).await,
+                    None => Err(compose_cli::ComposeError::NotFound),
+                };
+                report.stacks.push(StackOutcome {
+                    stack: stack.project.clone(),
+                    route: "compose_cli",
+                    done: if outcome.is_ok() {
+                        vec![format!("podman-compose up -d ({})", stack.project)]
+                    } else {
+                        vec![]
+                    },
+                    error: outcome.err().map(|e| error_chain(&e)),
+                });
+            }
+        }
+    }
+    for (name, outcome) in prune(client, &p.prune).await {
+        report.pruned.push(Pruned {
+            container: name,
+            error: outcome.err().map(|e| error_chain(&e)),
+        });
+    }
+    Ok(report)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// What `drift` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    /// One entry per service, plus orphans.
+    pub entries: Vec<DriftEntry>,
+    /// Stacks that could not be compared.
+    pub errors: Vec<StackError>,
+}
+
+impl DriftReport {
+    /// Whether anything drifted.
+    pub fn drifted(&self) -> bool {
+        self.entries.iter().any(|e| e.state.is_drift())
+    }
+}
+
+/// Compares every stack of the repository at `dir` with what runs.
+pub async fn drift_repo(
+    client: &Client,
+    dir: &Path,
+    options: &RepoOptions,
+) -> Result<DriftReport, RepoApplyError> {
+    let repo = prepare(dir, options)?;
+    let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
+    let natives = repo.natives();
+    let protected = repo.protected();
+    let mut entries: Vec<DriftEntry> = drift(&natives, &observed, &options.instance)
+        .into_iter()
+        .filter(|e| !(e.state == DriftState::Orphan && protected.contains(&e.stack)))
+        .map(|mut e| {
+            // In sync means the container's image has the pinned digest among its
+            // digests (an index's and its manifest's): show the pinned one.
+            if e.state == DriftState::InSync && e.expected.is_some() {
+                e.actual = e.expected.clone();
+            }
+            e
+        })
+        .collect();
+    if options.stack.is_some() {
+        let projects: BTreeSet<&str> = repo.stacks.iter().map(|s| s.project.as_str()).collect();
+        entries.retain(|e| projects.contains(e.stack.as_str()));
+    }
+    for stack in &repo.stacks {
+        if stack.error.is_none() && stack.route != Route::Native {
+            entries.extend(convert::compose_cli_drift(&stack.spec, &observed));
+        }
+    }
+    Ok(DriftReport {
+        entries,
+        errors: errors_of(&repo),
+    })
+}

@@ -1,0 +1,1091 @@
+//! From a loaded compose stack to the [`StackSpec`] Magos applies: names as
+//! `podman-compose` gives them, paths resolved against the stack's folder, every
+//! compose short and long form read into one shape. Pure: the caller reads the
+//! environment files and hands their content in ([`EnvInputs`]).
+//!
+//! A stack that uses keys Magos does not apply natively (`build`, `deploy`, …), or
+//! that asks for it with `x-magos: {apply: compose}`, is routed to the compose CLI
+//! ([`Route::ComposeCli`]); its spec is still built, best effort, for drift.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::compose::{
+    self, Command, DependsOn, ExtraHosts, FileRef, KeyValues, Loaded, OneOrMany, OneOrManyScalar,
+    Port, Scalar, Service, ServiceNetworks, TopObject, Volume,
+};
+use super::diag::{Diagnostic, Pos};
+use super::drift::{DriftEntry, DriftState};
+use super::duration;
+use super::observed::{Observed, RunState};
+use super::reference;
+use super::spec::{
+    ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec, NetworkMode,
+    NetworkSpec, PortSpec, RestartPolicy, StackSpec, VolumeSpec, scoped_name,
+};
+
+/// The content of one `env_file:` as the edge read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvFile {
+    /// A plain file: its variables.
+    Plain(BTreeMap<String, String>),
+    /// An encrypted file: the names it sets (values are injected at apply time)
+    /// and a digest of its ciphertext, which enters the config hash.
+    Encrypted {
+        /// The variable names.
+        names: Vec<String>,
+        /// A digest of the ciphertext.
+        digest: String,
+    },
+    /// The file could not be read or parsed: why.
+    Unreadable(String),
+}
+
+/// The environment files of a stack, keyed by their path relative to the stack's
+/// folder as [`env_file_paths`] lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvInputs {
+    /// The files.
+    pub files: BTreeMap<String, EnvFile>,
+}
+
+/// How a stack is applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "route", rename_all = "snake_case")]
+pub enum Route {
+    /// Through the libpod API.
+    Native,
+    /// With `podman-compose`.
+    ComposeCli {
+        /// The keys that need it (empty when the stack asked for it).
+        keys: Vec<String>,
+        /// The stack asked for it (`x-magos: {apply: compose}`).
+        explicit: bool,
+    },
+}
+
+/// What to convert.
+#[derive(Debug, Clone)]
+pub struct ConvertInput<'a> {
+    /// The compose project.
+    pub project: &'a str,
+    /// This Magos instance.
+    pub instance: &'a str,
+    /// The stack's folder, absolute.
+    pub dir: &'a str,
+    /// The compose files, relative to the repository (for diagnostics and labels).
+    pub config_files: Vec<String>,
+    /// The environment files' contents.
+    pub env: &'a EnvInputs,
+}
+
+/// The result of a conversion.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    /// The stack as Magos would apply it natively.
+    pub spec: StackSpec,
+    /// How the stack is applied.
+    pub route: Route,
+    /// What could not be expressed (errors fail the native route).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Converted {
+    /// Whether a diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == super::diag::Severity::Error)
+    }
+}
+
+/// Keys whose presence sends a stack to the compose CLI.
+pub fn cli_keys(loaded: &Loaded) -> Vec<String> {
+    let mut keys: BTreeSet<String> = loaded.unsupported.iter().cloned().collect();
+    for s in &loaded.services {
+        if let Some(service) = &s.service {
+            keys.extend(service.unsupported());
+        }
+    }
+    // Options of top-level objects Magos does not apply (`driver_opts`, `ipam`,
+    // secrets from the environment, …).
+    for (kind, defs) in [
+        ("networks", &loaded.network_defs),
+        ("volumes", &loaded.volume_defs),
+    ] {
+        for (name, def) in defs {
+            keys.extend(
+                def.other
+                    .keys()
+                    .filter(|k| !k.starts_with("x-"))
+                    .map(|k| format!("{kind}.{name}.{k}")),
+            );
+        }
+    }
+    for (kind, defs) in [("secrets", &loaded.secrets), ("configs", &loaded.configs)] {
+        for (name, def) in defs {
+            keys.extend(
+                def.other
+                    .keys()
+                    .filter(|k| !k.starts_with("x-"))
+                    .map(|k| format!("{kind}.{name}.{k}")),
+            );
+        }
+    }
+    keys.into_iter().collect()
+}
+
+/// The `env_file:` paths of every service, relative to the stack's folder, for
+/// the edge to read.
+pub fn env_file_paths(loaded: &Loaded) -> BTreeSet<String> {
+    loaded
+        .services
+        .iter()
+        .filter_map(|s| s.service.as_ref())
+        .flat_map(|s| match &s.env_file {
+            Some(OneOrMany::One(p)) => vec![p.clone()],
+            Some(OneOrMany::Many(v)) => v.clone(),
+            None => vec![],
+        })
+        .map(|p| normalize_rel(&p))
+        .collect()
+}
+
+fn normalize_rel(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else {
+                    parts.push("..");
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
+/// A host path: absolute as written, else resolved against the stack's folder.
+fn resolve(dir: &str, p: &str) -> String {
+    if p.starts_with('/') {
+        return p.to_owned();
+    }
+    let rel = normalize_rel(p);
+    if rel.is_empty() {
+        dir.trim_end_matches('/').to_owned()
+    } else {
+        format!("{}/{rel}", dir.trim_end_matches('/'))
+    }
+}
+
+struct Ctx<'a> {
+    input: &'a ConvertInput<'a>,
+    loaded: &'a Loaded,
+    diags: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, service: &str, message: String) {
+        let (file, pos) = self.at(service);
+        self.diags.push(Diagnostic::error(
+            &file,
+            pos,
+            format!("service `{service}`: {message}"),
+        ));
+    }
+
+    fn warn(&mut self, service: &str, message: String) {
+        let (file, pos) = self.at(service);
+        self.diags.push(Diagnostic::warning(
+            &file,
+            pos,
+            format!("service `{service}`: {message}"),
+        ));
+    }
+
+    fn at(&self, service: &str) -> (String, Pos) {
+        self.loaded
+            .positions
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| {
+                (
+                    self.input.config_files.first().cloned().unwrap_or_default(),
+                    Pos::START,
+                )
+            })
+    }
+
+    fn top_err(&mut self, message: String) {
+        let file = self.input.config_files.first().cloned().unwrap_or_default();
+        self.diags
+            .push(Diagnostic::error(&file, Pos::START, message));
+    }
+}
+
+/// Converts a loaded stack.
+pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
+    let mut cx = Ctx {
+        input,
+        loaded,
+        diags: Vec::new(),
+    };
+    let project = input.project;
+    let keys = cli_keys(loaded);
+    let route = match loaded.apply_mode.as_deref() {
+        Some("compose") => Route::ComposeCli {
+            keys,
+            explicit: true,
+        },
+        Some("native") | None if keys.is_empty() => Route::Native,
+        Some("native") => {
+            cx.top_err(format!(
+                "`x-magos: {{apply: native}}` but the stack uses keys Magos does not apply: {}",
+                keys.join(", ")
+            ));
+            Route::Native
+        }
+        None => Route::ComposeCli {
+            keys,
+            explicit: false,
+        },
+        Some(other) => {
+            cx.top_err(format!(
+                "`x-magos: {{apply: {other}}}` is not `native` or `compose`"
+            ));
+            Route::Native
+        }
+    };
+
+    // Declared networks and volumes.
+    let net_name = |key: &str, def: &TopObject| match (&def.name, def.external) {
+        (Some(n), _) => n.clone(),
+        (None, true) => key.to_owned(),
+        (None, false) => scoped_name(project, key),
+    };
+    let mut used_networks: BTreeSet<String> = BTreeSet::new();
+    let mut services = Vec::new();
+    let names: BTreeSet<&str> = loaded.services.iter().map(|s| s.name.as_str()).collect();
+    for ls in &loaded.services {
+        let Some(service) = &ls.service else { continue };
+        if let Some(spec) = convert_service(&mut cx, &ls.name, service, &names, &mut used_networks)
+        {
+            services.push(spec);
+        }
+    }
+    let mut networks = Vec::new();
+    for key in &used_networks {
+        let def = loaded.network_defs.get(key).cloned().unwrap_or_default();
+        networks.push(NetworkSpec {
+            name: net_name(key, &def),
+            external: def.external,
+            driver: def.driver.clone(),
+            internal: def.internal,
+            labels: key_values(def.labels.as_ref()),
+        });
+    }
+    let mut volumes = Vec::new();
+    for (key, def) in &loaded.volume_defs {
+        volumes.push(VolumeSpec {
+            name: net_name(key, def),
+            external: def.external,
+            driver: def.driver.clone(),
+            labels: key_values(def.labels.as_ref()),
+        });
+    }
+    let spec = StackSpec {
+        project: project.to_owned(),
+        instance: input.instance.to_owned(),
+        working_dir: input.dir.to_owned(),
+        config_files: input.config_files.clone(),
+        networks,
+        volumes,
+        services,
+    };
+    Converted {
+        spec,
+        route,
+        diagnostics: cx.diags,
+    }
+}
+
+fn key_values(kv: Option<&KeyValues>) -> BTreeMap<String, String> {
+    match kv {
+        None => BTreeMap::new(),
+        Some(KeyValues::List(l)) => l
+            .iter()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (e.clone(), String::new()),
+            })
+            .collect(),
+        Some(KeyValues::Map(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_ref().map(Scalar::as_text).unwrap_or_default(),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn convert_service(
+    cx: &mut Ctx<'_>,
+    name: &str,
+    s: &Service,
+    names: &BTreeSet<&str>,
+    used_networks: &mut BTreeSet<String>,
+) -> Option<ContainerSpec> {
+    let project = cx.input.project;
+    let image = match (&s.image, s.other.contains_key("build")) {
+        (Some(value), _) => match reference::ImageRef::parse(value) {
+            Ok(r) => {
+                let mut qualified = r.repository();
+                if let Some(t) = r.effective_tag() {
+                    qualified.push(':');
+                    qualified.push_str(t);
+                }
+                ImageRef {
+                    reference: value.clone(),
+                    qualified,
+                    digest: r.digest.as_ref().map(|d| d.as_str().to_owned()),
+                }
+            }
+            Err(e) => {
+                cx.err(name, format!("invalid image `{value}`: {e}"));
+                return None;
+            }
+        },
+        (None, true) => {
+            // Built by the compose CLI, which tags it `<project>_<service>`.
+            let built = format!("{project}_{name}");
+            ImageRef {
+                reference: built.clone(),
+                qualified: format!("localhost/{built}:latest"),
+                digest: None,
+            }
+        }
+        (None, false) => {
+            cx.err(name, "has no `image`".to_owned());
+            return None;
+        }
+    };
+    let mut spec = ContainerSpec::new(project, name, image);
+    if let Some(n) = &s.container_name {
+        spec.name = n.clone();
+    }
+    spec.hostname = s.hostname.clone();
+    spec.user = s.user.clone();
+    spec.working_dir = s.working_dir.clone();
+    spec.command = s
+        .command
+        .as_ref()
+        .and_then(|c| argv(cx, name, "command", c));
+    spec.entrypoint = s
+        .entrypoint
+        .as_ref()
+        .and_then(|c| argv(cx, name, "entrypoint", c));
+
+    // Environment: env files in order, then `environment:`.
+    let files = match &s.env_file {
+        Some(OneOrMany::One(p)) => vec![p.clone()],
+        Some(OneOrMany::Many(v)) => v.clone(),
+        None => vec![],
+    };
+    let mut secret_digests = Vec::new();
+    for f in files {
+        let key = normalize_rel(&f);
+        match cx.input.env.files.get(&key) {
+            Some(EnvFile::Plain(vars)) => {
+                spec.environment
+                    .extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            Some(EnvFile::Encrypted { names, digest }) => {
+                spec.secret_environment.extend(names.iter().cloned());
+                secret_digests.push(digest.clone());
+            }
+            Some(EnvFile::Unreadable(why)) => cx.err(name, format!("env_file `{f}`: {why}")),
+            None => cx.err(name, format!("env_file `{f}` was not read")),
+        }
+    }
+    match &s.environment {
+        Some(KeyValues::Map(m)) => {
+            for (k, v) in m {
+                match v {
+                    Some(v) => {
+                        spec.environment.insert(k.clone(), v.as_text());
+                    }
+                    None => cx.warn(
+                        name,
+                        format!("environment `{k}` has no value; it is left out"),
+                    ),
+                }
+            }
+        }
+        Some(KeyValues::List(l)) => {
+            for e in l {
+                match e.split_once('=') {
+                    Some((k, v)) => {
+                        spec.environment.insert(k.to_owned(), v.to_owned());
+                    }
+                    None => cx.warn(
+                        name,
+                        format!("environment `{e}` has no value; it is left out"),
+                    ),
+                }
+            }
+        }
+        None => {}
+    }
+    spec.secret_environment.sort();
+    spec.secret_environment.dedup();
+    for k in &spec.secret_environment {
+        spec.environment.remove(k);
+    }
+    if !secret_digests.is_empty() {
+        spec.secret_digest = Some(secret_digests.join(","));
+    }
+    spec.labels = key_values(s.labels.as_ref());
+
+    for p in &s.ports {
+        match port(p) {
+            Ok(ps) => spec.ports.push(ps),
+            Err(e) => cx.err(name, e),
+        }
+    }
+    for v in &s.volumes {
+        match volume(cx.input, cx.loaded, v) {
+            Ok(m) => spec.mounts.push(m),
+            Err(e) => cx.err(name, e),
+        }
+    }
+    for t in one_or_many(s.tmpfs.as_ref()) {
+        let (target, opts) = t.split_once(':').unwrap_or((&t, ""));
+        spec.mounts.push(MountSpec::Tmpfs {
+            target: target.to_owned(),
+            options: split_opts(opts),
+        });
+    }
+    for (kind, refs, tops, base) in [
+        ("secret", &s.secrets, &cx.loaded.secrets, "/run/secrets/"),
+        ("config", &s.configs, &cx.loaded.configs, "/"),
+    ] {
+        for r in refs {
+            let (source, target) = match r {
+                FileRef::Short(n) => (n.clone(), None),
+                FileRef::Long { source, target } => (source.clone(), target.clone()),
+            };
+            let Some(top) = tops.get(&source) else {
+                cx.err(
+                    name,
+                    format!("{kind} `{source}` is not declared at the top level"),
+                );
+                continue;
+            };
+            let Some(file) = &top.file else {
+                cx.err(
+                    name,
+                    format!("{kind} `{source}`: only `file:` {kind}s are applied by Magos"),
+                );
+                continue;
+            };
+            let target = match target {
+                Some(t) if t.starts_with('/') => t,
+                Some(t) => format!("{base}{t}"),
+                None => format!("{base}{source}"),
+            };
+            spec.mounts.push(MountSpec::Bind {
+                source: resolve(cx.input.dir, file),
+                target,
+                options: vec!["ro".to_owned()],
+            });
+        }
+    }
+
+    // Networks.
+    let mode = s.network_mode.as_deref().map(str::trim);
+    spec.network_mode = match mode {
+        None | Some("bridge") => NetworkMode::Bridge,
+        Some("host") => NetworkMode::Host,
+        Some("none") => NetworkMode::None,
+        Some("pasta") => NetworkMode::Pasta(Vec::new()),
+        Some(m) if m.starts_with("pasta:") => NetworkMode::Pasta(split_opts(&m[6..])),
+        Some(m) if m.starts_with("service:") => {
+            let target = &m[8..];
+            if !names.contains(target) {
+                cx.err(
+                    name,
+                    format!("network_mode refers to service `{target}`, which is not in the stack"),
+                );
+            }
+            NetworkMode::Service(target.to_owned())
+        }
+        Some(m) if m.starts_with("container:") => NetworkMode::Container(m[10..].to_owned()),
+        Some(m) => {
+            cx.err(name, format!("network_mode `{m}` is not supported"));
+            NetworkMode::Bridge
+        }
+    };
+    let attachments: Vec<(String, Vec<String>)> = match &s.networks {
+        None => Vec::new(),
+        Some(ServiceNetworks::List(l)) => l.iter().map(|n| (n.clone(), vec![])).collect(),
+        Some(ServiceNetworks::Map(m)) => m
+            .iter()
+            .map(|(n, a)| {
+                (
+                    n.clone(),
+                    a.as_ref().map(|a| a.aliases.clone()).unwrap_or_default(),
+                )
+            })
+            .collect(),
+    };
+    if mode.is_some() && mode != Some("bridge") && !attachments.is_empty() {
+        cx.err(
+            name,
+            "`network_mode` and `networks` cannot be used together".to_owned(),
+        );
+    }
+    if mode.is_none() {
+        let attachments = if attachments.is_empty() {
+            vec![("default".to_owned(), vec![])]
+        } else {
+            attachments
+        };
+        for (key, aliases) in attachments {
+            let def = cx.loaded.network_defs.get(&key);
+            if def.is_none() && key != "default" {
+                cx.err(
+                    name,
+                    format!("network `{key}` is not declared at the top level"),
+                );
+                continue;
+            }
+            let full = match def {
+                Some(d) => match (&d.name, d.external) {
+                    (Some(n), _) => n.clone(),
+                    (None, true) => key.clone(),
+                    (None, false) => scoped_name(project, &key),
+                },
+                None => scoped_name(project, &key),
+            };
+            used_networks.insert(key);
+            spec.networks.insert(full, aliases);
+        }
+    } else if mode == Some("bridge") {
+        for (key, aliases) in attachments {
+            let full = scoped_name(project, &key);
+            used_networks.insert(key);
+            spec.networks.insert(full, aliases);
+        }
+    }
+
+    spec.restart = match s.restart.as_deref() {
+        None => None,
+        Some("no") => Some(RestartPolicy::No),
+        Some("always") => Some(RestartPolicy::Always),
+        Some("unless-stopped") => Some(RestartPolicy::UnlessStopped),
+        Some(r) if r == "on-failure" || r.starts_with("on-failure:") => {
+            if r != "on-failure" {
+                cx.warn(
+                    name,
+                    format!("restart `{r}`: the retry count is not applied"),
+                );
+            }
+            Some(RestartPolicy::OnFailure)
+        }
+        Some(r) => {
+            cx.err(name, format!("restart `{r}` is not a restart policy"));
+            None
+        }
+    };
+    if let Some(h) = &s.healthcheck {
+        spec.healthcheck = healthcheck(cx, name, h);
+    }
+    match &s.depends_on {
+        None => {}
+        Some(DependsOn::List(l)) => {
+            for d in l {
+                spec.depends_on.push(Dependency {
+                    service: d.clone(),
+                    condition: DependencyCondition::ServiceStarted,
+                    restart: false,
+                });
+            }
+        }
+        Some(DependsOn::Map(m)) => {
+            for (d, dep) in m {
+                let condition = match dep.condition.as_deref() {
+                    None | Some("service_started") => DependencyCondition::ServiceStarted,
+                    Some("service_healthy") => DependencyCondition::ServiceHealthy,
+                    Some("service_completed_successfully") => {
+                        DependencyCondition::ServiceCompletedSuccessfully
+                    }
+                    Some(c) => {
+                        cx.err(name, format!("depends_on `{d}`: unknown condition `{c}`"));
+                        continue;
+                    }
+                };
+                spec.depends_on.push(Dependency {
+                    service: d.clone(),
+                    condition,
+                    restart: dep.restart,
+                });
+            }
+        }
+    }
+    for d in &spec.depends_on {
+        if !names.contains(d.service.as_str()) {
+            let msg = format!("depends on `{}`, which is not in the stack", d.service);
+            cx.err(name, msg);
+        }
+    }
+    spec.stop_signal = s.stop_signal.clone();
+    if let Some(g) = &s.stop_grace_period {
+        spec.stop_grace_period = dur(cx, name, "stop_grace_period", g);
+    }
+    spec.cap_add = s.cap_add.clone();
+    spec.cap_drop = s.cap_drop.clone();
+    spec.devices = s.devices.clone();
+    spec.dns = one_or_many(s.dns.as_ref());
+    spec.read_only = s.read_only;
+    match &s.extra_hosts {
+        None => {}
+        Some(ExtraHosts::List(l)) => {
+            for e in l {
+                // `host:ip` or `host=ip`; an IPv6 address has colons of its own.
+                let pair = e.split_once('=').or_else(|| e.split_once(':'));
+                match pair {
+                    Some((h, ip)) => spec.extra_hosts.push(format!("{h}:{ip}")),
+                    None => cx.err(name, format!("extra_hosts `{e}` is not `host:ip`")),
+                }
+            }
+        }
+        Some(ExtraHosts::Map(m)) => {
+            for (h, ips) in m {
+                match ips {
+                    OneOrManyScalar::One(ip) => {
+                        spec.extra_hosts.push(format!("{h}:{}", ip.as_text()))
+                    }
+                    OneOrManyScalar::Many(v) => {
+                        for ip in v {
+                            spec.extra_hosts.push(format!("{h}:{}", ip.as_text()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Some(spec)
+}
+
+fn one_or_many(v: Option<&OneOrMany>) -> Vec<String> {
+    match v {
+        None => vec![],
+        Some(OneOrMany::One(s)) => vec![s.clone()],
+        Some(OneOrMany::Many(v)) => v.clone(),
+    }
+}
+
+fn split_opts(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn dur(cx: &mut Ctx<'_>, service: &str, key: &str, text: &str) -> Option<Duration> {
+    match duration::parse(text) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            cx.err(service, format!("{key} `{text}`: {e}"));
+            None
+        }
+    }
+}
+
+fn argv(cx: &mut Ctx<'_>, service: &str, key: &str, c: &Command) -> Option<Vec<String>> {
+    match c {
+        Command::Exec(v) => Some(v.clone()),
+        Command::Shell(s) => match shell_split(s) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                cx.err(service, format!("{key}: {e}"));
+                None
+            }
+        },
+    }
+}
+
+/// Splits a command line as a POSIX shell would split words (quotes and
+/// backslashes; no expansion), as compose does for string commands.
+pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unclosed single quote in `{s}`")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err(format!("unclosed double quote in `{s}`")),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unclosed double quote in `{s}`")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(c) = chars.next() {
+                    cur.push(c);
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+fn healthcheck(cx: &mut Ctx<'_>, service: &str, h: &compose::Healthcheck) -> Option<HealthSpec> {
+    let test = if h.disable {
+        vec!["NONE".to_owned()]
+    } else {
+        match &h.test {
+            Some(Command::Shell(s)) => vec!["CMD-SHELL".to_owned(), s.clone()],
+            Some(Command::Exec(v)) => match v.first().map(String::as_str) {
+                Some("CMD" | "CMD-SHELL" | "NONE") => v.clone(),
+                _ => {
+                    cx.err(
+                        service,
+                        "healthcheck `test` must start with CMD, CMD-SHELL or NONE".to_owned(),
+                    );
+                    return None;
+                }
+            },
+            None => {
+                cx.err(service, "healthcheck has no `test`".to_owned());
+                return None;
+            }
+        }
+    };
+    let mut d = |key: &str, v: &Option<String>| v.as_deref().and_then(|t| dur(cx, service, key, t));
+    Some(HealthSpec {
+        test,
+        interval: d("healthcheck interval", &h.interval),
+        timeout: d("healthcheck timeout", &h.timeout),
+        start_period: d("healthcheck start_period", &h.start_period),
+        retries: h.retries,
+    })
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let one = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("`{p}` is not a port number"))
+    };
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (one(a)?, one(b)?);
+            if b < a {
+                return Err(format!("the port range `{s}` is reversed"));
+            }
+            Ok((a, b - a + 1))
+        }
+        None => Ok((one(s)?, 1)),
+    }
+}
+
+/// One port in any compose form.
+pub fn port(p: &Port) -> Result<PortSpec, String> {
+    match p {
+        Port::Short(s) => {
+            let text = s.as_text();
+            let (rest, protocol) = match text.rsplit_once('/') {
+                Some((r, proto)) => (r.to_owned(), proto.to_owned()),
+                None => (text.clone(), "tcp".to_owned()),
+            };
+            check_protocol(&protocol, &text)?;
+            // An IPv6 host address is bracketed: `[::1]:8080:80`.
+            let (host_ip, rest) = if let Some(r) = rest.strip_prefix('[') {
+                let (ip, after) = r
+                    .split_once(']')
+                    .ok_or_else(|| format!("port `{text}`: unclosed `[`"))?;
+                let after = after
+                    .strip_prefix(':')
+                    .ok_or_else(|| format!("port `{text}` has no container port"))?;
+                (ip.to_owned(), after.to_owned())
+            } else {
+                (String::new(), rest)
+            };
+            let parts: Vec<&str> = rest.split(':').collect();
+            let (ip, host, container) = match (host_ip.is_empty(), parts.as_slice()) {
+                (true, [c]) => (String::new(), "", *c),
+                (true, [h, c]) => (String::new(), *h, *c),
+                (true, [ip, h, c]) => ((*ip).to_owned(), *h, *c),
+                (false, [h, c]) => (host_ip, *h, *c),
+                _ => {
+                    return Err(format!(
+                        "port `{text}` is not `[ip:][host:]container[/proto]`"
+                    ));
+                }
+            };
+            let (cport, crange) =
+                parse_range(container).map_err(|e| format!("port `{text}`: {e}"))?;
+            let (hport, hrange) = if host.is_empty() {
+                (0, crange)
+            } else {
+                parse_range(host).map_err(|e| format!("port `{text}`: {e}"))?
+            };
+            if hrange != crange {
+                return Err(format!(
+                    "port `{text}`: the host and container ranges differ in length"
+                ));
+            }
+            Ok(PortSpec {
+                host_ip: ip,
+                host_port: hport,
+                container_port: cport,
+                range: crange,
+                protocol,
+            })
+        }
+        Port::Long {
+            target,
+            published,
+            host_ip,
+            protocol,
+        } => {
+            let protocol = protocol.clone().unwrap_or_else(|| "tcp".to_owned());
+            check_protocol(&protocol, &target.to_string())?;
+            let (hport, range) = match published {
+                None => (0, 1),
+                Some(p) => {
+                    let text = p.as_text();
+                    if text.is_empty() {
+                        (0, 1)
+                    } else {
+                        let (h, r) =
+                            parse_range(&text).map_err(|e| format!("port {target}: {e}"))?;
+                        (h, r)
+                    }
+                }
+            };
+            if u32::from(*target) + u32::from(range) - 1 > u32::from(u16::MAX) {
+                return Err(format!("port {target}: the range passes 65535"));
+            }
+            Ok(PortSpec {
+                host_ip: host_ip.clone().unwrap_or_default(),
+                host_port: hport,
+                container_port: *target,
+                range,
+                protocol,
+            })
+        }
+    }
+}
+
+fn check_protocol(p: &str, text: &str) -> Result<(), String> {
+    match p {
+        "tcp" | "udp" | "sctp" => Ok(()),
+        _ => Err(format!("port `{text}`: unknown protocol `{p}`")),
+    }
+}
+
+fn volume(input: &ConvertInput<'_>, loaded: &Loaded, v: &Volume) -> Result<MountSpec, String> {
+    let named = |key: &str, target: String, read_only: bool| {
+        let Some(def) = loaded.volume_defs.get(key) else {
+            return Err(format!(
+                "volume `{key}` is not declared at the top level `volumes:`"
+            ));
+        };
+        let name = match (&def.name, def.external) {
+            (Some(n), _) => n.clone(),
+            (None, true) => key.to_owned(),
+            (None, false) => scoped_name(input.project, key),
+        };
+        Ok(MountSpec::Volume {
+            name,
+            target,
+            read_only,
+        })
+    };
+    let is_path = |s: &str| s.starts_with('/') || s.starts_with('.');
+    match v {
+        Volume::Short(s) => {
+            let parts: Vec<&str> = s.splitn(3, ':').collect();
+            let (source, target, mode) = match parts.as_slice() {
+                [t] => {
+                    return Err(format!(
+                        "anonymous volume `{t}` is not applied by Magos; name it"
+                    ));
+                }
+                [s, t] => (*s, *t, ""),
+                [s, t, m] => (*s, *t, *m),
+                _ => return Err(format!("volume `{s}` is not `source:target[:mode]`")),
+            };
+            if !target.starts_with('/') {
+                return Err(format!("volume `{s}`: the target must be an absolute path"));
+            }
+            if source.starts_with('~') {
+                return Err(format!(
+                    "volume `{s}`: `~` paths are not applied by Magos; use a path relative to the stack"
+                ));
+            }
+            let opts: Vec<String> = split_opts(mode).into_iter().filter(|o| o != "rw").collect();
+            if is_path(source) {
+                Ok(MountSpec::Bind {
+                    source: resolve(input.dir, source),
+                    target: target.to_owned(),
+                    options: opts,
+                })
+            } else {
+                let ro = opts.iter().any(|o| o == "ro");
+                if let Some(other) = opts.iter().find(|o| *o != "ro") {
+                    return Err(format!(
+                        "volume `{s}`: option `{other}` is not applied to named volumes"
+                    ));
+                }
+                named(source, target.to_owned(), ro)
+            }
+        }
+        Volume::Long {
+            kind,
+            source,
+            target,
+            read_only,
+        } => match kind.as_str() {
+            "volume" => match source {
+                Some(src) => named(src, target.clone(), *read_only),
+                None => Err(format!(
+                    "anonymous volume `{target}` is not applied by Magos; name it"
+                )),
+            },
+            "bind" => {
+                let src = source
+                    .as_ref()
+                    .ok_or_else(|| format!("bind mount `{target}` has no source"))?;
+                Ok(MountSpec::Bind {
+                    source: resolve(input.dir, src),
+                    target: target.clone(),
+                    options: if *read_only {
+                        vec!["ro".to_owned()]
+                    } else {
+                        vec![]
+                    },
+                })
+            }
+            "tmpfs" => Ok(MountSpec::Tmpfs {
+                target: target.clone(),
+                options: vec![],
+            }),
+            other => Err(format!("volume type `{other}` is not applied by Magos")),
+        },
+    }
+}
+
+/// Drift of a stack applied by the compose CLI: no config hash exists there, so
+/// only presence, the running state and the image digest are compared.
+pub fn compose_cli_drift(stack: &StackSpec, observed: &Observed) -> Vec<DriftEntry> {
+    let mut out = Vec::new();
+    for spec in &stack.services {
+        let found = observed
+            .containers
+            .iter()
+            .filter(|c| {
+                c.project() == Some(stack.project.as_str()) && c.service() == Some(&spec.service)
+            })
+            .max_by_key(|c| c.state == RunState::Running);
+        let entry = |state, expected: Option<String>, actual: Option<String>| DriftEntry {
+            stack: stack.project.clone(),
+            service: Some(spec.service.clone()),
+            state,
+            expected,
+            actual,
+            container: found.map(|c| c.name.clone()),
+        };
+        out.push(match found {
+            None => entry(DriftState::Missing, Some(spec.name.clone()), None),
+            Some(c) if c.state != RunState::Running => entry(
+                DriftState::Stopped,
+                Some("running".to_owned()),
+                Some(format!("{:?}", c.state).to_lowercase()),
+            ),
+            // An image the compose CLI builds has no digest to pin.
+            Some(_) if spec.image.reference == format!("{}_{}", stack.project, spec.service) => {
+                entry(
+                    DriftState::InSync,
+                    Some("built".to_owned()),
+                    Some("built".to_owned()),
+                )
+            }
+            Some(c) => match &spec.image.digest {
+                None => entry(
+                    DriftState::Unpinned,
+                    Some(spec.image.reference.clone()),
+                    c.image_digest.clone(),
+                ),
+                Some(pinned) => {
+                    let runs = c.image_digest.as_deref() == Some(pinned.as_str())
+                        || observed
+                            .image_digests(&c.image_id)
+                            .is_some_and(|d| d.contains(pinned));
+                    if runs {
+                        entry(
+                            DriftState::InSync,
+                            Some(pinned.clone()),
+                            Some(pinned.clone()),
+                        )
+                    } else {
+                        entry(
+                            DriftState::ImageDrift,
+                            Some(pinned.clone()),
+                            c.image_digest.clone(),
+                        )
+                    }
+                }
+            },
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,359 @@
+use super::*;
+use crate::core::compose::{StackSource, load};
+use crate::core::interpolate::Vars;
+
+fn conv(yaml: &str, env: &EnvInputs) -> Converted {
+    let vars = Vars::new();
+    let loaded = load(&StackSource {
+        compose: ("web/compose.yaml", yaml),
+        override_file: None,
+        vars: &vars,
+    });
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    convert(
+        &loaded,
+        &ConvertInput {
+            project: "web",
+            instance: "default",
+            dir: "/repo/web",
+            config_files: vec!["web/compose.yaml".into()],
+            env,
+        },
+    )
+}
+
+const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+#[test]
+fn names_networks_volumes_as_podman_compose() {
+    let c = conv(
+        &format!(
+            "services:
+  app:
+    image: nginx:1.27@{DIGEST}
+    volumes: [data:/data, ./conf:/etc/conf:ro, /abs:/abs]
+    networks:
+      front:
+        aliases: [www]
+  db:
+    image: ghcr.io/o/db:2
+    container_name: the-db
+volumes:
+  data:
+networks:
+  front:
+    internal: true
+    labels: {{a: b}}
+"
+        ),
+        &EnvInputs::default(),
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(c.route, Route::Native);
+    let app = &c.spec.services[0];
+    assert_eq!(app.name, "web_app_1");
+    assert_eq!(app.image.qualified, "docker.io/library/nginx:1.27");
+    assert_eq!(app.image.digest.as_deref(), Some(DIGEST));
+    assert_eq!(app.networks["web_front"], vec!["www".to_owned()]);
+    assert_eq!(
+        app.mounts,
+        vec![
+            MountSpec::Volume {
+                name: "web_data".into(),
+                target: "/data".into(),
+                read_only: false
+            },
+            MountSpec::Bind {
+                source: "/repo/web/conf".into(),
+                target: "/etc/conf".into(),
+                options: vec!["ro".into()]
+            },
+            MountSpec::Bind {
+                source: "/abs".into(),
+                target: "/abs".into(),
+                options: vec![]
+            },
+        ]
+    );
+    let db = &c.spec.services[1];
+    assert_eq!(db.name, "the-db");
+    assert!(db.networks.contains_key("web_default"));
+    let nets: Vec<&str> = c.spec.networks.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(nets, ["web_default", "web_front"]);
+    assert!(c.spec.networks[1].internal);
+    assert_eq!(c.spec.networks[1].labels["a"], "b");
+    assert_eq!(c.spec.volumes[0].name, "web_data");
+}
+
+#[test]
+fn ports_in_every_form() {
+    let p = |s: &str| port(&Port::Short(Scalar::String(s.into())));
+    let short = |ip: &str, h: u16, c: u16, r: u16, proto: &str| PortSpec {
+        host_ip: ip.into(),
+        host_port: h,
+        container_port: c,
+        range: r,
+        protocol: proto.into(),
+    };
+    assert_eq!(p("80").unwrap(), short("", 0, 80, 1, "tcp"));
+    assert_eq!(p("8080:80").unwrap(), short("", 8080, 80, 1, "tcp"));
+    assert_eq!(
+        p("127.0.0.1:8080:80/udp").unwrap(),
+        short("127.0.0.1", 8080, 80, 1, "udp")
+    );
+    assert_eq!(
+        p("127.0.0.1::80").unwrap(),
+        short("127.0.0.1", 0, 80, 1, "tcp")
+    );
+    assert_eq!(
+        p("[::1]:8080:80").unwrap(),
+        short("::1", 8080, 80, 1, "tcp")
+    );
+    assert_eq!(
+        p("9000-9002:9000-9002").unwrap(),
+        short("", 9000, 9000, 3, "tcp")
+    );
+    assert!(p("9000-9001:80").is_err());
+    assert!(p("70000:80").is_err());
+    assert!(p("80/icmp").is_err());
+    assert_eq!(
+        port(&Port::Short(Scalar::Number(80.into()))).unwrap(),
+        short("", 0, 80, 1, "tcp")
+    );
+    let long = port(&Port::Long {
+        target: 80,
+        published: Some(Scalar::String("8080".into())),
+        host_ip: Some("127.0.0.1".into()),
+        protocol: None,
+    })
+    .unwrap();
+    assert_eq!(long, short("127.0.0.1", 8080, 80, 1, "tcp"));
+}
+
+#[test]
+fn every_native_key_is_read() {
+    let mut env = EnvInputs::default();
+    env.files.insert(
+        "app.env".into(),
+        EnvFile::Plain(BTreeMap::from([
+            ("A".into(), "from-file".into()),
+            ("B".into(), "b".into()),
+        ])),
+    );
+    env.files.insert(
+        "secret.env".into(),
+        EnvFile::Encrypted {
+            names: vec!["TOKEN".into()],
+            digest: "sha256:cipher".into(),
+        },
+    );
+    let c = conv(
+        "services:
+  app:
+    image: nginx:1
+    command: sh -c 'echo \"hi there\"'
+    entrypoint: [/bin/sh]
+    env_file: [./app.env, secret.env]
+    environment: {A: override, N: 3}
+    network_mode: pasta:-T,8080
+    cap_add: [NET_ADMIN]
+    cap_drop: [ALL]
+    devices: [/dev/fuse]
+    extra_hosts: [\"db:10.0.0.2\", \"v6=::1\"]
+    dns: 1.1.1.1
+    read_only: true
+    tmpfs: [/run:size=64m]
+    secrets: [pw, {source: pw, target: other}]
+    configs: [{source: cfg, target: /etc/app.conf}]
+    restart: unless-stopped
+    stop_grace_period: 1m30s
+    stop_signal: SIGKILL
+    healthcheck:
+      test: wget -q -O- localhost
+      interval: 2s
+      retries: 3
+  side:
+    image: nginx:1
+    network_mode: service:app
+    extra_hosts: {a: 1.2.3.4}
+    depends_on:
+      app: {condition: service_healthy, restart: true}
+secrets:
+  pw: {file: ./pw.txt}
+configs:
+  cfg: {file: /etc/x.conf}
+",
+        &env,
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let app = &c.spec.services[0];
+    assert_eq!(
+        app.command.as_deref().unwrap(),
+        ["sh", "-c", "echo \"hi there\""]
+    );
+    assert_eq!(app.environment["A"], "override");
+    assert_eq!(app.environment["B"], "b");
+    assert_eq!(app.environment["N"], "3");
+    assert_eq!(app.secret_environment, ["TOKEN"]);
+    assert_eq!(app.secret_digest.as_deref(), Some("sha256:cipher"));
+    assert_eq!(
+        app.network_mode,
+        NetworkMode::Pasta(vec!["-T".into(), "8080".into()])
+    );
+    assert!(app.networks.is_empty());
+    assert_eq!(app.extra_hosts, ["db:10.0.0.2", "v6:::1"]);
+    assert_eq!(app.dns, ["1.1.1.1"]);
+    assert!(app.read_only);
+    assert_eq!(app.restart, Some(RestartPolicy::UnlessStopped));
+    assert_eq!(app.stop_grace_period, Some(Duration::from_secs(90)));
+    let h = app.healthcheck.as_ref().unwrap();
+    assert_eq!(h.test, ["CMD-SHELL", "wget -q -O- localhost"]);
+    assert_eq!(h.interval, Some(Duration::from_secs(2)));
+    assert!(app.mounts.contains(&MountSpec::Bind {
+        source: "/repo/web/pw.txt".into(),
+        target: "/run/secrets/pw".into(),
+        options: vec!["ro".into()]
+    }));
+    assert!(app.mounts.contains(&MountSpec::Bind {
+        source: "/repo/web/pw.txt".into(),
+        target: "/run/secrets/other".into(),
+        options: vec!["ro".into()]
+    }));
+    assert!(app.mounts.contains(&MountSpec::Bind {
+        source: "/etc/x.conf".into(),
+        target: "/etc/app.conf".into(),
+        options: vec!["ro".into()]
+    }));
+    assert!(app.mounts.contains(&MountSpec::Tmpfs {
+        target: "/run".into(),
+        options: vec!["size=64m".into()]
+    }));
+    let side = &c.spec.services[1];
+    assert_eq!(side.network_mode, NetworkMode::Service("app".into()));
+    assert_eq!(side.extra_hosts, ["a:1.2.3.4"]);
+    assert_eq!(
+        side.depends_on,
+        [Dependency {
+            service: "app".into(),
+            condition: DependencyCondition::ServiceHealthy,
+            restart: true
+        }]
+    );
+    // No service uses a bridge network, so none is declared.
+    assert!(c.spec.networks.is_empty());
+}
+
+#[test]
+fn unsupported_keys_route_to_the_compose_cli() {
+    let c = conv(
+        "services:\n  app:\n    build: .\n    deploy: {replicas: 2}\n",
+        &EnvInputs::default(),
+    );
+    assert_eq!(
+        c.route,
+        Route::ComposeCli {
+            keys: vec!["build".into(), "deploy".into()],
+            explicit: false
+        }
+    );
+    assert_eq!(
+        c.spec.services[0].image.qualified,
+        "localhost/web_app:latest"
+    );
+    let c = conv(
+        "services:\n  app: {image: nginx:1}\nnetworks:\n  default:\n    driver_opts: {mtu: 1400}\n",
+        &EnvInputs::default(),
+    );
+    assert_eq!(
+        c.route,
+        Route::ComposeCli {
+            keys: vec!["networks.default.driver_opts".into()],
+            explicit: false
+        }
+    );
+    let c = conv(
+        "x-magos: {apply: native}\nservices:\n  app: {image: nginx:1, init: true}\n",
+        &EnvInputs::default(),
+    );
+    assert!(c.has_errors());
+    assert!(
+        c.diagnostics[0].message.contains("init"),
+        "{:?}",
+        c.diagnostics
+    );
+    let c = conv(
+        "x-magos: {apply: compose}\nservices:\n  app: {image: nginx:1}\n",
+        &EnvInputs::default(),
+    );
+    assert_eq!(
+        c.route,
+        Route::ComposeCli {
+            keys: vec![],
+            explicit: true
+        }
+    );
+}
+
+#[test]
+fn what_cannot_be_expressed_is_a_located_error() {
+    let c = conv(
+        "services:
+  app:
+    image: nginx:1
+    ports: [\"99999:80\"]
+    volumes: [undeclared:/x, /anon]
+    networks: [nope]
+    depends_on: [ghost]
+    restart: sometimes
+    stop_grace_period: soon
+    env_file: missing.env
+",
+        &EnvInputs::default(),
+    );
+    let msgs: Vec<String> = c.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert!(c.has_errors());
+    for needle in [
+        "99999",
+        "volume `undeclared` is not declared",
+        "anonymous volume `/anon`",
+        "network `nope` is not declared",
+        "depends on `ghost`",
+        "restart `sometimes`",
+        "stop_grace_period `soon`",
+        "env_file `missing.env` was not read",
+    ] {
+        assert!(
+            msgs.iter().any(|m| m.contains(needle)),
+            "{needle} not in {msgs:#?}"
+        );
+    }
+    assert!(
+        msgs.iter().all(|m| m.starts_with("web/compose.yaml:2:1:")),
+        "{msgs:#?}"
+    );
+}
+
+#[test]
+fn shell_words() {
+    assert_eq!(
+        shell_split(r#"a 'b c' "d \"e\"" f\ g"#).unwrap(),
+        ["a", "b c", "d \"e\"", "f g"]
+    );
+    assert!(shell_split("a 'b").is_err());
+    assert_eq!(shell_split("  ").unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn env_file_paths_are_stack_relative() {
+    let vars = Vars::new();
+    let loaded = load(&StackSource {
+        compose: (
+            "compose.yaml",
+            "services:\n  a: {image: x, env_file: ./a.env}\n  b: {image: x, env_file: [sub/../a.env, b.env]}\n",
+        ),
+        override_file: None,
+        vars: &vars,
+    });
+    let paths: Vec<String> = env_file_paths(&loaded).into_iter().collect();
+    assert_eq!(paths, ["a.env", "b.env"]);
+}

@@ -1,0 +1,593 @@
+//! `magos apply`, `magos plan` and `magos drift` as a user runs them: the real
+//! binary against a compose repository written at test time, the real rootless
+//! Podman of the test bed, images pinned by digest from the test registry.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{self, Testbed, testbed};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A repository folder owned by the test user, and a config file naming a fresh
+/// Magos instance.
+struct Repo {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Repo {
+    fn new(tb: &Testbed, instance: &str) -> Self {
+        let dir = tb.user_dir("magos-applycli");
+        let config = dir.path().join(".magos.yaml");
+        std::fs::write(&config, format!("apply:\n  instance: {instance}\n")).unwrap();
+        Self { dir, config }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating its folder), readable by the test user.
+    fn write(&self, tb: &Testbed, rel: &str, text: &str) {
+        let path = self.path().join(rel);
+        let parent = path.parent().unwrap();
+        std::fs::create_dir_all(parent).unwrap();
+        let _ = std::os::unix::fs::chown(parent, Some(tb.uid), Some(tb.gid));
+        let tmp = path.with_extension("tmp-write");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+}
+
+/// Runs the magos binary with the test bed's socket (or `socket`), no colours.
+fn magos(tb: &Testbed, repo: &Repo, socket: Option<&str>, args: &[&str]) -> Output {
+    let host = socket.map_or_else(|| tb.container_host.clone(), |s| format!("unix://{s}"));
+    Command::new(env!("CARGO_BIN_EXE_magos"))
+        .arg("--config")
+        .arg(&repo.config)
+        .args(args)
+        .arg("--repo")
+        .arg(repo.path())
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", "/root")
+        .env("CONTAINER_HOST", host)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run magos")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn expect_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "{}", show(o));
+}
+
+fn pinned(tb: &Testbed, image: &str) -> String {
+    let digest = tb.manifest_digest(image);
+    format!("{image}@{digest}")
+}
+
+/// Name → id of every container of a project.
+fn containers(tb: &Testbed, project: &str) -> BTreeMap<String, String> {
+    let out = tb.podman_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--format",
+        "{{.Names}} {{.ID}}",
+    ]);
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, i)| (n.to_owned(), i.to_owned()))
+        .collect()
+}
+
+/// Removes every container, network and volume of the projects, and named
+/// containers, whatever the outcome.
+struct Cleanup<'a> {
+    tb: &'a Testbed,
+    projects: Vec<String>,
+    names: Vec<String>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for p in &self.projects {
+            for id in containers(self.tb, p).values() {
+                let _ = self.tb.podman_cli(&["rm", "-f", "-t", "0", id]);
+            }
+            let label = format!("label=com.docker.compose.project={p}");
+            let nets = self
+                .tb
+                .podman_cli(&["network", "ls", "-q", "--filter", &label]);
+            for n in String::from_utf8_lossy(&nets.stdout).split_whitespace() {
+                let _ = self.tb.podman_cli(&["network", "rm", "-f", n]);
+            }
+            let vols = self
+                .tb
+                .podman_cli(&["volume", "ls", "-q", "--filter", &label]);
+            for v in String::from_utf8_lossy(&vols.stdout).split_whitespace() {
+                let _ = self.tb.podman_cli(&["volume", "rm", "-f", v]);
+            }
+            let _ = self
+                .tb
+                .podman_cli(&["image", "rm", "-f", &format!("{p}_app")]);
+        }
+        for n in &self.names {
+            let _ = self.tb.podman_cli(&["rm", "-f", "-t", "0", n]);
+        }
+    }
+}
+
+fn get_ok(port: u16) {
+    let ok = support::wait_until(WAIT, Duration::from_millis(100), || {
+        support::http_get(port, "/").is_ok_and(|r| r.status == 200)
+    });
+    assert!(ok, "GET http://127.0.0.1:{port}/ never answered 200");
+}
+
+fn drift_json(tb: &Testbed, repo: &Repo) -> (i32, BTreeMap<(String, String), Value>) {
+    let o = magos(tb, repo, None, &["drift", "--output", "json"]);
+    let code = o.status.code().unwrap_or(-1);
+    let entries: Vec<Value> = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("drift JSON: {e}\n{}", show(&o)));
+    let map = entries
+        .into_iter()
+        .map(|e| {
+            for key in [
+                "stack",
+                "service",
+                "state",
+                "expected",
+                "actual",
+                "container",
+            ] {
+                assert!(e.get(key).is_some(), "`{key}` missing from {e}");
+            }
+            let service = e["service"].as_str().unwrap_or("-").to_owned();
+            let key = match e["state"].as_str() {
+                Some("orphan") => format!("orphan:{}", e["container"].as_str().unwrap_or("")),
+                _ => service,
+            };
+            ((e["stack"].as_str().unwrap().to_owned(), key), e)
+        })
+        .collect();
+    (code, map)
+}
+
+fn stack_yaml(tb: &Testbed, project: &str, web: u16, front: u16, worker_version: &str) -> String {
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    let semver = tb.require("MAGOS_TEST_IMAGE_SEMVER");
+    let worker = pinned(tb, &format!("{semver}:{worker_version}"));
+    format!(
+        "name: {project}
+services:
+  web:
+    image: {httpd}
+    ports: [\"127.0.0.1:{web}:8080\"]
+    volumes: [data:/data]
+    networks: [back]
+    stop_signal: SIGKILL
+    healthcheck:
+      test: [CMD, wget, -q, -O, /dev/null, \"http://127.0.0.1:8080/\"]
+      interval: 1s
+      timeout: 5s
+      retries: 3
+  front:
+    image: {httpd}
+    ports:
+      - target: 8080
+        published: \"{front}\"
+        host_ip: 127.0.0.1
+    networks:
+      back:
+        aliases: [www]
+    depends_on:
+      web: {{condition: service_healthy}}
+    stop_signal: SIGKILL
+  worker:
+    image: {worker}
+    networks: [back]
+    stop_signal: SIGKILL
+networks:
+  back:
+volumes:
+  data:
+"
+    )
+}
+
+#[test]
+fn apply_converges_is_idempotent_and_drift_names_each_state() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("applycli");
+    let bystander = support::unique_name("applycli-bystander");
+    let orphan = support::unique_name("applycli-orphan");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![project.clone()],
+        names: vec![bystander.clone(), orphan.clone()],
+    };
+    let repo = Repo::new(tb, &project);
+    let (web, front) = (support::free_port(), support::free_port());
+    repo.write(
+        tb,
+        "web/compose.yaml",
+        &stack_yaml(tb, &project, web, front, "1.0.0"),
+    );
+
+    // Plan shows the work; apply does it.
+    let plan = magos(tb, &repo, None, &["plan"]);
+    expect_exit(&plan, 1);
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains(&format!("create {project}_web_1")),
+        "{}",
+        show(&plan)
+    );
+    let o = magos(tb, &repo, None, &["apply"]);
+    expect_exit(&o, 0);
+    get_ok(web);
+    get_ok(front);
+    let first = containers(tb, &project);
+    assert_eq!(first.len(), 3, "{first:?}");
+
+    // Again: nothing changes.
+    let o = magos(tb, &repo, None, &["apply"]);
+    expect_exit(&o, 0);
+    assert_eq!(
+        containers(tb, &project),
+        first,
+        "a no-op apply recreated something"
+    );
+    expect_exit(&magos(tb, &repo, None, &["plan"]), 0);
+    let (code, d) = drift_json(tb, &repo);
+    assert_eq!(code, 0, "{d:?}");
+    assert!(d.values().all(|e| e["state"] == "in_sync"), "{d:?}");
+
+    // A pin bump recreates only that service.
+    repo.write(
+        tb,
+        "web/compose.yaml",
+        &stack_yaml(tb, &project, web, front, "1.2.0"),
+    );
+    let o = magos(tb, &repo, None, &["apply"]);
+    expect_exit(&o, 0);
+    let bumped = containers(tb, &project);
+    let worker = format!("{project}_worker_1");
+    for (name, id) in &first {
+        if name == &worker {
+            assert_ne!(&bumped[name], id, "the bumped worker kept its container");
+        } else {
+            assert_eq!(&bumped[name], id, "{name} was recreated by another's bump");
+        }
+    }
+
+    // Tamper by hand: stop front, remove worker, replace web, add an orphan and a
+    // bystander.
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    tb.podman_ok(&["stop", "-t", "0", &format!("{project}_front_1")]);
+    tb.podman_ok(&["rm", "-f", "-t", "0", &worker]);
+    tb.podman_ok(&["rm", "-f", "-t", "0", &format!("{project}_web_1")]);
+    let project_label = format!("com.docker.compose.project={project}");
+    tb.podman_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{project}_web_1"),
+        "--label",
+        &project_label,
+        "--label",
+        "com.docker.compose.service=web",
+        &httpd,
+    ]);
+    tb.podman_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &orphan,
+        "--label",
+        &project_label,
+        "--label",
+        "com.docker.compose.service=gone",
+        &httpd,
+    ]);
+    tb.podman_ok(&["run", "-d", "--name", &bystander, &httpd]);
+
+    let (code, d) = drift_json(tb, &repo);
+    assert_eq!(code, 1, "{d:#?}");
+    let state = |key: &str| {
+        d[&(project.clone(), key.to_owned())]["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(state("web"), "config_drift");
+    assert_eq!(state("front"), "stopped");
+    assert_eq!(state("worker"), "missing");
+    assert_eq!(state(&format!("orphan:{orphan}")), "orphan");
+    assert!(d.keys().all(|(_, k)| !k.contains(&bystander)), "{d:#?}");
+    let table = magos(tb, &repo, None, &["drift"]);
+    expect_exit(&table, 1);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("STACK"), "{text}");
+    assert!(
+        text.contains("config_drift") && text.contains("missing"),
+        "{text}"
+    );
+
+    // Apply repairs all of it, removes the orphan and leaves the bystander.
+    let o = magos(tb, &repo, None, &["apply"]);
+    expect_exit(&o, 0);
+    let after = containers(tb, &project);
+    assert!(!after.contains_key(&orphan), "{after:?}");
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(
+        tb.podman_ok(&["ps", "-a", "--format", "{{.Names}}"])
+            .lines()
+            .any(|n| n == bystander)
+    );
+    get_ok(web);
+    get_ok(front);
+    let (code, d) = drift_json(tb, &repo);
+    assert_eq!(code, 0, "{d:#?}");
+
+    // A service removed from the file is pruned, unless pruning is off.
+    let text = stack_yaml(tb, &project, web, front, "1.2.0");
+    let cut = text.find("  worker:").unwrap();
+    let end = text.find("networks:\n  back:").unwrap();
+    let without_worker = format!("{}{}", &text[..cut], &text[end..]);
+    repo.write(tb, "web/compose.yaml", &without_worker);
+    expect_exit(&magos(tb, &repo, None, &["apply", "--no-prune"]), 0);
+    assert!(containers(tb, &project).contains_key(&worker));
+    expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
+    assert!(!containers(tb, &project).contains_key(&worker));
+}
+
+#[test]
+fn compose_cli_fallback_and_podman_compose_sees_native_containers() {
+    let Some(tb) = testbed() else { return };
+    let native = support::unique_name("applycli-native");
+    let built = support::unique_name("applycli-built");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![native.clone(), built.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &native);
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    let (p1, p2) = (support::free_port(), support::free_port());
+    repo.write(
+        tb,
+        "native/compose.yaml",
+        &format!(
+            "name: {native}\nservices:\n  app:\n    image: {httpd}\n    ports: [\"127.0.0.1:{p1}:8080\"]\n    stop_signal: SIGKILL\n"
+        ),
+    );
+    repo.write(tb, "built/Containerfile", &format!("FROM {httpd}\n"));
+    repo.write(
+        tb,
+        "built/compose.yaml",
+        &format!(
+            "name: {built}\nservices:\n  app:\n    build: .\n    ports: [\"127.0.0.1:{p2}:8080\"]\n    stop_signal: SIGKILL\n"
+        ),
+    );
+    let plan = magos(tb, &repo, None, &["plan"]);
+    assert!(
+        String::from_utf8_lossy(&plan.stdout)
+            .contains(&format!("{built}: podman-compose up -d (uses build)")),
+        "{}",
+        show(&plan)
+    );
+    let o = magos(tb, &repo, None, &["apply"]);
+    expect_exit(&o, 0);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("build"),
+        "the log does not name the key: {}",
+        show(&o)
+    );
+    get_ok(p1);
+    get_ok(p2);
+
+    // podman-compose sees the natively created container as its own.
+    let ps = Command::new("podman-compose")
+        .args(["-p", &native, "ps"])
+        .current_dir(repo.path().join("native"))
+        .env("CONTAINER_HOST", &tb.container_host)
+        .output()
+        .expect("run podman-compose");
+    assert!(ps.status.success(), "{}", show(&ps));
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).contains(&format!("{native}_app_1")),
+        "{}",
+        show(&ps)
+    );
+
+    // Drift of the CLI stack: running and present.
+    let (code, d) = drift_json(tb, &repo);
+    assert_eq!(code, 0, "{d:#?}");
+    assert_eq!(d[&(built.clone(), "app".to_owned())]["state"], "in_sync");
+    tb.podman_ok(&["stop", "-t", "0", &format!("{built}_app_1")]);
+    let (code, d) = drift_json(tb, &repo);
+    assert_eq!(code, 1);
+    assert_eq!(d[&(built.clone(), "app".to_owned())]["state"], "stopped");
+    // A second apply brings it back and leaves the native stack alone.
+    let before = containers(tb, &native);
+    expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
+    assert_eq!(containers(tb, &native), before);
+    get_ok(p2);
+
+    // A stack folder deleted from the repository: its containers go, the
+    // compose-CLI stack's stay.
+    let built_before = containers(tb, &built);
+    std::fs::remove_dir_all(repo.path().join("native")).unwrap();
+    expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
+    assert!(containers(tb, &native).is_empty());
+    assert_eq!(containers(tb, &built), built_before);
+}
+
+#[test]
+fn a_failing_stack_fails_alone() {
+    let Some(tb) = testbed() else { return };
+    let good = support::unique_name("applycli-good");
+    let bad = support::unique_name("applycli-bad");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![good.clone(), bad.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &good);
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    let port = support::free_port();
+    repo.write(
+        tb,
+        "a-bad/compose.yaml",
+        &format!("name: {bad}\nservices:\n  app:\n    image: {httpd}\n    ports: [\"127.0.0.1:99999:8080\"]\n"),
+    );
+    repo.write(
+        tb,
+        "b-good/compose.yaml",
+        &format!("name: {good}\nservices:\n  app:\n    image: {httpd}\n    ports: [\"127.0.0.1:{port}:8080\"]\n    stop_signal: SIGKILL\n"),
+    );
+    let o = magos(tb, &repo, None, &["apply"]);
+    expect_exit(&o, 2);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("FAILED {bad}")) && out.contains("99999"),
+        "{}",
+        show(&o)
+    );
+    get_ok(port);
+    assert!(containers(tb, &bad).is_empty());
+}
+
+#[test]
+fn a_missing_socket_says_how_to_enable_it() {
+    let Some(tb) = testbed() else { return };
+    let repo = Repo::new(tb, "nosocket");
+    let o = magos(tb, &repo, Some("/nonexistent/podman.sock"), &["drift"]);
+    expect_exit(&o, 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("systemctl --user enable --now podman.socket"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+}
+
+/// `podman system service --time=1` behind `systemd-socket-activate`, as
+/// `podman.socket` runs it: it exits when idle and is started again on demand.
+struct Activated<'a> {
+    tb: &'a Testbed,
+    socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl Activated<'_> {
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let home = self
+            .tb
+            .var("MAGOS_TESTBED_HOME")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("/home/{}", self.tb.user));
+        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("runuser");
+        let child = Command::new(runuser)
+            .args(["-u", &self.tb.user, "--", "env", "-i"])
+            .arg(format!("HOME={home}"))
+            .arg(format!("USER={}", self.tb.user))
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .arg(format!("XDG_RUNTIME_DIR={}", self.tb.runtime_dir.display()))
+            .arg("PODMAN_IGNORE_CGROUPSV1_WARNING=1")
+            .arg("TMPDIR=/var/tmp")
+            .arg("systemd-socket-activate")
+            .arg("--listen")
+            .arg(&self.socket)
+            .args(["podman", "system", "service", "--time=1"])
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run systemd-socket-activate as the test user");
+        self.child = Some(child);
+        let socket = self.socket.clone();
+        assert!(support::wait_until(WAIT, Duration::from_millis(20), || {
+            magos::podman::socket::probe_path(&socket) == magos::podman::socket::PathKind::Socket
+        }));
+    }
+
+    fn wait_exit(&mut self) {
+        let child = self.child.as_mut().unwrap();
+        assert!(
+            support::wait_until(WAIT, Duration::from_millis(50), || matches!(
+                child.try_wait(),
+                Ok(Some(_))
+            )),
+            "the idle service did not exit"
+        );
+        self.child = None;
+    }
+}
+
+impl Drop for Activated<'_> {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn apply_succeeds_across_a_restarted_api_service() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("applycli-restart");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![project.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &project);
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    let port = support::free_port();
+    repo.write(
+        tb,
+        "s/compose.yaml",
+        &format!("name: {project}\nservices:\n  app:\n    image: {httpd}\n    ports: [\"127.0.0.1:{port}:8080\"]\n    stop_signal: SIGKILL\n"),
+    );
+    let mut service = Activated {
+        tb,
+        socket: repo.path().join("api.sock"),
+        child: None,
+    };
+    service.spawn();
+    let socket = service.socket.to_string_lossy().into_owned();
+    expect_exit(&magos(tb, &repo, Some(&socket), &["apply"]), 0);
+    get_ok(port);
+    let ids = containers(tb, &project);
+    service.wait_exit();
+    service.spawn();
+    expect_exit(&magos(tb, &repo, Some(&socket), &["apply"]), 0);
+    assert_eq!(containers(tb, &project), ids);
+    service.wait_exit();
+    service.spawn();
+    expect_exit(&magos(tb, &repo, Some(&socket), &["drift"]), 0);
+}
