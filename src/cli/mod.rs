@@ -8,6 +8,7 @@ pub mod check;
 mod config_cmd;
 mod lint;
 mod policy;
+mod update;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -92,6 +93,18 @@ pub enum Command {
     /// reports each service's image, its policy and whether its image line can be
     /// pinned, and lists every diagnostic with file, line and column.
     Lint(lint::LintArgs),
+    /// Report which annotated images have an update their policy allows
+    ///
+    /// For every service with a policy annotation: the reference written, the
+    /// tag and digest the policy chooses among the registry's tags, and whether
+    /// that is an update. Nothing is written.
+    Check(check::CheckArgs),
+    /// Pin the updates the policies allow and write them back
+    ///
+    /// Rewrites each chosen service's image line as name:tag@sha256:digest: as a
+    /// diff (--dry-run), in a folder (--no-commit), or as one commit on Magos's
+    /// clone of repo.url, pushed (or proposed as pull requests, repo.mode).
+    Update(update::UpdateArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -120,6 +133,12 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         }
         Command::Policy(cmd) => policy::run(cmd),
         Command::Lint(args) => lint::run(args, env),
+        Command::Check(args) => {
+            check::run(args, config_file.as_deref(), env, &overrides, verbosity)
+        }
+        Command::Update(args) => {
+            update::run(args, config_file.as_deref(), env, &overrides, verbosity)
+        }
     };
     match result {
         Ok(exit) => exit,

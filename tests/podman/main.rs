@@ -8,5 +8,6 @@ mod support;
 
 mod apply;
 mod client;
+mod pinning;
 mod registry;
 mod testbed;
