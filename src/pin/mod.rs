@@ -611,3 +611,108 @@ pub async fn pass(
         diagnostics,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::core::stacks;
+
+    fn stacks_of(compose: &str) -> RepoStacks {
+        let files = vec!["compose.yaml".to_owned()];
+        let (defs, diagnostics) = stacks::discover(&files, "repo", &Selection::default()).unwrap();
+        let texts = BTreeMap::from([("compose.yaml".to_owned(), compose.to_owned())]);
+        RepoStacks {
+            stacks: stacks::load_all(defs, &texts, &Vars::new()),
+            diagnostics,
+        }
+    }
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|t| (*t).to_owned()).collect()
+    }
+
+    #[test]
+    fn only_annotated_services_are_watched_with_their_repository_and_platform() {
+        let s = stacks_of(
+            "services:\n  a:\n    image: nginx:1.25 # {\"magos\": {\"policy\": \"semver\", \"platform\": \"linux/arm64\"}}\n  \
+             b:\n    image: ghcr.io/o/app:1\n  \
+             c:\n    image: ghcr.io/o/app:1 # {\"magos\": {\"policy\": \"semver\", \"repo\": \"mirror.example/o/app\"}}\n",
+        );
+        let p = CorePolicies::new(&s);
+        let w = p.list();
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            (w[0].service.as_str(), w[0].watch.as_str()),
+            ("a", "docker.io/library/nginx")
+        );
+        assert_eq!(w[0].platform.as_deref(), Some("linux/arm64"));
+        assert_eq!(w[0].location, "compose.yaml:3");
+        assert_eq!(w[0].stack, "repo");
+        assert_eq!(
+            (w[1].service.as_str(), w[1].watch.as_str()),
+            ("c", "mirror.example/o/app")
+        );
+        assert!(matches!(
+            p.decide(&w[0], &tags(&["1.25", "1.26.1", "latest"]), SystemTime::now()),
+            Choice::Tag { ref tag, .. } if tag == "1.26.1"
+        ));
+    }
+
+    #[test]
+    fn min_age_asks_creation_times_only_of_the_tags_that_would_win() {
+        let s = stacks_of(
+            "services:\n  app:\n    image: r.example/app:1.0.0 # {\"magos\": {\"policy\": \"semver\", \"range\": \"^1\", \"minAge\": \"72h\"}}\n",
+        );
+        let p = CorePolicies::new(&s);
+        let w = p.list().remove(0);
+        let all = tags(&["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0", "latest"]);
+        let now = UNIX_EPOCH + Duration::from_secs(10_000_000);
+        let hours = |h: u64| Some(now - Duration::from_secs(h * 3600));
+        let mut created = BTreeMap::new();
+        assert_eq!(
+            p.decide_aged(&w, &all, &created, now),
+            Step::NeedCreated("1.3.0".into())
+        );
+        created.insert("1.3.0".to_owned(), hours(1));
+        assert_eq!(
+            p.decide_aged(&w, &all, &created, now),
+            Step::NeedCreated("1.2.0".into())
+        );
+        // A registry that gives no creation time: unknown counts as "just now".
+        created.insert("1.2.0".to_owned(), None);
+        assert_eq!(
+            p.decide_aged(&w, &all, &created, now),
+            Step::NeedCreated("1.1.0".into())
+        );
+        created.insert("1.1.0".to_owned(), hours(100));
+        match p.decide_aged(&w, &all, &created, now) {
+            Step::Done(Choice::Tag { tag, reason }) => {
+                assert_eq!(tag, "1.1.0");
+                assert!(reason.contains("minAge"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Every candidate too young: nothing, and no further question.
+        created.insert("1.1.0".to_owned(), hours(2));
+        created.insert("1.0.0".to_owned(), hours(3));
+        assert!(matches!(
+            p.decide_aged(&w, &all, &created, now),
+            Step::Done(Choice::Nothing { .. })
+        ));
+    }
+
+    #[test]
+    fn without_min_age_no_creation_time_is_asked() {
+        let s = stacks_of(
+            "services:\n  app:\n    image: r.example/app:1.0.0 # {\"magos\": {\"policy\": \"semver\", \"range\": \"^1\"}}\n",
+        );
+        let p = CorePolicies::new(&s);
+        let w = p.list().remove(0);
+        assert!(matches!(
+            p.decide_aged(&w, &tags(&["1.0.0", "1.4.0"]), &BTreeMap::new(), SystemTime::now()),
+            Step::Done(Choice::Tag { ref tag, .. }) if tag == "1.4.0"
+        ));
+    }
+}
