@@ -956,3 +956,109 @@ fn pull_request_mode_opens_one_request_per_service_and_closes_superseded_ones() 
         "the last run's clone names {url}"
     );
 }
+
+#[test]
+fn grouped_pull_request_mode_opens_one_request_for_every_update() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_owned();
+    let reg = bed.registry.as_str();
+    let served = root.join("served");
+    let files = stacks(bed, reg);
+    let files_ref: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (bare, _other) = bare_remote(&served, "me/homelab.git", &files_ref);
+    let main_before = git(&bare, &["rev-parse", "main"]);
+    let github = fake_github::FakeGithub::start(
+        1234,
+        42,
+        "me",
+        "homelab",
+        &std::fs::read(fixture("public-key.pem")).unwrap(),
+        TOKEN,
+        3600,
+    );
+    let backend = http_backend::HttpBackend::start(served.clone(), TOKEN, TOKEN);
+    let cfg = config(
+        &root,
+        &[reg],
+        &format!(
+            "repo:\n  url: {}\n  mode: pull_request\n  pr_grouping: grouped\ngithub:\n  app_id: 1234\n  private_key: {}\n  installation_id: 42\n  api_url: {}\n",
+            backend.url("me/homelab.git"),
+            fixture("private-key.pem").display(),
+            github.url()
+        ),
+    );
+    let out = magos(&root, &["update", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "opened pull request #1: Pin 3 image update(s): apps/app, edge/moving, edge/multi"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(git(&bare, &["rev-parse", "main"]), main_before);
+    assert_eq!(git(&bare, &["rev-parse", "magos/updates~1"]), main_before);
+    let changed = git(&bare, &["diff", "--name-only", "main", "magos/updates"]);
+    assert_eq!(changed, "apps/compose.yaml\nedge/compose.yml");
+    let state = github.state.lock().unwrap();
+    assert_eq!(state.pulls.len(), 1);
+    assert_eq!(state.pulls[0].head, "magos/updates");
+    for svc in ["apps/app", "edge/moving", "edge/multi"] {
+        assert!(
+            state.pulls[0].body.contains(&format!("- {svc}: ")),
+            "{}",
+            state.pulls[0].body
+        );
+    }
+    assert_eq!(state.lookups, 0, "the configured installation is used");
+    assert!(state.refused.is_empty(), "{:?}", state.refused);
+}
+
+#[test]
+fn no_push_keeps_the_commit_on_a_local_branch_and_leaves_the_remote_alone() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = bed.registry.as_str();
+    let files = stacks(bed, reg);
+    let files_ref: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (bare, _other) = bare_remote(tmp.path(), "remote.git", &files_ref);
+    let before = git(&bare, &["rev-parse", "main"]);
+    let cfg = config(
+        tmp.path(),
+        &[reg],
+        &format!("repo:\n  url: {}\n", bare.display()),
+    );
+    let out = magos(
+        tmp.path(),
+        &["update", "--config", cfg.to_str().unwrap(), "--no-push"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("without pushing"), "{stdout}");
+    assert_eq!(git(&bare, &["rev-parse", "main"]), before, "nothing pushed");
+    let kept = stdout
+        .split("local branch ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("the branch is named");
+    assert!(kept.starts_with("magos/unpushed-"), "{kept}");
+    let clone = std::fs::read_dir(tmp.path().join("state/repos"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join(".git").is_dir())
+        .unwrap()
+        .path();
+    let message = git(&clone, &["log", "-1", "--format=%B", kept]);
+    assert!(message.starts_with("Pin 3 image update(s)"), "{message}");
+}
