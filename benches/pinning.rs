@@ -260,11 +260,16 @@ fn podman_side(
         std::os::unix::fs::PermissionsExt::from_mode(0o644),
     )
     .unwrap();
+    // Forked, so it does not hold this process's output open; stopped by pid.
     let mut daemon = as_user(vars, "dbus-daemon");
     daemon
         .arg(format!("--config-file={}", conf.path().display()))
-        .args(["--nofork", "--nopidfile"]);
-    let mut daemon = daemon.spawn().map_err(|e| e.to_string())?;
+        .args(["--fork", "--print-pid"]);
+    let pid = run_ok(daemon, "dbus-daemon").trim().to_owned();
+    if pid.parse::<u32>().is_err() {
+        let _ = std::fs::remove_dir_all(&systemd_dir);
+        return Err(format!("dbus-daemon printed no pid: {pid:?}"));
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while !systemd_dir.join("private").exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -278,8 +283,7 @@ fn podman_side(
     let mut rm = as_user(vars, "podman");
     rm.args(["rm", "-f", "-t", "0"]).args(&names);
     let _ = rm.output();
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    let _ = Command::new("kill").arg(&pid).status();
     let _ = std::fs::remove_dir_all(&systemd_dir);
     result
 }
