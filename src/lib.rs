@@ -9,6 +9,8 @@
 //! - [`config`]: the configuration schema and its layered loading.
 //! - [`git`]: Magos's clone of the repository: sync, commit, push.
 //! - [`logging`]: the `tracing` subscriber.
+//! - [`pin`]: the pin pass: repository + policies + registries → each
+//!   service's choice, digest and the file edits that pin it.
 //! - [`podman`]: the libpod REST API client (unix only).
 //! - [`registry`]: the registry edge: tags, digests and manifests from OCI
 //!   registries, with Podman's credentials and insecure-registry settings.
@@ -28,6 +30,7 @@ pub mod core;
 pub mod daemon;
 pub mod git;
 pub mod logging;
+pub mod pin;
 #[cfg(unix)]
 pub mod podman;
 pub mod registry;

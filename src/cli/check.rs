@@ -1,197 +1,120 @@
 //! `magos check`: for every annotated service, the current reference, the
 //! policy's choice and whether an update is available. Nothing is written.
 //!
-//! The registry questions are asked here, frugally: each watched repository's
-//! tags once per run, then a `HEAD` only for the tag a policy elected (the
-//! platform manifest only when the policy names a platform). What the services
-//! are and what their policies decide comes through [`Policies`], which the
-//! pure core implements.
+//! The work is the pin pass's ([`crate::pin`]); this module finds the
+//! repository, prints the report and chooses the exit code.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Serialize;
-
 use super::Exit;
-use crate::config::{Env, Overrides};
-use crate::registry::{Check, Digest, ImageRef, Platform, RegistryClient, Settings};
+use crate::config::{self, Env, Overrides};
+use crate::core::stacks::Selection;
+use crate::git::{Auth, Checkout, Remote};
+use crate::registry::{RegistryClient, Settings};
+
+pub use crate::pin::{Choice, Policies, Row, Step, Watched, check_services};
+
+const CHECK_EXAMPLES: &str = "Examples:
+  magos check --repo ~/gitops
+  magos check --output json
+
+The repository is --repo, else repo.url: a local folder is read in place; a
+remote (or a bare repository) is fetched into Magos's own clone first.
+
+Exit codes: 0 every service was checked, 2 an error (a service that could not
+be checked is reported, the others still are).";
 
 /// `magos check` arguments.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = CHECK_EXAMPLES)]
 pub struct CheckArgs {
-    /// The checked-out GitOps repository [default: the current directory]
-    #[arg(long, value_name = "DIR")]
-    pub repo: Option<PathBuf>,
+    /// The GitOps repository: a local folder, or a git URL [default: repo.url]
+    #[arg(long, value_name = "DIR|URL")]
+    pub repo: Option<String>,
     /// Report format
     #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
 
-/// Runs `magos check`: loads the configuration, asks the registries about every
-/// service `policies` lists, prints the report. Exit 0 when every service was
-/// checked, 2 when any could not be (the others are still reported).
+/// Runs `magos check`: loads the configuration, runs a pin pass over the
+/// repository, prints the report. Exit 0 when every service was checked, 2 when
+/// any could not be (the others are still reported).
 pub fn run(
     args: &CheckArgs,
     file: Option<&Path>,
     env: &Env,
     overrides: &Overrides,
     verbosity: i8,
-    policies: &dyn Policies,
 ) -> anyhow::Result<Exit> {
-    let loaded = super::load_config(file, env, overrides, verbosity)?;
-    let settings = Settings::load(&loaded.config.registries, env)?;
-    let dir = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
-    let services = policies.watched(&dir)?;
-    let client = RegistryClient::new(settings);
+    let overrides = Overrides {
+        repo: args.repo.clone().or_else(|| overrides.repo.clone()),
+        ..overrides.clone()
+    };
+    let loaded = super::load_config(file, env, &overrides, verbosity)?;
+    let config = &loaded.config;
+    let settings = Settings::load(&config.registries, env)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let rows = runtime.block_on(check_services(
-        &client,
-        policies,
-        &services,
-        SystemTime::now(),
-    ));
-    super::out(&render(&rows, args.output)?)?;
-    Ok(exit_for(&rows))
-}
-
-/// One annotated service, as the stacks and their annotations describe it.
-#[derive(Debug, Clone)]
-pub struct Watched {
-    /// The implementor's handle for this service (e.g. an index into its list).
-    pub id: usize,
-    /// The stack (compose project).
-    pub stack: String,
-    /// The service name.
-    pub service: String,
-    /// Where the `image:` line is, `file:line`.
-    pub location: String,
-    /// The image reference as written, possibly pinned (`app:1.2@sha256:…`).
-    pub image: String,
-    /// The repository whose tags the policy picks from, as a reference (the
-    /// image's own, or the policy's `repo`).
-    pub watch: String,
-    /// The platform the policy pins, if it names one.
-    pub platform: Option<String>,
-}
-
-/// What a policy decided for one service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Choice {
-    /// Run this tag.
-    Tag {
-        /// The tag.
-        tag: String,
-        /// Why, in one line.
-        reason: String,
-    },
-    /// Keep what is written (the digest policy).
-    Keep {
-        /// Why, in one line.
-        reason: String,
-    },
-    /// No tag qualifies.
-    Nothing {
-        /// Why, in one line.
-        reason: String,
-    },
-}
-
-/// The stacks-and-policies side of `magos check`.
-pub trait Policies: Sync {
-    /// The annotated services of the repository checked out at `dir`.
-    fn watched(&self, dir: &Path) -> anyhow::Result<Vec<Watched>>;
-    /// The policy's decision for `service` among every tag of its watched
-    /// repository, at `now`.
-    fn decide(&self, service: &Watched, tags: &[String], now: SystemTime) -> Choice;
-}
-
-/// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Row {
-    /// The stack.
-    pub stack: String,
-    /// The service.
-    pub service: String,
-    /// `file:line` of the image line.
-    pub location: String,
-    /// The reference as written.
-    pub current: String,
-    /// `repo:tag@digest` the policy chose, when it chose one.
-    pub chosen: Option<String>,
-    /// Whether the chosen pin differs from the written one; `None` when nothing
-    /// was chosen or an error stopped the check.
-    pub update: Option<bool>,
-    /// The policy's reason.
-    pub reason: String,
-    /// What went wrong, for this service only.
-    pub error: Option<String>,
-}
-
-/// Checks every service against the registries; one service's error never
-/// stops the others.
-pub async fn check_services(
-    client: &RegistryClient,
-    policies: &dyn Policies,
-    services: &[Watched],
-    now: SystemTime,
-) -> Vec<Row> {
-    let check = client.check();
-    let rows = services.iter().map(|s| check_one(&check, policies, s, now));
-    futures_util::future::join_all(rows).await
-}
-
-async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: SystemTime) -> Row {
-    let mut row = Row {
-        stack: s.stack.clone(),
-        service: s.service.clone(),
-        location: s.location.clone(),
-        current: s.image.clone(),
-        chosen: None,
-        update: None,
-        reason: String::new(),
-        error: None,
-    };
-    let result: Result<(), String> = async {
-        let current = ImageRef::parse(&s.image).map_err(|e| e.to_string())?;
-        let watch = ImageRef::parse(&s.watch).map_err(|e| e.to_string())?;
-        let platform = s
-            .platform
-            .as_deref()
-            .map(Platform::parse)
-            .transpose()
-            .map_err(|e| e.to_string())?;
-        let tags = check.tags(&watch).await.map_err(|e| e.to_string())?;
-        match policies.decide(s, &tags, now) {
-            Choice::Tag { tag, reason } => {
-                row.reason = reason;
-                let candidate = watch.with_tag(&tag);
-                let digest: Digest = match &platform {
-                    Some(p) => check.platform_digest(&candidate, p).await,
-                    None => check.digest(&candidate).await,
-                }
-                .map_err(|e| e.to_string())?;
-                // The pin written back is the image's own line with the chosen
-                // tag and digest (the watched repository may be a mirror).
-                row.update =
-                    Some(current.tag() != Some(tag.as_str()) || current.digest() != Some(&digest));
-                row.chosen = Some(format!("{}:{tag}@{digest}", watch.repository_key()));
-            }
-            Choice::Keep { reason } => {
-                row.reason = reason;
-                row.update = Some(false);
-            }
-            Choice::Nothing { reason } => row.reason = reason,
+    let dir = match Location::of(config, env)? {
+        Location::Folder(dir) => dir,
+        Location::Remote(checkout) => {
+            let (checkout, _) = super::update::with_app_auth(config, checkout, &runtime)?;
+            checkout.sync()?;
+            checkout.workdir().to_owned()
         }
-        Ok(())
+    };
+    let client = RegistryClient::new(settings);
+    let check = client.check();
+    let pass = runtime.block_on(crate::pin::pass(
+        &check,
+        &dir,
+        &Selection::default(),
+        env,
+        SystemTime::now(),
+    ))?;
+    super::out(&render(&pass.rows, args.output)?)?;
+    Ok(exit_for(&pass.rows))
+}
+
+/// Where the repository of a command is.
+#[derive(Debug)]
+pub(super) enum Location {
+    /// A local folder with the stacks (a work tree or a plain folder), used in
+    /// place.
+    Folder(PathBuf),
+    /// A git remote (or a local bare repository), reached through Magos's own
+    /// clone in the state folder.
+    Remote(Checkout),
+}
+
+impl Location {
+    /// `repo.url`: an existing local folder that is not a bare repository is a
+    /// folder; anything else is a remote.
+    pub(super) fn of(config: &config::Config, env: &Env) -> anyhow::Result<Self> {
+        let Some(url) = &config.repo.url else {
+            anyhow::bail!("no repository: pass --repo DIR|URL or set repo.url (MD_REPO)");
+        };
+        let raw = url.expose();
+        let path = Path::new(raw);
+        if !raw.contains("://") && path.is_dir() && !is_bare(path) {
+            return Ok(Location::Folder(path.to_owned()));
+        }
+        let Some(state) = config::state_dir(config, env) else {
+            anyhow::bail!(
+                "no state folder for Magos's clone of {url}: set state_dir (MD_STATE_DIR) or HOME"
+            );
+        };
+        let remote = Remote::new(url, &config.repo.branch, Auth::Ambient);
+        Ok(Location::Remote(Checkout::in_state_dir(&state, remote)))
     }
-    .await;
-    if let Err(e) = result {
-        row.error = Some(e);
-    }
-    row
+}
+
+/// A bare git repository: `HEAD`, `objects/` and `refs/` at its top.
+fn is_bare(dir: &Path) -> bool {
+    dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
 }
 
 /// How the report is printed.
@@ -277,6 +200,8 @@ mod tests {
             location: "web/compose.yaml:4".into(),
             current: "ghcr.io/o/app:1.0".into(),
             chosen: update.map(|_| format!("ghcr.io/o/app:1.1@sha256:{}", "a".repeat(64))),
+            tag: update.map(|_| "1.1".to_owned()),
+            digest: update.map(|_| format!("sha256:{}", "a".repeat(64))),
             update,
             reason: "highest version in ^1".into(),
             error: error.map(str::to_owned),

@@ -11,6 +11,7 @@ mod config_cmd;
 mod lint;
 mod policy;
 mod secrets;
+mod update;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -111,6 +112,18 @@ pub enum Command {
     /// Compare every service of every stack with what runs
     #[cfg(unix)]
     Drift(apply::DriftArgs),
+    /// Report which annotated images have an update their policy allows
+    ///
+    /// For every service with a policy annotation: the reference written, the
+    /// tag and digest the policy chooses among the registry's tags, and whether
+    /// that is an update. Nothing is written.
+    Check(check::CheckArgs),
+    /// Pin the updates the policies allow and write them back
+    ///
+    /// Rewrites each chosen service's image line as name:tag@sha256:digest: as a
+    /// diff (--dry-run), in a folder (--no-commit), or as one commit on Magos's
+    /// clone of repo.url, pushed (or proposed as pull requests, repo.mode).
+    Update(update::UpdateArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -166,6 +179,12 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
             &overrides,
             verbosity,
         ),
+        Command::Check(args) => {
+            check::run(args, config_file.as_deref(), env, &overrides, verbosity)
+        }
+        Command::Update(args) => {
+            update::run(args, config_file.as_deref(), env, &overrides, verbosity)
+        }
     };
     match result {
         Ok(exit) => exit,

@@ -147,6 +147,10 @@ pub struct RepoConfig {
     pub branch: Branch,
     /// The commits Magos makes.
     pub commit: CommitConfig,
+    /// Where `magos update` puts its commit: on the branch, or in pull requests.
+    pub mode: RepoMode,
+    /// In pull-request mode: one pull request per service, or one for all.
+    pub pr_grouping: PrGrouping,
 }
 
 impl Default for RepoConfig {
@@ -155,6 +159,57 @@ impl Default for RepoConfig {
             url: None,
             branch: Branch("main".to_owned()),
             commit: CommitConfig::default(),
+            mode: RepoMode::default(),
+            pr_grouping: PrGrouping::default(),
+        }
+    }
+}
+
+/// `repo.mode`: how updates reach the repository.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepoMode {
+    /// One commit pushed to the followed branch.
+    #[default]
+    Direct,
+    /// Commits pushed to `magos/…` branches, each proposed as a GitHub pull
+    /// request into the followed branch.
+    PullRequest,
+}
+
+impl RepoMode {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "direct" => Ok(RepoMode::Direct),
+            "pull_request" => Ok(RepoMode::PullRequest),
+            _ => Err(format!(
+                "unknown repo mode `{s}`; use `direct` or `pull_request`"
+            )),
+        }
+    }
+}
+
+/// `repo.pr_grouping`: how pull-request mode groups updates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrGrouping {
+    /// One branch and pull request per service and version
+    /// (`magos/<stack>-<service>-<version>`); a newer version closes the older
+    /// one's pull request.
+    #[default]
+    PerService,
+    /// One branch (`magos/updates`) and pull request for every update.
+    Grouped,
+}
+
+impl PrGrouping {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "per_service" => Ok(PrGrouping::PerService),
+            "grouped" => Ok(PrGrouping::Grouped),
+            _ => Err(format!(
+                "unknown pull-request grouping `{s}`; use `per_service` or `grouped`"
+            )),
         }
     }
 }
@@ -828,6 +883,8 @@ impl Config {
         "repo.commit.message",
         "repo.commit.author_name",
         "repo.commit.author_email",
+        "repo.mode",
+        "repo.pr_grouping",
         "runtime",
         "podman.socket",
         "apply.prune",
@@ -868,6 +925,8 @@ impl Config {
             "repo.commit.author_email" => {
                 self.repo.commit.author_email = SignatureText::parse(value)?
             }
+            "repo.mode" => self.repo.mode = RepoMode::parse(value)?,
+            "repo.pr_grouping" => self.repo.pr_grouping = PrGrouping::parse(value)?,
             "runtime" => self.runtime = Runtime::parse(value)?,
             "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
             "apply.prune" => {

@@ -371,3 +371,36 @@ fn apply_keys_are_checked() {
     c.set("apply.prune", "false").unwrap();
     assert!(!c.apply.prune);
 }
+
+#[test]
+fn the_update_mode_and_pull_request_grouping_are_read_and_checked() {
+    let c = Config::default();
+    assert_eq!(c.repo.mode, RepoMode::Direct);
+    assert_eq!(c.repo.pr_grouping, PrGrouping::PerService);
+    let (_d, path) = file_with("repo:\n  mode: pull_request\n  pr_grouping: grouped\n");
+    let c = load(Some(&path), &Env::new(), &Overrides::default())
+        .unwrap()
+        .config;
+    assert_eq!(c.repo.mode, RepoMode::PullRequest);
+    assert_eq!(c.repo.pr_grouping, PrGrouping::Grouped);
+    for (text, key) in [
+        ("repo:\n  mode: pr\n", "repo.mode"),
+        ("repo:\n  pr_grouping: each\n", "repo.pr_grouping"),
+    ] {
+        let (_d, path) = file_with(text);
+        let msg = load(Some(&path), &Env::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with(&format!("{}:2:", path.display())), "{msg}");
+        assert!(msg.contains(&format!("{key}: ")), "{key} not in {msg}");
+    }
+    let mut c = Config::default();
+    c.set("repo.mode", "pull_request").unwrap();
+    c.set("repo.pr_grouping", "grouped").unwrap();
+    assert_eq!(c.repo.mode, RepoMode::PullRequest);
+    assert!(
+        c.set("repo.mode", "sideways")
+            .unwrap_err()
+            .contains("direct")
+    );
+}

@@ -141,8 +141,16 @@ impl Checkout {
         Ok(outcome)
     }
 
+    /// Opens the clone. A fetch that moves a remote-tracking ref writes a
+    /// reflog entry, which gitoxide refuses without a committer; a service
+    /// account often has no git identity, so one is given in memory (the
+    /// user's own git configuration, when it has one, still wins).
     pub(super) fn open(&self) -> Result<gix::Repository, GitError> {
-        gix::open(&self.dir).map_err(|source| GitError::Open {
+        let options = gix::open::Options::default().config_overrides([
+            "committer.name=Magos Dominus",
+            "committer.email=magos@localhost",
+        ]);
+        gix::open_opts(&self.dir, options).map_err(|source| GitError::Open {
             dir: self.dir.clone(),
             source,
         })

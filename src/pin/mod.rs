@@ -1,0 +1,718 @@
+//! The pin pass: for a repository folder, every annotated service's current
+//! reference, its policy's choice among the registry's tags, the digest of that
+//! choice, whether it is an update, and the file edits that pin it as
+//! `name:tag@sha256:…`. `magos check`, `magos update` and the daemon share it.
+//!
+//! It combines three parts: the repository edge ([`crate::repo`]) reads the
+//! stacks, the pure core decides (policies) and rewrites (image lines), the
+//! registry edge answers (tags, digests, creation times) through one
+//! [`Check`], whose memo makes a second pass over a new head of the same
+//! repository cost no further requests.
+//!
+//! The registry questions are asked frugally: each watched repository's tags
+//! once, then a `HEAD` only for the tag a policy elected (the platform manifest
+//! only when the policy names a platform; creation times only for policies
+//! with `minAge`, and only for the tags that would otherwise win). One
+//! service's error never stops the others.
+
+pub mod diff;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::core::compose::{LoadedService, Pin};
+use crate::core::diag::Diagnostic;
+use crate::core::interpolate::Vars;
+use crate::core::policy::{Candidate, Decision, Policy};
+use crate::core::rewrite;
+use crate::core::stacks::Selection;
+use crate::git::message::PinChange;
+use crate::git::{Change, FileEdit};
+use crate::registry::{Check, Digest, ImageRef, Platform, RegistryClient};
+use crate::repo::{self, RepoStacks};
+
+/// How many creation times a `minAge` policy may ask for one service before
+/// giving up (each is a manifest and a config read).
+pub const MAX_AGE_LOOKUPS: usize = 8;
+
+/// What can stop a pin pass as a whole (a service's own problems are in its
+/// [`Row`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The repository folder could not be read.
+    #[error("cannot read the repository at {}", path.display())]
+    Repo {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: repo::RepoError,
+    },
+    /// A compose file to rewrite could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One annotated service, as the stacks and their annotations describe it.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    /// The implementor's handle for this service (e.g. an index into its list).
+    pub id: usize,
+    /// The stack (compose project).
+    pub stack: String,
+    /// The service name.
+    pub service: String,
+    /// Where the `image:` line is, `file:line`.
+    pub location: String,
+    /// The image reference as written, possibly pinned (`app:1.2@sha256:…`).
+    pub image: String,
+    /// The repository whose tags the policy picks from, as a reference (the
+    /// image's own, or the policy's `repo`).
+    pub watch: String,
+    /// The platform the policy pins, if it names one.
+    pub platform: Option<String>,
+}
+
+/// What a policy decided for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// Run this tag.
+    Tag {
+        /// The tag.
+        tag: String,
+        /// Why, in one line.
+        reason: String,
+    },
+    /// Keep what is written (the digest policy).
+    Keep {
+        /// Why, in one line.
+        reason: String,
+    },
+    /// No tag qualifies.
+    Nothing {
+        /// Why, in one line.
+        reason: String,
+    },
+}
+
+/// A decision that may first need a tag's creation time (`minAge`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The decision.
+    Done(Choice),
+    /// Ask the registry when this tag's image was created, then decide again.
+    NeedCreated(String),
+}
+
+/// The stacks-and-policies side of a pin pass.
+pub trait Policies: Sync {
+    /// The annotated services of the repository checked out at `dir`.
+    fn watched(&self, dir: &Path) -> anyhow::Result<Vec<Watched>>;
+    /// The policy's decision for `service` among every tag of its watched
+    /// repository, at `now`.
+    fn decide(&self, service: &Watched, tags: &[String], now: SystemTime) -> Choice;
+    /// The decision when creation times matter (`minAge`): `created` holds the
+    /// creation times asked so far (`None`: the registry gives none). The
+    /// default ignores them.
+    fn decide_aged(
+        &self,
+        service: &Watched,
+        tags: &[String],
+        created: &BTreeMap<String, Option<SystemTime>>,
+        now: SystemTime,
+    ) -> Step {
+        let _ = created;
+        Step::Done(self.decide(service, tags, now))
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// The stack.
+    pub stack: String,
+    /// The service.
+    pub service: String,
+    /// `file:line` of the image line.
+    pub location: String,
+    /// The reference as written.
+    pub current: String,
+    /// `repo:tag@digest` the policy chose, when it chose one.
+    pub chosen: Option<String>,
+    /// The chosen tag.
+    pub tag: Option<String>,
+    /// The chosen tag's digest (the index digest of a multi-arch image, unless
+    /// the policy names a platform).
+    pub digest: Option<String>,
+    /// Whether the chosen pin differs from the written one; `None` when nothing
+    /// was chosen or an error stopped the check.
+    pub update: Option<bool>,
+    /// The policy's reason.
+    pub reason: String,
+    /// What went wrong, for this service only.
+    pub error: Option<String>,
+}
+
+/// Checks every service against the registries, in a check pass of its own;
+/// one service's error never stops the others.
+pub async fn check_services(
+    client: &RegistryClient,
+    policies: &dyn Policies,
+    services: &[Watched],
+    now: SystemTime,
+) -> Vec<Row> {
+    check_with(&client.check(), policies, services, now).await
+}
+
+/// Checks every service within the check pass `check` (whose memo answers
+/// what was already asked in it).
+pub async fn check_with(
+    check: &Check,
+    policies: &dyn Policies,
+    services: &[Watched],
+    now: SystemTime,
+) -> Vec<Row> {
+    let rows = services.iter().map(|s| check_one(check, policies, s, now));
+    futures_util::future::join_all(rows).await
+}
+
+async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: SystemTime) -> Row {
+    let mut row = Row {
+        stack: s.stack.clone(),
+        service: s.service.clone(),
+        location: s.location.clone(),
+        current: s.image.clone(),
+        chosen: None,
+        tag: None,
+        digest: None,
+        update: None,
+        reason: String::new(),
+        error: None,
+    };
+    let result: Result<(), String> = async {
+        let current = ImageRef::parse(&s.image).map_err(|e| e.to_string())?;
+        let watch = ImageRef::parse(&s.watch).map_err(|e| e.to_string())?;
+        let platform = s
+            .platform
+            .as_deref()
+            .map(Platform::parse)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let tags = check.tags(&watch).await.map_err(|e| e.to_string())?;
+        let mut created = BTreeMap::new();
+        let choice = loop {
+            match policies.decide_aged(s, &tags, &created, now) {
+                Step::Done(choice) => break choice,
+                Step::NeedCreated(tag) if created.len() >= MAX_AGE_LOOKUPS => {
+                    break Choice::Nothing {
+                        reason: format!(
+                            "the {MAX_AGE_LOOKUPS} newest candidates are younger than minAge (next: {tag}); not looking further this time"
+                        ),
+                    };
+                }
+                Step::NeedCreated(tag) => {
+                    let at = check
+                        .created(&watch.with_tag(&tag), platform.as_ref())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    created.insert(tag, at);
+                }
+            }
+        };
+        match choice {
+            Choice::Tag { tag, reason } => {
+                row.reason = reason;
+                let candidate = watch.with_tag(&tag);
+                let digest: Digest = match &platform {
+                    Some(p) => check.platform_digest(&candidate, p).await,
+                    None => check.digest(&candidate).await,
+                }
+                .map_err(|e| e.to_string())?;
+                // The pin written back is the image's own line with the chosen
+                // tag and digest (the watched repository may be a mirror).
+                row.update =
+                    Some(current.tag() != Some(tag.as_str()) || current.digest() != Some(&digest));
+                row.chosen = Some(format!("{}:{tag}@{digest}", watch.repository_key()));
+                row.digest = Some(digest.to_string());
+                row.tag = Some(tag);
+            }
+            Choice::Keep { reason } => {
+                row.reason = reason;
+                row.update = Some(false);
+            }
+            Choice::Nothing { reason } => row.reason = reason,
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        row.error = Some(e);
+    }
+    row
+}
+
+/// [`Policies`] over the core: the annotated services of a loaded repository,
+/// decided by their annotations' policies.
+pub struct CorePolicies<'a> {
+    services: Vec<(&'a LoadedService, &'a Policy, Watched)>,
+}
+
+impl<'a> CorePolicies<'a> {
+    /// The annotated services of `stacks`, in repository order.
+    pub fn new(stacks: &'a RepoStacks) -> Self {
+        let mut services = Vec::new();
+        for stack in &stacks.stacks {
+            let name = stack
+                .project
+                .clone()
+                .unwrap_or_else(|| stack.def.dir.clone());
+            for svc in &stack.loaded.services {
+                let Some(image) = &svc.image else { continue };
+                let Some(policy) = &image.policy else {
+                    continue;
+                };
+                let location = match &image.site {
+                    Some((file, site)) => format!("{file}:{}", site.line),
+                    None => stack.def.compose_file.clone(),
+                };
+                let watch = match &image.reference {
+                    Some(r) => policy.repository(r),
+                    None => policy
+                        .repo
+                        .as_ref()
+                        .map_or_else(|| image.value.clone(), |r| r.repository()),
+                };
+                let id = services.len();
+                services.push((
+                    svc,
+                    policy,
+                    Watched {
+                        id,
+                        stack: name.clone(),
+                        service: svc.name.clone(),
+                        location,
+                        image: image.value.clone(),
+                        watch,
+                        platform: policy.platform.as_ref().map(|p| p.as_str().to_owned()),
+                    },
+                ));
+            }
+        }
+        Self { services }
+    }
+
+    /// The services, with the handles [`Policies`] uses.
+    pub fn list(&self) -> Vec<Watched> {
+        self.services.iter().map(|(_, _, w)| w.clone()).collect()
+    }
+
+    /// The loaded service behind a handle.
+    pub fn service(&self, id: usize) -> Option<&'a LoadedService> {
+        self.services.get(id).map(|(s, _, _)| *s)
+    }
+
+    fn current_tag(&self, id: usize) -> Option<&str> {
+        let (svc, _, _) = self.services.get(id)?;
+        svc.image.as_ref()?.reference.as_ref()?.tag.as_deref()
+    }
+}
+
+fn to_choice(d: Decision) -> Choice {
+    match d {
+        Decision::Chosen { tag, reason } => Choice::Tag { tag, reason },
+        Decision::Fixed { reason, .. } => Choice::Keep { reason },
+        Decision::None { reason } => Choice::Nothing { reason },
+    }
+}
+
+impl Policies for CorePolicies<'_> {
+    /// The services the value was built from (`dir` is that repository).
+    fn watched(&self, _dir: &Path) -> anyhow::Result<Vec<Watched>> {
+        Ok(self.list())
+    }
+
+    fn decide(&self, service: &Watched, tags: &[String], now: SystemTime) -> Choice {
+        let Some((_, policy, _)) = self.services.get(service.id) else {
+            return Choice::Nothing {
+                reason: format!("unknown service `{}`", service.service),
+            };
+        };
+        let candidates: Vec<Candidate<'_>> = tags.iter().map(|t| Candidate::tag(t)).collect();
+        to_choice(policy.decide(&candidates, self.current_tag(service.id), now))
+    }
+
+    /// With `minAge`: the winner among the tags not known to be too young is
+    /// found without the age rule; its creation time is asked for when unknown;
+    /// once it is known to be old enough (or nothing is left), the policy
+    /// decides with every known creation time (an unknown one counts as "just
+    /// now"), so only the tags that would otherwise win are looked up.
+    fn decide_aged(
+        &self,
+        service: &Watched,
+        tags: &[String],
+        created: &BTreeMap<String, Option<SystemTime>>,
+        now: SystemTime,
+    ) -> Step {
+        let Some((_, policy, _)) = self.services.get(service.id) else {
+            return Step::Done(self.decide(service, tags, now));
+        };
+        let Some(min) = policy.min_age else {
+            return Step::Done(self.decide(service, tags, now));
+        };
+        let current = self.current_tag(service.id);
+        let old_enough = |t: &str| match created.get(t) {
+            Some(Some(at)) => now.duration_since(*at).is_ok_and(|age| age >= min),
+            Some(None) => false,
+            None => true,
+        };
+        let open: Vec<Candidate<'_>> = tags
+            .iter()
+            .filter(|t| old_enough(t))
+            .map(|t| Candidate::tag(t))
+            .collect();
+        let relaxed = Policy {
+            min_age: None,
+            ..(*policy).clone()
+        };
+        if let Decision::Chosen { tag, .. } = relaxed.decide(&open, current, now)
+            && !created.contains_key(&tag)
+        {
+            return Step::NeedCreated(tag);
+        }
+        let all: Vec<Candidate<'_>> = tags
+            .iter()
+            .map(|t| Candidate {
+                tag: t,
+                first_seen: created.get(t.as_str()).copied().flatten(),
+                platforms: None,
+            })
+            .collect();
+        Step::Done(to_choice(policy.decide(&all, current, now)))
+    }
+}
+
+/// One service to pin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Update {
+    /// The stack.
+    pub stack: String,
+    /// The service.
+    pub service: String,
+    /// The file holding its image line, relative to the repository.
+    pub file: String,
+    /// The image value now.
+    pub old: String,
+    /// The pinned value, `name:tag@sha256:…`.
+    pub new: String,
+    /// The chosen tag.
+    pub tag: String,
+}
+
+/// One file the pass rewrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// The path relative to the repository, `/` separated.
+    pub path: String,
+    /// The text now.
+    pub before: String,
+    /// The text with the pins.
+    pub after: String,
+}
+
+/// What one pin pass found for a repository folder.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    /// Every annotated service, checked.
+    pub rows: Vec<Row>,
+    /// The services whose pin changes, with their edits applied in `files`.
+    pub updates: Vec<Update>,
+    /// The rewritten files.
+    pub files: Vec<FileChange>,
+    /// Updates that were chosen but cannot be written (the line cannot be
+    /// rewritten safely, or the file changed): `stack/service: why`.
+    pub refused: Vec<String>,
+    /// The repository's own diagnostics (errors and warnings of its stacks).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Pass {
+    /// Whether any service could not be checked or pinned.
+    pub fn has_errors(&self) -> bool {
+        !self.refused.is_empty() || self.rows.iter().any(|r| r.error.is_some())
+    }
+
+    /// The updates as the commit message lists them.
+    pub fn changes(&self) -> Vec<PinChange> {
+        self.updates
+            .iter()
+            .map(|u| PinChange {
+                stack: u.stack.clone(),
+                service: u.service.clone(),
+                old: u.old.clone(),
+                new: u.new.clone(),
+            })
+            .collect()
+    }
+
+    /// The rewritten files as a git change with `message`.
+    pub fn change(&self, message: String) -> Change {
+        Change {
+            files: self
+                .files
+                .iter()
+                .map(|f| FileEdit {
+                    path: PathBuf::from(&f.path),
+                    contents: f.after.clone().into_bytes(),
+                })
+                .collect(),
+            message,
+        }
+    }
+
+    /// The part of this pass that pins the services `keep` accepts (e.g. one
+    /// service, for a pull request of its own), its files rewritten anew.
+    pub fn only(&self, keep: impl Fn(&Update) -> bool) -> Pass {
+        let updates: Vec<Update> = self.updates.iter().filter(|u| keep(u)).cloned().collect();
+        let mut files = Vec::new();
+        for f in &self.files {
+            let edits: Vec<rewrite::Edit<'_>> = updates
+                .iter()
+                .filter(|u| u.file == f.path)
+                .map(|u| rewrite::Edit {
+                    service: &u.service,
+                    expected: &u.old,
+                    new: &u.new,
+                })
+                .collect();
+            if edits.is_empty() {
+                continue;
+            }
+            let (after, _) = rewrite::rewrite_all(&f.before, &edits);
+            files.push(FileChange {
+                path: f.path.clone(),
+                before: f.before.clone(),
+                after: after.into_owned(),
+            });
+        }
+        Pass {
+            rows: self.rows.clone(),
+            updates,
+            files,
+            refused: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// The unified diff of every rewritten file.
+    pub fn diff(&self) -> String {
+        self.files
+            .iter()
+            .map(|f| diff::unified(&f.path, &f.before, &f.after))
+            .collect()
+    }
+}
+
+/// Runs a pin pass over the repository folder `dir`: loads its stacks (those
+/// `sel` takes, interpolated with `env`), checks every annotated service in
+/// `check`, and computes the rewritten files. Nothing is written.
+pub async fn pass(
+    check: &Check,
+    dir: &Path,
+    sel: &Selection,
+    env: &Vars,
+    now: SystemTime,
+) -> Result<Pass, PinError> {
+    let stacks = repo::load(dir, sel, env).map_err(|source| PinError::Repo {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut diagnostics = stacks.diagnostics.clone();
+    for s in &stacks.stacks {
+        diagnostics.extend(s.loaded.diagnostics.iter().cloned());
+    }
+    let policies = CorePolicies::new(&stacks);
+    let watched = policies.list();
+    let rows = check_with(check, &policies, &watched, now).await;
+
+    let mut pins: Vec<(usize, Pin)> = Vec::new();
+    let mut refused = Vec::new();
+    for (w, row) in watched.iter().zip(&rows) {
+        let (Some(true), Some(tag), Some(digest)) = (row.update, &row.tag, &row.digest) else {
+            continue;
+        };
+        let who = format!("{}/{}", w.stack, w.service);
+        let pin = crate::core::reference::Digest::parse(digest)
+            .map_err(|e| e.to_string())
+            .and_then(|d| {
+                policies
+                    .service(w.id)
+                    .ok_or_else(|| "unknown service".to_owned())?
+                    .pin(tag, &d)
+            });
+        match pin {
+            Ok(p) => pins.push((w.id, p)),
+            Err(why) => refused.push(format!("{who}: {why}")),
+        }
+    }
+
+    let mut by_file: BTreeMap<&str, Vec<&(usize, Pin)>> = BTreeMap::new();
+    for p in &pins {
+        by_file.entry(p.1.file.as_str()).or_default().push(p);
+    }
+    let mut files = Vec::new();
+    let mut updates = Vec::new();
+    let stack_of: HashMap<usize, &Watched> = watched.iter().map(|w| (w.id, w)).collect();
+    for (file, file_pins) in by_file {
+        let path = dir.join(file);
+        let before = std::fs::read_to_string(&path).map_err(|source| PinError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut text = before.clone();
+        for (id, pin) in file_pins {
+            let w = stack_of[id];
+            match rewrite::rewrite(&text, &pin.edit()) {
+                Ok(new) => {
+                    text = new.into_owned();
+                    updates.push(Update {
+                        stack: w.stack.clone(),
+                        service: w.service.clone(),
+                        file: pin.file.clone(),
+                        old: pin.expected.clone(),
+                        new: pin.new.clone(),
+                        tag: rows[*id].tag.clone().unwrap_or_default(),
+                    });
+                }
+                Err(e) => refused.push(format!("{}/{}: {file}: {e}", w.stack, w.service)),
+            }
+        }
+        if text != before {
+            files.push(FileChange {
+                path: file.to_owned(),
+                before,
+                after: text,
+            });
+        }
+    }
+    Ok(Pass {
+        rows,
+        updates,
+        files,
+        refused,
+        diagnostics,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::core::stacks;
+
+    fn stacks_of(compose: &str) -> RepoStacks {
+        let files = vec!["compose.yaml".to_owned()];
+        let (defs, diagnostics) = stacks::discover(&files, "repo", &Selection::default()).unwrap();
+        let texts = BTreeMap::from([("compose.yaml".to_owned(), compose.to_owned())]);
+        RepoStacks {
+            stacks: stacks::load_all(defs, &texts, &Vars::new()),
+            diagnostics,
+        }
+    }
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|t| (*t).to_owned()).collect()
+    }
+
+    #[test]
+    fn only_annotated_services_are_watched_with_their_repository_and_platform() {
+        let s = stacks_of(
+            "services:\n  a:\n    image: nginx:1.25 # {\"magos\": {\"policy\": \"semver\", \"platform\": \"linux/arm64\"}}\n  \
+             b:\n    image: ghcr.io/o/app:1\n  \
+             c:\n    image: ghcr.io/o/app:1 # {\"magos\": {\"policy\": \"semver\", \"repo\": \"mirror.example/o/app\"}}\n",
+        );
+        let p = CorePolicies::new(&s);
+        let w = p.list();
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            (w[0].service.as_str(), w[0].watch.as_str()),
+            ("a", "docker.io/library/nginx")
+        );
+        assert_eq!(w[0].platform.as_deref(), Some("linux/arm64"));
+        assert_eq!(w[0].location, "compose.yaml:3");
+        assert_eq!(w[0].stack, "repo");
+        assert_eq!(
+            (w[1].service.as_str(), w[1].watch.as_str()),
+            ("c", "mirror.example/o/app")
+        );
+        assert!(matches!(
+            p.decide(&w[0], &tags(&["1.25", "1.26.1", "latest"]), SystemTime::now()),
+            Choice::Tag { ref tag, .. } if tag == "1.26.1"
+        ));
+    }
+
+    #[test]
+    fn min_age_asks_creation_times_only_of_the_tags_that_would_win() {
+        let s = stacks_of(
+            "services:\n  app:\n    image: r.example/app:1.0.0 # {\"magos\": {\"policy\": \"semver\", \"range\": \"^1\", \"minAge\": \"72h\"}}\n",
+        );
+        let p = CorePolicies::new(&s);
+        let w = p.list().remove(0);
+        let all = tags(&["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0", "latest"]);
+        let now = UNIX_EPOCH + Duration::from_secs(10_000_000);
+        let hours = |h: u64| Some(now - Duration::from_secs(h * 3600));
+        let mut created = BTreeMap::new();
+        assert_eq!(
+            p.decide_aged(&w, &all, &created, now),
+            Step::NeedCreated("1.3.0".into())
+        );
+        created.insert("1.3.0".to_owned(), hours(1));
+        assert_eq!(
+            p.decide_aged(&w, &all, &created, now),
+            Step::NeedCreated("1.2.0".into())
+        );
+        // A registry that gives no creation time: unknown counts as "just now".
+        created.insert("1.2.0".to_owned(), None);
+        assert_eq!(
+            p.decide_aged(&w, &all, &created, now),
+            Step::NeedCreated("1.1.0".into())
+        );
+        created.insert("1.1.0".to_owned(), hours(100));
+        match p.decide_aged(&w, &all, &created, now) {
+            Step::Done(Choice::Tag { tag, reason }) => {
+                assert_eq!(tag, "1.1.0");
+                assert!(reason.contains("minAge"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Every candidate too young: nothing, and no further question.
+        created.insert("1.1.0".to_owned(), hours(2));
+        created.insert("1.0.0".to_owned(), hours(3));
+        assert!(matches!(
+            p.decide_aged(&w, &all, &created, now),
+            Step::Done(Choice::Nothing { .. })
+        ));
+    }
+
+    #[test]
+    fn without_min_age_no_creation_time_is_asked() {
+        let s = stacks_of(
+            "services:\n  app:\n    image: r.example/app:1.0.0 # {\"magos\": {\"policy\": \"semver\", \"range\": \"^1\"}}\n",
+        );
+        let p = CorePolicies::new(&s);
+        let w = p.list().remove(0);
+        assert!(matches!(
+            p.decide_aged(&w, &tags(&["1.0.0", "1.4.0"]), &BTreeMap::new(), SystemTime::now()),
+            Step::Done(Choice::Tag { ref tag, .. }) if tag == "1.4.0"
+        ));
+    }
+}

@@ -1,0 +1,225 @@
+//! `magos check` and `magos update` where no registry is needed: where the
+//! repository is taken from, what each mode refuses, and a repository with
+//! nothing to pin, against real git (bare repositories on disk).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Someone Else")
+        .env("GIT_AUTHOR_EMAIL", "someone@example.org")
+        .env("GIT_COMMITTER_NAME", "Someone Else")
+        .env("GIT_COMMITTER_EMAIL", "someone@example.org")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn magos(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_magos"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run magos")
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("magos.yaml");
+    std::fs::write(
+        &path,
+        format!("state_dir: {}\n{yaml}", dir.join("state").display()),
+    )
+    .unwrap();
+    path
+}
+
+/// A bare remote holding one stack whose only service has no annotation.
+fn bare_remote(root: &Path) -> PathBuf {
+    git(root, &["init", "-q", "--bare", "-b", "main", "remote.git"]);
+    git(root, &["init", "-q", "-b", "main", "work"]);
+    let work = root.join("work");
+    std::fs::create_dir_all(work.join("web")).unwrap();
+    std::fs::write(
+        work.join("web/compose.yaml"),
+        "services:\n  app:\n    image: registry.example/app:1.0\n",
+    )
+    .unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "initial"]);
+    git(&work, &["push", "-q", "../remote.git", "main"]);
+    root.join("remote.git")
+}
+
+#[test]
+fn a_repository_with_nothing_annotated_has_nothing_to_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_remote(tmp.path());
+    let before = git(&bare, &["rev-parse", "main"]);
+    let cfg = config(tmp.path(), &format!("repo:\n  url: {}\n", bare.display()));
+    let cfg = cfg.to_str().unwrap();
+
+    let out = magos(tmp.path(), &["update", "--config", cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("nothing to update"), "{stdout}");
+    assert_eq!(git(&bare, &["rev-parse", "main"]), before);
+
+    // check reads Magos's clone of the remote (a bare repository is a remote).
+    let out = magos(tmp.path(), &["check", "--config", cfg, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]\n");
+
+    let out = magos(tmp.path(), &["update", "--config", cfg, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "an empty diff");
+}
+
+#[test]
+fn a_plain_folder_is_edited_in_place_only_never_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("gitops");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("compose.yaml"),
+        "services:\n  app:\n    image: registry.example/app:1.0\n",
+    )
+    .unwrap();
+    let cfg = config(tmp.path(), "");
+    let cfg = cfg.to_str().unwrap();
+    let out = magos(
+        tmp.path(),
+        &[
+            "update",
+            "--config",
+            cfg,
+            "--repo",
+            folder.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is a local folder"), "{stderr}");
+    assert!(stderr.contains("--no-commit"), "{stderr}");
+    assert!(!tmp.path().join("state").exists(), "nothing was cloned");
+
+    let out = magos(
+        tmp.path(),
+        &[
+            "update",
+            "--config",
+            cfg,
+            "--repo",
+            folder.to_str().unwrap(),
+            "--no-commit",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}
+
+#[test]
+fn no_commit_needs_a_folder_and_a_repository_is_required() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_remote(tmp.path());
+    let cfg = config(tmp.path(), "");
+    let cfg = cfg.to_str().unwrap();
+    let out = magos(
+        tmp.path(),
+        &[
+            "update",
+            "--config",
+            cfg,
+            "--repo",
+            bare.to_str().unwrap(),
+            "--no-commit",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--no-commit rewrites a local folder") && stderr.contains("remote.git"),
+        "{stderr}"
+    );
+
+    for cmd in ["check", "update"] {
+        let out = magos(tmp.path(), &[cmd, "--config", cfg]);
+        assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no repository: pass --repo"),
+            "{}",
+            show(&out)
+        );
+    }
+
+    let out = magos(
+        tmp.path(),
+        &["update", "--config", cfg, "--dry-run", "--no-commit"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "flags that contradict: {}",
+        show(&out)
+    );
+}
+
+#[test]
+fn pull_request_mode_needs_a_github_repository_and_api_access() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_remote(tmp.path());
+    let cfg = config(
+        tmp.path(),
+        &format!("repo:\n  url: {}\n  mode: pull_request\n", bare.display()),
+    );
+    let out = magos(tmp.path(), &["update", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&bare.display().to_string()),
+        "{}",
+        show(&out)
+    );
+
+    let cfg = config(
+        tmp.path(),
+        "repo:\n  url: https://github.com/me/homelab.git\n  mode: pull_request\n  pr_grouping: grouped\n",
+    );
+    let out = magos(tmp.path(), &["update", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pull-request mode needs GitHub API access"),
+        "{}",
+        show(&out)
+    );
+
+    let cfg = config(tmp.path(), "repo:\n  mode: pull-request\n");
+    let out = magos(tmp.path(), &["update", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("magos.yaml:3") && stderr.contains("repo.mode"),
+        "{stderr}"
+    );
+}

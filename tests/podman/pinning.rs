@@ -1,0 +1,1064 @@
+//! `magos check` and `magos update` end to end: the real binary, the test bed's
+//! registry (directly, or through a small counting front), real git remotes
+//! (bare repositories, and `git http-backend` behind token authentication), and
+//! the local fake of GitHub's API for pull-request mode.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+use crate::support::{self, Testbed};
+
+#[allow(dead_code)]
+#[path = "../git/fake_github.rs"]
+mod fake_github;
+#[allow(dead_code)]
+#[path = "../git/http_backend.rs"]
+mod http_backend;
+
+const TOKEN: &str = "tok_9d2e7c41b0a6";
+
+/// Runs git for the test's own set-up, isolated from any user configuration.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Someone Else")
+        .env("GIT_AUTHOR_EMAIL", "someone@example.org")
+        .env("GIT_COMMITTER_NAME", "Someone Else")
+        .env("GIT_COMMITTER_EMAIL", "someone@example.org")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs the real `magos` binary with a clean environment (HOME in `home`).
+fn magos(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_magos"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run magos")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// A configuration file `magos.yaml` in `dir` with the given top-level YAML
+/// (the test registries are plain HTTP on 127.0.0.1).
+fn config(dir: &Path, registries: &[&str], extra: &str) -> PathBuf {
+    let path = dir.join("magos.yaml");
+    let insecure = registries
+        .iter()
+        .map(|r| format!("\"{r}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::write(
+        &path,
+        format!(
+            "registries:\n  insecure: [{insecure}]\nstate_dir: {}\n{extra}",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A bare remote `remote.git` (at `rel` under `root`) holding `files`, and a
+/// work clone `other` that plays the people pushing to it.
+fn bare_remote(root: &Path, rel: &str, files: &[(&str, &str)]) -> (PathBuf, PathBuf) {
+    let bare = root.join(rel);
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    let other = root.join("other");
+    git(root, &["init", "-q", "-b", "main", "other"]);
+    for (path, contents) in files {
+        let p = other.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+    git(&other, &["add", "-A"]);
+    git(&other, &["commit", "-q", "-m", "initial"]);
+    git(&other, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    git(&other, &["push", "-q", "origin", "main"]);
+    (bare, other)
+}
+
+fn push_other(other: &Path, file: &str, contents: &str, message: &str) -> String {
+    git(other, &["pull", "-q", "--rebase", "origin", "main"]);
+    let p = other.join(file);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, contents).unwrap();
+    git(other, &["add", "-A"]);
+    git(other, &["commit", "-q", "-m", message]);
+    git(other, &["push", "-q", "origin", "main"]);
+    git(other, &["rev-parse", "HEAD"])
+}
+
+/// The stacks of the main tests, on registry `reg`: a semver service to update,
+/// the same image already pinned where the policy wants it, a moving tag, a
+/// multi-arch image, a digest-policy service and a service without annotation.
+fn stacks(bed: &Testbed, reg: &str) -> Vec<(String, String)> {
+    let pinned_125 = bed.manifest_digest(&format!("{}/magos/semver:1.2.5", bed.registry));
+    vec![
+        (
+            "apps/compose.yaml".to_owned(),
+            format!(
+                "# the apps\nservices:\n  app:\n    image: {reg}/magos/semver:1.0.0 # {{\"magos\": {{\"policy\": \"semver\", \"range\": \"^1\"}}}}\n    ports:\n      - \"127.0.0.1:8080:80\"\n  \
+                 pinned:\n    image: \"{reg}/magos/semver:1.2.5@{pinned_125}\" # {{\"magos\": {{\"policy\": \"semver\", \"range\": \">=1.0.0 <1.3.0\"}}}}\n  \
+                 plain:\n    image: {reg}/magos/semver:1.0.0\n"
+            ),
+        ),
+        (
+            "edge/compose.yml".to_owned(),
+            format!(
+                "services:\r\n  moving:\r\n    image: '{reg}/magos/moving:latest'   # {{\"magos\": {{\"policy\": \"latest\"}}}}\r\n  \
+                 multi:\r\n    image: {reg}/magos/multiarch:1.0 # {{\"magos\": {{\"policy\": \"latest\", \"tag\": \"1.0\"}}}}\r\n  \
+                 fixed:\r\n    image: {reg}/magos/httpd:1 # {{\"magos\": {{\"policy\": \"digest\"}}}}\r\n"
+            ),
+        ),
+        ("README.md".to_owned(), "my homelab\n".to_owned()),
+    ]
+}
+
+fn write_tree(dir: &Path, files: &[(String, String)]) {
+    for (path, contents) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+}
+
+fn rows(out: &Output) -> BTreeMap<String, serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", show(out)));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!(
+                    "{}/{}",
+                    r["stack"].as_str().unwrap(),
+                    r["service"].as_str().unwrap()
+                ),
+                r.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The digest of an OCI index, as the bytes the registry serves hash to, and
+/// the check that it is an index.
+fn index_digest(bed: &Testbed, repo_tag: &str) -> String {
+    let (repo, tag) = repo_tag.split_once(':').unwrap();
+    let r = bed
+        .registry_request(
+            "GET",
+            &format!("/v2/{repo}/manifests/{tag}"),
+            &[("Accept", support::MANIFEST_ACCEPT)],
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(v["manifests"].is_array(), "{repo_tag} is not an index");
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&r.body)))
+}
+
+#[test]
+fn check_reports_each_choice_and_pins_multiarch_images_to_the_index() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let reg = bed.registry.as_str();
+    write_tree(&repo, &stacks(bed, reg));
+    let cfg = config(tmp.path(), &[reg], "");
+    let out = magos(
+        tmp.path(),
+        &[
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--repo",
+            repo.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 5, "only annotated services: {rows:?}");
+    assert!(!rows.contains_key("apps/plain"));
+
+    let app = &rows["apps/app"];
+    let d1105 = bed.manifest_digest(&format!("{reg}/magos/semver:1.10.5"));
+    assert_eq!(app["tag"], "1.10.5", "{app}");
+    assert_eq!(app["digest"], d1105.as_str());
+    assert_eq!(app["update"], true);
+    assert_eq!(app["location"], "apps/compose.yaml:4");
+    assert!(app["error"].is_null());
+
+    let pinned = &rows["apps/pinned"];
+    assert_eq!(pinned["tag"], "1.2.5");
+    assert_eq!(pinned["update"], false, "{pinned}");
+
+    let moving = &rows["edge/moving"];
+    assert_eq!(
+        moving["digest"],
+        bed.manifest_digest(&format!("{reg}/magos/moving:latest"))
+            .as_str()
+    );
+    assert_eq!(moving["update"], true, "an unpinned moving tag gets a pin");
+
+    let multi = &rows["edge/multi"];
+    let index = index_digest(bed, "magos/multiarch:1.0");
+    assert_eq!(multi["digest"], index.as_str(), "{multi}");
+    assert_eq!(multi["update"], true);
+
+    let fixed = &rows["edge/fixed"];
+    assert_eq!(fixed["update"], false);
+    assert!(fixed["tag"].is_null());
+
+    // The table form says the same.
+    let out = magos(
+        tmp.path(),
+        &[
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--repo",
+            repo.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let table = text(&out.stdout);
+    assert!(table.starts_with("STACK"), "{table}");
+    assert_eq!(table.lines().count(), 6, "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("apps ") && l.contains(" yes ") && l.contains("1.10.5")),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_check_with_an_unreachable_registry_reports_it_and_exits_2() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let closed = format!("127.0.0.1:{}", support::free_port());
+    let reg = bed.registry.as_str();
+    write_tree(
+        &repo,
+        &[(
+            "compose.yaml".to_owned(),
+            format!(
+                "services:\n  gone:\n    image: {closed}/x/app:1 # {{\"magos\": {{\"policy\": \"semver\"}}}}\n  \
+                 app:\n    image: {reg}/magos/semver:1.0.0 # {{\"magos\": {{\"policy\": \"semver\", \"range\": \"~1.0\"}}}}\n"
+            ),
+        )],
+    );
+    let cfg = config(tmp.path(), &[reg, &closed], "");
+    let out = magos(
+        tmp.path(),
+        &[
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--repo",
+            repo.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let rows = rows(&out);
+    assert!(
+        rows["repo/gone"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&closed)),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows["repo/app"]["tag"], "1.0.5",
+        "the other registry is still asked"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A counting front of the test registry.
+
+/// A forwarding proxy to the test registry on 127.0.0.1 that records every
+/// request, and can run a hook (once) before it forwards the first tag listing:
+/// the moment a check is between its fetch of the repository and its push.
+struct Front {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+type Hook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
+impl Front {
+    fn start(upstream: &str, hook: Option<Box<dyn FnOnce() + Send>>) -> Self {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let hook: Hook = Arc::new(Mutex::new(hook));
+        let upstream = format!("http://{upstream}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = (log.clone(), hook);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                magos::registry::install_crypto_provider();
+                let client = reqwest::Client::new();
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let (log, hook) = state.clone();
+                    let client = client.clone();
+                    let upstream = upstream.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            let (log, hook, client, upstream) =
+                                (log.clone(), hook.clone(), client.clone(), upstream.clone());
+                            async move {
+                                Ok::<_, Infallible>(
+                                    forward(req, &log, &hook, &client, &upstream).await,
+                                )
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        Self {
+            addr: rx.recv().unwrap(),
+            log,
+        }
+    }
+
+    fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn count(&self, method: &str, path_contains: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(&format!("{method} ")) && l.contains(path_contains))
+            .count()
+    }
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    log: &Mutex<Vec<String>>,
+    hook: &Hook,
+    client: &reqwest::Client,
+    upstream: &str,
+) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    log.lock().unwrap().push(format!("{method} {path}"));
+    if path.contains("/tags/list") {
+        let run = hook.lock().unwrap().take();
+        if let Some(run) = run {
+            tokio::task::spawn_blocking(run).await.unwrap();
+        }
+    }
+    let mut up = client.request(
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
+        format!("{upstream}{path}"),
+    );
+    for (k, v) in req.headers() {
+        if k != "host" {
+            up = up.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let answer = up.body(body).send().await.unwrap();
+    let mut res = Response::builder().status(answer.status().as_u16());
+    for (k, v) in answer.headers() {
+        if k != "transfer-encoding" && k != "connection" {
+            res = res.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let bytes = answer.bytes().await.unwrap();
+    res.body(Full::new(bytes)).unwrap()
+}
+
+#[test]
+fn one_check_lists_each_repository_once_and_heads_only_elected_tags() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let front = Front::start(&bed.registry, None);
+    let h = front.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let d125 = bed.manifest_digest(&format!("{}/magos/semver:1.2.5", bed.registry));
+    let annotated = |range: &str| {
+        format!("# {{\"magos\": {{\"policy\": \"semver\", \"range\": \"{range}\"}}}}")
+    };
+    write_tree(
+        &repo,
+        &[
+            (
+                "one/compose.yaml".to_owned(),
+                format!(
+                    "services:\n  a:\n    image: {h}/magos/semver:1.0.0 {}\n  b:\n    image: {h}/magos/semver:1.2.5@{d125} {}\n  c:\n    image: {h}/magos/semver:2.0.0 {}\n",
+                    annotated("~1.2"),
+                    annotated("~1.2"),
+                    annotated("^2"),
+                ),
+            ),
+            (
+                "two/compose.yaml".to_owned(),
+                format!(
+                    "services:\n  d:\n    image: {h}/magos/semver:1.2.0 {}\n  e:\n    image: {h}/magos/moving:latest # {{\"magos\": {{\"policy\": \"latest\"}}}}\n  f:\n    image: {h}/magos/httpd:1 # {{\"magos\": {{\"policy\": \"digest\"}}}}\n",
+                    annotated(">=1.2.0 <1.3.0"),
+                ),
+            ),
+        ],
+    );
+    let cfg = config(tmp.path(), &[&h], "");
+    let out = magos(
+        tmp.path(),
+        &[
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--repo",
+            repo.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let rows = rows(&out);
+    assert_eq!(rows["one/a"]["tag"], "1.2.5");
+    assert_eq!(rows["one/b"]["update"], false);
+    assert_eq!(rows["one/c"]["tag"], "v2.3.1");
+    assert_eq!(rows["two/d"]["tag"], "1.2.5");
+    let log = front.log.lock().unwrap().clone();
+    // One listing per repository (the digest policy lists too: its decision
+    // comes from the policy, which sees the tags), one HEAD per elected tag
+    // however many services elected it, no manifest body, nothing else.
+    for r in ["semver", "moving", "httpd"] {
+        assert_eq!(
+            front.count("GET", &format!("/v2/magos/{r}/tags/list")),
+            1,
+            "{r}: {log:#?}"
+        );
+    }
+    assert_eq!(front.count("HEAD", "/manifests/"), 3, "{log:#?}");
+    for elected in [
+        "semver/manifests/1.2.5",
+        "semver/manifests/v2.3.1",
+        "moving/manifests/latest",
+    ] {
+        assert_eq!(front.count("HEAD", elected), 1, "{elected}: {log:#?}");
+    }
+    assert_eq!(front.count("GET", "/manifests/"), 0, "{log:#?}");
+    let other: Vec<&String> = log
+        .iter()
+        .filter(|l| !l.contains("/tags/list") && !l.contains("/manifests/"))
+        .collect();
+    assert!(
+        other.iter().all(|l| l.ends_with(" /v2/")),
+        "only the API probe besides: {other:?}"
+    );
+    assert_eq!(log.len(), 3 + 3 + other.len(), "{log:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// magos update
+
+#[test]
+fn dry_run_prints_a_diff_and_writes_nothing() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let reg = bed.registry.as_str();
+    let files = stacks(bed, reg);
+    write_tree(&repo, &files);
+    let cfg = config(tmp.path(), &[reg], "");
+    let out = magos(
+        tmp.path(),
+        &[
+            "update",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--repo",
+            repo.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let diff = text(&out.stdout);
+    let d1105 = bed.manifest_digest(&format!("{reg}/magos/semver:1.10.5"));
+    assert!(
+        diff.contains("--- a/apps/compose.yaml\n+++ b/apps/compose.yaml\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains(&format!(
+            "\n-    image: {reg}/magos/semver:1.0.0 # {{\"magos\": {{\"policy\": \"semver\", \"range\": \"^1\"}}}}\n+    image: {reg}/magos/semver:1.10.5@{d1105} # {{\"magos\": {{\"policy\": \"semver\", \"range\": \"^1\"}}}}\n"
+        )),
+        "{diff}"
+    );
+    assert!(diff.contains("--- a/edge/compose.yml\n"), "{diff}");
+    assert_eq!(diff.matches("\n+    image:").count(), 3, "{diff}");
+    // Nothing written.
+    for (path, contents) in &files {
+        assert_eq!(&std::fs::read_to_string(repo.join(path)).unwrap(), contents);
+    }
+    let names: Vec<_> = std::fs::read_dir(repo.join("apps")).unwrap().collect();
+    assert_eq!(names.len(), 1, "no temporary file left");
+}
+
+#[test]
+fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let reg = bed.registry.as_str();
+    let files = stacks(bed, reg);
+    write_tree(&repo, &files);
+    let cfg = config(tmp.path(), &[reg], "");
+    let run = || {
+        magos(
+            tmp.path(),
+            &[
+                "update",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--repo",
+                repo.to_str().unwrap(),
+                "--no-commit",
+            ],
+        )
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let d1105 = bed.manifest_digest(&format!("{reg}/magos/semver:1.10.5"));
+    let dmoving = bed.manifest_digest(&format!("{reg}/magos/moving:latest"));
+    let index = index_digest(bed, "magos/multiarch:1.0");
+    let expected_apps = files[0].1.replacen(
+        &format!("{reg}/magos/semver:1.0.0 # {{\"magos\": {{\"policy\": \"semver\", \"range\": \"^1\"}}}}"),
+        &format!("{reg}/magos/semver:1.10.5@{d1105} # {{\"magos\": {{\"policy\": \"semver\", \"range\": \"^1\"}}}}"),
+        1,
+    );
+    assert_ne!(expected_apps, files[0].1);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("apps/compose.yaml")).unwrap(),
+        expected_apps
+    );
+    let expected_edge = files[1]
+        .1
+        .replace(
+            &format!("'{reg}/magos/moving:latest'"),
+            &format!("'{reg}/magos/moving:latest@{dmoving}'"),
+        )
+        .replace(
+            &format!("{reg}/magos/multiarch:1.0 "),
+            &format!("{reg}/magos/multiarch:1.0@{index} "),
+        );
+    assert_eq!(
+        std::fs::read(repo.join("edge/compose.yml")).unwrap(),
+        expected_edge.as_bytes(),
+        "CRLF, quotes, spacing and comments are kept"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "pinned apps/app: {reg}/magos/semver:1.0.0 -> {reg}/magos/semver:1.10.5@{d1105}"
+        )),
+        "{stdout}"
+    );
+    assert!(!repo.join(".git").exists());
+
+    // Twice equals once.
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        std::fs::read_to_string(repo.join("apps/compose.yaml")).unwrap(),
+        expected_apps
+    );
+}
+
+#[test]
+fn an_update_is_one_commit_listing_every_service_pushed_to_the_remote() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = bed.registry.as_str();
+    let files = stacks(bed, reg);
+    let files_ref: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (bare, _other) = bare_remote(tmp.path(), "remote.git", &files_ref);
+    let before = git(&bare, &["rev-parse", "main"]);
+    let cfg = config(
+        tmp.path(),
+        &[reg],
+        &format!(
+            "repo:\n  url: {}\n  commit:\n    author_name: Pin Bot\n    author_email: pins@example.org\n",
+            bare.display()
+        ),
+    );
+    let out = magos(tmp.path(), &["update", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let after = git(&bare, &["rev-parse", "main"]);
+    assert_ne!(before, after);
+    assert_eq!(git(&bare, &["rev-parse", "main~1"]), before, "one commit");
+    let message = git(&bare, &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.starts_with("Pin 3 image update(s): apps/app, edge/moving, edge/multi"),
+        "{message}"
+    );
+    for svc in ["apps/app", "edge/moving", "edge/multi"] {
+        assert!(message.contains(&format!("- {svc}: ")), "{svc}: {message}");
+    }
+    assert!(message.contains(&format!(
+        "{reg}/magos/semver:1.0.0 -> {reg}/magos/semver:1.10.5@sha256:"
+    )));
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%an <%ae>", "main"]),
+        "Pin Bot <pins@example.org>"
+    );
+    let changed = git(&bare, &["diff", "--name-only", "main~1", "main"]);
+    assert_eq!(changed, "apps/compose.yaml\nedge/compose.yml");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("pushed {} to {}", &after[..12], bare.display())),
+        "{stdout}"
+    );
+
+    // Nothing left to do: no new commit, exit 0.
+    let out = magos(tmp.path(), &["update", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).starts_with("nothing to update"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(git(&bare, &["rev-parse", "main"]), after);
+}
+
+#[test]
+fn a_concurrent_push_is_recomputed_on_the_new_head_never_forced() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_owned();
+    // The front pushes someone else's commit when the check asks for tags:
+    // after Magos fetched, before it pushes.
+    let pushed_other: Arc<Mutex<Option<String>>> = Arc::default();
+    let slot = pushed_other.clone();
+    let other_dir = root.join("other");
+    let front = Front::start(
+        &bed.registry,
+        Some(Box::new(move || {
+            let c = push_other(
+                &other_dir,
+                "apps/notes.txt",
+                "racing\n",
+                "someone else's change",
+            );
+            *slot.lock().unwrap() = Some(c);
+        })),
+    );
+    let h = front.host();
+    let (bare, other) = bare_remote(
+        &root,
+        "remote.git",
+        &[(
+            "apps/compose.yaml",
+            &format!(
+                "services:\n  app:\n    image: {h}/magos/semver:1.0.0 # {{\"magos\": {{\"policy\": \"semver\", \"range\": \"^1\"}}}}\n"
+            ),
+        )],
+    );
+    assert_eq!(other, root.join("other"));
+    let cfg = config(&root, &[&h], &format!("repo:\n  url: {}\n", bare.display()));
+    let out = magos(&root, &["update", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let theirs = pushed_other
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the concurrent push ran");
+    let ours = git(&bare, &["rev-parse", "main"]);
+    assert_ne!(ours, theirs);
+    assert_eq!(
+        git(&bare, &["rev-parse", "main~1"]),
+        theirs,
+        "our commit sits on top of theirs: both are kept"
+    );
+    assert_eq!(
+        git(&bare, &["show", "main:apps/notes.txt"]),
+        "racing",
+        "their change survived"
+    );
+    assert!(git(&bare, &["show", "main:apps/compose.yaml"]).contains("semver:1.10.5@sha256:"));
+    assert!(
+        text(&out.stdout).contains("recomputed 1 time(s) because the branch moved"),
+        "{}",
+        show(&out)
+    );
+    // The recomputation asked the registry nothing new.
+    assert_eq!(front.count("GET", "/tags/list"), 1);
+    assert_eq!(front.count("HEAD", "/manifests/"), 1);
+    // Never forced: the initial commit, theirs, ours, in one line of history.
+    assert_eq!(git(&bare, &["rev-list", "--count", "main"]), "3");
+}
+
+// ---------------------------------------------------------------------------
+// Pull-request mode, over HTTPS-style token auth, with the GitHub App.
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/github-app")
+        .join(name)
+}
+
+/// Every file under `dir`, for a search of the token.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(p);
+            } else if kind.is_file()
+                && std::fs::read(&p)
+                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn pull_request_mode_opens_one_request_per_service_and_closes_superseded_ones() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_owned();
+    let reg = bed.registry.as_str();
+    let annotated = |range: &str| {
+        format!("# {{\"magos\": {{\"policy\": \"semver\", \"range\": \"{range}\"}}}}")
+    };
+    let compose = |range: &str| {
+        format!(
+            "services:\n  app:\n    image: {reg}/magos/semver:1.0.0 {}\n  moving:\n    image: {reg}/magos/moving:latest # {{\"magos\": {{\"policy\": \"latest\"}}}}\n",
+            annotated(range)
+        )
+    };
+    let served = root.join("served");
+    let (bare, other) = bare_remote(
+        &served,
+        "me/homelab.git",
+        &[("web/compose.yaml", &compose("^1"))],
+    );
+    let main_before = git(&bare, &["rev-parse", "main"]);
+    let github = fake_github::FakeGithub::start(
+        1234,
+        42,
+        "me",
+        "homelab",
+        &std::fs::read(fixture("public-key.pem")).unwrap(),
+        TOKEN,
+        3600,
+    );
+    // Each run is a new process that mints a new installation token (the
+    // fake's n-th is `TOKEN_n`); the git server of each run accepts that one.
+    let update = |run: usize| {
+        let token = if run == 0 {
+            TOKEN.to_owned()
+        } else {
+            format!("{TOKEN}_{run}")
+        };
+        let backend = http_backend::HttpBackend::start(served.clone(), &token, &token);
+        let cfg = config(
+            &root,
+            &[reg],
+            &format!(
+                "repo:\n  url: {}\n  mode: pull_request\ngithub:\n  app_id: 1234\n  private_key: {}\n  api_url: {}\n",
+                backend.url("me/homelab.git"),
+                fixture("private-key.pem").display(),
+                github.url()
+            ),
+        );
+        let out = magos(&root, &["update", "--config", cfg.to_str().unwrap()]);
+        (out, backend)
+    };
+
+    let (out, _backend) = update(0);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("opened pull request #1: Pin web/app to 1.10.5"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("opened pull request #2: Pin web/moving to latest"),
+        "{stdout}"
+    );
+    assert_eq!(
+        git(&bare, &["rev-parse", "main"]),
+        main_before,
+        "main is never written"
+    );
+    let app_branch = "magos/web-app-1.10.5";
+    assert_eq!(
+        git(&bare, &["rev-parse", &format!("{app_branch}~1")]),
+        main_before
+    );
+    let on_branch = git(&bare, &["show", &format!("{app_branch}:web/compose.yaml")]);
+    assert!(on_branch.contains("semver:1.10.5@sha256:"), "{on_branch}");
+    assert!(
+        on_branch.contains("moving:latest #"),
+        "a per-service branch pins only its service: {on_branch}"
+    );
+    {
+        let state = github.state.lock().unwrap();
+        assert_eq!(state.pulls.len(), 2);
+        assert_eq!(state.pulls[0].head, app_branch);
+        assert_eq!(state.pulls[0].base, "main");
+        assert!(
+            state.pulls[0].body.contains("- web/app: "),
+            "{}",
+            state.pulls[0].body
+        );
+        assert!(state.refused.is_empty(), "{:?}", state.refused);
+    }
+
+    // Again: the branches hold the updates, the requests are updated, no duplicate.
+    let (out, _backend) = update(1);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("updated pull request #1"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(github.state.lock().unwrap().pulls.len(), 2);
+
+    // A newer version is allowed: its request supersedes the older one.
+    push_other(&other, "web/compose.yaml", &compose(">=1 <3"), "allow 2.x");
+    let (out, backend) = update(2);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("opened pull request #3: Pin web/app to v2.3.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("closed superseded pull request #1"),
+        "{stdout}"
+    );
+    {
+        let state = github.state.lock().unwrap();
+        assert!(!state.pulls[0].open);
+        assert!(state.pulls[1].open, "the moving tag's request stays");
+        assert_eq!(state.pulls[2].head, "magos/web-app-v2.3.1");
+        assert!(state.pulls[2].open);
+        assert!(state.refused.is_empty(), "{:?}", state.refused);
+    }
+
+    // The token is nowhere: output, clone, state folder, remote URL on disk.
+    assert!(!text(&out.stdout).contains(TOKEN) && !text(&out.stderr).contains(TOKEN));
+    assert_eq!(
+        files_containing(&root.join("state"), TOKEN),
+        Vec::<PathBuf>::new()
+    );
+    let clones: Vec<_> = std::fs::read_dir(root.join("state/repos"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join(".git").is_dir())
+        .collect();
+    assert_eq!(
+        clones.len(),
+        3,
+        "one clone per URL (each run had its own port)"
+    );
+    let url = backend.url("me/homelab.git");
+    assert!(
+        clones.iter().any(|c| {
+            std::fs::read_to_string(c.path().join(".git/config"))
+                .unwrap()
+                .contains(&url)
+        }),
+        "the last run's clone names {url}"
+    );
+}
+
+#[test]
+fn grouped_pull_request_mode_opens_one_request_for_every_update() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_owned();
+    let reg = bed.registry.as_str();
+    let served = root.join("served");
+    let files = stacks(bed, reg);
+    let files_ref: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (bare, _other) = bare_remote(&served, "me/homelab.git", &files_ref);
+    let main_before = git(&bare, &["rev-parse", "main"]);
+    let github = fake_github::FakeGithub::start(
+        1234,
+        42,
+        "me",
+        "homelab",
+        &std::fs::read(fixture("public-key.pem")).unwrap(),
+        TOKEN,
+        3600,
+    );
+    let backend = http_backend::HttpBackend::start(served.clone(), TOKEN, TOKEN);
+    let cfg = config(
+        &root,
+        &[reg],
+        &format!(
+            "repo:\n  url: {}\n  mode: pull_request\n  pr_grouping: grouped\ngithub:\n  app_id: 1234\n  private_key: {}\n  installation_id: 42\n  api_url: {}\n",
+            backend.url("me/homelab.git"),
+            fixture("private-key.pem").display(),
+            github.url()
+        ),
+    );
+    let out = magos(&root, &["update", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "opened pull request #1: Pin 3 image update(s): apps/app, edge/moving, edge/multi"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(git(&bare, &["rev-parse", "main"]), main_before);
+    assert_eq!(git(&bare, &["rev-parse", "magos/updates~1"]), main_before);
+    let changed = git(&bare, &["diff", "--name-only", "main", "magos/updates"]);
+    assert_eq!(changed, "apps/compose.yaml\nedge/compose.yml");
+    let state = github.state.lock().unwrap();
+    assert_eq!(state.pulls.len(), 1);
+    assert_eq!(state.pulls[0].head, "magos/updates");
+    for svc in ["apps/app", "edge/moving", "edge/multi"] {
+        assert!(
+            state.pulls[0].body.contains(&format!("- {svc}: ")),
+            "{}",
+            state.pulls[0].body
+        );
+    }
+    assert_eq!(state.lookups, 0, "the configured installation is used");
+    assert!(state.refused.is_empty(), "{:?}", state.refused);
+}
+
+#[test]
+fn no_push_keeps_the_commit_on_a_local_branch_and_leaves_the_remote_alone() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = bed.registry.as_str();
+    let files = stacks(bed, reg);
+    let files_ref: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (bare, _other) = bare_remote(tmp.path(), "remote.git", &files_ref);
+    let before = git(&bare, &["rev-parse", "main"]);
+    let cfg = config(
+        tmp.path(),
+        &[reg],
+        &format!("repo:\n  url: {}\n", bare.display()),
+    );
+    let out = magos(
+        tmp.path(),
+        &["update", "--config", cfg.to_str().unwrap(), "--no-push"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("without pushing"), "{stdout}");
+    assert_eq!(git(&bare, &["rev-parse", "main"]), before, "nothing pushed");
+    let kept = stdout
+        .split("local branch ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("the branch is named");
+    assert!(kept.starts_with("magos/unpushed-"), "{kept}");
+    let clone = std::fs::read_dir(tmp.path().join("state/repos"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join(".git").is_dir())
+        .unwrap()
+        .path();
+    let message = git(&clone, &["log", "-1", "--format=%B", kept]);
+    assert!(message.starts_with("Pin 3 image update(s)"), "{message}");
+}
