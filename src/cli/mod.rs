@@ -6,6 +6,8 @@
 
 pub mod check;
 mod config_cmd;
+#[cfg(target_os = "linux")]
+pub mod doctor;
 mod lint;
 mod policy;
 
@@ -92,6 +94,14 @@ pub enum Command {
     /// reports each service's image, its policy and whether its image line can be
     /// pinned, and lists every diagnostic with file, line and column.
     Lint(lint::LintArgs),
+    /// Check rootless Podman networking (pasta, ports, DNS) and heal it
+    ///
+    /// Checks the Podman socket, pasta, /dev/net/tun, subordinate ids, lingering,
+    /// the rootless netns, and for every managed container its pasta process,
+    /// published ports and DNS; each failure says whose problem it is and what to
+    /// do. `--heal` restarts what a restart heals and checks again.
+    #[cfg(target_os = "linux")]
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -120,6 +130,10 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         }
         Command::Policy(cmd) => policy::run(cmd),
         Command::Lint(args) => lint::run(args, env),
+        #[cfg(target_os = "linux")]
+        Command::Doctor(args) => {
+            doctor::run(args, config_file.as_deref(), env, &overrides, verbosity)
+        }
     };
     match result {
         Ok(exit) => exit,

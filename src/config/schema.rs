@@ -18,6 +18,8 @@ pub struct Config {
     pub runtime: Runtime,
     /// How to reach Podman.
     pub podman: PodmanConfig,
+    /// The rootless network doctor.
+    pub doctor: DoctorConfig,
     /// Container registries.
     pub registries: RegistriesConfig,
     /// SOPS secrets.
@@ -160,6 +162,26 @@ pub struct PodmanConfig {
     /// The libpod API socket; default `$XDG_RUNTIME_DIR/podman/podman.sock`, then
     /// `/run/podman/podman.sock`.
     pub socket: Option<SocketPath>,
+}
+
+/// `doctor:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DoctorConfig {
+    /// The daemon heals rootless network problems (dead pasta, dead forwards, a
+    /// stale rootless netns) by restarting the containers or stacks concerned.
+    pub heal: bool,
+    /// Heals allowed per container, and for the rootless netns, per hour.
+    pub max_heals_per_hour: u32,
+}
+
+impl Default for DoctorConfig {
+    fn default() -> Self {
+        Self {
+            heal: true,
+            max_heals_per_hour: 3,
+        }
+    }
 }
 
 /// `registries:`.
@@ -659,6 +681,8 @@ impl Config {
         "repo.commit.author_email",
         "runtime",
         "podman.socket",
+        "doctor.heal",
+        "doctor.max_heals_per_hour",
         "registries.auth_file",
         "registries.registries_conf",
         "registries.insecure",

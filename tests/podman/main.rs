@@ -8,5 +8,6 @@ mod support;
 
 mod apply;
 mod client;
+mod doctor;
 mod registry;
 mod testbed;
