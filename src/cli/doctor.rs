@@ -224,5 +224,9 @@ pub fn run(
         Output::Json => format!("{}\n", serde_json::to_string_pretty(&to_json(&report))?),
     };
     super::out(&text)?;
-    Ok(if report.ok() { Exit::Success } else { Exit::Found })
+    Ok(if report.ok() {
+        Exit::Success
+    } else {
+        Exit::Found
+    })
 }

@@ -50,7 +50,7 @@ pub enum DoctorError {
         target: String,
         /// The request's error.
         #[source]
-        source: PodmanError,
+        source: Box<PodmanError>,
     },
     /// A stack's dependencies could not be ordered.
     #[error("stack {stack}: {message}")]
@@ -102,6 +102,19 @@ impl Default for DoctorOptions {
             linger: Duration::from_millis(300),
             verify_timeout: Duration::from_secs(30),
             stop_timeout: 10,
+        }
+    }
+}
+
+impl DoctorOptions {
+    /// The daemon's options: healing and its limit from the `doctor:`
+    /// configuration, examining only the containers of `instance`.
+    pub fn for_daemon(config: &crate::config::DoctorConfig, instance: &str) -> Self {
+        Self {
+            heal: config.heal,
+            max_heals_per_hour: config.max_heals_per_hour as usize,
+            scope: vec![format!("{}={instance}", crate::core::spec::LABEL_INSTANCE)],
+            ..Self::default()
         }
     }
 }
@@ -276,7 +289,9 @@ fn still_broken(action: &HealAction, exam: &Examination) -> Vec<String> {
     };
     exam.checks
         .iter()
-        .filter(|c| c.status == Status::Fail && c.cause == Some(Cause::Network))
+        .filter(|c| {
+            c.problem.is_some() || (c.status == Status::Fail && c.cause == Some(Cause::Network))
+        })
         .filter(|c| {
             let owner = c.subject.split(' ').next().unwrap_or_default();
             targets.contains(owner)
@@ -300,7 +315,7 @@ async fn carry_out(
             .await
             .map_err(|source| DoctorError::Podman {
                 target: container.clone(),
-                source,
+                source: Box::new(source),
             }),
         HealAction::RestartStacks { stacks, .. } => {
             let mut order: Vec<String> = Vec::new();
@@ -314,7 +329,7 @@ async fn carry_out(
                     .await
                     .map_err(|source| DoctorError::Podman {
                         target: name.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
             }
             for name in &order {
@@ -324,7 +339,7 @@ async fn carry_out(
                     .await
                     .map_err(|source| DoctorError::Podman {
                         target: name.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
             }
             Ok(())
@@ -478,9 +493,7 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
         )),
     }
 
-    let bridge_running = containers
-        .iter()
-        .any(|c| c.facts.running && c.facts.bridge);
+    let bridge_running = containers.iter().any(|c| c.facts.running && c.facts.bridge);
     if rootless {
         match &runtime_dir {
             Some(dir) => checks.extend(netns_checks(
@@ -500,8 +513,15 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
     let upstream_skip = (!options.dns_upstream).then_some("the upstream probe is turned off");
     for c in &containers {
         checks.extend(
-            container_checks(client, options, c, &containers, host_addrs.as_ref(), upstream_skip)
-                .await,
+            container_checks(
+                client,
+                options,
+                c,
+                &containers,
+                host_addrs.as_ref(),
+                upstream_skip,
+            )
+            .await,
         );
     }
     Examination { checks, containers }
@@ -576,16 +596,17 @@ fn network_cmd_check(info: &crate::podman::wire::Info) -> Check {
             "Podman is set to network through pasta but cannot find the pasta program",
             "install the passt package (it provides pasta), e.g. apt install passt",
         ),
-        "pasta" => Check::pass(
-            "network_cmd",
-            "podman",
-            format!(
-                "rootless networking through pasta ({} {})",
-                host.pasta.executable, host.pasta.version
+        "pasta" => {
+            let program: Vec<&str> = [host.pasta.executable.as_str(), host.pasta.version.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            Check::pass(
+                "network_cmd",
+                "podman",
+                format!("rootless networking through pasta ({})", program.join(" ")),
             )
-            .trim_end()
-            .to_owned(),
-        ),
+        }
         "" => Check::skip(
             "network_cmd",
             "podman",
@@ -596,7 +617,9 @@ fn network_cmd_check(info: &crate::podman::wire::Info) -> Check {
             "podman",
             Status::Warn,
             Cause::Outside,
-            format!("rootless networking through {other}, not pasta: the pasta checks do not apply"),
+            format!(
+                "rootless networking through {other}, not pasta: the pasta checks do not apply"
+            ),
             "install passt and remove default_rootless_network_cmd from containers.conf to use Podman 5's default",
         ),
     }
@@ -611,7 +634,9 @@ fn tun_check() -> Check {
             "host",
             Status::Fail,
             Cause::Outside,
-            format!("/dev/net/tun cannot be opened read-write ({e}): pasta cannot create its tap device"),
+            format!(
+                "/dev/net/tun cannot be opened read-write ({e}): pasta cannot create its tap device"
+            ),
             "load the tun module (modprobe tun) and make /dev/net/tun mode 0666; in a container or VM, pass the device through",
         ),
     }
@@ -697,7 +722,8 @@ fn netns_checks(
         };
         return vec![Check::skip("netns", subject, reason)];
     };
-    let alive = probe::process_cmdline(&options.proc_root, pid).is_some_and(|c| probe::is_pasta(&c));
+    let alive =
+        probe::process_cmdline(&options.proc_root, pid).is_some_and(|c| probe::is_pasta(&c));
     let mut checks = Vec::new();
     if alive {
         checks.push(Check::pass(
@@ -894,7 +920,11 @@ async fn container_checks(
     }
     for (container_port, proto, host_ip, host_port) in ports {
         let host_ip = host_ip.as_str();
-        let shown_ip = if host_ip.is_empty() { "0.0.0.0" } else { host_ip };
+        let shown_ip = if host_ip.is_empty() {
+            "0.0.0.0"
+        } else {
+            host_ip
+        };
         let subject = format!("{name} {shown_ip}:{host_port}/{proto}");
         if proto != "tcp" {
             checks.push(Check::skip(
@@ -923,13 +953,7 @@ async fn container_checks(
         let result = tokio::task::spawn_blocking(move || probe::probe_tcp(addr, timeout, linger))
             .await
             .unwrap_or(PortProbe::TimedOut);
-        checks.push(model::judge_port(
-            name,
-            &subject,
-            host_port,
-            result,
-            inside,
-        ));
+        checks.push(model::judge_port(name, &subject, host_port, result, inside));
     }
 
     if c.facts.bridge {
@@ -945,7 +969,10 @@ async fn container_checks(
                 "no other managed container shares its networks",
             )),
             Some(peer) => {
-                let target = peer.service.clone().unwrap_or_else(|| peer.facts.name.clone());
+                let target = peer
+                    .service
+                    .clone()
+                    .unwrap_or_else(|| peer.facts.name.clone());
                 checks.push(dns_check(client, name, &target).await);
             }
         }
@@ -972,14 +999,20 @@ fn exec_of(cmd: &[&str]) -> ExecCreate {
 /// through exec; `None` when that cannot be read.
 async fn listens_by_exec(client: &Client, container: &str, port: u16) -> Option<bool> {
     let out = client
-        .exec(container, &exec_of(&["cat", "/proc/net/tcp", "/proc/net/tcp6"]))
+        .exec(
+            container,
+            &exec_of(&["cat", "/proc/net/tcp", "/proc/net/tcp6"]),
+        )
         .await
         .ok()?;
     if out.stdout.trim().is_empty() {
         return None;
     }
     // Each table has a header line; joined, the second header reads as junk.
-    Some(model::tcp_table_listens(&format!("header\n{}", out.stdout), port))
+    Some(model::tcp_table_listens(
+        &format!("header\n{}", out.stdout),
+        port,
+    ))
 }
 
 async fn dns_check(client: &Client, container: &str, peer: &str) -> Check {
@@ -989,29 +1022,35 @@ async fn dns_check(client: &Client, container: &str, peer: &str) -> Check {
             container.to_owned(),
             "the image has no nslookup to test name resolution with",
         ),
-        Ok(out) => match model::nslookup_answer(out.exit_code, &format!("{}{}", out.stdout, out.stderr)) {
-            Some(true) => Check::pass(
-                "dns",
-                container.to_owned(),
-                format!("resolves its peer `{peer}`"),
-            ),
-            Some(false) => Check::bad(
-                "dns",
-                container.to_owned(),
-                Status::Fail,
-                Cause::Network,
-                format!("cannot resolve its peer `{peer}`: Podman's DNS (aardvark-dns) does not know it"),
-                "check that both containers share a network with DNS enabled; restarting the stack sets aardvark-dns up again",
-            ),
-            None => Check::bad(
-                "dns",
-                container.to_owned(),
-                Status::Fail,
-                Cause::Network,
-                format!("no DNS server answered when resolving its peer `{peer}`: aardvark-dns is not reachable"),
-                "restart the stack so Podman starts aardvark-dns again",
-            ),
-        },
+        Ok(out) => {
+            match model::nslookup_answer(out.exit_code, &format!("{}{}", out.stdout, out.stderr)) {
+                Some(true) => Check::pass(
+                    "dns",
+                    container.to_owned(),
+                    format!("resolves its peer `{peer}`"),
+                ),
+                Some(false) => Check::bad(
+                    "dns",
+                    container.to_owned(),
+                    Status::Fail,
+                    Cause::Network,
+                    format!(
+                        "cannot resolve its peer `{peer}`: Podman's DNS (aardvark-dns) does not know it"
+                    ),
+                    "check that both containers share a network with DNS enabled; restarting the stack sets aardvark-dns up again",
+                ),
+                None => Check::bad(
+                    "dns",
+                    container.to_owned(),
+                    Status::Fail,
+                    Cause::Network,
+                    format!(
+                        "no DNS server answered when resolving its peer `{peer}`: aardvark-dns is not reachable"
+                    ),
+                    "restart the stack so Podman starts aardvark-dns again",
+                ),
+            }
+        }
         Err(err) => Check::skip(
             "dns",
             container.to_owned(),
@@ -1030,25 +1069,54 @@ async fn upstream_check(client: &Client, container: &str) -> Check {
             container.to_owned(),
             "the image has no nslookup to test name resolution with",
         ),
-        Ok(out) => match model::nslookup_answer(out.exit_code, &format!("{}{}", out.stdout, out.stderr)) {
-            Some(_) => Check::pass(
-                "dns_upstream",
-                container.to_owned(),
-                "its resolver reaches an upstream server",
-            ),
-            None => Check::bad(
-                "dns_upstream",
-                container.to_owned(),
-                Status::Fail,
-                Cause::Network,
-                "no upstream DNS server answered: names outside the stack do not resolve",
-                "check the host's /etc/resolv.conf; when the host resolves, restart the container (its pasta forwards DNS)",
-            ),
-        },
+        Ok(out) => {
+            match model::nslookup_answer(out.exit_code, &format!("{}{}", out.stdout, out.stderr)) {
+                Some(_) => Check::pass(
+                    "dns_upstream",
+                    container.to_owned(),
+                    "its resolver reaches an upstream server",
+                ),
+                None => Check::bad(
+                    "dns_upstream",
+                    container.to_owned(),
+                    Status::Fail,
+                    Cause::Network,
+                    "no upstream DNS server answered: names outside the stack do not resolve",
+                    "check the host's /etc/resolv.conf; when the host resolves, restart the container (its pasta forwards DNS)",
+                ),
+            }
+        }
         Err(err) => Check::skip(
             "dns_upstream",
             container.to_owned(),
             format!("nslookup could not run in the container: {err}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemon_options_follow_the_configuration_and_its_instance() {
+        let config = crate::config::DoctorConfig {
+            heal: false,
+            max_heals_per_hour: 7,
+        };
+        let o = DoctorOptions::for_daemon(&config, "nas");
+        assert!(!o.heal);
+        assert_eq!(o.max_heals_per_hour, 7);
+        assert_eq!(o.scope, vec!["io.magos.instance=nas".to_owned()]);
+        assert!(DoctorOptions::for_daemon(&Default::default(), "nas").heal);
+    }
+
+    #[test]
+    fn the_daemon_can_run_a_pass_on_any_thread() {
+        fn is_send<T: Send>(_: &T) {}
+        let client = Client::new("/nonexistent.sock", Default::default());
+        let mut doctor = Doctor::new(DoctorOptions::default());
+        let pass = check_and_heal(&client, &mut doctor, None);
+        is_send(&pass);
     }
 }

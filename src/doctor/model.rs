@@ -202,9 +202,8 @@ impl HealAction {
     /// Why.
     pub fn reason(&self) -> &str {
         match self {
-            HealAction::RestartContainer { reason, .. } | HealAction::RestartStacks { reason, .. } => {
-                reason
-            }
+            HealAction::RestartContainer { reason, .. }
+            | HealAction::RestartStacks { reason, .. } => reason,
         }
     }
 }
@@ -259,11 +258,7 @@ impl Report {
 
     /// No failed check and no failed heal.
     pub fn ok(&self) -> bool {
-        self.count(Status::Fail) == 0
-            && self
-                .heals
-                .iter()
-                .all(|h| h.outcome == HealOutcome::Healed)
+        self.count(Status::Fail) == 0 && self.heals.iter().all(|h| h.outcome == HealOutcome::Healed)
     }
 }
 
@@ -428,10 +423,8 @@ pub fn fib_trie_local_v4(text: &str) -> BTreeSet<IpAddr> {
         let t = line.trim_start();
         if let Some(addr) = t.strip_prefix("|-- ") {
             last = addr.trim().parse().ok();
-        } else if t.starts_with("/32 host LOCAL") {
-            if let Some(a) = last {
-                out.insert(a);
-            }
+        } else if let Some(a) = last.filter(|_| t.starts_with("/32 host LOCAL")) {
+            out.insert(a);
         }
     }
     out
@@ -501,7 +494,8 @@ pub fn nslookup_answer(exit_code: i32, output: &str) -> Option<bool> {
     if exit_code == 0 && lower.contains("address") && lower.contains("name:") {
         return Some(true);
     }
-    if lower.contains("nxdomain") || lower.contains("can't find") || lower.contains("can't resolve") {
+    if lower.contains("nxdomain") || lower.contains("can't find") || lower.contains("can't resolve")
+    {
         return Some(false);
     }
     None
@@ -528,7 +522,13 @@ mod tests {
                     container: "a".into(),
                 },
             ),
-            judge_port("a", "a 127.0.0.1:80/tcp", 80, PortProbe::Refused, Some(true)),
+            judge_port(
+                "a",
+                "a 127.0.0.1:80/tcp",
+                80,
+                PortProbe::Refused,
+                Some(true),
+            ),
         ];
         let actions = decide(&checks, &[facts("a", "p", false)]);
         assert_eq!(actions.len(), 1);
@@ -539,7 +539,11 @@ mod tests {
 
     #[test]
     fn a_service_problem_is_never_healed() {
-        for probe in [PortProbe::ClosedAtOnce, PortProbe::Refused, PortProbe::TimedOut] {
+        for probe in [
+            PortProbe::ClosedAtOnce,
+            PortProbe::Refused,
+            PortProbe::TimedOut,
+        ] {
             let check = judge_port("a", "a", 80, probe, Some(false));
             assert_eq!(check.cause, Some(Cause::Service));
             assert_eq!(check.problem, None);
@@ -561,8 +565,15 @@ mod tests {
     #[test]
     fn a_dead_netns_restarts_every_running_bridge_stack_and_covers_their_containers() {
         let checks = vec![
-            Check::bad("netns", "rootless-netns", Status::Fail, Cause::Network, "x", "y")
-                .with_problem(Problem::NetnsPastaDead),
+            Check::bad(
+                "netns",
+                "rootless-netns",
+                Status::Fail,
+                Cause::Network,
+                "x",
+                "y",
+            )
+            .with_problem(Problem::NetnsPastaDead),
             judge_port("b1", "b1", 80, PortProbe::Refused, Some(true)),
             judge_port("c1", "c1", 81, PortProbe::Refused, Some(true)),
         ];

@@ -48,10 +48,7 @@ pub fn pasta_for_netns(proc_root: &Path, netns: &str) -> Option<u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .find(|pid| {
             process_cmdline(proc_root, *pid).is_some_and(|cmd| {
-                is_pasta(&cmd)
-                    && cmd
-                        .windows(2)
-                        .any(|w| w[0] == "--netns" && w[1] == netns)
+                is_pasta(&cmd) && cmd.windows(2).any(|w| w[0] == "--netns" && w[1] == netns)
             })
         })
 }

@@ -12,9 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use magos::doctor::{
-    self, Cause, Doctor, DoctorOptions, HealOutcome, Report, Status, probe,
-};
+use magos::doctor::{self, Cause, Doctor, DoctorOptions, HealOutcome, Report, Status, probe};
 use magos::podman::{Client, ClientOptions};
 
 use crate::support::{self, Testbed, testbed};
@@ -84,12 +82,9 @@ impl<'a> Scope<'a> {
 
 impl Drop for Scope<'_> {
     fn drop(&mut self) {
-        let ids = self.tb.podman_cli(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label={}", self.label),
-        ]);
+        let ids = self
+            .tb
+            .podman_cli(&["ps", "-aq", "--filter", &format!("label={}", self.label)]);
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = self.tb.podman_cli(&["rm", "-f", "-t", "0", id]);
         }
@@ -115,9 +110,14 @@ fn check_and_heal(tb: &Testbed, doc: &mut Doctor) -> Report {
 }
 
 fn sandbox_key(tb: &Testbed, name: &str) -> String {
-    tb.podman_ok(&["inspect", "--format", "{{.NetworkSettings.SandboxKey}}", name])
-        .trim()
-        .to_owned()
+    tb.podman_ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.SandboxKey}}",
+        name,
+    ])
+    .trim()
+    .to_owned()
 }
 
 fn started_at(tb: &Testbed, name: &str) -> String {
@@ -161,7 +161,10 @@ fn kill_container_pasta(tb: &Testbed, name: &str, port: u16) {
     let pid = probe::pasta_for_netns(Path::new("/proc"), &key)
         .unwrap_or_else(|| panic!("no pasta process with --netns {key}"));
     kill(pid);
-    assert!(wait_dead(port), "port {port} still answers after pasta died");
+    assert!(
+        wait_dead(port),
+        "port {port} still answers after pasta died"
+    );
 }
 
 #[test]
@@ -171,7 +174,13 @@ fn a_dead_container_pasta_is_reported_and_healed() {
     let name = support::unique_name("doctor-pasta");
     let port = support::free_port();
     let publish = format!("127.0.0.1:{port}:8080");
-    scope.run(&name, &name, "web", &["--network", "pasta", "-p", &publish], &[]);
+    scope.run(
+        &name,
+        &name,
+        "web",
+        &["--network", "pasta", "-p", &publish],
+        &[],
+    );
     assert!(wait_answers(port), "the httpd never answered on {port}");
 
     let clean = check_and_heal(tb, &mut scope.doctor(false, 3));
@@ -228,12 +237,34 @@ fn a_dead_rootless_netns_pasta_is_reported_and_healed() {
     let (web_port, front_port) = (support::free_port(), support::free_port());
     let web_publish = format!("127.0.0.1:{web_port}:8080");
     let front_publish = format!("127.0.0.1:{front_port}:8080");
-    scope.run(&web, &project, "web", &["--network", &net, "--network-alias", "web", "-p", &web_publish], &[]);
+    scope.run(
+        &web,
+        &project,
+        "web",
+        &[
+            "--network",
+            &net,
+            "--network-alias",
+            "web",
+            "-p",
+            &web_publish,
+        ],
+        &[],
+    );
     scope.run(
         &front,
         &project,
         "front",
-        &["--network", &net, "--network-alias", "front", "-p", &front_publish, "--requires", &web],
+        &[
+            "--network",
+            &net,
+            "--network-alias",
+            "front",
+            "-p",
+            &front_publish,
+            "--requires",
+            &web,
+        ],
         &[],
     );
     assert!(wait_answers(web_port) && wait_answers(front_port));
@@ -242,7 +273,11 @@ fn a_dead_rootless_netns_pasta_is_reported_and_healed() {
     assert!(clean.ok(), "{}", show(&clean));
     let dns: Vec<_> = clean.checks.iter().filter(|c| c.id == "dns").collect();
     assert_eq!(dns.len(), 2, "{}", show(&clean));
-    assert!(dns.iter().all(|c| c.status == Status::Pass), "{}", show(&clean));
+    assert!(
+        dns.iter().all(|c| c.status == Status::Pass),
+        "{}",
+        show(&clean)
+    );
 
     let pid_file = tb
         .runtime_dir
@@ -277,7 +312,12 @@ fn a_dead_rootless_netns_pasta_is_reported_and_healed() {
     assert_eq!(report.heals.len(), 1, "{}", show(&report));
     assert_eq!(report.heals[0].action.kind(), "restart_stacks");
     assert_eq!(report.heals[0].action.target(), project);
-    assert_eq!(report.heals[0].outcome, HealOutcome::Healed, "{}", show(&report));
+    assert_eq!(
+        report.heals[0].outcome,
+        HealOutcome::Healed,
+        "{}",
+        show(&report)
+    );
     assert_ne!(started_at(tb, &web), before.0, "web was restarted");
     assert_ne!(started_at(tb, &front), before.1, "front was restarted");
     let pid = probe::read_pid(&pid_file).expect("a pid file after the heal");
@@ -332,14 +372,25 @@ fn heals_are_rate_limited() {
     let name = support::unique_name("doctor-limit");
     let port = support::free_port();
     let publish = format!("127.0.0.1:{port}:8080");
-    scope.run(&name, &name, "web", &["--network", "pasta", "-p", &publish], &[]);
+    scope.run(
+        &name,
+        &name,
+        "web",
+        &["--network", "pasta", "-p", &publish],
+        &[],
+    );
     assert!(wait_answers(port));
     let mut doc = scope.doctor(true, 1);
 
     kill_container_pasta(tb, &name, port);
     let first = check_and_heal(tb, &mut doc);
     assert_eq!(first.heals.len(), 1, "{}", show(&first));
-    assert_eq!(first.heals[0].outcome, HealOutcome::Healed, "{}", show(&first));
+    assert_eq!(
+        first.heals[0].outcome,
+        HealOutcome::Healed,
+        "{}",
+        show(&first)
+    );
     assert!(answers(port));
 
     kill_container_pasta(tb, &name, port);
@@ -353,7 +404,11 @@ fn heals_are_rate_limited() {
         show(&second)
     );
     assert!(!second.ok());
-    assert_eq!(started_at(tb, &name), before, "not restarted past the limit");
+    assert_eq!(
+        started_at(tb, &name),
+        before,
+        "not restarted past the limit"
+    );
     assert!(!answers(port), "still broken, as reported");
 }
 
@@ -364,7 +419,13 @@ fn doctor_json_output_has_stable_keys() {
     let name = support::unique_name("doctor-json");
     let port = support::free_port();
     let publish = format!("127.0.0.1:{port}:8080");
-    scope.run(&name, &name, "web", &["--network", "pasta", "-p", &publish], &[]);
+    scope.run(
+        &name,
+        &name,
+        "web",
+        &["--network", "pasta", "-p", &publish],
+        &[],
+    );
     assert!(wait_answers(port));
     let cfg = tempfile::tempdir().unwrap();
     let cfg_file = cfg.path().join("magos.yaml");
@@ -372,20 +433,37 @@ fn doctor_json_output_has_stable_keys() {
     let out = Command::new(env!("CARGO_BIN_EXE_magos"))
         .args(["--config"])
         .arg(&cfg_file)
-        .args(["doctor", "--output", "json", "--no-upstream-dns", "--label", &scope.label])
+        .args([
+            "doctor",
+            "--output",
+            "json",
+            "--no-upstream-dns",
+            "--label",
+            &scope.label,
+        ])
         .env("CONTAINER_HOST", &tb.container_host)
         .output()
         .expect("run magos doctor");
     let text = String::from_utf8_lossy(&out.stdout);
-    let doc: serde_json::Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let keys = |v: &serde_json::Value| -> BTreeSet<String> {
         v.as_object().expect("an object").keys().cloned().collect()
     };
     let set = |k: &[&str]| -> BTreeSet<String> { k.iter().map(|s| s.to_string()).collect() };
-    assert_eq!(keys(&doc), set(&["version", "ok", "summary", "checks", "heals"]));
+    assert_eq!(
+        keys(&doc),
+        set(&["version", "ok", "summary", "checks", "heals"])
+    );
     assert_eq!(doc["version"], 1);
-    assert_eq!(keys(&doc["summary"]), set(&["pass", "warn", "fail", "skip"]));
+    assert_eq!(
+        keys(&doc["summary"]),
+        set(&["pass", "warn", "fail", "skip"])
+    );
     let checks = doc["checks"].as_array().unwrap();
     let statuses = set(&["pass", "warn", "fail", "skip"]);
     for c in checks {
@@ -397,17 +475,31 @@ fn doctor_json_output_has_stable_keys() {
         assert!(statuses.contains(c["status"].as_str().unwrap()), "{c}");
     }
     let ids: BTreeSet<&str> = checks.iter().filter_map(|c| c["id"].as_str()).collect();
-    for id in ["socket", "network_cmd", "tun", "subuid", "subgid", "linger", "network_mode", "pasta", "port"] {
+    for id in [
+        "socket",
+        "network_cmd",
+        "tun",
+        "subuid",
+        "subgid",
+        "linger",
+        "network_mode",
+        "pasta",
+        "port",
+    ] {
         assert!(ids.contains(id), "no `{id}` check: {text}");
     }
-    let port_check = checks
-        .iter()
-        .find(|c| c["id"] == "port")
-        .unwrap();
-    assert_eq!(port_check["subject"], format!("{name} 127.0.0.1:{port}/tcp"));
+    let port_check = checks.iter().find(|c| c["id"] == "port").unwrap();
+    assert_eq!(
+        port_check["subject"],
+        format!("{name} 127.0.0.1:{port}/tcp")
+    );
     assert_eq!(port_check["status"], "pass");
     assert_eq!(doc["heals"], serde_json::json!([]));
     let fails = doc["summary"]["fail"].as_u64().unwrap();
     assert_eq!(doc["ok"], fails == 0);
-    assert_eq!(out.status.code(), Some(if fails == 0 { 0 } else { 1 }), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(if fails == 0 { 0 } else { 1 }),
+        "{text}"
+    );
 }
