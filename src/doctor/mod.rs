@@ -254,9 +254,17 @@ pub async fn check_and_heal(
                 );
                 count(metrics, "failed");
                 HealRecord {
-                    action,
                     outcome: HealOutcome::Failed,
-                    detail: format!("still broken after the heal: {}", left.join("; ")),
+                    detail: match &action {
+                        HealAction::RestartStacks { .. } => format!(
+                            "still broken after the heal: {}; containers Magos does not manage keep the rootless netns alive: stop them too, or run podman unshare --rootless-netns true as the Podman user",
+                            left.join("; ")
+                        ),
+                        HealAction::RestartContainer { .. } => {
+                            format!("still broken after the heal: {}", left.join("; "))
+                        }
+                    },
+                    action,
                 }
             }
         };
