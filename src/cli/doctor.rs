@@ -230,3 +230,62 @@ pub fn run(
         Exit::Found
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::{Cause, Check, HealAction, HealOutcome, HealRecord};
+
+    #[test]
+    fn the_json_document_keeps_its_keys() {
+        let report = Report {
+            checks: vec![
+                Check::pass("tun", "host", "/dev/net/tun opens read-write"),
+                Check::bad(
+                    "port",
+                    "web-1 127.0.0.1:8080/tcp",
+                    Status::Fail,
+                    Cause::Service,
+                    "nothing listens",
+                    "check the service",
+                ),
+            ],
+            heals: vec![HealRecord {
+                action: HealAction::RestartContainer {
+                    container: "web-1".into(),
+                    reason: "its pasta process died".into(),
+                },
+                outcome: HealOutcome::Healed,
+                detail: "the checks pass again".into(),
+            }],
+        };
+        let v = serde_json::to_value(to_json(&report)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "version": 1,
+                "ok": false,
+                "summary": {"pass": 1, "warn": 0, "fail": 1, "skip": 0},
+                "checks": [
+                    {"id": "tun", "subject": "host", "status": "pass",
+                     "finding": "/dev/net/tun opens read-write", "fix": null, "cause": null},
+                    {"id": "port", "subject": "web-1 127.0.0.1:8080/tcp", "status": "fail",
+                     "finding": "nothing listens", "fix": "check the service", "cause": "service"}
+                ],
+                "heals": [
+                    {"action": "restart_container", "target": "web-1",
+                     "reason": "its pasta process died", "outcome": "healed",
+                     "detail": "the checks pass again"}
+                ]
+            })
+        );
+        let table = render_table(&report);
+        assert!(table.contains("FAIL  web-1 127.0.0.1:8080/tcp"), "{table}");
+        assert!(table.contains("      fix: check the service"), "{table}");
+        assert!(table.contains("HEAL  restart_container web-1"), "{table}");
+        assert!(
+            table.ends_with("1 passed, 0 warned, 1 failed, 0 skipped\n"),
+            "{table}"
+        );
+    }
+}

@@ -1120,6 +1120,24 @@ mod tests {
     }
 
     #[test]
+    fn heals_are_counted_by_kind() {
+        let metrics = Metrics::new();
+        count(Some(&metrics), "restart_container");
+        count(Some(&metrics), "restart_container");
+        count(Some(&metrics), "rate_limited");
+        count(None, "restart_container");
+        let text = metrics.render();
+        assert!(
+            text.contains("magos_heals_total{kind=\"restart_container\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("magos_heals_total{kind=\"rate_limited\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_daemon_can_run_a_pass_on_any_thread() {
         fn is_send<T: Send>(_: &T) {}
         let client = Client::new("/nonexistent.sock", Default::default());
