@@ -309,6 +309,7 @@ fn a_dead_rootless_netns_pasta_is_reported_and_healed() {
         break;
     }
     let (report, before) = healed.expect("the dead netns pasta was seen");
+    eprintln!("{}", show(&report));
     assert_eq!(report.heals.len(), 1, "{}", show(&report));
     assert_eq!(report.heals[0].action.kind(), "restart_stacks");
     assert_eq!(report.heals[0].action.target(), project);
