@@ -501,6 +501,16 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
         )),
     }
 
+    // The rootless netns also holds the gateways of Podman's bridge networks.
+    let subnets: Vec<String> = client
+        .list_networks(&BTreeMap::new())
+        .await
+        .map(|nets| {
+            nets.into_iter()
+                .flat_map(|n| n.subnets.into_iter().map(|s| s.subnet))
+                .collect()
+        })
+        .unwrap_or_default();
     let bridge_running = containers.iter().any(|c| c.facts.running && c.facts.bridge);
     if rootless {
         match &runtime_dir {
@@ -509,6 +519,7 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
                 dir,
                 bridge_running,
                 host_addrs.as_ref(),
+                &subnets,
             )),
             None => checks.push(Check::skip(
                 "netns",
@@ -714,6 +725,7 @@ fn netns_checks(
     runtime_dir: &Path,
     bridge_running: bool,
     host_addrs: Result<&BTreeSet<IpAddr>, &String>,
+    subnets: &[String],
 ) -> Vec<Check> {
     let dir = probe::rootless_netns_dir(runtime_dir);
     let pid_file = dir.join("rootless-netns-conn.pid");
@@ -762,7 +774,7 @@ fn netns_checks(
         (Ok(ns), Ok(host)) => checks.push(address_check(
             "netns_addresses",
             subject,
-            &ns,
+            &model::without_subnets(&ns, subnets),
             host,
             "the rootless netns",
             Problem::NetnsStale,

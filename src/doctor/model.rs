@@ -468,6 +468,39 @@ pub fn stale_addresses(namespace: &BTreeSet<IpAddr>, host: &BTreeSet<IpAddr>) ->
         .collect()
 }
 
+/// Whether `addr` is inside the CIDR `subnet` (`10.89.0.0/24`, `fd00::/64`); a
+/// malformed subnet contains nothing.
+pub fn in_subnet(addr: &IpAddr, subnet: &str) -> bool {
+    let Some((net, bits)) = subnet.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (addr, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(*a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(*a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The addresses of a namespace that are not Podman's own: the gateways of its
+/// bridge networks (inside `subnets`) live in the rootless netns too, but pasta
+/// did not copy them from the host.
+pub fn without_subnets(addrs: &BTreeSet<IpAddr>, subnets: &[String]) -> BTreeSet<IpAddr> {
+    addrs
+        .iter()
+        .filter(|a| !subnets.iter().any(|s| in_subnet(a, s)))
+        .copied()
+        .collect()
+}
+
 /// The subordinate id range count of `user` (or its numeric `uid`) in an
 /// `/etc/subuid`- or `/etc/subgid`-format text: the sum of its ranges.
 pub fn subid_count(text: &str, user: &str, uid: u32) -> u64 {
@@ -625,6 +658,21 @@ mod tests {
             stale_addresses(&ns, &host),
             vec!["192.0.2.9".parse::<IpAddr>().unwrap()]
         );
+    }
+
+    #[test]
+    fn bridge_gateways_are_not_copied_addresses() {
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(in_subnet(&a("10.89.0.1"), "10.89.0.0/24"));
+        assert!(!in_subnet(&a("10.89.1.1"), "10.89.0.0/24"));
+        assert!(in_subnet(&a("fd00:1::1"), "fd00:1::/64"));
+        assert!(!in_subnet(&a("10.89.0.1"), "fd00:1::/64"));
+        assert!(in_subnet(&a("192.0.2.9"), "0.0.0.0/0"));
+        assert!(!in_subnet(&a("10.0.0.1"), "nonsense"));
+        assert!(!in_subnet(&a("10.0.0.1"), "10.0.0.0/99"));
+        let ns: BTreeSet<IpAddr> = [a("192.0.2.2"), a("10.89.0.1"), a("10.89.3.1")].into();
+        let kept = without_subnets(&ns, &["10.89.0.0/24".into(), "10.89.3.0/24".into()]);
+        assert_eq!(kept, [a("192.0.2.2")].into());
     }
 
     #[test]
