@@ -7,6 +7,8 @@
 //! - [`daemon`]: the reconcile loop's schedule (triggers, coalescing, backoff,
 //!   watchdog).
 //! - [`config`]: the configuration schema and its layered loading.
+//! - [`doctor`]: the rootless network doctor: pasta, the rootless netns,
+//!   published ports and DNS checked, and healed by restarts (Linux).
 //! - [`git`]: Magos's clone of the repository: sync, commit, push.
 //! - [`logging`]: the `tracing` subscriber.
 //! - [`pin`]: the pin pass: repository + policies + registries → each
@@ -28,6 +30,8 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod daemon;
+#[cfg(target_os = "linux")]
+pub mod doctor;
 pub mod git;
 pub mod logging;
 pub mod pin;

@@ -8,6 +8,8 @@
 mod apply;
 pub mod check;
 mod config_cmd;
+#[cfg(target_os = "linux")]
+pub mod doctor;
 mod lint;
 mod policy;
 mod secrets;
@@ -124,6 +126,14 @@ pub enum Command {
     /// diff (--dry-run), in a folder (--no-commit), or as one commit on Magos's
     /// clone of repo.url, pushed (or proposed as pull requests, repo.mode).
     Update(update::UpdateArgs),
+    /// Check rootless Podman networking (pasta, ports, DNS) and heal it
+    ///
+    /// Checks the Podman socket, pasta, /dev/net/tun, subordinate ids, lingering,
+    /// the rootless netns, and for every managed container its pasta process,
+    /// published ports and DNS; each failure says whose problem it is and what to
+    /// do. `--heal` restarts what a restart heals and checks again.
+    #[cfg(target_os = "linux")]
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -184,6 +194,10 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         }
         Command::Update(args) => {
             update::run(args, config_file.as_deref(), env, &overrides, verbosity)
+        }
+        #[cfg(target_os = "linux")]
+        Command::Doctor(args) => {
+            doctor::run(args, config_file.as_deref(), env, &overrides, verbosity)
         }
     };
     match result {

@@ -20,6 +20,8 @@ pub struct Config {
     pub podman: PodmanConfig,
     /// How stacks are applied.
     pub apply: ApplyConfig,
+    /// The rootless network doctor.
+    pub doctor: DoctorConfig,
     /// Container registries.
     pub registries: RegistriesConfig,
     /// SOPS secrets.
@@ -341,6 +343,26 @@ impl Default for ApplyConfig {
         Self {
             prune: true,
             instance: InstanceName("default".to_owned()),
+        }
+    }
+}
+
+/// `doctor:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DoctorConfig {
+    /// The daemon heals rootless network problems (dead pasta, dead forwards, a
+    /// stale rootless netns) by restarting the containers or stacks concerned.
+    pub heal: bool,
+    /// Heals allowed per container, and for the rootless netns, per hour.
+    pub max_heals_per_hour: u32,
+}
+
+impl Default for DoctorConfig {
+    fn default() -> Self {
+        Self {
+            heal: true,
+            max_heals_per_hour: 3,
         }
     }
 }
@@ -889,6 +911,8 @@ impl Config {
         "podman.socket",
         "apply.prune",
         "apply.instance",
+        "doctor.heal",
+        "doctor.max_heals_per_hour",
         "registries.auth_file",
         "registries.registries_conf",
         "registries.insecure",

@@ -9,6 +9,7 @@ mod support;
 mod apply;
 mod applycli;
 mod client;
+mod doctor;
 mod pinning;
 mod registry;
 mod sops_real;

@@ -1,0 +1,1160 @@
+//! The rootless network doctor: checks Podman's rootless networking (pasta, the
+//! rootless netns, published ports, DNS) for the managed containers, names each
+//! problem in plain words with its fix, and heals what a restart heals.
+//!
+//! - `model.rs`: the pure part: checks and their findings, whose problem each is,
+//!   the heal decision, and the readers of procfs tables and `nslookup` output.
+//! - `probe.rs`: host probes with the standard library and procfs (device, pid
+//!   files, pasta command lines, namespace addresses, TCP probes).
+//! - this file: [`examine`] gathers the facts through the Podman client and the
+//!   probes; [`check_and_heal`] examines, heals within the rate limit, and checks
+//!   again that the ports answer.
+//!
+//! Linux only: pasta, procfs and the rootless netns exist nowhere else.
+
+pub mod model;
+pub mod probe;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::core::plan::start_order;
+use crate::core::spec::{
+    ContainerSpec, Dependency, DependencyCondition, ImageRef, LABEL_MANAGED, LABEL_PROJECT,
+    LABEL_SERVICE, StackSpec,
+};
+use crate::daemon::schedule::RestartLimiter;
+use crate::podman::wire::{ContainerInspect, ExecCreate};
+use crate::podman::{Client, ContainerFilters, PodmanError};
+use crate::server::metrics::{KindLabel, Metrics};
+
+pub use model::{
+    Cause, Check, ContainerFacts, HealAction, HealOutcome, HealRecord, PortProbe, Problem, Report,
+    Status,
+};
+
+/// The name looked up to test the upstream resolver: `.invalid` never exists,
+/// so any answer (NXDOMAIN) proves a resolver answered.
+const UPSTREAM_PROBE_NAME: &str = "magos-doctor.invalid";
+
+/// Errors of a heal action.
+#[derive(Debug, thiserror::Error)]
+pub enum DoctorError {
+    /// A Podman request of a heal failed.
+    #[error("heal of {target}: {source}")]
+    Podman {
+        /// The container or stacks being healed.
+        target: String,
+        /// The request's error.
+        #[source]
+        source: Box<PodmanError>,
+    },
+    /// A stack's dependencies could not be ordered.
+    #[error("stack {stack}: {message}")]
+    Order {
+        /// The compose project.
+        stack: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// How the doctor looks and heals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorOptions {
+    /// The Podman user's runtime directory (holds the rootless netns); `None`:
+    /// `/run/user/<uid of the socket's owner>`.
+    pub runtime_dir: Option<PathBuf>,
+    /// Where procfs is mounted.
+    pub proc_root: PathBuf,
+    /// Extra `key=value` labels every examined container must carry (the
+    /// daemon's instance label, so it only looks at its own containers).
+    pub scope: Vec<String>,
+    /// Heal what can be healed.
+    pub heal: bool,
+    /// Heals allowed per container (and for the rootless netns) per hour.
+    pub max_heals_per_hour: usize,
+    /// Ask each container's resolver for a name that needs its upstream.
+    pub dns_upstream: bool,
+    /// The limit of one TCP connect.
+    pub connect_timeout: Duration,
+    /// How long an accepted probe connection is watched for being dropped.
+    pub linger: Duration,
+    /// How long to wait after a heal for the ports to answer.
+    pub verify_timeout: Duration,
+    /// Seconds a container gets to stop during a heal.
+    pub stop_timeout: u64,
+}
+
+impl Default for DoctorOptions {
+    fn default() -> Self {
+        Self {
+            runtime_dir: None,
+            proc_root: PathBuf::from("/proc"),
+            scope: Vec::new(),
+            heal: false,
+            max_heals_per_hour: 3,
+            dns_upstream: true,
+            connect_timeout: Duration::from_secs(3),
+            linger: Duration::from_millis(300),
+            verify_timeout: Duration::from_secs(30),
+            stop_timeout: 10,
+        }
+    }
+}
+
+impl DoctorOptions {
+    /// The daemon's options: healing and its limit from the `doctor:`
+    /// configuration, examining only the containers of `instance`.
+    pub fn for_daemon(config: &crate::config::DoctorConfig, instance: &str) -> Self {
+        Self {
+            heal: config.heal,
+            max_heals_per_hour: config.max_heals_per_hour as usize,
+            scope: vec![format!("{}={instance}", crate::core::spec::LABEL_INSTANCE)],
+            ..Self::default()
+        }
+    }
+}
+
+/// The doctor: its options and the heal rate limit, kept across passes.
+#[derive(Debug, Clone)]
+pub struct Doctor {
+    options: DoctorOptions,
+    limiter: RestartLimiter,
+}
+
+impl Doctor {
+    /// A doctor with `options`.
+    pub fn new(options: DoctorOptions) -> Self {
+        let limiter = RestartLimiter::new(options.max_heals_per_hour, Duration::from_secs(3600));
+        Self { options, limiter }
+    }
+
+    /// Its options.
+    pub fn options(&self) -> &DoctorOptions {
+        &self.options
+    }
+}
+
+/// One examined container.
+#[derive(Debug, Clone)]
+struct Examined {
+    facts: ContainerFacts,
+    inspect: ContainerInspect,
+    service: Option<String>,
+    networks: Vec<String>,
+}
+
+/// What [`examine`] found: the checks and the containers behind them.
+#[derive(Debug, Clone)]
+struct Examination {
+    checks: Vec<Check>,
+    containers: Vec<Examined>,
+}
+
+/// The check pass of the daemon and of `magos doctor`: examines, then (when
+/// `heal` is on) heals what the findings call for, within the rate limit, each
+/// action logged and counted in `metrics`' heals, and checks again until the
+/// healed problems are gone or the verify time runs out.
+pub async fn check_and_heal(
+    client: &Client,
+    doctor: &mut Doctor,
+    metrics: Option<&Metrics>,
+) -> Report {
+    let first = examine(client, &doctor.options).await;
+    let mut report = Report {
+        checks: first.checks.clone(),
+        heals: Vec::new(),
+    };
+    if !doctor.options.heal {
+        return report;
+    }
+    let facts: Vec<ContainerFacts> = first.containers.iter().map(|c| c.facts.clone()).collect();
+    let actions = model::decide(&first.checks, &facts);
+    let mut done = Vec::new();
+    for action in actions {
+        if !doctor.limiter.allow(&action.limit_key(), Instant::now()) {
+            tracing::warn!(
+                action = action.kind(),
+                target = %action.target(),
+                reason = action.reason(),
+                "heal skipped: rate limit reached"
+            );
+            count(metrics, "rate_limited");
+            report.heals.push(HealRecord {
+                detail: format!(
+                    "not done: at most {} heals per hour for {}",
+                    doctor.options.max_heals_per_hour,
+                    action.target()
+                ),
+                action,
+                outcome: HealOutcome::RateLimited,
+            });
+            continue;
+        }
+        tracing::info!(
+            action = action.kind(),
+            target = %action.target(),
+            reason = action.reason(),
+            "healing"
+        );
+        count(metrics, action.kind());
+        match carry_out(client, &doctor.options, &action, &first.containers).await {
+            Ok(()) => done.push(action),
+            Err(err) => {
+                tracing::error!(action = action.kind(), error = %err, "heal failed");
+                count(metrics, "failed");
+                report.heals.push(HealRecord {
+                    action,
+                    outcome: HealOutcome::Failed,
+                    detail: err.to_string(),
+                });
+            }
+        }
+    }
+    if done.is_empty() {
+        return report;
+    }
+    let deadline = Instant::now() + doctor.options.verify_timeout;
+    let mut remaining: BTreeMap<usize, Vec<String>>;
+    loop {
+        let again = examine(client, &doctor.options).await;
+        remaining = done
+            .iter()
+            .enumerate()
+            .filter_map(|(i, action)| {
+                let left = still_broken(action, &again);
+                (!left.is_empty()).then_some((i, left))
+            })
+            .collect();
+        if remaining.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for (i, action) in done.into_iter().enumerate() {
+        let record = match remaining.remove(&i) {
+            None => {
+                tracing::info!(action = action.kind(), target = %action.target(), "healed");
+                HealRecord {
+                    action,
+                    outcome: HealOutcome::Healed,
+                    detail: "the checks pass again".to_owned(),
+                }
+            }
+            Some(left) => {
+                tracing::error!(
+                    action = action.kind(),
+                    target = %action.target(),
+                    left = %left.join("; "),
+                    "heal did not help"
+                );
+                count(metrics, "failed");
+                HealRecord {
+                    outcome: HealOutcome::Failed,
+                    detail: match &action {
+                        HealAction::RestartStacks { .. } => format!(
+                            "still broken after the heal: {}; containers Magos does not manage keep the rootless netns alive: stop them too, or run podman unshare --rootless-netns true as the Podman user",
+                            left.join("; ")
+                        ),
+                        HealAction::RestartContainer { .. } => {
+                            format!("still broken after the heal: {}", left.join("; "))
+                        }
+                    },
+                    action,
+                }
+            }
+        };
+        report.heals.push(record);
+    }
+    report
+}
+
+fn count(metrics: Option<&Metrics>, kind: &str) {
+    if let Some(m) = metrics {
+        m.heals
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// The network failures that a done `action` should have fixed but are still
+/// there.
+fn still_broken(action: &HealAction, exam: &Examination) -> Vec<String> {
+    let targets: BTreeSet<String> = match action {
+        HealAction::RestartContainer { container, .. } => [container.clone()].into(),
+        HealAction::RestartStacks { stacks, .. } => exam
+            .containers
+            .iter()
+            .filter(|c| c.facts.project.as_ref().is_some_and(|p| stacks.contains(p)))
+            .map(|c| c.facts.name.clone())
+            .collect(),
+    };
+    exam.checks
+        .iter()
+        .filter(|c| {
+            c.problem.is_some() || (c.status == Status::Fail && c.cause == Some(Cause::Network))
+        })
+        .filter(|c| {
+            let owner = c.subject.split(' ').next().unwrap_or_default();
+            targets.contains(owner)
+                || (matches!(action, HealAction::RestartStacks { .. })
+                    && c.subject == "rootless-netns")
+        })
+        .map(|c| format!("{}: {}", c.subject, c.finding))
+        .collect()
+}
+
+/// Carries out one heal.
+async fn carry_out(
+    client: &Client,
+    options: &DoctorOptions,
+    action: &HealAction,
+    containers: &[Examined],
+) -> Result<(), DoctorError> {
+    match action {
+        HealAction::RestartContainer { container, .. } => client
+            .restart_container(container, options.stop_timeout)
+            .await
+            .map_err(|source| DoctorError::Podman {
+                target: container.clone(),
+                source: Box::new(source),
+            }),
+        HealAction::RestartStacks { stacks, .. } => {
+            let mut order: Vec<String> = Vec::new();
+            for stack in stacks {
+                order.extend(stack_order(stack, containers)?);
+            }
+            for name in order.iter().rev() {
+                tracing::info!(container = %name, "stopping for the rootless netns heal");
+                client
+                    .stop_container(name, Some(options.stop_timeout))
+                    .await
+                    .map_err(|source| DoctorError::Podman {
+                        target: name.clone(),
+                        source: Box::new(source),
+                    })?;
+            }
+            for name in &order {
+                tracing::info!(container = %name, "starting after the rootless netns heal");
+                client
+                    .start_container(name)
+                    .await
+                    .map_err(|source| DoctorError::Podman {
+                        target: name.clone(),
+                        source: Box::new(source),
+                    })?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The running containers of `stack` in start order (dependencies first), from
+/// their compose service labels and the dependencies Podman records.
+fn stack_order(stack: &str, containers: &[Examined]) -> Result<Vec<String>, DoctorError> {
+    let members: Vec<&Examined> = containers
+        .iter()
+        .filter(|c| c.facts.running && c.facts.project.as_deref() == Some(stack))
+        .collect();
+    let service_of = |c: &Examined| c.service.clone().unwrap_or_else(|| c.facts.name.clone());
+    let by_id: BTreeMap<&str, String> = members
+        .iter()
+        .flat_map(|c| {
+            [
+                (c.inspect.id.as_str(), service_of(c)),
+                (c.facts.name.as_str(), service_of(c)),
+            ]
+        })
+        .collect();
+    let image = ImageRef {
+        reference: String::new(),
+        qualified: String::new(),
+        digest: None,
+    };
+    let mut spec = StackSpec {
+        project: stack.to_owned(),
+        instance: String::new(),
+        working_dir: String::new(),
+        config_files: Vec::new(),
+        networks: Vec::new(),
+        volumes: Vec::new(),
+        services: Vec::new(),
+    };
+    let mut names = BTreeMap::new();
+    for c in &members {
+        let service = service_of(c);
+        let mut s = ContainerSpec::new(stack, &service, image.clone());
+        s.depends_on = c
+            .inspect
+            .dependencies
+            .iter()
+            .filter_map(|d| by_id.get(d.as_str()))
+            .filter(|d| **d != service)
+            .map(|d| Dependency {
+                service: d.clone(),
+                condition: DependencyCondition::ServiceStarted,
+                restart: false,
+            })
+            .collect();
+        names.insert(service, c.facts.name.clone());
+        spec.services.push(s);
+    }
+    let order = start_order(&spec).map_err(|message| DoctorError::Order {
+        stack: stack.to_owned(),
+        message,
+    })?;
+    Ok(order.iter().map(|s| names[*s].clone()).collect())
+}
+
+/// Runs every check once.
+async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
+    let mut checks = Vec::new();
+    let mut containers = Vec::new();
+    let socket = client.socket().display().to_string();
+    let version = match client.check_version().await {
+        Ok(v) => v,
+        Err(err) => {
+            checks.push(Check::bad(
+                "socket",
+                "podman",
+                Status::Fail,
+                Cause::Podman,
+                format!("Podman does not answer on {socket}: {err}"),
+                "enable the API socket: systemctl --user enable --now podman.socket (Podman 5 or newer)",
+            ));
+            return Examination { checks, containers };
+        }
+    };
+    checks.push(Check::pass(
+        "socket",
+        "podman",
+        format!("Podman {} answers on {socket}", version.version),
+    ));
+    let info = match client.info().await {
+        Ok(info) => Some(info),
+        Err(err) => {
+            checks.push(Check::bad(
+                "network_cmd",
+                "podman",
+                Status::Fail,
+                Cause::Podman,
+                format!("podman info failed: {err}"),
+                "check the Podman service's log",
+            ));
+            None
+        }
+    };
+    let rootless = info.as_ref().is_none_or(|i| i.host.security.rootless);
+    if let Some(info) = &info {
+        checks.push(network_cmd_check(info));
+    }
+    let uid = std::fs::metadata(client.socket()).map(|m| m.uid()).ok();
+    let user = uid.and_then(|u| probe::user_name(Path::new("/etc/passwd"), u));
+    let runtime_dir = options
+        .runtime_dir
+        .clone()
+        .or_else(|| uid.map(|u| PathBuf::from(format!("/run/user/{u}"))));
+    if rootless {
+        checks.push(tun_check());
+        checks.extend(subid_checks(user.as_deref(), uid));
+        checks.push(linger_check(user.as_deref()));
+    } else {
+        for id in ["tun", "subuid", "subgid", "linger"] {
+            checks.push(Check::skip(
+                id,
+                "host",
+                "Podman runs rootful: rootless networking does not apply",
+            ));
+        }
+    }
+    let host_addrs = probe::namespace_addresses(&options.proc_root.join("net"));
+
+    match list_managed(client, &options.scope).await {
+        Ok(list) => {
+            for name in list {
+                match client.inspect_container(&name).await {
+                    Ok(inspect) => containers.push(examined(inspect)),
+                    Err(err) => checks.push(Check::bad(
+                        "inspect",
+                        name.clone(),
+                        Status::Fail,
+                        Cause::Podman,
+                        format!("cannot inspect the container: {err}"),
+                        "check the Podman service's log",
+                    )),
+                }
+            }
+        }
+        Err(err) => checks.push(Check::bad(
+            "containers",
+            "podman",
+            Status::Fail,
+            Cause::Podman,
+            format!("cannot list the managed containers: {err}"),
+            "check the Podman service's log",
+        )),
+    }
+
+    // The rootless netns also holds the gateways of Podman's bridge networks.
+    let subnets: Vec<String> = client
+        .list_networks(&BTreeMap::new())
+        .await
+        .map(|nets| {
+            nets.into_iter()
+                .flat_map(|n| n.subnets.into_iter().map(|s| s.subnet))
+                .collect()
+        })
+        .unwrap_or_default();
+    let bridge_running = containers.iter().any(|c| c.facts.running && c.facts.bridge);
+    if rootless {
+        match &runtime_dir {
+            Some(dir) => checks.extend(netns_checks(
+                options,
+                dir,
+                bridge_running,
+                host_addrs.as_ref(),
+                &subnets,
+            )),
+            None => checks.push(Check::skip(
+                "netns",
+                "rootless-netns",
+                "the Podman user's runtime directory is unknown",
+            )),
+        }
+    }
+
+    let upstream_skip = (!options.dns_upstream).then_some("the upstream probe is turned off");
+    for c in &containers {
+        checks.extend(
+            container_checks(
+                client,
+                options,
+                c,
+                &containers,
+                host_addrs.as_ref(),
+                upstream_skip,
+            )
+            .await,
+        );
+    }
+    Examination { checks, containers }
+}
+
+async fn list_managed(client: &Client, scope: &[String]) -> Result<Vec<String>, PodmanError> {
+    let mut names = BTreeSet::new();
+    for label in [format!("{LABEL_MANAGED}=true"), LABEL_PROJECT.to_owned()] {
+        let mut labels = scope.to_vec();
+        labels.push(label);
+        for c in client
+            .list_containers(&ContainerFilters::labelled(labels))
+            .await?
+        {
+            if let Some(n) = c.names.first() {
+                names.insert(n.clone());
+            }
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
+fn examined(inspect: ContainerInspect) -> Examined {
+    let labels = inspect
+        .config
+        .as_ref()
+        .map(|c| c.labels.clone())
+        .unwrap_or_default();
+    let mode = network_mode(&inspect);
+    let networks: Vec<String> = inspect
+        .network_settings
+        .as_ref()
+        .map(|n| n.networks.keys().cloned().collect())
+        .unwrap_or_default();
+    let bridge = mode == "bridge" || (!networks.is_empty() && mode != "pasta" && mode != "host");
+    Examined {
+        facts: ContainerFacts {
+            name: inspect.name.clone(),
+            project: labels.get(LABEL_PROJECT).cloned(),
+            running: inspect.state.as_ref().is_some_and(|s| s.running),
+            bridge,
+        },
+        service: labels.get(LABEL_SERVICE).cloned(),
+        networks,
+        inspect,
+    }
+}
+
+fn network_mode(inspect: &ContainerInspect) -> String {
+    inspect
+        .host_config
+        .as_ref()
+        .map(|h| h.network_mode.clone())
+        .unwrap_or_default()
+}
+
+fn network_cmd_check(info: &crate::podman::wire::Info) -> Check {
+    let host = &info.host;
+    if !host.security.rootless {
+        return Check::skip(
+            "network_cmd",
+            "podman",
+            "Podman runs rootful: it uses netavark bridges, not pasta",
+        );
+    }
+    match host.rootless_network_cmd.as_str() {
+        "pasta" if host.pasta.executable.is_empty() => Check::bad(
+            "network_cmd",
+            "podman",
+            Status::Fail,
+            Cause::Outside,
+            "Podman is set to network through pasta but cannot find the pasta program",
+            "install the passt package (it provides pasta), e.g. apt install passt",
+        ),
+        "pasta" => {
+            let program: Vec<&str> = [host.pasta.executable.as_str(), host.pasta.version.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            Check::pass(
+                "network_cmd",
+                "podman",
+                format!("rootless networking through pasta ({})", program.join(" ")),
+            )
+        }
+        "" => Check::skip(
+            "network_cmd",
+            "podman",
+            "podman info does not name its rootless network command",
+        ),
+        other => Check::bad(
+            "network_cmd",
+            "podman",
+            Status::Warn,
+            Cause::Outside,
+            format!(
+                "rootless networking through {other}, not pasta: the pasta checks do not apply"
+            ),
+            "install passt and remove default_rootless_network_cmd from containers.conf to use Podman 5's default",
+        ),
+    }
+}
+
+fn tun_check() -> Check {
+    let tun = Path::new("/dev/net/tun");
+    match probe::tun_usable(tun) {
+        Ok(()) => Check::pass("tun", "host", "/dev/net/tun opens read-write"),
+        Err(e) => Check::bad(
+            "tun",
+            "host",
+            Status::Fail,
+            Cause::Outside,
+            format!(
+                "/dev/net/tun cannot be opened read-write ({e}): pasta cannot create its tap device"
+            ),
+            "load the tun module (modprobe tun) and make /dev/net/tun mode 0666; in a container or VM, pass the device through",
+        ),
+    }
+}
+
+fn subid_checks(user: Option<&str>, uid: Option<u32>) -> Vec<Check> {
+    let (Some(user), Some(uid)) = (user, uid) else {
+        return ["subuid", "subgid"]
+            .into_iter()
+            .map(|id| Check::skip(id, "host", "the Podman user is unknown"))
+            .collect();
+    };
+    ["subuid", "subgid"]
+        .into_iter()
+        .map(|id| {
+            let path = format!("/etc/{id}");
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let n = model::subid_count(&text, user, uid);
+            let fix = format!(
+                "as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}, then podman system migrate"
+            );
+            if n >= 65536 {
+                Check::pass(id, "host", format!("{user} has {n} subordinate ids in {path}"))
+            } else if n > 0 {
+                Check::bad(
+                    id,
+                    "host",
+                    Status::Warn,
+                    Cause::Outside,
+                    format!("{user} has only {n} subordinate ids in {path}; images that use higher ids fail"),
+                    fix,
+                )
+            } else {
+                Check::bad(
+                    id,
+                    "host",
+                    Status::Fail,
+                    Cause::Outside,
+                    format!("{user} has no subordinate id range in {path}"),
+                    fix,
+                )
+            }
+        })
+        .collect()
+}
+
+fn linger_check(user: Option<&str>) -> Check {
+    let Some(user) = user else {
+        return Check::skip("linger", "host", "the Podman user is unknown");
+    };
+    if Path::new("/var/lib/systemd/linger").join(user).exists() {
+        Check::pass("linger", "host", format!("lingering is enabled for {user}"))
+    } else {
+        Check::bad(
+            "linger",
+            "host",
+            Status::Warn,
+            Cause::Outside,
+            format!("lingering is off for {user}: its containers stop when the user logs out"),
+            format!("loginctl enable-linger {user}"),
+        )
+    }
+}
+
+fn netns_checks(
+    options: &DoctorOptions,
+    runtime_dir: &Path,
+    bridge_running: bool,
+    host_addrs: Result<&BTreeSet<IpAddr>, &String>,
+    subnets: &[String],
+) -> Vec<Check> {
+    let dir = probe::rootless_netns_dir(runtime_dir);
+    let pid_file = dir.join("rootless-netns-conn.pid");
+    let subject = "rootless-netns";
+    let Some(pid) = probe::read_pid(&pid_file) else {
+        let reason = if bridge_running {
+            format!(
+                "{} is missing although bridge-network containers run",
+                pid_file.display()
+            )
+        } else {
+            "no bridge-network container runs; Podman creates the rootless netns on demand"
+                .to_owned()
+        };
+        return vec![Check::skip("netns", subject, reason)];
+    };
+    let alive =
+        probe::process_cmdline(&options.proc_root, pid).is_some_and(|c| probe::is_pasta(&c));
+    let mut checks = Vec::new();
+    if alive {
+        checks.push(Check::pass(
+            "netns",
+            subject,
+            format!("its pasta process {pid} is alive"),
+        ));
+    } else if bridge_running {
+        checks.push(
+            Check::bad(
+                "netns",
+                subject,
+                Status::Fail,
+                Cause::Network,
+                format!("its pasta process {pid} is gone: bridge-network containers have no way out (outbound traffic and DNS upstream fail)"),
+                "restart the bridge-network stacks so Podman sets the rootless netns up again (magos doctor --heal does it)",
+            )
+            .with_problem(Problem::NetnsPastaDead),
+        );
+    } else {
+        checks.push(Check::skip(
+            "netns",
+            subject,
+            format!("its pasta process {pid} is gone, but no bridge-network container runs; Podman starts it again with the next one"),
+        ));
+    }
+    match (probe::rootless_netns_addresses(&dir), host_addrs) {
+        (Ok(ns), Ok(host)) => checks.push(address_check(
+            "netns_addresses",
+            subject,
+            &model::without_subnets(&ns, subnets),
+            host,
+            "the rootless netns",
+            Problem::NetnsStale,
+        )),
+        (Err(e), _) => checks.push(Check::skip(
+            "netns_addresses",
+            subject,
+            format!("the addresses pasta copied cannot be read: {e}"),
+        )),
+        (_, Err(e)) => checks.push(Check::skip(
+            "netns_addresses",
+            subject,
+            format!("the host's addresses cannot be read: {e}"),
+        )),
+    }
+    checks
+}
+
+fn address_check(
+    id: &'static str,
+    subject: &str,
+    ns: &BTreeSet<IpAddr>,
+    host: &BTreeSet<IpAddr>,
+    what: &str,
+    problem: Problem,
+) -> Check {
+    let stale = model::stale_addresses(ns, host);
+    let copied: Vec<String> = ns
+        .iter()
+        .filter(|a| model::is_copied(a))
+        .map(IpAddr::to_string)
+        .collect();
+    if stale.is_empty() {
+        return Check::pass(
+            id,
+            subject,
+            format!(
+                "the host addresses pasta copied at start ({}) are still the host's",
+                if copied.is_empty() {
+                    "none".to_owned()
+                } else {
+                    copied.join(", ")
+                }
+            ),
+        );
+    }
+    let stale: Vec<String> = stale.iter().map(IpAddr::to_string).collect();
+    Check::bad(
+        id,
+        subject,
+        Status::Warn,
+        Cause::Network,
+        format!(
+            "{what} holds {} that the host no longer has: the host's address changed after pasta started (DHCP renew, boot before the network was up); forwards bound to it are dead",
+            stale.join(", ")
+        ),
+        "restart so pasta copies the current addresses (magos doctor --heal does it); custom pasta -a options also show up here",
+    )
+    .with_problem(problem)
+}
+
+async fn container_checks(
+    client: &Client,
+    options: &DoctorOptions,
+    c: &Examined,
+    all: &[Examined],
+    host_addrs: Result<&BTreeSet<IpAddr>, &String>,
+    upstream_skip: Option<&str>,
+) -> Vec<Check> {
+    let name = &c.facts.name;
+    let mode = network_mode(&c.inspect);
+    let mut checks = Vec::new();
+    let mode_text = if c.facts.bridge {
+        format!("bridge networks: {}", c.networks.join(", "))
+    } else if mode.is_empty() {
+        "unknown".to_owned()
+    } else {
+        mode.clone()
+    };
+    if !c.facts.running {
+        checks.push(Check::skip(
+            "network_mode",
+            name.clone(),
+            format!("{mode_text}; not running, nothing else checked"),
+        ));
+        return checks;
+    }
+    checks.push(Check::pass("network_mode", name.clone(), mode_text));
+    let pid = c.inspect.state.as_ref().map_or(0, |s| s.pid);
+    let net_dir = (pid > 0).then(|| options.proc_root.join(pid.to_string()).join("net"));
+    let sandbox = c
+        .inspect
+        .network_settings
+        .as_ref()
+        .map(|n| n.sandbox_key.clone())
+        .unwrap_or_default();
+
+    if mode == "pasta" {
+        match probe::pasta_for_netns(&options.proc_root, &sandbox) {
+            Some(p) => checks.push(Check::pass(
+                "pasta",
+                name.clone(),
+                format!("its pasta process {p} is alive"),
+            )),
+            None => checks.push(
+                Check::bad(
+                    "pasta",
+                    name.clone(),
+                    Status::Fail,
+                    Cause::Network,
+                    format!("no pasta process serves its network namespace {sandbox}: its published ports and outbound traffic are dead"),
+                    "restart the container (magos doctor --heal does it)",
+                )
+                .with_problem(Problem::ContainerPastaDead {
+                    container: name.clone(),
+                }),
+            ),
+        }
+        match (&net_dir, host_addrs) {
+            (Some(dir), Ok(host)) => match probe::namespace_addresses(dir) {
+                Ok(ns) => checks.push(address_check(
+                    "addresses",
+                    name,
+                    &ns,
+                    host,
+                    "the container",
+                    Problem::ContainerAddressesStale {
+                        container: name.clone(),
+                    },
+                )),
+                Err(e) => checks.push(Check::skip(
+                    "addresses",
+                    name.clone(),
+                    format!("the container's addresses cannot be read: {e}"),
+                )),
+            },
+            (None, _) => checks.push(Check::skip(
+                "addresses",
+                name.clone(),
+                "Podman reports no process for the container",
+            )),
+            (_, Err(e)) => checks.push(Check::skip(
+                "addresses",
+                name.clone(),
+                format!("the host's addresses cannot be read: {e}"),
+            )),
+        }
+    }
+
+    let mut ports: Vec<(u16, String, String, u16)> = Vec::new();
+    if let Some(settings) = &c.inspect.network_settings {
+        for (key, bindings) in &settings.ports {
+            let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            for b in bindings.iter().flatten() {
+                if let Ok(host_port) = b.host_port.parse::<u16>() {
+                    ports.push((port, proto.to_owned(), b.host_ip.clone(), host_port));
+                }
+            }
+        }
+    }
+    for (container_port, proto, host_ip, host_port) in ports {
+        let host_ip = host_ip.as_str();
+        let shown_ip = if host_ip.is_empty() {
+            "0.0.0.0"
+        } else {
+            host_ip
+        };
+        let subject = format!("{name} {shown_ip}:{host_port}/{proto}");
+        if proto != "tcp" {
+            checks.push(Check::skip(
+                "port",
+                subject,
+                format!("{proto} ports are not probed"),
+            ));
+            continue;
+        }
+        let Some(addr) = probe::probe_address(host_ip, host_port) else {
+            checks.push(Check::skip(
+                "port",
+                subject,
+                format!("`{host_ip}` is not an address"),
+            ));
+            continue;
+        };
+        let inside = match &net_dir {
+            Some(dir) => match probe::listens(dir, container_port) {
+                Some(l) => Some(l),
+                None => listens_by_exec(client, name, container_port).await,
+            },
+            None => listens_by_exec(client, name, container_port).await,
+        };
+        let (timeout, linger) = (options.connect_timeout, options.linger);
+        let result = tokio::task::spawn_blocking(move || probe::probe_tcp(addr, timeout, linger))
+            .await
+            .unwrap_or(PortProbe::TimedOut);
+        checks.push(model::judge_port(name, &subject, host_port, result, inside));
+    }
+
+    if c.facts.bridge {
+        let peer = all.iter().find(|o| {
+            o.facts.name != *name
+                && o.facts.running
+                && o.networks.iter().any(|n| c.networks.contains(n))
+        });
+        match peer {
+            None => checks.push(Check::skip(
+                "dns",
+                name.clone(),
+                "no other managed container shares its networks",
+            )),
+            Some(peer) => {
+                let target = peer
+                    .service
+                    .clone()
+                    .unwrap_or_else(|| peer.facts.name.clone());
+                checks.push(dns_check(client, name, &target).await);
+            }
+        }
+    }
+    if mode != "host" && mode != "none" {
+        match upstream_skip {
+            Some(reason) => checks.push(Check::skip("dns_upstream", name.clone(), reason)),
+            None => checks.push(upstream_check(client, name).await),
+        }
+    }
+    checks
+}
+
+fn exec_of(cmd: &[&str]) -> ExecCreate {
+    ExecCreate {
+        cmd: cmd.iter().map(|s| (*s).to_owned()).collect(),
+        attach_stdout: true,
+        attach_stderr: true,
+        ..ExecCreate::default()
+    }
+}
+
+/// Whether the container listens on `port`, read from its own `/proc/net/tcp*`
+/// through exec; `None` when that cannot be read.
+async fn listens_by_exec(client: &Client, container: &str, port: u16) -> Option<bool> {
+    let out = client
+        .exec(
+            container,
+            &exec_of(&["cat", "/proc/net/tcp", "/proc/net/tcp6"]),
+        )
+        .await
+        .ok()?;
+    if out.stdout.trim().is_empty() {
+        return None;
+    }
+    // Each table has a header line; joined, the second header reads as junk.
+    Some(model::tcp_table_listens(
+        &format!("header\n{}", out.stdout),
+        port,
+    ))
+}
+
+async fn dns_check(client: &Client, container: &str, peer: &str) -> Check {
+    match client.exec(container, &exec_of(&["nslookup", peer])).await {
+        Ok(out) if out.exit_code == 126 || out.exit_code == 127 => Check::skip(
+            "dns",
+            container.to_owned(),
+            "the image has no nslookup to test name resolution with",
+        ),
+        Ok(out) => {
+            match model::nslookup_answer(out.exit_code, &format!("{}{}", out.stdout, out.stderr)) {
+                Some(true) => Check::pass(
+                    "dns",
+                    container.to_owned(),
+                    format!("resolves its peer `{peer}`"),
+                ),
+                Some(false) => Check::bad(
+                    "dns",
+                    container.to_owned(),
+                    Status::Fail,
+                    Cause::Network,
+                    format!(
+                        "cannot resolve its peer `{peer}`: Podman's DNS (aardvark-dns) does not know it"
+                    ),
+                    "check that both containers share a network with DNS enabled; restarting the stack sets aardvark-dns up again",
+                ),
+                None => Check::bad(
+                    "dns",
+                    container.to_owned(),
+                    Status::Fail,
+                    Cause::Network,
+                    format!(
+                        "no DNS server answered when resolving its peer `{peer}`: aardvark-dns is not reachable"
+                    ),
+                    "restart the stack so Podman starts aardvark-dns again",
+                ),
+            }
+        }
+        Err(err) => Check::skip(
+            "dns",
+            container.to_owned(),
+            format!("nslookup could not run in the container: {err}"),
+        ),
+    }
+}
+
+async fn upstream_check(client: &Client, container: &str) -> Check {
+    match client
+        .exec(container, &exec_of(&["nslookup", UPSTREAM_PROBE_NAME]))
+        .await
+    {
+        Ok(out) if out.exit_code == 126 || out.exit_code == 127 => Check::skip(
+            "dns_upstream",
+            container.to_owned(),
+            "the image has no nslookup to test name resolution with",
+        ),
+        Ok(out) => {
+            match model::nslookup_answer(out.exit_code, &format!("{}{}", out.stdout, out.stderr)) {
+                Some(_) => Check::pass(
+                    "dns_upstream",
+                    container.to_owned(),
+                    "its resolver reaches an upstream server",
+                ),
+                None => Check::bad(
+                    "dns_upstream",
+                    container.to_owned(),
+                    Status::Fail,
+                    Cause::Network,
+                    "no upstream DNS server answered: names outside the stack do not resolve",
+                    "check the host's /etc/resolv.conf; when the host resolves, restart the container (its pasta forwards DNS)",
+                ),
+            }
+        }
+        Err(err) => Check::skip(
+            "dns_upstream",
+            container.to_owned(),
+            format!("nslookup could not run in the container: {err}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemon_options_follow_the_configuration_and_its_instance() {
+        let config = crate::config::DoctorConfig {
+            heal: false,
+            max_heals_per_hour: 7,
+        };
+        let o = DoctorOptions::for_daemon(&config, "nas");
+        assert!(!o.heal);
+        assert_eq!(o.max_heals_per_hour, 7);
+        assert_eq!(o.scope, vec!["io.magos.instance=nas".to_owned()]);
+        assert!(DoctorOptions::for_daemon(&Default::default(), "nas").heal);
+    }
+
+    #[test]
+    fn heals_are_counted_by_kind() {
+        let metrics = Metrics::new();
+        count(Some(&metrics), "restart_container");
+        count(Some(&metrics), "restart_container");
+        count(Some(&metrics), "rate_limited");
+        count(None, "restart_container");
+        let text = metrics.render();
+        assert!(
+            text.contains("magos_heals_total{kind=\"restart_container\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("magos_heals_total{kind=\"rate_limited\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_daemon_can_run_a_pass_on_any_thread() {
+        fn is_send<T: Send>(_: &T) {}
+        let client = Client::new("/nonexistent.sock", Default::default());
+        let mut doctor = Doctor::new(DoctorOptions::default());
+        let pass = check_and_heal(&client, &mut doctor, None);
+        is_send(&pass);
+    }
+}
