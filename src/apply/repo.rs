@@ -56,6 +56,8 @@ pub struct RepoOptions {
     pub prune: bool,
     /// Only this stack (its project name or its folder).
     pub stack: Option<String>,
+    /// Stacks to leave alone this time (failing stacks backing off in the daemon).
+    pub skip: BTreeSet<String>,
     /// Which stacks the repository holds for this host.
     pub selection: Selection,
     /// The environment for interpolation and for the compose CLI.
@@ -70,6 +72,7 @@ impl RepoOptions {
             instance: config.apply.instance.as_str().to_owned(),
             prune: config.apply.prune,
             stack: None,
+            skip: BTreeSet::new(),
             selection: Selection {
                 host,
                 ..Selection::default()
@@ -85,6 +88,7 @@ impl Default for RepoOptions {
             instance: crate::core::plan::DEFAULT_INSTANCE.to_owned(),
             prune: true,
             stack: None,
+            skip: BTreeSet::new(),
             selection: Selection::default(),
             env: Env::new(),
         }
@@ -428,6 +432,10 @@ pub async fn apply_repo(
     };
     let none = BTreeMap::new();
     for stack in &repo.stacks {
+        if options.skip.contains(&stack.project) {
+            tracing::info!(stack = %stack.project, "stack skipped: it is backing off after a failure");
+            continue;
+        }
         if let Some(e) = &stack.error {
             tracing::error!(stack = %stack.project, error = %e, "stack not applied");
             report.stacks.push(StackOutcome {

@@ -81,7 +81,7 @@ pub fn run(
 
 /// Where the repository of a command is.
 #[derive(Debug)]
-pub(super) enum Location {
+pub enum Location {
     /// A local folder with the stacks (a work tree or a plain folder), used in
     /// place.
     Folder(PathBuf),
@@ -93,7 +93,7 @@ pub(super) enum Location {
 impl Location {
     /// `repo.url`: an existing local folder that is not a bare repository is a
     /// folder; anything else is a remote.
-    pub(super) fn of(config: &config::Config, env: &Env) -> anyhow::Result<Self> {
+    pub fn of(config: &config::Config, env: &Env) -> anyhow::Result<Self> {
         let Some(url) = &config.repo.url else {
             anyhow::bail!("no repository: pass --repo DIR|URL or set repo.url (MD_REPO)");
         };

@@ -12,8 +12,10 @@ mod config_cmd;
 pub mod doctor;
 mod lint;
 mod policy;
+#[cfg(target_os = "linux")]
+mod run;
 mod secrets;
-mod update;
+pub mod update;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -134,6 +136,16 @@ pub enum Command {
     /// do. `--heal` restarts what a restart heals and checks again.
     #[cfg(target_os = "linux")]
     Doctor(doctor::DoctorArgs),
+    /// Keep this host equal to the repository: the daemon
+    ///
+    /// Each pass syncs the repository, pins the updates the policies allow (a
+    /// commit pushed, or pull requests), applies every stack through Podman,
+    /// heals rootless networking and reports drift. Passes run on the interval,
+    /// on webhooks, when a managed container dies, and on SIGHUP (which also
+    /// reloads the configuration). Under systemd it reports readiness, status and
+    /// pets the watchdog while it makes progress. `--once` runs one pass.
+    #[cfg(target_os = "linux")]
+    Run(run::RunArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -195,6 +207,8 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         Command::Update(args) => {
             update::run(args, config_file.as_deref(), env, &overrides, verbosity)
         }
+        #[cfg(target_os = "linux")]
+        Command::Run(args) => run::run(args, config_file.as_deref(), env, &overrides, verbosity),
         #[cfg(target_os = "linux")]
         Command::Doctor(args) => {
             doctor::run(args, config_file.as_deref(), env, &overrides, verbosity)

@@ -140,10 +140,53 @@ pub fn run(
         push: !args.no_push,
         max_attempts: NonZeroU32::new(MAX_ATTEMPTS).unwrap_or(NonZeroU32::MIN),
     };
-    if config.repo.mode == RepoMode::PullRequest && !args.no_push {
-        return pull_requests(&ctx, config, &checkout, app.as_ref(), &options);
+    let written = if config.repo.mode == RepoMode::PullRequest && !args.no_push {
+        pull_requests(&ctx, config, &checkout, app.as_ref(), &options)?
+    } else {
+        direct(&ctx, config, &checkout, &options)?
+    };
+    super::out(&written.text)?;
+    Ok(written.exit)
+}
+
+/// What a write-back did.
+#[derive(Debug, Clone)]
+pub struct WriteBack {
+    /// What happened, one line per pin, push or pull request.
+    pub text: String,
+    /// Success, or an error when a service could not be checked or pinned.
+    pub exit: Exit,
+    /// Services pinned.
+    pub updates: usize,
+}
+
+/// The daemon's write-back: syncs Magos's clone, runs the pin pass and commits
+/// and pushes the pins (or proposes them as pull requests, per `repo.mode`).
+/// Blocking: run it off the async workers. The clone's work tree holds the
+/// result afterwards.
+pub fn write_back(config: &Config, env: &Env, checkout: Checkout) -> anyhow::Result<WriteBack> {
+    let client = RegistryClient::new(Settings::load(&config.registries, env)?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let check = client.check();
+    let ctx = Ctx {
+        check: &check,
+        env,
+        runtime: &runtime,
+        now: SystemTime::now(),
+    };
+    let (checkout, app) = with_app_auth(config, checkout, &runtime)?;
+    let options = UpdateOptions {
+        identity: Identity::from_config(&config.repo.commit),
+        push: true,
+        max_attempts: NonZeroU32::new(MAX_ATTEMPTS).unwrap_or(NonZeroU32::MIN),
+    };
+    if config.repo.mode == RepoMode::PullRequest {
+        pull_requests(&ctx, config, &checkout, app.as_ref(), &options)
+    } else {
+        direct(&ctx, config, &checkout, &options)
     }
-    direct(&ctx, config, &checkout, &options)
 }
 
 /// What every pass of one run shares: one registry check (so a recompute on
@@ -189,7 +232,7 @@ fn direct(
     config: &Config,
     checkout: &Checkout,
     options: &UpdateOptions,
-) -> anyhow::Result<Exit> {
+) -> anyhow::Result<WriteBack> {
     let mut last: Option<Pass> = None;
     let template = config.repo.commit.message.as_str();
     let outcome = checkout.update(options, |dir| {
@@ -238,8 +281,11 @@ fn direct(
             ));
         }
     }
-    super::out(&text)?;
-    Ok(exit(&pass))
+    Ok(WriteBack {
+        text,
+        exit: exit(&pass),
+        updates: pass.updates.len(),
+    })
 }
 
 /// Pull-request mode: the pins go to `magos/…` branches, each proposed as a
@@ -250,7 +296,7 @@ fn pull_requests(
     checkout: &Checkout,
     app: Option<&GithubApp>,
     options: &UpdateOptions,
-) -> anyhow::Result<Exit> {
+) -> anyhow::Result<WriteBack> {
     let remote = checkout.remote().clone();
     let slug = RepoSlug::from_url(remote.url())?;
     let api = ctx.runtime.block_on(api_client(config, app))?;
@@ -350,8 +396,11 @@ fn pull_requests(
             }
         }
     }
-    super::out(&text)?;
-    Ok(if failed { Exit::Error } else { exit(&first) })
+    Ok(WriteBack {
+        text,
+        exit: if failed { Exit::Error } else { exit(&first) },
+        updates: first.updates.len(),
+    })
 }
 
 /// One pull request to propose: its branch, the `(stack, service)` pairs it

@@ -5,6 +5,8 @@
 //! At most one pass runs at a time; triggers that arrive during a pass wait in the
 //! queue and are merged into one follow-up pass.
 
+#[cfg(unix)]
+pub mod reconcile;
 pub mod schedule;
 #[cfg(unix)]
 pub mod service;

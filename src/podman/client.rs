@@ -651,7 +651,7 @@ impl Client {
         &self,
         reference: &str,
         options: &PullOptions,
-        progress: &mut dyn PullProgress,
+        progress: &mut (dyn PullProgress + Send),
     ) -> Result<PulledImage, PodmanError> {
         let path = Query::new()
             .push("reference", reference)

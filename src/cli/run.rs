@@ -1,0 +1,82 @@
+//! `magos run`: the daemon.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use clap::Args;
+
+use super::Exit;
+use crate::config::{Env, Overrides};
+use crate::daemon::reconcile::RepoReconciler;
+use crate::daemon::service::{self, Daemon};
+use crate::daemon::{PassRequest, Reason, Reconciler};
+use crate::systemd::notify::Notifier;
+
+/// `magos run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run one pass (sync, pin, apply, drift), print its summary and exit: 0 all
+    /// in sync, 1 drift remains, 2 a stack or the pass failed
+    #[arg(long)]
+    pub once: bool,
+    /// The repository: a git URL or a local path (overrides repo.url / MD_REPO)
+    #[arg(long, value_name = "URL|DIR")]
+    pub repo: Option<String>,
+}
+
+/// Runs `magos run`.
+pub fn run(
+    args: &RunArgs,
+    file: Option<&Path>,
+    env: &Env,
+    overrides: &Overrides,
+    verbosity: i8,
+) -> anyhow::Result<Exit> {
+    let overrides = Overrides {
+        repo: args.repo.clone().or_else(|| overrides.repo.clone()),
+        ..overrides.clone()
+    };
+    let loaded = super::load_config(file, env, &overrides, verbosity)?;
+    let config = loaded.config;
+    if config.repo.url.is_none() {
+        anyhow::bail!("no repository: set repo.url (MD_REPO) or pass --repo URL|DIR");
+    }
+    crate::registry::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let daemon = Daemon::new(config.daemon.stuck_after.0);
+        let mut reconciler = RepoReconciler::new(
+            config.clone(),
+            loaded.file.clone(),
+            overrides.clone(),
+            env.clone(),
+            daemon.metrics.clone(),
+            daemon.stopping.clone(),
+        )?;
+        if args.once {
+            let request = PassRequest {
+                reasons: vec![Reason::Startup],
+                skip: BTreeSet::new(),
+            };
+            let report = reconciler.pass(request, &daemon.shared.liveness).await;
+            super::out(&format!("{}\n", report.summary()))?;
+            return Ok(if !report.ok() {
+                Exit::Error
+            } else if report.drifted() {
+                Exit::Found
+            } else {
+                Exit::Success
+            });
+        }
+        let notifier = Notifier::from_env(env, std::process::id())?;
+        if notifier.is_some() {
+            tracing::info!("started by systemd: reporting readiness and status");
+        }
+        let client = reconciler.client().clone();
+        service::serve(&mut reconciler, &config, &daemon, notifier, Some(client)).await?;
+        Ok(Exit::Success)
+    })
+}
