@@ -141,25 +141,13 @@ pub async fn serve<R: Reconciler>(
         tracing::info!(%addr, "http endpoint listening");
         let (hook_tx, mut hook_rx) = mpsc::channel::<HookTrigger>(8);
         let state = Arc::new(server::State {
-            ready: AtomicBool::new(false),
+            ready: daemon.shared.ready.clone(),
             liveness: daemon.shared.liveness.clone(),
             metrics: daemon.metrics.clone(),
             forge_secret: config.daemon.webhook_secret.clone(),
             registry_secret: config.daemon.registry_webhook_secret.clone(),
             branch: config.repo.branch.as_str().to_owned(),
             triggers: hook_tx,
-        });
-        let ready_flag = daemon.shared.ready.clone();
-        let state_for_ready = state.clone();
-        tasks.spawn(async move {
-            // Mirror readiness into the endpoint's state.
-            loop {
-                if ready_flag.load(Ordering::Acquire) {
-                    state_for_ready.ready.store(true, Ordering::Release);
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
         });
         tasks.spawn(server::serve(listener, state, std::future::pending()));
         let tx = control_tx.clone();

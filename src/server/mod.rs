@@ -55,8 +55,8 @@ pub enum HookTrigger {
 
 /// What the endpoint needs to answer.
 pub struct State {
-    /// Set once the first pass has finished.
-    pub ready: AtomicBool,
+    /// Set once the first pass has finished (the loop's own flag).
+    pub ready: Arc<AtomicBool>,
     /// Whether the loop is making progress.
     pub liveness: Arc<Liveness>,
     /// The metrics.

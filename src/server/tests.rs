@@ -14,7 +14,7 @@ async fn start() -> Running {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel(1);
     let state = Arc::new(State {
-        ready: AtomicBool::new(false),
+        ready: Arc::new(AtomicBool::new(false)),
         liveness: Arc::new(Liveness::new(Duration::from_secs(60))),
         metrics: Arc::new(Metrics::new()),
         forge_secret: Some(Secret::new("forge-secret")),
@@ -210,7 +210,7 @@ async fn healthz_reports_a_stuck_loop() {
     let (tx, _rx) = mpsc::channel(1);
     let liveness = Arc::new(Liveness::new(Duration::ZERO));
     let state = Arc::new(State {
-        ready: AtomicBool::new(true),
+        ready: Arc::new(AtomicBool::new(true)),
         liveness: liveness.clone(),
         metrics: Arc::new(Metrics::new()),
         forge_secret: None,

@@ -9,6 +9,7 @@ mod support;
 mod apply;
 mod applycli;
 mod client;
+mod daemon;
 mod doctor;
 mod pinning;
 mod registry;
