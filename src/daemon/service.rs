@@ -22,6 +22,7 @@ use crate::systemd::notify::{Notice, Notifier};
 pub struct SystemdReporter {
     notifier: Option<Notifier>,
     reloading: AtomicBool,
+    stopped: AtomicBool,
 }
 
 impl SystemdReporter {
@@ -30,6 +31,7 @@ impl SystemdReporter {
         Self {
             notifier,
             reloading: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -64,6 +66,9 @@ impl Reporter for SystemdReporter {
     }
 
     fn stopping(&self) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
         tracing::info!("stopping");
         self.send(&[Notice::Stopping, Notice::Status("stopping".to_owned())]);
     }
