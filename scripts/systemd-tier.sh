@@ -50,7 +50,7 @@ SUITE=trixie
 STATE=$LAB/state
 GUEST_USER=magos
 GUEST_UID=1000
-GUEST_PKGS=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,podman,crun,passt,uidmap,conmon,catatonit,netavark,aardvark-dns,busybox-static,procps,iproute2,git,ca-certificates
+GUEST_PKGS=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,podman,crun,passt,uidmap,conmon,catatonit,netavark,aardvark-dns,nftables,busybox-static,procps,iproute2,git,ca-certificates
 BASE_PKGS=git,ca-certificates
 
 T0=$(date +%s.%N)

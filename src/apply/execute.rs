@@ -21,8 +21,8 @@ use super::generate::{self, GenerateError};
 /// Why an action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// Podman refused or failed a request.
-    #[error("{action}: {source}")]
+    /// Podman refused or failed a request (the cause follows in the chain).
+    #[error("{action}")]
     Podman {
         /// The action, as the plan prints it.
         action: String,
@@ -154,7 +154,7 @@ pub async fn apply_stack(
                 result.done.push(action.to_string());
             }
             Err(e) => {
-                tracing::error!(stack = %stack.project, error = %e, "apply failed");
+                tracing::error!(stack = %stack.project, error = %error_chain(&e), "apply failed");
                 result.error = Some(e);
                 break;
             }
@@ -409,9 +409,23 @@ pub async fn prune(client: &Client, removals: &[Removal]) -> Vec<(String, Result
         .await;
         match &outcome {
             Ok(()) => tracing::info!(container = %r.name, reason = %r.reason, "removed orphan"),
-            Err(e) => tracing::error!(container = %r.name, error = %e, "could not remove orphan"),
+            Err(e) => {
+                tracing::error!(container = %r.name, error = %error_chain(e), "could not remove orphan")
+            }
         }
         results.push((r.name.clone(), outcome));
     }
     results
+}
+
+/// An error and its causes, `: `-separated.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }

@@ -23,6 +23,7 @@ use crate::podman::{Client, PodmanError};
 use crate::repo::{self, RepoError};
 
 use super::compose_cli::{self, ComposeCommand};
+use super::execute::error_chain;
 use super::execute::{apply_stack, prune};
 use super::observe::observe;
 
@@ -500,17 +501,6 @@ pub async fn apply_repo(
         });
     }
     Ok(report)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// What `drift` found.
