@@ -59,6 +59,8 @@ pub struct RepoOptions {
     pub stack: Option<String>,
     /// Stacks to leave alone this time (failing stacks backing off in the daemon).
     pub skip: BTreeSet<String>,
+    /// Apply every stack with the compose CLI (`runtime: podman-compose`).
+    pub compose_cli: bool,
     /// Which stacks the repository holds for this host.
     pub selection: Selection,
     /// The environment for interpolation and for the compose CLI.
@@ -74,6 +76,7 @@ impl RepoOptions {
             prune: config.apply.prune,
             stack: None,
             skip: BTreeSet::new(),
+            compose_cli: config.runtime == crate::config::Runtime::PodmanCompose,
             selection: Selection {
                 host,
                 ..Selection::default()
@@ -90,6 +93,7 @@ impl Default for RepoOptions {
             prune: true,
             stack: None,
             skip: BTreeSet::new(),
+            compose_cli: false,
             selection: Selection::default(),
             env: Env::new(),
         }
@@ -217,13 +221,20 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             out.diagnostics
                 .extend(converted.diagnostics.iter().cloned());
         }
+        let route = match converted.route {
+            Route::Native if options.compose_cli => Route::ComposeCli {
+                keys: Vec::new(),
+                explicit: true,
+            },
+            r => r,
+        };
         out.stacks.push(Prepared {
             dir: stack.def.dir.clone(),
             project,
             files,
             abs_dir,
             spec: converted.spec,
-            route: converted.route,
+            route,
             error,
         });
     }

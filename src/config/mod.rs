@@ -139,7 +139,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "MD_RUNTIME",
         key: "runtime",
-        doc: "container runtime; only `podman` is supported",
+        doc: "`podman` (the libpod API) or `podman-compose` (the compose CLI)",
     },
     EnvVar {
         name: "CONTAINER_HOST",

@@ -505,20 +505,25 @@ pub struct LogConfig {
 /// The container runtime.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Runtime {
-    /// Podman, through its libpod API.
+    /// Podman, through its libpod API (stacks with keys Magos does not apply
+    /// natively go through podman-compose).
     #[default]
     Podman,
+    /// Every stack through the compose CLI (`podman-compose`, or `podman
+    /// compose`), on the same Podman socket.
+    PodmanCompose,
 }
 
 impl Runtime {
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "podman" => Ok(Runtime::Podman),
-            "docker" | "docker-compose" | "compose" | "podman-compose" => Err(format!(
-                "runtime `{s}` is not supported yet; the only supported runtime is `podman`"
+            "podman-compose" | "compose" => Ok(Runtime::PodmanCompose),
+            "docker" | "docker-compose" => Err(format!(
+                "runtime `{s}` is not supported; use `podman` (the libpod API) or `podman-compose` (the compose CLI on Podman)"
             )),
             _ => Err(format!(
-                "unknown runtime `{s}`; the only supported runtime is `podman`"
+                "unknown runtime `{s}`; use `podman` (the libpod API) or `podman-compose` (the compose CLI on Podman)"
             )),
         }
     }
@@ -526,7 +531,10 @@ impl Runtime {
 
 impl fmt::Display for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("podman")
+        f.write_str(match self {
+            Runtime::Podman => "podman",
+            Runtime::PodmanCompose => "podman-compose",
+        })
     }
 }
 

@@ -13,5 +13,6 @@ mod daemon;
 mod doctor;
 mod pinning;
 mod registry;
+mod runtime;
 mod sops_real;
 mod testbed;
