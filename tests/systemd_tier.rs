@@ -412,13 +412,14 @@ fn systemd_tier_podman_quadlet_and_watchdog() {
     g.ctl_ok(&["stop", "tier-notify.service"]);
 }
 
-/// A GitOps repository in the guest user's home with one stack, and Magos's
+/// A GitOps repository in the guest user's home with one stack whose image
+/// follows the moving tag `1` (so Magos pins it and pushes the pin), and Magos's
 /// configuration pointing at it.
 fn seed_repository_and_config(g: &Guest, image: &str, port: u16, listen: u16) {
     g.write_home(
         "seed/web/compose.yaml",
         &format!(
-            "services:\n  httpd:\n    image: {image}\n    ports:\n      - \"127.0.0.1:{port}:8080\"\n"
+            "services:\n  httpd:\n    image: {image} # {{\"magos\": {{\"policy\": \"latest\", \"tag\": \"1\"}}}}\n    ports:\n      - \"127.0.0.1:{port}:8080\"\n"
         ),
     );
     g.user_ok(&[
