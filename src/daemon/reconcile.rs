@@ -92,7 +92,22 @@ impl RepoReconciler {
                 let written = tokio::task::spawn_blocking(move || {
                     crate::cli::update::write_back(&config, &env, checkout)
                 })
-                .await??;
+                .await?;
+                let written = match written {
+                    Ok(w) => w,
+                    Err(e) => {
+                        // A pin that cannot be pushed must not keep the host from
+                        // what the remote holds: report it, realign, apply.
+                        self.metrics.error("pin");
+                        let message = format!("{e:#}");
+                        tracing::error!(error = %message, "writing pins back failed; applying the remote as it is");
+                        report.error = Some(format!("writing pins back failed: {message}"));
+                        if let Location::Remote(checkout) = Location::of(&self.config, &self.env)? {
+                            tokio::task::spawn_blocking(move || checkout.sync()).await??;
+                        }
+                        return Ok(workdir);
+                    }
+                };
                 for line in written.text.lines() {
                     tracing::info!("{line}");
                 }
