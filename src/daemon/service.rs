@@ -21,7 +21,6 @@ use crate::systemd::notify::{Notice, Notifier};
 /// Reports to systemd (when started by it) and to the log.
 pub struct SystemdReporter {
     notifier: Option<Notifier>,
-    reloading: AtomicBool,
     stopped: AtomicBool,
 }
 
@@ -30,7 +29,6 @@ impl SystemdReporter {
     pub fn new(notifier: Option<Notifier>) -> Self {
         Self {
             notifier,
-            reloading: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         }
     }
@@ -52,17 +50,15 @@ impl Reporter for SystemdReporter {
 
     fn status(&self, status: &str) {
         tracing::info!(status, "pass finished");
-        if self.reloading.swap(false, Ordering::AcqRel) {
-            self.send(&[Notice::Ready, Notice::Status(status.to_owned())]);
-        } else {
-            self.send(&[Notice::Status(status.to_owned())]);
-        }
+        self.send(&[Notice::Status(status.to_owned())]);
     }
 
+    /// The unit is `Type=notify` with `ExecReload=kill -HUP`: systemd counts the
+    /// reload as done when `kill` returns, so no `RELOADING=1` is sent (it would
+    /// put the unit back into "reloading" until the next `READY=1`); the pass
+    /// that follows reports through `STATUS=`.
     fn reloading(&self) {
         tracing::info!("reloading the configuration");
-        self.reloading.store(true, Ordering::Release);
-        self.send(&[Notice::Reloading]);
     }
 
     fn stopping(&self) {
