@@ -80,6 +80,7 @@ pub async fn apply_stack(
     plan: &StackPlan,
     secret_env: &BTreeMap<String, BTreeMap<String, String>>,
     liveness: Option<&Liveness>,
+    display: PullDisplay,
 ) -> StackResult {
     let mut result = StackResult {
         project: stack.project.clone(),
@@ -92,7 +93,9 @@ pub async fn apply_stack(
             l.progress();
         }
         let outcome = match action {
-            Action::Pull { image } => pull(client, image, liveness).await.map_err(podman(action)),
+            Action::Pull { image } => pull(client, image, liveness, display)
+                .await
+                .map_err(podman(action)),
             Action::CreateNetwork { name } => {
                 let Some(net) = stack.networks.iter().find(|n| &n.name == name) else {
                     continue;
@@ -167,26 +170,48 @@ fn stop_timeout(spec: &ContainerSpec) -> u64 {
     spec.stop_grace_period.map_or(10, |d| d.as_secs())
 }
 
+/// How pull progress is shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullDisplay {
+    /// One log line per progress line (a service's journal, a pipe).
+    #[default]
+    Log,
+    /// One line on the terminal, rewritten as the pull progresses.
+    Terminal,
+}
+
 async fn pull(
     client: &Client,
     image: &str,
     liveness: Option<&Liveness>,
+    display: PullDisplay,
 ) -> Result<(), PodmanError> {
     tracing::info!(image, "pulling");
     let mut progress = |line: &str| {
         if let Some(l) = liveness {
             l.progress();
         }
-        tracing::debug!(image, "{line}");
+        match display {
+            PullDisplay::Log => tracing::info!(image, "{line}"),
+            PullDisplay::Terminal => {
+                use std::io::Write;
+                let line: String = line.chars().filter(|c| !c.is_control()).take(100).collect();
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K{image}: {line}");
+                let _ = err.flush();
+            }
+        }
     };
     let options = PullOptions {
         policy: PullPolicy::Missing,
         tls_verify: None,
     };
-    client
-        .pull_image(image, &options, &mut progress)
-        .await
-        .map(|_| ())
+    let result = client.pull_image(image, &options, &mut progress).await;
+    if display == PullDisplay::Terminal {
+        // End the rewritten line.
+        eprintln!();
+    }
+    result.map(|_| ())
 }
 
 async fn create_and_start(

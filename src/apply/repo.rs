@@ -24,7 +24,7 @@ use crate::repo::{self, RepoError};
 
 use super::compose_cli::{self, ComposeCommand};
 use super::execute::error_chain;
-use super::execute::{apply_stack, prune};
+use super::execute::{PullDisplay, apply_stack, prune};
 use super::observe::observe;
 
 /// Why a repository could not be handled at all (a single stack's failure is in
@@ -61,6 +61,8 @@ pub struct RepoOptions {
     pub skip: BTreeSet<String>,
     /// Apply every stack with the compose CLI (`runtime: podman-compose`).
     pub compose_cli: bool,
+    /// How pull progress is shown.
+    pub pull_display: PullDisplay,
     /// Which stacks the repository holds for this host.
     pub selection: Selection,
     /// The environment for interpolation and for the compose CLI.
@@ -77,6 +79,7 @@ impl RepoOptions {
             stack: None,
             skip: BTreeSet::new(),
             compose_cli: config.runtime == crate::config::Runtime::PodmanCompose,
+            pull_display: PullDisplay::Log,
             selection: Selection {
                 host,
                 ..Selection::default()
@@ -94,10 +97,19 @@ impl Default for RepoOptions {
             stack: None,
             skip: BTreeSet::new(),
             compose_cli: false,
+            pull_display: PullDisplay::Log,
             selection: Selection::default(),
             env: Env::new(),
         }
     }
+}
+
+/// This machine's host name, which selects its `hosts/<name>/` stacks.
+pub fn this_host() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 /// One stack, read and converted.
@@ -473,7 +485,8 @@ pub async fn apply_repo(
                     });
                     continue;
                 }
-                let r = apply_stack(client, &stack.spec, sp, &none, None).await;
+                let r =
+                    apply_stack(client, &stack.spec, sp, &none, None, options.pull_display).await;
                 report.stacks.push(StackOutcome {
                     stack: stack.project.clone(),
                     route: "native",

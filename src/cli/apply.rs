@@ -101,17 +101,17 @@ pub enum Which<'a> {
     Drift(&'a DriftArgs),
 }
 
-fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-}
-
 fn options(config: &Config, args: &RepoArgs, no_prune: bool, env: &Env) -> RepoOptions {
-    let mut o = RepoOptions::from_config(config, args.host.clone().or_else(hostname), env);
+    let mut o = RepoOptions::from_config(
+        config,
+        args.host.clone().or_else(crate::apply::repo::this_host),
+        env,
+    );
     o.prune &= !no_prune;
     o.stack = args.stack.clone();
+    if crate::logging::stderr_is_terminal() {
+        o.pull_display = crate::apply::PullDisplay::Terminal;
+    }
     o
 }
 

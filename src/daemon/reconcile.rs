@@ -125,7 +125,8 @@ impl RepoReconciler {
     }
 
     fn options(&self, skip: &BTreeSet<String>) -> RepoOptions {
-        let mut options = RepoOptions::from_config(&self.config, None, &self.env);
+        let mut options =
+            RepoOptions::from_config(&self.config, crate::apply::repo::this_host(), &self.env);
         options.skip = skip.clone();
         options
     }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use magos::apply::{apply_stack, observe, prune};
+use magos::apply::{PullDisplay, apply_stack, observe, prune};
 use magos::core::drift::{DriftState, drift};
 use magos::core::observed::Observed;
 use magos::core::plan::{Action, PlanOptions, plan};
@@ -155,7 +155,7 @@ async fn converge(c: &Client, stacks: &[StackSpec]) -> Observed {
     );
     for (stack, sp) in stacks.iter().zip(&p.stacks) {
         assert!(sp.error.is_none(), "plan error: {:?}", sp.error);
-        let r = apply_stack(c, stack, sp, &BTreeMap::new(), None).await;
+        let r = apply_stack(c, stack, sp, &BTreeMap::new(), None, PullDisplay::Log).await;
         assert!(
             r.error.is_none(),
             "apply of {}: {}",
@@ -375,7 +375,15 @@ async fn a_refused_spec_leaves_the_running_container_alone() {
             instance: &project,
         },
     );
-    let r = apply_stack(&c, &broken[0], &p.stacks[0], &BTreeMap::new(), None).await;
+    let r = apply_stack(
+        &c,
+        &broken[0],
+        &p.stacks[0],
+        &BTreeMap::new(),
+        None,
+        PullDisplay::Log,
+    )
+    .await;
     let err = r.error.expect("the create must fail").to_string();
     assert!(err.contains("worker"), "{err}");
     let o = observe(&c).await.unwrap();

@@ -12,6 +12,7 @@ mod client;
 mod daemon;
 mod doctor;
 mod pinning;
+mod pull_progress;
 mod registry;
 mod runtime;
 mod sops_real;
