@@ -327,13 +327,45 @@ async fn wait_for_dependencies(
 /// Waits until a container reports healthy, running its healthcheck on demand:
 /// rootless Podman schedules checks with systemd timers, which a host without a
 /// user manager lacks.
+/// The wait between polls of a dependency: 200 ms doubling to 2 s, until
+/// `deadline`; each wait marks progress, since the loop is waiting on purpose.
+struct Poll {
+    pause: Duration,
+    deadline: Instant,
+}
+
+impl Poll {
+    fn until(deadline: Instant) -> Self {
+        Self {
+            pause: Duration::from_millis(200),
+            deadline,
+        }
+    }
+
+    /// Waits before the next poll, or fails once the deadline passed.
+    async fn wait(&mut self, what: &str, liveness: Option<&Liveness>) -> Result<(), String> {
+        if Instant::now() >= self.deadline {
+            return Err(format!(
+                "did not {what} within {}s",
+                DEPENDENCY_LIMIT.as_secs()
+            ));
+        }
+        if let Some(l) = liveness {
+            l.progress();
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_secs(2));
+        Ok(())
+    }
+}
+
 async fn wait_healthy(
     client: &Client,
     name: &str,
     deadline: Instant,
     liveness: Option<&Liveness>,
 ) -> Result<(), String> {
-    let mut pause = Duration::from_millis(200);
+    let mut poll = Poll::until(deadline);
     loop {
         let inspect = client
             .inspect_container(name)
@@ -349,17 +381,7 @@ async fn wait_healthy(
             Err(e) if e.status() == Some(409) => return Err("has no healthcheck".to_owned()),
             Err(e) => return Err(e.to_string()),
         }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "did not become healthy within {}s",
-                DEPENDENCY_LIMIT.as_secs()
-            ));
-        }
-        if let Some(l) = liveness {
-            l.progress();
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
+        poll.wait("become healthy", liveness).await?;
     }
 }
 
@@ -369,7 +391,7 @@ async fn wait_completed(
     deadline: Instant,
     liveness: Option<&Liveness>,
 ) -> Result<(), String> {
-    let mut pause = Duration::from_millis(200);
+    let mut poll = Poll::until(deadline);
     loop {
         let inspect = client
             .inspect_container(name)
@@ -383,17 +405,7 @@ async fn wait_completed(
                 Err(format!("exited with code {}", state.exit_code))
             };
         }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "did not complete within {}s",
-                DEPENDENCY_LIMIT.as_secs()
-            ));
-        }
-        if let Some(l) = liveness {
-            l.progress();
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
+        poll.wait("complete", liveness).await?;
     }
 }
 

@@ -439,6 +439,17 @@ impl ApplyReport {
     }
 }
 
+/// The outcome of a stack that could not be applied at all, logged.
+fn not_applied(project: &str, error: &str) -> StackOutcome {
+    tracing::error!(stack = %project, error = %error, "stack not applied");
+    StackOutcome {
+        stack: project.to_owned(),
+        route: "native",
+        done: vec![],
+        error: Some(error.to_owned()),
+    }
+}
+
 /// Applies the repository at `dir`: every stack converges (natively, or with the
 /// compose CLI when it needs it), then orphans are pruned. A failing stack fails
 /// alone; the report says which.
@@ -461,13 +472,7 @@ pub async fn apply_repo(
             continue;
         }
         if let Some(e) = &stack.error {
-            tracing::error!(stack = %stack.project, error = %e, "stack not applied");
-            report.stacks.push(StackOutcome {
-                stack: stack.project.clone(),
-                route: "native",
-                done: vec![],
-                error: Some(e.clone()),
-            });
+            report.stacks.push(not_applied(&stack.project, e));
             continue;
         }
         match &stack.route {
@@ -476,13 +481,7 @@ pub async fn apply_repo(
                     continue;
                 };
                 if let Some(e) = &sp.error {
-                    tracing::error!(stack = %stack.project, error = %e, "stack not applied");
-                    report.stacks.push(StackOutcome {
-                        stack: stack.project.clone(),
-                        route: "native",
-                        done: vec![],
-                        error: Some(e.clone()),
-                    });
+                    report.stacks.push(not_applied(&stack.project, e));
                     continue;
                 }
                 let r =

@@ -183,24 +183,6 @@ pub trait Reporter: Send + Sync {
     fn stopping(&self);
 }
 
-/// A reporter that only logs.
-pub struct LogReporter;
-
-impl Reporter for LogReporter {
-    fn ready(&self, status: &str) {
-        tracing::info!(status, "ready");
-    }
-    fn status(&self, status: &str) {
-        tracing::info!(status, "pass finished");
-    }
-    fn reloading(&self) {
-        tracing::info!("reloading configuration");
-    }
-    fn stopping(&self) {
-        tracing::info!("stopping");
-    }
-}
-
 /// A control message to the loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
