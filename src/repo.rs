@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::core::diag::{Diagnostic, Pos};
 use crate::core::interpolate::Vars;
 use crate::core::stacks::{self, Selection, Stack};
+use crate::secrets;
 
 /// How deep the walk goes; deeper folders are not looked into.
 const MAX_DEPTH: usize = 24;
@@ -40,6 +41,20 @@ pub struct RepoStacks {
     /// Problems not tied to one stack (files that could not be read, ignored
     /// compose files).
     pub diagnostics: Vec<Diagnostic>,
+    /// The stacks' `.env` files that are SOPS-encrypted, by path.
+    pub sealed_env: BTreeMap<String, SealedEnv>,
+}
+
+/// A SOPS-encrypted `.env`: the variables it sets (names only) and the digest of
+/// its ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEnv {
+    /// The variable names.
+    pub names: Vec<String>,
+    /// [`secrets::ciphertext_digest`] of the file.
+    pub digest: String,
+    /// The ciphertext, as read.
+    pub text: Vec<u8>,
 }
 
 /// Finds and loads the stacks of the repository at `root`.
@@ -85,10 +100,45 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
             }
         }
     }
-    let stacks = stacks::load_all(defs, &texts, env);
+    // A SOPS-encrypted `.env` is never parsed as text: its variables interpolate
+    // to sealed placeholders, filled in with the decrypted values at apply time.
+    let mut sealed_env = BTreeMap::new();
+    for rel in defs.iter().filter_map(|d| d.env_file.as_ref()) {
+        let Some(text) = texts.get(rel) else { continue };
+        if !secrets::has_sops_marker(text.as_bytes(), secrets::Format::Dotenv) {
+            continue;
+        }
+        let text = texts.remove(rel).unwrap_or_default();
+        match secrets::variable_names(text.as_bytes(), secrets::Format::Dotenv) {
+            Ok(names) => {
+                sealed_env.insert(
+                    rel.clone(),
+                    SealedEnv {
+                        names: names
+                            .into_iter()
+                            .filter(|n| !n.starts_with("sops_"))
+                            .collect(),
+                        digest: secrets::ciphertext_digest(text.as_bytes()),
+                        text: text.into_bytes(),
+                    },
+                );
+            }
+            Err(e) => diagnostics.push(Diagnostic::error(
+                rel,
+                Pos::START,
+                format!("the SOPS-encrypted file cannot be read: {e}"),
+            )),
+        }
+    }
+    let names = sealed_env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.names.clone()))
+        .collect();
+    let stacks = stacks::load_all(defs, &texts, env, &names);
     Ok(RepoStacks {
         stacks,
         diagnostics,
+        sealed_env,
     })
 }
 

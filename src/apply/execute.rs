@@ -6,7 +6,6 @@
 //! leaves containers the next plan recognises: a missing service is created, a
 //! leftover replacement is a duplicate that is pruned.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::core::plan::{Action, Removal, StackPlan};
@@ -17,6 +16,7 @@ use crate::podman::{Client, PodmanError, PullOptions, PullPolicy};
 use crate::server::Liveness;
 
 use super::generate::{self, GenerateError};
+use super::sealed::Unsealed;
 
 /// Why an action failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,13 +72,13 @@ fn podman(action: &Action) -> impl FnOnce(PodmanError) -> ApplyError + '_ {
 /// The longest wait for a dependency to become healthy or complete.
 const DEPENDENCY_LIMIT: Duration = Duration::from_secs(600);
 
-/// Runs a stack's plan. `secret_env` gives, per service, the variables decrypted
-/// for it at apply time.
+/// Runs a stack's plan. `secrets` holds the values decrypted for it at apply
+/// time (see [`super::sealed`]).
 pub async fn apply_stack(
     client: &Client,
     stack: &StackSpec,
     plan: &StackPlan,
-    secret_env: &BTreeMap<String, BTreeMap<String, String>>,
+    secrets: &Unsealed,
     liveness: Option<&Liveness>,
     display: PullDisplay,
 ) -> StackResult {
@@ -87,7 +87,6 @@ pub async fn apply_stack(
         done: Vec::new(),
         error: None,
     };
-    let none = BTreeMap::new();
     for action in &plan.actions {
         if let Some(l) = liveness {
             l.progress();
@@ -122,19 +121,18 @@ pub async fn apply_stack(
                 let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
                     continue;
                 };
-                let env = secret_env.get(service).unwrap_or(&none);
                 async {
                     wait_for_dependencies(client, stack, spec, liveness).await?;
                     match action {
                         Action::Create { .. } => {
-                            create_and_start(client, stack, spec, name, env, action).await
+                            create_and_start(client, stack, spec, name, secrets, action).await
                         }
                         Action::Start { .. } => client
                             .start_container(name)
                             .await
                             .map(|_| ())
                             .map_err(podman(action)),
-                        _ => replace(client, stack, spec, name, env, action).await,
+                        _ => replace(client, stack, spec, name, secrets, action).await,
                     }
                 }
                 .await
@@ -219,10 +217,10 @@ async fn create_and_start(
     stack: &StackSpec,
     spec: &ContainerSpec,
     name: &str,
-    env: &BTreeMap<String, String>,
+    secrets: &Unsealed,
     action: &Action,
 ) -> Result<(), ApplyError> {
-    let request = generate::container(stack, spec, name, env)?;
+    let request = generate::container(stack, spec, name, secrets)?;
     client
         .create_container(&request)
         .await
@@ -241,7 +239,7 @@ async fn replace(
     stack: &StackSpec,
     spec: &ContainerSpec,
     name: &str,
-    env: &BTreeMap<String, String>,
+    secrets: &Unsealed,
     action: &Action,
 ) -> Result<(), ApplyError> {
     let next = replacement_name(name);
@@ -249,7 +247,7 @@ async fn replace(
     remove_if_ours(client, &next, 0)
         .await
         .map_err(podman(action))?;
-    let request = generate::container(stack, spec, &next, env)?;
+    let request = generate::container(stack, spec, &next, secrets)?;
     client
         .create_container(&request)
         .await

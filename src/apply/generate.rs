@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::core::interpolate::{self, Vars};
 use crate::core::plan::pull_reference;
 use crate::core::spec::{
     ContainerSpec, HealthSpec, MountSpec, NetworkMode, NetworkSpec, RestartPolicy, StackSpec,
@@ -15,9 +16,19 @@ use crate::podman::wire::{
     PortMapping, SpecGenerator, VolumeCreate,
 };
 
+use super::sealed::Unsealed;
+
 /// A spec that cannot be expressed as a create request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenerateError {
+    /// A sealed `${VAR}` placeholder has no decrypted value.
+    #[error("service `{service}`: {message}")]
+    Sealed {
+        /// The service.
+        service: String,
+        /// Which variable.
+        message: String,
+    },
     /// `stop_signal` names no signal.
     #[error("service `{service}`: `{signal}` is not a signal")]
     Signal {
@@ -44,7 +55,7 @@ pub fn container(
     stack: &StackSpec,
     spec: &ContainerSpec,
     name: &str,
-    env: &BTreeMap<String, String>,
+    secrets: &Unsealed,
 ) -> Result<SpecGenerator, GenerateError> {
     let stop_signal = match &spec.stop_signal {
         Some(s) => Some(signal::number(s).ok_or_else(|| GenerateError::Signal {
@@ -87,8 +98,13 @@ pub fn container(
         ..SpecGenerator::default()
     };
     g.env = spec.environment.clone();
-    g.env
-        .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(env) = secrets.env.get(&spec.service) {
+        g.env.extend(
+            env.iter()
+                .filter(|(k, _)| spec.secret_environment.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
 
     g.netns = Some(match &spec.network_mode {
         NetworkMode::Bridge => {
@@ -181,7 +197,41 @@ pub fn container(
             }),
         }
     }
+    unseal(&mut g, &secrets.vars).map_err(|message| GenerateError::Sealed {
+        service: spec.service.clone(),
+        message,
+    })?;
     Ok(g)
+}
+
+/// Puts decrypted `.env` values in place of sealed placeholders, in the string
+/// values a placeholder can reach: environment, labels, command, entrypoint,
+/// health check, user, working folder and host name. The config-hash label
+/// keeps the placeholder's hash.
+fn unseal(g: &mut SpecGenerator, vars: &Vars) -> Result<(), String> {
+    let one = |s: &mut String| -> Result<(), String> {
+        if interpolate::is_sealed(s) {
+            *s = interpolate::unseal(s, vars)?;
+        }
+        Ok(())
+    };
+    for v in g.env.values_mut().chain(g.labels.values_mut()) {
+        one(v)?;
+    }
+    let lists = [g.command.as_mut(), g.entrypoint.as_mut()];
+    for list in lists.into_iter().flatten() {
+        list.iter_mut().try_for_each(one)?;
+    }
+    if let Some(h) = &mut g.health_config {
+        h.test.iter_mut().try_for_each(one)?;
+    }
+    for v in [&mut g.user, &mut g.work_dir, &mut g.hostname]
+        .into_iter()
+        .flatten()
+    {
+        one(v)?;
+    }
+    Ok(())
 }
 
 fn ns(mode: &str, value: &str) -> Namespace {

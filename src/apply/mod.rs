@@ -1,7 +1,8 @@
 //! The apply edge: reads what Podman runs into the core's terms ([`observe`]), turns
 //! specs into libpod create requests ([`generate`]) and carries out a plan
 //! ([`execute`]), hands stacks the native path cannot apply to the compose CLI
-//! ([`compose_cli`]) and does all of it for a whole repository ([`repo`]). Unix only: it talks to the local Podman socket.
+//! ([`compose_cli`]), decrypts a stack's SOPS-encrypted inputs just before it is
+//! applied ([`sealed`]) and does all of it for a whole repository ([`repo`]). Unix only: it talks to the local Podman socket.
 //!
 //! Apply never touches an object without Magos's or a managed project's labels;
 //! the plan already refuses such stacks, and removals here check labels again.
@@ -11,6 +12,7 @@ pub mod execute;
 pub mod generate;
 pub mod observe;
 pub mod repo;
+pub mod sealed;
 
 pub use execute::{ApplyError, PullDisplay, StackResult, apply_stack, prune};
 pub use observe::observe;

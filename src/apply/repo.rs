@@ -26,6 +26,9 @@ use super::compose_cli::{self, ComposeCommand};
 use super::execute::error_chain;
 use super::execute::{PullDisplay, apply_stack, prune};
 use super::observe::observe;
+use super::sealed::{self, Sealed};
+use crate::secrets::keys::{IdentityCache, KeySources};
+use crate::secrets::runtime::RuntimeDir;
 
 /// Why a repository could not be handled at all (a single stack's failure is in
 /// the report instead).
@@ -67,6 +70,8 @@ pub struct RepoOptions {
     pub selection: Selection,
     /// The environment for interpolation and for the compose CLI.
     pub env: Env,
+    /// Where the age identities that decrypt SOPS files come from.
+    pub keys: KeySources,
 }
 
 impl RepoOptions {
@@ -85,6 +90,7 @@ impl RepoOptions {
                 ..Selection::default()
             },
             env: env.clone(),
+            keys: KeySources::from_env(env, config.secrets.age_key_file.as_deref()),
         }
     }
 }
@@ -100,6 +106,7 @@ impl Default for RepoOptions {
             pull_display: PullDisplay::Log,
             selection: Selection::default(),
             env: Env::new(),
+            keys: KeySources::default(),
         }
     }
 }
@@ -129,6 +136,8 @@ pub struct Prepared {
     pub route: Route,
     /// Why it cannot be applied, if so.
     pub error: Option<String>,
+    /// Its SOPS-encrypted inputs.
+    pub sealed: Sealed,
 }
 
 /// The repository's stacks, read and converted.
@@ -172,6 +181,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             source,
         }
     })?;
+    let runtime = RuntimeDir::from_env(&options.env).ok();
     let mut out = Repository {
         diagnostics: loaded.diagnostics,
         ..Repository::default()
@@ -192,22 +202,53 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             root.join(&stack.def.dir)
         };
         let abs = abs_dir.to_string_lossy().into_owned();
-        let env = read_env_files(&abs_dir, &stack.loaded);
+        let mut sealed = Sealed::default();
+        let env = read_env_files(&abs_dir, &stack.loaded, &mut sealed);
+        for s in &stack.loaded.services {
+            if let Some(service) = &s.service {
+                sealed::service_env_files(
+                    &mut sealed,
+                    &s.name,
+                    convert::service_env_files(service),
+                );
+            }
+        }
+        let dotenv = stack
+            .def
+            .env_file
+            .as_ref()
+            .and_then(|f| loaded.sealed_env.get(f).map(|e| (f, e)));
+        if let Some((f, e)) = dotenv {
+            sealed.set_dotenv(root.join(f), e.text.clone());
+        }
         let config_files: Vec<String> = std::iter::once(stack.def.compose_file.clone())
             .chain(stack.def.override_file.clone())
             .collect();
         let files = config_files.iter().map(|f| root.join(f)).collect();
-        let converted = convert::convert(
-            &stack.loaded,
-            &ConvertInput {
-                project: &project,
-                instance: &options.instance,
-                dir: &abs,
-                config_files: config_files.clone(),
-                env: &env,
-            },
-        );
+        let no_mounts = BTreeMap::new();
+        let input = ConvertInput {
+            project: &project,
+            instance: &options.instance,
+            dir: &abs,
+            config_files: config_files.clone(),
+            env: &env,
+            sealed_env: dotenv.map(|(_, e)| e.digest.as_str()),
+            encrypted: &no_mounts,
+        };
+        let mut converted = convert::convert(&stack.loaded, &input);
         let mut error = None;
+        let mounts = sealed::find_mounts(&converted.spec, runtime.as_ref(), &mut sealed);
+        if let Ok(found) = &mounts
+            && !found.is_empty()
+        {
+            converted = convert::convert(
+                &stack.loaded,
+                &ConvertInput {
+                    encrypted: found,
+                    ..input
+                },
+            );
+        }
         let unreadable: Vec<&str> = stack
             .loaded
             .services
@@ -228,6 +269,8 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
                 .map(ToString::to_string)
                 .unwrap_or_default();
             error = Some(first);
+        } else if let Err(e) = mounts {
+            error = Some(e);
         }
         if converted.route == Route::Native {
             out.diagnostics
@@ -240,6 +283,12 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             },
             r => r,
         };
+        if route != Route::Native && error.is_none() && !sealed.is_empty() {
+            error = Some(format!(
+                "the stack uses SOPS-encrypted files ({}), which Magos injects only when it applies a stack itself, not through the compose CLI",
+                sealed.files(&abs_dir).join(", ")
+            ));
+        }
         out.stacks.push(Prepared {
             dir: stack.def.dir.clone(),
             project,
@@ -248,6 +297,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             spec: converted.spec,
             route,
             error,
+            sealed,
         });
     }
     if let Some(want) = &options.stack {
@@ -259,22 +309,22 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
     Ok(out)
 }
 
-/// Reads the plain `env_file:`s of a stack. A SOPS-encrypted one is refused by
-/// name: its values must come from a decrypter, never from the ciphertext.
-fn read_env_files(dir: &Path, loaded: &crate::core::compose::Loaded) -> EnvInputs {
+/// Reads the `env_file:`s of a stack: plain ones into variables, SOPS-encrypted
+/// ones into their names and digest (recorded in `sealed`; decrypted only when
+/// the stack is applied).
+fn read_env_files(
+    dir: &Path,
+    loaded: &crate::core::compose::Loaded,
+    sealed: &mut Sealed,
+) -> EnvInputs {
     let mut inputs = EnvInputs::default();
     for rel in convert::env_file_paths(loaded) {
-        let file = match std::fs::read_to_string(dir.join(&rel)) {
-            Err(e) => EnvFile::Unreadable(format!("cannot read {}: {e}", dir.join(&rel).display())),
-            Ok(text) if text.lines().any(|l| l.starts_with("sops_mac=")) => EnvFile::Unreadable(
-                "the file is SOPS-encrypted; encrypted env files are not applied by this command"
-                    .to_owned(),
-            ),
-            Ok(text) => match interpolate::parse_env_file(&text) {
-                Ok(vars) => EnvFile::Plain(vars),
-                Err((line, why)) => EnvFile::Unreadable(format!("line {line}: {why}")),
-            },
-        };
+        let file = sealed::env_file(dir, &rel, sealed, |text| match interpolate::parse_env_file(
+            text,
+        ) {
+            Ok(vars) => EnvFile::Plain(vars),
+            Err((line, why)) => EnvFile::Unreadable(format!("line {line}: {why}")),
+        });
         inputs.files.insert(rel, file);
     }
     inputs
@@ -465,7 +515,8 @@ pub async fn apply_repo(
         diagnostics: repo.diagnostics.clone(),
         ..ApplyReport::default()
     };
-    let none = BTreeMap::new();
+    let runtime = RuntimeDir::from_env(&options.env).ok();
+    let mut identities = IdentityCache::new();
     for stack in &repo.stacks {
         if options.skip.contains(&stack.project) {
             tracing::info!(stack = %stack.project, "stack skipped: it is backing off after a failure");
@@ -484,8 +535,30 @@ pub async fn apply_repo(
                     report.stacks.push(not_applied(&stack.project, e));
                     continue;
                 }
-                let r =
-                    apply_stack(client, &stack.spec, sp, &none, None, options.pull_display).await;
+                // Decrypted just before use; one bad file fails its stack alone,
+                // before anything is changed.
+                let unsealed = match sealed::open(
+                    &stack.project,
+                    &stack.sealed,
+                    runtime.as_ref(),
+                    &options.keys,
+                    &mut identities,
+                ) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        report.stacks.push(not_applied(&stack.project, &e));
+                        continue;
+                    }
+                };
+                let r = apply_stack(
+                    client,
+                    &stack.spec,
+                    sp,
+                    &unsealed,
+                    None,
+                    options.pull_display,
+                )
+                .await;
                 report.stacks.push(StackOutcome {
                     stack: stack.project.clone(),
                     route: "native",
@@ -522,6 +595,15 @@ pub async fn apply_repo(
             container: name,
             error: outcome.err().map(|e| error_chain(&e)),
         });
+    }
+    // Decrypted files of stacks that left the repository go with them.
+    if let Some(runtime) = &runtime
+        && options.stack.is_none()
+    {
+        let keep = repo.stacks.iter().map(|s| s.project.clone()).collect();
+        for gone in sealed::remove_gone(runtime, &keep) {
+            tracing::info!(stack = %gone, "removed the decrypted files of a stack that left the repository");
+        }
     }
     Ok(report)
 }

@@ -71,6 +71,7 @@ pub fn run(
                 Exit::Success
             });
         }
+        wipe_leftover_plaintext(env);
         let notifier = Notifier::from_env(env, std::process::id())?;
         if notifier.is_some() {
             tracing::info!("started by systemd: reporting readiness and status");
@@ -79,4 +80,20 @@ pub fn run(
         service::serve(&mut reconciler, &config, &daemon, notifier, Some(client)).await?;
         Ok(Exit::Success)
     })
+}
+
+/// Removes decrypted files a previous run left in the private runtime folder (a
+/// crash, a kill): the first pass writes back those that are still used.
+fn wipe_leftover_plaintext(env: &Env) {
+    let Ok(runtime) = crate::secrets::runtime::RuntimeDir::from_env(env) else {
+        return;
+    };
+    match runtime.wipe_all() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            folder = %runtime.root().display(),
+            "removed the decrypted files of {n} stack(s) left by a previous run"
+        ),
+        Err(e) => tracing::warn!("cannot remove leftover decrypted files: {e}"),
+    }
 }

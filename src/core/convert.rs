@@ -77,6 +77,22 @@ pub struct ConvertInput<'a> {
     pub config_files: Vec<String>,
     /// The environment files' contents.
     pub env: &'a EnvInputs,
+    /// The digest of the stack's SOPS-encrypted `.env`, when it has one: its
+    /// variables interpolated to sealed placeholders, and every container whose
+    /// spec holds one gets this digest in its config hash.
+    pub sealed_env: Option<&'a str>,
+    /// SOPS-encrypted files used as bind sources (`secrets:`, `configs:`,
+    /// volumes), by their absolute path: each is mounted from its decrypted copy.
+    pub encrypted: &'a BTreeMap<String, EncryptedMount>,
+}
+
+/// A SOPS-encrypted file mounted into containers from its decrypted copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptedMount {
+    /// Where the decrypted copy is (the private runtime folder).
+    pub runtime_path: String,
+    /// A digest of the ciphertext.
+    pub digest: String,
 }
 
 /// The result of a conversion.
@@ -142,13 +158,18 @@ pub fn env_file_paths(loaded: &Loaded) -> BTreeSet<String> {
         .services
         .iter()
         .filter_map(|s| s.service.as_ref())
-        .flat_map(|s| match &s.env_file {
-            Some(OneOrMany::One(p)) => vec![p.clone()],
-            Some(OneOrMany::Many(v)) => v.clone(),
-            None => vec![],
-        })
-        .map(|p| normalize_rel(&p))
+        .flat_map(service_env_files)
         .collect()
+}
+
+/// The `env_file:` paths of one service, in its order, as [`env_file_paths`]
+/// names them.
+pub fn service_env_files(service: &Service) -> Vec<String> {
+    match &service.env_file {
+        Some(OneOrMany::One(p)) => vec![normalize_rel(p)],
+        Some(OneOrMany::Many(v)) => v.iter().map(|p| normalize_rel(p)).collect(),
+        None => vec![],
+    }
 }
 
 fn normalize_rel(p: &str) -> String {
@@ -398,16 +419,24 @@ fn convert_service(
         Some(OneOrMany::Many(v)) => v.clone(),
         None => vec![],
     };
+    // A later file, and then `environment:`, wins over an encrypted file's
+    // variable, as compose gives precedence.
     let mut secret_digests = Vec::new();
+    let mut secret_names: BTreeSet<String> = BTreeSet::new();
     for f in files {
         let key = normalize_rel(&f);
         match cx.input.env.files.get(&key) {
             Some(EnvFile::Plain(vars)) => {
-                spec.environment
-                    .extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+                for (k, v) in vars {
+                    secret_names.remove(k);
+                    spec.environment.insert(k.clone(), v.clone());
+                }
             }
             Some(EnvFile::Encrypted { names, digest }) => {
-                spec.secret_environment.extend(names.iter().cloned());
+                for k in names {
+                    spec.environment.remove(k);
+                    secret_names.insert(k.clone());
+                }
                 secret_digests.push(digest.clone());
             }
             Some(EnvFile::Unreadable(why)) => cx.err(name, format!("env_file `{f}`: {why}")),
@@ -443,14 +472,8 @@ fn convert_service(
         }
         None => {}
     }
-    spec.secret_environment.sort();
-    spec.secret_environment.dedup();
-    for k in &spec.secret_environment {
-        spec.environment.remove(k);
-    }
-    if !secret_digests.is_empty() {
-        spec.secret_digest = Some(secret_digests.join(","));
-    }
+    secret_names.retain(|k| !spec.environment.contains_key(k));
+    spec.secret_environment = secret_names.into_iter().collect();
     spec.labels = key_values(s.labels.as_ref());
 
     for p in &s.ports {
@@ -681,7 +704,33 @@ fn convert_service(
             }
         }
     }
+    seal(cx.input, &mut spec, secret_digests);
     Some(spec)
+}
+
+/// Points binds of encrypted files at their decrypted copies and records the
+/// digest of every encrypted input the container depends on.
+fn seal(input: &ConvertInput<'_>, spec: &mut ContainerSpec, mut digests: Vec<String>) {
+    for m in &mut spec.mounts {
+        if let MountSpec::Bind { source, .. } = m
+            && let Some(e) = input.encrypted.get(source.as_str())
+        {
+            *source = e.runtime_path.clone();
+            digests.push(e.digest.clone());
+        }
+    }
+    if let Some(d) = input.sealed_env {
+        let holds_placeholder =
+            serde_json::to_string(&*spec).is_ok_and(|json| super::interpolate::is_sealed(&json));
+        if holds_placeholder {
+            digests.push(d.to_owned());
+        }
+    }
+    digests.sort();
+    digests.dedup();
+    if !digests.is_empty() {
+        spec.secret_digest = Some(digests.join(","));
+    }
 }
 
 fn one_or_many(v: Option<&OneOrMany>) -> Vec<String> {

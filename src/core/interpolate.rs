@@ -227,6 +227,45 @@ fn braced(
     }
 }
 
+/// The text a variable of a SOPS-encrypted `.env` interpolates to: a sealed
+/// placeholder naming it. The stack's spec, its config hash, `plan` and `drift`
+/// only ever hold the placeholder; [`unseal`] puts the decrypted value in at the
+/// last moment, in what is sent to Podman.
+pub fn sealed(name: &str) -> String {
+    format!("{SEALED_OPEN}{name}{SEALED_CLOSE}")
+}
+
+const SEALED_OPEN: &str = "\u{27e6}magos-secret:";
+const SEALED_CLOSE: &str = "\u{27e7}";
+
+/// Whether `text` holds a sealed placeholder.
+pub fn is_sealed(text: &str) -> bool {
+    text.contains(SEALED_OPEN)
+}
+
+/// Replaces every sealed placeholder in `text` by its value from `values`. A
+/// placeholder without a value is an error naming the variable.
+pub fn unseal(text: &str, values: &Vars) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(SEALED_OPEN) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + SEALED_OPEN.len()..];
+        let Some(end) = after.find(SEALED_CLOSE) else {
+            out.push_str(&rest[at..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        match values.get(name) {
+            Some(v) => out.push_str(v),
+            None => return Err(format!("no decrypted value for the variable `{name}`")),
+        }
+        rest = &after[end + SEALED_CLOSE.len()..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Parses a stack's `.env` file: `KEY=VALUE` lines, `#` comments, an optional
 /// `export ` prefix, single quotes (literal) and double quotes (`\n`, `\"`,
 /// `\\`). On error: the 1-based line and a reason naming the variable, never
@@ -291,6 +330,25 @@ pub fn parse_env_file(text: &str) -> Result<Vars, (usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_placeholders_interpolate_and_unseal() {
+        let mut vars = Vars::new();
+        vars.insert("DB_PASSWORD".into(), sealed("DB_PASSWORD"));
+        let i = interpolate("postgres://app:${DB_PASSWORD}@db/app", &vars).unwrap();
+        assert!(is_sealed(&i.value));
+        assert!(!i.value.contains("hunter2"));
+        let mut values = Vars::new();
+        values.insert("DB_PASSWORD".into(), "hunter2$x".into());
+        assert_eq!(
+            unseal(&i.value, &values).unwrap(),
+            "postgres://app:hunter2$x@db/app"
+        );
+        assert_eq!(unseal("plain", &values).unwrap(), "plain");
+        let err = unseal(&sealed("OTHER"), &values).unwrap_err();
+        assert!(err.contains("`OTHER`"), "{err}");
+        assert!(!is_sealed("plain ${X}"));
+    }
 
     fn vars() -> Vars {
         [("TAG", "1.25"), ("EMPTY", ""), ("REG", "ghcr.io")]

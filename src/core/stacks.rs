@@ -199,14 +199,27 @@ pub struct Stack {
 
 /// Loads every stack from texts the caller read: `texts` maps repository-relative
 /// paths to contents, `env` is the environment, which wins over each stack's
-/// `.env`. Also checks that project names are valid and distinct.
-pub fn load_all(defs: Vec<StackDef>, texts: &BTreeMap<String, String>, env: &Vars) -> Vec<Stack> {
+/// `.env`. `sealed` names, by path, the `.env` files that are SOPS-encrypted and
+/// the variables each sets: those interpolate to sealed placeholders
+/// ([`interpolate::sealed`]), never to values. Also checks that project names are
+/// valid and distinct.
+pub fn load_all(
+    defs: Vec<StackDef>,
+    texts: &BTreeMap<String, String>,
+    env: &Vars,
+    sealed: &BTreeMap<String, Vec<String>>,
+) -> Vec<Stack> {
     let mut stacks = Vec::with_capacity(defs.len());
     let mut projects: BTreeMap<String, String> = BTreeMap::new();
     for def in defs {
         let mut vars = Vars::new();
         let mut early = Vec::new();
-        if let Some(env_file) = &def.env_file
+        if let Some(names) = def.env_file.as_ref().and_then(|f| sealed.get(f)) {
+            vars = names
+                .iter()
+                .map(|n| (n.clone(), interpolate::sealed(n)))
+                .collect();
+        } else if let Some(env_file) = &def.env_file
             && let Some(text) = texts.get(env_file)
         {
             match interpolate::parse_env_file(text) {

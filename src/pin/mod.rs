@@ -624,8 +624,9 @@ mod tests {
         let (defs, diagnostics) = stacks::discover(&files, "repo", &Selection::default()).unwrap();
         let texts = BTreeMap::from([("compose.yaml".to_owned(), compose.to_owned())]);
         RepoStacks {
-            stacks: stacks::load_all(defs, &texts, &Vars::new()),
+            stacks: stacks::load_all(defs, &texts, &Vars::new(), &BTreeMap::new()),
             diagnostics,
+            sealed_env: BTreeMap::new(),
         }
     }
 

@@ -343,6 +343,29 @@ pub fn decrypt(
     }
 }
 
+/// The top-level names a SOPS file sets, without decrypting it (names are never
+/// encrypted): the variables of an encrypted `env_file` or `.env`.
+pub fn variable_names(text: &[u8], format: Format) -> Result<Vec<String>, SopsError> {
+    let parsed = formats::parse(text, format)?;
+    Ok(parsed
+        .branches
+        .iter()
+        .flatten()
+        .filter_map(|e| match &e.key {
+            Key::Name(n) => Some(n.clone()),
+            Key::Comment(_) => None,
+        })
+        .collect())
+}
+
+/// The digest of a SOPS file's ciphertext, `sha256:<hex>`: what enters a
+/// container's config hash in place of the secret values, so a changed secret
+/// recreates the container without its value being hashed.
+pub fn ciphertext_digest(text: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(text)))
+}
+
 /// The age recipients of a SOPS file, without decrypting it (to pick identities).
 pub fn recipients(text: &[u8], format: Format) -> Result<Vec<String>, SopsError> {
     let parsed = formats::parse(text, format)?;

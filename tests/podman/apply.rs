@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use magos::apply::sealed::Unsealed;
 use magos::apply::{PullDisplay, apply_stack, observe, prune};
 use magos::core::drift::{DriftState, drift};
 use magos::core::observed::Observed;
@@ -155,7 +156,7 @@ async fn converge(c: &Client, stacks: &[StackSpec]) -> Observed {
     );
     for (stack, sp) in stacks.iter().zip(&p.stacks) {
         assert!(sp.error.is_none(), "plan error: {:?}", sp.error);
-        let r = apply_stack(c, stack, sp, &BTreeMap::new(), None, PullDisplay::Log).await;
+        let r = apply_stack(c, stack, sp, &Unsealed::default(), None, PullDisplay::Log).await;
         assert!(
             r.error.is_none(),
             "apply of {}: {}",
@@ -379,7 +380,7 @@ async fn a_refused_spec_leaves_the_running_container_alone() {
         &c,
         &broken[0],
         &p.stacks[0],
-        &BTreeMap::new(),
+        &Unsealed::default(),
         None,
         PullDisplay::Log,
     )

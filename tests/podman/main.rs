@@ -15,5 +15,6 @@ mod pinning;
 mod pull_progress;
 mod registry;
 mod runtime;
+mod secrets_apply;
 mod sops_real;
 mod testbed;

@@ -16,15 +16,16 @@ const DOTENV: &str = "DB_PASSWORD=hunter2-dotenv\nAPI_TOKEN=tok-123\nEMPTY=\n";
 const INI: &str = "[db]\npassword = hunter2-ini\nport     = 5432\n\n[api]\ntoken = tok-456\n";
 const BINARY: &[u8] = b"\x00\x01binary secret hunter2-bin\xff\n";
 
-struct Sops<'a> {
+/// The real `sops` with a fresh age key, in a folder of its own.
+pub(crate) struct Sops<'a> {
     sops: &'a str,
     dir: tempfile::TempDir,
     recipient: String,
-    key_file: std::path::PathBuf,
+    pub(crate) key_file: std::path::PathBuf,
 }
 
 impl Sops<'_> {
-    fn new(tb: &crate::support::Testbed) -> Sops<'_> {
+    pub(crate) fn new(tb: &crate::support::Testbed) -> Sops<'_> {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("keys.txt");
         let keygen = tb.require("MAGOS_TESTBED_AGE_KEYGEN");
@@ -58,7 +59,7 @@ impl Sops<'_> {
     }
 
     /// `sops encrypt` of `plain` written to `name`, with extra flags.
-    fn encrypt(&self, name: &str, plain: &[u8], flags: &[&str]) -> Vec<u8> {
+    pub(crate) fn encrypt(&self, name: &str, plain: &[u8], flags: &[&str]) -> Vec<u8> {
         let path = self.dir.path().join(name);
         std::fs::write(&path, plain).unwrap();
         let mut cmd = Command::new(self.sops);

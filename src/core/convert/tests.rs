@@ -3,11 +3,20 @@ use crate::core::compose::{StackSource, load};
 use crate::core::interpolate::Vars;
 
 fn conv(yaml: &str, env: &EnvInputs) -> Converted {
-    let vars = Vars::new();
+    conv_sealed(yaml, env, &Vars::new(), None, &BTreeMap::new())
+}
+
+fn conv_sealed(
+    yaml: &str,
+    env: &EnvInputs,
+    vars: &Vars,
+    sealed_env: Option<&str>,
+    encrypted: &BTreeMap<String, EncryptedMount>,
+) -> Converted {
     let loaded = load(&StackSource {
         compose: ("web/compose.yaml", yaml),
         override_file: None,
-        vars: &vars,
+        vars,
     });
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
     convert(
@@ -18,8 +27,87 @@ fn conv(yaml: &str, env: &EnvInputs) -> Converted {
             dir: "/repo/web",
             config_files: vec!["web/compose.yaml".into()],
             env,
+            sealed_env,
+            encrypted,
         },
     )
+}
+
+#[test]
+fn encrypted_inputs_are_sealed_and_hashed_by_ciphertext() {
+    let mut env = EnvInputs::default();
+    env.files.insert(
+        "a.env".into(),
+        EnvFile::Plain(BTreeMap::from([("TOKEN".into(), "plain".into())])),
+    );
+    env.files.insert(
+        "secret.env".into(),
+        EnvFile::Encrypted {
+            names: vec!["TOKEN".into(), "KEY".into(), "PASS".into()],
+            digest: "sha256:envcipher".into(),
+        },
+    );
+    env.files.insert(
+        "b.env".into(),
+        EnvFile::Plain(BTreeMap::from([("KEY".into(), "later".into())])),
+    );
+    let vars = Vars::from([(
+        "DB_PASSWORD".to_owned(),
+        crate::core::interpolate::sealed("DB_PASSWORD"),
+    )]);
+    let encrypted = BTreeMap::from([(
+        "/repo/web/pw.sops.txt".to_owned(),
+        EncryptedMount {
+            runtime_path: "/run/user/1/magos/secrets/web/pw.sops.txt".into(),
+            digest: "sha256:filecipher".into(),
+        },
+    )]);
+    let yaml = "services:
+  app:
+    image: nginx:1
+    env_file: [a.env, secret.env, b.env]
+    environment:
+      PASS: explicit
+      URL: postgres://app:${DB_PASSWORD}@db/app
+    secrets: [pw]
+  plain:
+    image: nginx:1
+    volumes: [./pw.sops.txt:/pw:ro]
+  untouched:
+    image: nginx:1
+secrets:
+  pw: {file: ./pw.sops.txt}
+";
+    let c = conv_sealed(yaml, &env, &vars, Some("sha256:dotenvcipher"), &encrypted);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let app = &c.spec.services[0];
+    // A later plain file and `environment:` win over the encrypted file.
+    assert_eq!(app.secret_environment, ["TOKEN"]);
+    assert_eq!(app.environment["KEY"], "later");
+    assert_eq!(app.environment["PASS"], "explicit");
+    assert!(!app.environment.contains_key("TOKEN"));
+    assert!(crate::core::interpolate::is_sealed(&app.environment["URL"]));
+    assert!(app.mounts.contains(&MountSpec::Bind {
+        source: "/run/user/1/magos/secrets/web/pw.sops.txt".into(),
+        target: "/run/secrets/pw".into(),
+        options: vec!["ro".into()]
+    }));
+    assert_eq!(
+        app.secret_digest.as_deref(),
+        Some("sha256:dotenvcipher,sha256:envcipher,sha256:filecipher")
+    );
+    let plain = &c.spec.services[1];
+    assert_eq!(plain.secret_digest.as_deref(), Some("sha256:filecipher"));
+    assert_eq!(c.spec.services[2].secret_digest, None);
+
+    // Another ciphertext, another hash; the placeholder never varies.
+    let other = conv_sealed(yaml, &env, &vars, Some("sha256:changed"), &encrypted);
+    assert_ne!(
+        other.spec.services[0].config_hash(),
+        app.config_hash(),
+        "a changed .env ciphertext must change the hash"
+    );
+    assert_eq!(other.spec.services[1].config_hash(), plain.config_hash());
 }
 
 const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
