@@ -22,6 +22,10 @@ const DIAGNOSTICS: &[(&str, &[&str])] = &[
     ("- a\n", &["1:1: a compose file must be a mapping"]),
     ("name: x\n", &["1:1: the file has no services"]),
     (
+        "services:\n  web:\n    image: nginx\nx-magos:\n  observe: yes\n",
+        &["4:1: `x-magos.observe` must be `true` or `false`"],
+    ),
+    (
         "services:\n  web:\n    image: 42\n",
         &["2:1: service `web`: invalid type"],
     ),
@@ -285,4 +289,21 @@ fn pins_rewrite_the_right_file() {
     let err = loaded.services[1].pin("17", &digest).unwrap_err();
     assert!(err.contains("interpolation"), "{err}");
     assert!(web.pin("bad tag", &digest).is_err());
+}
+
+#[test]
+fn x_magos_observe_marks_a_stack_monitor_only() {
+    let load_text = |text: &str| {
+        load(&StackSource {
+            compose: ("compose.yaml", text),
+            override_file: None,
+            vars: &Vars::new(),
+        })
+    };
+    let on = load_text("services:\n  web:\n    image: nginx\nx-magos:\n  observe: true\n");
+    assert!(on.diagnostics.is_empty(), "{:?}", on.diagnostics);
+    assert!(on.observe);
+    let off = load_text("services:\n  web:\n    image: nginx\nx-magos: {apply: native}\n");
+    assert!(!off.observe);
+    assert_eq!(off.apply_mode.as_deref(), Some("native"));
 }

@@ -138,6 +138,8 @@ pub struct Prepared {
     pub error: Option<String>,
     /// Its SOPS-encrypted inputs.
     pub sealed: Sealed,
+    /// `x-magos: {observe: true}`: reported, never changed.
+    pub observe: bool,
 }
 
 /// The repository's stacks, read and converted.
@@ -153,12 +155,21 @@ pub struct Repository {
 
 impl Repository {
     /// Projects that must not lose containers to pruning: stacks routed to the
-    /// compose CLI (Magos did not create their containers) and stacks that failed
-    /// to load (a broken file must not delete what runs).
+    /// compose CLI (Magos did not create their containers), stacks that failed
+    /// to load (a broken file must not delete what runs) and observed stacks.
     fn protected(&self) -> BTreeSet<String> {
         self.stacks
             .iter()
-            .filter(|s| s.error.is_some() || s.route != Route::Native)
+            .filter(|s| s.error.is_some() || s.route != Route::Native || s.observe)
+            .map(|s| s.project.clone())
+            .collect()
+    }
+
+    /// The stacks marked `x-magos: {observe: true}`.
+    fn observed(&self) -> Vec<String> {
+        self.stacks
+            .iter()
+            .filter(|s| s.observe)
             .map(|s| s.project.clone())
             .collect()
     }
@@ -298,6 +309,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             route,
             error,
             sealed,
+            observe: stack.loaded.observe,
         });
     }
     if let Some(want) = &options.stack {
@@ -341,6 +353,8 @@ pub struct PlanReport {
     pub prune: Vec<Removal>,
     /// Stacks that cannot be applied: (stack, reason).
     pub errors: Vec<StackError>,
+    /// Stacks marked `x-magos: {observe: true}`, which are never applied.
+    pub observed: Vec<String>,
     /// Diagnostics of the repository.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -403,6 +417,8 @@ fn make_plan(repo: &Repository, observed: &Observed, options: &RepoOptions) -> P
     );
     let protected = repo.protected();
     p.prune.retain(|r| !protected.contains(&r.project));
+    let observed = repo.observed();
+    p.stacks.retain(|s| !observed.contains(&s.project));
     if let Some(only) = &options.stack {
         let projects: BTreeSet<&str> = repo.stacks.iter().map(|s| s.project.as_str()).collect();
         p.prune
@@ -414,7 +430,7 @@ fn make_plan(repo: &Repository, observed: &Observed, options: &RepoOptions) -> P
 fn cli_stacks(repo: &Repository) -> Vec<CliStack> {
     repo.stacks
         .iter()
-        .filter(|s| s.error.is_none())
+        .filter(|s| s.error.is_none() && !s.observe)
         .filter_map(|s| match &s.route {
             Route::ComposeCli { keys, .. } => Some(CliStack {
                 stack: s.project.clone(),
@@ -439,6 +455,7 @@ pub async fn plan_repo(
         compose_cli: cli_stacks(&repo),
         prune: p.prune,
         errors: errors_of(&repo),
+        observed: repo.observed(),
         diagnostics: repo.diagnostics,
     })
 }
@@ -472,6 +489,8 @@ pub struct ApplyReport {
     pub stacks: Vec<StackOutcome>,
     /// Orphans removed, or whose removal failed.
     pub pruned: Vec<Pruned>,
+    /// Stacks marked `x-magos: {observe: true}`, left as they are.
+    pub observed: Vec<String>,
     /// Diagnostics of the repository.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -524,6 +543,11 @@ pub async fn apply_repo(
         }
         if let Some(e) = &stack.error {
             report.stacks.push(not_applied(&stack.project, e));
+            continue;
+        }
+        if stack.observe {
+            tracing::info!(stack = %stack.project, "stack observed: reported, not applied");
+            report.observed.push(stack.project.clone());
             continue;
         }
         match &stack.route {

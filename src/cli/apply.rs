@@ -224,6 +224,9 @@ fn plan_table(r: &PlanReport) -> String {
     for e in &r.errors {
         let _ = writeln!(s, "{}: error: {}", e.stack, e.error);
     }
+    for o in &r.observed {
+        let _ = writeln!(s, "{o}: observed (x-magos: {{observe: true}}), not applied");
+    }
     if r.is_empty() {
         s.push_str("nothing to do\n");
     }
@@ -267,6 +270,9 @@ fn apply_table(r: &ApplyReport, color: bool) -> String {
                 let _ = writeln!(s, "{} {name}: {e}", paint("FAILED", "31", color));
             }
         }
+    }
+    for o in &r.observed {
+        let _ = writeln!(s, "{} {o}: not applied", paint("observed", "36", color));
     }
     s
 }

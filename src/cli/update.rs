@@ -189,6 +189,23 @@ pub fn write_back(config: &Config, env: &Env, checkout: Checkout) -> anyhow::Res
     }
 }
 
+/// The updates the policies allow in the checkout at `dir`: checked against the
+/// registries, written nowhere (the daemon's `observe` mode).
+pub fn available(config: &Config, env: &Env, dir: &Path) -> anyhow::Result<Vec<pin::Update>> {
+    let client = RegistryClient::new(Settings::load(&config.registries, env)?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let check = client.check();
+    let ctx = Ctx {
+        check: &check,
+        env,
+        runtime: &runtime,
+        now: SystemTime::now(),
+    };
+    Ok(ctx.pass(dir)?.updates)
+}
+
 /// What every pass of one run shares: one registry check (so a recompute on
 /// a new head asks the registries nothing new), the environment, the clock.
 struct Ctx<'a> {

@@ -382,6 +382,9 @@ pub struct Loaded {
     /// `x-magos: {apply: …}`: how the stack asks to be applied (`native`,
     /// `compose`), when it says.
     pub apply_mode: Option<String>,
+    /// `x-magos: {observe: true}`: the stack is checked and reported, never
+    /// changed (no pins written, nothing applied).
+    pub observe: bool,
     /// The file and position of each service's key, by service name.
     pub positions: BTreeMap<String, (String, Pos)>,
     /// Everything wrong, located.
@@ -516,6 +519,18 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
             "configs" => out.configs = top_objects(key, v, &docs, &mut out.diagnostics),
             "x-magos" => {
                 out.apply_mode = v.get("apply").and_then(Value::as_str).map(str::to_owned);
+                match v.get("observe") {
+                    None => {}
+                    Some(Value::Bool(b)) => out.observe = *b,
+                    Some(_) => {
+                        let (file, pos) = top_pos(&docs, key);
+                        out.diagnostics.push(Diagnostic::error(
+                            &file,
+                            pos,
+                            "`x-magos.observe` must be `true` or `false`",
+                        ));
+                    }
+                }
             }
             k if TOP_KEYS.contains(&k) || k.starts_with("x-") => {}
             k => out.unsupported.push(k.to_owned()),

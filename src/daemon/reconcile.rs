@@ -83,8 +83,25 @@ impl RepoReconciler {
             Location::Remote(checkout) => {
                 let workdir = checkout.workdir().to_owned();
                 if self.config.daemon.observe {
-                    let _step = liveness.begin("sync repository");
+                    let _step = liveness.begin("sync repository and check registries");
                     tokio::task::spawn_blocking(move || checkout.sync()).await??;
+                    let (config, env, dir) =
+                        (self.config.clone(), self.env.clone(), workdir.clone());
+                    let found = tokio::task::spawn_blocking(move || {
+                        crate::cli::update::available(&config, &env, &dir)
+                    })
+                    .await?;
+                    match found {
+                        Ok(updates) => {
+                            for u in updates {
+                                tracing::info!(service = %format!("{}/{}", u.stack, u.service), to = %u.new, "update available; not pinned (observe mode)");
+                            }
+                        }
+                        Err(e) => {
+                            self.metrics.error("check");
+                            report.error = Some(format!("checking registries failed: {e:#}"));
+                        }
+                    }
                     return Ok(workdir);
                 }
                 let _step = liveness.begin("sync, check registries and write pins back");

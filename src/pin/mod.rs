@@ -17,7 +17,7 @@
 
 pub mod diff;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -542,6 +542,13 @@ pub async fn pass(
     let policies = CorePolicies::new(&stacks);
     let watched = policies.list();
     let rows = check_with(check, &policies, &watched, now).await;
+    // Stacks marked `x-magos: {observe: true}` are checked, never pinned.
+    let observed: BTreeSet<String> = stacks
+        .stacks
+        .iter()
+        .filter(|s| s.loaded.observe)
+        .map(|s| s.project.clone().unwrap_or_else(|| s.def.dir.clone()))
+        .collect();
 
     let mut pins: Vec<(usize, Pin)> = Vec::new();
     let mut refused = Vec::new();
@@ -550,6 +557,10 @@ pub async fn pass(
             continue;
         };
         let who = format!("{}/{}", w.stack, w.service);
+        if observed.contains(&w.stack) {
+            tracing::info!(service = %who, tag = %tag, "update available; not pinned: the stack is observed");
+            continue;
+        }
         let pin = crate::core::reference::Digest::parse(digest)
             .map_err(|e| e.to_string())
             .and_then(|d| {

@@ -441,6 +441,79 @@ fn compose_cli_fallback_and_podman_compose_sees_native_containers() {
 }
 
 #[test]
+fn an_observed_stack_is_reported_and_never_changed() {
+    let Some(tb) = testbed() else { return };
+    let live = support::unique_name("applycli-live");
+    let watched = support::unique_name("applycli-observed");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![live.clone(), watched.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &live);
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    let stack = |rev: &str, observe: bool| {
+        format!(
+            "name: {watched}\nservices:\n  app:\n    image: {httpd}\n    environment: {{REV: \"{rev}\"}}\n    stop_signal: SIGKILL\nx-magos:\n  observe: {observe}\n"
+        )
+    };
+    repo.write(
+        tb,
+        "live/compose.yaml",
+        &format!("name: {live}\nservices:\n  app:\n    image: {httpd}\n    stop_signal: SIGKILL\n"),
+    );
+    repo.write(tb, "watched/compose.yaml", &stack("1", true));
+
+    // Observed from the start: nothing is created for it, drift says so.
+    let o = magos(tb, &repo, None, &["apply"]);
+    expect_exit(&o, 0);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("observed {watched}: not applied")),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(containers(tb, &live).len(), 1);
+    assert!(containers(tb, &watched).is_empty());
+    let o = magos(tb, &repo, None, &["plan"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("{watched}: observed")),
+        "{}",
+        show(&o)
+    );
+    let o = magos(tb, &repo, None, &["drift", "--output", "json"]);
+    expect_exit(&o, 1);
+    let entries: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let state = |entries: &Value| {
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["stack"] == watched.as_str())
+            .map(|e| e["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(state(&entries).as_deref(), Some("missing"), "{entries}");
+
+    // Applied once, then observed again: a change is reported, not applied,
+    // and its container is never pruned.
+    repo.write(tb, "watched/compose.yaml", &stack("1", false));
+    expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
+    let before = containers(tb, &watched);
+    assert_eq!(before.len(), 1);
+    repo.write(tb, "watched/compose.yaml", &stack("2", true));
+    expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
+    assert_eq!(
+        containers(tb, &watched),
+        before,
+        "an observed stack was changed"
+    );
+    let o = magos(tb, &repo, None, &["drift", "--output", "json"]);
+    expect_exit(&o, 1);
+    let entries: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_ne!(state(&entries).as_deref(), Some("in_sync"), "{entries}");
+}
+
+#[test]
 fn a_failing_stack_fails_alone() {
     let Some(tb) = testbed() else { return };
     let good = support::unique_name("applycli-good");

@@ -568,6 +568,55 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
 }
 
 #[test]
+fn an_observed_stack_is_checked_but_never_pinned() {
+    let Some(bed) = support::testbed() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let reg = bed.registry.as_str();
+    let mut files = stacks(bed, reg);
+    for (path, contents) in &mut files {
+        if path == "edge/compose.yml" {
+            contents.push_str("x-magos:\r\n  observe: true\r\n");
+        }
+    }
+    write_tree(&repo, &files);
+    let cfg = config(tmp.path(), &[reg], "");
+    let args = |cmd: &'static str| {
+        vec![
+            cmd.to_owned(),
+            "--config".to_owned(),
+            cfg.to_str().unwrap().to_owned(),
+            "--repo".to_owned(),
+            repo.to_str().unwrap().to_owned(),
+        ]
+    };
+    let mut dry = args("update");
+    dry.push("--dry-run".to_owned());
+    let dry: Vec<&str> = dry.iter().map(String::as_str).collect();
+    let out = magos(tmp.path(), &dry);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let diff = text(&out.stdout);
+    assert!(diff.contains("--- a/apps/compose.yaml\n"), "{diff}");
+    assert!(
+        !diff.contains("edge/compose.yml"),
+        "an observed stack was pinned: {diff}"
+    );
+    assert_eq!(diff.matches("\n+    image:").count(), 1, "{diff}");
+    // `check` still reports the observed stack's updates.
+    let mut check = args("check");
+    check.extend(["--output".to_owned(), "json".to_owned()]);
+    let check: Vec<&str> = check.iter().map(String::as_str).collect();
+    let out = magos(tmp.path(), &check);
+    let rows = rows(&out);
+    assert!(
+        rows.keys().any(|k| k.contains("moving")),
+        "the observed stack is still checked: {rows:?}"
+    );
+}
+
+#[test]
 fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
     let Some(bed) = support::testbed() else {
         return;
