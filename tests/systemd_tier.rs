@@ -774,9 +774,11 @@ fn systemd_tier_magos_dominus_root_service() {
         listen.contains("/run/podman/podman.sock"),
         "podman.socket listens on {listen}"
     );
+    // As a system service the unit's %t is /run: Podman's root socket, and the
+    // private folder of decrypted secrets under /run/magos.
     assert_eq!(
         prop("Environment", UNIT),
-        "CONTAINER_HOST=unix:///run/podman/podman.sock"
+        "CONTAINER_HOST=unix:///run/podman/podman.sock XDG_RUNTIME_DIR=/run"
     );
     assert_eq!(prop("ActiveState", "podman.socket"), "active");
     assert_ne!(prop("ActiveState", "podman.service"), "active");

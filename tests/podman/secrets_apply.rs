@@ -335,3 +335,172 @@ secrets:
         );
     }
 }
+
+/// Kills a daemon whatever the outcome.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn magos_run_wipes_leftover_plaintext_and_writes_back_what_is_in_use() {
+    use std::os::unix::net::UnixDatagram;
+    use std::os::unix::process::CommandExt as _;
+    use std::time::{Duration, Instant};
+
+    let Some(tb) = testbed() else { return };
+    let sops = Sops::new(tb);
+    let project = support::unique_name("sealedrun").replace('-', "_");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![project.clone()],
+    };
+    let user = AsUser::new(tb, &project, &sops.key_file);
+    let repo_dir = tb.user_dir("magos-sealedrun-repo");
+    let app = repo_dir.path().join("app");
+    let secret = format!("run-secret-{}-Qp2", std::process::id());
+    write(
+        tb,
+        &app.join("pw.txt"),
+        &sops.encrypt("pw.txt", secret.as_bytes(), &[]),
+    );
+    let image = format!(
+        "{}@{}",
+        tb.require("MAGOS_TEST_IMAGE_HTTPD"),
+        tb.manifest_digest(tb.require("MAGOS_TEST_IMAGE_HTTPD"))
+    );
+    write(
+        tb,
+        &app.join("compose.yaml"),
+        format!(
+            "name: {project}\nservices:\n  app:\n    image: {image}\n    secrets: [pw]\n    stop_signal: SIGKILL\nsecrets:\n  pw:\n    file: ./pw.txt\n"
+        )
+        .as_bytes(),
+    );
+
+    // An observed stack: applying never touches its folder, only the start-up
+    // wipe does.
+    let watched = format!("{project}_watch");
+    write(
+        tb,
+        &repo_dir.path().join("watch/compose.yaml"),
+        format!(
+            "name: {watched}\nservices:\n  app:\n    image: {image}\nx-magos:\n  observe: true\n"
+        )
+        .as_bytes(),
+    );
+
+    // What a killed run left: the observed stack's folder, and a file of this one.
+    let root = user.runtime.join("magos/secrets");
+    for dir in [root.join(&watched), user.secrets_dir(&project)] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("leftover"), "stale plaintext").unwrap();
+    }
+    for p in [
+        user.runtime.join("magos"),
+        root.clone(),
+        root.join(&watched),
+        root.join(&watched).join("leftover"),
+        user.secrets_dir(&project),
+        user.secrets_dir(&project).join("leftover"),
+    ] {
+        give(tb, &p, 0o700);
+    }
+
+    let home = tb.user_dir("magos-sealedrun-home");
+    let config = home.path().join("magos.yaml");
+    let port = support::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "apply:\n  instance: {project}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{port}\nstate_dir: {}\n",
+            home.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let notify = home.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    give(tb, &notify, 0o600);
+    sock.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    let child = Command::new(&user.bin)
+        .uid(tb.uid)
+        .gid(tb.gid)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .env("XDG_RUNTIME_DIR", &user.runtime)
+        .env("CONTAINER_HOST", &tb.container_host)
+        .env("SOPS_AGE_KEY_FILE", &user.key_file)
+        .env("NOTIFY_SOCKET", &notify)
+        .args(["--config", config.to_str().unwrap(), "run", "--repo"])
+        .arg(repo_dir.path())
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start magos run as the test user");
+    let mut daemon = Daemon(child);
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l == "READY=1") {
+        assert!(
+            Instant::now() < deadline,
+            "no READY=1 from magos run: {seen:?}"
+        );
+        if let Ok(n) = sock.recv(&mut buf) {
+            seen.extend(
+                String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("STATUS=1/2 stacks in sync")),
+        "{seen:?}"
+    );
+    assert!(!root.join(&watched).exists(), "a leftover folder survived");
+    let files: Vec<String> = std::fs::read_dir(user.secrets_dir(&project))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "only the file in use: {files:?}");
+    assert_ne!(files[0], "leftover");
+    let mounted = tb.podman_ok(&[
+        "exec",
+        &format!("{project}_app_1"),
+        "cat",
+        "/run/secrets/pw",
+    ]);
+    assert_eq!(mounted, secret);
+
+    let pid = daemon.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = daemon.0.wait().unwrap();
+    let mut logs = String::new();
+    use std::io::Read as _;
+    daemon
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(status.success(), "exit {status:?}: {logs}");
+    assert!(!logs.contains(&secret), "the secret is in the logs");
+}
