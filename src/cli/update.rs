@@ -73,23 +73,13 @@ pub fn run(
     };
     let loaded = super::load_config(file, env, &overrides, verbosity)?;
     let config = &loaded.config;
-    let client = RegistryClient::new(Settings::load(&config.registries, env)?);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let check = client.check();
-    let ctx = Ctx {
-        check: &check,
-        env,
-        runtime: &runtime,
-        now: SystemTime::now(),
-    };
+    let ctx = Ctx::new(config, env)?;
     let location = Location::of(config, env)?;
     if args.dry_run {
         let dir = match &location {
             Location::Folder(dir) => dir.clone(),
             Location::Remote(checkout) => {
-                let checkout = with_app_auth(config, checkout.clone(), &runtime)?.0;
+                let checkout = with_app_auth(config, checkout.clone(), &ctx.runtime)?.0;
                 checkout.sync()?;
                 checkout.workdir().to_owned()
             }
@@ -134,7 +124,7 @@ pub fn run(
                 .unwrap_or_default()
         );
     };
-    let (checkout, app) = with_app_auth(config, checkout, &runtime)?;
+    let (checkout, app) = with_app_auth(config, checkout, &ctx.runtime)?;
     let options = UpdateOptions {
         identity: Identity::from_config(&config.repo.commit),
         push: !args.no_push,
@@ -165,18 +155,8 @@ pub struct WriteBack {
 /// Blocking: run it off the async workers. The clone's work tree holds the
 /// result afterwards.
 pub fn write_back(config: &Config, env: &Env, checkout: Checkout) -> anyhow::Result<WriteBack> {
-    let client = RegistryClient::new(Settings::load(&config.registries, env)?);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let check = client.check();
-    let ctx = Ctx {
-        check: &check,
-        env,
-        runtime: &runtime,
-        now: SystemTime::now(),
-    };
-    let (checkout, app) = with_app_auth(config, checkout, &runtime)?;
+    let ctx = Ctx::new(config, env)?;
+    let (checkout, app) = with_app_auth(config, checkout, &ctx.runtime)?;
     let options = UpdateOptions {
         identity: Identity::from_config(&config.repo.commit),
         push: true,
@@ -192,33 +172,36 @@ pub fn write_back(config: &Config, env: &Env, checkout: Checkout) -> anyhow::Res
 /// The updates the policies allow in the checkout at `dir`: checked against the
 /// registries, written nowhere (the daemon's `observe` mode).
 pub fn available(config: &Config, env: &Env, dir: &Path) -> anyhow::Result<Vec<pin::Update>> {
-    let client = RegistryClient::new(Settings::load(&config.registries, env)?);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let check = client.check();
-    let ctx = Ctx {
-        check: &check,
-        env,
-        runtime: &runtime,
-        now: SystemTime::now(),
-    };
+    let ctx = Ctx::new(config, env)?;
     Ok(ctx.pass(dir)?.updates)
 }
 
 /// What every pass of one run shares: one registry check (so a recompute on
 /// a new head asks the registries nothing new), the environment, the clock.
 struct Ctx<'a> {
-    check: &'a Check,
+    check: Check,
     env: &'a Env,
-    runtime: &'a tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
     now: SystemTime,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A registry client for `config`, on a runtime of its own, now.
+    fn new(config: &Config, env: &'a Env) -> anyhow::Result<Self> {
+        let client = RegistryClient::new(Settings::load(&config.registries, env)?);
+        Ok(Self {
+            check: client.check(),
+            env,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+            now: SystemTime::now(),
+        })
+    }
+
     fn pass(&self, dir: &Path) -> Result<Pass, pin::PinError> {
         self.runtime.block_on(pin::pass(
-            self.check,
+            &self.check,
             dir,
             &Selection::default(),
             self.env,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{self, Testbed, testbed};
+use crate::support::{self, Testbed, show, testbed};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -60,15 +60,6 @@ fn magos(tb: &Testbed, repo: &Repo, socket: Option<&str>, args: &[&str]) -> Outp
         .env("NO_COLOR", "1")
         .output()
         .expect("run magos")
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn expect_exit(o: &Output, code: i32) {

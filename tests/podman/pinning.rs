@@ -15,7 +15,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use crate::support::{self, Testbed};
+use crate::support::{self, Testbed, show};
 
 #[allow(dead_code)]
 #[path = "../git/fake_github.rs"]
@@ -63,15 +63,6 @@ fn magos(home: &Path, args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
 }
 
 /// A configuration file `magos.yaml` in `dir` with the given top-level YAML

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::sops_real::Sops;
-use crate::support::{self, Testbed, testbed};
+use crate::support::{self, Testbed, show, testbed};
 
 /// The magos binary, copied where the test user can run it, and what it needs.
 struct AsUser<'a> {
@@ -89,15 +89,6 @@ fn write(tb: &Testbed, path: &Path, bytes: &[u8]) {
     give(tb, path.parent().unwrap(), 0o755);
     std::fs::write(path, bytes).unwrap();
     give(tb, path, 0o644);
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Every byte of every file below `dir`.
