@@ -71,6 +71,14 @@ pub enum ProposeOutcome {
     },
 }
 
+/// What one attempt of an update run made.
+enum Attempt<T> {
+    /// Nothing to push: the run ends with this outcome.
+    Done(T),
+    /// This commit, to push.
+    Push(String),
+}
+
 /// The answer of one push.
 enum PushResult {
     /// The remote branch now points at the commit.
@@ -96,62 +104,30 @@ impl Checkout {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let _lock = self.lock()?;
-        let max = options.max_attempts.get();
-        let mut last_commit = None;
-        for attempt in 1..=max {
-            let synced = self.sync_locked()?;
-            let change = compute(&self.dir).map_err(|e| GitError::Recompute {
-                dir: self.dir.clone(),
-                source: e.into(),
-            })?;
-            let Some(change) = change else {
-                return Ok(UpdateOutcome::Unchanged { head: synced.head });
-            };
-            let Some(commit) = self.commit_locked(&change, &options.identity)? else {
-                return Ok(UpdateOutcome::Unchanged { head: synced.head });
-            };
-            if !options.push {
-                let kept = self.keep(&commit)?;
-                return Ok(UpdateOutcome::Committed { commit, kept });
-            }
-            match self.push(&commit, &self.remote.branch)? {
-                PushResult::Pushed => {
-                    tracing::info!(url = %self.remote.url, branch = %self.remote.branch, commit, attempt, "pushed");
-                    return Ok(UpdateOutcome::Pushed {
-                        commit,
-                        attempts: attempt,
-                    });
-                }
-                PushResult::Moved => {
-                    tracing::warn!(
-                        url = %self.remote.url,
-                        branch = %self.remote.branch,
-                        attempt,
-                        "the remote branch moved during the update; recomputing on its new head"
-                    );
-                    last_commit = Some(commit);
-                }
-                PushResult::Failed(reason) => {
+        let branch = self.remote.branch.clone();
+        self.push_until_it_lands(
+            options,
+            &branch,
+            || {
+                let synced = self.sync_locked()?;
+                let Some(change) = self.recompute(&mut compute)? else {
+                    return Ok(Attempt::Done(UpdateOutcome::Unchanged {
+                        head: synced.head,
+                    }));
+                };
+                let Some(commit) = self.commit_locked(&change, &options.identity)? else {
+                    return Ok(Attempt::Done(UpdateOutcome::Unchanged {
+                        head: synced.head,
+                    }));
+                };
+                if !options.push {
                     let kept = self.keep(&commit)?;
-                    return Err(GitError::Push {
-                        url: self.remote.url.clone(),
-                        branch: self.remote.branch.clone(),
-                        reason,
-                        kept,
-                        dir: self.dir.clone(),
-                    });
+                    return Ok(Attempt::Done(UpdateOutcome::Committed { commit, kept }));
                 }
-            }
-        }
-        let commit = last_commit.expect("every attempt that does not return sets a commit");
-        let kept = self.keep(&commit)?;
-        Err(GitError::PushRaced {
-            url: self.remote.url.clone(),
-            branch: self.remote.branch.clone(),
-            attempts: max,
-            kept,
-            dir: self.dir.clone(),
-        })
+                Ok(Attempt::Push(commit))
+            },
+            |commit, attempts| UpdateOutcome::Pushed { commit, attempts },
+        )
     }
 
     /// One update run in pull-request mode: like [`Checkout::update`], but the
@@ -171,34 +147,78 @@ impl Checkout {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let _lock = self.lock()?;
+        self.push_until_it_lands(
+            options,
+            branch,
+            || {
+                let synced = self.sync_locked()?;
+                let Some(change) = self.recompute(&mut compute)? else {
+                    return Ok(Attempt::Done(ProposeOutcome::Unchanged {
+                        head: synced.head,
+                    }));
+                };
+                let parent = synced.branches.get(branch).unwrap_or(&synced.head);
+                let Some(commit) = self.commit_detached(parent, &change, &options.identity)? else {
+                    return Ok(Attempt::Done(ProposeOutcome::UpToDate {
+                        branch: branch.to_owned(),
+                        commit: parent.clone(),
+                    }));
+                };
+                Ok(Attempt::Push(commit))
+            },
+            |commit, attempts| ProposeOutcome::Pushed {
+                branch: branch.to_owned(),
+                commit,
+                attempts,
+            },
+        )
+    }
+
+    /// Runs `compute` on the work tree, naming the clone in its error.
+    fn recompute<F, E>(&self, compute: &mut F) -> Result<Option<Change>, GitError>
+    where
+        F: FnMut(&Path) -> Result<Option<Change>, E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        compute(&self.dir).map_err(|e| GitError::Recompute {
+            dir: self.dir.clone(),
+            source: e.into(),
+        })
+    }
+
+    /// The retry loop both update modes share: each attempt syncs, recomputes
+    /// and commits (`attempt`), then pushes the commit to `branch`. A push the
+    /// remote refuses because the branch moved starts a new attempt on the new
+    /// head; any other failure, or running out of attempts, keeps the last
+    /// commit on a local branch ([`Checkout::keep`]) and says so in the error.
+    fn push_until_it_lands<T>(
+        &self,
+        options: &UpdateOptions,
+        branch: &str,
+        mut attempt: impl FnMut() -> Result<Attempt<T>, GitError>,
+        pushed: impl Fn(String, u32) -> T,
+    ) -> Result<T, GitError> {
         let max = options.max_attempts.get();
         let mut last_commit = None;
-        for attempt in 1..=max {
-            let synced = self.sync_locked()?;
-            let change = compute(&self.dir).map_err(|e| GitError::Recompute {
-                dir: self.dir.clone(),
-                source: e.into(),
-            })?;
-            let Some(change) = change else {
-                return Ok(ProposeOutcome::Unchanged { head: synced.head });
-            };
-            let parent = synced.branches.get(branch).unwrap_or(&synced.head);
-            let Some(commit) = self.commit_detached(parent, &change, &options.identity)? else {
-                return Ok(ProposeOutcome::UpToDate {
-                    branch: branch.to_owned(),
-                    commit: parent.clone(),
-                });
+        for n in 1..=max {
+            let commit = match attempt()? {
+                Attempt::Done(outcome) => return Ok(outcome),
+                Attempt::Push(commit) => commit,
             };
             match self.push(&commit, branch)? {
                 PushResult::Pushed => {
-                    tracing::info!(url = %self.remote.url, branch, commit, attempt, "pushed a pull-request branch");
-                    return Ok(ProposeOutcome::Pushed {
-                        branch: branch.to_owned(),
-                        commit,
-                        attempts: attempt,
-                    });
+                    tracing::info!(url = %self.remote.url, branch, commit, attempt = n, "pushed");
+                    return Ok(pushed(commit, n));
                 }
-                PushResult::Moved => last_commit = Some(commit),
+                PushResult::Moved => {
+                    tracing::warn!(
+                        url = %self.remote.url,
+                        branch,
+                        attempt = n,
+                        "the remote branch moved during the update; recomputing on its new head"
+                    );
+                    last_commit = Some(commit);
+                }
                 PushResult::Failed(reason) => {
                     let kept = self.keep(&commit)?;
                     return Err(GitError::Push {
