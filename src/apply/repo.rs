@@ -527,9 +527,18 @@ pub async fn apply_repo(
     dir: &Path,
     options: &RepoOptions,
 ) -> Result<ApplyReport, RepoApplyError> {
-    let repo = prepare(dir, options)?;
+    apply_prepared(client, &prepare(dir, options)?, options).await
+}
+
+/// [`apply_repo`] for a repository already read with [`prepare`] (with the same
+/// `options`).
+pub async fn apply_prepared(
+    client: &Client,
+    repo: &Repository,
+    options: &RepoOptions,
+) -> Result<ApplyReport, RepoApplyError> {
     let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
-    let p = make_plan(&repo, &observed, options);
+    let p = make_plan(repo, &observed, options);
     let mut report = ApplyReport {
         diagnostics: repo.diagnostics.clone(),
         ..ApplyReport::default()
@@ -654,7 +663,16 @@ pub async fn drift_repo(
     dir: &Path,
     options: &RepoOptions,
 ) -> Result<DriftReport, RepoApplyError> {
-    let repo = prepare(dir, options)?;
+    drift_prepared(client, &prepare(dir, options)?, options).await
+}
+
+/// [`drift_repo`] for a repository already read with [`prepare`] (with the same
+/// `options`).
+pub async fn drift_prepared(
+    client: &Client,
+    repo: &Repository,
+    options: &RepoOptions,
+) -> Result<DriftReport, RepoApplyError> {
     let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
     let natives = repo.natives();
     let protected = repo.protected();
@@ -681,6 +699,6 @@ pub async fn drift_repo(
     }
     Ok(DriftReport {
         entries,
-        errors: errors_of(&repo),
+        errors: errors_of(repo),
     })
 }

@@ -3,12 +3,13 @@
 //! (git, registry, Podman, doctor); the loop around it is [`super::run_loop`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::apply::{RepoOptions, apply_repo, drift_repo};
+use crate::apply::RepoOptions;
+use crate::apply::repo::{RepoApplyError, Repository, apply_prepared, drift_prepared, prepare};
 use crate::cli::check::Location;
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
@@ -150,8 +151,8 @@ impl RepoReconciler {
 
     async fn apply(
         &mut self,
-        dir: &Path,
-        request: &PassRequest,
+        repo: Result<&Repository, &RepoApplyError>,
+        options: &RepoOptions,
         liveness: &Liveness,
     ) -> BTreeMap<String, Option<String>> {
         let mut outcomes = BTreeMap::new();
@@ -160,7 +161,13 @@ impl RepoReconciler {
         }
         {
             let _step = liveness.begin("apply stacks");
-            match apply_repo(&self.client, dir, &self.options(&request.skip)).await {
+            let applied = match repo {
+                Ok(repo) => apply_prepared(&self.client, repo, options)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            match applied {
                 Ok(r) => {
                     for s in r.stacks {
                         if let Some(e) = &s.error {
@@ -172,8 +179,8 @@ impl RepoReconciler {
                 }
                 Err(e) => {
                     self.metrics.error("apply");
-                    tracing::error!(error = %format!("{e:#}"), "apply failed");
-                    outcomes.insert(String::new(), Some(e.to_string()));
+                    tracing::error!(error = %e, "apply failed");
+                    outcomes.insert(String::new(), Some(e));
                 }
             }
         }
@@ -210,13 +217,24 @@ impl Reconciler for RepoReconciler {
                 return report;
             }
         };
-        let outcomes = self.apply(&dir, &request, liveness).await;
+        // The stacks are read once for apply and drift.
+        let options = self.options(&request.skip);
+        let repo = {
+            let _step = liveness.begin("read the stacks");
+            prepare(&dir, &options)
+        };
+        let outcomes = self.apply(repo.as_ref(), &options, liveness).await;
         if let Some(Some(e)) = outcomes.get("") {
             report.error = Some(e.clone());
         }
-        let drift = {
-            let _step = liveness.begin("compare with what runs");
-            drift_repo(&self.client, &dir, &self.options(&BTreeSet::new())).await
+        let drift = match &repo {
+            Ok(repo) => {
+                let _step = liveness.begin("compare with what runs");
+                drift_prepared(&self.client, repo, &options)
+                    .await
+                    .map_err(|e| format!("{e:#}"))
+            }
+            Err(e) => Err(format!("{e:#}")),
         };
         let mut stacks: BTreeMap<String, StackOutcome> = BTreeMap::new();
         match drift {
@@ -269,7 +287,7 @@ impl Reconciler for RepoReconciler {
             }
             Err(e) => {
                 self.metrics.error("drift");
-                report.error.get_or_insert_with(|| format!("{e:#}"));
+                report.error.get_or_insert(e);
             }
         }
         for (stack, error) in outcomes {
