@@ -18,3 +18,4 @@ mod runtime;
 mod secrets_apply;
 mod sops_real;
 mod testbed;
+mod watchdog;
