@@ -136,6 +136,9 @@ pub fn service_env_files(sealed: &mut Sealed, service: &str, files: Vec<String>)
     }
 }
 
+/// Bind sources larger than this are not looked at as SOPS files.
+const MAX_SOPS_FILE: u64 = 4 * 1024 * 1024;
+
 /// Finds the bind sources of `spec` that are SOPS-encrypted files and says where
 /// their decrypted copies go. `runtime` is `None` when there is no runtime
 /// folder, which is an error only if an encrypted file is mounted.
@@ -156,7 +159,11 @@ pub fn find_mounts(
     let mut out = BTreeMap::new();
     for source in sources {
         let path = Path::new(source);
-        if !path.is_file() {
+        // A SOPS file is small; a large bind source (a database, media) is not
+        // read every pass to find out.
+        let small_file =
+            std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= MAX_SOPS_FILE);
+        if !small_file {
             continue;
         }
         let Ok(bytes) = std::fs::read(path) else {
