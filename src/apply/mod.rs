@@ -12,6 +12,6 @@ pub mod generate;
 pub mod observe;
 pub mod repo;
 
-pub use execute::{ApplyError, PullDisplay, StackResult, apply_stack, prune};
+pub use execute::{ApplyError, PullDisplay, StackResult, apply_stack, prune, stoppable};
 pub use observe::observe;
 pub use repo::{ApplyReport, RepoOptions, apply_repo, drift_repo, plan_repo};

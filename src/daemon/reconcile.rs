@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::apply::{RepoOptions, apply_repo, drift_repo};
+use crate::apply::{RepoOptions, apply_repo, drift_repo, stoppable};
 use crate::cli::check::Location;
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
@@ -143,7 +143,10 @@ impl RepoReconciler {
         }
         {
             let _step = liveness.begin("apply stacks");
-            match apply_repo(&self.client, dir, &self.options(&request.skip)).await {
+            // SIGTERM/SIGINT stop the apply at its next safe point.
+            let options = self.options(&request.skip);
+            let apply = apply_repo(&self.client, dir, &options);
+            match stoppable(self.stopping.clone(), apply).await {
                 Ok(r) => {
                     for s in r.stacks {
                         if let Some(e) = &s.error {
