@@ -5,7 +5,15 @@
 //! stopped and removed, the new one renamed and started. A crash at any point
 //! leaves containers the next plan recognises: a missing service is created, a
 //! leftover replacement is a duplicate that is pruned.
+//!
+//! An apply run inside [`stoppable`] stops at its next safe point once its flag
+//! is raised (the daemon's SIGTERM/SIGINT): before an action, or while waiting
+//! for a dependency. An action already under way, a replacement above all, is
+//! carried out to its end.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::core::plan::{Action, Removal, StackPlan};
@@ -49,6 +57,31 @@ pub enum ApplyError {
         /// The container.
         name: String,
     },
+    /// Magos is stopping: the action was not started.
+    #[error("{action}: not started, magos is stopping")]
+    Stopped {
+        /// The action, as the plan prints it.
+        action: String,
+    },
+}
+
+tokio::task_local! {
+    /// Raised when the apply under way should stop at its next safe point.
+    static STOP: Arc<AtomicBool>;
+}
+
+/// Runs `apply` (e.g. [`apply_stack`], or a whole repository's apply) so that it
+/// stops at its next safe point once `stop` is raised: no further action starts,
+/// a dependency is no longer awaited, no further orphan is removed. An action
+/// already started is finished, so no container is left half-replaced.
+pub async fn stoppable<F: Future>(stop: Arc<AtomicBool>, apply: F) -> F::Output {
+    STOP.scope(stop, apply).await
+}
+
+/// Whether the surrounding [`stoppable`] asks to stop.
+fn stop_requested() -> bool {
+    STOP.try_with(|s| s.load(Ordering::Acquire))
+        .unwrap_or(false)
 }
 
 /// What happened to one stack.
@@ -90,6 +123,13 @@ pub async fn apply_stack(
     for action in &plan.actions {
         if let Some(l) = liveness {
             l.progress();
+        }
+        if stop_requested() {
+            tracing::warn!(stack = %stack.project, "stopping before {action}");
+            result.error = Some(ApplyError::Stopped {
+                action: action.to_string(),
+            });
+            break;
         }
         let outcome = match action {
             Action::Pull { image } => pull(client, image, liveness, display)
@@ -342,6 +382,9 @@ impl Poll {
 
     /// Waits before the next poll, or fails once the deadline passed.
     async fn wait(&mut self, what: &str, liveness: Option<&Liveness>) -> Result<(), String> {
+        if stop_requested() {
+            return Err("is no longer awaited: magos is stopping".to_owned());
+        }
         if Instant::now() >= self.deadline {
             return Err(format!(
                 "did not {what} within {}s",
@@ -411,6 +454,10 @@ async fn wait_completed(
 pub async fn prune(client: &Client, removals: &[Removal]) -> Vec<(String, Result<(), ApplyError>)> {
     let mut results = Vec::new();
     for r in removals {
+        if stop_requested() {
+            tracing::warn!(container = %r.name, "stopping: orphan left for the next apply");
+            break;
+        }
         let outcome = async {
             let inspect = match client.inspect_container(&r.id).await {
                 Ok(i) => i,
@@ -463,4 +510,98 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::podman::{ClientOptions, RetryPolicy};
+
+    /// A client with no socket behind it that gives up at once: any request
+    /// fails with a Podman error.
+    fn nowhere() -> Client {
+        let options = ClientOptions {
+            retry: RetryPolicy {
+                initial: Duration::from_millis(1),
+                max_delay: Duration::from_millis(1),
+                budget: Duration::ZERO,
+            },
+            ..ClientOptions::default()
+        };
+        Client::new("/nonexistent/podman.sock", options)
+    }
+
+    fn stack() -> (StackSpec, StackPlan) {
+        let spec = StackSpec {
+            project: "p".into(),
+            instance: "i".into(),
+            working_dir: "/nowhere".into(),
+            config_files: vec![],
+            networks: vec![],
+            volumes: vec![],
+            services: vec![],
+        };
+        let plan = StackPlan {
+            project: "p".into(),
+            actions: vec![Action::Pull {
+                image: "127.0.0.1:1/none:1".into(),
+            }],
+            error: None,
+        };
+        (spec, plan)
+    }
+
+    #[tokio::test]
+    async fn a_raised_stop_starts_no_action() {
+        let client = nowhere();
+        let (spec, plan) = stack();
+        let stop = Arc::new(AtomicBool::new(true));
+        let r = stoppable(
+            stop,
+            apply_stack(
+                &client,
+                &spec,
+                &plan,
+                &Unsealed::default(),
+                None,
+                PullDisplay::Log,
+            ),
+        )
+        .await;
+        assert!(r.done.is_empty());
+        assert!(
+            matches!(&r.error, Some(ApplyError::Stopped { action }) if action.contains("none:1")),
+            "{:?}",
+            r.error
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_raised_stop_the_action_runs() {
+        let client = nowhere();
+        let (spec, plan) = stack();
+        let lowered = stoppable(
+            Arc::new(AtomicBool::new(false)),
+            apply_stack(
+                &client,
+                &spec,
+                &plan,
+                &Unsealed::default(),
+                None,
+                PullDisplay::Log,
+            ),
+        )
+        .await;
+        assert!(matches!(lowered.error, Some(ApplyError::Podman { .. })));
+        let outside = apply_stack(
+            &client,
+            &spec,
+            &plan,
+            &Unsealed::default(),
+            None,
+            PullDisplay::Log,
+        )
+        .await;
+        assert!(matches!(outside.error, Some(ApplyError::Podman { .. })));
+    }
 }

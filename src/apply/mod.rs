@@ -14,6 +14,6 @@ pub mod observe;
 pub mod repo;
 pub mod sealed;
 
-pub use execute::{ApplyError, PullDisplay, StackResult, apply_stack, prune};
+pub use execute::{ApplyError, PullDisplay, StackResult, apply_stack, prune, stoppable};
 pub use observe::observe;
 pub use repo::{ApplyReport, RepoOptions, apply_repo, drift_repo, plan_repo};

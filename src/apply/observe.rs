@@ -39,6 +39,7 @@ pub async fn observe(client: &Client) -> Result<Observed, PodmanError> {
                 id: i.id,
                 digests,
                 tags: i.repo_tags.into_iter().collect(),
+                repo_digests: i.repo_digests.into_iter().collect(),
             }
         })
         .collect();

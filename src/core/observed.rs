@@ -87,6 +87,9 @@ pub struct ObservedImage {
     pub digests: BTreeSet<String>,
     /// `RepoTags`, fully qualified (`docker.io/library/nginx:1.27`).
     pub tags: BTreeSet<String>,
+    /// `RepoDigests`, fully qualified (`docker.io/library/nginx@sha256:…`): the
+    /// names Podman finds a pinned reference under.
+    pub repo_digests: BTreeSet<String>,
 }
 
 /// A network or volume as Podman reports it.
@@ -120,10 +123,16 @@ impl Observed {
             .map(|i| &i.digests)
     }
 
-    /// Whether an image is present: by digest when pinned, else by its qualified tag.
+    /// Whether an image is present as Podman looks it up: a pinned one by its
+    /// repository and digest (the same manifest stored under another repository
+    /// does not count: Podman would not find it by this name), else by its
+    /// qualified tag.
     pub fn has_image(&self, image: &ImageRef) -> bool {
         match &image.digest {
-            Some(d) => self.images.iter().any(|i| i.digests.contains(d)),
+            Some(d) => {
+                let wanted = format!("{}@{d}", repository(&image.qualified));
+                self.images.iter().any(|i| i.repo_digests.contains(&wanted))
+            }
             None => self
                 .images
                 .iter()
@@ -317,4 +326,30 @@ pub fn orphans<'a>(
             None => false,
         })
         .collect()
+}
+
+/// `name:tag` without its tag (`127.0.0.1:5000/app:1` → `127.0.0.1:5000/app`); a
+/// registry's port is not a tag.
+fn repository(qualified: &str) -> &str {
+    let last = qualified.rfind('/').map_or(0, |i| i + 1);
+    match qualified[last..].find(':') {
+        Some(colon) => &qualified[..last + colon],
+        None => qualified,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository;
+
+    #[test]
+    fn repository_drops_the_tag_but_not_a_port() {
+        assert_eq!(repository("127.0.0.1:5000/app:1.0"), "127.0.0.1:5000/app");
+        assert_eq!(repository("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
+        assert_eq!(
+            repository("docker.io/library/nginx:1.27"),
+            "docker.io/library/nginx"
+        );
+        assert_eq!(repository("nginx"), "nginx");
+    }
 }

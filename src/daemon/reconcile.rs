@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::apply::RepoOptions;
 use crate::apply::repo::{RepoApplyError, Repository, apply_prepared, drift_prepared, prepare};
+use crate::apply::{RepoOptions, stoppable};
 use crate::cli::check::Location;
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
@@ -161,10 +161,14 @@ impl RepoReconciler {
         }
         {
             let _step = liveness.begin("apply stacks");
+            // SIGTERM/SIGINT stop the apply at its next safe point.
             let applied = match repo {
-                Ok(repo) => apply_prepared(&self.client, repo, options)
-                    .await
-                    .map_err(|e| format!("{e:#}")),
+                Ok(repo) => stoppable(
+                    self.stopping.clone(),
+                    apply_prepared(&self.client, repo, options),
+                )
+                .await
+                .map_err(|e| format!("{e:#}")),
                 Err(e) => Err(format!("{e:#}")),
             };
             match applied {

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::schedule::{Backoff, RestartLimiter};
 use super::{Control, LoopSettings, PassReport, Reason, Reconciler, Reporter, Shared, run_loop};
 use crate::config::Config;
-use crate::core::spec::{LABEL_MANAGED, LABEL_PROJECT};
+use crate::core::spec::{LABEL_INSTANCE, LABEL_PROJECT};
 use crate::podman::{Client, EventFilters};
 use crate::server::{self, HookTrigger, Liveness, Metrics};
 use crate::systemd::notify::{Notice, Notifier};
@@ -195,7 +195,8 @@ pub async fn serve<R: Reconciler>(
             config.daemon.restart_window.0,
         );
         let metrics = daemon.metrics.clone();
-        tasks.spawn(watch_events(client, tx, limit, metrics));
+        let instance = config.apply.instance.as_str().to_owned();
+        tasks.spawn(watch_events(client, instance, tx, limit, metrics));
     }
 
     let settings = LoopSettings {
@@ -231,11 +232,13 @@ pub async fn serve<R: Reconciler>(
     Ok(report)
 }
 
-/// Follows Podman's container events and turns those of managed containers into
-/// pass triggers. The stream is reopened with backoff when it ends (the service
-/// may exit when idle and be socket-activated again).
+/// Follows Podman's container events and turns those of the containers this
+/// instance manages (another Magos instance's are not its business) into pass
+/// triggers. The stream is reopened with backoff when it ends (the service may
+/// exit when idle and be socket-activated again).
 async fn watch_events(
     client: Client,
+    instance: String,
     tx: mpsc::Sender<Control>,
     mut limit: RestartLimiter,
     metrics: Arc<Metrics>,
@@ -243,7 +246,7 @@ async fn watch_events(
     let mut pause = Duration::from_secs(1);
     loop {
         let filters = EventFilters {
-            labels: vec![format!("{LABEL_MANAGED}=true")],
+            labels: vec![format!("{LABEL_INSTANCE}={instance}")],
             ..EventFilters::containers()
         };
         match client.events(&filters).await {

@@ -74,10 +74,17 @@ fn converged(stacks: &[StackSpec]) -> Observed {
         }
         for s in &st.services {
             let image_id = format!("img-{}", s.service);
+            let repository = s.image.qualified.rsplit_once(':').unwrap().0;
             o.images.push(ObservedImage {
                 id: image_id.clone(),
                 digests: s.image.digest.iter().cloned().collect(),
                 tags: BTreeSet::from([s.image.qualified.clone()]),
+                repo_digests: s
+                    .image
+                    .digest
+                    .iter()
+                    .map(|d| format!("{repository}@{d}"))
+                    .collect(),
             });
             o.containers.push(ObservedContainer {
                 id: format!("id-{}", s.name),
@@ -184,6 +191,42 @@ fn a_digest_bump_recreates_only_that_service() {
     assert_eq!(e.expected.as_deref(), Some(digest('c').as_str()));
     assert_eq!(e.actual.as_deref(), Some(digest('b').as_str()));
     assert_eq!(e.container.as_deref(), Some("web_db_1"));
+}
+
+#[test]
+fn a_pinned_image_stored_only_under_another_repository_is_pulled() {
+    let before = [web()];
+    let mut o = converged(&before);
+    // The manifest `db` moves to is here, but as another repository's image
+    // (a mirror, a copy): Podman would not find `db@digest`, so it is pulled.
+    o.images.push(ObservedImage {
+        id: "img-mirror".into(),
+        digests: BTreeSet::from([digest('c')]),
+        tags: BTreeSet::from(["127.0.0.1:5000/mirror/db:1".to_owned()]),
+        repo_digests: BTreeSet::from([format!("127.0.0.1:5000/mirror/db@{}", digest('c'))]),
+    });
+    let mut after = web();
+    after.services[1].image = image("db", Some('c'));
+    let p = plan(&[after.clone()], &o, PlanOptions::default());
+    assert_eq!(
+        p.stacks[0].actions[0].to_string(),
+        format!("pull 127.0.0.1:5000/db:1@{}", digest('c'))
+    );
+    // Once stored under its own repository, it is not pulled again.
+    o.images
+        .last_mut()
+        .unwrap()
+        .repo_digests
+        .insert(format!("127.0.0.1:5000/db@{}", digest('c')));
+    let p = plan(&[after], &o, PlanOptions::default());
+    assert!(
+        p.stacks[0]
+            .actions
+            .iter()
+            .all(|a| !a.to_string().starts_with("pull")),
+        "{:?}",
+        p.stacks[0].actions
+    );
 }
 
 #[test]
