@@ -272,9 +272,20 @@ impl Testbed {
         dir
     }
 
-    /// A request to the libpod API socket.
+    /// A request to the libpod API socket. A `GET` the busy service refuses or
+    /// drops before answering (every test shares it) is tried again, twice.
     pub fn libpod(&self, method: &str, path: &str) -> io::Result<HttpResponse> {
-        unix_http(&self.podman_socket, method, path, &[])
+        let mut tries = 0;
+        loop {
+            match unix_http(&self.podman_socket, method, path, &[]) {
+                Err(e) if tries < 2 && method == "GET" && transient(&e) => {
+                    eprintln!("libpod {method} {path}: {e}; trying again");
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                r => return r,
+            }
+        }
     }
 
     /// A request to the test registry (`path` starts with `/v2/`).
@@ -411,6 +422,19 @@ pub fn unix_http(
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     http_exchange(stream, "d", method, path, headers)
+}
+
+/// Whether a request failed before any answer in a way a retry can mend.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    ) || e.to_string().contains("connection closed inside the headers")
+        || e.to_string().contains("bad status line \"\"")
 }
 
 /// Writes one request (no body, `Connection: close`) and reads the whole response.
