@@ -2,29 +2,13 @@
 //! repository is taken from, what each mode refuses, and a repository with
 //! nothing to pin, against real git (bare repositories on disk).
 
+#[path = "common/git.rs"]
+mod git_fixture;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Someone Else")
-        .env("GIT_AUTHOR_EMAIL", "someone@example.org")
-        .env("GIT_COMMITTER_NAME", "Someone Else")
-        .env("GIT_COMMITTER_EMAIL", "someone@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use git_fixture::git;
 
 fn magos(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_magos"))
@@ -58,19 +42,15 @@ fn config(dir: &Path, yaml: &str) -> PathBuf {
 
 /// A bare remote holding one stack whose only service has no annotation.
 fn bare_remote(root: &Path) -> PathBuf {
-    git(root, &["init", "-q", "--bare", "-b", "main", "remote.git"]);
-    git(root, &["init", "-q", "-b", "main", "work"]);
-    let work = root.join("work");
-    std::fs::create_dir_all(work.join("web")).unwrap();
-    std::fs::write(
-        work.join("web/compose.yaml"),
-        "services:\n  app:\n    image: registry.example/app:1.0\n",
+    git_fixture::bare_remote(
+        root,
+        "remote.git",
+        &[(
+            "web/compose.yaml",
+            "services:\n  app:\n    image: registry.example/app:1.0\n",
+        )],
     )
-    .unwrap();
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "initial"]);
-    git(&work, &["push", "-q", "../remote.git", "main"]);
-    root.join("remote.git")
+    .0
 }
 
 #[test]
