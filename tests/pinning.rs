@@ -2,24 +2,16 @@
 //! repository is taken from, what each mode refuses, and a repository with
 //! nothing to pin, against real git (bare repositories on disk).
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/git.rs"]
 mod git_fixture;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use cli::{magos, magos_on};
 use git_fixture::git;
-
-fn magos(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_magos"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run magos")
-}
 
 fn show(out: &Output) -> String {
     format!(
@@ -88,34 +80,14 @@ fn a_plain_folder_is_edited_in_place_only_never_committed() {
     )
     .unwrap();
     let cfg = config(tmp.path(), "");
-    let cfg = cfg.to_str().unwrap();
-    let out = magos(
-        tmp.path(),
-        &[
-            "update",
-            "--config",
-            cfg,
-            "--repo",
-            folder.to_str().unwrap(),
-        ],
-    );
+    let out = magos_on(tmp.path(), "update", &cfg, &folder, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is a local folder"), "{stderr}");
     assert!(stderr.contains("--no-commit"), "{stderr}");
     assert!(!tmp.path().join("state").exists(), "nothing was cloned");
 
-    let out = magos(
-        tmp.path(),
-        &[
-            "update",
-            "--config",
-            cfg,
-            "--repo",
-            folder.to_str().unwrap(),
-            "--no-commit",
-        ],
-    );
+    let out = magos_on(tmp.path(), "update", &cfg, &folder, &["--no-commit"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }
@@ -124,19 +96,9 @@ fn a_plain_folder_is_edited_in_place_only_never_committed() {
 fn no_commit_needs_a_folder_and_a_repository_is_required() {
     let tmp = tempfile::tempdir().unwrap();
     let bare = bare_remote(tmp.path());
-    let cfg = config(tmp.path(), "");
-    let cfg = cfg.to_str().unwrap();
-    let out = magos(
-        tmp.path(),
-        &[
-            "update",
-            "--config",
-            cfg,
-            "--repo",
-            bare.to_str().unwrap(),
-            "--no-commit",
-        ],
-    );
+    let cfg_file = config(tmp.path(), "");
+    let cfg = cfg_file.to_str().unwrap();
+    let out = magos_on(tmp.path(), "update", &cfg_file, &bare, &["--no-commit"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
@@ -15,6 +15,8 @@ use hyper::{Request, Response};
 
 use crate::support::{self, Testbed, show};
 
+#[path = "../common/cli.rs"]
+mod cli;
 #[allow(dead_code)]
 #[path = "../git/fake_github.rs"]
 mod fake_github;
@@ -26,34 +28,10 @@ mod http_backend;
 #[path = "../common/local_http.rs"]
 mod local_http;
 
+use cli::{magos, magos_on};
 use git_fixture::{bare_remote, git, push_other, write_files};
 
 const TOKEN: &str = "tok_9d2e7c41b0a6";
-
-/// Runs the real `magos` binary with a clean environment (HOME in `home`).
-fn magos(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_magos"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run magos")
-}
-
-/// Runs `magos <command> --config <cfg> --repo <repo> <extra>…`.
-fn magos_on(home: &Path, command: &str, cfg: &Path, repo: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        command,
-        "--config",
-        cfg.to_str().unwrap(),
-        "--repo",
-        repo.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    magos(home, &args)
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -103,6 +81,14 @@ fn stacks(bed: &Testbed, reg: &str) -> Vec<(String, String)> {
         ),
         ("README.md".to_owned(), "my homelab\n".to_owned()),
     ]
+}
+
+/// A bare remote at `rel` under `root` holding the [`stacks`] on registry
+/// `reg`: the remote and the commit of its `main`.
+fn stacks_remote(bed: &Testbed, reg: &str, root: &Path, rel: &str) -> (PathBuf, String) {
+    let (bare, _other) = bare_remote(root, rel, &stacks(bed, reg));
+    let head = git(&bare, &["rev-parse", "main"]);
+    (bare, head)
 }
 
 fn rows(out: &Output) -> BTreeMap<String, serde_json::Value> {
@@ -532,8 +518,7 @@ fn an_update_is_one_commit_listing_every_service_pushed_to_the_remote() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let reg = bed.registry.as_str();
-    let (bare, _other) = bare_remote(tmp.path(), "remote.git", &stacks(bed, reg));
-    let before = git(&bare, &["rev-parse", "main"]);
+    let (bare, before) = stacks_remote(bed, reg, tmp.path(), "remote.git");
     let cfg = config(
         tmp.path(),
         &[reg],
@@ -853,8 +838,7 @@ fn grouped_pull_request_mode_opens_one_request_for_every_update() {
     let root = tmp.path().to_owned();
     let reg = bed.registry.as_str();
     let served = root.join("served");
-    let (bare, _other) = bare_remote(&served, "me/homelab.git", &stacks(bed, reg));
-    let main_before = git(&bare, &["rev-parse", "main"]);
+    let (bare, main_before) = stacks_remote(bed, reg, &served, "me/homelab.git");
     let github = start_github();
     let backend = http_backend::HttpBackend::start(served.clone(), TOKEN, TOKEN);
     let cfg = config(
@@ -901,8 +885,7 @@ fn no_push_keeps_the_commit_on_a_local_branch_and_leaves_the_remote_alone() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let reg = bed.registry.as_str();
-    let (bare, _other) = bare_remote(tmp.path(), "remote.git", &stacks(bed, reg));
-    let before = git(&bare, &["rev-parse", "main"]);
+    let (bare, before) = stacks_remote(bed, reg, tmp.path(), "remote.git");
     let cfg = config(
         tmp.path(),
         &[reg],
