@@ -57,6 +57,29 @@ fn config(dir: &Path, registries: &[&str], extra: &str) -> PathBuf {
     path
 }
 
+/// A folder `repo` of compose files, in a temporary folder that also holds
+/// the configuration (trusting the given plain-HTTP registries) and the state.
+struct Workspace {
+    tmp: tempfile::TempDir,
+    repo: PathBuf,
+    cfg: PathBuf,
+}
+
+impl Workspace {
+    fn new(files: &[(String, String)], registries: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        write_files(&repo, files);
+        let cfg = config(tmp.path(), registries, "");
+        Self { tmp, repo, cfg }
+    }
+
+    /// Runs `magos <command> --config … --repo <repo> <extra>…`.
+    fn run(&self, command: &str, extra: &[&str]) -> Output {
+        magos_on(self.tmp.path(), command, &self.cfg, &self.repo, extra)
+    }
+}
+
 /// The stacks of the main tests, on registry `reg`: a semver service to update,
 /// the same image already pinned where the policy wants it, a moving tag, a
 /// multi-arch image, a digest-policy service and a service without annotation.
@@ -133,12 +156,9 @@ fn check_reports_each_choice_and_pins_multiarch_images_to_the_index() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let reg = bed.registry.as_str();
-    write_files(&repo, &stacks(bed, reg));
-    let cfg = config(tmp.path(), &[reg], "");
-    let out = magos_on(tmp.path(), "check", &cfg, &repo, &["--output", "json"]);
+    let ws = Workspace::new(&stacks(bed, reg), &[reg]);
+    let out = ws.run("check", &["--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let rows = rows(&out);
     assert_eq!(rows.len(), 5, "only annotated services: {rows:?}");
@@ -174,7 +194,7 @@ fn check_reports_each_choice_and_pins_multiarch_images_to_the_index() {
     assert!(fixed["tag"].is_null());
 
     // The table form says the same.
-    let out = magos_on(tmp.path(), "check", &cfg, &repo, &[]);
+    let out = ws.run("check", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let table = text(&out.stdout);
     assert!(table.starts_with("STACK"), "{table}");
@@ -192,12 +212,9 @@ fn a_check_with_an_unreachable_registry_reports_it_and_exits_2() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let closed = format!("127.0.0.1:{}", support::free_port());
     let reg = bed.registry.as_str();
-    write_files(
-        &repo,
+    let ws = Workspace::new(
         &[(
             "compose.yaml".to_owned(),
             format!(
@@ -205,9 +222,9 @@ fn a_check_with_an_unreachable_registry_reports_it_and_exits_2() {
                  app:\n    image: {reg}/magos/semver:1.0.0 # {{\"magos\": {{\"policy\": \"semver\", \"range\": \"~1.0\"}}}}\n"
             ),
         )],
+        &[reg, &closed],
     );
-    let cfg = config(tmp.path(), &[reg, &closed], "");
-    let out = magos_on(tmp.path(), "check", &cfg, &repo, &["--output", "json"]);
+    let out = ws.run("check", &["--output", "json"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let rows = rows(&out);
     assert!(
@@ -313,14 +330,11 @@ fn one_check_lists_each_repository_once_and_heads_only_elected_tags() {
     };
     let front = Front::start(&bed.registry, None);
     let h = front.host();
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let d125 = bed.manifest_digest(&format!("{}/magos/semver:1.2.5", bed.registry));
     let annotated = |range: &str| {
         format!("# {{\"magos\": {{\"policy\": \"semver\", \"range\": \"{range}\"}}}}")
     };
-    write_files(
-        &repo,
+    let ws = Workspace::new(
         &[
             (
                 "one/compose.yaml".to_owned(),
@@ -339,9 +353,9 @@ fn one_check_lists_each_repository_once_and_heads_only_elected_tags() {
                 ),
             ),
         ],
+        &[&h],
     );
-    let cfg = config(tmp.path(), &[&h], "");
-    let out = magos_on(tmp.path(), "check", &cfg, &repo, &["--output", "json"]);
+    let out = ws.run("check", &["--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let rows = rows(&out);
     assert_eq!(rows["one/a"]["tag"], "1.2.5");
@@ -387,13 +401,10 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let reg = bed.registry.as_str();
     let files = stacks(bed, reg);
-    write_files(&repo, &files);
-    let cfg = config(tmp.path(), &[reg], "");
-    let out = magos_on(tmp.path(), "update", &cfg, &repo, &["--dry-run"]);
+    let ws = Workspace::new(&files, &[reg]);
+    let out = ws.run("update", &["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let diff = text(&out.stdout);
     let d1105 = bed.manifest_digest(&format!("{reg}/magos/semver:1.10.5"));
@@ -411,9 +422,12 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
     assert_eq!(diff.matches("\n+    image:").count(), 3, "{diff}");
     // Nothing written.
     for (path, contents) in &files {
-        assert_eq!(&std::fs::read_to_string(repo.join(path)).unwrap(), contents);
+        assert_eq!(
+            &std::fs::read_to_string(ws.repo.join(path)).unwrap(),
+            contents
+        );
     }
-    let names: Vec<_> = std::fs::read_dir(repo.join("apps")).unwrap().collect();
+    let names: Vec<_> = std::fs::read_dir(ws.repo.join("apps")).unwrap().collect();
     assert_eq!(names.len(), 1, "no temporary file left");
 }
 
@@ -422,8 +436,6 @@ fn an_observed_stack_is_checked_but_never_pinned() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let reg = bed.registry.as_str();
     let mut files = stacks(bed, reg);
     for (path, contents) in &mut files {
@@ -431,9 +443,8 @@ fn an_observed_stack_is_checked_but_never_pinned() {
             contents.push_str("x-magos:\r\n  observe: true\r\n");
         }
     }
-    write_files(&repo, &files);
-    let cfg = config(tmp.path(), &[reg], "");
-    let out = magos_on(tmp.path(), "update", &cfg, &repo, &["--dry-run"]);
+    let ws = Workspace::new(&files, &[reg]);
+    let out = ws.run("update", &["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let diff = text(&out.stdout);
     assert!(diff.contains("--- a/apps/compose.yaml\n"), "{diff}");
@@ -443,7 +454,7 @@ fn an_observed_stack_is_checked_but_never_pinned() {
     );
     assert_eq!(diff.matches("\n+    image:").count(), 1, "{diff}");
     // `check` still reports the observed stack's updates.
-    let out = magos_on(tmp.path(), "check", &cfg, &repo, &["--output", "json"]);
+    let out = ws.run("check", &["--output", "json"]);
     let rows = rows(&out);
     assert!(
         rows.keys().any(|k| k.contains("moving")),
@@ -456,13 +467,10 @@ fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let reg = bed.registry.as_str();
     let files = stacks(bed, reg);
-    write_files(&repo, &files);
-    let cfg = config(tmp.path(), &[reg], "");
-    let run = || magos_on(tmp.path(), "update", &cfg, &repo, &["--no-commit"]);
+    let ws = Workspace::new(&files, &[reg]);
+    let run = || ws.run("update", &["--no-commit"]);
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let d1105 = bed.manifest_digest(&format!("{reg}/magos/semver:1.10.5"));
@@ -475,7 +483,7 @@ fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
     );
     assert_ne!(expected_apps, files[0].1);
     assert_eq!(
-        std::fs::read_to_string(repo.join("apps/compose.yaml")).unwrap(),
+        std::fs::read_to_string(ws.repo.join("apps/compose.yaml")).unwrap(),
         expected_apps
     );
     let expected_edge = files[1]
@@ -489,7 +497,7 @@ fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
             &format!("{reg}/magos/multiarch:1.0@{index} "),
         );
     assert_eq!(
-        std::fs::read(repo.join("edge/compose.yml")).unwrap(),
+        std::fs::read(ws.repo.join("edge/compose.yml")).unwrap(),
         expected_edge.as_bytes(),
         "CRLF, quotes, spacing and comments are kept"
     );
@@ -500,13 +508,13 @@ fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
         )),
         "{stdout}"
     );
-    assert!(!repo.join(".git").exists());
+    assert!(!ws.repo.join(".git").exists());
 
     // Twice equals once.
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(
-        std::fs::read_to_string(repo.join("apps/compose.yaml")).unwrap(),
+        std::fs::read_to_string(ws.repo.join("apps/compose.yaml")).unwrap(),
         expected_apps
     );
 }
