@@ -792,6 +792,18 @@ fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
     let app = app(&rt, &fake, "private-key.pem", None);
     let client = rt.block_on(app.client()).unwrap();
     let main_before = f.remote_head();
+    // Opens or updates the request of `branch` against main.
+    let ensure = |branch: &str, title: &str, body: &str| {
+        rt.block_on(ensure_pull_request(
+            &client,
+            &slug(),
+            branch,
+            "main",
+            title,
+            body,
+        ))
+        .unwrap()
+    };
 
     let branch = pull_request_branch("web", "app", "1.1");
     let outcome = c.propose(&options(3), &branch, pin_app).unwrap();
@@ -812,16 +824,7 @@ fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
         main_before,
         "the followed branch was written to"
     );
-    let opened = rt
-        .block_on(ensure_pull_request(
-            &client,
-            &slug(),
-            &branch,
-            "main",
-            "Pin web/app 1.1",
-            "body",
-        ))
-        .unwrap();
+    let opened = ensure(&branch, "Pin web/app 1.1", "body");
     assert_eq!(opened, PullRequest::Opened(1));
 
     // The same update again: the branch already holds it, the request is updated.
@@ -833,16 +836,7 @@ fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
             commit: commit.clone()
         }
     );
-    let updated = rt
-        .block_on(ensure_pull_request(
-            &client,
-            &slug(),
-            &branch,
-            "main",
-            "Pin web/app 1.1",
-            "body 2",
-        ))
-        .unwrap();
+    let updated = ensure(&branch, "Pin web/app 1.1", "body 2");
     assert_eq!(updated, PullRequest::Updated(1));
     assert_eq!(
         fake.state.lock().unwrap().pulls.len(),
@@ -859,16 +853,7 @@ fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
         matches!(outcome, ProposeOutcome::Pushed { .. }),
         "{outcome:?}"
     );
-    let opened = rt
-        .block_on(ensure_pull_request(
-            &client,
-            &slug(),
-            &newer,
-            "main",
-            "Pin web/app 1.2",
-            "body",
-        ))
-        .unwrap();
+    let opened = ensure(&newer, "Pin web/app 1.2", "body");
     assert_eq!(opened, PullRequest::Opened(2));
     let closed = rt
         .block_on(close_superseded(
