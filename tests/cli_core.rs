@@ -140,26 +140,18 @@ fn policy_eval_invalid_exit_2() {
         );
         assert!(out.stdout.is_empty());
     }
-    let out = magos(&[
-        "policy",
-        "eval",
-        r#"{"policy": "semver"}"#,
-        "--tags",
-        "1",
-        "--current",
-        "Bad Ref",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let out = magos(&[
-        "policy",
-        "eval",
-        r#"{"policy": "semver"}"#,
-        "--tags",
-        "1",
-        "--age",
-        "2=1d",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+    for [flag, bad] in [["--current", "Bad Ref"], ["--age", "2=1d"]] {
+        let out = magos(&[
+            "policy",
+            "eval",
+            r#"{"policy": "semver"}"#,
+            "--tags",
+            "1",
+            flag,
+            bad,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {bad}");
+    }
 }
 
 #[test]

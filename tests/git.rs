@@ -3,8 +3,12 @@
 
 #[path = "git/fake_github.rs"]
 mod fake_github;
+#[path = "common/git.rs"]
+mod git_fixture;
 #[path = "git/http_backend.rs"]
 mod http_backend;
+#[path = "common/local_http.rs"]
+mod local_http;
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -19,6 +23,7 @@ use magos::git::{
 };
 
 use fake_github::FakeGithub;
+use git_fixture::{bare_remote, git, push_other};
 use http_backend::HttpBackend;
 use magos::git::ProposeOutcome;
 use magos::git::github::{
@@ -29,29 +34,6 @@ use magos::git::github::{
 const COMPOSE: &str = "services:\n  app:\n    image: registry.example/app:1.0 # magos: semver ^1\n";
 const TOKEN: &str = "tok_3c8e1f0a9b7d";
 
-/// Runs the git program for the test's own set-up, isolated from any user config.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Someone Else")
-        .env("GIT_AUTHOR_EMAIL", "someone@example.org")
-        .env("GIT_COMMITTER_NAME", "Someone Else")
-        .env("GIT_COMMITTER_EMAIL", "someone@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// A temporary folder with a bare remote `remote.git` holding one commit, and a
 /// work clone `other` that plays the humans (and other pushers) of the remote.
 struct Fixture {
@@ -61,17 +43,14 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path();
-        git(root, &["init", "-q", "--bare", "-b", "main", "remote.git"]);
-        git(root, &["init", "-q", "-b", "main", "other"]);
-        let other = root.join("other");
-        std::fs::create_dir_all(other.join("stacks/web")).unwrap();
-        std::fs::write(other.join("stacks/web/compose.yaml"), COMPOSE).unwrap();
-        std::fs::write(other.join("README.md"), "stacks\n").unwrap();
-        git(&other, &["add", "-A"]);
-        git(&other, &["commit", "-q", "-m", "initial"]);
-        git(&other, &["remote", "add", "origin", "../remote.git"]);
-        git(&other, &["push", "-q", "origin", "main"]);
+        bare_remote(
+            tmp.path(),
+            "remote.git",
+            &[
+                ("stacks/web/compose.yaml", COMPOSE),
+                ("README.md", "stacks\n"),
+            ],
+        );
         Self { tmp }
     }
 
@@ -89,15 +68,7 @@ impl Fixture {
 
     /// Commits `contents` to `file` from the other clone and pushes it.
     fn push_other(&self, file: &str, contents: &str, message: &str) -> String {
-        let other = self.path("other");
-        git(&other, &["pull", "-q", "--rebase", "origin", "main"]);
-        let path = other.join(file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, contents).unwrap();
-        git(&other, &["add", "-A"]);
-        git(&other, &["commit", "-q", "-m", message]);
-        git(&other, &["push", "-q", "origin", "main"]);
-        git(&other, &["rev-parse", "HEAD"])
+        push_other(&self.path("other"), file, contents, message)
     }
 
     fn checkout(&self, url: &str, auth: Auth) -> Checkout {
@@ -821,6 +792,18 @@ fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
     let app = app(&rt, &fake, "private-key.pem", None);
     let client = rt.block_on(app.client()).unwrap();
     let main_before = f.remote_head();
+    // Opens or updates the request of `branch` against main.
+    let ensure = |branch: &str, title: &str, body: &str| {
+        rt.block_on(ensure_pull_request(
+            &client,
+            &slug(),
+            branch,
+            "main",
+            title,
+            body,
+        ))
+        .unwrap()
+    };
 
     let branch = pull_request_branch("web", "app", "1.1");
     let outcome = c.propose(&options(3), &branch, pin_app).unwrap();
@@ -841,16 +824,7 @@ fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
         main_before,
         "the followed branch was written to"
     );
-    let opened = rt
-        .block_on(ensure_pull_request(
-            &client,
-            &slug(),
-            &branch,
-            "main",
-            "Pin web/app 1.1",
-            "body",
-        ))
-        .unwrap();
+    let opened = ensure(&branch, "Pin web/app 1.1", "body");
     assert_eq!(opened, PullRequest::Opened(1));
 
     // The same update again: the branch already holds it, the request is updated.
@@ -862,16 +836,7 @@ fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
             commit: commit.clone()
         }
     );
-    let updated = rt
-        .block_on(ensure_pull_request(
-            &client,
-            &slug(),
-            &branch,
-            "main",
-            "Pin web/app 1.1",
-            "body 2",
-        ))
-        .unwrap();
+    let updated = ensure(&branch, "Pin web/app 1.1", "body 2");
     assert_eq!(updated, PullRequest::Updated(1));
     assert_eq!(
         fake.state.lock().unwrap().pulls.len(),
@@ -888,16 +853,7 @@ fn pull_request_mode_keeps_one_request_per_branch_and_closes_superseded_ones() {
         matches!(outcome, ProposeOutcome::Pushed { .. }),
         "{outcome:?}"
     );
-    let opened = rt
-        .block_on(ensure_pull_request(
-            &client,
-            &slug(),
-            &newer,
-            "main",
-            "Pin web/app 1.2",
-            "body",
-        ))
-        .unwrap();
+    let opened = ensure(&newer, "Pin web/app 1.2", "body");
     assert_eq!(opened, PullRequest::Opened(2));
     let closed = rt
         .block_on(close_superseded(

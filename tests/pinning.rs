@@ -2,40 +2,16 @@
 //! repository is taken from, what each mode refuses, and a repository with
 //! nothing to pin, against real git (bare repositories on disk).
 
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/git.rs"]
+mod git_fixture;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Someone Else")
-        .env("GIT_AUTHOR_EMAIL", "someone@example.org")
-        .env("GIT_COMMITTER_NAME", "Someone Else")
-        .env("GIT_COMMITTER_EMAIL", "someone@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn magos(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_magos"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run magos")
-}
+use cli::{magos, magos_on};
+use git_fixture::git;
 
 fn show(out: &Output) -> String {
     format!(
@@ -58,19 +34,15 @@ fn config(dir: &Path, yaml: &str) -> PathBuf {
 
 /// A bare remote holding one stack whose only service has no annotation.
 fn bare_remote(root: &Path) -> PathBuf {
-    git(root, &["init", "-q", "--bare", "-b", "main", "remote.git"]);
-    git(root, &["init", "-q", "-b", "main", "work"]);
-    let work = root.join("work");
-    std::fs::create_dir_all(work.join("web")).unwrap();
-    std::fs::write(
-        work.join("web/compose.yaml"),
-        "services:\n  app:\n    image: registry.example/app:1.0\n",
+    git_fixture::bare_remote(
+        root,
+        "remote.git",
+        &[(
+            "web/compose.yaml",
+            "services:\n  app:\n    image: registry.example/app:1.0\n",
+        )],
     )
-    .unwrap();
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "initial"]);
-    git(&work, &["push", "-q", "../remote.git", "main"]);
-    root.join("remote.git")
+    .0
 }
 
 #[test]
@@ -108,34 +80,14 @@ fn a_plain_folder_is_edited_in_place_only_never_committed() {
     )
     .unwrap();
     let cfg = config(tmp.path(), "");
-    let cfg = cfg.to_str().unwrap();
-    let out = magos(
-        tmp.path(),
-        &[
-            "update",
-            "--config",
-            cfg,
-            "--repo",
-            folder.to_str().unwrap(),
-        ],
-    );
+    let out = magos_on(tmp.path(), "update", &cfg, &folder, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is a local folder"), "{stderr}");
     assert!(stderr.contains("--no-commit"), "{stderr}");
     assert!(!tmp.path().join("state").exists(), "nothing was cloned");
 
-    let out = magos(
-        tmp.path(),
-        &[
-            "update",
-            "--config",
-            cfg,
-            "--repo",
-            folder.to_str().unwrap(),
-            "--no-commit",
-        ],
-    );
+    let out = magos_on(tmp.path(), "update", &cfg, &folder, &["--no-commit"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }
@@ -144,19 +96,9 @@ fn a_plain_folder_is_edited_in_place_only_never_committed() {
 fn no_commit_needs_a_folder_and_a_repository_is_required() {
     let tmp = tempfile::tempdir().unwrap();
     let bare = bare_remote(tmp.path());
-    let cfg = config(tmp.path(), "");
-    let cfg = cfg.to_str().unwrap();
-    let out = magos(
-        tmp.path(),
-        &[
-            "update",
-            "--config",
-            cfg,
-            "--repo",
-            bare.to_str().unwrap(),
-            "--no-commit",
-        ],
-    );
+    let cfg_file = config(tmp.path(), "");
+    let cfg = cfg_file.to_str().unwrap();
+    let out = magos_on(tmp.path(), "update", &cfg_file, &bare, &["--no-commit"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -41,8 +41,8 @@ fn pki() -> Pki {
     }
 }
 
-/// Serves `{"tags":["1.0"]}` over TLS on 127.0.0.1; returns the port.
-async fn tls_server(pki: &Pki) -> (u16, tokio::task::JoinHandle<()>) {
+/// A TLS acceptor (ring provider) presenting the certificate of `pki`.
+fn acceptor(pki: &Pki) -> tokio_rustls::TlsAcceptor {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -53,7 +53,12 @@ async fn tls_server(pki: &Pki) -> (u16, tokio::task::JoinHandle<()>) {
             rustls::pki_types::PrivateKeyDer::Pkcs8(pki.key_der.clone().into()),
         )
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// Serves `{"tags":["1.0"]}` over TLS on 127.0.0.1; returns the port.
+async fn tls_server(pki: &Pki) -> (u16, tokio::task::JoinHandle<()>) {
+    let acceptor = acceptor(pki);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
@@ -124,17 +129,7 @@ async fn credentials_never_go_to_a_plain_http_realm() {
     });
 
     let pki = pki();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![pki.cert_der.clone().into()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(pki.key_der.clone().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = acceptor(&pki);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host = listener.local_addr().unwrap().to_string();
     let challenge = format!("Bearer realm=\"{realm}\",service=\"test\"");

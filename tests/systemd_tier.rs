@@ -136,6 +136,13 @@ fn show(out: &Output) -> String {
     )
 }
 
+/// The standard output of a command that must have succeeded; otherwise the
+/// test fails with `what` and the whole output.
+fn stdout_ok(out: &Output, what: &str) -> String {
+    assert!(out.status.success(), "{what}\n{}", show(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A booted guest; taken down when dropped.
 struct Guest {
     dir: PathBuf,
@@ -181,39 +188,45 @@ impl Guest {
         }
     }
 
-    /// Runs a command as the guest user, inside its `systemd --user` manager.
-    fn user(&self, cmd: &[&str]) -> Output {
-        let mut args = vec!["user"];
-        args.extend_from_slice(cmd);
-        self.script(&args)
-    }
-
-    /// Like [`Guest::user`], failing the test unless the command succeeds; its stdout.
-    fn user_ok(&self, cmd: &[&str]) -> String {
-        let out = self.user(cmd);
-        assert!(
-            out.status.success(),
-            "as {GUEST_USER} in the guest: {cmd:?}\n{}",
-            show(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `systemctl --user` of the guest user.
-    fn ctl(&self, args: &[&str]) -> Output {
-        let mut all = vec!["ctl"];
+    /// `scripts/systemd-tier.sh <verb> <args>…`.
+    fn verb(&self, verb: &str, args: &[&str]) -> Output {
+        let mut all = vec![verb];
         all.extend_from_slice(args);
         self.script(&all)
     }
 
+    /// Runs a command as the guest user, inside its `systemd --user` manager.
+    fn user(&self, cmd: &[&str]) -> Output {
+        self.verb("user", cmd)
+    }
+
+    /// Like [`Guest::user`], failing the test unless the command succeeds; its stdout.
+    fn user_ok(&self, cmd: &[&str]) -> String {
+        stdout_ok(
+            &self.user(cmd),
+            &format!("as {GUEST_USER} in the guest: {cmd:?}"),
+        )
+    }
+
+    /// `systemctl --user` of the guest user.
+    fn ctl(&self, args: &[&str]) -> Output {
+        self.verb("ctl", args)
+    }
+
     fn ctl_ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
+        stdout_ok(&self.ctl(args), &format!("systemctl --user {args:?}"))
+    }
+
+    /// `systemctl --user start`, failing the test with the unit's diagnostics
+    /// unless it succeeds.
+    fn start(&self, unit: &str) {
+        let start = self.ctl(&["start", unit]);
         assert!(
-            out.status.success(),
-            "systemctl --user {args:?}\n{}",
-            show(&out)
+            start.status.success(),
+            "{}\n{}",
+            show(&start),
+            self.diagnostics(unit)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn active(&self, unit: &str) -> bool {
@@ -358,13 +371,7 @@ fn systemd_tier_podman_quadlet_and_watchdog() {
         g.prop("tier-httpd.service", "FragmentPath"),
         format!("/run/user/{GUEST_UID}/systemd/generator/tier-httpd.service")
     );
-    let start = g.ctl(&["start", "tier-httpd.service"]);
-    assert!(
-        start.status.success(),
-        "{}\n{}",
-        show(&start),
-        g.diagnostics("tier-httpd.service")
-    );
+    g.start("tier-httpd.service");
     wait_for(
         "the Quadlet container to serve HTTP on 127.0.0.1",
         Duration::from_secs(60),
@@ -479,13 +486,7 @@ fn systemd_tier_magos_dominus_service() {
     );
 
     // Type=notify: `start` returns once Magos said READY=1.
-    let start = g.ctl(&["start", UNIT]);
-    assert!(
-        start.status.success(),
-        "{}\n{}",
-        show(&start),
-        g.diagnostics(UNIT)
-    );
+    g.start(UNIT);
     assert_eq!(
         g.prop(UNIT, "ActiveState"),
         "active",
@@ -672,13 +673,7 @@ fn systemd_tier_magos_dominus_container() {
         format!("/run/user/{GUEST_UID}/systemd/generator/{UNIT}")
     );
 
-    let start = g.ctl(&["start", UNIT]);
-    assert!(
-        start.status.success(),
-        "{}\n{}",
-        show(&start),
-        g.diagnostics(UNIT)
-    );
+    g.start(UNIT);
     assert_eq!(
         g.prop(UNIT, "ActiveState"),
         "active",
@@ -816,13 +811,8 @@ fn systemd_tier_magos_dominus_root_service() {
 
 /// Runs a command as root in the guest (a transient system unit); its stdout.
 fn root_ok(g: &Guest, cmd: &[&str]) -> String {
-    let mut all = vec!["root"];
-    all.extend_from_slice(cmd);
-    let out = g.script(&all);
-    assert!(
-        out.status.success(),
-        "as root in the guest: {cmd:?}\n{}",
-        show(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout_ok(
+        &g.verb("root", cmd),
+        &format!("as root in the guest: {cmd:?}"),
+    )
 }

@@ -7,14 +7,12 @@
 //! requests carry a token this fake minted, and pull requests are kept as GitHub
 //! keeps them (numbered, one list, open or closed).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 /// A pull request as the fake holds it.
@@ -78,34 +76,11 @@ impl FakeGithub {
             token_lifetime,
             state: state.clone(),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                loop {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    let settings = settings.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let settings = settings.clone();
-                            async move { Ok::<_, Infallible>(handle(&settings, req).await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+        let addr = super::local_http::serve(move |req| {
+            let settings = settings.clone();
+            async move { handle(&settings, req).await }
         });
-        Self {
-            addr: rx.recv().unwrap(),
-            state,
-        }
+        Self { addr, state }
     }
 
     pub fn url(&self) -> String {

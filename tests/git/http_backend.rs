@@ -2,7 +2,6 @@
 //! HTTP on 127.0.0.1, behind Basic authentication with `x-access-token:<token>`
 //! as GitHub expects it. Requests without the right credentials get 401.
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +12,6 @@ use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
 /// What the server saw, for assertions.
 #[derive(Debug, Default, Clone)]
@@ -49,32 +47,10 @@ impl HttpBackend {
             write_token: write_token.to_owned(),
             seen: seen.clone(),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                loop {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    let settings = settings.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let settings = settings.clone();
-                            async move { Ok::<_, Infallible>(handle(&settings, req).await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+        let addr = super::local_http::serve(move |req| {
+            let settings = settings.clone();
+            async move { handle(&settings, req).await }
         });
-        let addr = rx.recv().unwrap();
         Self { addr, seen }
     }
 

@@ -125,6 +125,19 @@ struct Cleanup<'a> {
     project: String,
 }
 
+impl<'a> Cleanup<'a> {
+    /// A unique project name from `prefix` (with underscores, as Compose names
+    /// projects) and the guard that removes its objects.
+    fn project(tb: &'a Testbed, prefix: &str) -> (String, Self) {
+        let project = support::unique_name(prefix).replace('-', "_");
+        let cleanup = Self {
+            tb,
+            project: project.clone(),
+        };
+        (project, cleanup)
+    }
+}
+
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let label = format!("label=com.docker.compose.project={}", self.project);
@@ -186,14 +199,19 @@ fn states(stacks: &[StackSpec], o: &Observed) -> BTreeMap<String, DriftState> {
         .collect()
 }
 
+/// Fails the test unless every container of `stacks` is in sync in `o`.
+fn assert_in_sync(stacks: &[StackSpec], o: &Observed) {
+    let states = states(stacks, o);
+    assert!(
+        states.values().all(|s| *s == DriftState::InSync),
+        "{states:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stack_converges_stays_put_and_changes_only_what_changed() {
     let Some(tb) = testbed() else { return };
-    let project = support::unique_name("mgapply").replace('-', "_");
-    let _cleanup = Cleanup {
-        tb,
-        project: project.clone(),
-    };
+    let (project, _cleanup) = Cleanup::project(tb, "mgapply");
     let c = client(tb);
     let (web_port, front_port) = (support::free_port(), support::free_port());
     let stacks = [stack(tb, &project, web_port, front_port, "1.0.0")];
@@ -204,13 +222,7 @@ async fn a_stack_converges_stays_put_and_changes_only_what_changed() {
         let r = support::http_get(port, "/").expect("GET the published port");
         assert_eq!(r.status, 200, "port {port}");
     }
-    assert!(
-        states(&stacks, &o)
-            .values()
-            .all(|s| *s == DriftState::InSync),
-        "{:?}",
-        states(&stacks, &o)
-    );
+    assert_in_sync(&stacks, &o);
     let first = ids(&o, &project);
     assert_eq!(first.len(), 3, "{first:?}");
 
@@ -258,21 +270,13 @@ async fn a_stack_converges_stays_put_and_changes_only_what_changed() {
             assert_eq!(&after[name], id, "{name} must not be touched");
         }
     }
-    assert!(
-        states(&bumped, &o)
-            .values()
-            .all(|s| *s == DriftState::InSync)
-    );
+    assert_in_sync(&bumped, &o);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_names_what_was_changed_by_hand_and_orphans_are_pruned() {
     let Some(tb) = testbed() else { return };
-    let project = support::unique_name("mgdrift").replace('-', "_");
-    let _cleanup = Cleanup {
-        tb,
-        project: project.clone(),
-    };
+    let (project, _cleanup) = Cleanup::project(tb, "mgdrift");
     let c = client(tb);
     let stacks = [stack(
         tb,
@@ -312,13 +316,7 @@ async fn drift_names_what_was_changed_by_hand_and_orphans_are_pruned() {
 
     // Converge heals all three.
     let o = converge(&c, &stacks).await;
-    assert!(
-        states(&stacks, &o)
-            .values()
-            .all(|s| *s == DriftState::InSync),
-        "{:?}",
-        states(&stacks, &o)
-    );
+    assert_in_sync(&stacks, &o);
 
     // A service removed from the repository leaves an orphan that apply prunes; a
     // container outside every managed project is never touched.
@@ -346,11 +344,7 @@ async fn drift_names_what_was_changed_by_hand_and_orphans_are_pruned() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_spec_leaves_the_running_container_alone() {
     let Some(tb) = testbed() else { return };
-    let project = support::unique_name("mgrefuse").replace('-', "_");
-    let _cleanup = Cleanup {
-        tb,
-        project: project.clone(),
-    };
+    let (project, _cleanup) = Cleanup::project(tb, "mgrefuse");
     let c = client(tb);
     let stacks = [stack(
         tb,
@@ -389,9 +383,5 @@ async fn a_refused_spec_leaves_the_running_container_alone() {
     assert!(err.contains("worker"), "{err}");
     let o = observe(&c).await.unwrap();
     assert_eq!(ids(&o, &project), before, "the old worker keeps running");
-    assert!(
-        states(&stacks, &o)
-            .values()
-            .all(|s| *s == DriftState::InSync)
-    );
+    assert_in_sync(&stacks, &o);
 }

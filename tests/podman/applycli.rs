@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{self, Testbed, show, testbed};
+use crate::support::{self, Activated, Testbed, show, testbed};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -553,73 +553,6 @@ fn a_missing_socket_says_how_to_enable_it() {
     assert_eq!(err.matches("error:").count(), 1, "{err}");
 }
 
-/// `podman system service --time=1` behind `systemd-socket-activate`, as
-/// `podman.socket` runs it: it exits when idle and is started again on demand.
-struct Activated<'a> {
-    tb: &'a Testbed,
-    socket: PathBuf,
-    child: Option<Child>,
-}
-
-impl Activated<'_> {
-    fn spawn(&mut self) {
-        let _ = std::fs::remove_file(&self.socket);
-        let home = self
-            .tb
-            .var("MAGOS_TESTBED_HOME")
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("/home/{}", self.tb.user));
-        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("runuser");
-        let child = Command::new(runuser)
-            .args(["-u", &self.tb.user, "--", "env", "-i"])
-            .arg(format!("HOME={home}"))
-            .arg(format!("USER={}", self.tb.user))
-            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-            .arg(format!("XDG_RUNTIME_DIR={}", self.tb.runtime_dir.display()))
-            .arg("PODMAN_IGNORE_CGROUPSV1_WARNING=1")
-            .arg("TMPDIR=/var/tmp")
-            .arg("systemd-socket-activate")
-            .arg("--listen")
-            .arg(&self.socket)
-            .args(["podman", "system", "service", "--time=1"])
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run systemd-socket-activate as the test user");
-        self.child = Some(child);
-        let socket = self.socket.clone();
-        assert!(support::wait_until(WAIT, Duration::from_millis(20), || {
-            magos::podman::socket::probe_path(&socket) == magos::podman::socket::PathKind::Socket
-        }));
-    }
-
-    fn wait_exit(&mut self) {
-        let child = self.child.as_mut().unwrap();
-        assert!(
-            support::wait_until(WAIT, Duration::from_millis(50), || matches!(
-                child.try_wait(),
-                Ok(Some(_))
-            )),
-            "the idle service did not exit"
-        );
-        self.child = None;
-    }
-}
-
-impl Drop for Activated<'_> {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 #[test]
 fn apply_succeeds_across_a_restarted_api_service() {
     let Some(tb) = testbed() else { return };
@@ -637,13 +570,8 @@ fn apply_succeeds_across_a_restarted_api_service() {
         "s/compose.yaml",
         &format!("name: {project}\nservices:\n  app:\n    image: {httpd}\n    ports: [\"127.0.0.1:{port}:8080\"]\n    stop_signal: SIGKILL\n"),
     );
-    let mut service = Activated {
-        tb,
-        socket: repo.path().join("api.sock"),
-        child: None,
-    };
-    service.spawn();
-    let socket = service.socket.to_string_lossy().into_owned();
+    let mut service = Activated::start(tb, &repo.path().join("api.sock"));
+    let socket = service.socket().to_string_lossy().into_owned();
     expect_exit(&magos(tb, &repo, Some(&socket), &["apply"]), 0);
     get_ok(port);
     let ids = containers(tb, &project);

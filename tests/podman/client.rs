@@ -7,8 +7,6 @@
 //! when the test fails. Nothing else is touched.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -20,7 +18,7 @@ use magos::podman::{
     Client, ClientOptions, ContainerFilters, EventFilters, PodmanError, PullOptions, PullPolicy,
 };
 
-use crate::support::{self, Testbed, testbed};
+use crate::support::{self, Activated, Testbed, testbed};
 
 /// The label every object made here carries.
 const TEST_LABEL: &str = "io.magos.test";
@@ -477,91 +475,6 @@ async fn errors_name_the_endpoint_and_the_object() {
     assert!(text.contains("/libpod/containers/"), "{text}");
     assert!(text.contains(&format!("container {name}")), "{text}");
     assert!(text.contains("HTTP 404"), "{text}");
-}
-
-/// A socket-activated service that exits when idle, as `podman.socket` starts it:
-/// `systemd-socket-activate` listens and hands the socket to
-/// `podman system service --time=1` on the first connection; the service exits
-/// after a second without clients, and (as systemd would) a new activator takes
-/// the socket again.
-struct Activated<'a> {
-    tb: &'a Testbed,
-    socket: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl<'a> Activated<'a> {
-    fn start(tb: &'a Testbed, socket: &Path) -> Self {
-        let mut a = Self {
-            tb,
-            socket: socket.to_path_buf(),
-            child: None,
-        };
-        a.spawn();
-        a
-    }
-
-    fn spawn(&mut self) {
-        let _ = std::fs::remove_file(&self.socket);
-        let home = self
-            .tb
-            .var("MAGOS_TESTBED_HOME")
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("/home/{}", self.tb.user));
-        // runuser is in sbin, which a non-login PATH may lack.
-        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("runuser");
-        let child = Command::new(runuser)
-            .args(["-u", &self.tb.user, "--", "env", "-i"])
-            .arg(format!("HOME={home}"))
-            .arg(format!("USER={}", self.tb.user))
-            .arg(format!("LOGNAME={}", self.tb.user))
-            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-            .arg(format!("XDG_RUNTIME_DIR={}", self.tb.runtime_dir.display()))
-            .arg("PODMAN_IGNORE_CGROUPSV1_WARNING=1")
-            .arg("TMPDIR=/var/tmp")
-            .arg("systemd-socket-activate")
-            .arg("--listen")
-            .arg(&self.socket)
-            .args(["podman", "system", "service", "--time=1"])
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run systemd-socket-activate as the test user");
-        self.child = Some(child);
-        let socket = self.socket.clone();
-        assert!(
-            support::wait_until(WAIT, Duration::from_millis(20), || {
-                magos::podman::socket::probe_path(&socket)
-                    == magos::podman::socket::PathKind::Socket
-            }),
-            "systemd-socket-activate did not create {}",
-            self.socket.display()
-        );
-    }
-
-    /// Waits until the service (and so the activator) has exited.
-    fn wait_exit(&mut self) {
-        let child = self.child.as_mut().expect("an activator runs");
-        let exited = support::wait_until(WAIT, Duration::from_millis(50), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
-        assert!(exited, "the idle service did not exit");
-        self.child = None;
-    }
-}
-
-impl Drop for Activated<'_> {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,6 +61,23 @@ impl<'a> Scope<'a> {
         self.tb.podman_ok(&args);
     }
 
+    /// Runs a managed container named `<prefix>-…` as `service` of a project
+    /// of the same name, on pasta with a free port of 127.0.0.1 published to
+    /// its 8080: the name and the port.
+    fn run_on_pasta(&self, prefix: &str, service: &str, cmd: &[&str]) -> (String, u16) {
+        let name = support::unique_name(prefix);
+        let port = support::free_port();
+        let publish = format!("127.0.0.1:{port}:8080");
+        self.run(
+            &name,
+            &name,
+            service,
+            &["--network", "pasta", "-p", &publish],
+            cmd,
+        );
+        (name, port)
+    }
+
     fn network(&mut self, name: &str) {
         self.tb
             .podman_ok(&["network", "create", "--label", &self.label, name]);
@@ -171,16 +188,7 @@ fn kill_container_pasta(tb: &Testbed, name: &str, port: u16) {
 fn a_dead_container_pasta_is_reported_and_healed() {
     let Some(tb) = testbed() else { return };
     let scope = Scope::new(tb, "doctor-pasta");
-    let name = support::unique_name("doctor-pasta");
-    let port = support::free_port();
-    let publish = format!("127.0.0.1:{port}:8080");
-    scope.run(
-        &name,
-        &name,
-        "web",
-        &["--network", "pasta", "-p", &publish],
-        &[],
-    );
+    let (name, port) = scope.run_on_pasta("doctor-pasta", "web", &[]);
     assert!(wait_answers(port), "the httpd never answered on {port}");
 
     let clean = check_and_heal(tb, &mut scope.doctor(false, 3));
@@ -334,16 +342,7 @@ fn a_dead_rootless_netns_pasta_is_reported_and_healed() {
 fn a_port_without_a_listening_service_is_a_service_problem_and_not_restarted() {
     let Some(tb) = testbed() else { return };
     let scope = Scope::new(tb, "doctor-svc");
-    let name = support::unique_name("doctor-svc");
-    let port = support::free_port();
-    let publish = format!("127.0.0.1:{port}:8080");
-    scope.run(
-        &name,
-        &name,
-        "idle",
-        &["--network", "pasta", "-p", &publish],
-        &["sleep", "3600"],
-    );
+    let (name, _port) = scope.run_on_pasta("doctor-svc", "idle", &["sleep", "3600"]);
     let before = started_at(tb, &name);
     let report = check_and_heal(tb, &mut scope.doctor(true, 3));
     let port_check = report
@@ -370,16 +369,7 @@ fn a_port_without_a_listening_service_is_a_service_problem_and_not_restarted() {
 fn heals_are_rate_limited() {
     let Some(tb) = testbed() else { return };
     let scope = Scope::new(tb, "doctor-limit");
-    let name = support::unique_name("doctor-limit");
-    let port = support::free_port();
-    let publish = format!("127.0.0.1:{port}:8080");
-    scope.run(
-        &name,
-        &name,
-        "web",
-        &["--network", "pasta", "-p", &publish],
-        &[],
-    );
+    let (name, port) = scope.run_on_pasta("doctor-limit", "web", &[]);
     assert!(wait_answers(port));
     let mut doc = scope.doctor(true, 1);
 
@@ -417,16 +407,7 @@ fn heals_are_rate_limited() {
 fn doctor_json_output_has_stable_keys() {
     let Some(tb) = testbed() else { return };
     let scope = Scope::new(tb, "doctor-json");
-    let name = support::unique_name("doctor-json");
-    let port = support::free_port();
-    let publish = format!("127.0.0.1:{port}:8080");
-    scope.run(
-        &name,
-        &name,
-        "web",
-        &["--network", "pasta", "-p", &publish],
-        &[],
-    );
+    let (name, port) = scope.run_on_pasta("doctor-json", "web", &[]);
     assert!(wait_answers(port));
     let cfg = tempfile::tempdir().unwrap();
     let cfg_file = cfg.path().join("magos.yaml");

@@ -4,62 +4,34 @@
 //! the local fake of GitHub's API for pull-request mode.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 use crate::support::{self, Testbed, show};
 
+#[path = "../common/cli.rs"]
+mod cli;
 #[allow(dead_code)]
 #[path = "../git/fake_github.rs"]
 mod fake_github;
+#[path = "../common/git.rs"]
+mod git_fixture;
 #[allow(dead_code)]
 #[path = "../git/http_backend.rs"]
 mod http_backend;
+#[path = "../common/local_http.rs"]
+mod local_http;
+
+use cli::{magos, magos_on};
+use git_fixture::{bare_remote, git, push_other, write_files};
 
 const TOKEN: &str = "tok_9d2e7c41b0a6";
-
-/// Runs git for the test's own set-up, isolated from any user configuration.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Someone Else")
-        .env("GIT_AUTHOR_EMAIL", "someone@example.org")
-        .env("GIT_COMMITTER_NAME", "Someone Else")
-        .env("GIT_COMMITTER_EMAIL", "someone@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Runs the real `magos` binary with a clean environment (HOME in `home`).
-fn magos(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_magos"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run magos")
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -85,35 +57,27 @@ fn config(dir: &Path, registries: &[&str], extra: &str) -> PathBuf {
     path
 }
 
-/// A bare remote `remote.git` (at `rel` under `root`) holding `files`, and a
-/// work clone `other` that plays the people pushing to it.
-fn bare_remote(root: &Path, rel: &str, files: &[(&str, &str)]) -> (PathBuf, PathBuf) {
-    let bare = root.join(rel);
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-    let other = root.join("other");
-    git(root, &["init", "-q", "-b", "main", "other"]);
-    for (path, contents) in files {
-        let p = other.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, contents).unwrap();
-    }
-    git(&other, &["add", "-A"]);
-    git(&other, &["commit", "-q", "-m", "initial"]);
-    git(&other, &["remote", "add", "origin", bare.to_str().unwrap()]);
-    git(&other, &["push", "-q", "origin", "main"]);
-    (bare, other)
+/// A folder `repo` of compose files, in a temporary folder that also holds
+/// the configuration (trusting the given plain-HTTP registries) and the state.
+struct Workspace {
+    tmp: tempfile::TempDir,
+    repo: PathBuf,
+    cfg: PathBuf,
 }
 
-fn push_other(other: &Path, file: &str, contents: &str, message: &str) -> String {
-    git(other, &["pull", "-q", "--rebase", "origin", "main"]);
-    let p = other.join(file);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, contents).unwrap();
-    git(other, &["add", "-A"]);
-    git(other, &["commit", "-q", "-m", message]);
-    git(other, &["push", "-q", "origin", "main"]);
-    git(other, &["rev-parse", "HEAD"])
+impl Workspace {
+    fn new(files: &[(String, String)], registries: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        write_files(&repo, files);
+        let cfg = config(tmp.path(), registries, "");
+        Self { tmp, repo, cfg }
+    }
+
+    /// Runs `magos <command> --config … --repo <repo> <extra>…`.
+    fn run(&self, command: &str, extra: &[&str]) -> Output {
+        magos_on(self.tmp.path(), command, &self.cfg, &self.repo, extra)
+    }
 }
 
 /// The stacks of the main tests, on registry `reg`: a semver service to update,
@@ -142,12 +106,12 @@ fn stacks(bed: &Testbed, reg: &str) -> Vec<(String, String)> {
     ]
 }
 
-fn write_tree(dir: &Path, files: &[(String, String)]) {
-    for (path, contents) in files {
-        let p = dir.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, contents).unwrap();
-    }
+/// A bare remote at `rel` under `root` holding the [`stacks`] on registry
+/// `reg`: the remote and the commit of its `main`.
+fn stacks_remote(bed: &Testbed, reg: &str, root: &Path, rel: &str) -> (PathBuf, String) {
+    let (bare, _other) = bare_remote(root, rel, &stacks(bed, reg));
+    let head = git(&bare, &["rev-parse", "main"]);
+    (bare, head)
 }
 
 fn rows(out: &Output) -> BTreeMap<String, serde_json::Value> {
@@ -192,23 +156,9 @@ fn check_reports_each_choice_and_pins_multiarch_images_to_the_index() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let reg = bed.registry.as_str();
-    write_tree(&repo, &stacks(bed, reg));
-    let cfg = config(tmp.path(), &[reg], "");
-    let out = magos(
-        tmp.path(),
-        &[
-            "check",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--repo",
-            repo.to_str().unwrap(),
-            "--output",
-            "json",
-        ],
-    );
+    let ws = Workspace::new(&stacks(bed, reg), &[reg]);
+    let out = ws.run("check", &["--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let rows = rows(&out);
     assert_eq!(rows.len(), 5, "only annotated services: {rows:?}");
@@ -244,16 +194,7 @@ fn check_reports_each_choice_and_pins_multiarch_images_to_the_index() {
     assert!(fixed["tag"].is_null());
 
     // The table form says the same.
-    let out = magos(
-        tmp.path(),
-        &[
-            "check",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--repo",
-            repo.to_str().unwrap(),
-        ],
-    );
+    let out = ws.run("check", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let table = text(&out.stdout);
     assert!(table.starts_with("STACK"), "{table}");
@@ -271,12 +212,9 @@ fn a_check_with_an_unreachable_registry_reports_it_and_exits_2() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let closed = format!("127.0.0.1:{}", support::free_port());
     let reg = bed.registry.as_str();
-    write_tree(
-        &repo,
+    let ws = Workspace::new(
         &[(
             "compose.yaml".to_owned(),
             format!(
@@ -284,20 +222,9 @@ fn a_check_with_an_unreachable_registry_reports_it_and_exits_2() {
                  app:\n    image: {reg}/magos/semver:1.0.0 # {{\"magos\": {{\"policy\": \"semver\", \"range\": \"~1.0\"}}}}\n"
             ),
         )],
+        &[reg, &closed],
     );
-    let cfg = config(tmp.path(), &[reg, &closed], "");
-    let out = magos(
-        tmp.path(),
-        &[
-            "check",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--repo",
-            repo.to_str().unwrap(),
-            "--output",
-            "json",
-        ],
-    );
+    let out = ws.run("check", &["--output", "json"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let rows = rows(&out);
     assert!(
@@ -330,45 +257,15 @@ impl Front {
         let log = Arc::new(Mutex::new(Vec::new()));
         let hook: Hook = Arc::new(Mutex::new(hook));
         let upstream = format!("http://{upstream}");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let state = (log.clone(), hook);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                magos::registry::install_crypto_provider();
-                let client = reqwest::Client::new();
-                loop {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    let (log, hook) = state.clone();
-                    let client = client.clone();
-                    let upstream = upstream.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let (log, hook, client, upstream) =
-                                (log.clone(), hook.clone(), client.clone(), upstream.clone());
-                            async move {
-                                Ok::<_, Infallible>(
-                                    forward(req, &log, &hook, &client, &upstream).await,
-                                )
-                            }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+        magos::registry::install_crypto_provider();
+        let client = reqwest::Client::new();
+        let seen = log.clone();
+        let addr = local_http::serve(move |req| {
+            let (log, hook, client, upstream) =
+                (seen.clone(), hook.clone(), client.clone(), upstream.clone());
+            async move { forward(req, &log, &hook, &client, &upstream).await }
         });
-        Self {
-            addr: rx.recv().unwrap(),
-            log,
-        }
+        Self { addr, log }
     }
 
     fn host(&self) -> String {
@@ -433,14 +330,11 @@ fn one_check_lists_each_repository_once_and_heads_only_elected_tags() {
     };
     let front = Front::start(&bed.registry, None);
     let h = front.host();
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let d125 = bed.manifest_digest(&format!("{}/magos/semver:1.2.5", bed.registry));
     let annotated = |range: &str| {
         format!("# {{\"magos\": {{\"policy\": \"semver\", \"range\": \"{range}\"}}}}")
     };
-    write_tree(
-        &repo,
+    let ws = Workspace::new(
         &[
             (
                 "one/compose.yaml".to_owned(),
@@ -459,20 +353,9 @@ fn one_check_lists_each_repository_once_and_heads_only_elected_tags() {
                 ),
             ),
         ],
+        &[&h],
     );
-    let cfg = config(tmp.path(), &[&h], "");
-    let out = magos(
-        tmp.path(),
-        &[
-            "check",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--repo",
-            repo.to_str().unwrap(),
-            "--output",
-            "json",
-        ],
-    );
+    let out = ws.run("check", &["--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let rows = rows(&out);
     assert_eq!(rows["one/a"]["tag"], "1.2.5");
@@ -518,23 +401,10 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let reg = bed.registry.as_str();
     let files = stacks(bed, reg);
-    write_tree(&repo, &files);
-    let cfg = config(tmp.path(), &[reg], "");
-    let out = magos(
-        tmp.path(),
-        &[
-            "update",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--repo",
-            repo.to_str().unwrap(),
-            "--dry-run",
-        ],
-    );
+    let ws = Workspace::new(&files, &[reg]);
+    let out = ws.run("update", &["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let diff = text(&out.stdout);
     let d1105 = bed.manifest_digest(&format!("{reg}/magos/semver:1.10.5"));
@@ -552,9 +422,12 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
     assert_eq!(diff.matches("\n+    image:").count(), 3, "{diff}");
     // Nothing written.
     for (path, contents) in &files {
-        assert_eq!(&std::fs::read_to_string(repo.join(path)).unwrap(), contents);
+        assert_eq!(
+            &std::fs::read_to_string(ws.repo.join(path)).unwrap(),
+            contents
+        );
     }
-    let names: Vec<_> = std::fs::read_dir(repo.join("apps")).unwrap().collect();
+    let names: Vec<_> = std::fs::read_dir(ws.repo.join("apps")).unwrap().collect();
     assert_eq!(names.len(), 1, "no temporary file left");
 }
 
@@ -563,8 +436,6 @@ fn an_observed_stack_is_checked_but_never_pinned() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let reg = bed.registry.as_str();
     let mut files = stacks(bed, reg);
     for (path, contents) in &mut files {
@@ -572,21 +443,8 @@ fn an_observed_stack_is_checked_but_never_pinned() {
             contents.push_str("x-magos:\r\n  observe: true\r\n");
         }
     }
-    write_tree(&repo, &files);
-    let cfg = config(tmp.path(), &[reg], "");
-    let args = |cmd: &'static str| {
-        vec![
-            cmd.to_owned(),
-            "--config".to_owned(),
-            cfg.to_str().unwrap().to_owned(),
-            "--repo".to_owned(),
-            repo.to_str().unwrap().to_owned(),
-        ]
-    };
-    let mut dry = args("update");
-    dry.push("--dry-run".to_owned());
-    let dry: Vec<&str> = dry.iter().map(String::as_str).collect();
-    let out = magos(tmp.path(), &dry);
+    let ws = Workspace::new(&files, &[reg]);
+    let out = ws.run("update", &["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let diff = text(&out.stdout);
     assert!(diff.contains("--- a/apps/compose.yaml\n"), "{diff}");
@@ -596,10 +454,7 @@ fn an_observed_stack_is_checked_but_never_pinned() {
     );
     assert_eq!(diff.matches("\n+    image:").count(), 1, "{diff}");
     // `check` still reports the observed stack's updates.
-    let mut check = args("check");
-    check.extend(["--output".to_owned(), "json".to_owned()]);
-    let check: Vec<&str> = check.iter().map(String::as_str).collect();
-    let out = magos(tmp.path(), &check);
+    let out = ws.run("check", &["--output", "json"]);
     let rows = rows(&out);
     assert!(
         rows.keys().any(|k| k.contains("moving")),
@@ -612,25 +467,10 @@ fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
     let Some(bed) = support::testbed() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
     let reg = bed.registry.as_str();
     let files = stacks(bed, reg);
-    write_tree(&repo, &files);
-    let cfg = config(tmp.path(), &[reg], "");
-    let run = || {
-        magos(
-            tmp.path(),
-            &[
-                "update",
-                "--config",
-                cfg.to_str().unwrap(),
-                "--repo",
-                repo.to_str().unwrap(),
-                "--no-commit",
-            ],
-        )
-    };
+    let ws = Workspace::new(&files, &[reg]);
+    let run = || ws.run("update", &["--no-commit"]);
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let d1105 = bed.manifest_digest(&format!("{reg}/magos/semver:1.10.5"));
@@ -643,7 +483,7 @@ fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
     );
     assert_ne!(expected_apps, files[0].1);
     assert_eq!(
-        std::fs::read_to_string(repo.join("apps/compose.yaml")).unwrap(),
+        std::fs::read_to_string(ws.repo.join("apps/compose.yaml")).unwrap(),
         expected_apps
     );
     let expected_edge = files[1]
@@ -657,7 +497,7 @@ fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
             &format!("{reg}/magos/multiarch:1.0@{index} "),
         );
     assert_eq!(
-        std::fs::read(repo.join("edge/compose.yml")).unwrap(),
+        std::fs::read(ws.repo.join("edge/compose.yml")).unwrap(),
         expected_edge.as_bytes(),
         "CRLF, quotes, spacing and comments are kept"
     );
@@ -668,13 +508,13 @@ fn no_commit_rewrites_only_the_image_values_byte_for_byte() {
         )),
         "{stdout}"
     );
-    assert!(!repo.join(".git").exists());
+    assert!(!ws.repo.join(".git").exists());
 
     // Twice equals once.
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(
-        std::fs::read_to_string(repo.join("apps/compose.yaml")).unwrap(),
+        std::fs::read_to_string(ws.repo.join("apps/compose.yaml")).unwrap(),
         expected_apps
     );
 }
@@ -686,13 +526,7 @@ fn an_update_is_one_commit_listing_every_service_pushed_to_the_remote() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let reg = bed.registry.as_str();
-    let files = stacks(bed, reg);
-    let files_ref: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let (bare, _other) = bare_remote(tmp.path(), "remote.git", &files_ref);
-    let before = git(&bare, &["rev-parse", "main"]);
+    let (bare, before) = stacks_remote(bed, reg, tmp.path(), "remote.git");
     let cfg = config(
         tmp.path(),
         &[reg],
@@ -818,6 +652,20 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The fake GitHub API for `me/homelab`: app 1234, installation 42, first
+/// installation token `TOKEN`, valid for an hour.
+fn start_github() -> fake_github::FakeGithub {
+    fake_github::FakeGithub::start(
+        1234,
+        42,
+        "me",
+        "homelab",
+        &std::fs::read(fixture("public-key.pem")).unwrap(),
+        TOKEN,
+        3600,
+    )
+}
+
 /// Every file under `dir`, for a search of the token.
 fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -866,15 +714,7 @@ fn pull_request_mode_opens_one_request_per_service_and_closes_superseded_ones() 
         &[("web/compose.yaml", &compose("^1"))],
     );
     let main_before = git(&bare, &["rev-parse", "main"]);
-    let github = fake_github::FakeGithub::start(
-        1234,
-        42,
-        "me",
-        "homelab",
-        &std::fs::read(fixture("public-key.pem")).unwrap(),
-        TOKEN,
-        3600,
-    );
+    let github = start_github();
     // Each run is a new process that mints a new installation token (the
     // fake's n-th is `TOKEN_n`); the git server of each run accepts that one.
     let update = |run: usize| {
@@ -1006,22 +846,8 @@ fn grouped_pull_request_mode_opens_one_request_for_every_update() {
     let root = tmp.path().to_owned();
     let reg = bed.registry.as_str();
     let served = root.join("served");
-    let files = stacks(bed, reg);
-    let files_ref: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let (bare, _other) = bare_remote(&served, "me/homelab.git", &files_ref);
-    let main_before = git(&bare, &["rev-parse", "main"]);
-    let github = fake_github::FakeGithub::start(
-        1234,
-        42,
-        "me",
-        "homelab",
-        &std::fs::read(fixture("public-key.pem")).unwrap(),
-        TOKEN,
-        3600,
-    );
+    let (bare, main_before) = stacks_remote(bed, reg, &served, "me/homelab.git");
+    let github = start_github();
     let backend = http_backend::HttpBackend::start(served.clone(), TOKEN, TOKEN);
     let cfg = config(
         &root,
@@ -1067,13 +893,7 @@ fn no_push_keeps_the_commit_on_a_local_branch_and_leaves_the_remote_alone() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let reg = bed.registry.as_str();
-    let files = stacks(bed, reg);
-    let files_ref: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let (bare, _other) = bare_remote(tmp.path(), "remote.git", &files_ref);
-    let before = git(&bare, &["rev-parse", "main"]);
+    let (bare, before) = stacks_remote(bed, reg, tmp.path(), "remote.git");
     let cfg = config(
         tmp.path(),
         &[reg],

@@ -24,6 +24,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod activated;
+pub use activated::Activated;
+
 /// Where `scripts/testbed.sh` writes the description of the test bed.
 pub const DEFAULT_ENV_FILE: &str = "/run/magos-testbed/env";
 
