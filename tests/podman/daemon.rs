@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::git_fixture::git;
 use crate::support::{self, Testbed, testbed};
 
 /// The webhook secret of every configuration here.
@@ -166,21 +167,6 @@ fn magos(tb: &Testbed, config: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run magos")
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A bare git remote on disk (branch `main`) and a clone that pushes to it.

@@ -6,6 +6,9 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "../common/git.rs"]
+mod git_fixture;
+
 mod apply;
 mod applycli;
 mod client;

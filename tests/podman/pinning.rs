@@ -20,16 +20,14 @@ mod cli;
 #[allow(dead_code)]
 #[path = "../git/fake_github.rs"]
 mod fake_github;
-#[path = "../common/git.rs"]
-mod git_fixture;
 #[allow(dead_code)]
 #[path = "../git/http_backend.rs"]
 mod http_backend;
 #[path = "../common/local_http.rs"]
 mod local_http;
 
+use crate::git_fixture::{bare_remote, git, push_other, write_files};
 use cli::{magos, magos_on};
-use git_fixture::{bare_remote, git, push_other, write_files};
 
 const TOKEN: &str = "tok_9d2e7c41b0a6";
 

@@ -436,7 +436,9 @@ fn transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::UnexpectedEof
-    ) || e.to_string().contains("connection closed inside the headers")
+    ) || e
+        .to_string()
+        .contains("connection closed inside the headers")
         || e.to_string().contains("bad status line \"\"")
 }
 
