@@ -98,22 +98,7 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         for p in &self.projects {
-            for id in containers(self.tb, p).values() {
-                let _ = self.tb.podman_cli(&["rm", "-f", "-t", "0", id]);
-            }
-            let label = format!("label=com.docker.compose.project={p}");
-            let nets = self
-                .tb
-                .podman_cli(&["network", "ls", "-q", "--filter", &label]);
-            for n in String::from_utf8_lossy(&nets.stdout).split_whitespace() {
-                let _ = self.tb.podman_cli(&["network", "rm", "-f", n]);
-            }
-            let vols = self
-                .tb
-                .podman_cli(&["volume", "ls", "-q", "--filter", &label]);
-            for v in String::from_utf8_lossy(&vols.stdout).split_whitespace() {
-                let _ = self.tb.podman_cli(&["volume", "rm", "-f", v]);
-            }
+            self.tb.remove_project(p);
             let _ = self
                 .tb
                 .podman_cli(&["image", "rm", "-f", &format!("{p}_app")]);

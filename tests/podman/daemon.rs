@@ -38,14 +38,7 @@ impl Drop for Running<'_> {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let label = format!("label=com.docker.compose.project={}", self.project);
-        let ids = self.tb.podman_cli(&["ps", "-aq", "--filter", &label]);
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let _ = self.tb.podman_cli(&["rm", "-f", "-t", "0", id]);
-        }
-        let _ = self
-            .tb
-            .podman_cli(&["network", "rm", "-f", &format!("{}_default", self.project)]);
+        self.tb.remove_project(&self.project);
     }
 }
 

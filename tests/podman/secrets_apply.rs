@@ -115,18 +115,7 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         for p in &self.projects {
-            let ids = self.tb.podman_cli(&[
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=com.docker.compose.project={p}"),
-            ]);
-            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-                let _ = self.tb.podman_cli(&["rm", "-f", "-t", "0", id]);
-            }
-            let _ = self
-                .tb
-                .podman_cli(&["network", "rm", "-f", &format!("{p}_default")]);
+            self.tb.remove_project(p);
         }
     }
 }

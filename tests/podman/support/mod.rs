@@ -275,6 +275,28 @@ impl Testbed {
         dir
     }
 
+    /// Removes every container, network and volume of a compose project (by its
+    /// `com.docker.compose.project` label), ignoring failures: for drop guards.
+    pub fn remove_project(&self, project: &str) {
+        let label = format!("label=com.docker.compose.project={project}");
+        let ids = |args: &[&str]| {
+            let out = self.podman_cli(args);
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        for id in ids(&["ps", "-aq", "--filter", &label]) {
+            let _ = self.podman_cli(&["rm", "-f", "-t", "0", &id]);
+        }
+        for n in ids(&["network", "ls", "-q", "--filter", &label]) {
+            let _ = self.podman_cli(&["network", "rm", "-f", &n]);
+        }
+        for v in ids(&["volume", "ls", "-q", "--filter", &label]) {
+            let _ = self.podman_cli(&["volume", "rm", "-f", &v]);
+        }
+    }
+
     /// A request to the libpod API socket. A `GET` the busy service refuses or
     /// drops before answering (every test shares it) is tried again, twice.
     pub fn libpod(&self, method: &str, path: &str) -> io::Result<HttpResponse> {
