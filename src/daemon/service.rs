@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use super::schedule::{Backoff, RestartLimiter};
 use super::{Control, LoopSettings, PassReport, Reason, Reconciler, Reporter, Shared, run_loop};
 use crate::config::Config;
-use crate::core::spec::{LABEL_MANAGED, LABEL_PROJECT};
+use crate::core::spec::{LABEL_INSTANCE, LABEL_MANAGED, LABEL_PROJECT};
+use crate::podman::wire::Event;
 use crate::podman::{Client, EventFilters};
 use crate::server::{self, HookTrigger, Liveness, Metrics};
 use crate::systemd::notify::{Notice, Notifier};
@@ -195,7 +196,8 @@ pub async fn serve<R: Reconciler>(
             config.daemon.restart_window.0,
         );
         let metrics = daemon.metrics.clone();
-        tasks.spawn(watch_events(client, tx, limit, metrics));
+        let instance = config.apply.instance.as_str().to_owned();
+        tasks.spawn(watch_events(client, instance, tx, limit, metrics));
     }
 
     let settings = LoopSettings {
@@ -236,6 +238,7 @@ pub async fn serve<R: Reconciler>(
 /// may exit when idle and be socket-activated again).
 async fn watch_events(
     client: Client,
+    instance: String,
     tx: mpsc::Sender<Control>,
     mut limit: RestartLimiter,
     metrics: Arc<Metrics>,
@@ -243,7 +246,7 @@ async fn watch_events(
     let mut pause = Duration::from_secs(1);
     loop {
         let filters = EventFilters {
-            labels: vec![format!("{LABEL_MANAGED}=true")],
+            labels: vec![format!("{LABEL_INSTANCE}={instance}")],
             ..EventFilters::containers()
         };
         match client.events(&filters).await {
@@ -251,32 +254,19 @@ async fn watch_events(
                 pause = Duration::from_secs(1);
                 while let Some(event) = stream.next().await {
                     let Ok(event) = event else { break };
-                    let attrs = &event.actor.attributes;
-                    let action = event.action.as_str();
-                    let unhealthy = action == "health_status"
-                        && (event.health_status == "unhealthy"
-                            || attrs.get("health_status").is_some_and(|s| s == "unhealthy"));
-                    if !(matches!(action, "died" | "remove") || unhealthy) {
-                        continue;
-                    }
-                    let Some(stack) = attrs.get(LABEL_PROJECT) else {
+                    let Some(reason) = event_trigger(&event, &instance) else {
                         continue;
                     };
-                    let container = attrs
-                        .get("name")
-                        .cloned()
-                        .unwrap_or_else(|| event.actor.id.clone());
-                    if limit.allow(&container, tokio::time::Instant::now().into_std()) {
-                        tracing::info!(%container, %stack, event = action, "managed container event: re-applying");
-                        let reason = Reason::Container {
-                            stack: stack.clone(),
-                            container,
-                            event: if unhealthy {
-                                "unhealthy".to_owned()
-                            } else {
-                                action.to_owned()
-                            },
-                        };
+                    let Reason::Container {
+                        stack,
+                        container,
+                        event,
+                    } = &reason
+                    else {
+                        continue;
+                    };
+                    if limit.allow(container, tokio::time::Instant::now().into_std()) {
+                        tracing::info!(%container, %stack, %event, "managed container event: re-applying");
                         let _ = tx.send(Control::Trigger(reason)).await;
                     } else {
                         metrics.error("crash_loop");
@@ -292,4 +282,34 @@ async fn watch_events(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(30));
     }
+}
+
+/// The pass a Podman event asks for: a container of this instance's stacks that
+/// died, was removed or turned unhealthy. Containers of other Magos instances
+/// sharing the Podman service are theirs to heal.
+pub fn event_trigger(event: &Event, instance: &str) -> Option<Reason> {
+    let attrs = &event.actor.attributes;
+    if attrs.get(LABEL_MANAGED).is_none_or(|v| v != "true")
+        || attrs.get(LABEL_INSTANCE).is_none_or(|v| v != instance)
+    {
+        return None;
+    }
+    let action = event.action.as_str();
+    let unhealthy = action == "health_status"
+        && (event.health_status == "unhealthy"
+            || attrs.get("health_status").is_some_and(|s| s == "unhealthy"));
+    if !(matches!(action, "died" | "remove") || unhealthy) {
+        return None;
+    }
+    let stack = attrs.get(LABEL_PROJECT)?.clone();
+    let container = attrs
+        .get("name")
+        .cloned()
+        .unwrap_or_else(|| event.actor.id.clone());
+    let event = if unhealthy { "unhealthy" } else { action }.to_owned();
+    Some(Reason::Container {
+        stack,
+        container,
+        event,
+    })
 }
