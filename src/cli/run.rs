@@ -42,8 +42,10 @@ pub fn run(
         anyhow::bail!("no repository: set repo.url (MD_REPO) or pass --repo URL|DIR");
     }
     crate::registry::install_crypto_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs the loop, the endpoint and the event watch: a daemon that
+    // idles between passes needs no worker pool (git and the registry check run
+    // on the blocking pool, which keeps no thread while idle).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {

@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use super::schedule::{Backoff, RestartLimiter};
 use super::{Control, LoopSettings, PassReport, Reason, Reconciler, Reporter, Shared, run_loop};
 use crate::config::Config;
-use crate::core::spec::{LABEL_INSTANCE, LABEL_PROJECT};
+use crate::core::spec::{LABEL_INSTANCE, LABEL_MANAGED, LABEL_PROJECT};
+use crate::podman::wire::Event;
 use crate::podman::{Client, EventFilters};
 use crate::server::{self, HookTrigger, Liveness, Metrics};
 use crate::systemd::notify::{Notice, Notifier};
@@ -254,32 +255,19 @@ async fn watch_events(
                 pause = Duration::from_secs(1);
                 while let Some(event) = stream.next().await {
                     let Ok(event) = event else { break };
-                    let attrs = &event.actor.attributes;
-                    let action = event.action.as_str();
-                    let unhealthy = action == "health_status"
-                        && (event.health_status == "unhealthy"
-                            || attrs.get("health_status").is_some_and(|s| s == "unhealthy"));
-                    if !(matches!(action, "died" | "remove") || unhealthy) {
-                        continue;
-                    }
-                    let Some(stack) = attrs.get(LABEL_PROJECT) else {
+                    let Some(reason) = event_trigger(&event, &instance) else {
                         continue;
                     };
-                    let container = attrs
-                        .get("name")
-                        .cloned()
-                        .unwrap_or_else(|| event.actor.id.clone());
-                    if limit.allow(&container, tokio::time::Instant::now().into_std()) {
-                        tracing::info!(%container, %stack, event = action, "managed container event: re-applying");
-                        let reason = Reason::Container {
-                            stack: stack.clone(),
-                            container,
-                            event: if unhealthy {
-                                "unhealthy".to_owned()
-                            } else {
-                                action.to_owned()
-                            },
-                        };
+                    let Reason::Container {
+                        stack,
+                        container,
+                        event,
+                    } = &reason
+                    else {
+                        continue;
+                    };
+                    if limit.allow(container, tokio::time::Instant::now().into_std()) {
+                        tracing::info!(%container, %stack, %event, "managed container event: re-applying");
                         let _ = tx.send(Control::Trigger(reason)).await;
                     } else {
                         metrics.error("crash_loop");
@@ -295,4 +283,34 @@ async fn watch_events(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(30));
     }
+}
+
+/// The pass a Podman event asks for: a container of this instance's stacks that
+/// died, was removed or turned unhealthy. Containers of other Magos instances
+/// sharing the Podman service are theirs to heal.
+pub fn event_trigger(event: &Event, instance: &str) -> Option<Reason> {
+    let attrs = &event.actor.attributes;
+    if attrs.get(LABEL_MANAGED).is_none_or(|v| v != "true")
+        || attrs.get(LABEL_INSTANCE).is_none_or(|v| v != instance)
+    {
+        return None;
+    }
+    let action = event.action.as_str();
+    let unhealthy = action == "health_status"
+        && (event.health_status == "unhealthy"
+            || attrs.get("health_status").is_some_and(|s| s == "unhealthy"));
+    if !(matches!(action, "died" | "remove") || unhealthy) {
+        return None;
+    }
+    let stack = attrs.get(LABEL_PROJECT)?.clone();
+    let container = attrs
+        .get("name")
+        .cloned()
+        .unwrap_or_else(|| event.actor.id.clone());
+    let event = if unhealthy { "unhealthy" } else { action }.to_owned();
+    Some(Reason::Container {
+        stack,
+        container,
+        event,
+    })
 }

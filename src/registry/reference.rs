@@ -3,12 +3,14 @@
 
 use std::fmt;
 
-use oci_client::Reference;
-
 use super::RegistryError;
 
 /// The registry name a reference without a host belongs to.
 pub const DOCKER_HUB: &str = "docker.io";
+
+/// The longest name (host and repository path) a reference may have, as in the
+/// distribution specification.
+const NAME_MAX: usize = 255;
 
 /// The host Docker Hub's distribution API answers on.
 pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
@@ -32,6 +34,11 @@ pub struct ImageRef {
 impl ImageRef {
     /// Parses a reference as written on a compose `image:` line. A reference with
     /// neither tag nor digest means `:latest`.
+    ///
+    /// The grammar is checked by hand ([`crate::core::reference`]) rather than
+    /// with the distribution spec's regular expression: with Unicode `\w` that
+    /// expression compiles to megabytes, plus a search cache of about 8 MB in
+    /// every thread that parses, which a long-running daemon would keep.
     pub fn parse(input: &str) -> Result<Self, RegistryError> {
         let bad = |message: String| RegistryError::Reference {
             input: input.to_owned(),
@@ -41,23 +48,31 @@ impl ImageRef {
         if trimmed.is_empty() {
             return Err(bad("the reference is empty".to_owned()));
         }
-        let parsed = Reference::try_from(trimmed).map_err(|e| bad(e.to_string()))?;
-        if parsed.repository().chars().any(|c| c.is_ascii_uppercase()) {
+        let (named, digest) = match trimmed.split_once('@') {
+            Some((named, digest)) => (
+                named,
+                Some(Digest::parse(digest).map_err(|e| bad(e.to_string()))?),
+            ),
+            None => (trimmed, None),
+        };
+        let parsed =
+            crate::core::reference::ImageRef::parse(named).map_err(|e| bad(e.reason.to_owned()))?;
+        if parsed.name.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(bad("repository names must be lower-case".to_owned()));
         }
-        let digest = parsed
-            .digest()
-            .map(Digest::parse)
-            .transpose()
-            .map_err(|e| bad(e.to_string()))?;
-        let tag = match (parsed.tag(), &digest) {
-            (Some(t), _) => Some(t.to_owned()),
+        if parsed.name.len() > NAME_MAX {
+            return Err(bad(format!(
+                "the name is longer than {NAME_MAX} characters"
+            )));
+        }
+        let tag = match (parsed.tag, &digest) {
+            (Some(t), _) => Some(t),
             (None, Some(_)) => None,
             (None, None) => Some("latest".to_owned()),
         };
         Ok(Self {
-            registry: parsed.registry().to_owned(),
-            repository: parsed.repository().to_owned(),
+            registry: parsed.registry,
+            repository: parsed.path,
             tag,
             digest,
         })
@@ -363,6 +378,70 @@ mod tests {
             let e = ImageRef::parse(bad).unwrap_err().to_string();
             assert!(e.contains(&format!("`{bad}`")), "{e}");
         }
+    }
+
+    #[test]
+    fn grammar_edges() {
+        let d512 = format!("sha512:{}", "b".repeat(128));
+        let r = ImageRef::parse(&format!("ghcr.io/o/a@{d512}")).unwrap();
+        assert_eq!(r.digest().unwrap().as_str(), d512);
+        let r = ImageRef::parse("  ghcr.io/o/a:1  ").unwrap();
+        assert_eq!(r.tag(), Some("1"));
+        let long = format!("ghcr.io/{}", "a".repeat(250));
+        for bad in [
+            long.as_str(),
+            "app:\u{e9}t\u{e9}",
+            "a b",
+            "ghcr.io/o/a:",
+            "ghcr.io//a",
+            "-app",
+            "app@",
+            "GHCR.io/o/a",
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The distribution specification's reference grammar, as `oci-client`
+    /// implements it with its regular expression, is the oracle for every
+    /// well-formed reference.
+    #[test]
+    fn agrees_with_oci_client_on_well_formed_references() {
+        use proptest::prelude::*;
+        let component = "[a-z0-9]{1,4}((\\.|_|__|-{1,2})[a-z0-9]{1,4}){0,2}";
+        let host = prop_oneof![
+            Just(None),
+            Just(Some("localhost".to_owned())),
+            Just(Some("localhost:5000".to_owned())),
+            "[a-z0-9]{1,5}(\\.[a-z0-9]{1,5}){1,2}(:[0-9]{1,5})?".prop_map(Some),
+        ];
+        let path = proptest::collection::vec(component, 1..4).prop_map(|c| c.join("/"));
+        let tag = proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}");
+        let digest = proptest::option::of("[0-9a-f]{64}".prop_map(|h| format!("sha256:{h}")));
+        proptest!(|(host in host, path in path, tag in tag, digest in digest)| {
+            // Without a host, a first component with a `.` is read as one.
+            prop_assume!(host.is_some() || !path.split('/').next().unwrap_or("").contains('.'));
+            let mut text = host.map(|h| format!("{h}/")).unwrap_or_default();
+            text.push_str(&path);
+            if let Some(t) = &tag {
+                text.push(':');
+                text.push_str(t);
+            }
+            if let Some(d) = &digest {
+                text.push('@');
+                text.push_str(d);
+            }
+            let ours = ImageRef::parse(&text).unwrap();
+            let theirs = oci_client::Reference::try_from(text.as_str()).unwrap();
+            prop_assert_eq!(ours.registry(), theirs.registry());
+            prop_assert_eq!(ours.repository(), theirs.repository());
+            prop_assert_eq!(ours.digest().map(Digest::as_str), theirs.digest());
+            if digest.is_none() || tag.is_some() {
+                prop_assert_eq!(ours.tag(), Some(theirs.tag().unwrap_or("latest")));
+            } else {
+                prop_assert_eq!(ours.tag(), None);
+            }
+        });
     }
 
     #[test]
