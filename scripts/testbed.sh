@@ -243,7 +243,10 @@ install_sops() {
 host_quirks() {
     step "host quirks (runc, /dev/net/tun, test user)"
     # cgroups here are v1 "hybrid", which crun refuses; runc works. No systemd as PID 1:
-    # cgroupfs manager, events to a file.
+    # cgroupfs manager, events to a file. Podman 5.4 rotates that file at 1 MB, and its
+    # API service has crashed (a nil dereference in its event-file reader) when the
+    # file rotated under an open event stream, which the daemon tests hold: the file
+    # is allowed to grow past what a test run writes.
     mkdir -p /etc/containers/containers.conf.d
     cat >/etc/containers/containers.conf.d/50-magos-testbed.conf <<'EOF'
 # Written by the Magos test bed (scripts/testbed.sh).
@@ -251,6 +254,7 @@ host_quirks() {
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+events_logfile_max_size = "256m"
 EOF
     # The drop-in is read by root and by rootless users; containers.conf itself is
     # written only when absent, so a machine's own settings are not overwritten.
@@ -290,6 +294,7 @@ EOF
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+events_logfile_max_size = "256m"
 EOF
     cat >"$home/.config/containers/registries.conf" <<EOF
 # Written by the Magos test bed (scripts/testbed.sh).
