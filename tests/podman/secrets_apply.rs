@@ -47,13 +47,8 @@ impl<'a> AsUser<'a> {
 
     /// `magos <args> --repo <repo>` as the test user, logging at debug level.
     fn magos(&self, repo: &Path, args: &[&str], with_key: bool) -> Output {
-        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("runuser");
-        let mut cmd = Command::new(runuser);
-        cmd.args(["-u", &self.tb.user, "--", "env", "-i"])
-            .arg("PATH=/usr/local/bin:/usr/bin:/bin")
+        let mut cmd = self.tb.as_user();
+        cmd.arg("PATH=/usr/local/bin:/usr/bin:/bin")
             .arg("HOME=/nonexistent")
             .arg("NO_COLOR=1")
             .arg(format!("XDG_RUNTIME_DIR={}", self.runtime.display()))

@@ -4,7 +4,7 @@
 //! clients, and (as systemd would) a new activator takes the socket again.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use super::{Testbed, wait_until};
@@ -41,19 +41,10 @@ impl<'a> Activated<'a> {
     /// waits until it listens.
     pub fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.socket);
-        let home = self
+        let child = self
             .tb
-            .var("MAGOS_TESTBED_HOME")
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("/home/{}", self.tb.user));
-        // runuser is in sbin, which a non-login PATH may lack.
-        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("runuser");
-        let child = Command::new(runuser)
-            .args(["-u", &self.tb.user, "--", "env", "-i"])
-            .arg(format!("HOME={home}"))
+            .as_user()
+            .arg(format!("HOME={}", self.tb.home()))
             .arg(format!("USER={}", self.tb.user))
             .arg(format!("LOGNAME={}", self.tb.user))
             .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")

@@ -206,23 +206,34 @@ impl Testbed {
         })
     }
 
-    /// The podman CLI as the test user, ready to run: `runuser` with a clean
-    /// environment (its home, `XDG_RUNTIME_DIR`, `PODMAN_IGNORE_CGROUPSV1_WARNING=1`),
-    /// in `/`. Paths given to it must be absolute and readable by that user (see
-    /// [`Testbed::user_dir`]).
-    pub fn podman_command(&self, args: &[&str]) -> Command {
-        let home = self
-            .var("MAGOS_TESTBED_HOME")
+    /// The test user's home folder.
+    pub fn home(&self) -> String {
+        self.var("MAGOS_TESTBED_HOME")
             .map(str::to_string)
-            .unwrap_or_else(|| format!("/home/{}", self.user));
+            .unwrap_or_else(|| format!("/home/{}", self.user))
+    }
+
+    /// `runuser -u <test user> -- env -i`: a command run as the test user with an
+    /// empty environment; the caller adds the variables, the program and its
+    /// arguments.
+    pub fn as_user(&self) -> Command {
         // runuser is in sbin, which a non-login PATH may lack.
         let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
             .into_iter()
             .find(|p| Path::new(p).exists())
             .unwrap_or("runuser");
         let mut cmd = Command::new(runuser);
-        cmd.args(["-u", &self.user, "--", "env", "-i"])
-            .arg(format!("HOME={home}"))
+        cmd.args(["-u", &self.user, "--", "env", "-i"]);
+        cmd
+    }
+
+    /// The podman CLI as the test user, ready to run: `runuser` with a clean
+    /// environment (its home, `XDG_RUNTIME_DIR`, `PODMAN_IGNORE_CGROUPSV1_WARNING=1`),
+    /// in `/`. Paths given to it must be absolute and readable by that user (see
+    /// [`Testbed::user_dir`]).
+    pub fn podman_command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.as_user();
+        cmd.arg(format!("HOME={}", self.home()))
             .arg(format!("USER={}", self.user))
             .arg(format!("LOGNAME={}", self.user))
             .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
