@@ -370,21 +370,27 @@ http:
     X-Content-Type-Options: [nosniff]
 EOF
     mv "$REGISTRY_CONFIG.tmp" "$REGISTRY_CONFIG"
-    if registry_answers; then
-        pid_alive "$REGISTRY_PID" ||
-            die "something else answers on http://$REGISTRY/v2/ (not started by this script); stop it first"
-        done_step "already answering (pid $(cat "$REGISTRY_PID"))"
+    serve_registry "http://$REGISTRY" "registry (/v2/)" registry_answers \
+        "$REGISTRY_CONFIG" "$REGISTRY_PID" "$REGISTRY_ACCESS_LOG" "$REGISTRY_LOG"
+}
+
+# Starts docker-registry with a configuration unless it already answers.
+# serve_registry URL WHAT ANSWERS_FN CONFIG PID_FILE ACCESS_LOG LOG
+serve_registry() {
+    local url=$1 what=$2 answers=$3 config=$4 pid=$5 access_log=$6 log=$7
+    if "$answers"; then
+        pid_alive "$pid" ||
+            die "something else answers on $url/v2/ (not started by this script); stop it first"
+        done_step "already answering (pid $(cat "$pid"))"
         return
     fi
     # The access log goes to standard output, the application log to standard error.
-    daemonize "$REGISTRY_PID" \
-        docker-registry serve "$REGISTRY_CONFIG" \
-        </dev/null >>"$REGISTRY_ACCESS_LOG" 2>>"$REGISTRY_LOG"
-    if ! wait_for "registry (/v2/)" 30 registry_answers; then
-        tail -20 "$REGISTRY_LOG" >&2
-        die "the registry did not answer on http://$REGISTRY/v2/ within 30 s (log: $REGISTRY_LOG)"
+    daemonize "$pid" docker-registry serve "$config" </dev/null >>"$access_log" 2>>"$log"
+    if ! wait_for "$what" 30 "$answers"; then
+        tail -20 "$log" >&2
+        die "the registry did not answer on $url/v2/ within 30 s (log: $log)"
     fi
-    done_step "pid $(cat "$REGISTRY_PID")"
+    done_step "pid $(cat "$pid")"
 }
 
 auth_registry_answers() {
@@ -468,20 +474,9 @@ http:
     X-Content-Type-Options: [nosniff]
 EOF
     mv "$AUTH_REGISTRY_CONFIG.tmp" "$AUTH_REGISTRY_CONFIG"
-    if auth_registry_answers; then
-        pid_alive "$AUTH_REGISTRY_PID" ||
-            die "something else answers on https://$AUTH_REGISTRY/v2/ (not started by this script); stop it first"
-        done_step "already answering (pid $(cat "$AUTH_REGISTRY_PID"))"
-        return
-    fi
-    daemonize "$AUTH_REGISTRY_PID" \
-        docker-registry serve "$AUTH_REGISTRY_CONFIG" \
-        </dev/null >>"$AUTH_REGISTRY_ACCESS_LOG" 2>>"$AUTH_REGISTRY_LOG"
-    if ! wait_for "registry with auth (/v2/ asks for credentials)" 30 auth_registry_answers; then
-        tail -20 "$AUTH_REGISTRY_LOG" >&2
-        die "the registry did not answer on https://$AUTH_REGISTRY/v2/ within 30 s (log: $AUTH_REGISTRY_LOG)"
-    fi
-    done_step "pid $(cat "$AUTH_REGISTRY_PID")"
+    serve_registry "https://$AUTH_REGISTRY" "registry with auth (/v2/ asks for credentials)" \
+        auth_registry_answers "$AUTH_REGISTRY_CONFIG" "$AUTH_REGISTRY_PID" \
+        "$AUTH_REGISTRY_ACCESS_LOG" "$AUTH_REGISTRY_LOG"
 }
 
 auth_registry_tags() {
