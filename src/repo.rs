@@ -114,10 +114,7 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
                 sealed_env.insert(
                     rel.clone(),
                     SealedEnv {
-                        names: names
-                            .into_iter()
-                            .filter(|n| !n.starts_with("sops_"))
-                            .collect(),
+                        names,
                         digest: secrets::ciphertext_digest(text.as_bytes()),
                         text: text.into_bytes(),
                     },
