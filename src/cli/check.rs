@@ -6,13 +6,10 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use super::Exit;
 use crate::config::{self, Env, Overrides};
-use crate::core::stacks::Selection;
 use crate::git::{Auth, Checkout, Remote};
-use crate::registry::{RegistryClient, Settings};
 
 pub use crate::pin::{Choice, Policies, Row, Step, Watched, check_services};
 
@@ -54,27 +51,8 @@ pub fn run(
     };
     let loaded = super::load_config(file, env, &overrides, verbosity)?;
     let config = &loaded.config;
-    let settings = Settings::load(&config.registries, env)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let dir = match Location::of(config, env)? {
-        Location::Folder(dir) => dir,
-        Location::Remote(checkout) => {
-            let (checkout, _) = super::update::with_app_auth(config, checkout, &runtime)?;
-            checkout.sync()?;
-            checkout.workdir().to_owned()
-        }
-    };
-    let client = RegistryClient::new(settings);
-    let check = client.check();
-    let pass = runtime.block_on(crate::pin::pass(
-        &check,
-        &dir,
-        &Selection::default(),
-        env,
-        SystemTime::now(),
-    ))?;
+    let ctx = super::update::Ctx::new(config, env)?;
+    let pass = ctx.pass_at(config, &Location::of(config, env)?)?;
     super::out(&render(&pass.rows, args.output)?)?;
     Ok(exit_for(&pass.rows))
 }

@@ -76,15 +76,7 @@ pub fn run(
     let ctx = Ctx::new(config, env)?;
     let location = Location::of(config, env)?;
     if args.dry_run {
-        let dir = match &location {
-            Location::Folder(dir) => dir.clone(),
-            Location::Remote(checkout) => {
-                let checkout = with_app_auth(config, checkout.clone(), &ctx.runtime)?.0;
-                checkout.sync()?;
-                checkout.workdir().to_owned()
-            }
-        };
-        let pass = ctx.pass(&dir)?;
+        let pass = ctx.pass_at(config, &location)?;
         report_problems(&pass);
         super::out(&pass.diff())?;
         return Ok(exit(&pass));
@@ -178,7 +170,7 @@ pub fn available(config: &Config, env: &Env, dir: &Path) -> anyhow::Result<Vec<p
 
 /// What every pass of one run shares: one registry check (so a recompute on
 /// a new head asks the registries nothing new), the environment, the clock.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     check: Check,
     env: &'a Env,
     runtime: tokio::runtime::Runtime,
@@ -187,7 +179,7 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// A registry client for `config`, on a runtime of its own, now.
-    fn new(config: &Config, env: &'a Env) -> anyhow::Result<Self> {
+    pub(super) fn new(config: &Config, env: &'a Env) -> anyhow::Result<Self> {
         let client = RegistryClient::new(Settings::load(&config.registries, env)?);
         Ok(Self {
             check: client.check(),
@@ -197,6 +189,20 @@ impl<'a> Ctx<'a> {
                 .build()?,
             now: SystemTime::now(),
         })
+    }
+
+    /// A pin pass over the repository as it is now, writing nothing: a local
+    /// folder as it is, a remote once Magos's clone is synced.
+    pub(super) fn pass_at(&self, config: &Config, location: &Location) -> anyhow::Result<Pass> {
+        let dir = match location {
+            Location::Folder(dir) => dir.clone(),
+            Location::Remote(checkout) => {
+                let checkout = with_app_auth(config, checkout.clone(), &self.runtime)?.0;
+                checkout.sync()?;
+                checkout.workdir().to_owned()
+            }
+        };
+        Ok(self.pass(&dir)?)
     }
 
     fn pass(&self, dir: &Path) -> Result<Pass, pin::PinError> {
