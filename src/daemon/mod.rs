@@ -87,6 +87,18 @@ pub struct StackOutcome {
     pub services: usize,
 }
 
+impl StackOutcome {
+    /// A stack with nothing reported yet.
+    pub fn new(stack: String) -> Self {
+        Self {
+            stack,
+            error: None,
+            drifted: 0,
+            services: 0,
+        }
+    }
+}
+
 /// What a pass reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassReport {

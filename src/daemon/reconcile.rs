@@ -248,12 +248,7 @@ impl Reconciler for RepoReconciler {
                 for e in &d.entries {
                     let s = stacks
                         .entry(e.stack.clone())
-                        .or_insert_with(|| StackOutcome {
-                            stack: e.stack.clone(),
-                            error: None,
-                            drifted: 0,
-                            services: 0,
-                        });
+                        .or_insert_with(|| StackOutcome::new(e.stack.clone()));
                     if e.state != DriftState::Orphan {
                         s.services += 1;
                     }
@@ -280,12 +275,7 @@ impl Reconciler for RepoReconciler {
                 for e in d.errors {
                     stacks
                         .entry(e.stack.clone())
-                        .or_insert_with(|| StackOutcome {
-                            stack: e.stack.clone(),
-                            error: None,
-                            drifted: 0,
-                            services: 0,
-                        })
+                        .or_insert_with(|| StackOutcome::new(e.stack.clone()))
                         .error = Some(e.error);
                 }
             }
@@ -298,12 +288,9 @@ impl Reconciler for RepoReconciler {
             if stack.is_empty() {
                 continue;
             }
-            let s = stacks.entry(stack.clone()).or_insert_with(|| StackOutcome {
-                stack,
-                error: None,
-                drifted: 0,
-                services: 0,
-            });
+            let s = stacks
+                .entry(stack.clone())
+                .or_insert_with(|| StackOutcome::new(stack));
             if error.is_some() {
                 s.error = error;
             }
