@@ -21,6 +21,15 @@ use std::path::{Path, PathBuf};
 /// A snapshot of environment variables.
 pub type Env = BTreeMap<String, String>;
 
+/// An environment snapshot from `KEY`/value pairs, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_env(pairs: &[(&str, &str)]) -> Env {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

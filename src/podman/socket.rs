@@ -95,12 +95,7 @@ pub fn locate_socket(configured: Option<&Path>, env: &Env) -> Result<PathBuf, Po
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::config::test_env as env;
 
     #[test]
     fn configured_socket_is_the_only_candidate() {

@@ -121,12 +121,7 @@ impl Notifier {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::config::test_env as env;
 
     #[test]
     fn encodes_one_line_per_notice() {
