@@ -75,18 +75,7 @@ impl Check {
         image: &ImageRef,
         platform: &Platform,
     ) -> Result<Digest, RegistryError> {
-        let manifest = self.manifest(image).await?;
-        match &manifest.kind {
-            super::ManifestKind::Image { .. } => Ok(manifest.digest.clone()),
-            super::ManifestKind::Index { .. } => manifest
-                .platform_entry(platform)
-                .map(|e| e.digest.clone())
-                .ok_or_else(|| RegistryError::NoPlatform {
-                    reference: image.to_string(),
-                    platform: platform.to_string(),
-                    available: manifest.platforms(),
-                }),
-        }
+        self.manifest(image).await?.platform_digest(image, platform)
     }
 
     /// When the image was built (see [`RegistryClient::created`]).

@@ -399,18 +399,7 @@ impl RegistryClient {
         image: &ImageRef,
         platform: &Platform,
     ) -> Result<Digest, RegistryError> {
-        let manifest = self.manifest(image).await?;
-        match &manifest.kind {
-            ManifestKind::Image { .. } => Ok(manifest.digest),
-            ManifestKind::Index { .. } => manifest
-                .platform_entry(platform)
-                .map(|e| e.digest.clone())
-                .ok_or_else(|| RegistryError::NoPlatform {
-                    reference: image.to_string(),
-                    platform: platform.to_string(),
-                    available: manifest.platforms(),
-                }),
-        }
+        self.manifest(image).await?.platform_digest(image, platform)
     }
 
     fn manifest_url(&self, image: &ImageRef, reference: &str) -> String {

@@ -8,7 +8,8 @@ use oci_client::manifest::{
 };
 use serde::Serialize;
 
-use super::reference::{Digest, Platform};
+use super::RegistryError;
+use super::reference::{Digest, ImageRef, Platform};
 
 /// A manifest as the registry serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,6 +57,26 @@ impl Manifest {
                     .as_ref()
                     .is_some_and(|p| platform.matches(&p.os, &p.architecture, p.variant.as_deref()))
             }),
+        }
+    }
+
+    /// The digest to run on `platform`: an index's entry for it, or a single
+    /// image's own digest. `image` names the reference in the error.
+    pub fn platform_digest(
+        &self,
+        image: &ImageRef,
+        platform: &Platform,
+    ) -> Result<Digest, RegistryError> {
+        match &self.kind {
+            ManifestKind::Image { .. } => Ok(self.digest.clone()),
+            ManifestKind::Index { .. } => self
+                .platform_entry(platform)
+                .map(|e| e.digest.clone())
+                .ok_or_else(|| RegistryError::NoPlatform {
+                    reference: image.to_string(),
+                    platform: platform.to_string(),
+                    available: self.platforms(),
+                }),
         }
     }
 
