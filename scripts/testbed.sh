@@ -64,7 +64,7 @@ export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 # (skopeo shares containers-common with podman; systemd-container must match systemd).
 # podman-compose pulls python3 3.13 from trixie, so python3-venv and the pip wheel
 # its ensurepip needs come from there too.
-TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns conmon podman-compose
+TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns nftables conmon podman-compose
     skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl)
 # Packages taken from bookworm (the default release).
 BOOKWORM_PACKAGES=(docker-registry busybox-static age git curl openssl ca-certificates
