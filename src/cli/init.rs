@@ -424,7 +424,13 @@ impl Checked {
             Err(e) => Self {
                 what,
                 ok: false,
-                finding: format!("{:#}", e.into()),
+                // One line: some errors (git's credential context) span several.
+                finding: format!("{:#}", e.into())
+                    .split('\n')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
             },
         }
     }
