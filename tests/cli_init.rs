@@ -365,3 +365,38 @@ fn an_unreachable_or_refusing_server_is_reported_with_the_reason() {
     assert!(repo.contains("--auth token"), "{repo}");
     assert!(server.seen.lock().unwrap().refused > 0);
 }
+
+#[test]
+fn the_untouched_reference_that_install_puts_there_is_replaced() {
+    let home = empty_home();
+    let path = config_path(home.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let reference = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/magos.yaml");
+    std::fs::copy(reference, &path).unwrap();
+    let run = magos(
+        home.path(),
+        &["init", "--repo-url", "/srv/git/homelab.git", "--no-check"],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(run.out.contains("untouched reference"), "{}", run.out);
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("/srv/git/homelab.git")
+    );
+
+    // One changed byte makes it the user's: kept.
+    let edited = std::fs::read_to_string(reference)
+        .unwrap()
+        .replace("branch: main", "branch: live");
+    std::fs::write(&path, &edited).unwrap();
+    let run = magos(
+        home.path(),
+        &["init", "--repo-url", "/srv/git/homelab.git", "--no-check"],
+        "",
+    );
+    assert_eq!(run.code, 2, "{}", run.out);
+    assert!(run.err.contains("--force"), "{}", run.err);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+}

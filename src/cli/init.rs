@@ -27,7 +27,8 @@ const EXAMPLES: &str = "Examples:
 It writes ~/.config/magos/magos.yaml (as root /etc/magos/magos.yaml; --config FILE
 elsewhere) holding only the keys given; every other key keeps the default of the
 reference, configs/magos.yaml. A file holding a token or a webhook secret is
-readable by its owner only. An existing file is never replaced without --force.
+readable by its owner only. An existing file is never replaced without --force
+(except the untouched reference configuration that install.sh puts there).
 Then it checks the Podman socket, the repository (reachable, readable, the branch
 exists), the GitHub App, the age key and the webhook secret.
 
@@ -108,7 +109,11 @@ pub(super) fn run(args: &InitArgs, config_flag: Option<&Path>, env: &Env) -> any
             "cannot tell where the configuration goes (HOME is not set); pass --config FILE",
         )?,
     };
-    if path.exists() && !args.force {
+    // The reference configuration as scripts/install.sh puts it holds nothing of
+    // the user's: it is replaced like a missing file.
+    let skeleton = !args.force
+        && std::fs::read_to_string(&path).is_ok_and(|t| render::is_untouched_reference(&t));
+    if path.exists() && !args.force && !skeleton {
         anyhow::bail!(
             "{} already exists; pass --force to replace it (`magos config check` shows what it holds)",
             path.display()
@@ -125,13 +130,18 @@ pub(super) fn run(args: &InitArgs, config_flag: Option<&Path>, env: &Env) -> any
     let values = gather(args, &mut ask)?;
     let private = values.iter().any(|(_, v)| matches!(v, Value::Secret(_)));
     let text = render::render(&values).map_err(|e| anyhow::anyhow!("{e}"))?;
-    render::write_file(&path, &text, private, args.force)?;
+    render::write_file(&path, &text, private, args.force || skeleton)?;
 
     let mut report = String::new();
     writeln!(
         report,
-        "wrote {}{}",
+        "wrote {}{}{}",
         path.display(),
+        if skeleton {
+            " (in place of the untouched reference configuration)"
+        } else {
+            ""
+        },
         if private {
             " (readable by you only: it holds a secret)"
         } else {

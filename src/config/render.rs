@@ -100,6 +100,16 @@ pub fn init_path(env: &Env, root: bool) -> Option<PathBuf> {
     get("HOME").map(|h| Path::new(h).join(".config/magos/magos.yaml"))
 }
 
+/// The reference configuration, `configs/magos.yaml`, as `scripts/install.sh`
+/// copies it when there is no configuration yet.
+const REFERENCE: &str = include_str!("../../configs/magos.yaml");
+
+/// Whether `text` is the reference configuration, untouched: it holds nothing
+/// of the user's, so `magos init` may replace it without `--force`.
+pub fn is_untouched_reference(text: &str) -> bool {
+    text == REFERENCE
+}
+
 /// Why a configuration file was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -287,6 +297,15 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
         let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn only_the_reference_itself_counts_as_untouched() {
+        assert!(is_untouched_reference(REFERENCE));
+        assert!(!is_untouched_reference(
+            &REFERENCE.replace("url: null", "url: /srv/git/h")
+        ));
+        assert!(!is_untouched_reference(""));
     }
 
     #[test]
