@@ -10,6 +10,8 @@ pub mod check;
 mod config_cmd;
 #[cfg(target_os = "linux")]
 pub mod doctor;
+#[cfg(unix)]
+mod init;
 mod lint;
 mod policy;
 #[cfg(target_os = "linux")]
@@ -88,6 +90,14 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a first configuration file and check what it configured
+    ///
+    /// From flags, or from a few questions on a terminal: the repository URL,
+    /// the branch and how to authenticate (token, GitHub App, ssh or none). Then
+    /// checks the Podman socket, the repository (reachable, readable, the branch
+    /// exists), the age key and the webhook secret, and prints what to run next.
+    #[cfg(unix)]
+    Init(init::InitArgs),
     /// Inspect the configuration
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -169,6 +179,8 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         .clone()
         .or_else(|| config::default_config_path(env));
     let result = match &cli.command {
+        #[cfg(unix)]
+        Command::Init(args) => init::run(args, cli.config.as_deref(), env),
         Command::Config(cmd) => {
             config_cmd::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
         }

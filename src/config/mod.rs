@@ -10,6 +10,7 @@
 //! snapshot ([`Env`]), which keeps it testable.
 
 mod dotenv;
+pub mod render;
 mod schema;
 
 pub use schema::*;

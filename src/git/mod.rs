@@ -23,6 +23,7 @@ mod commit;
 pub mod github;
 mod lock;
 pub mod message;
+mod probe;
 mod push;
 mod sync;
 pub mod url;
@@ -31,6 +32,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 pub use commit::{Change, FileEdit, Identity, write_files};
+pub use probe::Probed;
 pub use push::{ProposeOutcome, UpdateOptions, UpdateOutcome};
 pub use sync::Synced;
 pub use url::Credentials;
@@ -83,6 +85,24 @@ pub enum GitError {
         /// gitoxide's error.
         #[source]
         source: gix::Error,
+    },
+    /// A probe of the remote failed: it is unreachable, refuses the
+    /// credentials, or is not a repository.
+    #[error("cannot read {url}")]
+    Probe {
+        /// The remote, without credentials.
+        url: String,
+        /// gitoxide's error.
+        #[source]
+        source: gix::Error,
+    },
+    /// The remote did not answer in time.
+    #[error("{url} did not answer within {}s", after.as_secs())]
+    Timeout {
+        /// The remote, without credentials.
+        url: String,
+        /// The time limit.
+        after: std::time::Duration,
     },
     /// The remote has no such branch.
     #[error("the remote {url} has no branch `{branch}`")]

@@ -25,7 +25,7 @@ type CredentialFn = Box<
 
 /// gitoxide's credential callback for `auth`: answers every request with the
 /// configured credentials; `None` leaves gitoxide to the user's git configuration.
-fn credential_fn(auth: &Auth) -> Option<CredentialFn> {
+pub(super) fn credential_fn(auth: &Auth) -> Option<CredentialFn> {
     let Auth::Basic(creds) = auth else {
         return None;
     };
@@ -70,7 +70,7 @@ impl Checkout {
             }
             (true, self.clone_fresh()?)
         };
-        let branches = advertised_branches(&outcome);
+        let branches = branches_of(&outcome.ref_map);
         let head =
             branches
                 .get(&self.remote.branch)
@@ -216,11 +216,10 @@ impl Checkout {
 /// The branches the remote advertised in this fetch, with their commits. (A
 /// branch deleted on the remote keeps its stale remote-tracking ref, so local
 /// refs are no proof a branch exists.)
-fn advertised_branches(
-    outcome: &gix::remote::fetch::Outcome,
+pub(super) fn branches_of(
+    ref_map: &gix::remote::fetch::RefMap,
 ) -> std::collections::BTreeMap<String, String> {
-    outcome
-        .ref_map
+    ref_map
         .mappings
         .iter()
         .filter_map(|m| {

@@ -14,6 +14,7 @@ mod applycli;
 mod client;
 mod daemon;
 mod doctor;
+mod init;
 mod pinning;
 mod pull_progress;
 mod registry;
