@@ -201,13 +201,13 @@ pub fn paths(uses: &[Use]) -> Vec<&str> {
 /// What the stack asks of the host, located.
 pub fn uses(s: &Subject<'_>) -> Vec<Use> {
     let mut out = Vec::new();
-    let compose: Vec<(&str, &str)> = s
-        .files
-        .iter()
-        .filter_map(|f| s.texts.get(*f).map(|t| (*f, t.as_str())))
-        .collect();
     let at = Locator {
-        texts: &compose,
+        texts: s
+            .files
+            .iter()
+            .filter(|f| f.ends_with(".yaml") || f.ends_with(".yml"))
+            .filter_map(|f| s.texts.get(*f).map(|t| Text::new(f, t)))
+            .collect(),
         loaded: s.loaded,
         first: s.files.first().copied().unwrap_or_default(),
     };
@@ -576,21 +576,42 @@ pub fn normalize_abs(p: &str) -> String {
 
 /// Finds the line of a key in the stack's compose files.
 struct Locator<'a> {
-    texts: &'a [(&'a str, &'a str)],
+    texts: Vec<Text<'a>>,
     loaded: &'a Loaded,
     first: &'a str,
+}
+
+/// A compose file, split into lines, with the line of each service (scanned
+/// once per stack, however many uses are located).
+struct Text<'a> {
+    file: &'a str,
+    lines: Vec<&'a str>,
+    services: BTreeMap<String, usize>,
+}
+
+impl<'a> Text<'a> {
+    fn new(file: &'a str, text: &'a str) -> Self {
+        Self {
+            file,
+            lines: text.lines().collect(),
+            services: rewrite::scan(text).services.into_iter().collect(),
+        }
+    }
 }
 
 impl Locator<'_> {
     /// The line of `services.<service>.<key>` (of the item holding `needle`
     /// when given), in the last file that writes it; else the service's line.
     fn service_key(&self, service: &str, key: &str, needle: Option<&str>) -> (String, Pos) {
-        for (file, text) in self.texts.iter().rev() {
-            let scan = rewrite::scan(text);
-            let Some(&(_, line)) = scan.services.iter().rev().find(|(n, _)| n == service) else {
+        for Text {
+            file,
+            lines,
+            services,
+        } in self.texts.iter().rev()
+        {
+            let Some(&line) = services.get(service) else {
                 continue;
             };
-            let lines: Vec<&str> = text.lines().collect();
             let indent = |l: &str| l.len() - l.trim_start().len();
             let Some(service_line) = lines.get(line - 1) else {
                 continue;
@@ -644,9 +665,9 @@ impl Locator<'_> {
     /// The line of a top-level key (of the line holding `needle` below it when
     /// given), in the last file that writes it.
     fn top_key(&self, key: &str, needle: Option<&str>) -> (String, Pos) {
-        for (file, text) in self.texts.iter().rev() {
+        for Text { file, lines, .. } in self.texts.iter().rev() {
             let mut found = None;
-            for (i, l) in text.lines().enumerate() {
+            for (i, l) in lines.iter().enumerate() {
                 match found {
                     None if l.starts_with(&format!("{key}:")) => {
                         found = Some(Pos {
