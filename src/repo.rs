@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::config::{Config, Env};
 use crate::core::diag::{Diagnostic, Pos};
 use crate::core::interpolate::Vars;
 use crate::core::stacks::{self, Selection, Stack};
+use crate::core::trust::{self, Allow};
 use crate::secrets;
 
 /// How deep the walk goes; deeper folders are not looked into.
@@ -43,6 +45,9 @@ pub struct RepoStacks {
     pub diagnostics: Vec<Diagnostic>,
     /// The stacks' `.env` files that are SOPS-encrypted, by path.
     pub sealed_env: BTreeMap<String, SealedEnv>,
+    /// The texts read (compose files, overrides, plain `.env` files), by path
+    /// relative to the repository.
+    pub texts: BTreeMap<String, String>,
 }
 
 /// A SOPS-encrypted `.env`: the variables it sets (names only) and the digest of
@@ -136,6 +141,7 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
         stacks,
         diagnostics,
         sealed_env,
+        texts,
     })
 }
 
@@ -180,4 +186,105 @@ fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<String>) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The host's trust boundary (`apply.allow`) and what it needs to know of the
+/// host besides the file system.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// The rules.
+    pub allow: Allow,
+    /// The container engine sockets a stack must not mount.
+    pub sockets: Vec<String>,
+    /// The home folder, for `~` paths.
+    pub home: Option<String>,
+}
+
+impl Trust {
+    /// The configuration's rules; the sockets are the well-known ones, the
+    /// user's and the configured one.
+    pub fn from_config(config: &Config, env: &Env) -> Self {
+        let configured = config
+            .podman
+            .socket
+            .as_ref()
+            .map(|s| s.path().display().to_string());
+        Self {
+            allow: config.apply.allow.rules(),
+            sockets: trust::engine_sockets(
+                env.get("XDG_RUNTIME_DIR").map(String::as_str),
+                configured.as_deref(),
+            ),
+            home: env.get("HOME").filter(|h| h.starts_with('/')).cloned(),
+        }
+    }
+}
+
+/// Holds one stack read by [`load`] from the repository at `root` to the trust
+/// boundary: what it asks of the host (`core::trust::uses`), the real location
+/// of every path it names (symbolic links followed, here at the edge), and the
+/// core's decision. Returns the refusals, located; any fails the stack.
+pub fn check_trust(
+    root: &Path,
+    stack: &Stack,
+    texts: &BTreeMap<String, String>,
+    t: &Trust,
+) -> Vec<Diagnostic> {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let repo = root.display().to_string();
+    let dir = if stack.def.dir == "." {
+        repo.clone()
+    } else {
+        root.join(&stack.def.dir).display().to_string()
+    };
+    let files: Vec<&str> = std::iter::once(stack.def.compose_file.as_str())
+        .chain(stack.def.override_file.as_deref())
+        .chain(stack.def.env_file.as_deref())
+        .collect();
+    let uses = trust::uses(&trust::Subject {
+        loaded: &stack.loaded,
+        repo: &repo,
+        dir: &dir,
+        files,
+        texts,
+        home: t.home.as_deref(),
+    });
+    let prefixes = t.allow.bind_paths.iter().flatten().map(String::as_str);
+    let mut facts = trust::Facts::default();
+    for p in trust::paths(&uses).into_iter().chain(prefixes) {
+        let real = real_path(Path::new(p), 0);
+        let real = trust::normalize_abs(&real.to_string_lossy());
+        if real != p {
+            facts.real.insert(p.to_owned(), real);
+        }
+    }
+    for s in &t.sockets {
+        facts.sockets.push(s.clone());
+        let real = trust::normalize_abs(&real_path(Path::new(s), 0).to_string_lossy());
+        if &real != s {
+            facts.sockets.push(real);
+        }
+    }
+    trust::decide(&uses, &facts, &t.allow, &repo)
+}
+
+/// Where `p` really is: symbolic links followed. For a path that does not
+/// exist (or a dangling link), the link's target or the real location of its
+/// deepest existing parent, with the rest appended: where a compose tool that
+/// creates a missing bind source would create it.
+fn real_path(p: &Path, depth: u32) -> PathBuf {
+    if let Ok(r) = std::fs::canonicalize(p) {
+        return r;
+    }
+    if depth > 40 {
+        return p.to_path_buf();
+    }
+    let parent = p.parent().unwrap_or(Path::new("/"));
+    if let Ok(target) = std::fs::read_link(p) {
+        return real_path(&parent.join(target), depth + 1);
+    }
+    match p.file_name() {
+        Some(name) => real_path(parent, depth + 1).join(name),
+        None => p.to_path_buf(),
+    }
 }

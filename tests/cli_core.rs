@@ -299,3 +299,50 @@ fn help_has_examples() {
         "{text}"
     );
 }
+
+#[test]
+fn lint_reports_what_the_hosts_trust_boundary_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("app")).unwrap();
+    std::fs::write(
+        repo.join("app/compose.yaml"),
+        "services:\n  app:\n    image: busybox\n    env_file: app.env\n    privileged: true\n",
+    )
+    .unwrap();
+    std::fs::write(outside.path().join("app.env"), "A=1\n").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("app.env"), repo.join("app/app.env")).unwrap();
+    let config = dir.path().join("magos.yaml");
+    let lint = |config_text: &str| {
+        std::fs::write(&config, config_text).unwrap();
+        let out = magos(&[
+            "--config",
+            config.to_str().unwrap(),
+            "lint",
+            "--repo",
+            repo.to_str().unwrap(),
+        ]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // The default: only the link out of the repository is refused.
+    let (code, text) = lint("");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("app/compose.yaml:4:5: error: services.app.env_file: `app.env` goes through a symbolic link to"), "{text}");
+    assert!(
+        text.contains("refused by apply.allow.symlinks_outside_repo=false (host configuration)"),
+        "{text}"
+    );
+    assert!(!text.contains("services.app.privileged"), "{text}");
+    // The host allows links and refuses privileged containers.
+    let (code, text) =
+        lint("apply:\n  allow:\n    privileged: false\n    symlinks_outside_repo: true\n");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("app/compose.yaml:5:5: error: services.app.privileged: a privileged container: refused by apply.allow.privileged=false (host configuration)"), "{text}");
+    assert!(!text.contains("symbolic link"), "{text}");
+    let (code, text) = lint("apply:\n  allow:\n    symlinks_outside_repo: true\n");
+    assert_eq!(code, Some(0), "{text}");
+}

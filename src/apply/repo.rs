@@ -72,6 +72,8 @@ pub struct RepoOptions {
     pub env: Env,
     /// Where the age identities that decrypt SOPS files come from.
     pub keys: KeySources,
+    /// What a stack may ask of this host (`apply.allow`).
+    pub trust: repo::Trust,
 }
 
 impl RepoOptions {
@@ -91,6 +93,7 @@ impl RepoOptions {
             },
             env: env.clone(),
             keys: KeySources::from_env(env, config.secrets.age_key_file.as_deref()),
+            trust: repo::Trust::from_config(config, env),
         }
     }
 }
@@ -107,6 +110,7 @@ impl Default for RepoOptions {
             selection: Selection::default(),
             env: Env::new(),
             keys: KeySources::default(),
+            trust: repo::Trust::default(),
         }
     }
 }
@@ -213,6 +217,9 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             root.join(&stack.def.dir)
         };
         let abs = abs_dir.to_string_lossy().into_owned();
+        // The host owner's trust boundary: a refusal fails the stack, on every
+        // route, before anything of it is applied or pruned.
+        let refused = repo::check_trust(&root, &stack, &loaded.texts, &options.trust);
         let mut sealed = Sealed::default();
         let env = read_env_files(&abs_dir, &stack.loaded, &mut sealed);
         for s in &stack.loaded.services {
@@ -267,7 +274,13 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             .filter(|s| s.service.is_none())
             .map(|s| s.name.as_str())
             .collect();
-        if !unreadable.is_empty() {
+        if let Some(first) = refused.first() {
+            error = Some(match refused.len() {
+                1 => first.to_string(),
+                n => format!("{first} (and {} more refusals)", n - 1),
+            });
+            out.diagnostics.extend(refused);
+        } else if !unreadable.is_empty() {
             error = Some(format!(
                 "service(s) {} could not be read (see the diagnostics)",
                 unreadable.join(", ")

@@ -1,14 +1,14 @@
 //! `magos lint`: report a repository's stacks, services, policies and mistakes.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Serialize;
 
 use super::Exit;
 use super::policy::Output;
-use crate::config::Env;
+use crate::config::{self, Env};
 use crate::core::diag::Diagnostic;
 use crate::core::stacks::Selection;
 use crate::repo;
@@ -18,8 +18,11 @@ const LINT_EXAMPLES: &str = "Examples:
   magos lint --repo . --host nas --output json
   magos lint --repo . --include 'apps/*' --exclude 'apps/old'
 
+The stacks are also held to this host's trust boundary (apply.allow in the
+configuration, when there is one): what `magos apply` would refuse is reported.
+
 Exit codes: 0 no diagnostics, 1 diagnostics were reported, 2 the repository
-could not be read.";
+or the configuration could not be read.";
 
 /// `magos lint` arguments.
 #[derive(Debug, Args)]
@@ -86,17 +89,22 @@ struct ServiceReport {
     unsupported: Vec<String>,
 }
 
-pub(super) fn run(args: &LintArgs, env: &Env) -> anyhow::Result<Exit> {
+pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> anyhow::Result<Exit> {
     let sel = Selection {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
         host: args.host.clone(),
     };
+    // The host's trust boundary (`apply.allow`), from its configuration when
+    // there is one: what `apply` would refuse, `lint` reports.
+    let config = config::load(config_file, env, &config::Overrides::default())?.config;
+    let trust = repo::Trust::from_config(&config, env);
     let loaded = repo::load(&args.repo, &sel, env)?;
     let mut diagnostics = loaded.diagnostics;
     let mut stacks = Vec::new();
     for stack in loaded.stacks {
         diagnostics.extend(stack.loaded.diagnostics.iter().cloned());
+        diagnostics.extend(repo::check_trust(&args.repo, &stack, &loaded.texts, &trust));
         let services = stack
             .loaded
             .services

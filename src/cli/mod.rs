@@ -185,7 +185,7 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
             config_cmd::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
         }
         Command::Policy(cmd) => policy::run(cmd),
-        Command::Lint(args) => lint::run(args, env),
+        Command::Lint(args) => lint::run(args, config_file.as_deref(), env),
         Command::Secrets(cmd) => {
             secrets::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
         }

@@ -157,6 +157,36 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "Podman API socket, as `unix:///path` (Podman's own variable)",
     },
     EnvVar {
+        name: "MD_ALLOW_PRIVILEGED",
+        key: "apply.allow.privileged",
+        doc: "`false` refuses stacks with `privileged: true`",
+    },
+    EnvVar {
+        name: "MD_ALLOW_HOST_NAMESPACES",
+        key: "apply.allow.host_namespaces",
+        doc: "`false` refuses host network, pid, ipc, userns, uts and cgroup namespaces",
+    },
+    EnvVar {
+        name: "MD_ALLOW_DEVICES",
+        key: "apply.allow.devices",
+        doc: "`false` refuses `devices`, `device_cgroup_rules` and `gpus`",
+    },
+    EnvVar {
+        name: "MD_ALLOW_PODMAN_SOCKET",
+        key: "apply.allow.podman_socket",
+        doc: "`false` refuses mounting the Podman or Docker socket",
+    },
+    EnvVar {
+        name: "MD_ALLOW_BIND_PATHS",
+        key: "apply.allow.bind_paths",
+        doc: "host paths binds may use outside the repository: `any`, `none` or `/a:/b`",
+    },
+    EnvVar {
+        name: "MD_ALLOW_SYMLINKS_OUTSIDE_REPO",
+        key: "apply.allow.symlinks_outside_repo",
+        doc: "`true` accepts symbolic links that lead out of the repository",
+    },
+    EnvVar {
         name: "REGISTRY_AUTH_FILE",
         key: "registries.auth_file",
         doc: "registry credentials file (Podman's own variable)",

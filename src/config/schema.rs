@@ -336,6 +336,8 @@ pub struct ApplyConfig {
     /// This Magos's name, put on everything it creates (`io.magos.instance`), so
     /// several instances can share one Podman.
     pub instance: InstanceName,
+    /// What the repository may ask of this host (the trust boundary).
+    pub allow: AllowConfig,
 }
 
 impl Default for ApplyConfig {
@@ -343,7 +345,101 @@ impl Default for ApplyConfig {
         Self {
             prune: true,
             instance: InstanceName("default".to_owned()),
+            allow: AllowConfig::default(),
         }
+    }
+}
+
+/// `apply.allow:`: what a stack may ask of this host. Set by the host's owner,
+/// never by the repository; a stack that asks for more fails alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AllowConfig {
+    /// `privileged: true`.
+    pub privileged: bool,
+    /// `network_mode`, `pid`, `ipc`, `userns_mode`, `uts`, `cgroup` set to
+    /// `host` (or an `ns:` path).
+    pub host_namespaces: bool,
+    /// `devices`, `device_cgroup_rules`, `gpus`.
+    pub devices: bool,
+    /// Mounting the Podman or Docker socket (or a folder holding it).
+    pub podman_socket: bool,
+    /// Host path prefixes that binds (and `env_file`s, secret and config files,
+    /// build contexts) may use outside the repository; `None`: any path.
+    pub bind_paths: Option<Vec<BindPath>>,
+    /// Stack files and relative paths that lead out of the repository through a
+    /// symbolic link.
+    pub symlinks_outside_repo: bool,
+}
+
+impl Default for AllowConfig {
+    fn default() -> Self {
+        let rules = crate::core::trust::Allow::default();
+        Self {
+            privileged: rules.privileged,
+            host_namespaces: rules.host_namespaces,
+            devices: rules.devices,
+            podman_socket: rules.podman_socket,
+            bind_paths: None,
+            symlinks_outside_repo: rules.symlinks_outside_repo,
+        }
+    }
+}
+
+impl AllowConfig {
+    /// The rules, for the core's decision.
+    pub fn rules(&self) -> crate::core::trust::Allow {
+        crate::core::trust::Allow {
+            privileged: self.privileged,
+            host_namespaces: self.host_namespaces,
+            devices: self.devices,
+            podman_socket: self.podman_socket,
+            bind_paths: self
+                .bind_paths
+                .as_ref()
+                .map(|v| v.iter().map(|p| p.0.clone()).collect()),
+            symlinks_outside_repo: self.symlinks_outside_repo,
+        }
+    }
+
+    /// Reads `MD_ALLOW_BIND_PATHS`: `any`, `none`, or absolute paths separated
+    /// by `:`.
+    fn parse_bind_paths(s: &str) -> Result<Option<Vec<BindPath>>, String> {
+        match s.trim() {
+            "any" => Ok(None),
+            "none" => Ok(Some(Vec::new())),
+            list => list
+                .split(':')
+                .filter(|p| !p.is_empty())
+                .map(BindPath::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+        }
+    }
+}
+
+/// A host path prefix for `apply.allow.bind_paths`: absolute, kept without a
+/// trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct BindPath(String);
+
+impl BindPath {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if !s.starts_with('/') {
+            return Err(format!(
+                "`{s}` is not an absolute path (bind_paths are host path prefixes like /srv/media)"
+            ));
+        }
+        if s.split('/').any(|c| c == "..") {
+            return Err(format!("`{s}` contains `..`"));
+        }
+        let trimmed = s.trim_end_matches('/');
+        Ok(Self(if trimmed.is_empty() {
+            "/".to_owned()
+        } else {
+            trimmed.to_owned()
+        }))
     }
 }
 
@@ -863,6 +959,7 @@ deserialize_via_parse!(
     CommitMessage,
     SignatureText,
     SocketPath,
+    BindPath,
     RegistryHost,
     PrivateKey
 );
@@ -919,6 +1016,12 @@ impl Config {
         "podman.socket",
         "apply.prune",
         "apply.instance",
+        "apply.allow.privileged",
+        "apply.allow.host_namespaces",
+        "apply.allow.devices",
+        "apply.allow.podman_socket",
+        "apply.allow.bind_paths",
+        "apply.allow.symlinks_outside_repo",
         "doctor.heal",
         "doctor.max_heals_per_hour",
         "registries.auth_file",
@@ -969,6 +1072,16 @@ impl Config {
                 }
             }
             "apply.instance" => self.apply.instance = InstanceName::parse(value)?,
+            "apply.allow.privileged" => self.apply.allow.privileged = parse_bool(value)?,
+            "apply.allow.host_namespaces" => self.apply.allow.host_namespaces = parse_bool(value)?,
+            "apply.allow.devices" => self.apply.allow.devices = parse_bool(value)?,
+            "apply.allow.podman_socket" => self.apply.allow.podman_socket = parse_bool(value)?,
+            "apply.allow.bind_paths" => {
+                self.apply.allow.bind_paths = AllowConfig::parse_bind_paths(value)?
+            }
+            "apply.allow.symlinks_outside_repo" => {
+                self.apply.allow.symlinks_outside_repo = parse_bool(value)?
+            }
             "registries.auth_file" => self.registries.auth_file = Some(non_empty_path(value)?),
             "registries.registries_conf" => {
                 self.registries.registries_conf = Some(non_empty_path(value)?)

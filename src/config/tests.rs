@@ -399,3 +399,53 @@ fn the_update_mode_and_pull_request_grouping_are_read_and_checked() {
             .contains("direct")
     );
 }
+
+#[test]
+fn the_trust_boundary_reads_from_the_file_and_the_environment() {
+    let (_d, path) = file_with(
+        "apply:\n  allow:\n    privileged: false\n    bind_paths: [/srv/media/, /home/me/data]\n",
+    );
+    let c = load(Some(&path), &Env::new(), &Overrides::default())
+        .unwrap()
+        .config;
+    let rules = c.apply.allow.rules();
+    assert!(!rules.privileged && rules.podman_socket && !rules.symlinks_outside_repo);
+    assert_eq!(
+        rules.bind_paths,
+        Some(vec!["/srv/media".to_owned(), "/home/me/data".to_owned()])
+    );
+    let e = env(&[
+        ("MD_ALLOW_PODMAN_SOCKET", "false"),
+        ("MD_ALLOW_BIND_PATHS", "none"),
+        ("MD_ALLOW_SYMLINKS_OUTSIDE_REPO", "true"),
+    ]);
+    let rules = load(Some(&path), &e, &Overrides::default())
+        .unwrap()
+        .config
+        .apply
+        .allow
+        .rules();
+    assert!(!rules.podman_socket && rules.symlinks_outside_repo && !rules.privileged);
+    assert_eq!(rules.bind_paths, Some(vec![]));
+    let any = env(&[("MD_ALLOW_BIND_PATHS", "any")]);
+    let c = load(Some(&path), &any, &Overrides::default())
+        .unwrap()
+        .config;
+    assert_eq!(c.apply.allow.rules().bind_paths, None);
+    let colon = env(&[("MD_ALLOW_BIND_PATHS", "/a:/b/")]);
+    let c = load(None, &colon, &Overrides::default()).unwrap().config;
+    assert_eq!(
+        c.apply.allow.rules().bind_paths,
+        Some(vec!["/a".to_owned(), "/b".to_owned()])
+    );
+    // A relative prefix is refused with its line and key.
+    let (_d, bad) = file_with("apply:\n  allow:\n    bind_paths: [data]\n");
+    let msg = load(Some(&bad), &Env::new(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(":3:") && msg.contains("apply.allow.bind_paths"),
+        "{msg}"
+    );
+    assert!(msg.contains("not an absolute path"), "{msg}");
+}

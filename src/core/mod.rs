@@ -19,3 +19,4 @@ pub mod reference;
 pub mod rewrite;
 pub mod spec;
 pub mod stacks;
+pub mod trust;

@@ -638,6 +638,7 @@ mod tests {
             stacks: stacks::load_all(defs, &texts, &Vars::new(), &BTreeMap::new()),
             diagnostics,
             sealed_env: BTreeMap::new(),
+            texts,
         }
     }
 

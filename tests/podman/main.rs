@@ -22,4 +22,5 @@ mod runtime;
 mod secrets_apply;
 mod sops_real;
 mod testbed;
+mod trust;
 mod watchdog;
