@@ -113,13 +113,15 @@ cat <<TEXT
     /opt/magos-testbed and /usr/local/bin, /etc/containers/containers.conf.d/50-magos-testbed.conf
     (runc, cgroupfs, events to a file), and $DEMO (the git remote, Magos's state)
 TEXT
-if grep -q 'move to trixie.*([0-9]' <<<"$plan"; then
+# On Debian 12 with packages still to install: trixie's packages come in, and with
+# them the moves listed above. Only with --yes (or a "y" on a terminal).
+if grep -q 'from Debian 13 (trixie)' <<<"$plan" && ! grep -q 'not installed yet: none' <<<"$plan"; then
     if ((!YES)); then
         if [[ -t 0 ]]; then
-            read -r -p "Move these packages to Debian 13's versions and go on? [y/N] " answer
+            read -r -p "Add Debian 13's packages as listed (and move those packages) and go on? [y/N] " answer
             [[ $answer == [yY]* ]] || die "nothing changed"
         else
-            die "nothing changed: the packages above would move to Debian 13's versions; run again with --yes to accept"
+            die "nothing changed: this adds Debian 13 packages and moves the installed packages listed above; run again with --yes to accept"
         fi
     fi
 fi
