@@ -104,7 +104,7 @@ TEXT
 fi
 
 # ------------------------------------------------------------------------------ plan
-say "what this changes on $(. /etc/os-release && echo "${PRETTY_NAME:-this machine}")"
+say "what this changes on this machine"
 plan=$("$ROOT/scripts/testbed.sh" plan) || die "cannot set up the test bed here (see above)"
 printf '%s\n' "$plan" | sed 's/^/    /'
 cat <<TEXT
