@@ -441,7 +441,10 @@ fn release_archive_installs_for_a_user_without_cargo() {
         "share/man/man1/magos.1",
         "share/man/man1/magos-completions.1",
     ] {
-        assert!(local.join(file).is_file(), "{file} not installed\n{installed}");
+        assert!(
+            local.join(file).is_file(),
+            "{file} not installed\n{installed}"
+        );
     }
     assert_eq!(
         std::fs::read(local.join("share/bash-completion/completions/magos")).unwrap(),
@@ -449,7 +452,8 @@ fn release_archive_installs_for_a_user_without_cargo() {
         "the archive's completions are the ones installed"
     );
 
-    let out = as_nobody("magos=$HOME/.local/bin/magos; $magos --version && $magos completions bash");
+    let out =
+        as_nobody("magos=$HOME/.local/bin/magos; $magos --version && $magos completions bash");
     assert!(out.status.success(), "the installed magos\n{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

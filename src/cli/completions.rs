@@ -112,7 +112,11 @@ mod tests {
         let pages = pages(Cli::command()).unwrap();
         let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names[0], "magos.1");
-        for want in ["magos-check.1", "magos-config-check.1", "magos-completions.1"] {
+        for want in [
+            "magos-check.1",
+            "magos-config-check.1",
+            "magos-completions.1",
+        ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
         assert!(!names.iter().any(|n| n.contains("help")), "{names:?}");
