@@ -10,19 +10,29 @@
 #   the binary          ~/.local/bin/magos
 #   the unit            ~/.config/systemd/user/magos-dominus.service   (quadlet/)
 #   a configuration     ~/.config/magos/magos.yaml (configs/magos.yaml; only if absent)
+#   completions         ~/.local/share/bash-completion/completions/magos,
+#                       ~/.local/share/zsh/site-functions/_magos,
+#                       ~/.config/fish/completions/magos.fish
+#   man pages           ~/.local/share/man/man1/magos.1, magos-*.1
 # then enables podman.socket (Podman's socket-activated API: no Podman service keeps
 # running) and the unit, and starts the unit with --now. Run it again to upgrade: it
 # is idempotent, and never overwrites an existing configuration.
 #
 # With --system (as root) the same unit goes to /etc/systemd/system/, with a drop-in that
-# runs /usr/local/bin/magos, the configuration to /etc/magos/magos.yaml, and the unit
-# talks to the system's Podman socket (/run/podman/podman.sock).
+# runs /usr/local/bin/magos, the configuration to /etc/magos/magos.yaml, completions and
+# man pages under /usr/local/share, and the unit talks to the system's Podman socket
+# (/run/podman/podman.sock).
 #
-# --uninstall stops and disables the unit and removes the binary and the unit; the
-# configuration and Magos's state (clone, history) stay.
+# --uninstall stops and disables the unit and removes the binary, the unit, the
+# completions and the man pages; the configuration and Magos's state (clone, history) stay.
 #
-# The binary: --binary PATH, else the first of target/release/magos, target/debug/magos
-# (this checkout) and magos beside this script (an unpacked release).
+# It runs from an unpacked release (install.sh beside magos, magos.yaml, quadlet/,
+# completions/ and man/: scripts/dist.sh makes it) or from a checkout (scripts/install.sh).
+# The binary: --binary PATH, else magos beside this script in a release, else the first
+# of target/release/magos and target/debug/magos in a checkout. Without completions/ and
+# man/ beside it, the installed binary writes them (magos completions, magos man).
+# Needs no Rust toolchain; without a systemd manager (a container, a CI job) it installs
+# the files and prints the systemctl steps it skipped.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -63,6 +73,17 @@ else
     CONFIG_DIR=${XDG_CONFIG_HOME:-$HOME/.config}/magos
     SYSTEMCTL=(systemctl --user)
 fi
+if [[ $MODE == system ]]; then
+    DATA_DIR=/usr/local/share
+    FISH_DIR=$DATA_DIR/fish/vendor_completions.d
+else
+    DATA_DIR=${XDG_DATA_HOME:-$HOME/.local/share}
+    FISH_DIR=${XDG_CONFIG_HOME:-$HOME/.config}/fish/completions
+fi
+BASH_COMPLETION=$DATA_DIR/bash-completion/completions/magos
+ZSH_COMPLETION=$DATA_DIR/zsh/site-functions/_magos
+FISH_COMPLETION=$FISH_DIR/magos.fish
+MAN_DIR=$DATA_DIR/man/man1
 DROPIN_DIR=$UNIT_DIR/$UNIT.d
 DROPIN=$DROPIN_DIR/10-system-binary.conf
 
@@ -101,7 +122,8 @@ if [[ $ACTION == uninstall ]]; then
     if [[ -f $UNIT_DIR/$UNIT ]]; then
         ctl disable --now "$UNIT" || true
     fi
-    for f in "$UNIT_DIR/$UNIT" "$DROPIN" "$BIN_DIR/magos"; do
+    for f in "$UNIT_DIR/$UNIT" "$DROPIN" "$BIN_DIR/magos" "$BASH_COMPLETION" "$ZSH_COMPLETION" \
+        "$FISH_COMPLETION" "$MAN_DIR"/magos.1 "$MAN_DIR"/magos-*.1; do
         if [[ -e $f ]]; then rm -f "$f" && say "  removed    $f"; fi
     done
     rmdir "$DROPIN_DIR" 2>/dev/null || true
@@ -110,33 +132,58 @@ if [[ $ACTION == uninstall ]]; then
     exit 0
 fi
 
+# An unpacked release has install.sh beside quadlet/ and magos.yaml; a checkout has
+# scripts/install.sh with quadlet/ and configs/ one level up.
+if [[ -f $HERE/quadlet/$UNIT && -f $HERE/magos.yaml ]]; then
+    SRC=$HERE
+    CONFIG_SRC=$HERE/magos.yaml
+    CANDIDATES=("$HERE/magos")
+else
+    SRC=$ROOT
+    CONFIG_SRC=$ROOT/configs/magos.yaml
+    CANDIDATES=("$ROOT/target/release/magos" "$ROOT/target/debug/magos" "$HERE/magos")
+fi
 if [[ -z $BINARY ]]; then
-    for candidate in "$ROOT/target/release/magos" "$ROOT/target/debug/magos" "$HERE/magos"; do
+    for candidate in "${CANDIDATES[@]}"; do
         if [[ -x $candidate ]]; then BINARY=$candidate; break; fi
     done
-    [[ -n $BINARY ]] || die "no magos binary found (build it with cargo build --release, or pass --binary PATH)"
+    [[ -n $BINARY ]] || die "no magos binary found in ${CANDIDATES[*]} (build it with cargo build --release, or pass --binary PATH)"
 fi
 [[ -f $BINARY && -x $BINARY ]] || die "$BINARY is not an executable file"
-# From a checkout (scripts/../quadlet) or an unpacked release (install.sh beside
-# magos, magos.yaml and quadlet/).
-UNIT_SRC=
-for candidate in "$ROOT/quadlet/$UNIT" "$HERE/quadlet/$UNIT"; do
-    if [[ -f $candidate ]]; then UNIT_SRC=$candidate; break; fi
-done
-[[ -n $UNIT_SRC ]] || die "the unit file $UNIT was found neither in $ROOT/quadlet nor in $HERE/quadlet"
+UNIT_SRC=$SRC/quadlet/$UNIT
+[[ -f $UNIT_SRC ]] || die "the unit file $UNIT is missing from $SRC/quadlet"
+
+GENERATED=$(mktemp -d)
+DROPIN_SRC=
+trap 'rm -rf "$GENERATED" ${DROPIN_SRC:+"$DROPIN_SRC"}' EXIT
 
 say "installing Magos Dominus ($MODE)"
 put "$BIN_DIR/magos" "$BINARY" 0755
 put "$UNIT_DIR/$UNIT" "$UNIT_SRC" 0644
 if [[ $MODE == system ]]; then
     DROPIN_SRC=$(mktemp)
-    trap 'rm -f "$DROPIN_SRC"' EXIT
     printf '# Written by scripts/install.sh --system: the root service runs the system-wide binary.\n[Service]\nExecStart=\nExecStart=%s/magos run\n' \
         "$BIN_DIR" >"$DROPIN_SRC"
     put "$DROPIN" "$DROPIN_SRC" 0644
 fi
-CONFIG_SRC=$ROOT/configs/magos.yaml
-[[ -f $CONFIG_SRC ]] || CONFIG_SRC=$HERE/magos.yaml
+# Completions and man pages: the release's files, else written by the binary.
+if [[ -d $SRC/completions && -d $SRC/man ]]; then
+    COMPLETIONS=$SRC/completions MAN_SRC=$SRC/man
+else
+    COMPLETIONS=$GENERATED/completions MAN_SRC=$GENERATED/man
+    mkdir -p "$COMPLETIONS" "$MAN_SRC"
+    "$BIN_DIR/magos" completions bash >"$COMPLETIONS/magos.bash" &&
+        "$BIN_DIR/magos" completions zsh >"$COMPLETIONS/_magos" &&
+        "$BIN_DIR/magos" completions fish >"$COMPLETIONS/magos.fish" &&
+        "$BIN_DIR/magos" man --out "$MAN_SRC" >/dev/null ||
+        die "$BIN_DIR/magos could not write its completions and man pages"
+fi
+put "$BASH_COMPLETION" "$COMPLETIONS/magos.bash" 0644
+put "$ZSH_COMPLETION" "$COMPLETIONS/_magos" 0644
+put "$FISH_COMPLETION" "$COMPLETIONS/magos.fish" 0644
+for page in "$MAN_SRC"/*.1; do
+    put "$MAN_DIR/${page##*/}" "$page" 0644
+done
 if [[ -e $CONFIG_DIR/magos.yaml ]]; then
     say "  kept       $CONFIG_DIR/magos.yaml (existing configuration)"
 elif [[ -f $CONFIG_SRC ]]; then
@@ -153,6 +200,10 @@ if ((NOW)); then
 fi
 
 if [[ $MODE == user ]]; then
+    case ":${PATH:-}:" in
+        *":$BIN_DIR:"*) ;;
+        *) printf '\n%s is not in your PATH: add it (e.g. in ~/.profile) to run magos by name.\n' "$BIN_DIR" ;;
+    esac
     LINGER=$(loginctl show-user "$(id -un)" -P Linger 2>/dev/null || true)
     if [[ $LINGER != yes ]]; then
         cat <<EOF

@@ -7,7 +7,8 @@
 # Steps, each timed: test bed; cargo fmt --check; cargo clippy --all-targets
 # -D warnings; cargo test --all-targets and --doc with MAGOS_REQUIRE_PODMAN=1 (a
 # missing test bed fails the podman tests); the real-systemd tier
-# (tests/systemd_tier.rs); cargo check for x86_64-pc-windows-gnu.
+# (tests/systemd_tier.rs); the main job end to end (scripts/quickstart.sh --once --yes,
+# then clean); cargo check for x86_64-pc-windows-gnu.
 # Exits non-zero on the first failure.
 set -euo pipefail
 
@@ -91,6 +92,18 @@ if [[ -z $PODMAN_PASSED || $PODMAN_PASSED -eq 0 ]]; then
     exit 1
 fi
 printf '\npodman tests (tests/podman, against the rootless socket and the registry): %s passed\n' "$PODMAN_PASSED"
+
+# ---- the main job, end to end: the README's quick start with one pass ----
+# Both example stacks pinned (a commit in the remote), pushed, running, in sync
+# (magos drift exits 0) and the page answering on 127.0.0.1:8088; then everything
+# the quick start made is removed.
+step "the main job: scripts/quickstart.sh --once --yes, then clean"
+if ! scripts/quickstart.sh --once --yes </dev/null; then
+    scripts/quickstart.sh clean </dev/null || true
+    echo "the quick start's main job failed (above)" >&2
+    exit 1
+fi
+scripts/quickstart.sh clean </dev/null
 
 step "cargo check --target x86_64-pc-windows-gnu --lib --bins"
 if ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then

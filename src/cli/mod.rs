@@ -7,6 +7,7 @@
 #[cfg(unix)]
 mod apply;
 pub mod check;
+mod completions;
 mod config_cmd;
 #[cfg(target_os = "linux")]
 pub mod doctor;
@@ -156,6 +157,14 @@ pub enum Command {
     /// pets the watchdog while it makes progress. `--once` runs one pass.
     #[cfg(target_os = "linux")]
     Run(run::RunArgs),
+    /// Print shell completions: bash, zsh, fish, elvish or powershell
+    ///
+    /// For example `magos completions bash >~/.local/share/bash-completion/completions/magos`;
+    /// zsh reads `_magos` from a folder in its $fpath, fish from
+    /// ~/.config/fish/completions/magos.fish. scripts/install.sh installs them.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, or write every page (one per subcommand) with --out DIR
+    Man(completions::ManArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -225,6 +234,8 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         Command::Doctor(args) => {
             doctor::run(args, config_file.as_deref(), env, &overrides, verbosity)
         }
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     };
     match result {
         Ok(exit) => exit,
