@@ -1075,8 +1075,10 @@ fn nesting_beyond(text: &str, limit: usize) -> Option<usize> {
             }
         }
         // Whether the next character starts a value (a flow collection, a
-        // quoted scalar or a block scalar may start there).
-        let mut at_value = flow > 0 || quote != Quote::None || i == indent || i > indent;
+        // quoted scalar or a block scalar may start there): true at the start
+        // of a line's content, after `: `, `- `, `? `, and inside flow
+        // collections after `[`, `{` and `,`.
+        let mut at_value = true;
         while i < bytes.len() {
             let b = bytes[i];
             match quote {
