@@ -309,7 +309,7 @@ fn odd_valid_files_load() {
         "[".repeat(MAX_NESTING - 1),
         "]".repeat(MAX_NESTING - 1)
     );
-    let valid: [(&str, &str, usize); 8] = [
+    let valid: [(&str, &str, usize); 9] = [
         ("crlf", "services:\r\n  app:\r\n    image: busybox\r\n", 1),
         (
             "bom",
@@ -317,6 +317,11 @@ fn odd_valid_files_load() {
             1,
         ),
         ("no services", "services: {}\n", 0),
+        (
+            "services from `include:`",
+            "include:\n  - ../common/compose.yaml\n",
+            0,
+        ),
         (
             "extensions and spec keys",
             "x-any: 1\nservices:\n  app:\n    image: busybox\n    x-note: hi\n    build: .\ninclude: []\n",

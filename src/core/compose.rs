@@ -734,6 +734,9 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
             ));
             Mapping::new()
         }
+        // `include:` brings the services from other files (the compose CLI's
+        // business).
+        None if top.contains_key("include") => Mapping::new(),
         None => {
             out.fail(Diagnostic::error(
                 src.compose.0,
