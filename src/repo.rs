@@ -16,7 +16,7 @@ use crate::secrets;
 const MAX_DEPTH: usize = 24;
 
 /// Files larger than this are not read as compose files.
-const MAX_FILE: u64 = 8 * 1024 * 1024;
+const MAX_FILE: u64 = crate::core::compose::MAX_FILE_BYTES as u64;
 
 /// A repository that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +40,9 @@ pub enum RepoError {
 pub struct RepoStacks {
     /// The stacks, loaded.
     pub stacks: Vec<Stack>,
-    /// Problems not tied to one stack (files that could not be read, ignored
-    /// compose files).
+    /// Problems not tied to one stack (ignored compose files, folder names that
+    /// give no project name). A stack's own files that cannot be read fail that
+    /// stack (its `loaded.error`).
     pub diagnostics: Vec<Diagnostic>,
     /// The stacks' `.env` files that are SOPS-encrypted, by path.
     pub sealed_env: BTreeMap<String, SealedEnv>,
@@ -70,38 +71,21 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    let (defs, mut diagnostics) = stacks::discover(&files, &root_name, sel)?;
+    let (defs, diagnostics) = stacks::discover(&files, &root_name, sel)?;
     let mut texts = BTreeMap::new();
+    let mut unreadable = BTreeMap::new();
     for def in &defs {
         let wanted = std::iter::once(&def.compose_file)
             .chain(def.override_file.as_ref())
             .chain(def.env_file.as_ref());
         for rel in wanted {
-            let path = root.join(rel);
-            let read = std::fs::metadata(&path).and_then(|m| {
-                if m.len() > MAX_FILE {
-                    Err(std::io::Error::other(format!(
-                        "larger than {} MiB",
-                        MAX_FILE / 1024 / 1024
-                    )))
-                } else {
-                    std::fs::read(&path)
-                }
-            });
-            match read.map(String::from_utf8) {
-                Ok(Ok(text)) => {
+            match read_text(&root.join(rel), rel) {
+                Ok(text) => {
                     texts.insert(rel.clone(), text);
                 }
-                Ok(Err(_)) => diagnostics.push(Diagnostic::error(
-                    rel,
-                    Pos::START,
-                    "the file is not UTF-8 text",
-                )),
-                Err(e) => diagnostics.push(Diagnostic::error(
-                    rel,
-                    Pos::START,
-                    format!("cannot read the file: {e}"),
-                )),
+                Err(d) => {
+                    unreadable.insert(rel.clone(), d);
+                }
             }
         }
     }
@@ -125,23 +109,55 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
                     },
                 );
             }
-            Err(e) => diagnostics.push(Diagnostic::error(
-                rel,
-                Pos::START,
-                format!("the SOPS-encrypted file cannot be read: {e}"),
-            )),
+            Err(e) => {
+                unreadable.insert(
+                    rel.clone(),
+                    Diagnostic::error(
+                        rel,
+                        Pos::START,
+                        format!("the SOPS-encrypted file cannot be read: {e}"),
+                    ),
+                );
+            }
         }
     }
     let names = sealed_env
         .iter()
         .map(|(k, v)| (k.clone(), v.names.clone()))
         .collect();
-    let stacks = stacks::load_all(defs, &texts, env, &names);
+    let stacks = stacks::load_all(defs, &texts, &unreadable, env, &names);
     Ok(RepoStacks {
         stacks,
         diagnostics,
         sealed_env,
         texts,
+    })
+}
+
+/// Reads one stack file as text: at most [`MAX_FILE`] bytes of UTF-8. The
+/// error names the file (`rel`) and, for invalid UTF-8, the line of the first
+/// bad byte.
+fn read_text(path: &Path, rel: &str) -> Result<String, Diagnostic> {
+    let read = std::fs::metadata(path).and_then(|m| {
+        if m.len() > MAX_FILE {
+            Err(std::io::Error::other(format!(
+                "it is larger than {} MiB",
+                MAX_FILE / 1024 / 1024
+            )))
+        } else {
+            std::fs::read(path)
+        }
+    });
+    let bytes =
+        read.map_err(|e| Diagnostic::error(rel, Pos::START, format!("cannot read the file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]);
+        Diagnostic::error(
+            rel,
+            Pos::of_offset(&text, valid),
+            "the file is not UTF-8 text (an invalid byte here)",
+        )
     })
 }
 
@@ -286,5 +302,57 @@ fn real_path(p: &Path, depth: u32) -> PathBuf {
     match p.file_name() {
         Some(name) => real_path(parent, depth + 1).join(name),
         None => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stack file that cannot be read fails its own stack, named with the line
+    /// of the first bad byte; the other stack loads.
+    #[test]
+    fn unreadable_files_fail_their_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["bad", "big", "good"] {
+            std::fs::create_dir(root.join(d)).unwrap();
+        }
+        std::fs::write(
+            root.join("bad/compose.yaml"),
+            b"services:\n  app:\n    image: busy\xffbox\n",
+        )
+        .unwrap();
+        let big = std::fs::File::create(root.join("big/compose.yaml")).unwrap();
+        big.set_len(MAX_FILE + 1).unwrap();
+        std::fs::write(
+            root.join("good/compose.yaml"),
+            "services:\n  app:\n    image: busybox\n",
+        )
+        .unwrap();
+        let loaded = load(root, &Selection::default(), &Vars::new()).unwrap();
+        let errors: Vec<String> = loaded
+            .stacks
+            .iter()
+            .map(|s| {
+                s.loaded
+                    .error
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            errors[0],
+            "bad/compose.yaml:3:16: the file is not UTF-8 text (an invalid byte here)"
+        );
+        assert!(
+            errors[1]
+                .starts_with("big/compose.yaml:1:1: cannot read the file: it is larger than 8 MiB"),
+            "{}",
+            errors[1]
+        );
+        assert_eq!(errors[2], "");
+        assert_eq!(loaded.stacks[2].loaded.services.len(), 1);
     }
 }

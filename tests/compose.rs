@@ -1,7 +1,9 @@
 //! Loading stacks: typed model, merge keys, override files, interpolation,
 //! unsupported keys, and located diagnostics, table-driven over inline files.
 
-use magos::core::compose::{Command, KeyValues, Port, StackSource, load};
+use magos::core::compose::{
+    Command, KeyValues, MAX_FILE_BYTES, MAX_NESTING, Port, StackSource, load,
+};
 use magos::core::interpolate::Vars;
 
 fn vars(pairs: &[(&str, &str)]) -> Vars {
@@ -20,7 +22,7 @@ const DIAGNOSTICS: &[(&str, &[&str])] = &[
     ),
     ("services: [1]\n", &["1:1: `services` must be a mapping"]),
     ("- a\n", &["1:1: a compose file must be a mapping"]),
-    ("name: x\n", &["1:1: the file has no services"]),
+    ("name: x\n", &["1:1: the file has no `services:`"]),
     (
         "services:\n  web:\n    image: nginx\nx-magos:\n  observe: yes\n",
         &["4:1: `x-magos.observe` must be `true` or `false`"],
@@ -73,6 +75,288 @@ const DIAGNOSTICS: &[(&str, &[&str])] = &[
         &["3:56: service `wéb`: unknown policy `nope`"],
     ),
 ];
+
+/// Mistakes that fail the whole stack: (what, compose text, override text,
+/// expected error as `file:line:column: fragment`). Each must set
+/// `Loaded::error`, located; the stack is then never applied or pruned.
+const LOAD_ERRORS: &[(&str, &str, Option<&str>, &str)] = &[
+    (
+        "a missing quote",
+        "services:\n  app:\n    image: \"busybox\n    command: x\n",
+        None,
+        "c.yaml:5:1: invalid YAML",
+    ),
+    (
+        "tab indentation",
+        "services:\n\tapp:\n\t\timage: busybox\n",
+        None,
+        "c.yaml:2:1: invalid YAML",
+    ),
+    (
+        "a duplicate key",
+        "services:\n  app:\n    image: a\n  app:\n    image: b\n",
+        None,
+        "c.yaml:2:3: invalid YAML: services: duplicate entry with key \"app\"",
+    ),
+    (
+        "two documents",
+        "services:\n  app:\n    image: a\n---\nservices: {}\n",
+        None,
+        "c.yaml:1:1: invalid YAML: deserializing from YAML containing more than one document",
+    ),
+    (
+        "a scalar document",
+        "just words\n",
+        None,
+        "c.yaml:1:1: a compose file must be a mapping",
+    ),
+    (
+        "a list document",
+        "- services\n",
+        None,
+        "c.yaml:1:1: a compose file must be a mapping",
+    ),
+    ("an empty file", "", None, "c.yaml:1:1: the file is empty"),
+    (
+        "only comments",
+        "# services:\n#   app: {}\n",
+        None,
+        "c.yaml:1:1: the file is empty",
+    ),
+    (
+        "`services` as a list",
+        "name: x\nservices:\n  - app\n",
+        None,
+        "c.yaml:2:1: `services` must be a mapping",
+    ),
+    (
+        "`services:` without a value",
+        "name: x\nservices:\n",
+        None,
+        "c.yaml:2:1: `services:` has no value",
+    ),
+    (
+        "no `services:`",
+        "networks:\n  a: {}\n",
+        None,
+        "c.yaml:1:1: the file has no `services:`",
+    ),
+    (
+        "a service of the wrong shape",
+        "services:\n  app:\n    image: busybox\n    ports: 80\n",
+        None,
+        "c.yaml:2:1: service `app`: invalid type",
+    ),
+    (
+        "a service without a body",
+        "services:\n  app:\n",
+        None,
+        "c.yaml:2:1: service `app`: a service must be a mapping",
+    ),
+    (
+        "networks as a list",
+        "services: {}\nnetworks: [a]\n",
+        None,
+        "c.yaml:2:1: `networks` must be a mapping of names",
+    ),
+    (
+        "an invalid `x-magos.observe`",
+        "services: {}\nx-magos:\n  observe: maybe\n",
+        None,
+        "c.yaml:2:1: `x-magos.observe` must be `true` or `false`",
+    ),
+    (
+        "a required variable unset",
+        "services:\n  app:\n    image: busybox\n    environment:\n      X: \"${MUST:?must be set}\"\n",
+        None,
+        "c.yaml:5:11: required variable `MUST` is not set: must be set",
+    ),
+    (
+        "an unclosed `${`",
+        "services:\n  app:\n    image: busybox\n    command: echo ${OOPS\n",
+        None,
+        "c.yaml:4:19:",
+    ),
+    (
+        "a typo in a service key",
+        "services:\n  app:\n    image: busybox\n    enviroment:\n      A: 1\n",
+        None,
+        "c.yaml:4:5: service `app`: unknown key `enviroment` (did you mean `environment`?)",
+    ),
+    (
+        "a swapped pair of letters",
+        "services:\n  app:\n    imgae: busybox\n",
+        None,
+        "c.yaml:3:5: service `app`: unknown key `imgae` (did you mean `image`?)",
+    ),
+    (
+        "an unknown key with no near match",
+        "services:\n  app:\n    image: busybox\n    colour: blue\n",
+        None,
+        "c.yaml:4:5: service `app`: unknown key `colour`; the compose specification",
+    ),
+    (
+        "a typo in a top-level key",
+        "services: {}\nvolume:\n  data: {}\n",
+        None,
+        "c.yaml:2:1: unknown top-level key `volume` (did you mean `volumes`?)",
+    ),
+    (
+        "a broken override",
+        "services:\n  app:\n    image: busybox\n",
+        Some("services:\n  app:\n    environment: [A=1\n"),
+        "o.yaml:4:1: invalid YAML",
+    ),
+    (
+        "an empty override",
+        "services:\n  app:\n    image: busybox\n",
+        Some(""),
+        "o.yaml:1:1: the file is empty",
+    ),
+    (
+        "a typo in the override",
+        "services:\n  app:\n    image: busybox\n",
+        Some("services:\n  app:\n    port: [\"80:80\"]\n"),
+        "o.yaml:3:5: service `app`: unknown key `port` (did you mean `ports`?)",
+    ),
+];
+
+#[test]
+fn load_errors_fail_the_stack_and_are_located() {
+    for (what, text, over, expected) in LOAD_ERRORS {
+        let loaded = load(&StackSource {
+            compose: ("c.yaml", text),
+            override_file: over.map(|o| ("o.yaml", o)),
+            vars: &vars(&[]),
+        });
+        let error = loaded
+            .error
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: no load error; {:?}", loaded.diagnostics));
+        let got = error.to_string();
+        assert!(
+            got.starts_with(expected),
+            "{what}\ngot      {got}\nexpected {expected}"
+        );
+        // Each error is also a diagnostic, for `lint`.
+        for e in &error.errors {
+            assert!(loaded.diagnostics.contains(e), "{what}: {e}");
+        }
+    }
+}
+
+/// Hostile inputs: refused quickly, before the YAML reader sees them (it takes
+/// time quadratic in the depth of flow collections), located, without a panic.
+#[test]
+fn hostile_inputs_are_refused_before_parsing() {
+    let deep_flow = format!("services:\n  app:\n    command: {}\n", "[".repeat(20_000));
+    let deep_map = format!("services:\n  app:\n    labels: {}\n", "{a: ".repeat(20_000));
+    let deep_block: String = (0..200)
+        .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+        .collect();
+    let deep_items = format!("services:\n  app:\n    command:\n{}x\n", "- ".repeat(500));
+    let big = format!("services: {{}}\n#{}\n", "x".repeat(MAX_FILE_BYTES));
+    let bomb = {
+        let mut s = String::from("x-a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1).replace("*a0", "*a");
+            let list = vec![prev; 9].join(", ");
+            s.push_str(&format!("x-a{i}: &a{i} [{list}]\n"));
+        }
+        s + "services: {}\n"
+    };
+    let cases: [(&str, &str, &str); 6] = [
+        ("deep flow sequences", &deep_flow, "c.yaml:3:"),
+        ("deep flow mappings", &deep_map, "c.yaml:3:"),
+        ("deep block mappings", &deep_block, "c.yaml:"),
+        ("deep compact items", &deep_items, "c.yaml:4:"),
+        (
+            "a file over the size limit",
+            &big,
+            "c.yaml:1:1: the file is larger than",
+        ),
+        ("an alias bomb", &bomb, "c.yaml:"),
+    ];
+    for (what, text, expected) in cases {
+        let loaded = load(&StackSource {
+            compose: ("c.yaml", text),
+            override_file: None,
+            vars: &vars(&[]),
+        });
+        let got = loaded
+            .error
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: no load error"))
+            .to_string();
+        assert!(got.starts_with(expected), "{what}: {got}");
+        if what.starts_with("deep") {
+            assert!(
+                got.contains(&format!("nests deeper than {MAX_NESTING} levels")),
+                "{what}: {got}"
+            );
+        }
+    }
+}
+
+/// Odd but valid files load without an error: CRLF line endings, a UTF-8 byte
+/// order mark, `services: {}` (a stack that runs nothing), extensions, spec
+/// keys Magos leaves to the compose CLI, brackets and quotes inside scalars and
+/// block scalars (which the nesting pre-scan must not count).
+#[test]
+fn odd_valid_files_load() {
+    let nested_ok = format!(
+        "services:\n  app:\n    image: busybox\nx-deep: {}x{}\n",
+        "[".repeat(MAX_NESTING - 1),
+        "]".repeat(MAX_NESTING - 1)
+    );
+    let valid: [(&str, &str, usize); 9] = [
+        ("crlf", "services:\r\n  app:\r\n    image: busybox\r\n", 1),
+        (
+            "bom",
+            "\u{feff}name: x\nservices:\n  app:\n    image: busybox\n",
+            1,
+        ),
+        ("no services", "services: {}\n", 0),
+        (
+            "services from `include:`",
+            "include:\n  - ../common/compose.yaml\n",
+            0,
+        ),
+        (
+            "extensions and spec keys",
+            "x-any: 1\nservices:\n  app:\n    image: busybox\n    x-note: hi\n    build: .\ninclude: []\n",
+            1,
+        ),
+        (
+            "brackets in scalars",
+            "services:\n  app:\n    image: busybox\n    command: echo [[[[ {{{{ \"[[[[\" '{{'\n    labels:\n      a: \"it's [\"\n",
+            1,
+        ),
+        (
+            "a block scalar",
+            &format!(
+                "services:\n  app:\n    image: busybox\n    command: |\n      {}\n",
+                "[".repeat(500)
+            ),
+            1,
+        ),
+        ("nesting within the limit", &nested_ok, 1),
+        (
+            "a JSON file",
+            "{\"services\": {\"app\": {\"image\": \"busybox\"}}}\n",
+            1,
+        ),
+    ];
+    for (what, text, services) in valid {
+        let loaded = load(&StackSource {
+            compose: ("c.yaml", text),
+            override_file: None,
+            vars: &vars(&[]),
+        });
+        assert!(loaded.error.is_none(), "{what}: {:?}", loaded.error);
+        assert_eq!(loaded.services.len(), services, "{what}");
+    }
+}
 
 #[test]
 fn diagnostics_are_located() {

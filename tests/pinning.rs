@@ -165,3 +165,39 @@ fn pull_request_mode_needs_a_github_repository_and_api_access() {
         "{stderr}"
     );
 }
+
+/// Found by an adversarial run: `check` and `update` exited 0 with an invalid
+/// annotation (only `lint` said it). They exit 2 and log it with its file and
+/// line; the valid service beside it is still read.
+#[test]
+fn an_invalid_annotation_fails_check_and_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("gitops");
+    std::fs::create_dir_all(folder.join("web")).unwrap();
+    std::fs::write(
+        folder.join("web/compose.yaml"),
+        "services:\n  app:\n    image: registry.example/app:1.0\n  \
+         bad:\n    image: registry.example/bad:1.0 # {\"magos\": {\"policy\": \"semverr\"}}\n",
+    )
+    .unwrap();
+    let cfg = config(tmp.path(), "");
+    for (cmd, extra) in [
+        ("check", &[][..]),
+        ("update", &["--dry-run"][..]),
+        ("update", &["--no-commit"][..]),
+    ] {
+        let out = magos_on(tmp.path(), cmd, &cfg, &folder, extra);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{cmd} {extra:?}: {}",
+            show(&out)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("web/compose.yaml:5:") && stderr.contains("unknown policy `semverr`"),
+            "{cmd} {extra:?}: {}",
+            show(&out)
+        );
+    }
+}

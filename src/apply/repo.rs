@@ -15,9 +15,9 @@ use crate::core::convert::{self, ConvertInput, EnvFile, EnvInputs, Route};
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::drift::{DriftEntry, DriftState, drift};
 use crate::core::interpolate;
-use crate::core::observed::Observed;
+use crate::core::observed::{Observed, ObservedContainer};
 use crate::core::plan::{Plan, PlanOptions, Removal, StackPlan, plan};
-use crate::core::spec::StackSpec;
+use crate::core::spec::{LABEL_WORKING_DIR, StackSpec};
 use crate::core::stacks::Selection;
 use crate::podman::{Client, PodmanError};
 use crate::repo::{self, RepoError};
@@ -155,18 +155,37 @@ pub struct Repository {
     pub diagnostics: Vec<Diagnostic>,
     /// Stacks that could not even be named (no project): folder and reason.
     pub unnamed: Vec<(String, String)>,
+    /// The folders (absolute) of the stacks that failed, named or not: their
+    /// containers are kept whatever project they carry, since a file that cannot
+    /// be read cannot say which project it was.
+    pub failed_dirs: BTreeSet<String>,
 }
 
 impl Repository {
     /// Projects that must not lose containers to pruning: stacks routed to the
     /// compose CLI (Magos did not create their containers), stacks that failed
-    /// to load (a broken file must not delete what runs) and observed stacks.
+    /// (a broken file must not delete what runs) and observed stacks.
     fn protected(&self) -> BTreeSet<String> {
         self.stacks
             .iter()
             .filter(|s| s.error.is_some() || s.route != Route::Native || s.observe)
             .map(|s| s.project.clone())
             .collect()
+    }
+
+    /// Whether a container must not be pruned: its project is [`protected`]
+    /// (`Self::protected`), or it was created from the folder of a stack that
+    /// failed (its working-folder label).
+    fn keeps(
+        &self,
+        protected: &BTreeSet<String>,
+        container: Option<&ObservedContainer>,
+        project: &str,
+    ) -> bool {
+        protected.contains(project)
+            || container
+                .and_then(|c| c.labels.get(LABEL_WORKING_DIR))
+                .is_some_and(|dir| self.failed_dirs.contains(dir))
     }
 
     /// The stacks marked `x-magos: {observe: true}`.
@@ -204,19 +223,28 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
     for stack in loaded.stacks {
         let diags = stack.loaded.diagnostics.clone();
         out.diagnostics.extend(diags);
-        let Some(project) = stack.project.clone() else {
-            out.unnamed.push((
-                stack.def.dir.clone(),
-                "the stack has no valid project name".to_owned(),
-            ));
-            continue;
-        };
         let abs_dir = if stack.def.dir == "." {
             root.clone()
         } else {
             root.join(&stack.def.dir)
         };
         let abs = abs_dir.to_string_lossy().into_owned();
+        let load_error = stack
+            .loaded
+            .error
+            .as_ref()
+            .map(|e| format!("the stack cannot be loaded: {e}"));
+        let Some(project) = stack.project.clone() else {
+            out.failed_dirs.insert(abs);
+            out.unnamed.push((
+                stack.def.dir.clone(),
+                load_error.unwrap_or_else(|| {
+                    "the stack has no valid project name; set `name:` in its compose file"
+                        .to_owned()
+                }),
+            ));
+            continue;
+        };
         // The host owner's trust boundary: a refusal fails the stack, on every
         // route, before anything of it is applied or pruned.
         let refused = repo::check_trust(&root, &stack, &loaded.texts, &options.trust);
@@ -254,7 +282,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             encrypted: &no_mounts,
         };
         let mut converted = convert::convert(&stack.loaded, &input);
-        let mut error = None;
+        let mut error = load_error;
         let mounts = sealed::find_mounts(&converted.spec, runtime.as_ref(), &mut sealed);
         if let Ok(found) = &mounts
             && !found.is_empty()
@@ -267,24 +295,14 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
                 },
             );
         }
-        let unreadable: Vec<&str> = stack
-            .loaded
-            .services
-            .iter()
-            .filter(|s| s.service.is_none())
-            .map(|s| s.name.as_str())
-            .collect();
-        if let Some(first) = refused.first() {
+        if error.is_some() {
+            // Loading failed: what conversion says about the rest adds nothing.
+        } else if let Some(first) = refused.first() {
             error = Some(match refused.len() {
                 1 => first.to_string(),
                 n => format!("{first} (and {} more refusals)", n - 1),
             });
             out.diagnostics.extend(refused);
-        } else if !unreadable.is_empty() {
-            error = Some(format!(
-                "service(s) {} could not be read (see the diagnostics)",
-                unreadable.join(", ")
-            ));
         } else if converted.route == Route::Native && converted.has_errors() {
             let first = converted
                 .diagnostics
@@ -296,7 +314,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
         } else if let Err(e) = mounts {
             error = Some(e);
         }
-        if converted.route == Route::Native {
+        if converted.route == Route::Native && stack.loaded.error.is_none() {
             out.diagnostics
                 .extend(converted.diagnostics.iter().cloned());
         }
@@ -312,6 +330,10 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
                 "the stack uses SOPS-encrypted files ({}), which Magos injects only when it applies a stack itself, not through the compose CLI",
                 sealed.files(&abs_dir).join(", ")
             ));
+        }
+        if error.is_some() {
+            out.failed_dirs
+                .insert(abs_dir.to_string_lossy().into_owned());
         }
         out.stacks.push(Prepared {
             dir: stack.def.dir.clone(),
@@ -429,7 +451,10 @@ fn make_plan(repo: &Repository, observed: &Observed, options: &RepoOptions) -> P
         },
     );
     let protected = repo.protected();
-    p.prune.retain(|r| !protected.contains(&r.project));
+    p.prune.retain(|r| {
+        let container = observed.containers.iter().find(|c| c.id == r.id);
+        !repo.keeps(&protected, container, &r.project)
+    });
     let observed = repo.observed();
     p.stacks.retain(|s| !observed.contains(&s.project));
     if let Some(only) = &options.stack {
@@ -691,7 +716,13 @@ pub async fn drift_prepared(
     let protected = repo.protected();
     let mut entries: Vec<DriftEntry> = drift(&natives, &observed, &options.instance)
         .into_iter()
-        .filter(|e| !(e.state == DriftState::Orphan && protected.contains(&e.stack)))
+        .filter(|e| {
+            let container = e
+                .container
+                .as_deref()
+                .and_then(|name| observed.containers.iter().find(|c| c.name == name));
+            !(e.state == DriftState::Orphan && repo.keeps(&protected, container, &e.stack))
+        })
         .map(|mut e| {
             // In sync means the container's image has the pinned digest among its
             // digests (an index's and its manifest's): show the pinned one.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::Exit;
 use crate::config::{self, Env, Overrides};
+use crate::core::diag::{Diagnostic, Severity};
 use crate::git::{Auth, Checkout, Remote};
 
 pub use crate::pin::{Choice, Policies, Row, Step, Watched, check_services};
@@ -21,7 +22,8 @@ The repository is --repo, else repo.url: a local folder is read in place; a
 remote (or a bare repository) is fetched into Magos's own clone first.
 
 Exit codes: 0 every service was checked, 2 an error (a service that could not
-be checked is reported, the others still are).";
+be checked is reported, the others still are; an invalid annotation or a stack
+that cannot be loaded is logged with its file and line).";
 
 /// `magos check` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,7 +39,8 @@ pub struct CheckArgs {
 
 /// Runs `magos check`: loads the configuration, runs a pin pass over the
 /// repository, prints the report. Exit 0 when every service was checked, 2 when
-/// any could not be (the others are still reported).
+/// any could not be (the others are still reported) or the repository has an
+/// error diagnostic (logged).
 pub fn run(
     args: &CheckArgs,
     file: Option<&Path>,
@@ -53,8 +56,9 @@ pub fn run(
     let config = &loaded.config;
     let ctx = super::update::Ctx::new(config, env)?;
     let pass = ctx.pass_at(config, &Location::of(config, env)?)?;
+    super::update::report_diagnostics(&pass);
     super::out(&render(&pass.rows, args.output)?)?;
-    Ok(exit_for(&pass.rows))
+    Ok(exit_for(&pass.rows, &pass.diagnostics))
 }
 
 /// Where the repository of a command is.
@@ -139,10 +143,12 @@ pub fn render(rows: &[Row], output: Output) -> anyhow::Result<String> {
             let mut line = |cells: &[&str]| -> anyhow::Result<()> {
                 let mut out = String::new();
                 for (i, cell) in cells.iter().enumerate() {
-                    if i + 1 == cells.len() {
-                        out.push_str(cell);
-                    } else {
-                        write!(out, "{cell:<w$}  ", w = widths[i])?;
+                    out.push_str(cell);
+                    if i + 1 < cells.len() {
+                        // Padded by hand: a format width above 65,535 panics,
+                        // and an image reference can be that long.
+                        let pad = widths[i].saturating_sub(cell.chars().count()) + 2;
+                        out.extend(std::iter::repeat_n(' ', pad));
                     }
                 }
                 writeln!(text, "{}", out.trim_end())?;
@@ -158,9 +164,12 @@ pub fn render(rows: &[Row], output: Output) -> anyhow::Result<String> {
 }
 
 /// The exit code for a report: 0 when every service was checked, 2 when any
-/// could not be.
-pub fn exit_for(rows: &[Row]) -> Exit {
-    if rows.iter().any(|r| r.error.is_some()) {
+/// could not be or the repository has errors (`diagnostics`: an invalid
+/// annotation, a stack that cannot be loaded).
+pub fn exit_for(rows: &[Row], diagnostics: &[Diagnostic]) -> Exit {
+    if rows.iter().any(|r| r.error.is_some())
+        || diagnostics.iter().any(|d| d.severity == Severity::Error)
+    {
         Exit::Error
     } else {
         Exit::Success
@@ -201,8 +210,40 @@ mod tests {
             serde_json::from_str(&render(&rows, Output::Json).unwrap()).unwrap();
         assert_eq!(json[0]["update"], true);
         assert_eq!(json[1]["error"], "registry ghcr.io unreachable");
-        assert_eq!(exit_for(&rows), Exit::Error);
-        assert_eq!(exit_for(&rows[..1]), Exit::Success);
+        assert_eq!(exit_for(&rows, &[]), Exit::Error);
+        assert_eq!(exit_for(&rows[..1], &[]), Exit::Success);
         assert_eq!(render(&[], Output::Json).unwrap(), "[]\n");
+    }
+
+    /// An invalid annotation (an error diagnostic) makes the exit code 2; a
+    /// warning does not.
+    #[test]
+    fn an_error_diagnostic_fails_the_check() {
+        use crate::core::diag::Pos;
+        let rows = [row(Some(true), None)];
+        let bad = Diagnostic::error(
+            "web/compose.yaml",
+            Pos {
+                line: 4,
+                column: 30,
+            },
+            "unknown policy `nope`",
+        );
+        let meh = Diagnostic::warning("web/compose.yaml", Pos::START, "variable `X` is not set");
+        assert_eq!(exit_for(&rows, std::slice::from_ref(&meh)), Exit::Success);
+        assert_eq!(exit_for(&rows, &[meh, bad]), Exit::Error);
+    }
+
+    /// Found by an adversarial run: a reference longer than 65,535 characters
+    /// made the table's format width panic.
+    #[test]
+    fn a_huge_reference_renders() {
+        let mut r = row(None, Some("invalid reference"));
+        r.current = format!("ghcr.io/o/{}:1", "a".repeat(70_000));
+        let table = render(&[r.clone(), row(Some(false), None)], Output::Table).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].contains(&r.current));
+        // Columns still line up.
+        assert_eq!(lines[1].find(" error "), lines[2].find(" no    "));
     }
 }

@@ -38,7 +38,8 @@ With repo.mode: pull_request the commits go to magos/... branches and GitHub pul
 requests are opened or updated instead.
 
 Exit codes: 0 done (or nothing to update), 2 an error (services that could not be
-checked or pinned are reported; the others are still updated).";
+checked or pinned are reported; the others are still updated; an invalid
+annotation or a stack that cannot be loaded is logged with its file and line).";
 
 /// `magos update` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -79,7 +80,7 @@ pub fn run(
         let pass = ctx.pass_at(config, &location)?;
         report_problems(&pass);
         super::out(&pass.diff())?;
-        return Ok(exit(&pass));
+        return Ok(with_invalid(exit(&pass), pass.invalid()));
     }
     if args.no_commit {
         let Location::Folder(dir) = &location else {
@@ -101,7 +102,7 @@ pub fn run(
             text.push_str(&format!("wrote {}\n", dir.join(&f.path).display()));
         }
         super::out(&text)?;
-        return Ok(exit(&pass));
+        return Ok(with_invalid(exit(&pass), pass.invalid()));
     }
     let Location::Remote(checkout) = location else {
         anyhow::bail!(
@@ -128,7 +129,12 @@ pub fn run(
         direct(&ctx, config, &checkout, &options)?
     };
     super::out(&written.text)?;
-    Ok(written.exit)
+    Ok(with_invalid(written.exit, written.invalid))
+}
+
+/// `exit`, or an error when the repository has `invalid` error diagnostics.
+fn with_invalid(exit: Exit, invalid: usize) -> Exit {
+    if invalid > 0 { Exit::Error } else { exit }
 }
 
 /// What a write-back did.
@@ -140,6 +146,10 @@ pub struct WriteBack {
     pub exit: Exit,
     /// Services pinned.
     pub updates: usize,
+    /// Error diagnostics of the repository (an invalid annotation, a stack that
+    /// cannot be loaded), logged: `magos update` exits 2 for them; the daemon
+    /// reports a stack that cannot be loaded through its apply instead.
+    pub invalid: usize,
 }
 
 /// The daemon's write-back: syncs Magos's clone, runs the pin pass and commits
@@ -291,6 +301,7 @@ fn direct(
         text,
         exit: exit(&pass),
         updates: pass.updates.len(),
+        invalid: pass.invalid(),
     })
 }
 
@@ -406,6 +417,7 @@ fn pull_requests(
         text,
         exit: if failed { Exit::Error } else { exit(&first) },
         updates: first.updates.len(),
+        invalid: first.invalid(),
     })
 }
 
@@ -435,8 +447,22 @@ async fn api_client(
         .build()?)
 }
 
-/// Logs every service that could not be checked or pinned.
+/// Logs the repository's error diagnostics (an invalid annotation, a stack that
+/// cannot be loaded), each with its file, line and column.
+pub(super) fn report_diagnostics(pass: &Pass) {
+    for d in pass
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == crate::core::diag::Severity::Error)
+    {
+        tracing::error!("{d}");
+    }
+}
+
+/// Logs every service that could not be checked or pinned, and the
+/// repository's error diagnostics.
 fn report_problems(pass: &Pass) {
+    report_diagnostics(pass);
     for row in &pass.rows {
         if let Some(e) = &row.error {
             tracing::error!(

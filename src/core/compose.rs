@@ -3,9 +3,18 @@
 //! services with their image, image line, policy and diagnostics.
 //!
 //! The YAML is read with `serde_yaml_ng` for reading only; the image lines, their
-//! annotations and their rewrites are text-level (see `rewrite`). Keys Magos does
-//! not apply natively are not errors: they are gathered per service as
-//! `unsupported`, as podlet does, so a report can list them together.
+//! annotations and their rewrites are text-level (see `rewrite`). Keys of the
+//! compose specification that Magos does not apply natively are not errors: they
+//! are gathered per service as `unsupported`, as podlet does, so a report can
+//! list them together (and the stack goes to the compose CLI).
+//!
+//! A stack whose files cannot be read as one compose project fails as a whole:
+//! [`Loaded::error`] holds a [`LoadError`] (unreadable or invalid YAML, a file
+//! too large or nested too deep, a file that is not a mapping or lists no
+//! services, a service or top-level object of the wrong shape, a failed
+//! `${VAR:?}` or other interpolation error, a key the compose specification does
+//! not know). Mistakes that concern one image (annotations, references) stay
+//! diagnostics of that service.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +65,120 @@ pub const SERVICE_KEYS: &[&str] = &[
 pub const TOP_KEYS: &[&str] = &[
     "name", "services", "networks", "volumes", "secrets", "configs", "version",
 ];
+
+/// Every top-level key of the compose specification (`schema/compose-spec.json`
+/// of compose-spec/compose-spec at 170098ba07d9f53c383a41bfd4c5166b0a4529a6).
+/// One of these that Magos does not apply routes the stack to the compose CLI;
+/// any other key (`x-` extensions aside) fails the stack.
+pub const SPEC_TOP_KEYS: &[&str] = &[
+    "configs", "include", "models", "name", "networks", "secrets", "services", "version", "volumes",
+];
+
+/// Every service key of the compose specification (same source as
+/// [`SPEC_TOP_KEYS`]).
+pub const SPEC_SERVICE_KEYS: &[&str] = &[
+    "annotations",
+    "attach",
+    "blkio_config",
+    "build",
+    "cap_add",
+    "cap_drop",
+    "cgroup",
+    "cgroup_parent",
+    "command",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "label_file",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "provider",
+    "pull_policy",
+    "pull_refresh_after",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volumes",
+    "volumes_from",
+    "working_dir",
+];
+
+/// The largest compose, override or `.env` file read, in bytes.
+pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The deepest nesting of mappings and sequences a compose file may have. Real
+/// files need a handful of levels; the YAML reader takes time quadratic in the
+/// depth of flow collections (`[[[[…`), so deeper files are refused before it
+/// sees them.
+pub const MAX_NESTING: usize = 64;
 
 /// A string or a list of strings (`command`, `entrypoint`, healthcheck `test`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -389,6 +512,47 @@ pub struct Loaded {
     pub positions: BTreeMap<String, (String, Pos)>,
     /// Everything wrong, located.
     pub diagnostics: Vec<Diagnostic>,
+    /// Why the stack cannot be loaded at all, when it cannot: then nothing of it
+    /// may be applied, and nothing of what runs for it may be removed.
+    pub error: Option<LoadError>,
+}
+
+impl Loaded {
+    /// Records a mistake that fails the whole stack: a diagnostic, and part of
+    /// [`Loaded::error`].
+    pub fn fail(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d.clone());
+        self.error
+            .get_or_insert_with(LoadError::default)
+            .errors
+            .push(d);
+    }
+}
+
+/// Why a stack's files cannot be read as one compose project. The stack fails
+/// alone: nothing of it is created, recreated or pruned, the other stacks go on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadError {
+    /// Every such mistake found, located (each is also among the diagnostics).
+    pub errors: Vec<Diagnostic>,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(first) = self.errors.first() else {
+            return f.write_str("the stack cannot be loaded");
+        };
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            first.file, first.line, first.column, first.message
+        )?;
+        match self.errors.len() {
+            1 => Ok(()),
+            2 => f.write_str(" (and 1 more error)"),
+            n => write!(f, " (and {} more errors)", n - 1),
+        }
+    }
 }
 
 /// A service with its image facts.
@@ -483,40 +647,55 @@ struct FileDoc<'a> {
     scan: rewrite::Scan,
 }
 
-/// Loads a stack from its texts. Never fails: every problem is a diagnostic and
-/// the services that can be read are still returned.
+/// Loads a stack from its texts. Never panics: a mistake that concerns one
+/// image is a diagnostic; one that keeps the files from being read as a compose
+/// project also sets [`Loaded::error`], and the services that can be read are
+/// still returned (for `lint`).
 pub fn load(src: &StackSource<'_>) -> Loaded {
     let mut out = Loaded::default();
     let mut docs = Vec::new();
     for (path, text) in std::iter::once(src.compose).chain(src.override_file) {
-        if let Some(doc) = read_file(path, text, &mut out.diagnostics) {
-            docs.push(doc);
+        match read_file(path, text) {
+            Ok(doc) => docs.push(doc),
+            Err(d) => out.fail(d),
         }
     }
     // Interpolate each file, then merge the override over the compose file.
     let mut merged = Value::Mapping(Mapping::new());
     for doc in &docs {
         let mut v = doc.raw.clone();
-        interpolate_value(&mut v, doc, src.vars, &mut out.diagnostics);
+        interpolate_value(&mut v, doc, src.vars, &mut out);
         merge(&mut merged, v, None);
     }
     let Value::Mapping(top) = merged else {
         return out;
     };
+    // Without the compose file itself there is nothing to look at.
+    if docs.first().is_none_or(|d| d.path != src.compose.0) {
+        return out;
+    }
     for (k, v) in &top {
-        let Some(key) = k.as_str() else { continue };
+        let Some(key) = k.as_str() else {
+            let (file, pos) = (src.compose.0, Pos::START);
+            out.fail(Diagnostic::error(
+                file,
+                pos,
+                "a top-level key is not a string",
+            ));
+            continue;
+        };
         match key {
             "name" => out.name = v.as_str().map(str::to_owned),
             "networks" => {
                 out.networks = names(v);
-                out.network_defs = top_objects(key, v, &docs, &mut out.diagnostics);
+                out.network_defs = top_objects(key, v, &docs, &mut out);
             }
             "volumes" => {
                 out.volumes = names(v);
-                out.volume_defs = top_objects(key, v, &docs, &mut out.diagnostics);
+                out.volume_defs = top_objects(key, v, &docs, &mut out);
             }
-            "secrets" => out.secrets = top_objects(key, v, &docs, &mut out.diagnostics),
-            "configs" => out.configs = top_objects(key, v, &docs, &mut out.diagnostics),
+            "secrets" => out.secrets = top_objects(key, v, &docs, &mut out),
+            "configs" => out.configs = top_objects(key, v, &docs, &mut out),
             "x-magos" => {
                 out.apply_mode = v.get("apply").and_then(Value::as_str).map(str::to_owned);
                 match v.get("observe") {
@@ -524,7 +703,7 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                     Some(Value::Bool(b)) => out.observe = *b,
                     Some(_) => {
                         let (file, pos) = top_pos(&docs, key);
-                        out.diagnostics.push(Diagnostic::error(
+                        out.fail(Diagnostic::error(
                             &file,
                             pos,
                             "`x-magos.observe` must be `true` or `false`",
@@ -533,29 +712,46 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                 }
             }
             k if TOP_KEYS.contains(&k) || k.starts_with("x-") => {}
-            k => out.unsupported.push(k.to_owned()),
+            k if SPEC_TOP_KEYS.contains(&k) => out.unsupported.push(k.to_owned()),
+            k => {
+                let (file, pos) = top_pos(&docs, k);
+                out.fail(Diagnostic::error(
+                    &file,
+                    pos,
+                    unknown_key("top-level key", k, SPEC_TOP_KEYS),
+                ));
+            }
         }
     }
     let services = match top.get("services") {
         Some(Value::Mapping(m)) => m.clone(),
-        Some(Value::Null) | None => {
-            if let Some(doc) = docs.first() {
-                out.diagnostics.push(Diagnostic::warning(
-                    doc.path,
-                    Pos::START,
-                    "the file has no services",
-                ));
-            }
+        Some(Value::Null) => {
+            let (file, pos) = top_pos(&docs, "services");
+            out.fail(Diagnostic::error(
+                &file,
+                pos,
+                "`services:` has no value; list the services (write `services: {}` to run none)",
+            ));
+            Mapping::new()
+        }
+        // `include:` brings the services from other files (the compose CLI's
+        // business).
+        None if top.contains_key("include") => Mapping::new(),
+        None => {
+            out.fail(Diagnostic::error(
+                src.compose.0,
+                Pos::START,
+                "the file has no `services:`; list the services (write `services: {}` to run none)",
+            ));
             Mapping::new()
         }
         Some(_) => {
-            if let Some(doc) = docs.first() {
-                out.diagnostics.push(Diagnostic::error(
-                    doc.path,
-                    Pos::START,
-                    "`services` must be a mapping of service names",
-                ));
-            }
+            let (file, pos) = top_pos(&docs, "services");
+            out.fail(Diagnostic::error(
+                &file,
+                pos,
+                "`services` must be a mapping of service names",
+            ));
             Mapping::new()
         }
     };
@@ -567,29 +763,25 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                 .trim()
                 .to_owned(),
         };
-        let service_pos = |docs: &[FileDoc<'_>]| -> (String, Pos) {
-            for doc in docs.iter().rev() {
-                if let Some((_, line)) = doc.scan.services.iter().find(|(n, _)| *n == name) {
-                    return (
-                        doc.path.to_owned(),
-                        Pos {
-                            line: *line,
-                            column: 1,
-                        },
-                    );
-                }
+        out.positions
+            .insert(name.clone(), service_pos(&docs, &name));
+        let service = match serde_yaml_ng::from_value::<Service>(v.clone()) {
+            // `app:` with nothing under it reads as an empty service.
+            Ok(_) if !v.is_mapping() => {
+                let (file, pos) = service_pos(&docs, &name);
+                out.fail(Diagnostic::error(
+                    &file,
+                    pos,
+                    format!(
+                        "service `{name}`: a service must be a mapping of its keys (`image:` …)"
+                    ),
+                ));
+                None
             }
-            (
-                docs.first().map_or(String::new(), |d| d.path.to_owned()),
-                Pos::START,
-            )
-        };
-        out.positions.insert(name.clone(), service_pos(&docs));
-        let service = match serde_yaml_ng::from_value::<Service>(v) {
             Ok(s) => Some(s),
             Err(e) => {
-                let (file, pos) = service_pos(&docs);
-                out.diagnostics.push(Diagnostic::error(
+                let (file, pos) = service_pos(&docs, &name);
+                out.fail(Diagnostic::error(
                     &file,
                     pos,
                     format!("service `{name}`: {}", strip_location(&e.to_string())),
@@ -597,6 +789,22 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                 None
             }
         };
+        if let Some(s) = &service {
+            for key in s.other.keys() {
+                if key.starts_with("x-") || SPEC_SERVICE_KEYS.contains(&key.as_str()) {
+                    continue;
+                }
+                let (file, pos) = service_key_pos(&docs, &name, key);
+                out.fail(Diagnostic::error(
+                    &file,
+                    pos,
+                    format!(
+                        "service `{name}`: {}",
+                        unknown_key("key", key, SPEC_SERVICE_KEYS)
+                    ),
+                ));
+            }
+        }
         let image = service
             .as_ref()
             .and_then(|s| s.image.clone())
@@ -620,13 +828,126 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
     out
 }
 
-fn read_file<'a>(path: &'a str, text: &'a str, diags: &mut Vec<Diagnostic>) -> Option<FileDoc<'a>> {
-    let mut raw: Value = match serde_yaml_ng::from_str(text) {
+/// "unknown key `enviroment` (did you mean `environment`?)", with the hint
+/// when a known key is close.
+fn unknown_key(what: &str, key: &str, known: &[&str]) -> String {
+    let hint = known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 2 && *d < k.len().min(key.len()).max(2))
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
+    format!(
+        "unknown {what} `{key}`{hint}; the compose specification has no such key (extensions start with `x-`)"
+    )
+}
+
+/// The optimal-string-alignment distance: insertions, deletions, substitutions
+/// and swaps of two neighbours each cost one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// Where a service is written (the last file that has it).
+fn service_pos(docs: &[FileDoc<'_>], name: &str) -> (String, Pos) {
+    for doc in docs.iter().rev() {
+        if let Some((_, line)) = doc.scan.services.iter().find(|(n, _)| n == name) {
+            return (
+                doc.path.to_owned(),
+                Pos {
+                    line: *line,
+                    column: 1,
+                },
+            );
+        }
+    }
+    (
+        docs.first().map_or(String::new(), |d| d.path.to_owned()),
+        Pos::START,
+    )
+}
+
+/// Where a service's key is written: the first line below the service's own
+/// line, and before the next service, that starts with `key:` (the last file
+/// that has one); else the service's position.
+fn service_key_pos(docs: &[FileDoc<'_>], service: &str, key: &str) -> (String, Pos) {
+    for doc in docs.iter().rev() {
+        let Some(start) = doc
+            .scan
+            .services
+            .iter()
+            .find(|(n, _)| n == service)
+            .map(|(_, l)| *l)
+        else {
+            continue;
+        };
+        let end = doc
+            .scan
+            .services
+            .iter()
+            .map(|(_, l)| *l)
+            .filter(|l| *l > start)
+            .min()
+            .unwrap_or(usize::MAX);
+        let mut offset = 0;
+        for (i, line) in doc.text.split_inclusive('\n').enumerate() {
+            let n = i + 1;
+            if n > start && n < end {
+                let body = line.trim_start();
+                let quoted = [
+                    format!("{key}:"),
+                    format!("\"{key}\":"),
+                    format!("'{key}':"),
+                ];
+                if quoted.iter().any(|q| body.starts_with(q.as_str())) {
+                    let indent = line.len() - body.len();
+                    return (
+                        doc.path.to_owned(),
+                        Pos::of_offset(doc.text, offset + indent),
+                    );
+                }
+            }
+            offset += line.len();
+        }
+    }
+    service_pos(docs, service)
+}
+
+/// Reads one file: the cheap checks first ([`prescan`]), then the YAML. A
+/// UTF-8 byte order mark is skipped (the YAML reader takes a file that starts
+/// with one and has two top-level keys for two documents); the rewrite scanner
+/// still sees, and keeps, every byte.
+fn read_file<'a>(path: &'a str, text: &'a str) -> Result<FileDoc<'a>, Diagnostic> {
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    prescan(path, body)?;
+    let mut raw: Value = match serde_yaml_ng::from_str(body) {
         Ok(v) => v,
         Err(e) => {
             // The parser may point just past the end of the text (at a line
             // break it assumed there): clamp to the text's real end.
-            let end = Pos::of_offset(text, text.len());
+            let end = Pos::of_offset(body, body.len());
             let pos = e
                 .location()
                 .map(|l| Pos {
@@ -634,40 +955,189 @@ fn read_file<'a>(path: &'a str, text: &'a str, diags: &mut Vec<Diagnostic>) -> O
                     column: l.column(),
                 })
                 .map_or(Pos::START, |p| if p.line > end.line { end } else { p });
-            diags.push(Diagnostic::error(
+            return Err(Diagnostic::error(
                 path,
                 pos,
                 format!("invalid YAML: {}", strip_location(&e.to_string())),
             ));
-            return None;
         }
     };
     if let Err(e) = raw.apply_merge() {
-        diags.push(Diagnostic::error(
+        return Err(Diagnostic::error(
             path,
             Pos::START,
             format!("invalid merge key `<<`: {}", strip_location(&e.to_string())),
         ));
-        return None;
     }
     match &raw {
         Value::Mapping(_) => {}
-        Value::Null => raw = Value::Mapping(Mapping::new()),
+        Value::Null => {
+            return Err(Diagnostic::error(
+                path,
+                Pos::START,
+                "the file is empty (or only comments); a compose file is a mapping with `services:`",
+            ));
+        }
         _ => {
-            diags.push(Diagnostic::error(
+            return Err(Diagnostic::error(
                 path,
                 Pos::START,
                 "a compose file must be a mapping (`services:` …)",
             ));
-            return None;
         }
     }
-    Some(FileDoc {
+    Ok(FileDoc {
         path,
         text,
         raw,
         scan: rewrite::scan(text),
     })
+}
+
+/// The checks made before a file is parsed, because the YAML reader's time grows
+/// with them: its size ([`MAX_FILE_BYTES`]) and how deeply it nests
+/// ([`MAX_NESTING`]). The depth is counted without parsing: block levels by
+/// indentation and `- ` items, flow levels by the `[`/`{` that open a flow
+/// collection (outside quotes, comments and block scalars).
+pub fn prescan(path: &str, text: &str) -> Result<(), Diagnostic> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(Diagnostic::error(
+            path,
+            Pos::START,
+            format!(
+                "the file is larger than {} MiB",
+                MAX_FILE_BYTES / 1024 / 1024
+            ),
+        ));
+    }
+    match nesting_beyond(text, MAX_NESTING) {
+        Some(offset) => Err(Diagnostic::error(
+            path,
+            Pos::of_offset(text, offset),
+            format!(
+                "the file nests deeper than {MAX_NESTING} levels here (is a bracket left open?)"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The byte offset where `text` first nests deeper than `limit` levels, if it
+/// does. Errs towards counting less (a bracket inside a plain scalar of a block
+/// value is not counted), never more, so a valid compose file is never refused.
+fn nesting_beyond(text: &str, limit: usize) -> Option<usize> {
+    #[derive(PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote = Quote::None;
+    // The indentation of the line that opened a block scalar (`|`, `>`).
+    let mut block_scalar: Option<usize> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let bytes = line.as_bytes();
+        let indent = bytes.iter().take_while(|b| **b == b' ').count();
+        let blank = line[indent..].trim().is_empty();
+        if let Some(parent) = block_scalar {
+            if blank || indent > parent {
+                continue;
+            }
+            block_scalar = None;
+        }
+        let mut i = 0;
+        let mut block_depth = 0;
+        if flow == 0 && quote == Quote::None {
+            if blank || line[indent..].starts_with('#') {
+                continue;
+            }
+            while indents.last().is_some_and(|l| *l >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            i = indent;
+            // `- - x`: each compact item is a level.
+            let mut items = 0;
+            while bytes.get(i) == Some(&b'-')
+                && matches!(bytes.get(i + 1), Some(b' ' | b'\t' | b'\n' | b'\r') | None)
+            {
+                items += 1;
+                i += 1;
+                while matches!(bytes.get(i), Some(b' ' | b'\t')) {
+                    i += 1;
+                }
+            }
+            block_depth = indents.len() + items;
+            if block_depth > limit {
+                return Some(start + indent);
+            }
+        }
+        // Whether the next character starts a value (a flow collection, a
+        // quoted scalar or a block scalar may start there): true at the start
+        // of a line's content, after `: `, `- `, `? `, and inside flow
+        // collections after `[`, `{` and `,`.
+        let mut at_value = true;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Quote::Double => {
+                    match b {
+                        b'\\' => i += 1,
+                        b'"' => quote = Quote::None,
+                        _ => {}
+                    }
+                    i += 1;
+                    continue;
+                }
+                Quote::Single => {
+                    if b == b'\'' {
+                        if bytes.get(i + 1) == Some(&b'\'') {
+                            i += 1;
+                        } else {
+                            quote = Quote::None;
+                        }
+                    }
+                    i += 1;
+                    continue;
+                }
+                Quote::None => {}
+            }
+            match b {
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t') => break,
+                b'"' if at_value => quote = Quote::Double,
+                b'\'' if at_value => quote = Quote::Single,
+                b'[' | b'{' if at_value || flow > 0 => {
+                    flow += 1;
+                    if block_depth + flow > limit {
+                        return Some(start + i);
+                    }
+                }
+                b']' | b'}' if flow > 0 => flow -= 1,
+                b'|' | b'>' if at_value && flow == 0 => {
+                    block_scalar = Some(indent);
+                    break;
+                }
+                _ => {}
+            }
+            at_value = match b {
+                b' ' | b'\t' => at_value,
+                b'[' | b'{' | b',' => flow > 0,
+                b':' | b'?' | b'-' => {
+                    matches!(bytes.get(i + 1), Some(b' ' | b'\t' | b'\n' | b'\r') | None)
+                        || flow > 0
+                }
+                _ => false,
+            };
+            i += 1;
+        }
+    }
+    None
 }
 
 fn strip_location(msg: &str) -> String {
@@ -678,24 +1148,24 @@ fn strip_location(msg: &str) -> String {
 }
 
 /// Reads a top-level mapping of named objects (`networks`, `volumes`, `secrets`,
-/// `configs`); an entry that cannot be read is a diagnostic at the key.
+/// `configs`); an entry that cannot be read fails the stack, located at the key.
 fn top_objects<T: serde::de::DeserializeOwned + Default>(
     key: &str,
     v: &Value,
     docs: &[FileDoc<'_>],
-    diags: &mut Vec<Diagnostic>,
+    out: &mut Loaded,
 ) -> BTreeMap<String, T> {
-    let mut out = BTreeMap::new();
+    let mut objects = BTreeMap::new();
     let Value::Mapping(m) = v else {
         if !v.is_null() {
             let (file, pos) = top_pos(docs, key);
-            diags.push(Diagnostic::error(
+            out.fail(Diagnostic::error(
                 &file,
                 pos,
                 format!("`{key}` must be a mapping of names"),
             ));
         }
-        return out;
+        return objects;
     };
     for (k, item) in m {
         let Some(name) = k.as_str() else { continue };
@@ -706,11 +1176,11 @@ fn top_objects<T: serde::de::DeserializeOwned + Default>(
         };
         match parsed {
             Ok(t) => {
-                out.insert(name.to_owned(), t);
+                objects.insert(name.to_owned(), t);
             }
             Err(e) => {
                 let (file, pos) = top_pos(docs, key);
-                diags.push(Diagnostic::error(
+                out.fail(Diagnostic::error(
                     &file,
                     pos,
                     format!("{key} `{name}`: {}", strip_location(&e.to_string())),
@@ -718,7 +1188,7 @@ fn top_objects<T: serde::de::DeserializeOwned + Default>(
             }
         }
     }
-    out
+    objects
 }
 
 /// Where a top-level key is written (the last file that has it).
@@ -748,14 +1218,16 @@ fn names(v: &Value) -> Vec<String> {
     }
 }
 
-/// Interpolates every string value (keys are left alone, as the spec says).
-fn interpolate_value(v: &mut Value, doc: &FileDoc<'_>, vars: &Vars, diags: &mut Vec<Diagnostic>) {
+/// Interpolates every string value (keys are left alone, as the spec says). A
+/// failed substitution (`${VAR:?…}` with VAR unset, a malformed `${…}`) fails the
+/// stack: the text is never used literally.
+fn interpolate_value(v: &mut Value, doc: &FileDoc<'_>, vars: &Vars, out: &mut Loaded) {
     match v {
         Value::String(s) if interpolate::has_variables(s) => {
             match interpolate::interpolate(s, vars) {
                 Ok(r) => {
                     for name in &r.missing {
-                        diags.push(Diagnostic::warning(
+                        out.diagnostics.push(Diagnostic::warning(
                             doc.path,
                             locate(doc.text, s),
                             format!(
@@ -767,21 +1239,21 @@ fn interpolate_value(v: &mut Value, doc: &FileDoc<'_>, vars: &Vars, diags: &mut 
                 }
                 Err(e) => {
                     let at = locate(doc.text, &s[e.offset..]);
-                    diags.push(Diagnostic::error(doc.path, at, e.message));
+                    out.fail(Diagnostic::error(doc.path, at, e.message));
                 }
             }
         }
         Value::Sequence(seq) => {
             for item in seq {
-                interpolate_value(item, doc, vars, diags);
+                interpolate_value(item, doc, vars, out);
             }
         }
         Value::Mapping(m) => {
             for (_, item) in m.iter_mut() {
-                interpolate_value(item, doc, vars, diags);
+                interpolate_value(item, doc, vars, out);
             }
         }
-        Value::Tagged(t) => interpolate_value(&mut t.value, doc, vars, diags),
+        Value::Tagged(t) => interpolate_value(&mut t.value, doc, vars, out),
         _ => {}
     }
 }

@@ -151,8 +151,9 @@ pub fn cli_keys(loaded: &Loaded) -> Vec<String> {
     keys.into_iter().collect()
 }
 
-/// The `env_file:` paths of every service, relative to the stack's folder, for
-/// the edge to read.
+/// The `env_file:` paths of every service, for the edge to read: relative ones
+/// relative to the stack's folder, absolute ones as written (compose reads an
+/// absolute `env_file:` where it is).
 pub fn env_file_paths(loaded: &Loaded) -> BTreeSet<String> {
     loaded
         .services
@@ -166,9 +167,19 @@ pub fn env_file_paths(loaded: &Loaded) -> BTreeSet<String> {
 /// names them.
 pub fn service_env_files(service: &Service) -> Vec<String> {
     match &service.env_file {
-        Some(OneOrMany::One(p)) => vec![normalize_rel(p)],
-        Some(OneOrMany::Many(v)) => v.iter().map(|p| normalize_rel(p)).collect(),
+        Some(OneOrMany::One(p)) => vec![env_file_key(p)],
+        Some(OneOrMany::Many(v)) => v.iter().map(|p| env_file_key(p)).collect(),
         None => vec![],
+    }
+}
+
+/// An `env_file:` as [`env_file_paths`] names it: an absolute path stays
+/// absolute, a relative one is normalised against the stack's folder.
+fn env_file_key(p: &str) -> String {
+    if p.starts_with('/') {
+        format!("/{}", normalize_rel(p).trim_start_matches("../"))
+    } else {
+        normalize_rel(p)
     }
 }
 
@@ -424,7 +435,7 @@ fn convert_service(
     let mut secret_digests = Vec::new();
     let mut secret_names: BTreeSet<String> = BTreeSet::new();
     for f in files {
-        let key = normalize_rel(&f);
+        let key = env_file_key(&f);
         match cx.input.env.files.get(&key) {
             Some(EnvFile::Plain(vars)) => {
                 for (k, v) in vars {

@@ -198,95 +198,146 @@ pub struct Stack {
 }
 
 /// Loads every stack from texts the caller read: `texts` maps repository-relative
-/// paths to contents, `env` is the environment, which wins over each stack's
+/// paths to contents, `unreadable` the files that could not be read (too large,
+/// not UTF-8, …) to why; `env` is the environment, which wins over each stack's
 /// `.env`. `sealed` names, by path, the `.env` files that are SOPS-encrypted and
 /// the variables each sets: those interpolate to sealed placeholders
-/// ([`interpolate::sealed`]), never to values. Also checks that project names are
-/// valid and distinct.
+/// ([`interpolate::sealed`]), never to values.
+///
+/// Besides what [`compose::load`] finds, a stack fails to load
+/// ([`Loaded::error`]) when one of its files could not be read, its `.env` has an
+/// invalid line, its `name:` is not a valid project name, or its project name is
+/// also another stack's (then every stack of that name fails, each naming the
+/// others' folders).
 pub fn load_all(
     defs: Vec<StackDef>,
     texts: &BTreeMap<String, String>,
+    unreadable: &BTreeMap<String, Diagnostic>,
     env: &Vars,
     sealed: &BTreeMap<String, Vec<String>>,
 ) -> Vec<Stack> {
-    let mut stacks = Vec::with_capacity(defs.len());
-    let mut projects: BTreeMap<String, String> = BTreeMap::new();
-    for def in defs {
-        let mut vars = Vars::new();
-        let mut early = Vec::new();
-        if let Some(names) = def.env_file.as_ref().and_then(|f| sealed.get(f)) {
-            vars = names
+    let mut stacks: Vec<Stack> = defs
+        .into_iter()
+        .map(|def| load_one(def, texts, unreadable, env, sealed))
+        .collect();
+    // Two folders with one project name would fight over its containers: both
+    // fail. A stack whose files could not be read has no trusted name and takes
+    // no part.
+    let mut by_project: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, s) in stacks.iter().enumerate() {
+        if let Some(p) = &s.project
+            && (s.loaded.name.is_some() || s.loaded.error.is_none())
+        {
+            by_project.entry(p.clone()).or_default().push(i);
+        }
+    }
+    for (project, members) in by_project.into_iter().filter(|(_, m)| m.len() > 1) {
+        for &i in &members {
+            let others: Vec<String> = members
                 .iter()
-                .map(|n| (n.clone(), interpolate::sealed(n)))
+                .filter(|&&j| j != i)
+                .map(|&j| format!("`{}`", stacks[j].def.dir))
                 .collect();
-        } else if let Some(env_file) = &def.env_file
-            && let Some(text) = texts.get(env_file)
-        {
-            match interpolate::parse_env_file(text) {
-                Ok(v) => vars = v,
-                Err((line, reason)) => {
-                    early.push(Diagnostic::error(env_file, Pos { line, column: 1 }, reason))
+            let s = &mut stacks[i];
+            let (file, pos) = match texts.get(&s.def.compose_file) {
+                Some(text) if s.loaded.name.is_some() => {
+                    (s.def.compose_file.clone(), locate_name(text))
                 }
-            }
-        }
-        vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let Some(compose_text) = texts.get(&def.compose_file) else {
-            early.push(Diagnostic::error(
-                &def.compose_file,
-                Pos::START,
-                "the compose file could not be read",
-            ));
-            stacks.push(Stack {
-                project: def.dir_project.clone(),
-                def,
-                loaded: Loaded {
-                    diagnostics: early,
-                    ..Loaded::default()
-                },
-            });
-            continue;
-        };
-        let override_file = def
-            .override_file
-            .as_deref()
-            .and_then(|p| texts.get(p).map(|t| (p, t.as_str())));
-        let mut loaded = compose::load(&StackSource {
-            compose: (&def.compose_file, compose_text),
-            override_file,
-            vars: &vars,
-        });
-        early.append(&mut loaded.diagnostics);
-        loaded.diagnostics = early;
-        let project = match &loaded.name {
-            Some(name) => match check_project_name(name) {
-                Ok(()) => Some(name.clone()),
-                Err(reason) => {
-                    loaded.diagnostics.push(Diagnostic::error(
-                        &def.compose_file,
-                        locate_name(compose_text),
-                        reason,
-                    ));
-                    def.dir_project.clone()
-                }
-            },
-            None => def.dir_project.clone(),
-        };
-        if let Some(p) = &project
-            && let Some(other) = projects.insert(p.clone(), def.dir.clone())
-        {
-            loaded.diagnostics.push(Diagnostic::error(
-                &def.compose_file,
-                Pos::START,
-                format!("the project name `{p}` is also the project of the stack in `{other}`; set a distinct `name:`"),
+                _ => (s.def.compose_file.clone(), Pos::START),
+            };
+            s.loaded.fail(Diagnostic::error(
+                &file,
+                pos,
+                format!(
+                    "the project name `{project}` is also the project of the stack in {}; give each stack its own `name:`",
+                    others.join(", ")
+                ),
             ));
         }
-        stacks.push(Stack {
-            def,
-            project,
-            loaded,
-        });
     }
     stacks
+}
+
+fn load_one(
+    def: StackDef,
+    texts: &BTreeMap<String, String>,
+    unreadable: &BTreeMap<String, Diagnostic>,
+    env: &Vars,
+    sealed: &BTreeMap<String, Vec<String>>,
+) -> Stack {
+    let mut early = Vec::new();
+    let mut vars = Vars::new();
+    if let Some(names) = def.env_file.as_ref().and_then(|f| sealed.get(f)) {
+        vars = names
+            .iter()
+            .map(|n| (n.clone(), interpolate::sealed(n)))
+            .collect();
+    } else if let Some(env_file) = &def.env_file
+        && let Some(text) = texts.get(env_file)
+    {
+        match interpolate::parse_env_file(text) {
+            Ok(v) => vars = v,
+            Err((line, reason)) => {
+                early.push(Diagnostic::error(env_file, Pos { line, column: 1 }, reason));
+            }
+        }
+    }
+    vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let files = std::iter::once(&def.compose_file)
+        .chain(def.override_file.as_ref())
+        .chain(def.env_file.as_ref());
+    for f in files {
+        if let Some(d) = unreadable.get(f) {
+            early.push(d.clone());
+        } else if !texts.contains_key(f) && !sealed.contains_key(f) {
+            early.push(Diagnostic::error(
+                f,
+                Pos::START,
+                "the file could not be read",
+            ));
+        }
+    }
+    let mut loaded = match texts.get(&def.compose_file) {
+        Some(compose_text) => {
+            let override_file = def
+                .override_file
+                .as_deref()
+                .and_then(|p| texts.get(p).map(|t| (p, t.as_str())));
+            compose::load(&StackSource {
+                compose: (&def.compose_file, compose_text),
+                override_file,
+                vars: &vars,
+            })
+        }
+        None => Loaded::default(),
+    };
+    let found = std::mem::take(&mut loaded.diagnostics);
+    let error = loaded.error.take();
+    for d in early {
+        loaded.fail(d);
+    }
+    loaded.diagnostics.extend(found);
+    if let Some(e) = error {
+        loaded.error.get_or_insert_default().errors.extend(e.errors);
+    }
+    let project = match &loaded.name {
+        Some(name) => match check_project_name(name) {
+            Ok(()) => Some(name.clone()),
+            Err(reason) => {
+                let pos = texts
+                    .get(&def.compose_file)
+                    .map_or(Pos::START, |t| locate_name(t));
+                loaded.fail(Diagnostic::error(&def.compose_file, pos, reason));
+                def.dir_project.clone()
+            }
+        },
+        None => def.dir_project.clone(),
+    };
+    Stack {
+        def,
+        project,
+        loaded,
+    }
 }
 
 fn locate_name(text: &str) -> Pos {
@@ -443,5 +494,110 @@ mod tests {
         assert!(check_project_name("Web").is_err());
         assert!(check_project_name("_web").is_err());
         assert!(check_project_name("").is_err());
+    }
+
+    /// Loads `files` (path, text) as a repository whose folder is `repo`.
+    fn load(files: &[(&str, &str)], unreadable: &[(&str, &str)]) -> Vec<Stack> {
+        let mut paths: Vec<String> = files.iter().map(|(p, _)| (*p).to_owned()).collect();
+        paths.extend(unreadable.iter().map(|(p, _)| (*p).to_owned()));
+        let (defs, _) = discover(&paths, "repo", &Selection::default()).unwrap();
+        let texts = files
+            .iter()
+            .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+            .collect();
+        let unreadable = unreadable
+            .iter()
+            .map(|(p, why)| ((*p).to_owned(), Diagnostic::error(p, Pos::START, *why)))
+            .collect();
+        load_all(defs, &texts, &unreadable, &Vars::new(), &BTreeMap::new())
+    }
+
+    fn error_of(stack: &Stack) -> String {
+        stack
+            .loaded
+            .error
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    const APP: &str = "services:\n  app:\n    image: busybox\n";
+
+    #[test]
+    fn an_invalid_env_line_fails_the_stack() {
+        let stacks = load(
+            &[
+                (
+                    "a/compose.yaml",
+                    "services:\n  app:\n    image: busybox:${TAG}\n",
+                ),
+                ("a/.env", "TAG=1\nnot a line\n"),
+            ],
+            &[],
+        );
+        assert!(
+            error_of(&stacks[0]).starts_with("a/.env:2:1: "),
+            "{}",
+            error_of(&stacks[0])
+        );
+    }
+
+    #[test]
+    fn unreadable_files_fail_their_stack_alone() {
+        let stacks = load(
+            &[
+                ("a/compose.yaml", APP),
+                ("b/compose.yaml", APP),
+                ("c/compose.yaml", APP),
+            ],
+            &[
+                ("a/compose.override.yaml", "the file is not UTF-8 text"),
+                ("b/.env", "cannot read the file: larger than 8 MiB"),
+            ],
+        );
+        assert_eq!(
+            error_of(&stacks[0]),
+            "a/compose.override.yaml:1:1: the file is not UTF-8 text"
+        );
+        assert!(error_of(&stacks[1]).starts_with("b/.env:1:1: cannot read the file"));
+        assert!(stacks[2].loaded.error.is_none());
+    }
+
+    #[test]
+    fn an_invalid_name_fails_the_stack_at_its_line() {
+        let stacks = load(&[("a/compose.yaml", &format!("{APP}name: My App\n"))], &[]);
+        assert!(
+            error_of(&stacks[0])
+                .starts_with("a/compose.yaml:4:1: `My App` is not a valid project name"),
+            "{}",
+            error_of(&stacks[0])
+        );
+    }
+
+    #[test]
+    fn one_project_name_in_two_folders_fails_both() {
+        let named = format!("name: media\n{APP}");
+        let stacks = load(
+            &[
+                ("a/compose.yaml", &named),
+                ("b/compose.yaml", &named),
+                ("media/compose.yaml", "services:\n  app: [\n"),
+                ("c/compose.yaml", APP),
+            ],
+            &[],
+        );
+        assert_eq!(
+            error_of(&stacks[0]),
+            "a/compose.yaml:1:1: the project name `media` is also the project of the stack in `b`; give each stack its own `name:`"
+        );
+        assert!(error_of(&stacks[1]).contains("the stack in `a`"));
+        // The folder `media` has no readable name: its own error, no part in the
+        // clash (its folder name gives `media` too).
+        assert!(
+            error_of(&stacks[3]).contains("invalid YAML"),
+            "{}",
+            error_of(&stacks[3])
+        );
+        assert!(stacks[2].loaded.error.is_none(), "{}", error_of(&stacks[2]));
     }
 }

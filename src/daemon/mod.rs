@@ -223,6 +223,8 @@ pub struct Shared {
     pub liveness: Arc<Liveness>,
     /// Set after the first pass.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The last pass's status line (what `STATUS=` says; `/readyz` shows it).
+    pub status: Arc<std::sync::Mutex<String>>,
 }
 
 /// Runs passes until a [`Control::Shutdown`] arrives (or every sender is gone).
@@ -266,6 +268,9 @@ pub async fn run_loop<R: Reconciler>(
             backoff.retain(|s| stacks.contains(s) || skip.contains(s));
         }
         let summary = report.summary();
+        if let Ok(mut status) = shared.status.lock() {
+            status.clone_from(&summary);
+        }
         if first {
             shared.ready.store(true, Ordering::Release);
             reporter.ready(&summary);

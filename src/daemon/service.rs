@@ -88,6 +88,7 @@ impl Daemon {
             shared: Shared {
                 liveness: Arc::new(Liveness::new(stuck_after)),
                 ready: Arc::new(AtomicBool::new(false)),
+                status: Arc::default(),
             },
             metrics: Arc::new(Metrics::new()),
             stopping: Arc::new(AtomicBool::new(false)),
@@ -144,6 +145,7 @@ pub async fn serve<R: Reconciler>(
         let (hook_tx, mut hook_rx) = mpsc::channel::<HookTrigger>(8);
         let state = Arc::new(server::State {
             ready: daemon.shared.ready.clone(),
+            status: daemon.shared.status.clone(),
             liveness: daemon.shared.liveness.clone(),
             metrics: daemon.metrics.clone(),
             forge_secret: config.daemon.webhook_secret.clone(),

@@ -78,6 +78,7 @@ fn shared() -> Shared {
     Shared {
         liveness: Arc::new(Liveness::new(Duration::from_secs(60))),
         ready: Arc::new(AtomicBool::new(false)),
+        status: Arc::default(),
     }
 }
 

@@ -445,6 +445,15 @@ pub struct Pass {
 }
 
 impl Pass {
+    /// How many error diagnostics the repository has (an invalid annotation, a
+    /// stack that cannot be loaded).
+    pub fn invalid(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::core::diag::Severity::Error)
+            .count()
+    }
+
     /// Whether any service could not be checked or pinned.
     pub fn has_errors(&self) -> bool {
         !self.refused.is_empty() || self.rows.iter().any(|r| r.error.is_some())
@@ -635,7 +644,13 @@ mod tests {
         let (defs, diagnostics) = stacks::discover(&files, "repo", &Selection::default()).unwrap();
         let texts = BTreeMap::from([("compose.yaml".to_owned(), compose.to_owned())]);
         RepoStacks {
-            stacks: stacks::load_all(defs, &texts, &Vars::new(), &BTreeMap::new()),
+            stacks: stacks::load_all(
+                defs,
+                &texts,
+                &BTreeMap::new(),
+                &Vars::new(),
+                &BTreeMap::new(),
+            ),
             diagnostics,
             sealed_env: BTreeMap::new(),
             texts,

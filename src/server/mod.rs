@@ -3,7 +3,8 @@
 //!
 //! Routes:
 //! - `GET /healthz`: 200 while the process is alive and its loop is not stuck.
-//! - `GET /readyz`: 200 once the first reconcile pass has finished.
+//! - `GET /readyz`: 200 once the first reconcile pass has finished, with the
+//!   last pass's status line (stacks in sync, failing stacks and why).
 //! - `GET /metrics`: Prometheus text.
 //! - `POST /hooks/github` (also `/hooks/gitea`, `/hooks/forgejo`): a signed push
 //!   event; a push to the followed branch triggers a pass (202 at once).
@@ -18,8 +19,8 @@ pub mod webhook;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -57,6 +58,8 @@ pub enum HookTrigger {
 pub struct State {
     /// Set once the first pass has finished (the loop's own flag).
     pub ready: Arc<AtomicBool>,
+    /// The last pass's status line (the systemd `STATUS=`).
+    pub status: Arc<Mutex<String>>,
     /// Whether the loop is making progress.
     pub liveness: Arc<Liveness>,
     /// The metrics.
@@ -122,7 +125,8 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         },
         (&Method::GET, "/readyz") => {
             if state.ready.load(Ordering::Acquire) {
-                text(StatusCode::OK, "ready\n")
+                let status = state.status.lock().map(|s| s.clone()).unwrap_or_default();
+                text(StatusCode::OK, format!("ready: {status}\n"))
             } else {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -15,6 +15,7 @@ async fn start() -> Running {
     let (tx, rx) = mpsc::channel(1);
     let state = Arc::new(State {
         ready: Arc::new(AtomicBool::new(false)),
+        status: Arc::default(),
         liveness: Arc::new(Liveness::new(Duration::from_secs(60))),
         metrics: Arc::new(Metrics::new()),
         forge_secret: Some(Secret::new("forge-secret")),
@@ -73,8 +74,15 @@ async fn health_readiness_and_metrics() {
     let r = start().await;
     assert_eq!(request(r.addr, "GET", "/healthz", &[], b"").await.0, 200);
     assert_eq!(request(r.addr, "GET", "/readyz", &[], b"").await.0, 503);
+    *r.state.status.lock().unwrap() = "1/2 stacks in sync, failing: media".into();
     r.state.ready.store(true, Ordering::Release);
-    assert_eq!(request(r.addr, "GET", "/readyz", &[], b"").await.0, 200);
+    assert_eq!(
+        request(r.addr, "GET", "/readyz", &[], b"").await,
+        (
+            200,
+            "ready: 1/2 stacks in sync, failing: media\n".to_owned()
+        )
+    );
     let (status, body) = request(r.addr, "GET", "/metrics", &[], b"").await;
     assert_eq!(status, 200);
     assert!(
@@ -211,6 +219,7 @@ async fn healthz_reports_a_stuck_loop() {
     let liveness = Arc::new(Liveness::new(Duration::ZERO));
     let state = Arc::new(State {
         ready: Arc::new(AtomicBool::new(true)),
+        status: Arc::default(),
         liveness: liveness.clone(),
         metrics: Arc::new(Metrics::new()),
         forge_secret: None,

@@ -34,6 +34,11 @@ impl Repo {
 
     /// Writes a file (creating its folder), readable by the test user.
     pub(crate) fn write(&self, tb: &Testbed, rel: &str, text: &str) {
+        self.write_bytes(tb, rel, text.as_bytes());
+    }
+
+    /// [`Repo::write`] for content that need not be UTF-8.
+    pub(crate) fn write_bytes(&self, tb: &Testbed, rel: &str, text: &[u8]) {
         let path = self.path().join(rel);
         let parent = path.parent().unwrap();
         std::fs::create_dir_all(parent).unwrap();

@@ -11,6 +11,7 @@ mod git_fixture;
 
 mod apply;
 mod applycli;
+mod bad_input;
 mod client;
 mod daemon;
 mod doctor;

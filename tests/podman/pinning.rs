@@ -83,6 +83,7 @@ impl Workspace {
 /// multi-arch image, a digest-policy service and a service without annotation.
 fn stacks(bed: &Testbed, reg: &str) -> Vec<(String, String)> {
     let pinned_125 = bed.manifest_digest(&format!("{}/magos/semver:1.2.5", bed.registry));
+    let httpd = bed.manifest_digest(&format!("{}/magos/httpd:1", bed.registry));
     vec![
         (
             "apps/compose.yaml".to_owned(),
@@ -97,7 +98,7 @@ fn stacks(bed: &Testbed, reg: &str) -> Vec<(String, String)> {
             format!(
                 "services:\r\n  moving:\r\n    image: '{reg}/magos/moving:latest'   # {{\"magos\": {{\"policy\": \"latest\"}}}}\r\n  \
                  multi:\r\n    image: {reg}/magos/multiarch:1.0 # {{\"magos\": {{\"policy\": \"latest\", \"tag\": \"1.0\"}}}}\r\n  \
-                 fixed:\r\n    image: {reg}/magos/httpd:1 # {{\"magos\": {{\"policy\": \"digest\"}}}}\r\n"
+                 fixed:\r\n    image: {reg}/magos/httpd:1 # {{\"magos\": {{\"policy\": \"digest\", \"digest\": \"{httpd}\"}}}}\r\n"
             ),
         ),
         ("README.md".to_owned(), "my homelab\n".to_owned()),
@@ -329,6 +330,7 @@ fn one_check_lists_each_repository_once_and_heads_only_elected_tags() {
     let front = Front::start(&bed.registry, None);
     let h = front.host();
     let d125 = bed.manifest_digest(&format!("{}/magos/semver:1.2.5", bed.registry));
+    let httpd = bed.manifest_digest(&format!("{}/magos/httpd:1", bed.registry));
     let annotated = |range: &str| {
         format!("# {{\"magos\": {{\"policy\": \"semver\", \"range\": \"{range}\"}}}}")
     };
@@ -346,7 +348,7 @@ fn one_check_lists_each_repository_once_and_heads_only_elected_tags() {
             (
                 "two/compose.yaml".to_owned(),
                 format!(
-                    "services:\n  d:\n    image: {h}/magos/semver:1.2.0 {}\n  e:\n    image: {h}/magos/moving:latest # {{\"magos\": {{\"policy\": \"latest\"}}}}\n  f:\n    image: {h}/magos/httpd:1 # {{\"magos\": {{\"policy\": \"digest\"}}}}\n",
+                    "services:\n  d:\n    image: {h}/magos/semver:1.2.0 {}\n  e:\n    image: {h}/magos/moving:latest # {{\"magos\": {{\"policy\": \"latest\"}}}}\n  f:\n    image: {h}/magos/httpd:1 # {{\"magos\": {{\"policy\": \"digest\", \"digest\": \"{httpd}\"}}}}\n",
                     annotated(">=1.2.0 <1.3.0"),
                 ),
             ),

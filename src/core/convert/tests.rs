@@ -445,3 +445,37 @@ fn env_file_paths_are_stack_relative() {
     let paths: Vec<String> = env_file_paths(&loaded).into_iter().collect();
     assert_eq!(paths, ["a.env", "b.env"]);
 }
+
+/// Found by an adversarial run: `env_file: /abs/path` was read under the stack's
+/// folder; compose reads the absolute path.
+#[test]
+fn an_absolute_env_file_stays_absolute() {
+    let vars = Vars::new();
+    let loaded = load(&StackSource {
+        compose: (
+            "compose.yaml",
+            "services:\n  a: {image: x, env_file: [/etc/app/a.env, /etc/../srv/b.env, c.env]}\n",
+        ),
+        override_file: None,
+        vars: &vars,
+    });
+    let paths: Vec<String> = env_file_paths(&loaded).into_iter().collect();
+    assert_eq!(paths, ["/etc/app/a.env", "/srv/b.env", "c.env"]);
+    let env = EnvInputs {
+        files: paths
+            .iter()
+            .map(|p| {
+                let vars = BTreeMap::from([(format!("FROM_{}", p.len()), p.clone())]);
+                (p.clone(), EnvFile::Plain(vars))
+            })
+            .collect(),
+    };
+    let c = conv(
+        "services:\n  a: {image: x, env_file: [/etc/app/a.env, /etc/../srv/b.env, c.env]}\n",
+        &env,
+    );
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let environment = &c.spec.services[0].environment;
+    assert_eq!(environment["FROM_14"], "/etc/app/a.env");
+    assert_eq!(environment["FROM_10"], "/srv/b.env");
+}
