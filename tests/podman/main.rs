@@ -11,6 +11,7 @@ mod git_fixture;
 
 mod apply;
 mod applycli;
+mod bounded;
 mod client;
 mod daemon;
 mod doctor;
