@@ -4,9 +4,6 @@
 //! [`HttpBackend::hanging_pushes`] serves fetches but never answers a push
 //! (`POST …/git-receive-pack`): a remote that hangs.
 
-// Each test binary that includes this file uses a different part of it.
-#![allow(dead_code)]
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;

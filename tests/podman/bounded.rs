@@ -18,13 +18,8 @@ use crate::daemon::{Running, id_and_running, magos, magos_command};
 use crate::git_fixture::{bare_remote, git};
 use crate::support::{self, Testbed, show, testbed};
 
-#[allow(dead_code)]
-#[path = "../git/http_backend.rs"]
-mod http_backend;
-#[path = "../common/local_http.rs"]
-mod local_http;
-
-use http_backend::HttpBackend;
+use crate::pinning::http_backend::HttpBackend;
+use crate::pinning::local_http;
 
 const TOKEN: &str = "tok_5b1f0c93e2a7";
 
