@@ -137,7 +137,13 @@ fn a_push_that_never_answers_times_out_kills_its_git_and_keeps_the_commit() {
         1,
         "the push reached the remote"
     );
-    let left = processes_mentioning(&server.addr.to_string());
+    // Killed processes may take an instant to go: wait for that, generously.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut left = processes_mentioning(&server.addr.to_string());
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = processes_mentioning(&server.addr.to_string());
+    }
     assert!(left.is_empty(), "git children left behind: {left:?}");
     assert_eq!(f.remote_head(), before);
     assert!(

@@ -112,6 +112,11 @@ impl Checkout {
         what: &str,
         op: impl FnOnce(&Checkout, &AtomicBool) -> Result<T, GitError> + Send + 'static,
     ) -> Result<T, GitError> {
+        if super::cmd::stopping() {
+            return Err(GitError::Stopped {
+                command: what.to_owned(),
+            });
+        }
         let me = self.clone();
         let interrupt = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();

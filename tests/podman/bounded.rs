@@ -43,6 +43,14 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
+/// Waits (generously) until no process mentions `needle`; those still there.
+fn gone(needle: &str) -> Vec<String> {
+    support::wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        processes_mentioning(needle).is_empty()
+    });
+    processes_mentioning(needle)
+}
+
 /// A remote served by [`HttpBackend::hanging_pushes`] holding one stack whose
 /// image follows the moving tag `1` (so a pass has a pin to push), and a
 /// configuration for it with `repo.timeout: <timeout>`.
@@ -114,7 +122,7 @@ fn a_push_that_never_answers_times_out_leaves_no_git_and_the_pass_still_applies(
     assert!(stderr.contains("magos/unpushed-"), "{}", show(&out));
     assert!(!stderr.contains(TOKEN), "the token leaked: {stderr}");
     assert_eq!(remote.hung(), 1, "the push reached the remote");
-    let left = processes_mentioning(&remote.address());
+    let left = gone(&remote.address());
     assert!(left.is_empty(), "git children left behind: {left:?}");
     assert_eq!(git(&remote.bare, &["rev-parse", "main"]), before);
 
@@ -136,7 +144,7 @@ fn a_push_that_never_answers_times_out_leaves_no_git_and_the_pass_still_applies(
         "the stack was not applied: {applied:?}\n{summary}\n{logs}"
     );
     assert_eq!(remote.hung(), 2);
-    let left = processes_mentioning(&remote.address());
+    let left = gone(&remote.address());
     assert!(left.is_empty(), "git children left behind: {left:?}");
     assert_eq!(git(&remote.bare, &["rev-parse", "main"]), before);
 }
@@ -156,12 +164,48 @@ fn sigterm_during_a_hanging_push_ends_the_daemon_and_its_git_children() {
     assert!(pushing, "the push never started; logs:\n{}", running.logs());
 
     let (_status, logs) = running.stop();
-    let left = processes_mentioning(&address);
+    let left = gone(&address);
     assert!(
         left.is_empty(),
         "git children outlived the daemon: {left:?}\n{logs}"
     );
     assert!(logs.contains("stopping"), "{logs}");
+}
+
+#[test]
+fn sigterm_during_a_hanging_push_of_magos_update_ends_its_git_children() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mghangupd").replace('-', "_");
+    let remote = HangingRemote::new(tb, dir.path(), &project, "1h");
+    let mut update = Guard(
+        magos_command(tb, &remote.config)
+            .arg("update")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let address = remote.address();
+    let pushing = support::wait_until(Duration::from_secs(120), Duration::from_millis(100), || {
+        remote.hung() == 1 && !processes_mentioning(&address).is_empty()
+    });
+    assert!(pushing, "the push never started");
+    let pid = update.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = update.0.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    let left = gone(&address);
+    assert!(
+        left.is_empty(),
+        "git children outlived magos update: {left:?}"
+    );
 }
 
 /// A registry front on 127.0.0.1 whose tag list never ends: every page holds
