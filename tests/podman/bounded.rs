@@ -281,7 +281,7 @@ fn a_registry_that_paginates_forever_fails_its_repository_within_budget() {
             ),
         )
         .unwrap();
-        let out = magos_command(tb, &config)
+        let child = magos_command(tb, &config)
             .args([
                 "check",
                 "--repo",
@@ -289,8 +289,29 @@ fn a_registry_that_paginates_forever_fails_its_repository_within_budget() {
                 "--output",
                 "json",
             ])
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        // The high-water mark of its resident memory, read until it exits.
+        let status = format!("/proc/{}/status", child.id());
+        let reader = std::thread::spawn(move || child.wait_with_output().unwrap());
+        let mut peak_kib = 0u64;
+        while !reader.is_finished() {
+            if let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            }) {
+                peak_kib = peak_kib.max(kib);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = reader.join().unwrap();
+        eprintln!("{key}: magos check peak RSS {} MiB", peak_kib / 1024);
+        // A budget keeps memory bounded: far below what an endless listing
+        // would take (gigabytes), whatever the machine.
+        assert!(peak_kib < 512 * 1024, "{key}: peak RSS {peak_kib} KiB");
         assert_eq!(out.status.code(), Some(2), "{}", show(&out));
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let row = |service: &str| {
