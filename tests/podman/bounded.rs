@@ -473,3 +473,51 @@ impl Drop for Guard {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn healthz_answers_while_a_pass_reads_the_stacks() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mgread").replace('-', "_");
+    let stack = dir.path().join("repo").join(&project);
+    std::fs::create_dir_all(&stack).unwrap();
+    let image = tb.require("MAGOS_TEST_IMAGE_HTTPD");
+    std::fs::write(
+        stack.join("compose.yaml"),
+        format!("services:\n  web:\n    image: {image}\n    env_file: app.env\n"),
+    )
+    .unwrap();
+    // The env_file is a named pipe nobody writes to: reading the stacks blocks
+    // for as long as the test wants.
+    let fifo = stack.join("app.env");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let port = support::free_port();
+    let config = dir.path().join("magos.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apply:\n  instance: {project}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{port}\n  stuck_after: 1s\nstate_dir: {}\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let _daemon = Guard(
+        magos_command(tb, &config)
+            .args(["run", "--repo", dir.path().join("repo").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The endpoint answers during the read, and says the read is under way
+    // (for longer than stuck_after).
+    let mut last = String::new();
+    let seen = support::wait_until(Duration::from_secs(120), Duration::from_millis(100), || {
+        if let Ok(r) = support::http_get(port, "/healthz") {
+            last = format!("{} {}", r.status, r.text());
+        }
+        last.starts_with("503") && last.contains("read the stacks")
+    });
+    assert!(seen, "/healthz never answered during the read: {last:?}");
+}
