@@ -92,6 +92,75 @@ fn identity() -> Identity {
     }
 }
 
+/// The processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+            let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if line.contains(needle) {
+                found.push(format!("{name}: {line}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_push_that_never_answers_times_out_kills_its_git_and_keeps_the_commit() {
+    let f = Fixture::new();
+    let server = HttpBackend::hanging_pushes(f.tmp.path().to_owned(), TOKEN);
+    let c = Checkout::new(
+        f.path("magos-clone"),
+        Remote::new(
+            &RepoUrl::parse(&server.url("remote.git")).unwrap(),
+            &Branch::parse("main").unwrap(),
+            Auth::Basic(Credentials::token(Secret::new(TOKEN))),
+        )
+        .with_timeout(std::time::Duration::from_secs(2)),
+    );
+    let before = f.remote_head();
+    let err = c.update(&options(3), pin_app).unwrap_err();
+    let GitError::Push { kept, reason, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        reason.contains("did not finish within 2s (repo.timeout)"),
+        "{reason}"
+    );
+    assert_eq!(
+        server.seen.lock().unwrap().hung,
+        1,
+        "the push reached the remote"
+    );
+    // Killed processes may take an instant to go: wait for that, generously.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut left = processes_mentioning(&server.addr.to_string());
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = processes_mentioning(&server.addr.to_string());
+    }
+    assert!(left.is_empty(), "git children left behind: {left:?}");
+    assert_eq!(f.remote_head(), before);
+    assert!(
+        git(
+            c.workdir(),
+            &["log", "-1", "--format=%s", &format!("refs/heads/{kept}")]
+        )
+        .starts_with("Pin 1 image update(s)")
+    );
+    // The clone realigns on what the remote holds, without the remote's answer.
+    c.align_to_fetched().unwrap();
+    assert_eq!(
+        git(c.workdir(), &["rev-parse", "HEAD"]).trim(),
+        before.trim()
+    );
+}
+
 fn options(max_attempts: u32) -> UpdateOptions {
     UpdateOptions {
         identity: identity(),

@@ -89,7 +89,8 @@ impl Location {
                 "no state folder for Magos's clone of {url}: set state_dir (MD_STATE_DIR) or HOME"
             );
         };
-        let remote = Remote::new(url, &config.repo.branch, Auth::Ambient);
+        let remote = Remote::new(url, &config.repo.branch, Auth::Ambient)
+            .with_timeout(config.repo.timeout.0);
         Ok(Location::Remote(Checkout::in_state_dir(&state, remote)))
     }
 }

@@ -170,10 +170,63 @@ pub enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(unix)]
+    if may_run_git(&cli.command) {
+        end_git_children_on_signal();
+    }
     let env: Env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     run(cli, &env).into()
+}
+
+/// Whether the command may sync or push Magos's clone (the daemon handles its
+/// signals itself).
+#[cfg(unix)]
+fn may_run_git(command: &Command) -> bool {
+    match command {
+        Command::Check(_) | Command::Update(_) => true,
+        Command::Plan(_) | Command::Apply(_) | Command::Drift(_) => true,
+        #[cfg(target_os = "linux")]
+        Command::Run(args) => args.once,
+        _ => false,
+    }
+}
+
+/// Each `git` child leads a process group of its own (so that a time limit
+/// kills its helpers too), which a terminal's Ctrl-C no longer reaches: on
+/// SIGINT or SIGTERM, every `git` child's group is killed, then Magos exits as
+/// the signal would have made it (130, 143).
+#[cfg(unix)]
+fn end_git_children_on_signal() {
+    let watcher = std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(|| {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    return;
+                };
+                let code = tokio::select! {
+                    _ = term.recv() => 143,
+                    _ = int.recv() => 130,
+                };
+                crate::git::stop_all();
+                std::process::exit(code);
+            });
+        });
+    if let Err(e) = watcher {
+        tracing::debug!(error = %e, "cannot watch for signals");
+    }
 }
 
 /// Runs a parsed command line against an environment snapshot.

@@ -147,6 +147,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "branch to follow",
     },
     EnvVar {
+        name: "MD_REPO_TIMEOUT",
+        key: "repo.timeout",
+        doc: "time limit of every git operation (clone, fetch, push)",
+    },
+    EnvVar {
         name: "MD_RUNTIME",
         key: "runtime",
         doc: "`podman` (the libpod API) or `podman-compose` (the compose CLI)",

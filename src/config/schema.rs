@@ -63,6 +63,31 @@ pub struct DaemonConfig {
     pub restart_limit: u32,
     /// The window of `restart_limit`.
     pub restart_window: HumanDuration,
+    /// The HTTP endpoint's limits.
+    pub http: HttpLimits,
+}
+
+/// `daemon.http:`: what one client may hold of the HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// A request's headers must arrive within this time.
+    pub header_timeout: HumanDuration,
+    /// A connection with no request under way is closed after this time.
+    pub idle_timeout: HumanDuration,
+    /// Connections open at once; a new one beyond it closes the oldest idle
+    /// connection (or is refused when every one is busy).
+    pub max_connections: u32,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: HumanDuration(Duration::from_secs(10)),
+            idle_timeout: HumanDuration(Duration::from_secs(60)),
+            max_connections: 256,
+        }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -77,6 +102,7 @@ impl Default for DaemonConfig {
             stuck_after: HumanDuration(Duration::from_secs(600)),
             restart_limit: 3,
             restart_window: HumanDuration(Duration::from_secs(600)),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -153,6 +179,9 @@ pub struct RepoConfig {
     pub mode: RepoMode,
     /// In pull-request mode: one pull request per service, or one for all.
     pub pr_grouping: PrGrouping,
+    /// The time limit of every git operation (clone, fetch, push, each `git`
+    /// command); on expiry the `git` process group is killed.
+    pub timeout: HumanDuration,
 }
 
 impl Default for RepoConfig {
@@ -163,6 +192,7 @@ impl Default for RepoConfig {
             commit: CommitConfig::default(),
             mode: RepoMode::default(),
             pr_grouping: PrGrouping::default(),
+            timeout: HumanDuration(Duration::from_secs(300)),
         }
     }
 }
@@ -510,6 +540,13 @@ pub struct RegistriesConfig {
     pub insecure: Vec<RegistryHost>,
     /// Timeout of every registry request.
     pub timeout: HumanDuration,
+    /// The budget of one repository's tag listing (all its pages): at most this
+    /// many tags,
+    pub list_max_tags: u64,
+    /// this many bytes of tag-list bodies,
+    pub list_max_bytes: u64,
+    /// and this long from the first page to the last.
+    pub list_timeout: HumanDuration,
 }
 
 impl Default for RegistriesConfig {
@@ -519,6 +556,9 @@ impl Default for RegistriesConfig {
             registries_conf: None,
             insecure: Vec::new(),
             timeout: HumanDuration(Duration::from_secs(30)),
+            list_max_tags: 100_000,
+            list_max_bytes: 64 * 1024 * 1024,
+            list_timeout: HumanDuration(Duration::from_secs(60)),
         }
     }
 }
@@ -1012,6 +1052,7 @@ impl Config {
         "repo.commit.author_email",
         "repo.mode",
         "repo.pr_grouping",
+        "repo.timeout",
         "runtime",
         "podman.socket",
         "apply.prune",
@@ -1028,6 +1069,9 @@ impl Config {
         "registries.registries_conf",
         "registries.insecure",
         "registries.timeout",
+        "registries.list_max_tags",
+        "registries.list_max_bytes",
+        "registries.list_timeout",
         "secrets.age_key_file",
         "github.app_id",
         "github.private_key",
@@ -1045,6 +1089,9 @@ impl Config {
         "daemon.stuck_after",
         "daemon.restart_limit",
         "daemon.restart_window",
+        "daemon.http.header_timeout",
+        "daemon.http.idle_timeout",
+        "daemon.http.max_connections",
     ];
 
     /// Sets one key from a string (an environment variable, a `.env` line or a flag).
@@ -1062,6 +1109,7 @@ impl Config {
             }
             "repo.mode" => self.repo.mode = RepoMode::parse(value)?,
             "repo.pr_grouping" => self.repo.pr_grouping = PrGrouping::parse(value)?,
+            "repo.timeout" => self.repo.timeout = HumanDuration::parse(value)?,
             "runtime" => self.runtime = Runtime::parse(value)?,
             "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
             "apply.prune" => {

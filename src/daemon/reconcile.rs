@@ -121,7 +121,16 @@ impl RepoReconciler {
                         tracing::error!(error = %message, "writing pins back failed; applying the remote as it is");
                         report.error = Some(format!("writing pins back failed: {message}"));
                         if let Location::Remote(checkout) = Location::of(&self.config, &self.env)? {
-                            tokio::task::spawn_blocking(move || checkout.sync()).await??;
+                            // Realign to the remote; when it cannot be reached
+                            // (the push failed for that reason), to what the
+                            // last fetch saw, without the unpushed commit.
+                            tokio::task::spawn_blocking(move || {
+                                checkout.sync().map(|_| ()).or_else(|e| {
+                                    tracing::warn!(error = %format!("{e:#}"), "cannot sync again; applying the branch as last fetched");
+                                    checkout.align_to_fetched()
+                                })
+                            })
+                            .await??;
                         }
                         return Ok(workdir);
                     }
@@ -225,7 +234,18 @@ impl Reconciler for RepoReconciler {
         let options = self.options(&request.skip);
         let repo = {
             let _step = liveness.begin("read the stacks");
-            prepare(&dir, &options)
+            // Reading and converting the stacks is file I/O and parsing: off the
+            // one async thread, so `/healthz` and the webhooks answer meanwhile.
+            let (dir, read_options) = (dir.clone(), options.clone());
+            match tokio::task::spawn_blocking(move || prepare(&dir, &read_options)).await {
+                Ok(repo) => repo,
+                Err(e) => {
+                    self.metrics.error("sync");
+                    report.error = Some(format!("reading the stacks failed: {e}"));
+                    self.finish(&report, started);
+                    return report;
+                }
+            }
         };
         let outcomes = self.apply(repo.as_ref(), &options, liveness).await;
         if let Some(Some(e)) = outcomes.get("") {

@@ -130,6 +130,9 @@ pub async fn serve<R: Reconciler>(
                 }
                 // Passes stop at their next safe point; systemd hears at once.
                 stopping.store(true, Ordering::Release);
+                // A git operation under way (a push that never answers) ends
+                // now, with its whole process group.
+                crate::git::stop_all();
                 reporter.stopping();
                 let _ = tx.send(Control::Shutdown).await;
             }
@@ -152,6 +155,7 @@ pub async fn serve<R: Reconciler>(
             registry_secret: config.daemon.registry_webhook_secret.clone(),
             branch: config.repo.branch.as_str().to_owned(),
             triggers: hook_tx,
+            limits: config.daemon.http.clone(),
         });
         tasks.spawn(server::serve(listener, state, std::future::pending()));
         let tx = control_tx.clone();

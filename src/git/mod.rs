@@ -30,7 +30,9 @@ pub mod url;
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+pub use cmd::stop_all;
 pub use commit::{Change, FileEdit, Identity, write_files};
 pub use probe::Probed;
 pub use push::{ProposeOutcome, UpdateOptions, UpdateOutcome};
@@ -127,6 +129,30 @@ pub enum GitError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A network or `git` operation did not finish within `repo.timeout`; the
+    /// `git` process group was killed (a gitoxide fetch was told to stop and
+    /// left to end on its own).
+    #[error(
+        "`git {command}` in {} did not finish within {}s (repo.timeout) and was stopped; \
+         check that the remote answers, or raise repo.timeout (MD_REPO_TIMEOUT)",
+        dir.display(),
+        after.as_secs()
+    )]
+    Timeout {
+        /// The operation (never a secret).
+        command: String,
+        /// Where it ran.
+        dir: PathBuf,
+        /// The limit that ran out.
+        after: Duration,
+    },
+    /// Magos is stopping (SIGTERM/SIGINT): the `git` command was not started,
+    /// or was killed.
+    #[error("Magos is stopping: `git {command}` was not started or was ended")]
+    Stopped {
+        /// The operation (never a secret).
+        command: String,
     },
     /// A `git` command failed.
     #[error("`git {command}` failed in {}: {stderr}", dir.display())]
@@ -227,7 +253,12 @@ pub struct Remote {
     branch: String,
     auth: Auth,
     depth: Option<NonZeroU32>,
+    timeout: Duration,
 }
+
+/// The time limit of one git operation unless [`Remote::with_timeout`] says
+/// otherwise (`repo.timeout`'s default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Remote {
     /// A remote from the configured URL and branch. Credentials embedded in an
@@ -244,7 +275,14 @@ impl Remote {
             branch: branch.as_str().to_owned(),
             auth,
             depth: None,
+            timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// The time limit of each network operation and `git` command (`repo.timeout`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Keeps only the last `depth` commits of the branch (a shallow clone).

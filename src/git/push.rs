@@ -246,8 +246,14 @@ impl Checkout {
     /// gitoxide cannot push, so this runs `git push`.
     fn push(&self, commit: &str, branch: &str) -> Result<PushResult, GitError> {
         let refspec = format!("{commit}:refs/heads/{branch}");
-        let out =
-            self.output(self.git(["push", "--porcelain", "origin", refspec.as_str()], true))?;
+        let out = match self
+            .output(self.git(["push", "--porcelain", "origin", refspec.as_str()], true))
+        {
+            Ok(out) => out,
+            // No answer in time: the commit is kept like any failed push's.
+            Err(e @ GitError::Timeout { .. }) => return Ok(PushResult::Failed(e.to_string())),
+            Err(e) => return Err(e),
+        };
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = self.scrub(&String::from_utf8_lossy(&out.stderr));
         Ok(classify_push(out.status.success(), &stdout, &stderr))

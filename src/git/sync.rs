@@ -1,7 +1,10 @@
 //! Sync: clone on first use and fetch with gitoxide, then hard-align the work
 //! tree to the remote branch with the `git` binary.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use gix::remote::Direction;
 use gix::remote::fetch::Shallow;
@@ -58,7 +61,7 @@ impl Checkout {
     pub(super) fn sync_locked(&self) -> Result<Synced, GitError> {
         install_crypto_provider();
         let (fresh, outcome) = if self.dir.join(".git").exists() {
-            (false, self.fetch()?)
+            (false, self.bounded("fetch", |me, stop| me.fetch(stop))?)
         } else {
             let occupied = std::fs::read_dir(&self.dir)
                 .map(|mut entries| entries.next().is_some())
@@ -68,7 +71,10 @@ impl Checkout {
                     dir: self.dir.clone(),
                 });
             }
-            (true, self.clone_fresh()?)
+            (
+                true,
+                self.bounded("clone", |me, stop| me.clone_fresh(stop))?,
+            )
         };
         let branches = branches_of(&outcome.ref_map);
         let head =
@@ -84,6 +90,80 @@ impl Checkout {
         Ok(Synced { head, branches })
     }
 
+    /// Brings the work tree to the remote branch as the last fetch saw it
+    /// (`refs/remotes/origin/<branch>`), without asking the remote: after a
+    /// failed update, the commit that could not be pushed leaves the followed
+    /// branch (it is kept on its `magos/unpushed-…` branch).
+    pub fn align_to_fetched(&self) -> Result<(), GitError> {
+        let _lock = self.lock()?;
+        let tracking = format!("refs/remotes/origin/{}", self.remote.branch);
+        let head = self.run_git(&["rev-parse", "--verify", "--quiet", &tracking])?;
+        self.hard_align(head.trim())
+    }
+
+    /// Runs a gitoxide network operation within `repo.timeout`. gitoxide has
+    /// no overall time limit (its HTTP transport bounds each request; ssh and
+    /// local transports have nothing), so the operation runs on a thread of its
+    /// own: when the limit runs out or Magos stops, its interrupt flag is raised
+    /// (gitoxide checks it while receiving a pack) and the thread is left to
+    /// end on its own, while the caller gets [`GitError::Timeout`] at once.
+    fn bounded<T: Send + 'static>(
+        &self,
+        what: &str,
+        op: impl FnOnce(&Checkout, &AtomicBool) -> Result<T, GitError> + Send + 'static,
+    ) -> Result<T, GitError> {
+        if super::cmd::stopping() {
+            return Err(GitError::Stopped {
+                command: what.to_owned(),
+            });
+        }
+        let me = self.clone();
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        {
+            let interrupt = interrupt.clone();
+            std::thread::Builder::new()
+                .name(format!("git-{what}"))
+                .spawn(move || {
+                    let _ = tx.send(op(&me, &interrupt));
+                })
+                .map_err(|source| GitError::Spawn { source })?;
+        }
+        let deadline = Instant::now() + self.remote.timeout;
+        // Short waits, so that `stop_all` is noticed without its own channel.
+        const SLICE: Duration = Duration::from_millis(200);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(SLICE)) {
+                Ok(result) => return result,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(GitError::Spawn {
+                        source: std::io::Error::other(format!(
+                            "the git {what} thread ended without an answer"
+                        )),
+                    });
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if super::cmd::stopping() {
+                        interrupt.store(true, Ordering::Release);
+                        return Err(GitError::Stopped {
+                            command: what.to_owned(),
+                        });
+                    }
+                    if left.is_zero() {
+                        interrupt.store(true, Ordering::Release);
+                        tracing::warn!(operation = what, url = %self.remote.url, limit = ?self.remote.timeout, "git did not finish in time; abandoned");
+                        return Err(GitError::Timeout {
+                            command: format!("{what} {}", self.remote.url),
+                            dir: self.dir.clone(),
+                            after: self.remote.timeout,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
     fn shallow(&self) -> Shallow {
         match self.remote.depth {
             Some(depth) => Shallow::DepthAtRemote(depth),
@@ -95,7 +175,7 @@ impl Checkout {
     /// place once the fetch is complete, so an interrupted clone never leaves a
     /// half-made repository where the clone belongs. A `.partial` folder left by
     /// an earlier interruption is removed first (the clone's lock is held).
-    fn clone_fresh(&self) -> Result<gix::remote::fetch::Outcome, GitError> {
+    fn clone_fresh(&self, interrupt: &AtomicBool) -> Result<gix::remote::fetch::Outcome, GitError> {
         let err = |source| GitError::Clone {
             url: self.remote.url.clone(),
             branch: self.remote.branch.clone(),
@@ -129,7 +209,7 @@ impl Checkout {
                 Ok(())
             });
         let (repo, outcome) = prepare
-            .fetch_only(gix::progress::Discard, &AtomicBool::new(false))
+            .fetch_only(gix::progress::Discard, interrupt)
             .map_err(err)?;
         drop(repo);
         drop(prepare);
@@ -156,7 +236,7 @@ impl Checkout {
         })
     }
 
-    fn fetch(&self) -> Result<gix::remote::fetch::Outcome, GitError> {
+    fn fetch(&self, interrupt: &AtomicBool) -> Result<gix::remote::fetch::Outcome, GitError> {
         let err = |source| GitError::Fetch {
             url: self.remote.url.clone(),
             dir: self.dir.clone(),
@@ -185,7 +265,7 @@ impl Checkout {
         conn.prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(err)?
             .with_shallow(self.shallow())
-            .receive(gix::progress::Discard, &AtomicBool::new(false))
+            .receive(gix::progress::Discard, interrupt)
             .map_err(err)
     }
 

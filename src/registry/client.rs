@@ -15,7 +15,7 @@ use super::RegistryError;
 use super::auth::{self, Challenge, TokenCache};
 use super::manifest::{Manifest, ManifestKind, parse_manifest};
 use super::reference::{Digest, ImageRef, Platform};
-use super::settings::{Credentials, Settings};
+use super::settings::{Credentials, ListBudget, Settings};
 use super::wire::{self, RateLimit};
 
 /// Largest manifest or index accepted (as containers/image).
@@ -210,14 +210,57 @@ impl RegistryClient {
     /// page size unless `tag_page_size` is set), and with a page size set, `last`
     /// when a full page comes without a `Link`.
     /// Duplicates across pages are dropped; the registry's order is kept.
+    ///
+    /// The whole listing has a budget (`registries.list_max_tags`,
+    /// `list_max_bytes`, `list_timeout`): a registry that paginates without
+    /// end fails this repository with [`RegistryError::ListBudget`] instead of
+    /// growing Magos's memory.
     pub async fn tags(&self, image: &ImageRef) -> Result<Vec<String>, RegistryError> {
         let host = self.host(image)?;
+        let budget = self.inner.settings.list_budget;
+        let over = |what: String, key| RegistryError::ListBudget {
+            host: host.name.clone(),
+            repository: image.repository().to_owned(),
+            what,
+            key,
+        };
+        match tokio::time::timeout(budget.timeout, self.list_tags(&host, image, budget)).await {
+            Ok(Err(ListOver::Tags(n))) => Err(over(
+                format!("more than {} tags (got {n})", budget.max_tags),
+                "list_max_tags",
+            )),
+            Ok(Err(ListOver::Bytes(n))) => Err(over(
+                format!(
+                    "more than {} bytes of tag lists (got {n})",
+                    budget.max_bytes
+                ),
+                "list_max_bytes",
+            )),
+            Ok(Err(ListOver::Error(e))) => Err(e),
+            Ok(Ok(tags)) => Ok(tags),
+            Err(_) => Err(over(
+                format!("not finished within {}s", budget.timeout.as_secs_f32()),
+                "list_timeout",
+            )),
+        }
+    }
+
+    /// The listing loop of [`RegistryClient::tags`], counting against `budget`
+    /// (all but its time, which the caller bounds).
+    async fn list_tags(
+        &self,
+        host: &Arc<Host>,
+        image: &ImageRef,
+        budget: ListBudget,
+    ) -> Result<Vec<String>, ListOver> {
+        let host = host.clone();
         let base = self.base(image);
         let page_size = self.inner.settings.tag_page_size.map(|n| n.max(1));
         let first = format!("{base}/v2/{}/tags/list", image.repository());
         let mut url = page_url(&first, page_size, None);
         let mut tags = Vec::new();
         let mut seen = HashSet::new();
+        let mut bytes: u64 = 0;
         for _ in 0..MAX_TAG_PAGES {
             let fetched = self
                 .fetch(
@@ -230,6 +273,10 @@ impl RegistryClient {
                     TAG_PAGE_LIMIT,
                 )
                 .await?;
+            bytes += fetched.body.len() as u64;
+            if bytes > budget.max_bytes {
+                return Err(ListOver::Bytes(bytes));
+            }
             let list: wire::TagList =
                 serde_json::from_slice(&fetched.body).map_err(|e| RegistryError::Malformed {
                     host: host.name.clone(),
@@ -245,6 +292,9 @@ impl RegistryClient {
                     tags.push(tag);
                     new += 1;
                 }
+            }
+            if tags.len() as u64 > budget.max_tags {
+                return Err(ListOver::Tags(tags.len() as u64));
             }
             if new == 0 {
                 break;
@@ -692,6 +742,22 @@ impl RegistryClient {
             .unwrap_or_else(|e| e.into_inner())
             .insert(scope, token, Instant::now());
         Ok(())
+    }
+}
+
+/// Why a tag listing stopped early.
+enum ListOver {
+    /// More tags than the budget allows.
+    Tags(u64),
+    /// More bytes than the budget allows.
+    Bytes(u64),
+    /// A request failed.
+    Error(RegistryError),
+}
+
+impl From<RegistryError> for ListOver {
+    fn from(e: RegistryError) -> Self {
+        ListOver::Error(e)
     }
 }
 

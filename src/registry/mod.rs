@@ -29,7 +29,7 @@ pub use check::Check;
 pub use client::{RegistryClient, RequestCounts, install_crypto_provider};
 pub use manifest::{IndexEntry, Manifest, ManifestKind};
 pub use reference::{Digest, DigestError, ImageRef, Platform, api_host};
-pub use settings::{AuthStore, Credentials, InsecureRule, InsecureRules, Settings};
+pub use settings::{AuthStore, Credentials, InsecureRule, InsecureRules, ListBudget, Settings};
 pub use wire::RateLimit;
 
 /// Something went wrong talking to a registry or reading its settings. Cheap to
@@ -166,6 +166,23 @@ pub enum RegistryError {
         status: u16,
         /// The registry's error message, shortened.
         message: String,
+    },
+    /// A tag listing that went over its budget (`registries.list_max_tags`,
+    /// `list_max_bytes`, `list_timeout`): a registry that paginates without
+    /// end. Only this repository's services fail; the registry stays usable.
+    #[error(
+        "the tag listing of {repository} on registry {host} went over its budget: {what} \
+         (registries.{key}); the registry keeps paginating, or raise registries.{key}"
+    )]
+    ListBudget {
+        /// The registry host.
+        host: String,
+        /// The repository.
+        repository: String,
+        /// What ran out, in words.
+        what: String,
+        /// The configuration key of the limit.
+        key: &'static str,
     },
     /// A body over the size limit.
     #[error("{url}: the answer of registry {host} is larger than {limit} bytes")]

@@ -319,6 +319,29 @@ pub struct Settings {
     /// The longest wait for a `Retry-After`; a registry asking for longer fails
     /// this check instead.
     pub max_retry_wait: Duration,
+    /// The budget of one repository's tag listing, all pages together.
+    pub list_budget: ListBudget,
+}
+
+/// The budget of one tag listing (`registries.list_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListBudget {
+    /// Tags at most.
+    pub max_tags: u64,
+    /// Bytes of tag-list bodies at most.
+    pub max_bytes: u64,
+    /// From the first request to the last page.
+    pub timeout: Duration,
+}
+
+impl Default for ListBudget {
+    fn default() -> Self {
+        Self {
+            max_tags: 100_000,
+            max_bytes: 64 << 20,
+            timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -332,6 +355,7 @@ impl Default for Settings {
             tag_page_size: None,
             max_retries: 3,
             max_retry_wait: Duration::from_secs(60),
+            list_budget: ListBudget::default(),
         }
     }
 }
@@ -344,6 +368,11 @@ impl Settings {
     pub fn load(config: &RegistriesConfig, env: &Env) -> Result<Self, RegistryError> {
         let mut settings = Settings {
             timeout: config.timeout.0,
+            list_budget: ListBudget {
+                max_tags: config.list_max_tags,
+                max_bytes: config.list_max_bytes,
+                timeout: config.list_timeout.0,
+            },
             ..Settings::default()
         };
         let home = env.get("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);

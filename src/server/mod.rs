@@ -12,15 +12,26 @@
 //!
 //! Webhooks must carry `X-Hub-Signature-256`; without a configured secret every
 //! webhook is refused, so an open port never lets anyone drive deployments.
+//!
+//! What clients may hold is bounded (`daemon.http`): a request's headers must
+//! arrive within `header_timeout`; a connection with no request under way is
+//! closed after `idle_timeout`; at most `max_connections` are open, and a new
+//! one beyond that closes the oldest idle connection (or is itself closed when
+//! every connection is busy), so idle or slow clients never keep `/healthz`
+//! from a new client nor take every file descriptor. Accept errors (out of
+//! file descriptors above all) back off exponentially, up to a second, instead
+//! of spinning, and close the oldest idle connection to free a descriptor.
 
 pub mod liveness;
 pub mod metrics;
 pub mod webhook;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -29,11 +40,12 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 
-use crate::config::Secret;
+use crate::config::{HttpLimits, Secret};
 pub use liveness::Liveness;
 pub use metrics::Metrics;
 use webhook::ForgeEvent;
@@ -72,36 +84,220 @@ pub struct State {
     pub branch: String,
     /// Where triggers go; a full queue means a pass is already due.
     pub triggers: mpsc::Sender<HookTrigger>,
+    /// What clients may hold (`daemon.http`).
+    pub limits: HttpLimits,
+}
+
+/// The first wait after an accept error; it doubles up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest wait after repeated accept errors.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// One open connection.
+struct Conn {
+    /// Requests under way on it.
+    busy: AtomicUsize,
+    /// When a request last started or ended (or the connection opened).
+    last: Mutex<Instant>,
+    /// Set once it was asked to close.
+    closing: AtomicBool,
+    /// Wakes its task to close it.
+    close: Notify,
+}
+
+impl Conn {
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks its task to close it (at once when no request is under way).
+    fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.close.notify_one();
+    }
+}
+
+/// Counts a request under way on a connection for as long as it lives.
+struct Busy(Arc<Conn>);
+
+impl Busy {
+    fn new(conn: &Arc<Conn>) -> Self {
+        conn.busy.fetch_add(1, Ordering::AcqRel);
+        conn.touch();
+        Busy(conn.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The open connections, oldest first.
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    open: BTreeMap<u64, Arc<Conn>>,
+}
+
+impl Conns {
+    /// Connections not already asked to close.
+    fn live(&self) -> usize {
+        self.open
+            .values()
+            .filter(|c| !c.closing.load(Ordering::Acquire))
+            .count()
+    }
+
+    /// Closes the oldest connection with no request under way; `false` when
+    /// every connection is busy.
+    fn close_oldest_idle(&self) -> bool {
+        let oldest = self
+            .open
+            .values()
+            .find(|c| !c.closing.load(Ordering::Acquire) && c.busy.load(Ordering::Acquire) == 0);
+        match oldest {
+            Some(c) => {
+                c.close();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Whether an accept error means this process (or the system) is out of file
+/// descriptors.
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    // EMFILE (24) and ENFILE (23) on Linux and the BSDs.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+/// Resolves once `conn` has had no request under way for `idle`.
+async fn idle_for(conn: &Conn, idle: Duration) {
+    loop {
+        if conn.busy.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(idle).await;
+            continue;
+        }
+        let until = conn.last() + idle;
+        if Instant::now() >= until {
+            return;
+        }
+        tokio::time::sleep_until(until).await;
+    }
 }
 
 /// Serves `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
+    let conns = Arc::new(Mutex::new(Conns::default()));
+    let limits = state.limits.clone();
+    let max = (limits.max_connections as usize).max(1);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => return,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                stream
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "http endpoint: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let fds = out_of_descriptors(&e);
+                if fds {
+                    // Free a descriptor for the next client.
+                    conns
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .close_oldest_idle();
+                }
+                if backoff == ACCEPT_BACKOFF_MIN {
+                    tracing::warn!(error = %e, out_of_descriptors = fds, "http endpoint: accept failed; backing off");
+                } else {
+                    tracing::debug!(error = %e, wait = ?backoff, "http endpoint: accept failed again");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "http endpoint: connection ended with an error");
+        let (id, conn) = {
+            let mut all = conns.lock().unwrap_or_else(PoisonError::into_inner);
+            if all.live() >= max && !all.close_oldest_idle() {
+                // Every connection is busy with a request: this one waits for
+                // nothing and is closed at once.
+                tracing::debug!(
+                    max,
+                    "http endpoint: every connection busy; closing a new one"
+                );
+                continue;
             }
+            let conn = Arc::new(Conn {
+                busy: AtomicUsize::new(0),
+                last: Mutex::new(Instant::now()),
+                closing: AtomicBool::new(false),
+                close: Notify::new(),
+            });
+            all.next += 1;
+            let id = all.next;
+            all.open.insert(id, conn.clone());
+            (id, conn)
+        };
+        let state = state.clone();
+        let conns = conns.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let service = {
+                let conn = conn.clone();
+                service_fn(move |req| {
+                    let state = state.clone();
+                    let busy = Busy::new(&conn);
+                    async move {
+                        let response = handle(&state, req).await;
+                        drop(busy);
+                        Ok::<_, Infallible>(response)
+                    }
+                })
+            };
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout.0)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(served);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    ended = served.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::debug!(error = %e, "http endpoint: connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = conn.close.notified(), if !closing => {
+                        served.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = idle_for(&conn, limits.idle_timeout.0), if !closing => {
+                        conn.closing.store(true, Ordering::Release);
+                        served.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
+            conns
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .open
+                .remove(&id);
         });
     }
 }

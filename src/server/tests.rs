@@ -22,6 +22,7 @@ async fn start() -> Running {
         registry_secret: Some(Secret::new("registry-secret")),
         branch: "main".into(),
         triggers: tx,
+        limits: crate::config::HttpLimits::default(),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(listener, state.clone(), async move {
@@ -226,6 +227,7 @@ async fn healthz_reports_a_stuck_loop() {
         registry_secret: None,
         branch: "main".into(),
         triggers: tx,
+        limits: crate::config::HttpLimits::default(),
     });
     tokio::spawn(serve(listener, state, std::future::pending()));
     let _step = liveness.begin("check registries");

@@ -1,6 +1,8 @@
 //! A real `git http-backend` (the CGI program that ships with git) served over
 //! HTTP on 127.0.0.1, behind Basic authentication with `x-access-token:<token>`
 //! as GitHub expects it. Requests without the right credentials get 401.
+//! [`HttpBackend::hanging_pushes`] serves fetches but never answers a push
+//! (`POST …/git-receive-pack`): a remote that hangs.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -22,6 +24,8 @@ pub struct Seen {
     pub refused: usize,
     /// Requests accepted with the right credentials.
     pub accepted: usize,
+    /// Pushes left without an answer (see [`HttpBackend::hanging_pushes`]).
+    pub hung: usize,
 }
 
 pub struct HttpBackend {
@@ -34,18 +38,30 @@ struct Settings {
     read_token: String,
     write_token: String,
     seen: Arc<Mutex<Seen>>,
+    hang_pushes: bool,
 }
 
 impl HttpBackend {
     /// Serves the bare repositories under `root`. `read_token` opens fetches,
     /// `write_token` pushes (`git-receive-pack`).
     pub fn start(root: PathBuf, read_token: &str, write_token: &str) -> Self {
+        Self::serve(root, read_token, write_token, false)
+    }
+
+    /// Like [`HttpBackend::start`] with `token` for both, but a push's pack
+    /// (`POST …/git-receive-pack`) is read and never answered.
+    pub fn hanging_pushes(root: PathBuf, token: &str) -> Self {
+        Self::serve(root, token, token, true)
+    }
+
+    fn serve(root: PathBuf, read_token: &str, write_token: &str, hang_pushes: bool) -> Self {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let settings = Arc::new(Settings {
             root,
             read_token: read_token.to_owned(),
             write_token: write_token.to_owned(),
             seen: seen.clone(),
+            hang_pushes,
         });
         let addr = super::local_http::serve(move |req| {
             let settings = settings.clone();
@@ -107,6 +123,10 @@ async fn handle(s: &Settings, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let encoding = header("content-encoding");
     let protocol = header("git-protocol");
     let body = req.into_body().collect().await.unwrap().to_bytes();
+    if s.hang_pushes && method == "POST" && path.ends_with("/git-receive-pack") {
+        s.seen.lock().unwrap().hung += 1;
+        std::future::pending::<()>().await;
+    }
     let root = s.root.clone();
     let out = tokio::task::spawn_blocking(move || {
         let mut child = Command::new("git")

@@ -21,7 +21,7 @@ const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
 /// `magos run` under test, with the notify socket it reports to. Dropping it
 /// kills the daemon and removes the stack's objects, whatever the outcome.
-struct Running<'a> {
+pub(crate) struct Running<'a> {
     tb: &'a Testbed,
     child: Option<Child>,
     project: String,
@@ -44,7 +44,7 @@ impl Drop for Running<'_> {
 
 impl<'a> Running<'a> {
     /// Starts `magos run` with `config`, a notify socket and a watchdog, in `dir`.
-    fn start(tb: &'a Testbed, dir: &Path, config: &Path, project: &str) -> Self {
+    pub(crate) fn start(tb: &'a Testbed, dir: &Path, config: &Path, project: &str) -> Self {
         let notify_path = dir.join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify
@@ -71,7 +71,7 @@ impl<'a> Running<'a> {
     }
 
     /// Reads notify datagrams until a line starts with `want`; returns that line.
-    fn wait_notice(&mut self, want: &str, limit: Duration) -> String {
+    pub(crate) fn wait_notice(&mut self, want: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
@@ -101,13 +101,13 @@ impl<'a> Running<'a> {
             .unwrap_or_default()
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Sends SIGTERM, waits for `STOPPING=1` and the exit; returns the exit
     /// status and the daemon's logs.
-    fn stop(&mut self) -> (ExitStatus, String) {
+    pub(crate) fn stop(&mut self) -> (ExitStatus, String) {
         let pid = self
             .child
             .as_ref()
@@ -138,7 +138,7 @@ impl<'a> Running<'a> {
 }
 
 /// The magos binary with `config` and the test bed's Podman and registries.
-fn magos_command(tb: &Testbed, config: &Path) -> Command {
+pub(crate) fn magos_command(tb: &Testbed, config: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_magos"));
     cmd.args(["--config", config.to_str().unwrap()])
         .env("CONTAINER_HOST", &tb.container_host)
@@ -155,7 +155,7 @@ fn magos_command(tb: &Testbed, config: &Path) -> Command {
 }
 
 /// Runs the magos binary to its end (see [`magos_command`]).
-fn magos(tb: &Testbed, config: &Path, args: &[&str]) -> Output {
+pub(crate) fn magos(tb: &Testbed, config: &Path, args: &[&str]) -> Output {
     magos_command(tb, config)
         .args(args)
         .output()
@@ -240,7 +240,7 @@ fn inspect(tb: &Testbed, name: &str) -> Option<serde_json::Value> {
 }
 
 /// The container's id and whether it runs.
-fn id_and_running(tb: &Testbed, name: &str) -> Option<(String, bool)> {
+pub(crate) fn id_and_running(tb: &Testbed, name: &str) -> Option<(String, bool)> {
     inspect(tb, name).map(|i| {
         (
             i["Id"].as_str().unwrap_or_default().to_owned(),

@@ -12,6 +12,7 @@ mod git_fixture;
 mod apply;
 mod applycli;
 mod bad_input;
+mod bounded;
 mod client;
 mod daemon;
 mod doctor;

@@ -22,9 +22,9 @@ mod cli;
 mod fake_github;
 #[allow(dead_code)]
 #[path = "../git/http_backend.rs"]
-mod http_backend;
+pub(crate) mod http_backend;
 #[path = "../common/local_http.rs"]
-mod local_http;
+pub(crate) mod local_http;
 
 use crate::git_fixture::{bare_remote, git, push_other, write_files};
 use cli::{magos, magos_on};
