@@ -6,6 +6,8 @@
 
 #[path = "common/git.rs"]
 mod git_fixture;
+// Shared with tests/git.rs, which uses all of it.
+#[allow(dead_code)]
 #[path = "git/http_backend.rs"]
 mod http_backend;
 #[path = "common/local_http.rs"]

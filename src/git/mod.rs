@@ -98,9 +98,9 @@ pub enum GitError {
         #[source]
         source: gix::Error,
     },
-    /// The remote did not answer in time.
+    /// The remote did not answer a probe in time.
     #[error("{url} did not answer within {}s", after.as_secs())]
-    Timeout {
+    ProbeTimeout {
         /// The remote, without credentials.
         url: String,
         /// The time limit.

@@ -49,7 +49,7 @@ impl Remote {
                 });
             }
             Err(_) => {
-                return Err(GitError::Timeout {
+                return Err(GitError::ProbeTimeout {
                     url: self.url.clone(),
                     after: timeout,
                 });
