@@ -112,7 +112,8 @@ for line in open(os.path.join(work, "stacks")):
                 reasons[("compose-cli", k)] += 1
         elif errs:
             route, why = "refused", short_error(errs[0]["error"])
-            reasons[("refused", re.sub(r"^service `[^`]*`: ", "", re.sub(r"`[^`]*` is not", "… is not", why)))] += 1
+            # One reason per kind of error: names and values left out.
+            reasons[("refused", re.sub(r"`[^`]*`", "`…`", re.sub(r"^service `[^`]*`: ", "", why)))] += 1
         elif native and native[0].get("error"):
             route, why = "plan-error", native[0]["error"]
             reasons[("plan-error", why)] += 1
