@@ -60,8 +60,13 @@ while read -r dir project; do
     safe=${dir//\//_}
     "$MAGOS_BIN" lint --config "$work/magos.yaml" --repo "$corpus" --include "$dir" --output json \
         >"$work/$safe.lint.json" 2>"$work/$safe.lint.err" || true
-    "$MAGOS_BIN" plan --config "$work/magos.yaml" --repo "$corpus" --stack "$project" --no-prune \
-        --output json >"$work/$safe.plan.json" 2>"$work/$safe.plan.err" || true
+    # A plan that printed nothing (the shared Podman did not answer in time) is
+    # asked once more.
+    for _ in 1 2; do
+        "$MAGOS_BIN" plan --config "$work/magos.yaml" --repo "$corpus" --stack "$project" --no-prune \
+            --output json >"$work/$safe.plan.json" 2>"$work/$safe.plan.err" || true
+        [[ -s $work/$safe.plan.json ]] && break
+    done
 done <"$work/stacks"
 
 python3 - "$corpus" "$work" "$markdown" <<'PY'
