@@ -37,6 +37,10 @@
 //! aliases), the folder the copy lives in, a host port the file leaves to Podman
 //! (`- "8001"`), and addresses and MACs the file does not fix.
 //!
+//! Side effects outside the copies: files with `~/` binds (minecraft,
+//! podman-compose-short) make podman-compose create those folders in the test
+//! user's home (and the compose-CLI route in root's); they are left in place.
+//!
 //! Acceptance (issue "every compose file … applied natively"): every file without
 //! `build:` applied natively, at least 98 % of the compared fields equal, none
 //! refused (a plan or apply error where podman-compose made containers). A
