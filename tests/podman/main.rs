@@ -14,6 +14,7 @@ mod applycli;
 mod bad_input;
 mod bounded;
 mod client;
+mod conformance;
 mod daemon;
 mod doctor;
 mod init;

@@ -232,6 +232,13 @@ impl Testbed {
     /// in `/`. Paths given to it must be absolute and readable by that user (see
     /// [`Testbed::user_dir`]).
     pub fn podman_command(&self, args: &[&str]) -> Command {
+        self.user_program("podman", args)
+    }
+
+    /// A program run as the test user with the rootless podman environment of
+    /// [`Testbed::podman_command`] (`podman-compose`, `timeout podman-compose …`),
+    /// in `/` unless the caller sets another folder.
+    pub fn user_program(&self, program: &str, args: &[&str]) -> Command {
         let mut cmd = self.as_user();
         cmd.arg(format!("HOME={}", self.home()))
             .arg(format!("USER={}", self.user))
@@ -240,7 +247,7 @@ impl Testbed {
             .arg(format!("XDG_RUNTIME_DIR={}", self.runtime_dir.display()))
             .arg("PODMAN_IGNORE_CGROUPSV1_WARNING=1")
             .arg("TMPDIR=/var/tmp")
-            .arg("podman")
+            .arg(program)
             .args(args)
             .current_dir("/");
         cmd
