@@ -809,15 +809,14 @@ pub fn conf_firewall_driver(text: &str) -> Option<String> {
         let t = line.trim();
         if t.starts_with('[') {
             table = t.trim_matches(['[', ']']).trim().to_owned();
-        } else if table == "network" {
-            if let Some((key, value)) = t.split_once('=') {
-                if key.trim() == "firewall_driver" {
-                    let v = value.split('#').next().unwrap_or_default().trim();
-                    let v = v.trim_matches(['"', '\'']);
-                    if !v.is_empty() {
-                        found = Some(v.to_owned());
-                    }
-                }
+        } else if let Some((key, value)) = t.split_once('=')
+            && table == "network"
+            && key.trim() == "firewall_driver"
+        {
+            let v = value.split('#').next().unwrap_or_default().trim();
+            let v = v.trim_matches(['"', '\'']);
+            if !v.is_empty() {
+                found = Some(v.to_owned());
             }
         }
     }

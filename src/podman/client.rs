@@ -941,10 +941,10 @@ impl Client {
                 object,
             )
             .json(&serde_json::json!({ "Force": true }));
-        if let Ok(remove) = remove {
-            if let Err(err) = self.expect(remove, &[200, 204]).await {
-                tracing::debug!(session = %session.id, error = %err, "exec session not removed");
-            }
+        if let Ok(remove) = remove
+            && let Err(err) = self.expect(remove, &[200, 204]).await
+        {
+            tracing::debug!(session = %session.id, error = %err, "exec session not removed");
         }
         result
     }
