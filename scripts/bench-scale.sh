@@ -24,9 +24,12 @@ INSTANCE=bench-scale-$TAG
 WORK=$(mktemp -d /var/tmp/magos-bench-scale-XXXXXX)
 chown "$USER_NAME" "$WORK"
 PID=
-# conmon processes of exec sessions (`-u` names the session, not the container).
+# conmon processes of exec sessions in this benchmark's containers (`-c` names
+# the container, `-u` the session; a container's own conmon has its id in both).
 exec_conmons() {
-    ps -u "$USER_NAME" -o args= | awk '$1 ~ /conmon$/ {c=""; u=""; for (i = 2; i < NF; i++) {if ($i == "-c") c = $(i+1); if ($i == "-u") u = $(i+1)} if (c != u) n++} END {print n+0}'
+    local ids
+    ids=$(as_user podman ps -q --no-trunc --filter "label=io.magos.instance=$INSTANCE" | tr '\n' ' ')
+    ps -u "$USER_NAME" -o args= | awk -v ids=" $ids" '$1 ~ /conmon$/ {c=""; u=""; for (i = 2; i < NF; i++) {if ($i == "-c") c = $(i+1); if ($i == "-u") u = $(i+1)} if (c != u && index(ids, " " c " ")) n++} END {print n+0}'
 }
 rm_label() { # label -> removes its containers and networks in one call each
     local ids
