@@ -455,6 +455,14 @@ EOF
     # written only when absent, so a machine's own settings are not overwritten.
     [[ -s /etc/containers/containers.conf ]] ||
         cp /etc/containers/containers.conf.d/50-magos-testbed.conf /etc/containers/containers.conf
+    # runc gives every container a session keyring, counted against its user's
+    # key quota (kernel.keys.maxkeys, 200 by default): the 200-container doctor
+    # test and scripts/bench-scale.sh need more.
+    local key value
+    for key in kernel.keys.maxkeys:20000 kernel.keys.maxbytes:2000000; do
+        value=$(sysctl -n "${key%%:*}")
+        [[ $value -ge ${key##*:} ]] || sysctl -qw "${key%%:*}=${key##*:}"
+    done
     # Rootless pasta opens /dev/net/tun.
     if [[ ! -c /dev/net/tun ]]; then
         mkdir -p /dev/net

@@ -39,8 +39,9 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "KEY=VALUE")]
     pub label: Vec<String>,
 
-    /// Do not ask each container's resolver for a name only an upstream server
-    /// can answer (for hosts without upstream DNS)
+    /// Do not ask the host's resolver (which the containers' DNS is forwarded
+    /// to) for a name only an upstream server can answer (for hosts without
+    /// upstream DNS)
     #[arg(long)]
     pub no_upstream_dns: bool,
 }

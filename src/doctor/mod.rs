@@ -1,13 +1,17 @@
 //! The rootless network doctor: checks Podman's rootless networking (pasta, the
-//! rootless netns, published ports, DNS) for the managed containers, names each
-//! problem in plain words with its fix, and heals what a restart heals.
+//! rootless netns, published ports, DNS, the network backend's programs) for the
+//! managed containers, names each problem in plain words with its fix, and heals
+//! what a restart heals.
 //!
-//! - `model.rs`: the pure part: checks and their findings, whose problem each is,
-//!   the heal decision, and the readers of procfs tables and `nslookup` output.
-//! - `probe.rs`: host probes with the standard library and procfs (device, pid
-//!   files, pasta command lines, namespace addresses, TCP probes).
+//! - `model.rs`: judging, pure: checks and their findings, whose problem each
+//!   is, the heal decision, and the readers of procfs tables, Podman's files
+//!   and `nslookup` output.
+//! - `probe.rs`: gathering on the host with the standard library and procfs
+//!   (device, one process scan, pid files, namespace addresses and sockets,
+//!   aardvark-dns, the Podman service's PATH, DNS and TCP probes).
 //! - this file: [`examine`] gathers the facts through the Podman client and the
-//!   probes; [`check_and_heal`] examines, heals within the rate limit, and checks
+//!   probes and enters a container (exec) only to confirm a failure the host
+//!   saw; [`check_and_heal`] examines, heals within the rate limit, and checks
 //!   again that the ports answer.
 //!
 //! Linux only: pasta, procfs and the rootless netns exist nowhere else.
@@ -30,6 +34,7 @@ use crate::daemon::schedule::RestartLimiter;
 use crate::podman::wire::{ContainerInspect, ExecCreate};
 use crate::podman::{Client, ContainerFilters, PodmanError};
 use crate::server::metrics::{KindLabel, Metrics};
+use futures_util::StreamExt as _;
 
 pub use model::{
     Cause, Check, ContainerFacts, HealAction, HealOutcome, HealRecord, PortProbe, Problem, Report,
@@ -77,8 +82,12 @@ pub struct DoctorOptions {
     pub heal: bool,
     /// Heals allowed per container (and for the rootless netns) per hour.
     pub max_heals_per_hour: usize,
-    /// Ask each container's resolver for a name that needs its upstream.
+    /// Ask the host's resolver, which the containers' DNS is forwarded to, for
+    /// a name that needs an upstream server.
     pub dns_upstream: bool,
+    /// The PATH searched for netavark's firewall program; `None`: the Podman
+    /// service's own (read from its process), else systemd's default.
+    pub search_path: Option<String>,
     /// The limit of one TCP connect.
     pub connect_timeout: Duration,
     /// How long an accepted probe connection is watched for being dropped.
@@ -98,6 +107,7 @@ impl Default for DoctorOptions {
             heal: false,
             max_heals_per_hour: 3,
             dns_upstream: true,
+            search_path: None,
             connect_timeout: Duration::from_secs(3),
             linger: Duration::from_millis(300),
             verify_timeout: Duration::from_secs(30),
@@ -412,12 +422,39 @@ fn stack_order(stack: &str, containers: &[Examined]) -> Result<Vec<String>, Doct
     Ok(order.iter().map(|s| names[*s].clone()).collect())
 }
 
-/// Runs every check once.
+/// How many containers are inspected, and checked, at once.
+const CONCURRENCY: usize = 64;
+
+/// What the host shows once per pass, shared by every container's checks.
+struct HostView {
+    /// Live pasta processes by the network namespace they serve.
+    pasta: BTreeMap<String, u32>,
+    /// The host's own addresses.
+    addrs: Result<BTreeSet<IpAddr>, String>,
+    /// aardvark-dns: live pid, port, addresses bound on that port.
+    aardvark: (Option<u32>, u16, Option<BTreeSet<IpAddr>>),
+    /// Podman's networks: name → (DNS on, gateways, names aardvark serves there).
+    networks: BTreeMap<String, NetworkView>,
+}
+
+/// One of Podman's networks as the doctor sees it.
+struct NetworkView {
+    dns_enabled: bool,
+    gateway: Option<IpAddr>,
+    names: Option<BTreeSet<String>>,
+}
+
+/// Runs every check once. Gathers host facts (procfs, Podman's files) and API
+/// answers, judges them with `model`, and enters a container only to confirm
+/// a failure the host saw.
 async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
     let mut checks = Vec::new();
     let mut containers = Vec::new();
     let socket = client.socket().display().to_string();
-    let version = match client.check_version().await {
+    // `podman info` is Podman's slowest answer (it runs its helpers): asked
+    // alongside the version.
+    let (version, info) = tokio::join!(client.check_version(), client.info());
+    let version = match version {
         Ok(v) => v,
         Err(err) => {
             checks.push(Check::bad(
@@ -436,7 +473,7 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
         "podman",
         format!("Podman {} answers on {socket}", version.version),
     ));
-    let info = match client.info().await {
+    let info = match info {
         Ok(info) => Some(info),
         Err(err) => {
             checks.push(Check::bad(
@@ -451,11 +488,16 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
         }
     };
     let rootless = info.as_ref().is_none_or(|i| i.host.security.rootless);
-    if let Some(info) = &info {
-        checks.push(network_cmd_check(info));
-    }
     let uid = std::fs::metadata(client.socket()).map(|m| m.uid()).ok();
     let user = uid.and_then(|u| probe::user_name(Path::new("/etc/passwd"), u));
+    let procs = probe::processes(&options.proc_root);
+    if let Some(info) = &info {
+        checks.push(network_cmd_check(info));
+        if !info.host.service_is_remote {
+            let facts = backend_facts(options, info, uid, user.as_deref(), &procs);
+            checks.push(model::judge_backend(&facts));
+        }
+    }
     let runtime_dir = options
         .runtime_dir
         .clone()
@@ -464,8 +506,9 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
         checks.push(tun_check());
         checks.extend(subid_checks(user.as_deref(), uid));
         checks.push(linger_check(user.as_deref()));
+        checks.push(keys_check(user.as_deref(), uid));
     } else {
-        for id in ["tun", "subuid", "subgid", "linger"] {
+        for id in ["tun", "subuid", "subgid", "linger", "keys"] {
             checks.push(Check::skip(
                 id,
                 "host",
@@ -473,16 +516,32 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
             ));
         }
     }
-    let host_addrs = probe::namespace_addresses(&options.proc_root.join("net"));
+    if options.dns_upstream {
+        checks.push(upstream_check().await);
+    } else {
+        checks.push(Check::skip(
+            "dns_upstream",
+            "host",
+            "the upstream probe is turned off",
+        ));
+    }
 
     match list_managed(client, &options.scope).await {
         Ok(list) => {
-            for name in list {
-                match client.inspect_container(&name).await {
+            let inspected: Vec<_> = futures_util::stream::iter(list)
+                .map(|name| async move {
+                    let r = client.inspect_container(&name).await;
+                    (name, r)
+                })
+                .buffered(CONCURRENCY)
+                .collect()
+                .await;
+            for (name, r) in inspected {
+                match r {
                     Ok(inspect) => containers.push(examined(inspect)),
                     Err(err) => checks.push(Check::bad(
                         "inspect",
-                        name.clone(),
+                        name,
                         Status::Fail,
                         Cause::Podman,
                         format!("cannot inspect the container: {err}"),
@@ -501,16 +560,40 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
         )),
     }
 
-    // The rootless netns also holds the gateways of Podman's bridge networks.
-    let subnets: Vec<String> = client
+    let nets = client
         .list_networks(&BTreeMap::new())
         .await
-        .map(|nets| {
-            nets.into_iter()
-                .flat_map(|n| n.subnets.into_iter().map(|s| s.subnet))
-                .collect()
-        })
         .unwrap_or_default();
+    // The rootless netns also holds the gateways of Podman's bridge networks.
+    let subnets: Vec<String> = nets
+        .iter()
+        .flat_map(|n| n.subnets.iter().map(|s| s.subnet.clone()))
+        .collect();
+    let aardvark_dir = runtime_dir.as_deref().map(probe::aardvark_dir);
+    let networks = nets
+        .iter()
+        .map(|n| {
+            let names = aardvark_dir
+                .as_ref()
+                .and_then(|d| std::fs::read_to_string(d.join(&n.name)).ok())
+                .map(|t| model::aardvark_names(&t));
+            let view = NetworkView {
+                dns_enabled: n.dns_enabled,
+                gateway: n.subnets.iter().find_map(|s| s.gateway.parse().ok()),
+                names,
+            };
+            (n.name.clone(), view)
+        })
+        .collect();
+    let view = HostView {
+        pasta: probe::pasta_by_netns(&procs),
+        addrs: probe::namespace_addresses(&options.proc_root.join("net")),
+        aardvark: aardvark_dir
+            .as_deref()
+            .map(|d| probe::aardvark_process(&options.proc_root, d))
+            .unwrap_or((None, 53, None)),
+        networks,
+    };
     let bridge_running = containers.iter().any(|c| c.facts.running && c.facts.bridge);
     if rootless {
         match &runtime_dir {
@@ -518,7 +601,7 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
                 options,
                 dir,
                 bridge_running,
-                host_addrs.as_ref(),
+                view.addrs.as_ref(),
                 &subnets,
             )),
             None => checks.push(Check::skip(
@@ -529,23 +612,84 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
         }
     }
 
-    let upstream_skip = (!options.dns_upstream).then_some("the upstream probe is turned off");
-    for c in &containers {
-        checks.extend(
-            container_checks(
-                client,
-                options,
-                c,
-                &containers,
-                host_addrs.as_ref(),
-                upstream_skip,
-            )
-            .await,
-        );
-    }
+    let all = &containers;
+    let view = &view;
+    let per_container: Vec<Vec<Check>> = futures_util::stream::iter(0..all.len())
+        .map(|i| container_checks(client, options, &all[i], all, view))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    checks.extend(per_container.into_iter().flatten());
     Examination { checks, containers }
 }
 
+/// What bridge networks need, gathered: `podman info`'s programs, the firewall
+/// driver (containers.conf, else netavark's default) and its program on the
+/// Podman service's PATH.
+fn backend_facts(
+    options: &DoctorOptions,
+    info: &crate::podman::wire::Info,
+    uid: Option<u32>,
+    user: Option<&str>,
+    procs: &[(u32, Vec<String>)],
+) -> model::BackendFacts {
+    let backend = &info.host.network_backend_info;
+    let name = if backend.backend.is_empty() {
+        info.host.network_backend.clone()
+    } else {
+        backend.backend.clone()
+    };
+    let exists = |p: &str| !p.is_empty() && Path::new(p).exists();
+    let home = user.and_then(|u| probe::user_home(Path::new("/etc/passwd"), u));
+    let mut firewall = None;
+    for file in probe::containers_conf_files(home.as_deref()) {
+        if let Some(driver) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| model::conf_firewall_driver(&t))
+        {
+            firewall = Some(model::FirewallDriver {
+                name: driver,
+                source: file.display().to_string(),
+            });
+        }
+    }
+    if firewall.is_none() && exists(&backend.path) {
+        firewall = probe::netavark_default_driver(Path::new(&backend.path)).map(|name| {
+            model::FirewallDriver {
+                name,
+                source: "netavark's default".to_owned(),
+            }
+        });
+    }
+    let search_path = options
+        .search_path
+        .clone()
+        .or_else(|| uid.and_then(|u| probe::podman_service_path(&options.proc_root, procs, u)))
+        .unwrap_or_else(|| SYSTEMD_DEFAULT_PATH.to_owned());
+    let firewall_program = firewall
+        .as_ref()
+        .and_then(|f| model::firewall_program(&f.name))
+        .map(|(program, _)| {
+            (
+                program,
+                probe::find_program(program, &search_path).map(|p| p.display().to_string()),
+            )
+        });
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    model::BackendFacts {
+        backend: name,
+        netavark: (backend.path.clone(), exists(&backend.path)),
+        aardvark: (backend.dns.path.clone(), exists(&backend.dns.path)),
+        firewall,
+        firewall_program,
+        search_path,
+        installer: model::installer(&os_release).to_owned(),
+    }
+}
+
+/// The PATH systemd gives services, which a Podman service started by socket
+/// activation has when no process of it is found.
+const SYSTEMD_DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
 async fn list_managed(client: &Client, scope: &[String]) -> Result<Vec<String>, PodmanError> {
     let mut names = BTreeSet::new();
     for label in [format!("{LABEL_MANAGED}=true"), LABEL_PROJECT.to_owned()] {
@@ -702,6 +846,21 @@ fn subid_checks(user: Option<&str>, uid: Option<u32>) -> Vec<Check> {
         .collect()
 }
 
+fn keys_check(user: Option<&str>, uid: Option<u32>) -> Check {
+    let (Some(user), Some(uid)) = (user, uid) else {
+        return Check::skip("keys", "host", "the Podman user is unknown");
+    };
+    let text = std::fs::read_to_string("/proc/key-users").unwrap_or_default();
+    match model::key_quota(&text, uid) {
+        Some(quota) => model::judge_keys(user, quota),
+        None => Check::skip(
+            "keys",
+            "host",
+            format!("/proc/key-users has no line for {user}"),
+        ),
+    }
+}
+
 fn linger_check(user: Option<&str>) -> Check {
     let Some(user) = user else {
         return Check::skip("linger", "host", "the Podman user is unknown");
@@ -841,8 +1000,7 @@ async fn container_checks(
     options: &DoctorOptions,
     c: &Examined,
     all: &[Examined],
-    host_addrs: Result<&BTreeSet<IpAddr>, &String>,
-    upstream_skip: Option<&str>,
+    view: &HostView,
 ) -> Vec<Check> {
     let name = &c.facts.name;
     let mode = network_mode(&c.inspect);
@@ -873,7 +1031,7 @@ async fn container_checks(
         .unwrap_or_default();
 
     if mode == "pasta" {
-        match probe::pasta_for_netns(&options.proc_root, &sandbox) {
+        match view.pasta.get(&sandbox) {
             Some(p) => checks.push(Check::pass(
                 "pasta",
                 name.clone(),
@@ -893,7 +1051,7 @@ async fn container_checks(
                 }),
             ),
         }
-        match (&net_dir, host_addrs) {
+        match (&net_dir, view.addrs.as_ref()) {
             (Some(dir), Ok(host)) => match probe::namespace_addresses(dir) {
                 Ok(ns) => checks.push(address_check(
                     "addresses",
@@ -962,17 +1120,20 @@ async fn container_checks(
             ));
             continue;
         };
-        let inside = match &net_dir {
-            Some(dir) => match probe::listens(dir, container_port) {
+        let result = probe::probe_tcp_async(addr, options.connect_timeout, options.linger).await;
+        // Whether the service listens matters only when the port fails: read
+        // from the container's procfs, entering it only when that is closed.
+        let inside = if result == PortProbe::Open {
+            None
+        } else {
+            match net_dir
+                .as_deref()
+                .and_then(|d| probe::listens(d, container_port))
+            {
                 Some(l) => Some(l),
                 None => listens_by_exec(client, name, container_port).await,
-            },
-            None => listens_by_exec(client, name, container_port).await,
+            }
         };
-        let (timeout, linger) = (options.connect_timeout, options.linger);
-        let result = tokio::task::spawn_blocking(move || probe::probe_tcp(addr, timeout, linger))
-            .await
-            .unwrap_or(PortProbe::TimedOut);
         checks.push(model::judge_port(name, &subject, host_port, result, inside));
     }
 
@@ -982,25 +1143,33 @@ async fn container_checks(
                 && o.facts.running
                 && o.networks.iter().any(|n| c.networks.contains(n))
         });
-        match peer {
-            None => checks.push(Check::skip(
-                "dns",
-                name.clone(),
-                "no other managed container shares its networks",
-            )),
-            Some(peer) => {
-                let target = peer
-                    .service
-                    .clone()
-                    .unwrap_or_else(|| peer.facts.name.clone());
-                checks.push(dns_check(client, name, &target).await);
-            }
-        }
-    }
-    if mode != "host" && mode != "none" {
-        match upstream_skip {
-            Some(reason) => checks.push(Check::skip("dns_upstream", name.clone(), reason)),
-            None => checks.push(upstream_check(client, name).await),
+        let peer = peer.map(|p| p.service.clone().unwrap_or_else(|| p.facts.name.clone()));
+        let facts = model::DnsFacts {
+            aardvark_pid: view.aardvark.0,
+            aardvark_port: view.aardvark.1,
+            aardvark_bound: view.aardvark.2.clone(),
+            networks: c
+                .networks
+                .iter()
+                .map(|n| {
+                    let v = view.networks.get(n);
+                    model::DnsNetwork {
+                        name: n.clone(),
+                        dns_enabled: v.is_some_and(|v| v.dns_enabled),
+                        gateway: v.and_then(|v| v.gateway),
+                        names: v.and_then(|v| v.names.clone()),
+                    }
+                })
+                .collect(),
+            peer: peer.clone(),
+        };
+        let check = model::judge_dns(name, &facts);
+        if check.status == Status::Fail {
+            let target = peer.as_deref().unwrap_or(UPSTREAM_PROBE_NAME);
+            let inside = nslookup_inside(client, name, target).await;
+            checks.push(model::confirm_dns(check, peer.as_deref(), &inside));
+        } else {
+            checks.push(check);
         }
     }
     checks
@@ -1016,7 +1185,8 @@ fn exec_of(cmd: &[&str]) -> ExecCreate {
 }
 
 /// Whether the container listens on `port`, read from its own `/proc/net/tcp*`
-/// through exec; `None` when that cannot be read.
+/// through exec (its session removed afterwards); `None` when that cannot be
+/// read.
 async fn listens_by_exec(client: &Client, container: &str, port: u16) -> Option<bool> {
     let out = client
         .exec(
@@ -1035,81 +1205,41 @@ async fn listens_by_exec(client: &Client, container: &str, port: u16) -> Option<
     ))
 }
 
-async fn dns_check(client: &Client, container: &str, peer: &str) -> Check {
-    match client.exec(container, &exec_of(&["nslookup", peer])).await {
-        Ok(out) if out.exit_code == 126 || out.exit_code == 127 => Check::skip(
-            "dns",
-            container.to_owned(),
-            "the image has no nslookup to test name resolution with",
-        ),
-        Ok(out) => {
-            match model::nslookup_answer(out.exit_code, &format!("{}{}", out.stdout, out.stderr)) {
-                Some(true) => Check::pass(
-                    "dns",
-                    container.to_owned(),
-                    format!("resolves its peer `{peer}`"),
-                ),
-                Some(false) => Check::bad(
-                    "dns",
-                    container.to_owned(),
-                    Status::Fail,
-                    Cause::Network,
-                    format!(
-                        "cannot resolve its peer `{peer}`: Podman's DNS (aardvark-dns) does not know it"
-                    ),
-                    "check that both containers share a network with DNS enabled; restarting the stack sets aardvark-dns up again",
-                ),
-                None => Check::bad(
-                    "dns",
-                    container.to_owned(),
-                    Status::Fail,
-                    Cause::Network,
-                    format!(
-                        "no DNS server answered when resolving its peer `{peer}`: aardvark-dns is not reachable"
-                    ),
-                    "restart the stack so Podman starts aardvark-dns again",
-                ),
-            }
-        }
-        Err(err) => Check::skip(
-            "dns",
-            container.to_owned(),
-            format!("nslookup could not run in the container: {err}"),
-        ),
+/// `nslookup name` inside the container, to confirm a DNS failure the host saw.
+async fn nslookup_inside(client: &Client, container: &str, name: &str) -> model::Confirmation {
+    match client.exec(container, &exec_of(&["nslookup", name])).await {
+        Ok(out) if out.exit_code == 126 || out.exit_code == 127 => model::Confirmation::NoTool,
+        Ok(out) => model::Confirmation::Ran(out.exit_code, format!("{}{}", out.stdout, out.stderr)),
+        Err(err) => model::Confirmation::Failed(err.to_string()),
     }
 }
 
-async fn upstream_check(client: &Client, container: &str) -> Check {
-    match client
-        .exec(container, &exec_of(&["nslookup", UPSTREAM_PROBE_NAME]))
-        .await
-    {
-        Ok(out) if out.exit_code == 126 || out.exit_code == 127 => Check::skip(
+/// The host's resolver, which pasta forwards the containers' DNS to (directly
+/// for `--network pasta`, through aardvark-dns for bridge networks): asked for
+/// a name only an upstream server can answer.
+async fn upstream_check() -> Check {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let servers = model::resolv_nameservers(&text);
+    let result = tokio::task::spawn_blocking(move || {
+        probe::resolver_answers(&servers, UPSTREAM_PROBE_NAME, Duration::from_secs(2))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match result {
+        Ok(server) => Check::pass(
             "dns_upstream",
-            container.to_owned(),
-            "the image has no nslookup to test name resolution with",
+            "host",
+            format!("the host's resolver {server} answers; the containers' DNS is forwarded to it"),
         ),
-        Ok(out) => {
-            match model::nslookup_answer(out.exit_code, &format!("{}{}", out.stdout, out.stderr)) {
-                Some(_) => Check::pass(
-                    "dns_upstream",
-                    container.to_owned(),
-                    "its resolver reaches an upstream server",
-                ),
-                None => Check::bad(
-                    "dns_upstream",
-                    container.to_owned(),
-                    Status::Fail,
-                    Cause::Network,
-                    "no upstream DNS server answered: names outside the stack do not resolve",
-                    "check the host's /etc/resolv.conf; when the host resolves, restart the container (its pasta forwards DNS)",
-                ),
-            }
-        }
-        Err(err) => Check::skip(
+        Err(e) => Check::bad(
             "dns_upstream",
-            container.to_owned(),
-            format!("nslookup could not run in the container: {err}"),
+            "host",
+            Status::Fail,
+            Cause::Outside,
+            format!(
+                "no resolver of /etc/resolv.conf answered ({e}): names outside the stacks do not resolve in any container"
+            ),
+            "fix the host's DNS (/etc/resolv.conf); containers resolve through it",
         ),
     }
 }

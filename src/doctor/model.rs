@@ -1,6 +1,6 @@
 //! The doctor's findings and decisions, pure: what each check found, whose problem
 //! it is, which heals follow from the findings, and how a port probe and a
-//! listening table are read. No I/O: the probes in `probe.rs` and `run.rs` gather
+//! listening table are read. No I/O: the probes in `probe.rs` and `mod.rs` gather
 //! the facts and these functions judge them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -534,6 +534,459 @@ pub fn nslookup_answer(exit_code: i32, output: &str) -> Option<bool> {
     None
 }
 
+/// A `/proc/net/udp` or `/proc/net/udp6` table's bound sockets: address and
+/// port of every line.
+pub fn udp_table_bound(table: &str) -> BTreeSet<(IpAddr, u16)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let local = line.split_whitespace().nth(1)?;
+            let (hex_addr, hex_port) = local.rsplit_once(':')?;
+            let port = u16::from_str_radix(hex_port, 16).ok()?;
+            Some((proc_net_address(hex_addr)?, port))
+        })
+        .collect()
+}
+
+/// An address as procfs's socket tables write it: IPv4 as one little-endian
+/// 32-bit word, IPv6 as four of them.
+fn proc_net_address(hex: &str) -> Option<IpAddr> {
+    let word = |i: usize| -> Option<[u8; 4]> {
+        let w = u32::from_str_radix(hex.get(8 * i..8 * i + 8)?, 16).ok()?;
+        Some(w.to_le_bytes())
+    };
+    match hex.len() {
+        8 => Some(IpAddr::from(word(0)?)),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for i in 0..4 {
+                bytes[4 * i..4 * i + 4].copy_from_slice(&word(i)?);
+            }
+            Some(IpAddr::from(bytes))
+        }
+        _ => None,
+    }
+}
+
+/// The names an aardvark-dns network file (`<runtime>/containers/networks/aardvark-dns/<network>`)
+/// serves: its first line holds the gateways, each further line `id ipv4s ipv6s names`
+/// with comma-separated names and aliases.
+pub fn aardvark_names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            line.split_whitespace()
+                .last()
+                .filter(|_| line.split_whitespace().count() >= 3)
+        })
+        .flat_map(|names| names.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// One bridge network of a container as the host sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsNetwork {
+    /// The network's name.
+    pub name: String,
+    /// Whether Podman serves names on it (aardvark-dns).
+    pub dns_enabled: bool,
+    /// The network's gateway, where aardvark-dns answers.
+    pub gateway: Option<IpAddr>,
+    /// The names aardvark-dns serves on it; `None` when its file cannot be read.
+    pub names: Option<BTreeSet<String>>,
+}
+
+/// What the host sees of Podman's DNS for one bridge-network container:
+/// gathered from the network list, aardvark-dns's pid file, its files and its
+/// own UDP table, without entering the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsFacts {
+    /// The live aardvark-dns process, if any.
+    pub aardvark_pid: Option<u32>,
+    /// The port aardvark-dns serves on (53 unless Podman set another).
+    pub aardvark_port: u16,
+    /// The addresses its UDP sockets are bound to on that port; `None` when its
+    /// table cannot be read.
+    pub aardvark_bound: Option<BTreeSet<IpAddr>>,
+    /// The container's networks.
+    pub networks: Vec<DnsNetwork>,
+    /// A peer on a shared network, by the name its service resolves under.
+    pub peer: Option<String>,
+}
+
+/// Judges Podman's DNS for a bridge-network container from what the host sees:
+/// aardvark-dns runs, listens on each DNS network's gateway, and serves the
+/// peer's name. A failure here is confirmed inside the container (see
+/// [`confirm_dns`]) before it is reported.
+pub fn judge_dns(container: &str, f: &DnsFacts) -> Check {
+    let id = "dns";
+    let dns_nets: Vec<&DnsNetwork> = f.networks.iter().filter(|n| n.dns_enabled).collect();
+    if dns_nets.is_empty() {
+        return Check::skip(id, container, "DNS is off on its networks");
+    }
+    let Some(pid) = f.aardvark_pid else {
+        return Check::bad(
+            id,
+            container,
+            Status::Fail,
+            Cause::Network,
+            "aardvark-dns is not running: names of the stack do not resolve",
+            "restart the stack so Podman starts aardvark-dns again",
+        );
+    };
+    if let Some(bound) = &f.aardvark_bound {
+        let deaf: Vec<String> = dns_nets
+            .iter()
+            .filter_map(|n| n.gateway)
+            .filter(|g| !bound.contains(g))
+            .map(|g| format!("{g}:{}", f.aardvark_port))
+            .collect();
+        if !deaf.is_empty() {
+            return Check::bad(
+                id,
+                container,
+                Status::Fail,
+                Cause::Network,
+                format!(
+                    "aardvark-dns (pid {pid}) does not listen on {}: the container's resolver gets no answer",
+                    deaf.join(", ")
+                ),
+                "restart the stack so Podman sets aardvark-dns up again",
+            );
+        }
+    }
+    let Some(peer) = &f.peer else {
+        return Check::pass(
+            id,
+            container,
+            format!(
+                "aardvark-dns (pid {pid}) serves its networks; no other managed container shares them"
+            ),
+        );
+    };
+    let known = dns_nets
+        .iter()
+        .any(|n| n.names.as_ref().is_none_or(|names| names.contains(peer)));
+    if !known {
+        return Check::bad(
+            id,
+            container,
+            Status::Fail,
+            Cause::Network,
+            format!(
+                "cannot resolve its peer `{peer}`: Podman's DNS (aardvark-dns) does not know it"
+            ),
+            "check that both containers share a network with DNS enabled; restarting the stack sets aardvark-dns up again",
+        );
+    }
+    Check::pass(
+        id,
+        container,
+        format!("aardvark-dns (pid {pid}) serves its peer `{peer}` on its networks"),
+    )
+}
+
+/// What a confirming `nslookup` inside the container gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// It ran: its exit code and output.
+    Ran(i32, String),
+    /// The image has no `nslookup` (or no shell to run it).
+    NoTool,
+    /// The exec itself failed.
+    Failed(String),
+}
+
+/// The `dns` check after a host-side failure was checked inside the container:
+/// a name that resolves there overrules the host's view; otherwise the failure
+/// stands, saying whether it was confirmed.
+pub fn confirm_dns(host: Check, peer: Option<&str>, inside: &Confirmation) -> Check {
+    let unconfirmed = |why: &str| Check {
+        finding: format!("{} (not confirmed inside: {why})", host.finding),
+        ..host.clone()
+    };
+    match inside {
+        Confirmation::NoTool => unconfirmed("the image has no nslookup"),
+        Confirmation::Failed(e) => unconfirmed(&format!("nslookup could not run: {e}")),
+        Confirmation::Ran(code, out) => match (nslookup_answer(*code, out), peer) {
+            (Some(true), Some(peer)) => Check::pass(
+                host.id,
+                host.subject,
+                format!(
+                    "resolves its peer `{peer}` (checked inside after the host saw: {})",
+                    host.finding
+                ),
+            ),
+            (Some(_), None) => Check::pass(
+                host.id,
+                host.subject,
+                format!(
+                    "its resolver answers (checked inside after the host saw: {})",
+                    host.finding
+                ),
+            ),
+            (Some(false), Some(_)) | (None, _) => Check {
+                finding: format!("{}; confirmed inside: nslookup fails", host.finding),
+                ..host
+            },
+        },
+    }
+}
+
+/// The firewall driver netavark uses and where that was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallDriver {
+    /// `nftables`, `iptables`, `firewalld` or `none`.
+    pub name: String,
+    /// Where it was read: a containers.conf path, or netavark's built-in default.
+    pub source: String,
+}
+
+/// What bridge networks need, as gathered from `podman info`, containers.conf,
+/// netavark and the PATH Podman runs its network programs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendFacts {
+    /// `netavark`, `cni` or empty.
+    pub backend: String,
+    /// netavark's path as Podman reports it, and whether it exists.
+    pub netavark: (String, bool),
+    /// aardvark-dns's path as Podman reports it, and whether it exists.
+    pub aardvark: (String, bool),
+    /// The firewall driver; `None` when neither containers.conf nor netavark says.
+    pub firewall: Option<FirewallDriver>,
+    /// The firewall program the driver runs (`nft`, `iptables`) and where it was
+    /// found on `search_path`; `None` for drivers without one.
+    pub firewall_program: Option<(&'static str, Option<String>)>,
+    /// The PATH searched (the Podman service's own, else systemd's default).
+    pub search_path: String,
+    /// How the distribution installs packages (`apt install`, `dnf install`, …).
+    pub installer: String,
+}
+
+/// The program a firewall driver executes, and the package that provides it.
+pub fn firewall_program(driver: &str) -> Option<(&'static str, &'static str)> {
+    match driver {
+        "nftables" => Some(("nft", "nftables")),
+        "iptables" => Some(("iptables", "iptables")),
+        _ => None,
+    }
+}
+
+/// The install command of an `/etc/os-release` text's distribution family.
+pub fn installer(os_release: &str) -> &'static str {
+    let field = |key: &str| -> String {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_ascii_lowercase()
+    };
+    let ids = format!("{} {}", field("ID"), field("ID_LIKE"));
+    let has = |name: &str| ids.split_whitespace().any(|w| w == name);
+    if has("debian") || has("ubuntu") {
+        "apt install"
+    } else if has("fedora") || has("rhel") || has("centos") {
+        "dnf install"
+    } else if has("suse") || has("opensuse") {
+        "zypper install"
+    } else if has("arch") {
+        "pacman -S"
+    } else if has("alpine") {
+        "apk add"
+    } else {
+        "install the package"
+    }
+}
+
+/// The `firewall_driver` a containers.conf text sets in its `[network]` table.
+pub fn conf_firewall_driver(text: &str) -> Option<String> {
+    let mut table = String::new();
+    let mut found = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            table = t.trim_matches(['[', ']']).trim().to_owned();
+        } else if let Some((key, value)) = t.split_once('=')
+            && table == "network"
+            && key.trim() == "firewall_driver"
+        {
+            let v = value.split('#').next().unwrap_or_default().trim();
+            let v = v.trim_matches(['"', '\'']);
+            if !v.is_empty() {
+                found = Some(v.to_owned());
+            }
+        }
+    }
+    found
+}
+
+/// Judges the network backend's needs: netavark, the program of its firewall
+/// driver on Podman's PATH, and aardvark-dns. A missing one makes every
+/// bridge-network container fail to start; the fix names the package.
+pub fn judge_backend(f: &BackendFacts) -> Check {
+    let id = "network_backend";
+    let subject = "podman";
+    match f.backend.as_str() {
+        "netavark" => {}
+        "" => return Check::skip(id, subject, "podman info does not name its network backend"),
+        other => {
+            return Check::skip(
+                id,
+                subject,
+                format!("network backend {other}: only netavark's needs are checked"),
+            );
+        }
+    }
+    let mut missing: Vec<(String, &'static str)> = Vec::new();
+    if !f.netavark.1 {
+        missing.push((format!("netavark is not at `{}`", f.netavark.0), "netavark"));
+    }
+    let mut fine = vec![format!("netavark at {}", f.netavark.0)];
+    match (&f.firewall, &f.firewall_program) {
+        (Some(fw), Some((program, None))) => missing.push((
+            format!(
+                "netavark's firewall driver is {} ({}) but no `{program}` is on Podman's PATH ({}): every bridge-network container fails to start (`unable to execute {program}`)",
+                fw.name, fw.source, f.search_path
+            ),
+            firewall_program(&fw.name).map_or("nftables", |p| p.1),
+        )),
+        (Some(fw), Some((_, Some(found)))) => {
+            fine.push(format!("firewall driver {} ({}) with {found}", fw.name, fw.source))
+        }
+        (Some(fw), None) => fine.push(format!("firewall driver {} ({})", fw.name, fw.source)),
+        (None, _) => fine.push("firewall driver unknown (netavark did not say)".to_owned()),
+    }
+    if f.aardvark.0.is_empty() || !f.aardvark.1 {
+        let at = if f.aardvark.0.is_empty() {
+            "Podman finds no aardvark-dns".to_owned()
+        } else {
+            format!("aardvark-dns is not at `{}`", f.aardvark.0)
+        };
+        missing.push((
+            format!("{at}: containers on bridge networks cannot resolve each other"),
+            "aardvark-dns",
+        ));
+    } else {
+        fine.push(format!("aardvark-dns at {}", f.aardvark.0));
+    }
+    if missing.is_empty() {
+        return Check::pass(id, subject, fine.join(", "));
+    }
+    let packages: Vec<&str> = missing.iter().map(|m| m.1).collect();
+    let findings: Vec<&str> = missing.iter().map(|m| m.0.as_str()).collect();
+    let fix = if f.installer.starts_with("install") {
+        format!(
+            "install the package{} {} as root",
+            if packages.len() > 1 { "s" } else { "" },
+            packages.join(" ")
+        )
+    } else {
+        format!("as root: {} {}", f.installer, packages.join(" "))
+    };
+    Check::bad(
+        id,
+        subject,
+        Status::Fail,
+        Cause::Outside,
+        findings.join("; "),
+        fix,
+    )
+}
+
+/// A user's key quota from a `/proc/key-users` text: keys held and allowed,
+/// bytes held and allowed.
+pub fn key_quota(text: &str, uid: u32) -> Option<(u64, u64, u64, u64)> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().split(':').next() == Some(uid.to_string().as_str()))?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let pair = |f: &str| -> Option<(u64, u64)> {
+        let (a, b) = f.split_once('/')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    let (keys, max_keys) = pair(fields.get(3)?)?;
+    let (bytes, max_bytes) = pair(fields.get(4)?)?;
+    Some((keys, max_keys, bytes, max_bytes))
+}
+
+/// Judges the Podman user's kernel key quota: the OCI runtime gives every
+/// container a session keyring, so a full quota makes every further start fail
+/// (`unable to create session key: disk quota exceeded`).
+pub fn judge_keys(user: &str, quota: (u64, u64, u64, u64)) -> Check {
+    let (keys, max_keys, bytes, max_bytes) = quota;
+    let fix = "as root: sysctl -w kernel.keys.maxkeys=20000 kernel.keys.maxbytes=2000000 (and the same in /etc/sysctl.d/), or keyring = false under [containers] in containers.conf";
+    let full = keys >= max_keys || bytes >= max_bytes;
+    let near = keys * 10 >= max_keys * 9 || bytes * 10 >= max_bytes * 9;
+    let held =
+        format!("{user} holds {keys} of {max_keys} kernel keys ({bytes} of {max_bytes} bytes)");
+    if full {
+        Check::bad(
+            "keys",
+            "host",
+            Status::Fail,
+            Cause::Outside,
+            format!(
+                "{held}: each container start needs a session keyring, so starts fail with `disk quota exceeded`"
+            ),
+            fix,
+        )
+    } else if near {
+        Check::bad(
+            "keys",
+            "host",
+            Status::Warn,
+            Cause::Outside,
+            format!(
+                "{held}: only {} more containers can start (each needs a session keyring)",
+                max_keys - keys
+            ),
+            fix,
+        )
+    } else {
+        Check::pass("keys", "host", held)
+    }
+}
+
+/// A DNS query for `name` (type A, recursion desired) with the transaction `id`;
+/// `None` for a name that does not fit DNS's labels.
+pub fn dns_query(id: u16, name: &str) -> Option<Vec<u8>> {
+    let mut q = Vec::with_capacity(32 + name.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    Some(q)
+}
+
+/// Whether `reply` answers the query `id`: same id, the response bit set, and
+/// not a server failure or refusal (an NXDOMAIN is an answer).
+pub fn dns_reply_answers(id: u16, reply: &[u8]) -> bool {
+    reply.len() >= 12
+        && reply[..2] == id.to_be_bytes()
+        && reply[2] & 0x80 != 0
+        && !matches!(reply[3] & 0x0f, 2 | 5)
+}
+
+/// The `nameserver` addresses of a resolv.conf text.
+pub fn resolv_nameservers(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == "nameserver").then_some(())?;
+            w.next()?.split('%').next()?.parse().ok()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,5 +1170,199 @@ mod tests {
             detail: String::new(),
         });
         assert!(!r.ok());
+    }
+
+    fn backend(driver: Option<&str>, found: Option<&str>) -> BackendFacts {
+        let firewall = driver.map(|d| FirewallDriver {
+            name: d.to_owned(),
+            source: "netavark's default".to_owned(),
+        });
+        BackendFacts {
+            backend: "netavark".into(),
+            netavark: ("/usr/lib/podman/netavark".into(), true),
+            aardvark: ("/usr/lib/podman/aardvark-dns".into(), true),
+            firewall_program: driver
+                .and_then(firewall_program)
+                .map(|(p, _)| (p, found.map(str::to_owned))),
+            firewall,
+            search_path: "/usr/bin".into(),
+            installer: "apt install".into(),
+        }
+    }
+
+    #[test]
+    fn a_missing_firewall_program_fails_the_backend_check_and_names_the_package() {
+        let c = judge_backend(&backend(Some("nftables"), None));
+        assert_eq!(c.status, Status::Fail);
+        assert_eq!(c.cause, Some(Cause::Outside));
+        assert!(
+            c.finding
+                .contains("no `nft` is on Podman's PATH (/usr/bin)"),
+            "{}",
+            c.finding
+        );
+        assert_eq!(c.fix.as_deref(), Some("as root: apt install nftables"));
+        let c = judge_backend(&backend(Some("iptables"), None));
+        assert_eq!(c.fix.as_deref(), Some("as root: apt install iptables"));
+        let ok = judge_backend(&backend(Some("nftables"), Some("/usr/sbin/nft")));
+        assert_eq!(ok.status, Status::Pass, "{}", ok.finding);
+        assert!(ok.finding.contains("/usr/sbin/nft"));
+        assert_eq!(
+            judge_backend(&backend(Some("firewalld"), None)).status,
+            Status::Pass
+        );
+        let mut no_dns = backend(Some("nftables"), None);
+        no_dns.aardvark = (String::new(), false);
+        no_dns.installer = "dnf install".into();
+        let c = judge_backend(&no_dns);
+        assert_eq!(
+            c.fix.as_deref(),
+            Some("as root: dnf install nftables aardvark-dns")
+        );
+        let mut cni = backend(None, None);
+        cni.backend = "cni".into();
+        assert_eq!(judge_backend(&cni).status, Status::Skip);
+    }
+
+    #[test]
+    fn the_firewall_driver_and_installer_are_read() {
+        let conf = "[engine]\nfirewall_driver = \"iptables\"\n[network]\n#firewall_driver = \"none\"\nfirewall_driver = \"iptables\" # chosen\n";
+        assert_eq!(conf_firewall_driver(conf).as_deref(), Some("iptables"));
+        assert_eq!(
+            conf_firewall_driver("[network]\n#firewall_driver = \"\"\n"),
+            None
+        );
+        assert_eq!(
+            conf_firewall_driver("[network]\nfirewall_driver = \"\"\n"),
+            None
+        );
+        assert_eq!(installer("ID=debian\nVERSION_ID=\"13\"\n"), "apt install");
+        assert_eq!(
+            installer("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n"),
+            "dnf install"
+        );
+        assert_eq!(installer("ID=ubuntu\nID_LIKE=debian\n"), "apt install");
+        assert_eq!(installer(""), "install the package");
+    }
+
+    #[test]
+    fn aardvark_files_and_udp_tables_are_read() {
+        let file = "10.89.0.1\n037449bc5a50 10.89.0.2  dtx-a,svc-a,037449bc5a50\n726c14e32a1e 10.89.0.3  dtx-b,726c14e32a1e\n";
+        let names = aardvark_names(file);
+        assert!(names.contains("svc-a") && names.contains("dtx-b"));
+        assert!(!names.contains("10.89.0.1"));
+        let udp = "   sl  local_address rem_address   st\n13643: 0100590A:0035 00000000:0000 07 00000000:00000000\n  1: 00000000000000000000000001000000:0035 00000000000000000000000000000000:0000 07\n";
+        let bound = udp_table_bound(udp);
+        assert!(
+            bound.contains(&("10.89.0.1".parse().unwrap(), 53)),
+            "{bound:?}"
+        );
+        assert!(bound.contains(&("::1".parse().unwrap(), 53)), "{bound:?}");
+    }
+
+    fn dns_facts() -> DnsFacts {
+        DnsFacts {
+            aardvark_pid: Some(7),
+            aardvark_port: 53,
+            aardvark_bound: Some(["10.89.0.1".parse().unwrap()].into()),
+            networks: vec![DnsNetwork {
+                name: "n".into(),
+                dns_enabled: true,
+                gateway: Some("10.89.0.1".parse().unwrap()),
+                names: Some(["web".to_owned()].into()),
+            }],
+            peer: Some("web".into()),
+        }
+    }
+
+    #[test]
+    fn dns_is_judged_from_the_host_and_confirmed_inside_on_failure() {
+        assert_eq!(judge_dns("a", &dns_facts()).status, Status::Pass);
+        let mut dead = dns_facts();
+        dead.aardvark_pid = None;
+        let c = judge_dns("a", &dead);
+        assert_eq!((c.status, c.cause), (Status::Fail, Some(Cause::Network)));
+        let mut deaf = dns_facts();
+        deaf.aardvark_bound = Some(BTreeSet::new());
+        assert!(
+            judge_dns("a", &deaf)
+                .finding
+                .contains("does not listen on 10.89.0.1:53")
+        );
+        let mut unknown = dns_facts();
+        unknown.peer = Some("db".into());
+        let c = judge_dns("a", &unknown);
+        assert!(c.finding.contains("does not know it"), "{}", c.finding);
+        let mut off = dns_facts();
+        off.networks[0].dns_enabled = false;
+        assert_eq!(judge_dns("a", &off).status, Status::Skip);
+
+        let resolved = Confirmation::Ran(
+            0,
+            "Server: 10.89.0.1\nAddress: 10.89.0.1:53\n\nName: db\nAddress: 10.89.0.4\n".into(),
+        );
+        assert_eq!(
+            confirm_dns(c.clone(), Some("db"), &resolved).status,
+            Status::Pass
+        );
+        let failed = confirm_dns(
+            c.clone(),
+            Some("db"),
+            &Confirmation::Ran(1, "** server can't find db: NXDOMAIN".into()),
+        );
+        assert_eq!(failed.status, Status::Fail);
+        assert!(failed.finding.ends_with("confirmed inside: nslookup fails"));
+        let no_tool = confirm_dns(c, Some("db"), &Confirmation::NoTool);
+        assert_eq!(no_tool.status, Status::Fail);
+        assert!(no_tool.finding.contains("not confirmed inside"));
+    }
+
+    #[test]
+    fn dns_queries_and_replies_are_built_and_read() {
+        let q = dns_query(0x1234, "magos-doctor.invalid").unwrap();
+        assert_eq!(&q[..4], &[0x12, 0x34, 0x01, 0x00]);
+        assert_eq!(q[12], 12);
+        assert_eq!(&q[13..25], b"magos-doctor");
+        assert_eq!(dns_query(1, "a..b"), None);
+        let mut reply = q.clone();
+        reply[2] |= 0x80;
+        reply[3] = 0x83; // NXDOMAIN: an answer
+        assert!(dns_reply_answers(0x1234, &reply));
+        reply[3] = 0x82; // SERVFAIL
+        assert!(!dns_reply_answers(0x1234, &reply));
+        assert!(!dns_reply_answers(0x1234, &q), "a query is no reply");
+        assert!(!dns_reply_answers(0x4321, &reply));
+        let ns = resolv_nameservers(
+            "# x\nsearch lan\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\nnameserver bad\n",
+        );
+        assert_eq!(
+            ns,
+            vec![
+                "192.0.2.53".parse::<IpAddr>().unwrap(),
+                "fe80::1".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn the_key_quota_is_read_and_judged() {
+        let text =
+            "    0:     9 8/8 3/1000000 56/25000000\n 1001:   190 190/190 185/200 6000/20000\n";
+        assert_eq!(key_quota(text, 1001), Some((185, 200, 6000, 20000)));
+        assert_eq!(key_quota(text, 7), None);
+        assert_eq!(judge_keys("u", (10, 200, 300, 20000)).status, Status::Pass);
+        let near = judge_keys("u", (185, 200, 6000, 20000));
+        assert_eq!(near.status, Status::Warn);
+        assert!(
+            near.finding.contains("only 15 more containers"),
+            "{}",
+            near.finding
+        );
+        let full = judge_keys("u", (200, 200, 6000, 20000));
+        assert_eq!(
+            (full.status, full.cause),
+            (Status::Fail, Some(Cause::Outside))
+        );
+        assert!(full.fix.unwrap().contains("kernel.keys.maxkeys"));
     }
 }

@@ -2,9 +2,10 @@
 //! and file checks, process liveness, the pasta processes' command lines, the
 //! addresses and listening sockets of a network namespace, and TCP probes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, Read};
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -159,6 +160,231 @@ pub fn rootless_netns_addresses(dir: &Path) -> Result<BTreeSet<IpAddr>, String> 
 struct NetnsInfo {
     #[serde(rename = "IPAddresses", default)]
     ip_addresses: Vec<String>,
+}
+
+/// Every process's pid and command line, read once per pass (the pasta and
+/// Podman service lookups search this instead of procfs again).
+pub fn processes(proc_root: &Path) -> Vec<(u32, Vec<String>)> {
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, process_cmdline(proc_root, pid)?)))
+        .collect()
+}
+
+/// The live pasta processes by the network namespace they serve (`--netns`).
+pub fn pasta_by_netns(procs: &[(u32, Vec<String>)]) -> BTreeMap<String, u32> {
+    procs
+        .iter()
+        .filter(|(_, cmd)| is_pasta(cmd))
+        .filter_map(|(pid, cmd)| {
+            let ns = cmd.windows(2).find(|w| w[0] == "--netns")?[1].clone();
+            Some((ns, *pid))
+        })
+        .collect()
+}
+
+/// The PATH of the Podman service of `uid` (`podman system service`), which
+/// netavark inherits and searches for its firewall program.
+pub fn podman_service_path(
+    proc_root: &Path,
+    procs: &[(u32, Vec<String>)],
+    uid: u32,
+) -> Option<String> {
+    procs.iter().find_map(|(pid, cmd)| {
+        let program = cmd.first()?.rsplit('/').next()?;
+        let service = program == "podman"
+            && cmd
+                .windows(2)
+                .any(|w| w[0] == "system" && w[1] == "service");
+        if !service {
+            return None;
+        }
+        let dir = proc_root.join(pid.to_string());
+        if std::fs::metadata(&dir).ok()?.uid() != uid {
+            return None;
+        }
+        let environ = std::fs::read(dir.join("environ")).ok()?;
+        environ.split(|b| *b == 0).find_map(|kv| {
+            let kv = std::str::from_utf8(kv).ok()?;
+            kv.strip_prefix("PATH=").map(str::to_owned)
+        })
+    })
+}
+
+/// Where `program` is on a PATH-style `search_path` (an executable file).
+pub fn find_program(program: &str, search_path: &str) -> Option<PathBuf> {
+    search_path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The containers.conf files Podman reads, lowest precedence first: the
+/// distribution's, the administrator's, then the Podman user's (`home`).
+pub fn containers_conf_files(home: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs = vec![
+        PathBuf::from("/usr/share/containers"),
+        PathBuf::from("/etc/containers"),
+    ];
+    if let Some(home) = home {
+        dirs.push(home.join(".config/containers"));
+    }
+    let mut out = Vec::new();
+    for dir in dirs {
+        out.push(dir.join("containers.conf"));
+        if let Ok(entries) = std::fs::read_dir(dir.join("containers.conf.d")) {
+            let mut drop_ins: Vec<PathBuf> = entries
+                .filter_map(|e| Some(e.ok()?.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+                .collect();
+            drop_ins.sort();
+            out.extend(drop_ins);
+        }
+    }
+    out
+}
+
+/// netavark's built-in firewall driver (`netavark version`'s
+/// `default_fw_driver`), run with a two-second limit.
+pub fn netavark_default_driver(netavark: &Path) -> Option<String> {
+    let mut child = std::process::Command::new(netavark)
+        .arg("version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut out = String::new();
+    child.stdout.take()?.read_to_string(&mut out).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    v.get("default_fw_driver")?.as_str().map(str::to_owned)
+}
+
+/// The user's home in `/etc/passwd`.
+pub fn user_home(passwd: &Path, user: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(passwd).ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 6 && f[0] == user).then(|| PathBuf::from(f[5]))
+    })
+}
+
+/// aardvark-dns's directory under a runtime directory.
+pub fn aardvark_dir(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join("containers/networks/aardvark-dns")
+}
+
+/// What the host sees of aardvark-dns: its live pid, its port, and the
+/// addresses its UDP sockets are bound to on that port (`None`: unreadable).
+pub fn aardvark_process(
+    proc_root: &Path,
+    dir: &Path,
+) -> (Option<u32>, u16, Option<BTreeSet<IpAddr>>) {
+    let Some(pid) = read_pid(&dir.join("aardvark.pid")) else {
+        return (None, 53, None);
+    };
+    let Some(cmd) = process_cmdline(proc_root, pid)
+        .filter(|c| c.first().is_some_and(|p| p.ends_with("aardvark-dns")))
+    else {
+        return (None, 53, None);
+    };
+    let port = cmd
+        .windows(2)
+        .find(|w| w[0] == "-p" || w[0] == "--port")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(53);
+    let net = proc_root.join(pid.to_string()).join("net");
+    let mut bound = None::<BTreeSet<IpAddr>>;
+    for table in ["udp", "udp6"] {
+        if let Ok(text) = std::fs::read_to_string(net.join(table)) {
+            bound.get_or_insert_default().extend(
+                model::udp_table_bound(&text)
+                    .into_iter()
+                    .filter(|(_, p)| *p == port)
+                    .map(|(a, _)| a),
+            );
+        }
+    }
+    (Some(pid), port, bound)
+}
+
+/// Whether one of `servers` answers a DNS query for `name` within `timeout`
+/// each: the first that answered, or what went wrong with each.
+pub fn resolver_answers(
+    servers: &[IpAddr],
+    name: &str,
+    timeout: Duration,
+) -> Result<IpAddr, String> {
+    let mut errors = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        let id = (std::process::id() as u16) ^ (i as u16);
+        let Some(query) = model::dns_query(id, name) else {
+            return Err(format!("`{name}` is not a DNS name"));
+        };
+        let bind: SocketAddr = if server.is_ipv4() {
+            "0.0.0.0:0".parse().expect("an address")
+        } else {
+            "[::]:0".parse().expect("an address")
+        };
+        let result = (|| -> Result<bool, std::io::Error> {
+            let socket = std::net::UdpSocket::bind(bind)?;
+            socket.set_read_timeout(Some(timeout))?;
+            socket.connect(SocketAddr::new(*server, 53))?;
+            socket.send(&query)?;
+            let mut buf = [0u8; 512];
+            let n = socket.recv(&mut buf)?;
+            Ok(model::dns_reply_answers(id, &buf[..n]))
+        })();
+        match result {
+            Ok(true) => return Ok(*server),
+            Ok(false) => errors.push(format!("{server}: an answer that is no answer")),
+            Err(e) => errors.push(format!("{server}: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        Err("no nameserver in /etc/resolv.conf".to_owned())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// [`probe_tcp`] without a thread: many ports are probed at once.
+pub async fn probe_tcp_async(addr: SocketAddr, timeout: Duration, linger: Duration) -> PortProbe {
+    use tokio::io::AsyncReadExt;
+    let mut stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
+    {
+        Err(_) => return PortProbe::TimedOut,
+        Ok(Err(e)) if e.kind() == ErrorKind::TimedOut => return PortProbe::TimedOut,
+        Ok(Err(_)) => return PortProbe::Refused,
+        Ok(Ok(s)) => s,
+    };
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(linger, stream.read(&mut buf)).await {
+        Err(_) => PortProbe::Open,
+        Ok(Ok(0)) => PortProbe::ClosedAtOnce,
+        Ok(Ok(_)) => PortProbe::Open,
+        Ok(Err(_)) => PortProbe::ClosedAtOnce,
+    }
 }
 
 #[cfg(test)]

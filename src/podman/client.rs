@@ -914,7 +914,8 @@ impl Client {
 
     /// Runs a command in a running container and collects its output:
     /// `POST /libpod/containers/{name}/exec`, `POST /libpod/exec/{id}/start`,
-    /// `GET /libpod/exec/{id}/json`.
+    /// `GET /libpod/exec/{id}/json`, then `POST /libpod/exec/{id}/remove` (the
+    /// session is removed whatever happened; Podman 4.8 or newer).
     pub async fn exec(
         &self,
         container: &str,
@@ -929,6 +930,29 @@ impl Client {
             )
             .json(exec)?;
         let session: IdResponse = self.json(create, &[201]).await?;
+        let result = self.run_exec(&session.id, &object).await;
+        // Podman keeps a finished session (and its conmon) until
+        // `exit_command_delay` passes unless it is removed; a failed removal
+        // only leaves that delay to clean up.
+        let remove = self
+            .call(
+                Method::POST,
+                uri::libpod(&format!("exec/{}/remove", uri::segment(&session.id))),
+                object,
+            )
+            .json(&serde_json::json!({ "Force": true }));
+        if let Ok(remove) = remove
+            && let Err(err) = self.expect(remove, &[200, 204]).await
+        {
+            tracing::debug!(session = %session.id, error = %err, "exec session not removed");
+        }
+        result
+    }
+
+    /// Starts the exec session `id` attached and reads its output and exit code.
+    async fn run_exec(&self, id: &str, object: &str) -> Result<ExecOutput, PodmanError> {
+        let object = object.to_owned();
+        let session = IdResponse { id: id.to_owned() };
         let start = self
             .call(
                 Method::POST,

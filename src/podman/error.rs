@@ -61,7 +61,10 @@ pub enum PodmanError {
         after: Duration,
     },
     /// Podman answered with an error status; `message` is its own explanation.
-    #[error("podman API {endpoint} ({object}): {message} (HTTP {status})")]
+    #[error(
+        "podman API {endpoint} ({object}): {message} (HTTP {status}){}",
+        network_backend_hint(message)
+    )]
     Api {
         /// `METHOD /path` of the request.
         endpoint: String,
@@ -133,10 +136,57 @@ impl PodmanError {
     }
 }
 
+/// A pointer to `magos doctor` when Podman failed because a program its
+/// network backend runs is missing (netavark's `nft`/`iptables`, aardvark-dns).
+fn network_backend_hint(message: &str) -> &'static str {
+    let backend = message.contains("netavark") || message.contains("aardvark");
+    let missing = message.contains("unable to execute")
+        || message.contains("No such file or directory")
+        || message.contains("executable file not found");
+    if backend && missing {
+        "; a program of Podman's network backend is missing: `magos doctor` names the package to install"
+    } else {
+        ""
+    }
+}
+
 fn join_paths(paths: &[PathBuf]) -> String {
     paths
         .iter()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(message: &str) -> PodmanError {
+        PodmanError::Api {
+            endpoint: "POST /v5.0.0/libpod/containers/web_web_1/start".to_owned(),
+            object: "container web_web_1".to_owned(),
+            status: 500,
+            message: message.to_owned(),
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn a_start_refused_for_a_missing_firewall_program_points_to_the_doctor() {
+        // The text Podman 5.4 gave on Debian 13 without the nftables package.
+        let err = api(
+            "netavark: nftables error: unable to execute nft: No such file or directory (os error 2)",
+        );
+        let text = err.to_string();
+        assert!(text.contains("unable to execute nft"), "{text}");
+        assert!(
+            text.ends_with("`magos doctor` names the package to install"),
+            "{text}"
+        );
+        let other = api("container is already running").to_string();
+        assert!(!other.contains("magos doctor"), "{other}");
+        let missing_image = api("stat /no/such: No such file or directory").to_string();
+        assert!(!missing_image.contains("magos doctor"), "{missing_image}");
+    }
 }

@@ -139,6 +139,9 @@ pub struct HostInfo {
     /// `linux`.
     #[serde(default)]
     pub os: String,
+    /// netavark's (or CNI's) program and aardvark-dns's.
+    #[serde(rename = "networkBackendInfo", default, deserialize_with = "nullable")]
+    pub network_backend_info: NetworkBackendInfo,
     /// The rootless network command: `pasta` or `slirp4netns`.
     #[serde(rename = "rootlessNetworkCmd", default)]
     pub rootless_network_cmd: String,
@@ -180,6 +183,34 @@ pub struct OciRuntimeInfo {
     /// Its version text.
     #[serde(default)]
     pub version: String,
+}
+
+/// `types.NetworkInfo`: the network backend's program and its DNS server's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct NetworkBackendInfo {
+    /// `netavark` or `cni`.
+    #[serde(default)]
+    pub backend: String,
+    /// The backend program's path.
+    #[serde(default)]
+    pub path: String,
+    /// The package it came from.
+    #[serde(default)]
+    pub package: String,
+    /// The DNS server (aardvark-dns).
+    #[serde(default, deserialize_with = "nullable")]
+    pub dns: NetworkDnsInfo,
+}
+
+/// `types.DNSNetworkInfo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct NetworkDnsInfo {
+    /// aardvark-dns's path; empty when Podman finds none.
+    #[serde(default)]
+    pub path: String,
+    /// The package it came from.
+    #[serde(default)]
+    pub package: String,
 }
 
 /// `define.PastaInfo` / `define.SlirpInfo`.

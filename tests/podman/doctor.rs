@@ -485,3 +485,196 @@ fn doctor_json_output_has_stable_keys() {
         "{text}"
     );
 }
+
+/// The conmon processes of exec sessions in the containers `ids`: their `-c`
+/// names the container and their `-u` the session (a container's own conmon has
+/// the container's id in both). Podman keeps each for `exit_command_delay`
+/// (300 s) after its command ends.
+fn exec_conmons(ids: &BTreeSet<String>) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| probe::process_cmdline(Path::new("/proc"), pid))
+        .filter(|cmd| cmd.first().is_some_and(|p| p.ends_with("conmon")))
+        .filter(|cmd| {
+            let arg = |flag: &str| cmd.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
+            matches!((arg("-c"), arg("-u")), (Some(c), Some(u)) if c != u && ids.contains(&c))
+        })
+        .count()
+}
+
+/// Removes every container and network of an instance, in one CLI call each.
+struct Instance<'a> {
+    tb: &'a Testbed,
+    label: String,
+}
+
+impl Drop for Instance<'_> {
+    fn drop(&mut self) {
+        let filter = format!("label={}", self.label);
+        let ids = |args: &[&str]| -> Vec<String> {
+            let out = self.tb.podman_cli(args);
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        };
+        let containers = ids(&["ps", "-aq", "--filter", &filter]);
+        if !containers.is_empty() {
+            let mut args = vec!["rm", "-f", "-t", "0"];
+            args.extend(containers.iter().map(String::as_str));
+            let _ = self.tb.podman_cli(&args);
+        }
+        let networks = ids(&["network", "ls", "-q", "--filter", &filter]);
+        if !networks.is_empty() {
+            let mut args = vec!["network", "rm", "-f"];
+            args.extend(networks.iter().map(String::as_str));
+            let _ = self.tb.podman_cli(&args);
+        }
+    }
+}
+
+fn magos_cli(tb: &Testbed, config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_magos"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", "/root")
+        .env("CONTAINER_HOST", &tb.container_host)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run magos")
+}
+
+/// 200 containers (50 stacks of 4 on their bridge networks, one published port
+/// each) applied by `magos apply`: `magos doctor` reports them green without
+/// entering any of them, so no conmon process is left behind.
+#[test]
+fn doctor_at_200_containers_is_green_and_leaves_no_process() {
+    let Some(tb) = testbed() else { return };
+    let instance = support::unique_name("doctor-scale");
+    let guard = Instance {
+        tb,
+        label: format!("io.magos.instance={instance}"),
+    };
+    let dir = tb.user_dir("magos-doctor-scale");
+    let config = dir.path().join(".magos.yaml");
+    std::fs::write(&config, format!("apply:\n  instance: {instance}\n")).unwrap();
+    let repo = dir.path().join("repo");
+    let image = tb.require("MAGOS_TEST_IMAGE_HTTPD");
+    let pinned = format!("{image}@{}", tb.manifest_digest(image));
+    let tag = instance.rsplit('-').nth(1).unwrap_or("x").to_owned();
+    let mut ports = BTreeSet::new();
+    while ports.len() < 50 {
+        ports.insert(support::free_port());
+    }
+    for (i, port) in ports.iter().enumerate() {
+        let stack = repo.join(format!("ds{tag}_{i}"));
+        std::fs::create_dir_all(&stack).unwrap();
+        let mut text = String::from("services:\n");
+        for s in 1..=4 {
+            text.push_str(&format!(
+                "  s{s}:\n    image: {pinned}\n    stop_signal: SIGKILL\n"
+            ));
+            if s == 1 {
+                text.push_str(&format!("    ports: [\"127.0.0.1:{port}:8080\"]\n"));
+            }
+        }
+        std::fs::write(stack.join("compose.yaml"), text).unwrap();
+    }
+    let repo_arg = repo.to_str().unwrap();
+    let applied = magos_cli(tb, &config, &["apply", "--repo", repo_arg]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        support::show(&applied)
+    );
+
+    let ids: BTreeSet<String> = tb
+        .podman_ok(&[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label={}", guard.label),
+        ])
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(ids.len(), 200, "200 containers run");
+    assert_eq!(exec_conmons(&ids), 0, "no exec session before the doctor");
+    let out = magos_cli(
+        tb,
+        &config,
+        &[
+            "doctor",
+            "--output",
+            "json",
+            "--no-upstream-dns",
+            "--label",
+            &guard.label,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", support::show(&out)));
+    let checks = doc["checks"].as_array().unwrap();
+    let failing: Vec<&serde_json::Value> =
+        checks.iter().filter(|c| c["status"] == "fail").collect();
+    assert!(failing.is_empty(), "{failing:#?}");
+    assert_eq!(doc["ok"], true, "{text}");
+    assert_eq!(out.status.code(), Some(0), "{}", support::show(&out));
+    let passed = |id: &str| {
+        checks
+            .iter()
+            .filter(|c| c["id"] == id && c["status"] == "pass")
+            .count()
+    };
+    assert_eq!(passed("network_mode"), 200, "{text}");
+    assert_eq!(passed("port"), 50, "{text}");
+    assert_eq!(passed("dns"), 200, "{text}");
+    assert_eq!(passed("network_backend"), 1, "{text}");
+    assert_eq!(
+        exec_conmons(&ids),
+        0,
+        "the doctor left exec processes behind"
+    );
+    drop(guard);
+}
+
+/// netavark's firewall program missing from the PATH Podman runs it with: the
+/// `network_backend` check fails and names the package; with it, it passes.
+#[test]
+fn a_missing_firewall_program_fails_the_backend_check_and_names_its_package() {
+    let Some(tb) = testbed() else { return };
+    let scope = Scope::new(tb, "doctor-backend");
+    let run = |path: &str| {
+        let mut doc = Doctor::new(DoctorOptions {
+            search_path: Some(path.to_owned()),
+            ..scope.doctor(false, 3).options().clone()
+        });
+        let report = check_and_heal(tb, &mut doc);
+        report
+            .checks
+            .into_iter()
+            .find(|c| c.id == "network_backend")
+            .expect("a network_backend check")
+    };
+    // The test bed's netavark (Debian 13) uses nftables by default.
+    let bare = tempfile::tempdir().unwrap();
+    let missing = run(bare.path().to_str().unwrap());
+    assert_eq!(missing.status, Status::Fail, "{missing:?}");
+    assert_eq!(missing.cause, Some(Cause::Outside));
+    assert!(missing.finding.contains("no `nft`"), "{}", missing.finding);
+    assert_eq!(
+        missing.fix.as_deref(),
+        Some("as root: apt install nftables"),
+        "{missing:?}"
+    );
+    let found = run("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin");
+    assert_eq!(found.status, Status::Pass, "{found:?}");
+    assert!(found.finding.contains("nft"), "{}", found.finding);
+}
