@@ -3,8 +3,11 @@
 //! A recreate first creates the replacement under a temporary name, so a spec
 //! Podman refuses leaves the running container alone; only then is the old one
 //! stopped and removed, the new one renamed and started. A crash at any point
-//! leaves containers the next plan recognises: a missing service is created, a
-//! leftover replacement is a duplicate that is pruned.
+//! leaves containers the next plan recognises (`core::observed::leftover`): a
+//! leftover replacement that matches the spec is renamed into place (the old
+//! container removed first if it is still there), one that does not is removed
+//! (and the service recreated if it needs to be); a replacement renamed but not
+//! started is a stopped service that is started.
 //!
 //! An apply run inside [`stoppable`] stops at its next safe point once its flag
 //! is raised (the daemon's SIGTERM/SIGINT): before an action, or while waiting
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::core::plan::{Action, Removal, StackPlan};
 use crate::core::spec::{
-    ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, StackSpec,
+    ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, StackSpec,
 };
 use crate::podman::{Client, PodmanError, PullOptions, PullPolicy};
 use crate::server::Liveness;
@@ -56,6 +59,18 @@ pub enum ApplyError {
     NotManaged {
         /// The container.
         name: String,
+    },
+    /// A container Magos was about to stop and remove is not the service's.
+    #[error(
+        "refusing to remove `{name}`: it is not service `{service}` of stack `{project}` (rename or remove it)"
+    )]
+    NotTheService {
+        /// The container.
+        name: String,
+        /// The service.
+        service: String,
+        /// The stack.
+        project: String,
     },
     /// Magos is stopping: the action was not started.
     #[error("{action}: not started, magos is stopping")]
@@ -177,6 +192,19 @@ pub async fn apply_stack(
                 }
                 .await
             }
+            Action::FinishReplacement { service, name } => {
+                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
+                    continue;
+                };
+                async {
+                    wait_for_dependencies(client, stack, spec, liveness).await?;
+                    finish_replacement(client, stack, spec, name, action).await
+                }
+                .await
+            }
+            Action::RemoveLeftover { service, name } => {
+                remove_if_ours(client, stack, service, name, 0, action).await
+            }
             Action::Restart { service, name, .. } => {
                 let timeout = stack
                     .services
@@ -269,10 +297,7 @@ async fn create_and_start(
     Ok(())
 }
 
-/// The temporary name of a replacement container.
-pub fn replacement_name(name: &str) -> String {
-    format!("{name}_magos-next")
-}
+pub use crate::core::spec::replacement_name;
 
 async fn replace(
     client: &Client,
@@ -284,19 +309,17 @@ async fn replace(
 ) -> Result<(), ApplyError> {
     let next = replacement_name(name);
     // A replacement left by an interrupted apply goes first.
-    remove_if_ours(client, &next, 0)
-        .await
-        .map_err(podman(action))?;
+    remove_if_ours(client, stack, &spec.service, &next, 0, action).await?;
     let request = generate::container(stack, spec, &next, secrets)?;
     client
         .create_container(&request)
         .await
         .map_err(podman(action))?;
     let timeout = stop_timeout(spec);
-    if let Err(e) = remove_if_ours(client, name, timeout).await {
+    if let Err(e) = remove_if_ours(client, stack, &spec.service, name, timeout, action).await {
         // Leave the old container serving; drop the unused replacement.
         let _ = client.remove_container(&next, true, false, Some(0)).await;
-        return Err(podman(action)(e));
+        return Err(e);
     }
     client
         .rename_container(&next, name)
@@ -306,12 +329,58 @@ async fn replace(
     Ok(())
 }
 
-/// Stops and removes a container if it exists and belongs to a managed project.
-async fn remove_if_ours(client: &Client, name: &str, timeout: u64) -> Result<(), PodmanError> {
-    match client.inspect_container(name).await {
-        Ok(_) => {}
+/// The end of [`replace`], after an interrupted apply: the replacement exists
+/// under its temporary name (the plan checked it matches the spec); the old
+/// container may still be there.
+async fn finish_replacement(
+    client: &Client,
+    stack: &StackSpec,
+    spec: &ContainerSpec,
+    name: &str,
+    action: &Action,
+) -> Result<(), ApplyError> {
+    remove_if_ours(
+        client,
+        stack,
+        &spec.service,
+        name,
+        stop_timeout(spec),
+        action,
+    )
+    .await?;
+    client
+        .rename_container(&replacement_name(name), name)
+        .await
+        .map_err(podman(action))?;
+    client.start_container(name).await.map_err(podman(action))?;
+    Ok(())
+}
+
+/// Stops and removes a container if it exists and carries the labels of this
+/// stack's `service`; a container under that name without them is refused.
+async fn remove_if_ours(
+    client: &Client,
+    stack: &StackSpec,
+    service: &str,
+    name: &str,
+    timeout: u64,
+    action: &Action,
+) -> Result<(), ApplyError> {
+    let inspect = match client.inspect_container(name).await {
+        Ok(inspect) => inspect,
         Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(podman(action)(e)),
+    };
+    let labels = inspect.config.as_ref().map(|c| &c.labels);
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    if label(LABEL_PROJECT) != Some(stack.project.as_str())
+        || label(LABEL_SERVICE).is_some_and(|s| s != service)
+    {
+        return Err(ApplyError::NotTheService {
+            name: name.to_owned(),
+            service: service.to_owned(),
+            project: stack.project.clone(),
+        });
     }
     let _ = client.stop_container(name, Some(timeout)).await;
     match client
@@ -320,7 +389,7 @@ async fn remove_if_ours(client: &Client, name: &str, timeout: u64) -> Result<(),
     {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
+        Err(e) => Err(podman(action)(e)),
     }
 }
 

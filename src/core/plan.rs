@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::observed::{Assessment, Observed, RunState, Stale, assess, orphans};
+use super::observed::{Assessment, Observed, RunState, Stale, assess, leftover, orphans};
 use super::spec::{ContainerSpec, ImageRef, NetworkMode, StackSpec};
 
 /// One step of a plan.
@@ -56,6 +56,24 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Finish a replacement an interrupted apply left half-done: stop and
+    /// remove the old container if it is still there, rename the replacement
+    /// (`<name>_magos-next`, which matches the spec) into place and start it.
+    FinishReplacement {
+        /// The service.
+        service: String,
+        /// The container's name.
+        name: String,
+    },
+    /// Remove a replacement an interrupted apply left (`<name>_magos-next`) that
+    /// is not needed: the service's container runs as specified, or the
+    /// replacement is out of date.
+    RemoveLeftover {
+        /// The service.
+        service: String,
+        /// The leftover's name.
+        name: String,
+    },
     /// Restart a container that must follow a recreated dependency.
     Restart {
         /// The service.
@@ -74,6 +92,8 @@ impl Action {
             Action::Create { service, .. }
             | Action::Start { service, .. }
             | Action::Recreate { service, .. }
+            | Action::FinishReplacement { service, .. }
+            | Action::RemoveLeftover { service, .. }
             | Action::Restart { service, .. } => Some(service),
             _ => None,
         }
@@ -89,6 +109,13 @@ impl fmt::Display for Action {
             Action::Create { name, .. } => write!(f, "create {name}"),
             Action::Start { name, .. } => write!(f, "start {name}"),
             Action::Recreate { name, reason, .. } => write!(f, "recreate {name} ({reason})"),
+            Action::FinishReplacement { name, .. } => write!(
+                f,
+                "finish replacing {name} (an interrupted apply left its replacement)"
+            ),
+            Action::RemoveLeftover { name, .. } => {
+                write!(f, "remove {name} (left by an interrupted apply)")
+            }
             Action::Restart { name, reason, .. } => write!(f, "restart {name} ({reason})"),
         }
     }
@@ -263,7 +290,7 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
     for name in order {
         let spec = by_name[name];
         let assessment = assess(stack, spec, observed);
-        let action = match assessment {
+        let base = match &assessment {
             Assessment::Foreign { .. } => {
                 return Err(format!(
                     "a container named `{}` exists and is not part of stack `{}`; Magos will not touch it (rename or remove it)",
@@ -280,12 +307,12 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
             | Assessment::Stale { stale, .. } => Some(Action::Recreate {
                 service: name.to_owned(),
                 name: spec.name.clone(),
-                reason: describe(&stale),
+                reason: describe(stale),
             }),
             Assessment::Stopped {
                 stale: None, state, ..
             } => {
-                let reason_is_paused = state == RunState::Paused;
+                let reason_is_paused = *state == RunState::Paused;
                 if reason_is_paused {
                     Some(Action::Recreate {
                         service: name.to_owned(),
@@ -301,13 +328,66 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
             }
             Assessment::Unpinned { .. } | Assessment::InSync { .. } => None,
         };
+        // An interrupted recreate left a replacement under its temporary name:
+        // finish with it when it is what the spec asks for, else drop it.
+        let (cleanup, action) = match leftover(stack, spec, observed) {
+            None => (None, base),
+            Some(left) => {
+                let remove = Some(Action::RemoveLeftover {
+                    service: name.to_owned(),
+                    name: left.name.clone(),
+                });
+                match (&assessment, &left.stale, base) {
+                    (Assessment::InSync { .. } | Assessment::Unpinned { .. }, _, base) => {
+                        (remove, base)
+                    }
+                    (_, None, _) => (
+                        None,
+                        Some(Action::FinishReplacement {
+                            service: name.to_owned(),
+                            name: spec.name.clone(),
+                        }),
+                    ),
+                    // A recreate removes the leftover before creating anew.
+                    (_, Some(_), Some(recreate @ Action::Recreate { .. })) => {
+                        (None, Some(recreate))
+                    }
+                    (Assessment::Missing, Some(stale), _) => (
+                        None,
+                        Some(Action::Recreate {
+                            service: name.to_owned(),
+                            name: spec.name.clone(),
+                            reason: format!(
+                                "an interrupted apply left an out-of-date replacement: {}",
+                                describe(stale)
+                            ),
+                        }),
+                    ),
+                    (_, Some(_), base) => (remove, base),
+                }
+            }
+        };
+        if matches!(action, Some(Action::Recreate { .. }))
+            && let Some(taken) = observed.replacement_name_taken(stack, spec)
+        {
+            return Err(format!(
+                "a container named `{}` exists and is not a replacement Magos left for service `{name}` of stack `{}`; Magos will not touch it (rename or remove it)",
+                taken.name, stack.project
+            ));
+        }
+        service_actions.extend(cleanup);
         // A service sharing a recreated service's network namespace loses it; one
         // that asked to restart with its dependency restarts.
         let action = action.or_else(|| follow_dependencies(spec, &replaced));
         if let Some(action) = action {
-            if matches!(action, Action::Create { .. } | Action::Recreate { .. }) {
+            if matches!(
+                action,
+                Action::Create { .. } | Action::Recreate { .. } | Action::FinishReplacement { .. }
+            ) {
                 replaced.insert(name);
-                if !observed.has_image(&spec.image) {
+                if !matches!(action, Action::FinishReplacement { .. })
+                    && !observed.has_image(&spec.image)
+                {
                     let image = pull_reference(&spec.image);
                     if !pulls.contains(&image) {
                         pulls.push(image);

@@ -15,25 +15,25 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// A repository folder owned by the test user, and a config file naming a fresh
 /// Magos instance.
-struct Repo {
+pub(crate) struct Repo {
     dir: tempfile::TempDir,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 impl Repo {
-    fn new(tb: &Testbed, instance: &str) -> Self {
+    pub(crate) fn new(tb: &Testbed, instance: &str) -> Self {
         let dir = tb.user_dir("magos-applycli");
         let config = dir.path().join(".magos.yaml");
         std::fs::write(&config, format!("apply:\n  instance: {instance}\n")).unwrap();
         Self { dir, config }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes a file (creating its folder), readable by the test user.
-    fn write(&self, tb: &Testbed, rel: &str, text: &str) {
+    pub(crate) fn write(&self, tb: &Testbed, rel: &str, text: &str) {
         let path = self.path().join(rel);
         let parent = path.parent().unwrap();
         std::fs::create_dir_all(parent).unwrap();
@@ -45,7 +45,7 @@ impl Repo {
 }
 
 /// Runs the magos binary with the test bed's socket (or `socket`), no colours.
-fn magos(tb: &Testbed, repo: &Repo, socket: Option<&str>, args: &[&str]) -> Output {
+pub(crate) fn magos(tb: &Testbed, repo: &Repo, socket: Option<&str>, args: &[&str]) -> Output {
     let host = socket.map_or_else(|| tb.container_host.clone(), |s| format!("unix://{s}"));
     Command::new(env!("CARGO_BIN_EXE_magos"))
         .arg("--config")
@@ -62,17 +62,17 @@ fn magos(tb: &Testbed, repo: &Repo, socket: Option<&str>, args: &[&str]) -> Outp
         .expect("run magos")
 }
 
-fn expect_exit(o: &Output, code: i32) {
+pub(crate) fn expect_exit(o: &Output, code: i32) {
     assert_eq!(o.status.code(), Some(code), "{}", show(o));
 }
 
-fn pinned(tb: &Testbed, image: &str) -> String {
+pub(crate) fn pinned(tb: &Testbed, image: &str) -> String {
     let digest = tb.manifest_digest(image);
     format!("{image}@{digest}")
 }
 
 /// Name → id of every container of a project.
-fn containers(tb: &Testbed, project: &str) -> BTreeMap<String, String> {
+pub(crate) fn containers(tb: &Testbed, project: &str) -> BTreeMap<String, String> {
     let out = tb.podman_ok(&[
         "ps",
         "-a",
@@ -89,10 +89,10 @@ fn containers(tb: &Testbed, project: &str) -> BTreeMap<String, String> {
 
 /// Removes every container, network and volume of the projects, and named
 /// containers, whatever the outcome.
-struct Cleanup<'a> {
-    tb: &'a Testbed,
-    projects: Vec<String>,
-    names: Vec<String>,
+pub(crate) struct Cleanup<'a> {
+    pub(crate) tb: &'a Testbed,
+    pub(crate) projects: Vec<String>,
+    pub(crate) names: Vec<String>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -116,7 +116,7 @@ fn get_ok(port: u16) {
     assert!(ok, "GET http://127.0.0.1:{port}/ never answered 200");
 }
 
-fn drift_json(tb: &Testbed, repo: &Repo) -> (i32, BTreeMap<(String, String), Value>) {
+pub(crate) fn drift_json(tb: &Testbed, repo: &Repo) -> (i32, BTreeMap<(String, String), Value>) {
     let o = magos(tb, repo, None, &["drift", "--output", "json"]);
     let code = o.status.code().unwrap_or(-1);
     let entries: Vec<Value> = serde_json::from_slice(&o.stdout)

@@ -12,6 +12,7 @@ mod git_fixture;
 mod apply;
 mod applycli;
 mod client;
+mod crash;
 mod daemon;
 mod doctor;
 mod pinning;
