@@ -416,6 +416,62 @@ fn compose_cli_fallback_and_podman_compose_sees_native_containers() {
     assert_eq!(containers(tb, &built), built_before);
 }
 
+/// podman-compose exits 0 when the image of a service cannot be pulled: the
+/// stack is still reported failed, naming the service, and a good compose-CLI
+/// stack beside it is applied.
+#[test]
+fn a_compose_cli_stack_whose_service_never_came_up_fails() {
+    let Some(tb) = testbed() else { return };
+    let broken = support::unique_name("applycli-nocompose");
+    let good = support::unique_name("applycli-compose");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![broken.clone(), good.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &broken);
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    let missing = format!("{}/magos/{broken}:1", tb.registry);
+    repo.write(
+        tb,
+        "broken/compose.yaml",
+        &format!(
+            "name: {broken}\nx-magos:\n  apply: compose\nservices:\n  web:\n    image: {httpd}\n    stop_signal: SIGKILL\n  ghost:\n    image: {missing}\n"
+        ),
+    );
+    repo.write(
+        tb,
+        "good/compose.yaml",
+        &format!(
+            "name: {good}\nx-magos:\n  apply: compose\nservices:\n  web:\n    image: {httpd}\n    stop_signal: SIGKILL\n"
+        ),
+    );
+    let o = magos(tb, &repo, None, &["apply", "--output", "json"]);
+    expect_exit(&o, 2);
+    let report: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    let stack = |name: &str| {
+        report["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stack"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+            .clone()
+    };
+    let error = stack(&broken)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("service `ghost` has no container") && !error.contains("`web`"),
+        "{}",
+        show(&o)
+    );
+    assert!(stack(&good)["error"].is_null(), "{}", show(&o));
+    assert_eq!(containers(tb, &good).len(), 1);
+}
+
 #[test]
 fn an_observed_stack_is_reported_and_never_changed() {
     let Some(tb) = testbed() else { return };
