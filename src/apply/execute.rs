@@ -9,11 +9,18 @@
 //! (and the service recreated if it needs to be); a replacement renamed but not
 //! started is a stopped service that is started.
 //!
+//! A service Podman refuses (its create, start or replacement fails) fails
+//! alone: the services depending on it (`depends_on`, `network_mode:
+//! service:…`) are not tried, the stack's other services are still applied, and
+//! the stack's error names each failed service. A pull, network or volume that
+//! fails stops the stack.
+//!
 //! An apply run inside [`stoppable`] stops at its next safe point once its flag
 //! is raised (the daemon's SIGTERM/SIGINT): before an action, or while waiting
 //! for a dependency. An action already under way, a replacement above all, is
 //! carried out to its end.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use crate::core::plan::{Action, Removal, StackPlan};
 use crate::core::spec::{
-    ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, StackSpec,
+    ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, NetworkMode,
+    StackSpec,
 };
 use crate::podman::{Client, PodmanError, PullOptions, PullPolicy};
 use crate::server::Liveness;
@@ -72,6 +80,13 @@ pub enum ApplyError {
         /// The stack.
         project: String,
     },
+    /// Services failed (each with its own error); the stack's other services
+    /// were still applied.
+    #[error("{}", describe_failures(failures))]
+    Services {
+        /// The failed services, in the order they were tried, with why.
+        failures: Vec<(String, ApplyError)>,
+    },
     /// Magos is stopping: the action was not started.
     #[error("{action}: not started, magos is stopping")]
     Stopped {
@@ -99,6 +114,22 @@ fn stop_requested() -> bool {
         .unwrap_or(false)
 }
 
+fn describe_failures(failures: &[(String, ApplyError)]) -> String {
+    let each: Vec<String> = failures
+        .iter()
+        .map(|(service, e)| match e {
+            // Already names the service.
+            ApplyError::Dependency { .. } => error_chain(e),
+            _ => format!("service `{service}`: {}", error_chain(e)),
+        })
+        .collect();
+    format!(
+        "{} service(s) failed, the others were applied: {}",
+        failures.len(),
+        each.join("; ")
+    )
+}
+
 /// What happened to one stack.
 #[derive(Debug)]
 pub struct StackResult {
@@ -106,8 +137,24 @@ pub struct StackResult {
     pub project: String,
     /// The actions carried out, as the plan prints them.
     pub done: Vec<String>,
-    /// The action that failed; later actions were not tried.
+    /// What failed: a stack-wide action (a pull, a network, a volume; later
+    /// actions were not tried), or [`ApplyError::Services`], the services that
+    /// failed and those depending on them, while the others were applied.
     pub error: Option<ApplyError>,
+}
+
+/// The first of `spec`'s dependencies (`depends_on`, `network_mode:
+/// service:…`) that failed.
+fn failed_dependency<'a>(spec: &'a ContainerSpec, failed: &BTreeSet<String>) -> Option<&'a str> {
+    let network = match &spec.network_mode {
+        NetworkMode::Service(target) => Some(target.as_str()),
+        _ => None,
+    };
+    spec.depends_on
+        .iter()
+        .map(|d| d.service.as_str())
+        .chain(network)
+        .find(|d| failed.contains(*d))
 }
 
 fn podman(action: &Action) -> impl FnOnce(PodmanError) -> ApplyError + '_ {
@@ -135,6 +182,9 @@ pub async fn apply_stack(
         done: Vec::new(),
         error: None,
     };
+    // Services that failed, or depend on one that did: skipped from then on.
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut failures: Vec<(String, ApplyError)> = Vec::new();
     for action in &plan.actions {
         if let Some(l) = liveness {
             l.progress();
@@ -145,6 +195,20 @@ pub async fn apply_stack(
                 action: action.to_string(),
             });
             break;
+        }
+        if let Some(service) = action.service()
+            && let Some(spec) = stack.services.iter().find(|s| s.service == service)
+            && let Some(dependency) = failed_dependency(spec, &failed)
+        {
+            let e = ApplyError::Dependency {
+                service: service.to_owned(),
+                dependency: dependency.to_owned(),
+                why: "failed".to_owned(),
+            };
+            tracing::error!(stack = %stack.project, error = %e, "{action}: not tried");
+            failed.insert(service.to_owned());
+            failures.push((service.to_owned(), e));
+            continue;
         }
         let outcome = match action {
             Action::Pull { image } => pull(client, image, liveness, display)
@@ -224,10 +288,27 @@ pub async fn apply_stack(
             }
             Err(e) => {
                 tracing::error!(stack = %stack.project, error = %error_chain(&e), "apply failed");
-                result.error = Some(e);
-                break;
+                match action.service() {
+                    // A service Podman refuses fails alone (with its dependents).
+                    Some(service) => {
+                        failed.insert(service.to_owned());
+                        failures.push((service.to_owned(), e));
+                    }
+                    None => {
+                        result.error = Some(e);
+                        break;
+                    }
+                }
             }
         }
+    }
+    if !failures.is_empty() {
+        // A stack-wide failure or a stop came later; the services' failures
+        // still name each service.
+        if let Some(later) = result.error.take() {
+            failures.push((stack.project.clone(), later));
+        }
+        result.error = Some(ApplyError::Services { failures });
     }
     result
 }
