@@ -6,7 +6,8 @@
 //! container name taken by something Magos does not manage) gets an error and no
 //! actions; the other stacks are planned as usual.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fmt;
 
 use serde::Serialize;
@@ -447,46 +448,72 @@ pub fn short(digest: &str) -> &str {
 }
 
 /// The order services must start in: dependencies first (`depends_on` and
-/// `network_mode: service:…`), ties broken by declaration order. Errors name a
-/// missing dependency or the services in a cycle.
+/// `network_mode: service:…`), ties broken by declaration order (of the services
+/// whose dependencies have all started, the one declared first goes next). Errors
+/// name a missing dependency or the services in a cycle.
+///
+/// Kahn's algorithm with the ready services in a min-heap of declaration
+/// indices: O((V + E) log V) for V services and E dependencies.
 pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
-    let names: Vec<&str> = stack.services.iter().map(|s| s.service.as_str()).collect();
-    let mut deps: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for spec in &stack.services {
-        let mut list: Vec<&str> = spec.depends_on.iter().map(|d| d.service.as_str()).collect();
-        if let NetworkMode::Service(target) = &spec.network_mode {
-            list.push(target);
-        }
-        for d in &list {
-            if !names.contains(d) {
+    let index: BTreeMap<&str, usize> = stack
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.service.as_str(), i))
+        .collect();
+    // For each service, the services waiting on it; and how many of its own
+    // dependencies have not started yet (a dependency named twice counts twice).
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); stack.services.len()];
+    let mut waiting: Vec<usize> = vec![0; stack.services.len()];
+    for (i, spec) in stack.services.iter().enumerate() {
+        let network = match &spec.network_mode {
+            NetworkMode::Service(target) => Some(target.as_str()),
+            _ => None,
+        };
+        for d in spec
+            .depends_on
+            .iter()
+            .map(|d| d.service.as_str())
+            .chain(network)
+        {
+            let Some(&j) = index.get(d) else {
                 return Err(format!(
                     "service `{}` depends on `{d}`, which is not in stack `{}`",
                     spec.service, stack.project
                 ));
-            }
+            };
+            dependents[j].push(i);
+            waiting[i] += 1;
         }
-        deps.insert(&spec.service, list);
     }
-    let mut order: Vec<&str> = Vec::with_capacity(names.len());
-    while order.len() < names.len() {
-        let next = names
-            .iter()
-            .find(|n| !order.contains(n) && deps[*n].iter().all(|d| order.contains(d)))
-            .copied();
-        match next {
-            Some(n) => order.push(n),
-            None => {
-                let stuck: Vec<&str> = names
-                    .iter()
-                    .filter(|n| !order.contains(n))
-                    .copied()
-                    .collect();
-                return Err(format!(
-                    "services depend on each other in a cycle: {}",
-                    stuck.join(", ")
-                ));
+    let mut ready: BinaryHeap<Reverse<usize>> = waiting
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w == 0)
+        .map(|(i, _)| Reverse(i))
+        .collect();
+    let mut order: Vec<&str> = Vec::with_capacity(stack.services.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(&stack.services[i].service);
+        for &j in &dependents[i] {
+            waiting[j] -= 1;
+            if waiting[j] == 0 {
+                ready.push(Reverse(j));
             }
         }
+    }
+    if order.len() < stack.services.len() {
+        let stuck: Vec<&str> = stack
+            .services
+            .iter()
+            .zip(&waiting)
+            .filter(|(_, w)| **w > 0)
+            .map(|(s, _)| s.service.as_str())
+            .collect();
+        return Err(format!(
+            "services depend on each other in a cycle: {}",
+            stuck.join(", ")
+        ));
     }
     Ok(order)
 }

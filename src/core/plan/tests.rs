@@ -479,6 +479,55 @@ fn external_networks_must_exist() {
     );
 }
 
+/// 4,000 services: the first 2,000 a chain declared backwards (`s0` waits on
+/// `s1`, … `s1998` on `s1999`), the last 2,000 independent. Dependencies come
+/// first and ties go to the service declared first, so the chain unwinds from
+/// `s1999` down to `s0` before `s2000` (declared later) gets its turn.
+#[test]
+fn start_order_of_4000_services_is_dependencies_first_then_declaration_order() {
+    let services: Vec<ContainerSpec> = (0..4000)
+        .map(|i| {
+            let s = svc("big", &format!("s{i}"), 'a');
+            if i < 1999 {
+                depends(s, &format!("s{}", i + 1), false)
+            } else {
+                s
+            }
+        })
+        .collect();
+    let st = stack("big", services);
+    let expected: Vec<String> = (0..2000)
+        .rev()
+        .chain(2000..4000)
+        .map(|i| format!("s{i}"))
+        .collect();
+    assert_eq!(start_order(&st).unwrap(), expected);
+}
+
+#[test]
+fn a_cycle_names_every_service_it_holds_back_in_declaration_order() {
+    let st = stack(
+        "cyc",
+        vec![
+            svc("cyc", "free", 'a'),
+            depends(svc("cyc", "after", 'b'), "a", false),
+            depends(svc("cyc", "a", 'c'), "b", false),
+            depends(svc("cyc", "b", 'd'), "a", false),
+        ],
+    );
+    assert_eq!(
+        start_order(&st).unwrap_err(),
+        "services depend on each other in a cycle: after, a, b"
+    );
+    let mut one = svc("one", "x", 'a');
+    one.network_mode = NetworkMode::Service("x".into());
+    assert!(
+        start_order(&stack("one", vec![one]))
+            .unwrap_err()
+            .contains("cycle: x")
+    );
+}
+
 /// The states a recreate of `db` (digest `b` → `c`) leaves when it is
 /// interrupted, and what the next plan does with each: finish with the
 /// replacement when it matches the spec, else drop it (and recreate if needed).
