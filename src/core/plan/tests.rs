@@ -622,9 +622,7 @@ fn every_crash_point_of_a_recreate_is_planned_to_converge() {
             vec![Action::Recreate {
                 service: "db".into(),
                 name: "web_db_1".into(),
-                reason: format!(
-                    "an interrupted apply left an out-of-date replacement: runs sha256:bbbbbbbbbbbb instead of sha256:cccccccccccc"
-                ),
+                reason: "an interrupted apply left an out-of-date replacement: runs sha256:bbbbbbbbbbbb instead of sha256:cccccccccccc".into(),
             }],
             DriftState::Interrupted,
         ),
