@@ -1,6 +1,8 @@
-//! Benchmarks of the pure core (run with `cargo bench --bench core`): choosing
-//! among 10,000 tags, and loading and rewriting a 500-service repository. Plain
-//! timing with a warm-up and the median of several runs; nothing asserts on time.
+//! Benchmarks of the pure core (run with `cargo bench --bench core [FILTER]`):
+//! choosing among 10,000 tags, loading and rewriting a 500-service repository,
+//! and the start order of stacks of 1,000 and 4,000 services. Plain timing with
+//! a warm-up and the median of several runs; nothing asserts on time. A FILTER
+//! runs only the benchmarks whose name contains it.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -9,15 +11,25 @@ use std::time::{Duration, Instant, SystemTime};
 use magos::core::annotation::parse_json;
 use magos::core::compose::{StackSource, load};
 use magos::core::interpolate::Vars;
+use magos::core::plan::start_order;
 use magos::core::policy::Candidate;
 use magos::core::rewrite::{Edit, rewrite_all};
+use magos::core::spec::{ContainerSpec, Dependency, DependencyCondition, ImageRef, StackSpec};
 
 fn median(mut runs: Vec<Duration>) -> Duration {
     runs.sort();
     runs[runs.len() / 2]
 }
 
+/// The first argument that is not an option (`cargo bench` passes `--bench`).
+fn filter() -> Option<String> {
+    std::env::args().skip(1).find(|a| !a.starts_with('-'))
+}
+
 fn bench(name: &str, iterations: u32, mut f: impl FnMut()) {
+    if filter().is_some_and(|f| !name.contains(&f)) {
+        return;
+    }
     for _ in 0..3 {
         f();
     }
@@ -64,6 +76,38 @@ fn repository() -> Vec<(String, String)> {
             (format!("stacks/s{s}/compose.yaml"), text)
         })
         .collect()
+}
+
+/// `n` services, each waiting on the one declared after it (the order is the
+/// declaration order reversed), the last tenth independent.
+fn chain(n: usize) -> StackSpec {
+    let image = ImageRef {
+        reference: "busybox:1".into(),
+        qualified: "docker.io/library/busybox:1".into(),
+        digest: None,
+    };
+    let services = (0..n)
+        .map(|i| {
+            let mut s = ContainerSpec::new("big", &format!("s{i}"), image.clone());
+            if i + 1 < n * 9 / 10 {
+                s.depends_on.push(Dependency {
+                    service: format!("s{}", i + 1),
+                    condition: DependencyCondition::ServiceStarted,
+                    restart: false,
+                });
+            }
+            s
+        })
+        .collect();
+    StackSpec {
+        project: "big".into(),
+        instance: "default".into(),
+        working_dir: "/srv/big".into(),
+        config_files: vec!["compose.yaml".into()],
+        networks: vec![],
+        volumes: vec![],
+        services,
+    }
 }
 
 fn main() {
@@ -166,4 +210,15 @@ fn main() {
             black_box(out);
         },
     );
+    println!("the start order of one stack:");
+    for (n, iterations) in [(1_000, 5), (4_000, 5)] {
+        let stack = chain(n);
+        bench(
+            &format!("  start order, {n} services (a chain declared backwards)"),
+            iterations,
+            || {
+                black_box(start_order(black_box(&stack)).unwrap());
+            },
+        );
+    }
 }

@@ -33,6 +33,7 @@ pub mod daemon;
 #[cfg(target_os = "linux")]
 pub mod doctor;
 pub mod git;
+pub mod lock;
 pub mod logging;
 pub mod pin;
 #[cfg(unix)]

@@ -1,11 +1,20 @@
 //! The compose-CLI path: stacks that use keys Magos does not apply natively (or
 //! that ask for it) are brought up with `podman-compose` (or `podman compose`),
 //! pointed at the same Podman service Magos uses through `CONTAINER_HOST`.
+//!
+//! `podman-compose` carries on when a pull, a create or a start fails and may
+//! still exit 0, so its exit status is not believed alone: after it returns,
+//! [`verify`] asks Podman whether every service of the stack has a container
+//! that runs (or ran to completion, exit 0), and fails the stack naming each
+//! service that has not.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::config::Env;
+use crate::core::spec::{LABEL_PROJECT, LABEL_SERVICE};
+use crate::podman::wire::ListContainer;
+use crate::podman::{Client, ContainerFilters, PodmanError};
 
 use super::repo::Prepared;
 
@@ -25,6 +34,21 @@ pub enum ComposeError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// The command exited 0 but services are not up.
+    #[error("the compose CLI exited 0, but {}", services.join("; "))]
+    NotUp {
+        /// One phrase per service that is not up.
+        services: Vec<String>,
+    },
+    /// Podman could not be asked what the compose CLI did.
+    #[error("cannot list the containers of stack `{project}`")]
+    Verify {
+        /// The stack.
+        project: String,
+        /// Why.
+        #[source]
+        source: PodmanError,
     },
     /// The command failed.
     #[error("`{command}` failed ({status}): {stderr}")]
@@ -95,6 +119,65 @@ pub async fn up(
     run(cmd, socket, stack, env, &["up", "-d"]).await
 }
 
+/// Checks what the compose CLI did: every service of `stack` must have a
+/// container that runs, or that exited with code 0 (a one-shot service).
+pub async fn verify(client: &Client, stack: &Prepared) -> Result<(), ComposeError> {
+    let containers = client
+        .list_containers(&ContainerFilters::labelled([format!(
+            "{LABEL_PROJECT}={}",
+            stack.project
+        )]))
+        .await
+        .map_err(|source| ComposeError::Verify {
+            project: stack.project.clone(),
+            source,
+        })?;
+    let services: Vec<&str> = stack
+        .spec
+        .services
+        .iter()
+        .map(|s| s.service.as_str())
+        .collect();
+    let services = not_up(&services, &containers);
+    if services.is_empty() {
+        Ok(())
+    } else {
+        Err(ComposeError::NotUp { services })
+    }
+}
+
+/// One phrase per service without a container that runs or completed.
+fn not_up(services: &[&str], containers: &[ListContainer]) -> Vec<String> {
+    services
+        .iter()
+        .filter_map(|service| {
+            let mine: Vec<&ListContainer> = containers
+                .iter()
+                .filter(|c| c.labels.get(LABEL_SERVICE).map(String::as_str) == Some(*service))
+                .collect();
+            let up = |c: &&ListContainer| {
+                c.state == "running" || (c.state == "exited" && c.exit_code == 0)
+            };
+            if mine.iter().any(up) {
+                return None;
+            }
+            Some(match mine.first() {
+                None => format!("service `{service}` has no container"),
+                Some(c) if c.state == "exited" => format!(
+                    "service `{service}`: container `{}` exited with code {}",
+                    c.names.first().map_or("", String::as_str),
+                    c.exit_code
+                ),
+                Some(c) => format!(
+                    "service `{service}`: container `{}` is {}",
+                    c.names.first().map_or("", String::as_str),
+                    c.state
+                ),
+            })
+        })
+        .collect()
+}
+
 async fn run(
     cmd: &ComposeCommand,
     socket: &Path,
@@ -134,4 +217,40 @@ async fn run(
         status: output.status.to_string(),
         stderr: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(service: &str, state: &str, exit_code: i32) -> ListContainer {
+        ListContainer {
+            names: vec![format!("p_{service}_1")],
+            labels: [(LABEL_SERVICE.to_owned(), service.to_owned())].into(),
+            state: state.to_owned(),
+            exit_code,
+            ..ListContainer::default()
+        }
+    }
+
+    #[test]
+    fn a_service_is_up_when_it_runs_or_completed() {
+        let containers = [
+            container("web", "running", 0),
+            container("migrate", "exited", 0),
+            container("broken", "exited", 3),
+            container("stuck", "created", 0),
+        ];
+        assert_eq!(
+            not_up(
+                &["web", "migrate", "broken", "stuck", "absent"],
+                &containers
+            ),
+            [
+                "service `broken`: container `p_broken_1` exited with code 3",
+                "service `stuck`: container `p_stuck_1` is created",
+                "service `absent` has no container",
+            ]
+        );
+    }
 }

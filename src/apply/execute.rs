@@ -3,14 +3,24 @@
 //! A recreate first creates the replacement under a temporary name, so a spec
 //! Podman refuses leaves the running container alone; only then is the old one
 //! stopped and removed, the new one renamed and started. A crash at any point
-//! leaves containers the next plan recognises: a missing service is created, a
-//! leftover replacement is a duplicate that is pruned.
+//! leaves containers the next plan recognises (`core::observed::leftover`): a
+//! leftover replacement that matches the spec is renamed into place (the old
+//! container removed first if it is still there), one that does not is removed
+//! (and the service recreated if it needs to be); a replacement renamed but not
+//! started is a stopped service that is started.
+//!
+//! A service Podman refuses (its create, start or replacement fails) fails
+//! alone: the services depending on it (`depends_on`, `network_mode:
+//! service:…`) are not tried, the stack's other services are still applied, and
+//! the stack's error names each failed service. A pull, network or volume that
+//! fails stops the stack.
 //!
 //! An apply run inside [`stoppable`] stops at its next safe point once its flag
 //! is raised (the daemon's SIGTERM/SIGINT): before an action, or while waiting
 //! for a dependency. An action already under way, a replacement above all, is
 //! carried out to its end.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use crate::core::plan::{Action, Removal, StackPlan};
 use crate::core::spec::{
-    ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, StackSpec,
+    ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, NetworkMode,
+    StackSpec,
 };
 use crate::podman::{Client, PodmanError, PullOptions, PullPolicy};
 use crate::server::Liveness;
@@ -57,6 +68,25 @@ pub enum ApplyError {
         /// The container.
         name: String,
     },
+    /// A container Magos was about to stop and remove is not the service's.
+    #[error(
+        "refusing to remove `{name}`: it is not service `{service}` of stack `{project}` (rename or remove it)"
+    )]
+    NotTheService {
+        /// The container.
+        name: String,
+        /// The service.
+        service: String,
+        /// The stack.
+        project: String,
+    },
+    /// Services failed (each with its own error); the stack's other services
+    /// were still applied.
+    #[error("{}", describe_failures(failures))]
+    Services {
+        /// The failed services, in the order they were tried, with why.
+        failures: Vec<(String, ApplyError)>,
+    },
     /// Magos is stopping: the action was not started.
     #[error("{action}: not started, magos is stopping")]
     Stopped {
@@ -84,6 +114,22 @@ fn stop_requested() -> bool {
         .unwrap_or(false)
 }
 
+fn describe_failures(failures: &[(String, ApplyError)]) -> String {
+    let each: Vec<String> = failures
+        .iter()
+        .map(|(service, e)| match e {
+            // Already names the service.
+            ApplyError::Dependency { .. } => error_chain(e),
+            _ => format!("service `{service}`: {}", error_chain(e)),
+        })
+        .collect();
+    format!(
+        "{} service(s) failed, the others were applied: {}",
+        failures.len(),
+        each.join("; ")
+    )
+}
+
 /// What happened to one stack.
 #[derive(Debug)]
 pub struct StackResult {
@@ -91,8 +137,24 @@ pub struct StackResult {
     pub project: String,
     /// The actions carried out, as the plan prints them.
     pub done: Vec<String>,
-    /// The action that failed; later actions were not tried.
+    /// What failed: a stack-wide action (a pull, a network, a volume; later
+    /// actions were not tried), or [`ApplyError::Services`], the services that
+    /// failed and those depending on them, while the others were applied.
     pub error: Option<ApplyError>,
+}
+
+/// The first of `spec`'s dependencies (`depends_on`, `network_mode:
+/// service:…`) that failed.
+fn failed_dependency<'a>(spec: &'a ContainerSpec, failed: &BTreeSet<String>) -> Option<&'a str> {
+    let network = match &spec.network_mode {
+        NetworkMode::Service(target) => Some(target.as_str()),
+        _ => None,
+    };
+    spec.depends_on
+        .iter()
+        .map(|d| d.service.as_str())
+        .chain(network)
+        .find(|d| failed.contains(*d))
 }
 
 fn podman(action: &Action) -> impl FnOnce(PodmanError) -> ApplyError + '_ {
@@ -120,6 +182,9 @@ pub async fn apply_stack(
         done: Vec::new(),
         error: None,
     };
+    // Services that failed, or depend on one that did: skipped from then on.
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut failures: Vec<(String, ApplyError)> = Vec::new();
     for action in &plan.actions {
         if let Some(l) = liveness {
             l.progress();
@@ -130,6 +195,20 @@ pub async fn apply_stack(
                 action: action.to_string(),
             });
             break;
+        }
+        if let Some(service) = action.service()
+            && let Some(spec) = stack.services.iter().find(|s| s.service == service)
+            && let Some(dependency) = failed_dependency(spec, &failed)
+        {
+            let e = ApplyError::Dependency {
+                service: service.to_owned(),
+                dependency: dependency.to_owned(),
+                why: "failed".to_owned(),
+            };
+            tracing::error!(stack = %stack.project, error = %e, "{action}: not tried");
+            failed.insert(service.to_owned());
+            failures.push((service.to_owned(), e));
+            continue;
         }
         let outcome = match action {
             Action::Pull { image } => pull(client, image, liveness, display)
@@ -177,6 +256,19 @@ pub async fn apply_stack(
                 }
                 .await
             }
+            Action::FinishReplacement { service, name } => {
+                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
+                    continue;
+                };
+                async {
+                    wait_for_dependencies(client, stack, spec, liveness).await?;
+                    finish_replacement(client, stack, spec, name, action).await
+                }
+                .await
+            }
+            Action::RemoveLeftover { service, name } => {
+                remove_if_ours(client, stack, service, name, 0, action).await
+            }
             Action::Restart { service, name, .. } => {
                 let timeout = stack
                     .services
@@ -196,10 +288,27 @@ pub async fn apply_stack(
             }
             Err(e) => {
                 tracing::error!(stack = %stack.project, error = %error_chain(&e), "apply failed");
-                result.error = Some(e);
-                break;
+                match action.service() {
+                    // A service Podman refuses fails alone (with its dependents).
+                    Some(service) => {
+                        failed.insert(service.to_owned());
+                        failures.push((service.to_owned(), e));
+                    }
+                    None => {
+                        result.error = Some(e);
+                        break;
+                    }
+                }
             }
         }
+    }
+    if !failures.is_empty() {
+        // A stack-wide failure or a stop came later; the services' failures
+        // still name each service.
+        if let Some(later) = result.error.take() {
+            failures.push((stack.project.clone(), later));
+        }
+        result.error = Some(ApplyError::Services { failures });
     }
     result
 }
@@ -269,10 +378,7 @@ async fn create_and_start(
     Ok(())
 }
 
-/// The temporary name of a replacement container.
-pub fn replacement_name(name: &str) -> String {
-    format!("{name}_magos-next")
-}
+pub use crate::core::spec::replacement_name;
 
 async fn replace(
     client: &Client,
@@ -284,19 +390,17 @@ async fn replace(
 ) -> Result<(), ApplyError> {
     let next = replacement_name(name);
     // A replacement left by an interrupted apply goes first.
-    remove_if_ours(client, &next, 0)
-        .await
-        .map_err(podman(action))?;
+    remove_if_ours(client, stack, &spec.service, &next, 0, action).await?;
     let request = generate::container(stack, spec, &next, secrets)?;
     client
         .create_container(&request)
         .await
         .map_err(podman(action))?;
     let timeout = stop_timeout(spec);
-    if let Err(e) = remove_if_ours(client, name, timeout).await {
+    if let Err(e) = remove_if_ours(client, stack, &spec.service, name, timeout, action).await {
         // Leave the old container serving; drop the unused replacement.
         let _ = client.remove_container(&next, true, false, Some(0)).await;
-        return Err(podman(action)(e));
+        return Err(e);
     }
     client
         .rename_container(&next, name)
@@ -306,12 +410,58 @@ async fn replace(
     Ok(())
 }
 
-/// Stops and removes a container if it exists and belongs to a managed project.
-async fn remove_if_ours(client: &Client, name: &str, timeout: u64) -> Result<(), PodmanError> {
-    match client.inspect_container(name).await {
-        Ok(_) => {}
+/// The end of [`replace`], after an interrupted apply: the replacement exists
+/// under its temporary name (the plan checked it matches the spec); the old
+/// container may still be there.
+async fn finish_replacement(
+    client: &Client,
+    stack: &StackSpec,
+    spec: &ContainerSpec,
+    name: &str,
+    action: &Action,
+) -> Result<(), ApplyError> {
+    remove_if_ours(
+        client,
+        stack,
+        &spec.service,
+        name,
+        stop_timeout(spec),
+        action,
+    )
+    .await?;
+    client
+        .rename_container(&replacement_name(name), name)
+        .await
+        .map_err(podman(action))?;
+    client.start_container(name).await.map_err(podman(action))?;
+    Ok(())
+}
+
+/// Stops and removes a container if it exists and carries the labels of this
+/// stack's `service`; a container under that name without them is refused.
+async fn remove_if_ours(
+    client: &Client,
+    stack: &StackSpec,
+    service: &str,
+    name: &str,
+    timeout: u64,
+    action: &Action,
+) -> Result<(), ApplyError> {
+    let inspect = match client.inspect_container(name).await {
+        Ok(inspect) => inspect,
         Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(podman(action)(e)),
+    };
+    let labels = inspect.config.as_ref().map(|c| &c.labels);
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    if label(LABEL_PROJECT) != Some(stack.project.as_str())
+        || label(LABEL_SERVICE).is_some_and(|s| s != service)
+    {
+        return Err(ApplyError::NotTheService {
+            name: name.to_owned(),
+            service: service.to_owned(),
+            project: stack.project.clone(),
+        });
     }
     let _ = client.stop_container(name, Some(timeout)).await;
     match client
@@ -320,7 +470,7 @@ async fn remove_if_ours(client: &Client, name: &str, timeout: u64) -> Result<(),
     {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
+        Err(e) => Err(podman(action)(e)),
     }
 }
 

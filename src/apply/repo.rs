@@ -645,7 +645,12 @@ pub async fn apply_prepared(
                 }
                 let cmd = ComposeCommand::find(&options.env);
                 let outcome = match cmd {
-                    Some(cmd) => compose_cli::up(&cmd, client.socket(), stack, &options.env).await,
+                    Some(cmd) => {
+                        match compose_cli::up(&cmd, client.socket(), stack, &options.env).await {
+                            Ok(()) => compose_cli::verify(client, stack).await,
+                            Err(e) => Err(e),
+                        }
+                    }
                     None => Err(compose_cli::ComposeError::NotFound),
                 };
                 report.stacks.push(StackOutcome {

@@ -152,6 +152,7 @@ pub(super) fn run(
                 })
             }
             Which::Apply(a) => {
+                let _lock = super::lock_instance(config, env, client.socket(), false)?;
                 let o = options(config, &a.repo, a.no_prune, env);
                 let report = repo::apply_repo(&client, &a.repo.repo, &o).await?;
                 let text = match a.output {

@@ -304,6 +304,29 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
 
 /// Loads the configuration and installs logging: the first step of every command
 /// that needs a configuration.
+/// Takes the Podman instance's lock and, for `run` (`state`), the state folder's
+/// ([`crate::lock`]), or fails naming the holder. `apply` works on a folder it is
+/// given, not on the state folder's clone, so it takes only the first.
+pub(crate) fn lock_instance(
+    config: &config::Config,
+    env: &Env,
+    socket: &std::path::Path,
+    state: bool,
+) -> anyhow::Result<crate::lock::InstanceLock> {
+    let state_dir = config::state_dir(config, env);
+    let runtime = env
+        .get("XDG_RUNTIME_DIR")
+        .filter(|v| v.starts_with('/'))
+        .map(std::path::PathBuf::from);
+    Ok(crate::lock::acquire(crate::lock::LockTarget {
+        state_dir: state_dir.as_deref(),
+        lock_state: state,
+        runtime_dir: runtime.as_deref(),
+        socket,
+        instance: config.apply.instance.as_str(),
+    })?)
+}
+
 pub fn load_config(
     file: Option<&std::path::Path>,
     env: &Env,

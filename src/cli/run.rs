@@ -58,6 +58,8 @@ pub fn run(
             daemon.metrics.clone(),
             daemon.stopping.clone(),
         )?;
+        // Held until the process ends: one Magos per state folder and instance.
+        let _lock = super::lock_instance(&config, env, reconciler.client().socket(), true)?;
         if args.once {
             let request = PassRequest {
                 reasons: vec![Reason::Startup],

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::observed::{Assessment, Observed, RunState, Stale, assess, orphans};
+use super::observed::{Assessment, Observed, RunState, Stale, assess, leftover, orphans};
 use super::spec::StackSpec;
 
 /// A service's drift state.
@@ -25,6 +25,9 @@ pub enum DriftState {
     /// Runs as defined, but the repository pins no digest, so what runs is not
     /// fixed.
     Unpinned,
+    /// A recreate was interrupted and left the service's replacement under its
+    /// temporary name; the next apply finishes or redoes it.
+    Interrupted,
     /// A container of a managed project that no service claims.
     Orphan,
 }
@@ -39,6 +42,7 @@ impl DriftState {
             DriftState::ImageDrift => "image_drift",
             DriftState::ConfigDrift => "config_drift",
             DriftState::Unpinned => "unpinned",
+            DriftState::Interrupted => "interrupted",
             DriftState::Orphan => "orphan",
         }
     }
@@ -97,7 +101,37 @@ pub fn drift(stacks: &[StackSpec], observed: &Observed, instance: &str) -> Vec<D
                 container,
             };
             let pinned = spec.image.digest.clone();
-            entries.push(match assess(stack, spec, observed) {
+            let assessment = assess(stack, spec, observed);
+            if !matches!(assessment, Assessment::Foreign { .. })
+                && leftover(stack, spec, observed).is_some()
+            {
+                // The replacement's temporary name is Magos's business, not a
+                // service's container: the report names the service's own.
+                let (actual, container) = match &assessment {
+                    Assessment::Missing => (
+                        "replacement not yet renamed into place; the old container is removed",
+                        None,
+                    ),
+                    Assessment::InSync { container } | Assessment::Unpinned { container, .. } => (
+                        "an unneeded replacement is left beside the running container",
+                        name_of(container),
+                    ),
+                    Assessment::Stopped { container, .. }
+                    | Assessment::Stale { container, .. }
+                    | Assessment::Foreign { container } => (
+                        "replacement created; the old container is not yet removed",
+                        name_of(container),
+                    ),
+                };
+                entries.push(entry(
+                    DriftState::Interrupted,
+                    Some("running".to_owned()),
+                    Some(actual.to_owned()),
+                    container,
+                ));
+                continue;
+            }
+            entries.push(match assessment {
                 Assessment::Missing => {
                     entry(DriftState::Missing, Some(spec.name.clone()), None, None)
                 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::spec::{
     ContainerSpec, ImageRef, LABEL_CONFIG_HASH, LABEL_INSTANCE, LABEL_MANAGED, LABEL_PROJECT,
-    LABEL_SERVICE, StackSpec,
+    LABEL_SERVICE, StackSpec, replacement_name,
 };
 
 /// A container's run state, reduced to what reconciling needs.
@@ -140,17 +140,23 @@ impl Observed {
         }
     }
 
-    /// The containers that belong to a service of a project, by label, falling
-    /// back to the container's name for containers without labels.
+    /// The containers that belong to a service of a stack, by label, falling
+    /// back to the container's name for containers without labels. The
+    /// service's [leftover replacement](Observed::leftover_replacement) is not
+    /// one of them.
     pub fn containers_for<'a>(
         &'a self,
-        project: &str,
+        stack: &StackSpec,
         spec: &ContainerSpec,
     ) -> Vec<&'a ObservedContainer> {
         let by_label: Vec<_> = self
             .containers
             .iter()
-            .filter(|c| c.project() == Some(project) && c.service() == Some(spec.service.as_str()))
+            .filter(|c| {
+                c.project() == Some(stack.project.as_str())
+                    && c.service() == Some(spec.service.as_str())
+                    && !is_leftover_of(c, stack, spec)
+            })
             .collect();
         if !by_label.is_empty() {
             return by_label;
@@ -160,6 +166,64 @@ impl Observed {
             .filter(|c| c.name == spec.name)
             .collect()
     }
+
+    /// The replacement a recreate of this service left when it was interrupted
+    /// (between creating it and renaming it into place): the container named
+    /// `<name>_magos-next` that carries Magos's labels for exactly this project,
+    /// service and instance.
+    pub fn leftover_replacement(
+        &self,
+        stack: &StackSpec,
+        spec: &ContainerSpec,
+    ) -> Option<&ObservedContainer> {
+        self.containers
+            .iter()
+            .find(|c| is_leftover_of(c, stack, spec))
+    }
+
+    /// A container holding the service's temporary replacement name that is not
+    /// its leftover replacement (a user's, or another instance's): a recreate
+    /// must not touch it.
+    pub fn replacement_name_taken(
+        &self,
+        stack: &StackSpec,
+        spec: &ContainerSpec,
+    ) -> Option<&ObservedContainer> {
+        let next = replacement_name(&spec.name);
+        self.containers
+            .iter()
+            .find(|c| c.name == next && !is_leftover_of(c, stack, spec))
+    }
+}
+
+fn is_leftover_of(c: &ObservedContainer, stack: &StackSpec, spec: &ContainerSpec) -> bool {
+    c.name == replacement_name(&spec.name)
+        && c.owned_by(&stack.instance)
+        && c.project() == Some(stack.project.as_str())
+        && c.service() == Some(spec.service.as_str())
+}
+
+/// A service's leftover replacement, compared with the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// Its id.
+    pub id: String,
+    /// Its (temporary) name.
+    pub name: String,
+    /// How it differs from the spec (`None`: it is what the spec asks for, and
+    /// the interrupted replacement can be finished with it).
+    pub stale: Option<Stale>,
+}
+
+/// The service's leftover replacement, if an interrupted recreate left one.
+pub fn leftover(stack: &StackSpec, spec: &ContainerSpec, observed: &Observed) -> Option<Leftover> {
+    observed
+        .leftover_replacement(stack, spec)
+        .map(|c| Leftover {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            stale: staleness(spec, c, observed),
+        })
 }
 
 /// How one service's container compares with its spec. Exactly one applies, in
@@ -225,7 +289,7 @@ pub enum Stale {
 
 /// Compares a service's container with its spec.
 pub fn assess(stack: &StackSpec, spec: &ContainerSpec, observed: &Observed) -> Assessment {
-    let candidates = observed.containers_for(&stack.project, spec);
+    let candidates = observed.containers_for(stack, spec);
     // Prefer the one Magos created, then a running one.
     let Some(container) = candidates.iter().copied().max_by_key(|c| {
         (
@@ -293,6 +357,8 @@ fn staleness(
 
 /// Containers that belong to a managed project but to no service of it: services
 /// removed from the repository, stacks whose folder was deleted, and duplicates.
+/// A service's leftover replacement is the service's (its plan finishes or
+/// removes it), not an orphan.
 /// A project is managed when the repository has it or when this `instance` of
 /// Magos created containers for it; containers of any other project are never
 /// listed.
@@ -304,7 +370,10 @@ pub fn orphans<'a>(
     let mut claimed: BTreeSet<&str> = BTreeSet::new();
     for stack in stacks {
         for spec in &stack.services {
-            let candidates = observed.containers_for(&stack.project, spec);
+            if let Some(leftover) = observed.leftover_replacement(stack, spec) {
+                claimed.insert(leftover.id.as_str());
+            }
+            let candidates = observed.containers_for(stack, spec);
             if let Some(keep) = candidates.iter().copied().max_by_key(|c| {
                 (
                     c.managed(),

@@ -6,12 +6,13 @@
 //! container name taken by something Magos does not manage) gets an error and no
 //! actions; the other stacks are planned as usual.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fmt;
 
 use serde::Serialize;
 
-use super::observed::{Assessment, Observed, RunState, Stale, assess, orphans};
+use super::observed::{Assessment, Observed, RunState, Stale, assess, leftover, orphans};
 use super::spec::{ContainerSpec, ImageRef, NetworkMode, StackSpec};
 
 /// One step of a plan.
@@ -56,6 +57,24 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Finish a replacement an interrupted apply left half-done: stop and
+    /// remove the old container if it is still there, rename the replacement
+    /// (`<name>_magos-next`, which matches the spec) into place and start it.
+    FinishReplacement {
+        /// The service.
+        service: String,
+        /// The container's name.
+        name: String,
+    },
+    /// Remove a replacement an interrupted apply left (`<name>_magos-next`) that
+    /// is not needed: the service's container runs as specified, or the
+    /// replacement is out of date.
+    RemoveLeftover {
+        /// The service.
+        service: String,
+        /// The leftover's name.
+        name: String,
+    },
     /// Restart a container that must follow a recreated dependency.
     Restart {
         /// The service.
@@ -74,6 +93,8 @@ impl Action {
             Action::Create { service, .. }
             | Action::Start { service, .. }
             | Action::Recreate { service, .. }
+            | Action::FinishReplacement { service, .. }
+            | Action::RemoveLeftover { service, .. }
             | Action::Restart { service, .. } => Some(service),
             _ => None,
         }
@@ -89,6 +110,13 @@ impl fmt::Display for Action {
             Action::Create { name, .. } => write!(f, "create {name}"),
             Action::Start { name, .. } => write!(f, "start {name}"),
             Action::Recreate { name, reason, .. } => write!(f, "recreate {name} ({reason})"),
+            Action::FinishReplacement { name, .. } => write!(
+                f,
+                "finish replacing {name} (an interrupted apply left its replacement)"
+            ),
+            Action::RemoveLeftover { name, .. } => {
+                write!(f, "remove {name} (left by an interrupted apply)")
+            }
             Action::Restart { name, reason, .. } => write!(f, "restart {name} ({reason})"),
         }
     }
@@ -263,7 +291,7 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
     for name in order {
         let spec = by_name[name];
         let assessment = assess(stack, spec, observed);
-        let action = match assessment {
+        let base = match &assessment {
             Assessment::Foreign { .. } => {
                 return Err(format!(
                     "a container named `{}` exists and is not part of stack `{}`; Magos will not touch it (rename or remove it)",
@@ -280,12 +308,12 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
             | Assessment::Stale { stale, .. } => Some(Action::Recreate {
                 service: name.to_owned(),
                 name: spec.name.clone(),
-                reason: describe(&stale),
+                reason: describe(stale),
             }),
             Assessment::Stopped {
                 stale: None, state, ..
             } => {
-                let reason_is_paused = state == RunState::Paused;
+                let reason_is_paused = *state == RunState::Paused;
                 if reason_is_paused {
                     Some(Action::Recreate {
                         service: name.to_owned(),
@@ -301,13 +329,66 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
             }
             Assessment::Unpinned { .. } | Assessment::InSync { .. } => None,
         };
+        // An interrupted recreate left a replacement under its temporary name:
+        // finish with it when it is what the spec asks for, else drop it.
+        let (cleanup, action) = match leftover(stack, spec, observed) {
+            None => (None, base),
+            Some(left) => {
+                let remove = Some(Action::RemoveLeftover {
+                    service: name.to_owned(),
+                    name: left.name.clone(),
+                });
+                match (&assessment, &left.stale, base) {
+                    (Assessment::InSync { .. } | Assessment::Unpinned { .. }, _, base) => {
+                        (remove, base)
+                    }
+                    (_, None, _) => (
+                        None,
+                        Some(Action::FinishReplacement {
+                            service: name.to_owned(),
+                            name: spec.name.clone(),
+                        }),
+                    ),
+                    // A recreate removes the leftover before creating anew.
+                    (_, Some(_), Some(recreate @ Action::Recreate { .. })) => {
+                        (None, Some(recreate))
+                    }
+                    (Assessment::Missing, Some(stale), _) => (
+                        None,
+                        Some(Action::Recreate {
+                            service: name.to_owned(),
+                            name: spec.name.clone(),
+                            reason: format!(
+                                "an interrupted apply left an out-of-date replacement: {}",
+                                describe(stale)
+                            ),
+                        }),
+                    ),
+                    (_, Some(_), base) => (remove, base),
+                }
+            }
+        };
+        if matches!(action, Some(Action::Recreate { .. }))
+            && let Some(taken) = observed.replacement_name_taken(stack, spec)
+        {
+            return Err(format!(
+                "a container named `{}` exists and is not a replacement Magos left for service `{name}` of stack `{}`; Magos will not touch it (rename or remove it)",
+                taken.name, stack.project
+            ));
+        }
+        service_actions.extend(cleanup);
         // A service sharing a recreated service's network namespace loses it; one
         // that asked to restart with its dependency restarts.
         let action = action.or_else(|| follow_dependencies(spec, &replaced));
         if let Some(action) = action {
-            if matches!(action, Action::Create { .. } | Action::Recreate { .. }) {
+            if matches!(
+                action,
+                Action::Create { .. } | Action::Recreate { .. } | Action::FinishReplacement { .. }
+            ) {
                 replaced.insert(name);
-                if !observed.has_image(&spec.image) {
+                if !matches!(action, Action::FinishReplacement { .. })
+                    && !observed.has_image(&spec.image)
+                {
                     let image = pull_reference(&spec.image);
                     if !pulls.contains(&image) {
                         pulls.push(image);
@@ -367,46 +448,72 @@ pub fn short(digest: &str) -> &str {
 }
 
 /// The order services must start in: dependencies first (`depends_on` and
-/// `network_mode: service:…`), ties broken by declaration order. Errors name a
-/// missing dependency or the services in a cycle.
+/// `network_mode: service:…`), ties broken by declaration order (of the services
+/// whose dependencies have all started, the one declared first goes next). Errors
+/// name a missing dependency or the services in a cycle.
+///
+/// Kahn's algorithm with the ready services in a min-heap of declaration
+/// indices: O((V + E) log V) for V services and E dependencies.
 pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
-    let names: Vec<&str> = stack.services.iter().map(|s| s.service.as_str()).collect();
-    let mut deps: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for spec in &stack.services {
-        let mut list: Vec<&str> = spec.depends_on.iter().map(|d| d.service.as_str()).collect();
-        if let NetworkMode::Service(target) = &spec.network_mode {
-            list.push(target);
-        }
-        for d in &list {
-            if !names.contains(d) {
+    let index: BTreeMap<&str, usize> = stack
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.service.as_str(), i))
+        .collect();
+    // For each service, the services waiting on it; and how many of its own
+    // dependencies have not started yet (a dependency named twice counts twice).
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); stack.services.len()];
+    let mut waiting: Vec<usize> = vec![0; stack.services.len()];
+    for (i, spec) in stack.services.iter().enumerate() {
+        let network = match &spec.network_mode {
+            NetworkMode::Service(target) => Some(target.as_str()),
+            _ => None,
+        };
+        for d in spec
+            .depends_on
+            .iter()
+            .map(|d| d.service.as_str())
+            .chain(network)
+        {
+            let Some(&j) = index.get(d) else {
                 return Err(format!(
                     "service `{}` depends on `{d}`, which is not in stack `{}`",
                     spec.service, stack.project
                 ));
-            }
+            };
+            dependents[j].push(i);
+            waiting[i] += 1;
         }
-        deps.insert(&spec.service, list);
     }
-    let mut order: Vec<&str> = Vec::with_capacity(names.len());
-    while order.len() < names.len() {
-        let next = names
-            .iter()
-            .find(|n| !order.contains(n) && deps[*n].iter().all(|d| order.contains(d)))
-            .copied();
-        match next {
-            Some(n) => order.push(n),
-            None => {
-                let stuck: Vec<&str> = names
-                    .iter()
-                    .filter(|n| !order.contains(n))
-                    .copied()
-                    .collect();
-                return Err(format!(
-                    "services depend on each other in a cycle: {}",
-                    stuck.join(", ")
-                ));
+    let mut ready: BinaryHeap<Reverse<usize>> = waiting
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w == 0)
+        .map(|(i, _)| Reverse(i))
+        .collect();
+    let mut order: Vec<&str> = Vec::with_capacity(stack.services.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(&stack.services[i].service);
+        for &j in &dependents[i] {
+            waiting[j] -= 1;
+            if waiting[j] == 0 {
+                ready.push(Reverse(j));
             }
         }
+    }
+    if order.len() < stack.services.len() {
+        let stuck: Vec<&str> = stack
+            .services
+            .iter()
+            .zip(&waiting)
+            .filter(|(_, w)| **w > 0)
+            .map(|(s, _)| s.service.as_str())
+            .collect();
+        return Err(format!(
+            "services depend on each other in a cycle: {}",
+            stuck.join(", ")
+        ));
     }
     Ok(order)
 }

@@ -345,6 +345,13 @@ pub fn default_container_name(project: &str, service: &str) -> String {
     format!("{project}_{service}_1")
 }
 
+/// The temporary name of a service's replacement while a recreate is under way
+/// (`<name>_magos-next`): created beside the running container, renamed into
+/// place once the old one is removed.
+pub fn replacement_name(name: &str) -> String {
+    format!("{name}_magos-next")
+}
+
 /// podman-compose's name for a stack's network or volume declared under `key`.
 pub fn scoped_name(project: &str, key: &str) -> String {
     format!("{project}_{key}")

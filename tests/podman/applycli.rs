@@ -121,7 +121,7 @@ pub(crate) fn get_ok(port: u16) {
     assert!(ok, "GET http://127.0.0.1:{port}/ never answered 200");
 }
 
-fn drift_json(tb: &Testbed, repo: &Repo) -> (i32, BTreeMap<(String, String), Value>) {
+pub(crate) fn drift_json(tb: &Testbed, repo: &Repo) -> (i32, BTreeMap<(String, String), Value>) {
     let o = magos(tb, repo, None, &["drift", "--output", "json"]);
     let code = o.status.code().unwrap_or(-1);
     let entries: Vec<Value> = serde_json::from_slice(&o.stdout)
@@ -419,6 +419,118 @@ fn compose_cli_fallback_and_podman_compose_sees_native_containers() {
     expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
     assert!(containers(tb, &native).is_empty());
     assert_eq!(containers(tb, &built), built_before);
+}
+
+/// A service Podman refuses (a bind of a host path that does not exist) fails
+/// with the service depending on it; the stack's other services, declared
+/// before and after it, are still applied, and the error names both.
+#[test]
+fn a_service_podman_refuses_fails_alone() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("applycli-refused");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![project.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &project);
+    let image = pinned(
+        tb,
+        &format!("{}:1.0.0", tb.require("MAGOS_TEST_IMAGE_SEMVER")),
+    );
+    let service = |name: &str, extra: &str| {
+        format!("  {name}:\n    image: {image}\n    stop_signal: SIGKILL\n{extra}")
+    };
+    let yaml = format!(
+        "name: {project}\nservices:\n{}{}{}{}",
+        service("first", ""),
+        service(
+            "bad",
+            &format!("    volumes: [\"/nonexistent-{project}:/data\"]\n")
+        ),
+        service("follower", "    depends_on: [bad]\n"),
+        service("last", ""),
+    );
+    repo.write(tb, "app/compose.yaml", &yaml);
+    let o = magos(tb, &repo, None, &["apply", "--output", "json"]);
+    expect_exit(&o, 2);
+    let report: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    let error = report["stacks"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("service `bad`: create ")
+            && error.contains("; service `follower`: dependency `bad` failed")
+            && !error.contains("`first`")
+            && !error.contains("`last`"),
+        "{}",
+        show(&o)
+    );
+    for name in ["first", "last"] {
+        let running = tb.podman_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            &format!("{project}_{name}_1"),
+        ]);
+        assert_eq!(running.trim(), "true", "{name}: {}", show(&o));
+    }
+    assert!(!containers(tb, &project).contains_key(&format!("{project}_follower_1")));
+}
+
+/// podman-compose exits 0 when the image of a service cannot be pulled: the
+/// stack is still reported failed, naming the service, and a good compose-CLI
+/// stack beside it is applied.
+#[test]
+fn a_compose_cli_stack_whose_service_never_came_up_fails() {
+    let Some(tb) = testbed() else { return };
+    let broken = support::unique_name("applycli-nocompose");
+    let good = support::unique_name("applycli-compose");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![broken.clone(), good.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &broken);
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    let missing = format!("{}/magos/{broken}:1", tb.registry);
+    repo.write(
+        tb,
+        "broken/compose.yaml",
+        &format!(
+            "name: {broken}\nx-magos:\n  apply: compose\nservices:\n  web:\n    image: {httpd}\n    stop_signal: SIGKILL\n  ghost:\n    image: {missing}\n"
+        ),
+    );
+    repo.write(
+        tb,
+        "good/compose.yaml",
+        &format!(
+            "name: {good}\nx-magos:\n  apply: compose\nservices:\n  web:\n    image: {httpd}\n    stop_signal: SIGKILL\n"
+        ),
+    );
+    let o = magos(tb, &repo, None, &["apply", "--output", "json"]);
+    expect_exit(&o, 2);
+    let report: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    let stack = |name: &str| {
+        report["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stack"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+            .clone()
+    };
+    let error = stack(&broken)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("service `ghost` has no container") && !error.contains("`web`"),
+        "{}",
+        show(&o)
+    );
+    assert!(stack(&good)["error"].is_null(), "{}", show(&o));
+    assert_eq!(containers(tb, &good).len(), 1);
 }
 
 #[test]

@@ -142,6 +142,8 @@ pub(crate) fn magos_command(tb: &Testbed, config: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_magos"));
     cmd.args(["--config", config.to_str().unwrap()])
         .env("CONTAINER_HOST", &tb.container_host)
+        // The test's own runtime folder (the instance locks live there).
+        .env("XDG_RUNTIME_DIR", config.parent().unwrap().join("run"))
         .env(
             "CONTAINERS_REGISTRIES_CONF",
             tb.require("MAGOS_TESTBED_REGISTRIES_CONF"),
@@ -214,6 +216,75 @@ fn write_config(dir: &Path, remote: &Remote, project: &str, http_port: u16) -> P
     )
     .unwrap();
     config
+}
+
+/// Two daemons on one state folder, two on one Podman instance with different
+/// state folders, `magos run --once` and `magos apply` beside a daemon: the second
+/// is refused (exit 2) with an error naming the first one's pid; once the first
+/// stops, the locks are free.
+#[test]
+fn a_second_magos_is_refused_naming_the_first_ones_pid() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mglock").replace('-', "_");
+    let remote = Remote::new(dir.path());
+    remote.push(
+        &format!("{project}/compose.yaml"),
+        &waiting_stack(tb, "1.0.0", true),
+        "a stack",
+    );
+    let config = write_config(dir.path(), &remote, &project, support::free_port());
+    let mut running = Running::start(tb, dir.path(), &config, &project);
+    running.wait_notice("READY=1", Duration::from_secs(180));
+    let pid = running.child.as_ref().unwrap().id();
+
+    // A second daemon that is not refused would run on: it gets a minute.
+    let refused = |args: &[&str], config: &Path, what: &str| {
+        let mut child = magos_command(tb, config)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start magos");
+        let exited =
+            support::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
+                child.try_wait().unwrap().is_some()
+            });
+        if !exited {
+            let _ = child.kill();
+        }
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(exited, "magos {args:?} was not refused: {stderr}");
+        assert_eq!(o.status.code(), Some(2), "magos {args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("another Magos (pid {pid})")) && stderr.contains(what),
+            "magos {args:?}: {stderr}"
+        );
+    };
+    let state = "uses the state folder";
+    refused(&["run"], &config, state);
+    refused(&["run", "--once"], &config, state);
+    let podman = format!("manages instance `{project}` on the Podman socket");
+    let work = remote.work.to_str().unwrap();
+    refused(&["apply", "--repo", work], &config, &podman);
+    // Another state folder, the same instance on the same Podman.
+    let other = dir.path().join("other.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &dir.path().join("state").display().to_string(),
+        &dir.path().join("state-other").display().to_string(),
+    );
+    std::fs::write(&other, text).unwrap();
+    refused(&["run"], &other, &podman);
+
+    let (code, logs) = running.stop();
+    assert!(code.success(), "exit {code:?}; logs:\n{logs}");
+    let once = magos(tb, &other, &["run", "--once"]);
+    assert!(
+        once.status.success(),
+        "after the first stopped: {}",
+        String::from_utf8_lossy(&once.stderr)
+    );
 }
 
 /// A signed push webhook for `main`; asserts it is accepted.

@@ -15,6 +15,7 @@ mod bad_input;
 mod bounded;
 mod client;
 mod conformance;
+mod crash;
 mod daemon;
 mod doctor;
 mod init;

@@ -3,7 +3,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::core::drift::{DriftState, drift};
 use crate::core::observed::{ObservedContainer, ObservedImage, ObservedObject};
-use crate::core::spec::{Dependency, DependencyCondition, NetworkSpec, VolumeSpec, scoped_name};
+use crate::core::spec::{
+    Dependency, DependencyCondition, NetworkSpec, VolumeSpec, replacement_name, scoped_name,
+};
 
 fn digest(c: char) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
@@ -475,4 +477,224 @@ fn external_networks_must_exist() {
             .unwrap()
             .contains("external network `web_default`")
     );
+}
+
+/// 4,000 services: the first 2,000 a chain declared backwards (`s0` waits on
+/// `s1`, … `s1998` on `s1999`), the last 2,000 independent. Dependencies come
+/// first and ties go to the service declared first, so the chain unwinds from
+/// `s1999` down to `s0` before `s2000` (declared later) gets its turn.
+#[test]
+fn start_order_of_4000_services_is_dependencies_first_then_declaration_order() {
+    let services: Vec<ContainerSpec> = (0..4000)
+        .map(|i| {
+            let s = svc("big", &format!("s{i}"), 'a');
+            if i < 1999 {
+                depends(s, &format!("s{}", i + 1), false)
+            } else {
+                s
+            }
+        })
+        .collect();
+    let st = stack("big", services);
+    let expected: Vec<String> = (0..2000)
+        .rev()
+        .chain(2000..4000)
+        .map(|i| format!("s{i}"))
+        .collect();
+    assert_eq!(start_order(&st).unwrap(), expected);
+}
+
+#[test]
+fn a_cycle_names_every_service_it_holds_back_in_declaration_order() {
+    let st = stack(
+        "cyc",
+        vec![
+            svc("cyc", "free", 'a'),
+            depends(svc("cyc", "after", 'b'), "a", false),
+            depends(svc("cyc", "a", 'c'), "b", false),
+            depends(svc("cyc", "b", 'd'), "a", false),
+        ],
+    );
+    assert_eq!(
+        start_order(&st).unwrap_err(),
+        "services depend on each other in a cycle: after, a, b"
+    );
+    let mut one = svc("one", "x", 'a');
+    one.network_mode = NetworkMode::Service("x".into());
+    assert!(
+        start_order(&stack("one", vec![one]))
+            .unwrap_err()
+            .contains("cycle: x")
+    );
+}
+
+/// The states a recreate of `db` (digest `b` → `c`) leaves when it is
+/// interrupted, and what the next plan does with each: finish with the
+/// replacement when it matches the spec, else drop it (and recreate if needed).
+/// Drift names the service's own container, never the temporary one.
+#[test]
+fn every_crash_point_of_a_recreate_is_planned_to_converge() {
+    let before = [web()];
+    let mut after = web();
+    after.services[1].image = image("db", Some('c'));
+    let after = [after];
+    let next = replacement_name("web_db_1");
+    let old = converged(&before);
+    let new = converged(&after);
+    let db = |o: &Observed| {
+        o.containers
+            .iter()
+            .find(|c| c.name == "web_db_1")
+            .unwrap()
+            .clone()
+    };
+    // The replacement as the interrupted apply created it (not started), and
+    // an out-of-date one (an apply of the previous version).
+    let fresh = ObservedContainer {
+        name: next.clone(),
+        state: RunState::Stopped,
+        ..db(&new)
+    };
+    let stale = ObservedContainer {
+        id: "id-stale-next".into(),
+        name: next.clone(),
+        state: RunState::Stopped,
+        ..db(&old)
+    };
+    let with = |base: &Observed, edit: &dyn Fn(&mut Vec<ObservedContainer>)| {
+        let mut o = base.clone();
+        // Both images are stored.
+        o.images.extend(new.images.iter().cloned());
+        edit(&mut o.containers);
+        o
+    };
+    let drop_db = |cs: &mut Vec<ObservedContainer>| cs.retain(|c| c.name != "web_db_1");
+    let finish = Action::FinishReplacement {
+        service: "db".into(),
+        name: "web_db_1".into(),
+    };
+    let remove = Action::RemoveLeftover {
+        service: "db".into(),
+        name: next.clone(),
+    };
+    let cases: Vec<(&str, Observed, Vec<Action>, DriftState)> = vec![
+        (
+            "replacement created, old still running",
+            with(&old, &|cs| cs.push(fresh.clone())),
+            vec![finish.clone()],
+            DriftState::Interrupted,
+        ),
+        (
+            "old stopped",
+            with(&old, &|cs| {
+                cs.iter_mut().find(|c| c.name == "web_db_1").unwrap().state = RunState::Stopped;
+                cs.push(fresh.clone());
+            }),
+            vec![finish.clone()],
+            DriftState::Interrupted,
+        ),
+        (
+            "old removed",
+            with(&old, &|cs| {
+                drop_db(cs);
+                cs.push(fresh.clone());
+            }),
+            vec![finish.clone()],
+            DriftState::Interrupted,
+        ),
+        (
+            "renamed, not started",
+            with(&new, &|cs| {
+                cs.iter_mut().find(|c| c.name == "web_db_1").unwrap().state = RunState::Stopped;
+            }),
+            vec![Action::Start {
+                service: "db".into(),
+                name: "web_db_1".into(),
+            }],
+            DriftState::Stopped,
+        ),
+        (
+            "old removed, the replacement out of date",
+            with(&old, &|cs| {
+                drop_db(cs);
+                cs.push(stale.clone());
+            }),
+            vec![Action::Recreate {
+                service: "db".into(),
+                name: "web_db_1".into(),
+                reason: "an interrupted apply left an out-of-date replacement: runs sha256:bbbbbbbbbbbb instead of sha256:cccccccccccc".into(),
+            }],
+            DriftState::Interrupted,
+        ),
+        (
+            "a replacement left beside a container in sync",
+            with(&new, &|cs| cs.push(stale.clone())),
+            vec![remove.clone()],
+            DriftState::Interrupted,
+        ),
+        (
+            "an out-of-date replacement beside a stale running container",
+            with(&old, &|cs| cs.push(stale.clone())),
+            vec![Action::Recreate {
+                service: "db".into(),
+                name: "web_db_1".into(),
+                reason: "runs sha256:bbbbbbbbbbbb instead of sha256:cccccccccccc".into(),
+            }],
+            DriftState::Interrupted,
+        ),
+    ];
+    for (case, observed, actions, state) in cases {
+        let p = plan(&after, &observed, PlanOptions::default());
+        assert_eq!(p.stacks[0].error, None, "{case}");
+        assert_eq!(p.stacks[0].actions, actions, "{case}");
+        assert!(p.prune.is_empty(), "{case}: {:?}", p.prune);
+        let report = drift(&after, &observed, DEFAULT_INSTANCE);
+        let db = report
+            .iter()
+            .find(|e| e.service.as_deref() == Some("db"))
+            .unwrap();
+        assert_eq!(db.state, state, "{case}");
+        assert!(
+            report.iter().all(
+                |e| !e.container.as_deref().unwrap_or("").contains("_magos-next")
+                    && e.state != DriftState::Orphan
+            ),
+            "{case}: {report:?}"
+        );
+    }
+}
+
+#[test]
+fn a_foreign_container_under_the_replacement_name_is_never_touched() {
+    let before = [web()];
+    let mut after = web();
+    after.services[1].image = image("db", Some('c'));
+    let mut o = converged(&before);
+    o.containers.push(ObservedContainer {
+        id: "id-user".into(),
+        name: replacement_name("web_db_1"),
+        labels: BTreeMap::new(),
+        state: RunState::Running,
+        image_id: "img-user".into(),
+        image_digest: None,
+    });
+    let p = plan(&[after], &o, PlanOptions::default());
+    let err = p.stacks[0].error.as_deref().unwrap();
+    assert!(err.contains("`web_db_1_magos-next`"), "{err}");
+    // Another instance's replacement is not this one's to finish either.
+    let mut theirs = converged(&[web()]);
+    let mut labels = theirs.containers[1].labels.clone();
+    labels.insert(crate::core::spec::LABEL_INSTANCE.into(), "other".into());
+    theirs.containers.push(ObservedContainer {
+        id: "id-theirs".into(),
+        name: replacement_name("web_db_1"),
+        labels,
+        ..theirs.containers[1].clone()
+    });
+    assert!(observed_leftover_is_none(&theirs));
+}
+
+fn observed_leftover_is_none(o: &Observed) -> bool {
+    let st = web();
+    o.leftover_replacement(&st, &st.services[1]).is_none()
 }
