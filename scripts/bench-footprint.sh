@@ -19,14 +19,8 @@ set -euo pipefail
 
 WINDOW=${1:-120}
 INTERVAL=${2:-30s}
-ENV_FILE=${MAGOS_TESTBED_ENV:-/run/magos-testbed/env}
-# shellcheck disable=SC1090
-. "$ENV_FILE"
-BIN=${MAGOS_BIN:-$(pwd)/target/release/magos}
-SOCK=${MAGOS_TESTBED_PODMAN_SOCKET}
-USER_NAME=${MAGOS_TESTBED_USER}
-RUNTIME_DIR=${XDG_RUNTIME_DIR_TESTBED}
-IMAGE=${MAGOS_TEST_IMAGE_HTTPD}
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
 STACKS=4
 PER_STACK=5
 INSTANCE=footprint-$$
@@ -36,10 +30,6 @@ if [ ! -x "$BIN" ]; then
     cargo build --release --bin magos >&2
 fi
 
-as_user() {
-    runuser -u "$USER_NAME" -- env -i HOME="${MAGOS_TESTBED_HOME}" PATH=/usr/local/bin:/usr/bin:/bin \
-        XDG_RUNTIME_DIR="$RUNTIME_DIR" PODMAN_IGNORE_CGROUPSV1_WARNING=1 TMPDIR=/var/tmp "$@"
-}
 git_() { git -c user.name=Bench -c user.email=bench@example.org "$@"; }
 status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
 cpu_ticks() { # utime + stime; the command name may hold spaces, so cut after ')'
@@ -58,11 +48,6 @@ free_port() {
     echo "no free port found" >&2
     exit 1
 }
-
-digest=$(curl -sfI -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
-    "http://${MAGOS_TEST_REGISTRY}/v2/magos/httpd/manifests/1" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')
-PINNED="${IMAGE}@${digest}"
-as_user podman pull -q "$PINNED" >/dev/null
 
 WORK=$(mktemp -d /var/tmp/magos-footprint-XXXXXX)
 PID=
