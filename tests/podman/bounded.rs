@@ -178,7 +178,7 @@ fn sigterm_during_a_hanging_push_of_magos_update_ends_its_git_children() {
     let dir = tempfile::tempdir().unwrap();
     let project = support::unique_name("mghangupd").replace('-', "_");
     let remote = HangingRemote::new(tb, dir.path(), &project, "1h");
-    let mut update = Guard(
+    let mut update = support::KillOnDrop(
         magos_command(tb, &remote.config)
             .arg("update")
             .stdout(Stdio::null())
@@ -358,7 +358,7 @@ fn closed_by_server(mut s: &TcpStream) -> bool {
 /// `magos run` on an empty folder under `prlimit --nofile=1024:1024` (the
 /// descriptors a default user session has), its endpoint on `port` with
 /// `idle_timeout`; killed when the guard drops. Waits until `/healthz` answers.
-fn limited_daemon(tb: &Testbed, dir: &Path, port: u16, idle_timeout: &str) -> Guard {
+fn limited_daemon(tb: &Testbed, dir: &Path, port: u16, idle_timeout: &str) -> support::KillOnDrop {
     let project = support::unique_name("mgflood").replace('-', "_");
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
@@ -388,7 +388,7 @@ fn limited_daemon(tb: &Testbed, dir: &Path, port: u16, idle_timeout: &str) -> Gu
             None => daemon.env_remove(k),
         };
     }
-    let guard = Guard(daemon.spawn().expect("start prlimit magos run"));
+    let guard = support::KillOnDrop(daemon.spawn().expect("start prlimit magos run"));
     let up = support::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
         support::http_get(port, "/healthz").is_ok_and(|r| r.status == 200)
     });
@@ -464,16 +464,6 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
     }
 }
 
-/// Kills the daemon when the test ends, whatever the outcome.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn healthz_answers_while_a_pass_reads_the_stacks() {
     let Some(tb) = testbed() else { return };
@@ -502,7 +492,7 @@ fn healthz_answers_while_a_pass_reads_the_stacks() {
         ),
     )
     .unwrap();
-    let _daemon = Guard(
+    let _daemon = support::KillOnDrop(
         magos_command(tb, &config)
             .args(["run", "--repo", dir.path().join("repo").to_str().unwrap()])
             .stdout(Stdio::null())

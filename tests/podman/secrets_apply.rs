@@ -311,16 +311,6 @@ secrets:
     }
 }
 
-/// Kills a daemon whatever the outcome.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn magos_run_wipes_leftover_plaintext_and_writes_back_what_is_in_use() {
     use std::os::unix::net::UnixDatagram;
@@ -419,7 +409,7 @@ fn magos_run_wipes_leftover_plaintext_and_writes_back_what_is_in_use() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start magos run as the test user");
-    let mut daemon = Daemon(child);
+    let mut daemon = support::KillOnDrop(child);
 
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut buf = [0u8; 4096];

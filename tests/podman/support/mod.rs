@@ -579,6 +579,17 @@ fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// A child process (a `magos run` daemon) killed and reaped when the test ends,
+/// whatever the outcome.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A finished command's exit code and output, for assertion messages.
 pub fn show(o: &Output) -> String {
     format!(
