@@ -191,14 +191,7 @@ fn sigterm_during_a_hanging_push_of_magos_update_ends_its_git_children() {
         remote.hung() == 1 && !processes_mentioning(&address).is_empty()
     });
     assert!(pushing, "the push never started");
-    let pid = update.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::sigterm(&update.0);
     let status = update.0.wait().unwrap();
     assert_eq!(status.code(), Some(143));
     let left = gone(&address);

@@ -108,19 +108,7 @@ impl<'a> Running<'a> {
     /// Sends SIGTERM, waits for `STOPPING=1` and the exit; returns the exit
     /// status and the daemon's logs.
     pub(crate) fn stop(&mut self) -> (ExitStatus, String) {
-        let pid = self
-            .child
-            .as_ref()
-            .expect("the daemon runs")
-            .id()
-            .to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        support::sigterm(self.child.as_ref().expect("the daemon runs"));
         self.wait_notice("STOPPING=1", Duration::from_secs(30));
         let child = self.child.as_mut().unwrap();
         let exited =

@@ -448,14 +448,7 @@ fn magos_run_wipes_leftover_plaintext_and_writes_back_what_is_in_use() {
     ]);
     assert_eq!(mounted, secret);
 
-    let pid = daemon.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::sigterm(&daemon.0);
     let status = daemon.0.wait().unwrap();
     let mut logs = String::new();
     use std::io::Read as _;

@@ -254,13 +254,7 @@ fn watchdog_pings_stop_while_podman_hangs_and_resume_after() {
     assert_eq!(healthz(port), 200);
 
     let mut child = running.child.take().unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::sigterm(&child);
     let code = child.wait().unwrap();
     let mut logs = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut logs);

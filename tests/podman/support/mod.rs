@@ -579,6 +579,15 @@ fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// Sends SIGTERM to a child (a daemon the test started), as systemd stops it.
+pub fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM {} failed", child.id());
+}
+
 /// A child process (a `magos run` daemon) killed and reaped when the test ends,
 /// whatever the outcome.
 pub struct KillOnDrop(pub std::process::Child);
