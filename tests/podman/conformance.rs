@@ -54,7 +54,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::support::{Testbed, show, testbed};
+use crate::support::{self, Testbed, show, testbed};
 
 /// The variable that selects the whole corpus and the acceptance.
 const GATE: &str = "MAGOS_CONFORMANCE";
@@ -657,6 +657,7 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
 #[test]
 fn corpus_matches_podman_compose() {
     let Some(tb) = testbed() else { return };
+    let _netns = support::rootless_netns_lock();
     let whole = std::env::var(GATE).as_deref() == Ok("1");
     let only = std::env::var("MAGOS_CONFORMANCE_ONLY").ok();
     let stacks: Vec<Stack> = corpus()

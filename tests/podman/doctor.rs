@@ -237,6 +237,7 @@ fn a_dead_container_pasta_is_reported_and_healed() {
 #[test]
 fn a_dead_rootless_netns_pasta_is_reported_and_healed() {
     let Some(tb) = testbed() else { return };
+    let _netns = support::rootless_netns_lock();
     let mut scope = Scope::new(tb, "doctor-netns");
     let project = support::unique_name("doctor-netns");
     let net = format!("{project}_default");
@@ -554,6 +555,7 @@ fn magos_cli(tb: &Testbed, config: &Path, args: &[&str]) -> std::process::Output
 #[test]
 fn doctor_at_200_containers_is_green_and_leaves_no_process() {
     let Some(tb) = testbed() else { return };
+    let _netns = support::rootless_netns_lock();
     let instance = support::unique_name("doctor-scale");
     let guard = Instance {
         tb,

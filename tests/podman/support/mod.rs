@@ -579,6 +579,16 @@ fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// Serialises the tests that kill the rootless netns's pasta with the tests that
+/// start containers for minutes on end (200 containers, the conformance corpus):
+/// Podman starts a dead netns pasta again as soon as any bridge container
+/// starts, so a long run of starts beside such a test hides what it killed.
+pub fn rootless_netns_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Sends SIGTERM to a child (a daemon the test started), as systemd stops it.
 pub fn sigterm(child: &std::process::Child) {
     let status = std::process::Command::new("kill")
