@@ -451,9 +451,15 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
     let mut checks = Vec::new();
     let mut containers = Vec::new();
     let socket = client.socket().display().to_string();
-    // `podman info` is Podman's slowest answer (it runs its helpers): asked
-    // alongside the version.
-    let (version, info) = tokio::join!(client.check_version(), client.info());
+    // `podman info` is Podman's slowest answer (it runs its helpers) and holds
+    // the version too: one request, and `/version` only when it fails.
+    let info = client.info().await;
+    let version = match &info {
+        Ok(i) => client
+            .supported(&i.version.version)
+            .map(|()| i.version.version.clone()),
+        Err(_) => client.check_version().await.map(|v| v.version),
+    };
     let version = match version {
         Ok(v) => v,
         Err(err) => {
@@ -471,7 +477,7 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
     checks.push(Check::pass(
         "socket",
         "podman",
-        format!("Podman {} answers on {socket}", version.version),
+        format!("Podman {version} answers on {socket}"),
     ));
     let info = match info {
         Ok(info) => Some(info),

@@ -481,10 +481,17 @@ impl Client {
     /// The server's version, refused when it is older than Podman 5.
     pub async fn check_version(&self) -> Result<Version, PodmanError> {
         let version = self.version().await?;
-        match major_version(&version.version) {
-            Some(major) if major >= MIN_PODMAN_MAJOR => Ok(version),
+        self.supported(&version.version)?;
+        Ok(version)
+    }
+
+    /// Refuses a server `version` (as `/version` or `/info` reports it) older
+    /// than Podman 5.
+    pub fn supported(&self, version: &str) -> Result<(), PodmanError> {
+        match major_version(version) {
+            Some(major) if major >= MIN_PODMAN_MAJOR => Ok(()),
             _ => Err(PodmanError::UnsupportedVersion {
-                version: version.version,
+                version: version.to_owned(),
                 socket: self.socket.clone(),
             }),
         }
