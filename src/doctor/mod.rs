@@ -425,6 +425,26 @@ fn stack_order(stack: &str, containers: &[Examined]) -> Result<Vec<String>, Doct
 /// How many containers are inspected, and checked, at once.
 const CONCURRENCY: usize = 64;
 
+/// How many port probes (open sockets) are in flight at once.
+const PROBES_AT_ONCE: usize = 256;
+/// How many exec sessions confirm failures at once.
+const EXECS_AT_ONCE: usize = 8;
+
+/// The bounds shared by every container's checks.
+struct Limits {
+    probes: tokio::sync::Semaphore,
+    execs: tokio::sync::Semaphore,
+}
+
+impl Limits {
+    fn new() -> Self {
+        Limits {
+            probes: tokio::sync::Semaphore::new(PROBES_AT_ONCE),
+            execs: tokio::sync::Semaphore::new(EXECS_AT_ONCE),
+        }
+    }
+}
+
 /// What the host shows once per pass, shared by every container's checks.
 struct HostView {
     /// Live pasta processes by the network namespace they serve.
@@ -453,7 +473,14 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
     let socket = client.socket().display().to_string();
     // `podman info` is Podman's slowest answer (it runs its helpers) and holds
     // the version too: one request, and `/version` only when it fails.
-    let info = client.info().await;
+    // The slow answers are asked at once: `podman info`, and the managed
+    // containers with their inspections, and the networks.
+    let no_filters = BTreeMap::new();
+    let (info, listed, nets) = tokio::join!(
+        client.info(),
+        inspect_managed(client, &options.scope),
+        client.list_networks(&no_filters),
+    );
     let version = match &info {
         Ok(i) => client
             .supported(&i.version.version)
@@ -532,16 +559,8 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
         ));
     }
 
-    match list_managed(client, &options.scope).await {
-        Ok(list) => {
-            let inspected: Vec<_> = futures_util::stream::iter(list)
-                .map(|name| async move {
-                    let r = client.inspect_container(&name).await;
-                    (name, r)
-                })
-                .buffered(CONCURRENCY)
-                .collect()
-                .await;
+    match listed {
+        Ok(inspected) => {
             for (name, r) in inspected {
                 match r {
                     Ok(inspect) => containers.push(examined(inspect)),
@@ -566,10 +585,7 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
         )),
     }
 
-    let nets = client
-        .list_networks(&BTreeMap::new())
-        .await
-        .unwrap_or_default();
+    let nets = nets.unwrap_or_default();
     // The rootless netns also holds the gateways of Podman's bridge networks.
     let subnets: Vec<String> = nets
         .iter()
@@ -620,11 +636,12 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
 
     let all = &containers;
     let view = &view;
-    let per_container: Vec<Vec<Check>> = futures_util::stream::iter(0..all.len())
-        .map(|i| container_checks(client, options, &all[i], all, view))
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
+    let limits = &Limits::new();
+    let per_container: Vec<Vec<Check>> = futures_util::future::join_all(
+        all.iter()
+            .map(|c| container_checks(client, options, limits, c, all, view)),
+    )
+    .await;
     checks.extend(per_container.into_iter().flatten());
     Examination { checks, containers }
 }
@@ -696,6 +713,23 @@ fn backend_facts(
 /// The PATH systemd gives services, which a Podman service started by socket
 /// activation has when no process of it is found.
 const SYSTEMD_DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+/// The managed containers in scope, each with its inspection (or why it failed),
+/// `CONCURRENCY` inspections at once.
+async fn inspect_managed(
+    client: &Client,
+    scope: &[String],
+) -> Result<Vec<(String, Result<ContainerInspect, PodmanError>)>, PodmanError> {
+    let list = list_managed(client, scope).await?;
+    Ok(futures_util::stream::iter(list)
+        .map(|name| async move {
+            let r = client.inspect_container(&name).await;
+            (name, r)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await)
+}
+
 async fn list_managed(client: &Client, scope: &[String]) -> Result<Vec<String>, PodmanError> {
     let mut names = BTreeSet::new();
     for label in [format!("{LABEL_MANAGED}=true"), LABEL_PROJECT.to_owned()] {
@@ -1004,6 +1038,7 @@ fn address_check(
 async fn container_checks(
     client: &Client,
     options: &DoctorOptions,
+    limits: &Limits,
     c: &Examined,
     all: &[Examined],
     view: &HostView,
@@ -1102,46 +1137,49 @@ async fn container_checks(
             }
         }
     }
-    for (container_port, proto, host_ip, host_port) in ports {
-        let host_ip = host_ip.as_str();
-        let shown_ip = if host_ip.is_empty() {
-            "0.0.0.0"
-        } else {
-            host_ip
-        };
-        let subject = format!("{name} {shown_ip}:{host_port}/{proto}");
-        if proto != "tcp" {
-            checks.push(Check::skip(
-                "port",
-                subject,
-                format!("{proto} ports are not probed"),
-            ));
-            continue;
-        }
-        let Some(addr) = probe::probe_address(host_ip, host_port) else {
-            checks.push(Check::skip(
-                "port",
-                subject,
-                format!("`{host_ip}` is not an address"),
-            ));
-            continue;
-        };
-        let result = probe::probe_tcp_async(addr, options.connect_timeout, options.linger).await;
-        // Whether the service listens matters only when the port fails: read
-        // from the container's procfs, entering it only when that is closed.
-        let inside = if result == PortProbe::Open {
-            None
-        } else {
-            match net_dir
-                .as_deref()
-                .and_then(|d| probe::listens(d, container_port))
-            {
-                Some(l) => Some(l),
-                None => listens_by_exec(client, name, container_port).await,
+    // A port's probe waits up to `linger` to see a relay close at once, so a
+    // container's ports are probed together, and every container's at once
+    // (bounded by `limits`).
+    let port_checks = ports
+        .into_iter()
+        .map(|(container_port, proto, host_ip, host_port)| {
+            let net_dir = net_dir.as_deref();
+            async move {
+                let host_ip = host_ip.as_str();
+                let shown_ip = if host_ip.is_empty() {
+                    "0.0.0.0"
+                } else {
+                    host_ip
+                };
+                let subject = format!("{name} {shown_ip}:{host_port}/{proto}");
+                if proto != "tcp" {
+                    return Check::skip("port", subject, format!("{proto} ports are not probed"));
+                }
+                let Some(addr) = probe::probe_address(host_ip, host_port) else {
+                    return Check::skip("port", subject, format!("`{host_ip}` is not an address"));
+                };
+                let result = {
+                    let _permit = limits.probes.acquire().await;
+                    probe::probe_tcp_async(addr, options.connect_timeout, options.linger).await
+                };
+                // Whether the service listens matters only when the port fails:
+                // read from the container's procfs, entering it only when that
+                // is closed.
+                let inside = if result == PortProbe::Open {
+                    None
+                } else {
+                    match net_dir.and_then(|d| probe::listens(d, container_port)) {
+                        Some(l) => Some(l),
+                        None => {
+                            let _permit = limits.execs.acquire().await;
+                            listens_by_exec(client, name, container_port).await
+                        }
+                    }
+                };
+                model::judge_port(name, &subject, host_port, result, inside)
             }
-        };
-        checks.push(model::judge_port(name, &subject, host_port, result, inside));
-    }
+        });
+    checks.extend(futures_util::future::join_all(port_checks).await);
 
     if c.facts.bridge {
         let peer = all.iter().find(|o| {
@@ -1172,7 +1210,10 @@ async fn container_checks(
         let check = model::judge_dns(name, &facts);
         if check.status == Status::Fail {
             let target = peer.as_deref().unwrap_or(UPSTREAM_PROBE_NAME);
-            let inside = nslookup_inside(client, name, target).await;
+            let inside = {
+                let _permit = limits.execs.acquire().await;
+                nslookup_inside(client, name, target).await
+            };
             checks.push(model::confirm_dns(check, peer.as_deref(), &inside));
         } else {
             checks.push(check);
