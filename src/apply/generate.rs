@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use crate::core::interpolate::{self, Vars};
 use crate::core::plan::pull_reference;
 use crate::core::spec::{
-    ContainerSpec, HealthSpec, MountSpec, NetworkMode, NetworkSpec, RestartPolicy, StackSpec,
-    VolumeSpec, stack_labels,
+    ContainerSpec, HealthSpec, MountSpec, NetworkMode, NetworkSpec, RestartPolicy, SharedNamespace,
+    StackSpec, VolumeSpec, stack_labels,
 };
 use crate::podman::signal;
 use crate::podman::wire::{
-    Device, HealthConfig, Mount, NamedVolume, Namespace, NetworkCreate, PerNetworkOptions,
-    PortMapping, SpecGenerator, VolumeCreate,
+    Device, DeviceCgroupRule, HealthConfig, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources,
+    LogConfig, Mount, NamedVolume, Namespace, NetworkCreate, PerNetworkOptions, PortMapping,
+    Rlimit, SpecGenerator, VolumeCreate,
 };
 
 use super::sealed::Unsealed;
@@ -36,6 +37,16 @@ pub enum GenerateError {
         service: String,
         /// The value.
         signal: String,
+    },
+    /// `pid: service:x` or `ipc: service:x` names a service not in the stack.
+    #[error("service `{service}`: {key} refers to service `{target}`, which is not in the stack")]
+    NamespaceTarget {
+        /// The service.
+        service: String,
+        /// `pid` or `ipc`.
+        key: String,
+        /// The missing service.
+        target: String,
     },
     /// `network_mode: service:x` names a service without a container name.
     #[error(
@@ -197,6 +208,7 @@ pub fn container(
             }),
         }
     }
+    run_settings(stack, spec, &mut g)?;
     unseal(&mut g, &secrets.vars).map_err(|message| GenerateError::Sealed {
         service: spec.service.clone(),
         message,
@@ -256,7 +268,183 @@ fn health(h: &HealthSpec) -> HealthConfig {
     if let Some(r) = h.retries {
         c.retries = i64::from(r);
     }
+    if let Some(d) = h.start_interval {
+        c.start_interval = ns(d);
+    }
     c
+}
+
+/// Podman's annotations that `podman container inspect` reads its
+/// `SecurityOpt` from (the CLI sets them beside the options themselves).
+const ANNOTATION_LABEL: &str = "io.podman.annotations.label";
+const ANNOTATION_SECCOMP: &str = "io.podman.annotations.seccomp";
+const ANNOTATION_APPARMOR: &str = "io.podman.annotations.apparmor";
+/// The CFS period `--cpus` uses (100 ms, in microseconds).
+const CPU_PERIOD: u64 = 100_000;
+
+/// The run-time settings of [`RunSpec`]: resources, security, namespaces,
+/// terminal, logging, DNS options, annotations, `expose`, the MAC address.
+/// Each is sent as the Podman CLI sends the matching flag, so the container
+/// inspects the same as one podman-compose creates.
+fn run_settings(
+    stack: &StackSpec,
+    spec: &ContainerSpec,
+    g: &mut SpecGenerator,
+) -> Result<(), GenerateError> {
+    let r = &spec.run;
+    g.expose = r.expose.clone();
+    g.restart_tries = r.restart_tries.map(u64::from);
+    let mut res = LinuxResources::default();
+    if r.memory.is_some() || r.memory_reservation.is_some() || r.memory_swap.is_some() {
+        // As `podman run -m` does: without a swap limit, as much swap as memory.
+        let swap = match (r.memory_swap, r.memory) {
+            (Some(-1), _) => None,
+            (Some(s), _) => Some(s),
+            (None, Some(m)) if m > 0 => Some(2 * m),
+            (None, _) => None,
+        };
+        res.memory = Some(LinuxMemory {
+            limit: r.memory,
+            reservation: r.memory_reservation,
+            swap,
+        });
+    }
+    if r.cpus_micro.is_some() || r.cpu_shares.is_some() || r.cpuset.is_some() {
+        let quota = r.cpus_micro.map(|c| c / 10);
+        res.cpu = Some(LinuxCpu {
+            shares: r.cpu_shares,
+            quota,
+            period: quota.map(|_| CPU_PERIOD),
+            cpus: r.cpuset.clone().unwrap_or_default(),
+        });
+    }
+    if let Some(p) = r.pids_limit {
+        res.pids = Some(LinuxPids { limit: p });
+    }
+    if res != LinuxResources::default() {
+        g.resource_limits = Some(res);
+    }
+    g.r_limits = r
+        .ulimits
+        .iter()
+        .map(|(name, u)| {
+            let n = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+            Rlimit {
+                kind: name.clone(),
+                hard: n(u.hard),
+                soft: n(u.soft),
+            }
+        })
+        .collect();
+    g.shm_size = r.shm_size;
+    g.privileged = r.privileged.then_some(true);
+    g.sysctl = r.sysctls.clone();
+    g.groups = r.group_add.clone();
+    g.annotations = r.annotations.clone();
+    for o in &r.security_opt {
+        let (key, value) = o.split_once('=').unwrap_or((o.as_str(), ""));
+        match key {
+            "label" if value == "nested" => g.label_nested = Some(true),
+            "label" => {
+                g.selinux_opts.push(value.to_owned());
+                g.annotations
+                    .insert(ANNOTATION_LABEL.to_owned(), g.selinux_opts.join(",label="));
+            }
+            "seccomp" => {
+                g.seccomp_profile_path = value.to_owned();
+                g.annotations
+                    .insert(ANNOTATION_SECCOMP.to_owned(), value.to_owned());
+            }
+            "apparmor" => {
+                g.apparmor_profile = value.to_owned();
+                g.annotations
+                    .insert(ANNOTATION_APPARMOR.to_owned(), value.to_owned());
+            }
+            "no-new-privileges" => g.no_new_privileges = Some(value != "false"),
+            "mask" => g.mask.extend(value.split(':').map(str::to_owned)),
+            "unmask" => g.unmask.extend(value.split(':').map(str::to_owned)),
+            "systempaths" => g.unmask.push("ALL".to_owned()),
+            "proc-opts" => g.procfs_opts = value.split(',').map(str::to_owned).collect(),
+            _ => {}
+        }
+    }
+    g.init = r.init.or(g.init);
+    g.terminal = r.tty.then_some(true);
+    g.stdin = r.stdin_open.then_some(true);
+    let shared = |key: &str, n: &SharedNamespace| -> Result<Namespace, GenerateError> {
+        Ok(match n {
+            SharedNamespace::Host => ns("host", ""),
+            SharedNamespace::Mode(m) => ns(m, ""),
+            SharedNamespace::Container(c) => ns("container", c),
+            SharedNamespace::Service(target) => {
+                let name = stack
+                    .services
+                    .iter()
+                    .find(|s| &s.service == target)
+                    .map(|s| s.name.clone())
+                    .ok_or_else(|| GenerateError::NamespaceTarget {
+                        service: spec.service.clone(),
+                        key: key.to_owned(),
+                        target: target.clone(),
+                    })?;
+                ns("container", &name)
+            }
+        })
+    };
+    g.pidns = r.pid.as_ref().map(|n| shared("pid", n)).transpose()?;
+    g.ipcns = r.ipc.as_ref().map(|n| shared("ipc", n)).transpose()?;
+    g.userns = r.userns.as_ref().map(|u| userns(u));
+    g.oom_score_adj = r.oom_score_adj;
+    g.log_configuration = r.logging.as_ref().map(|l| LogConfig {
+        driver: l.driver.clone().unwrap_or_default(),
+        path: l.path.clone().unwrap_or_default(),
+        size: l.max_size.unwrap_or(0),
+        options: l.options.clone(),
+    });
+    if let Some(p) = &r.platform {
+        let mut parts = p.splitn(3, '/');
+        g.image_os = parts.next().unwrap_or_default().to_owned();
+        g.image_arch = parts.next().unwrap_or_default().to_owned();
+        g.image_variant = parts.next().unwrap_or_default().to_owned();
+    }
+    g.dns_search = r.dns_search.clone();
+    g.dns_option = r.dns_opt.clone();
+    if let Some(mac) = &r.mac_address
+        && let Some(first) = g.networks.values_mut().next()
+    {
+        first.static_mac = mac.clone();
+    }
+    g.device_cgroup_rule = r
+        .device_cgroup_rules
+        .iter()
+        .filter_map(|rule| device_cgroup_rule(rule))
+        .collect();
+    Ok(())
+}
+
+/// `userns_mode` as Podman parses `--userns`: `keep-id:uid=1000` is mode
+/// `keep-id` with its options, `ns:/path` a path, `container:x` a container.
+fn userns(u: &str) -> Namespace {
+    let (mode, value) = u.split_once(':').unwrap_or((u, ""));
+    match mode {
+        "ns" => ns("path", value),
+        _ => ns(mode, value),
+    }
+}
+
+/// `c 1:3 mr` as an OCI device rule (checked when the spec was built).
+fn device_cgroup_rule(rule: &str) -> Option<DeviceCgroupRule> {
+    let mut parts = rule.split_whitespace();
+    let (kind, numbers, access) = (parts.next()?, parts.next()?, parts.next()?);
+    let (major, minor) = numbers.split_once(':')?;
+    let num = |n: &str| n.parse::<i64>().ok();
+    Some(DeviceCgroupRule {
+        allow: true,
+        kind: kind.to_owned(),
+        major: num(major),
+        minor: num(minor),
+        access: access.to_owned(),
+    })
 }
 
 /// The create request for a stack's network.
