@@ -471,3 +471,203 @@ pub fn volume(stack: &StackSpec, vol: &VolumeSpec) -> VolumeCreate {
         options: BTreeMap::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::core::spec::{ImageRef, LogSpec, UlimitSpec};
+
+    fn stack(services: Vec<ContainerSpec>) -> StackSpec {
+        StackSpec {
+            project: "web".into(),
+            instance: "default".into(),
+            working_dir: "/repo/web".into(),
+            config_files: vec!["compose.yaml".into()],
+            networks: vec![],
+            volumes: vec![],
+            services,
+        }
+    }
+
+    fn spec(service: &str) -> ContainerSpec {
+        let mut s = ContainerSpec::new(
+            "web",
+            service,
+            ImageRef {
+                reference: "nginx:1".into(),
+                qualified: "docker.io/library/nginx:1".into(),
+                digest: None,
+            },
+        );
+        s.networks.insert("web_default".into(), vec![]);
+        s
+    }
+
+    fn body(stack: &StackSpec, s: &ContainerSpec) -> Value {
+        let g = container(stack, s, &s.name, &Unsealed::default()).unwrap();
+        serde_json::to_value(g).unwrap()
+    }
+
+    #[test]
+    fn run_settings_are_sent_as_the_podman_cli_sends_its_flags() {
+        let mut s = spec("app");
+        let r = &mut s.run;
+        r.expose.insert(3000, "tcp,udp".into());
+        r.memory = Some(512 << 20);
+        r.memory_reservation = Some(256 << 20);
+        r.cpus_micro = Some(1_500_000);
+        r.cpu_shares = Some(512);
+        r.cpuset = Some("0-1".into());
+        r.pids_limit = Some(100);
+        r.shm_size = Some(64 << 20);
+        r.privileged = true;
+        r.sysctls.insert("net.core.somaxconn".into(), "1024".into());
+        r.ulimits.insert(
+            "nofile".into(),
+            UlimitSpec {
+                soft: 1000,
+                hard: -1,
+            },
+        );
+        r.security_opt = vec![
+            "seccomp=/repo/web/default.json".into(),
+            "label=disable".into(),
+            "no-new-privileges=true".into(),
+            "apparmor=unconfined".into(),
+        ];
+        r.group_add = vec!["wheel".into()];
+        r.init = Some(true);
+        r.tty = true;
+        r.stdin_open = true;
+        r.pid = Some(SharedNamespace::Host);
+        r.ipc = Some(SharedNamespace::Service("db".into()));
+        r.userns = Some("keep-id:uid=1000".into());
+        r.oom_score_adj = Some(500);
+        r.logging = Some(LogSpec {
+            driver: Some("k8s-file".into()),
+            path: None,
+            max_size: Some(10_000_000),
+            options: BTreeMap::from([("tag".into(), "web".into())]),
+        });
+        r.platform = Some("linux/arm64/v8".into());
+        r.dns_search = vec!["lan".into()];
+        r.dns_opt = vec!["ndots:2".into()];
+        r.mac_address = Some("02:42:ac:11:00:02".into());
+        r.annotations.insert("a".into(), "b".into());
+        r.device_cgroup_rules = vec!["c 1:3 mr".into(), "a *:* rwm".into()];
+        r.restart_tries = Some(3);
+        let db = spec("db");
+        let st = stack(vec![s.clone(), db]);
+        let b = body(&st, &s);
+        assert_eq!(b["expose"], json!({"3000": "tcp,udp"}));
+        assert_eq!(
+            b["resource_limits"],
+            json!({
+                "memory": {"limit": 536870912, "reservation": 268435456, "swap": 1073741824},
+                "cpu": {"shares": 512, "quota": 150000, "period": 100000, "cpus": "0-1"},
+                "pids": {"limit": 100},
+            })
+        );
+        assert_eq!(
+            b["r_limits"],
+            json!([{"type": "nofile", "hard": u64::MAX, "soft": 1000}])
+        );
+        assert_eq!(b["shm_size"], json!(67108864));
+        assert_eq!(b["privileged"], json!(true));
+        assert_eq!(b["sysctl"], json!({"net.core.somaxconn": "1024"}));
+        assert_eq!(b["seccomp_profile_path"], json!("/repo/web/default.json"));
+        assert_eq!(b["selinux_opts"], json!(["disable"]));
+        assert_eq!(b["apparmor_profile"], json!("unconfined"));
+        assert_eq!(b["no_new_privileges"], json!(true));
+        assert_eq!(
+            b["annotations"],
+            json!({
+                "a": "b",
+                "io.podman.annotations.apparmor": "unconfined",
+                "io.podman.annotations.label": "disable",
+                "io.podman.annotations.seccomp": "/repo/web/default.json",
+            })
+        );
+        assert_eq!(b["groups"], json!(["wheel"]));
+        assert_eq!(b["init"], json!(true));
+        assert_eq!(b["terminal"], json!(true));
+        assert_eq!(b["stdin"], json!(true));
+        assert_eq!(b["pidns"], json!({"nsmode": "host"}));
+        assert_eq!(
+            b["ipcns"],
+            json!({"nsmode": "container", "value": "web_db_1"})
+        );
+        assert_eq!(
+            b["userns"],
+            json!({"nsmode": "keep-id", "value": "uid=1000"})
+        );
+        assert_eq!(b["oom_score_adj"], json!(500));
+        assert_eq!(
+            b["log_configuration"],
+            json!({"driver": "k8s-file", "size": 10000000, "options": {"tag": "web"}})
+        );
+        assert_eq!(
+            (&b["image_os"], &b["image_arch"], &b["image_variant"]),
+            (&json!("linux"), &json!("arm64"), &json!("v8"))
+        );
+        assert_eq!(b["dns_search"], json!(["lan"]));
+        assert_eq!(b["dns_option"], json!(["ndots:2"]));
+        assert_eq!(
+            b["Networks"]["web_default"]["static_mac"],
+            json!("02:42:ac:11:00:02")
+        );
+        assert_eq!(
+            b["device_cgroup_rule"],
+            json!([
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "mr"},
+                {"allow": true, "type": "a", "access": "rwm"},
+            ])
+        );
+        assert_eq!(b["restart_tries"], json!(3));
+    }
+
+    #[test]
+    fn memory_without_swap_gets_as_much_swap_and_unset_settings_are_not_sent() {
+        let mut s = spec("app");
+        s.run.memory = Some(100);
+        let b = body(&stack(vec![s.clone()]), &s);
+        assert_eq!(
+            b["resource_limits"],
+            json!({"memory": {"limit": 100, "swap": 200}})
+        );
+        s.run.memory_swap = Some(-1);
+        let b = body(&stack(vec![s.clone()]), &s);
+        assert_eq!(b["resource_limits"], json!({"memory": {"limit": 100}}));
+        let plain = spec("app");
+        let b = body(&stack(vec![plain.clone()]), &plain);
+        for key in [
+            "expose",
+            "resource_limits",
+            "r_limits",
+            "privileged",
+            "terminal",
+            "stdin",
+            "pidns",
+            "ipcns",
+            "userns",
+            "log_configuration",
+            "annotations",
+            "sysctl",
+        ] {
+            assert!(b.get(key).is_none(), "{key} sent for a spec without it");
+        }
+    }
+
+    #[test]
+    fn a_namespace_of_a_service_not_in_the_stack_is_an_error() {
+        let mut s = spec("app");
+        s.run.pid = Some(SharedNamespace::Service("gone".into()));
+        let err = container(&stack(vec![s.clone()]), &s, &s.name, &Unsealed::default());
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "service `app`: pid refers to service `gone`, which is not in the stack"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::observed::{Assessment, Observed, RunState, Stale, assess, leftover, orphans};
-use super::spec::{ContainerSpec, ImageRef, NetworkMode, PullPolicy, StackSpec};
+use super::spec::{ContainerSpec, ImageRef, NetworkMode, PullPolicy, SharedNamespace, StackSpec};
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -411,6 +411,17 @@ fn follow_dependencies(spec: &ContainerSpec, replaced: &BTreeSet<&str>) -> Optio
             name: spec.name.clone(),
             reason: format!("shares the network namespace of recreated `{target}`"),
         });
+    }
+    for (what, ns) in [("PID", &spec.run.pid), ("IPC", &spec.run.ipc)] {
+        if let Some(SharedNamespace::Service(target)) = ns
+            && replaced.contains(target.as_str())
+        {
+            return Some(Action::Recreate {
+                service: spec.service.clone(),
+                name: spec.name.clone(),
+                reason: format!("shares the {what} namespace of recreated `{target}`"),
+            });
+        }
     }
     spec.depends_on
         .iter()

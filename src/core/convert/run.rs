@@ -448,6 +448,24 @@ pub(super) fn apply(
             Err(m) => e(cx, m),
         }
     }
+    // Sharing another service's PID or IPC namespace needs its container
+    // first: a dependency, as `network_mode: service:…` is.
+    let shared: Vec<String> = [&spec.run.pid, &spec.run.ipc]
+        .into_iter()
+        .filter_map(|n| match n {
+            Some(SharedNamespace::Service(t)) if names.contains(t.as_str()) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    for target in shared {
+        if !spec.depends_on.iter().any(|d| d.service == target) {
+            spec.depends_on.push(Dependency {
+                service: target,
+                condition: DependencyCondition::ServiceStarted,
+                restart: false,
+            });
+        }
+    }
     for l in &k.links {
         let target = l.split(':').next().unwrap_or_default().trim();
         if !names.contains(target) {
