@@ -414,3 +414,13 @@ fn the_run_keys_are_native() {
     );
     assert_eq!(c.route, Route::Native);
 }
+
+#[test]
+fn the_run_keys_are_listed_as_applied_and_belong_to_the_specification() {
+    use crate::core::compose::run::RUN_KEYS;
+    use crate::core::compose::{SERVICE_KEYS, SPEC_SERVICE_KEYS};
+    for k in RUN_KEYS {
+        assert!(SERVICE_KEYS.contains(k), "{k} missing from SERVICE_KEYS");
+        assert!(SPEC_SERVICE_KEYS.contains(k), "{k} is not a compose key");
+    }
+}
