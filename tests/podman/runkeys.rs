@@ -1,8 +1,9 @@
 //! The run-time service keys applied natively (`magos apply`, the real binary,
 //! the test bed's rootless Podman): each running container has what its key
 //! asks, seen from inside (`/proc`, `/etc/resolv.conf`, `/dev/shm`) and in
-//! `podman container inspect`; applying again changes nothing, and changing
-//! one of these keys recreates the container (the config hash).
+//! `podman container inspect`; applying again changes nothing, `magos drift`
+//! reports a changed key as `config_drift` (the config hash), and applying it
+//! recreates that container only.
 //!
 //! Memory, CPU and process limits are seen only where Podman applies them: a
 //! rootless Podman on cgroups v1 drops them (with a warning), so there the
@@ -11,7 +12,7 @@
 
 use serde_json::Value;
 
-use crate::applycli::{Cleanup, Repo, containers, expect_exit, magos, pinned};
+use crate::applycli::{Cleanup, Repo, containers, drift_json, expect_exit, magos, pinned};
 use crate::support::{self, Testbed, testbed};
 
 fn inspect(tb: &Testbed, name: &str) -> Value {
@@ -171,7 +172,25 @@ services:
     let before = containers(tb, &project);
     expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
     assert_eq!(containers(tb, &project), before);
+    let (_, states) = drift_json(tb, &repo);
+    for service in ["app", "side"] {
+        assert_eq!(
+            states[&(project.clone(), service.to_owned())]["state"],
+            "in_sync",
+            "{service}"
+        );
+    }
     repo.write(tb, "stack/compose.yaml", &yaml(1500));
+    // Drift sees the changed key before it is applied.
+    let (_, states) = drift_json(tb, &repo);
+    assert_eq!(
+        states[&(project.clone(), "side".to_owned())]["state"],
+        "config_drift"
+    );
+    assert_eq!(
+        states[&(project.clone(), "app".to_owned())]["state"],
+        "in_sync"
+    );
     expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
     let after = containers(tb, &project);
     assert_ne!(
