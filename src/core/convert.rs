@@ -3,7 +3,7 @@
 //! compose short and long form read into one shape. Pure: the caller reads the
 //! environment files and hands their content in ([`EnvInputs`]).
 //!
-//! A stack that uses keys Magos does not apply natively (`build`, `deploy`, …), or
+//! A stack that uses keys Magos does not apply natively (`build`, `extends`, …), or
 //! that asks for it with `x-magos: {apply: compose}`, is routed to the compose CLI
 //! ([`Route::ComposeCli`]); its spec is still built, best effort, for drift.
 
