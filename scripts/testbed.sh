@@ -69,7 +69,7 @@ export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 # (skopeo shares containers-common with podman; systemd-container must match systemd).
 # podman-compose pulls python3 3.13 from trixie, so python3-venv and the pip wheel
 # its ensurepip needs come from there too.
-TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns nftables conmon podman-compose
+TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns nftables conmon podman-compose catatonit
     skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl)
 # Packages taken from bookworm (the default release). gcc and libc6-dev: cargo's
 # linker and the C parts of dependencies (ring); iproute2: `ss` (bench-footprint.sh).

@@ -28,6 +28,8 @@ use super::policy::Policy;
 use super::reference::{Digest, ImageRef};
 use super::rewrite::{self, ImageSite};
 
+pub mod run;
+
 /// The service keys Magos applies itself; any other service key is reported as
 /// unsupported (`x-` extensions excepted).
 pub const SERVICE_KEYS: &[&str] = &[
@@ -59,6 +61,39 @@ pub const SERVICE_KEYS: &[&str] = &[
     "tmpfs",
     "secrets",
     "configs",
+    // Run-time keys (`run::RUN_KEYS`).
+    "expose",
+    "deploy",
+    "mem_limit",
+    "mem_reservation",
+    "memswap_limit",
+    "cpus",
+    "cpu_shares",
+    "cpuset",
+    "pids_limit",
+    "shm_size",
+    "privileged",
+    "sysctls",
+    "ulimits",
+    "security_opt",
+    "group_add",
+    "init",
+    "tty",
+    "stdin_open",
+    "pid",
+    "ipc",
+    "userns_mode",
+    "oom_score_adj",
+    "logging",
+    "platform",
+    "pull_policy",
+    "dns_search",
+    "dns_opt",
+    "domainname",
+    "mac_address",
+    "annotations",
+    "device_cgroup_rules",
+    "links",
 ];
 
 /// The top-level keys Magos understands (`version` is obsolete and ignored).
@@ -387,6 +422,8 @@ pub struct Healthcheck {
     pub timeout: Option<String>,
     /// Grace period after start.
     pub start_period: Option<String>,
+    /// Between checks during the start period.
+    pub start_interval: Option<String>,
     /// Failures before unhealthy.
     pub retries: Option<u32>,
     /// Turns an image's check off.
@@ -454,6 +491,9 @@ pub struct Service {
     pub secrets: Vec<FileRef>,
     /// Top-level configs mounted in the container.
     pub configs: Vec<FileRef>,
+    /// The run-time keys (resources, security, namespaces, logging, …).
+    #[serde(flatten)]
+    pub run: run::RunKeys,
     /// Every other key, kept so it can be reported as unsupported.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -462,11 +502,15 @@ pub struct Service {
 impl Service {
     /// The keys Magos does not apply itself, sorted (`x-` extensions excluded).
     pub fn unsupported(&self) -> Vec<String> {
-        self.other
+        let mut keys: Vec<String> = self
+            .other
             .keys()
             .filter(|k| !k.starts_with("x-"))
             .cloned()
-            .collect()
+            .collect();
+        keys.extend(self.run.unsupported());
+        keys.sort();
+        keys
     }
 }
 

@@ -3,7 +3,7 @@
 //! compose short and long form read into one shape. Pure: the caller reads the
 //! environment files and hands their content in ([`EnvInputs`]).
 //!
-//! A stack that uses keys Magos does not apply natively (`build`, `deploy`, …), or
+//! A stack that uses keys Magos does not apply natively (`build`, `extends`, …), or
 //! that asks for it with `x-magos: {apply: compose}`, is routed to the compose CLI
 //! ([`Route::ComposeCli`]); its spec is still built, best effort, for drift.
 
@@ -307,6 +307,19 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
         if let Some(spec) = convert_service(&mut cx, &ls.name, service, &names, &mut used_networks)
         {
             services.push(spec);
+        }
+    }
+    // `links: [db:database]`: `database` is a name of `db` on its networks.
+    let link_aliases = run::link_aliases(loaded);
+    for spec in &mut services {
+        if let Some(extra) = link_aliases.get(&spec.service) {
+            for aliases in spec.networks.values_mut() {
+                for a in extra {
+                    if !aliases.contains(a) {
+                        aliases.push(a.clone());
+                    }
+                }
+            }
         }
     }
     let mut networks = Vec::new();
@@ -625,11 +638,14 @@ fn convert_service(
         Some("always") => Some(RestartPolicy::Always),
         Some("unless-stopped") => Some(RestartPolicy::UnlessStopped),
         Some(r) if r == "on-failure" || r.starts_with("on-failure:") => {
-            if r != "on-failure" {
-                cx.warn(
-                    name,
-                    format!("restart `{r}`: the retry count is not applied"),
-                );
+            if let Some(n) = r.strip_prefix("on-failure:") {
+                match n.trim().parse::<u32>() {
+                    Ok(n) => spec.run.restart_tries = Some(n),
+                    Err(_) => cx.err(
+                        name,
+                        format!("restart `{r}`: the retry count is not a whole number"),
+                    ),
+                }
             }
             Some(RestartPolicy::OnFailure)
         }
@@ -715,6 +731,7 @@ fn convert_service(
             }
         }
     }
+    run::apply(cx, name, s, names, &mut spec);
     seal(cx.input, &mut spec, secret_digests);
     Some(spec)
 }
@@ -860,7 +877,20 @@ fn healthcheck(cx: &mut Ctx<'_>, service: &str, h: &compose::Healthcheck) -> Opt
                 }
             },
             None => {
-                cx.err(service, "healthcheck has no `test`".to_owned());
+                // `healthcheck: {disable: false}` and timings without a `test`:
+                // the image's check stays as it is.
+                if h.interval.is_some()
+                    || h.timeout.is_some()
+                    || h.start_period.is_some()
+                    || h.start_interval.is_some()
+                    || h.retries.is_some()
+                {
+                    cx.warn(
+                        service,
+                        "healthcheck has timings but no `test`; the image's check is kept as it is"
+                            .to_owned(),
+                    );
+                }
                 return None;
             }
         }
@@ -872,6 +902,7 @@ fn healthcheck(cx: &mut Ctx<'_>, service: &str, h: &compose::Healthcheck) -> Opt
         timeout: d("healthcheck timeout", &h.timeout),
         start_period: d("healthcheck start_period", &h.start_period),
         retries: h.retries,
+        start_interval: d("healthcheck start_interval", &h.start_interval),
     })
 }
 
@@ -1146,6 +1177,8 @@ pub fn compose_cli_drift(stack: &StackSpec, observed: &Observed) -> Vec<DriftEnt
     }
     out
 }
+
+mod run;
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::observed::{Assessment, Observed, RunState, Stale, assess, leftover, orphans};
-use super::spec::{ContainerSpec, ImageRef, NetworkMode, StackSpec};
+use super::spec::{ContainerSpec, ImageRef, NetworkMode, PullPolicy, SharedNamespace, StackSpec};
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -386,8 +386,7 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
                 Action::Create { .. } | Action::Recreate { .. } | Action::FinishReplacement { .. }
             ) {
                 replaced.insert(name);
-                if !matches!(action, Action::FinishReplacement { .. })
-                    && !observed.has_image(&spec.image)
+                if !matches!(action, Action::FinishReplacement { .. }) && wants_pull(spec, observed)
                 {
                     let image = pull_reference(&spec.image);
                     if !pulls.contains(&image) {
@@ -412,6 +411,17 @@ fn follow_dependencies(spec: &ContainerSpec, replaced: &BTreeSet<&str>) -> Optio
             name: spec.name.clone(),
             reason: format!("shares the network namespace of recreated `{target}`"),
         });
+    }
+    for (what, ns) in [("PID", &spec.run.pid), ("IPC", &spec.run.ipc)] {
+        if let Some(SharedNamespace::Service(target)) = ns
+            && replaced.contains(target.as_str())
+        {
+            return Some(Action::Recreate {
+                service: spec.service.clone(),
+                name: spec.name.clone(),
+                reason: format!("shares the {what} namespace of recreated `{target}`"),
+            });
+        }
     }
     spec.depends_on
         .iter()
@@ -516,6 +526,18 @@ pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
         ));
     }
     Ok(order)
+}
+
+/// Whether a service's image is pulled before its container is created:
+/// when it is missing (compose's `pull_policy: missing`, the default), always
+/// with `pull_policy: always`, never with `pull_policy: never` (creating the
+/// container then fails if the image is missing, and says so).
+fn wants_pull(spec: &ContainerSpec, observed: &Observed) -> bool {
+    match spec.run.pull_policy {
+        Some(PullPolicy::Always) => true,
+        Some(PullPolicy::Never) => false,
+        None => !observed.has_image(&spec.image),
+    }
 }
 
 #[cfg(test)]

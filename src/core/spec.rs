@@ -198,6 +198,9 @@ pub struct HealthSpec {
     pub start_period: Option<Duration>,
     /// Failures before unhealthy.
     pub retries: Option<u32>,
+    /// Between checks during the start period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<Duration>,
 }
 
 /// The restart policy.
@@ -273,6 +276,161 @@ pub struct ContainerSpec {
     pub stop_grace_period: Option<Duration>,
     /// `read_only:`.
     pub read_only: bool,
+    /// The run-time settings (resources, security, namespaces, logging, …);
+    /// left out of the hash while all unset, so older specs hash as before.
+    #[serde(skip_serializing_if = "RunSpec::is_unset")]
+    pub run: RunSpec,
+}
+
+/// A namespace another service or container may share, or the host's
+/// (`pid:`, `ipc:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", content = "value", rename_all = "snake_case")]
+pub enum SharedNamespace {
+    /// The host's.
+    Host,
+    /// Podman's own mode by name (`private`, `shareable`, `none`).
+    Mode(String),
+    /// Another service's (`service:<name>`).
+    Service(String),
+    /// Another container's (`container:<name>`).
+    Container(String),
+}
+
+/// A resource limit (`ulimits:`); `-1` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UlimitSpec {
+    /// The soft limit.
+    pub soft: i64,
+    /// The hard limit.
+    pub hard: i64,
+}
+
+/// The log driver and its options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogSpec {
+    /// The driver; `None`: Podman's default.
+    pub driver: Option<String>,
+    /// `path` option: the log file (`k8s-file`).
+    pub path: Option<String>,
+    /// `max-size` option, bytes (decimal units, as Podman reads it).
+    pub max_size: Option<i64>,
+    /// The other options (`tag`, `max-file`, …).
+    pub options: BTreeMap<String, String>,
+}
+
+/// When the image is pulled (`pull_policy:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicy {
+    /// Before every create, even when the image is present.
+    Always,
+    /// Never: the image must be present.
+    Never,
+}
+
+/// How a container runs, beyond what it runs: every field empty by default,
+/// and only the set ones enter the config hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunSpec {
+    /// `expose:`: port → protocols (`tcp`, `udp`, `tcp,udp`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub expose: BTreeMap<u16, String>,
+    /// Memory limit, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    /// Memory reservation, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap, bytes; -1: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    /// CPU limit in millionths of a core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus_micro: Option<i64>,
+    /// CPU weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs allowed (`0-3`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    /// Process limit; -1 or 0: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `/dev/shm` size, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<i64>,
+    /// Privileged mode.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// Kernel parameters.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Resource limits by name (`nofile`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, UlimitSpec>,
+    /// Security options as written, a relative seccomp profile made absolute.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// Supplementary groups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    /// `init:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// `tty:`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// `stdin_open:`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_open: bool,
+    /// `pid:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<SharedNamespace>,
+    /// `ipc:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<SharedNamespace>,
+    /// `userns_mode:` (`host`, `keep-id[:…]`, `auto[:…]`, `nomap`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns: Option<String>,
+    /// `oom_score_adj:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// `logging:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging: Option<LogSpec>,
+    /// `platform:` as `os/arch[/variant]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// `pull_policy:` when it is not the default (pull when missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+    /// `dns_search:`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `dns_opt:`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_opt: Vec<String>,
+    /// `mac_address:` on the service's (first) network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// `annotations:`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// `device_cgroup_rules:` (`c 1:3 mr`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    /// Retries of `on-failure` (`restart: on-failure:N`,
+    /// `deploy.restart_policy.max_attempts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_tries: Option<u32>,
+}
+
+impl RunSpec {
+    /// Whether nothing is set (the spec hashes as before these settings existed).
+    pub fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl ContainerSpec {
@@ -306,6 +464,7 @@ impl ContainerSpec {
             stop_signal: None,
             stop_grace_period: None,
             read_only: false,
+            run: RunSpec::default(),
         }
     }
 

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml_ng::Value;
 
-use super::compose::{Loaded, OneOrMany, Volume};
+use super::compose::{Loaded, OneOrMany, Scalar, Volume};
 use super::diag::{Diagnostic, Pos};
 use super::rewrite;
 
@@ -237,15 +237,28 @@ pub fn uses(s: &Subject<'_>) -> Vec<Use> {
                 ask,
             });
         };
-        if svc.other.get("privileged").is_some_and(truthy) {
+        let privileged = svc.run.privileged.as_ref().map(|v| match v {
+            Scalar::Bool(b) => Value::Bool(*b),
+            other => Value::String(other.as_text()),
+        });
+        if privileged.as_ref().is_some_and(truthy) {
             push("privileged", None, Ask::Privileged);
         }
         let mut namespaces: Vec<(&str, String)> = Vec::new();
         if let Some(m) = &svc.network_mode {
             namespaces.push(("network_mode", m.trim().to_owned()));
         }
-        for key in ["net", "pid", "ipc", "userns_mode", "uts", "cgroup"] {
+        for key in ["net", "uts", "cgroup"] {
             if let Some(v) = svc.other.get(key).and_then(Value::as_str) {
+                namespaces.push((key, v.trim().to_owned()));
+            }
+        }
+        for (key, v) in [
+            ("pid", &svc.run.pid),
+            ("ipc", &svc.run.ipc),
+            ("userns_mode", &svc.run.userns_mode),
+        ] {
+            if let Some(v) = v {
                 namespaces.push((key, v.trim().to_owned()));
             }
         }
@@ -257,12 +270,27 @@ pub fn uses(s: &Subject<'_>) -> Vec<Use> {
         for d in &svc.devices {
             push("devices", Some(d), Ask::Device(d.clone()));
         }
-        for key in ["device_cgroup_rules", "gpus"] {
-            match svc.other.get(key) {
-                None | Some(Value::Null) => {}
-                Some(Value::Sequence(v)) if v.is_empty() => {}
-                Some(v) => push(key, None, Ask::Device(scalar_text(v))),
-            }
+        for r in &svc.run.device_cgroup_rules {
+            push("device_cgroup_rules", Some(r), Ask::Device(r.clone()));
+        }
+        let gpus = svc
+            .run
+            .deploy
+            .iter()
+            .filter_map(|d| d.resources.as_ref())
+            .filter_map(|r| r.reservations.as_ref())
+            .flat_map(|r| &r.devices);
+        for d in gpus {
+            push(
+                "deploy",
+                Some("devices"),
+                Ask::Device(format!("GPUs ({})", d.capabilities.join(", "))),
+            );
+        }
+        match svc.other.get("gpus") {
+            None | Some(Value::Null) => {}
+            Some(Value::Sequence(v)) if v.is_empty() => {}
+            Some(v) => push("gpus", None, Ask::Device(scalar_text(v))),
         }
         for v in &svc.volumes {
             let source = match v {

@@ -864,6 +864,188 @@ pub struct SpecGenerator {
     /// Options of the network mode, e.g. `{"pasta": ["-T", "8080"]}`.
     #[serde(rename = "network_options", skip_serializing_if = "BTreeMap::is_empty")]
     pub network_options: BTreeMap<String, Vec<String>>,
+    // -- run-time settings (compose `expose`, resources, security, namespaces,
+    // logging, …)
+    /// Ports exposed without publishing: port → `tcp`, `udp`, `tcp,udp`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub expose: BTreeMap<u16, String>,
+    /// Memory, CPU and process limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_limits: Option<LinuxResources>,
+    /// Resource limits (`ulimit`); `type` without the `RLIMIT_` prefix.
+    #[serde(rename = "r_limits", skip_serializing_if = "Vec::is_empty")]
+    pub r_limits: Vec<Rlimit>,
+    /// `/dev/shm` size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<i64>,
+    /// Privileged mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    /// Kernel parameters.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: StringMap,
+    /// Supplementary groups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// SELinux options (`disable`, `type:…`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub selinux_opts: Vec<String>,
+    /// Nested SELinux labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_nested: Option<bool>,
+    /// The AppArmor profile.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub apparmor_profile: String,
+    /// A seccomp profile file, or `unconfined`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub seccomp_profile_path: String,
+    /// The no-new-privileges flag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_new_privileges: Option<bool>,
+    /// Paths masked in the container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mask: Vec<String>,
+    /// Paths unmasked (`ALL`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmask: Vec<String>,
+    /// Options of the `/proc` mount.
+    #[serde(rename = "procfs_opts", skip_serializing_if = "Vec::is_empty")]
+    pub procfs_opts: Vec<String>,
+    /// A terminal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<bool>,
+    /// Standard input kept open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<bool>,
+    /// The PID namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pidns: Option<Namespace>,
+    /// The IPC namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipcns: Option<Namespace>,
+    /// The user namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns: Option<Namespace>,
+    /// The OOM score adjustment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// The log driver and options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<LogConfig>,
+    /// The image's platform: OS.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub image_os: String,
+    /// The image's platform: architecture.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub image_arch: String,
+    /// The image's platform: variant.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub image_variant: String,
+    /// OCI annotations.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: StringMap,
+    /// Device cgroup rules.
+    #[serde(rename = "device_cgroup_rule", skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rule: Vec<DeviceCgroupRule>,
+}
+
+/// `specs.LinuxResources`, the parts Magos sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LinuxResources {
+    /// Memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<LinuxMemory>,
+    /// CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<LinuxCpu>,
+    /// Processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids: Option<LinuxPids>,
+}
+
+/// `specs.LinuxMemory` (bytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LinuxMemory {
+    /// The limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// The soft limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<i64>,
+    /// Memory plus swap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap: Option<i64>,
+}
+
+/// `specs.LinuxCPU`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LinuxCpu {
+    /// Relative weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<u64>,
+    /// CFS quota, microseconds per period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<i64>,
+    /// CFS period, microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+    /// CPUs allowed (`0-3`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cpus: String,
+}
+
+/// `specs.LinuxPids`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LinuxPids {
+    /// The limit (0 or -1: none).
+    pub limit: i64,
+}
+
+/// `specs.POSIXRlimit`; libpod takes the name without `RLIMIT_` (`nofile`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Rlimit {
+    /// `nofile`, `nproc`, ….
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The hard limit.
+    pub hard: u64,
+    /// The soft limit.
+    pub soft: u64,
+}
+
+/// `specgen.LogConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LogConfig {
+    /// The driver (empty: the configured default).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub driver: String,
+    /// The log file.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// The largest log file, bytes.
+    #[serde(skip_serializing_if = "is_zero_i")]
+    pub size: i64,
+    /// Driver options.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: StringMap,
+}
+
+/// `specs.LinuxDeviceCgroup`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeviceCgroupRule {
+    /// Allow (always true from compose).
+    pub allow: bool,
+    /// `a`, `b` or `c`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The major number; `None`: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub major: Option<i64>,
+    /// The minor number; `None`: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minor: Option<i64>,
+    /// `r`, `w`, `m`.
+    pub access: String,
 }
 
 /// `specgen.Namespace`.
@@ -888,6 +1070,9 @@ pub struct PerNetworkOptions {
     /// The interface name in the container; empty lets Podman choose.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub interface_name: String,
+    /// A fixed MAC address.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub static_mac: String,
 }
 
 /// `specgen.NamedVolume` (Go field names, no tags).

@@ -72,6 +72,7 @@ fn stack(
         timeout: Some(Duration::from_secs(5)),
         start_period: None,
         retries: Some(3),
+        start_interval: None,
     });
     web.stop_signal = Some("SIGKILL".into());
     let mut front = ContainerSpec::new(project, "front", httpd);

@@ -64,15 +64,20 @@ const GATE: &str = "MAGOS_CONFORMANCE";
 /// that makes one of them worse fails the test; one that makes another stack
 /// native adds it here.
 const RATCHET: &[(&str, usize)] = &[
+    ("awesome-gitea-postgres", 56),
     ("awesome-postgresql-pgadmin", 56),
     ("awesome-prometheus-grafana", 56),
+    ("awesome-wireguard", 28),
     ("podman-compose-deps", 84),
     ("podman-compose-env-tests", 55),
     ("podman-compose-interpolation", 55),
+    ("podman-compose-ipc", 56),
     ("podman-compose-nethost", 28),
     ("podman-compose-network", 54),
     ("podman-compose-network-interface-name", 28),
+    ("podman-compose-pid", 28),
     ("podman-compose-ports", 56),
+    ("podman-compose-seccomp", 27),
     ("podman-compose-selinux", 56),
     ("podman-compose-two-nets", 27),
     ("podman-compose-uidmaps", 28),

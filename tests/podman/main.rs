@@ -22,6 +22,7 @@ mod init;
 mod pinning;
 mod pull_progress;
 mod registry;
+mod runkeys;
 mod runtime;
 mod secrets_apply;
 mod sops_real;

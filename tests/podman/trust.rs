@@ -76,8 +76,7 @@ services:
         ),
     )
     .unwrap();
-    // `privileged` is not applied natively: this stack goes to the compose CLI,
-    // and is held to the same rules.
+    // `privileged` is applied natively and held to the rule like any stack.
     repo.write(
         tb,
         "priv/compose.yaml",

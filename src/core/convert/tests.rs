@@ -340,7 +340,7 @@ fn unsupported_keys_route_to_the_compose_cli() {
     assert_eq!(
         c.route,
         Route::ComposeCli {
-            keys: vec!["build".into(), "deploy".into()],
+            keys: vec!["build".into(), "deploy.replicas".into()],
             explicit: false
         }
     );
@@ -360,12 +360,12 @@ fn unsupported_keys_route_to_the_compose_cli() {
         }
     );
     let c = conv(
-        "x-magos: {apply: native}\nservices:\n  app: {image: nginx:1, init: true}\n",
+        "x-magos: {apply: native}\nservices:\n  app: {image: nginx:1, cgroup_parent: /x}\n",
         &EnvInputs::default(),
     );
     assert!(c.has_errors());
     assert!(
-        c.diagnostics[0].message.contains("init"),
+        c.diagnostics[0].message.contains("cgroup_parent"),
         "{:?}",
         c.diagnostics
     );

@@ -698,3 +698,62 @@ fn observed_leftover_is_none(o: &Observed) -> bool {
     let st = web();
     o.leftover_replacement(&st, &st.services[1]).is_none()
 }
+
+#[test]
+fn pull_policy_always_pulls_a_present_image_and_never_pulls_none() {
+    use crate::core::spec::PullPolicy;
+    let before = [web()];
+    let o = converged(&before);
+    let pulls = |after: StackSpec, o: &Observed| -> Vec<String> {
+        plan(&[after], o, PlanOptions::default()).stacks[0]
+            .actions
+            .iter()
+            .map(ToString::to_string)
+            .filter(|a| a.starts_with("pull"))
+            .collect()
+    };
+    // A changed definition with the image present: no pull by default…
+    let mut after = web();
+    after.services[1].environment.insert("X".into(), "1".into());
+    assert!(pulls(after.clone(), &o).is_empty());
+    // …one with `always`.
+    after.services[1].run.pull_policy = Some(PullPolicy::Always);
+    assert_eq!(
+        pulls(after, &o),
+        [format!("pull 127.0.0.1:5000/db:1@{}", digest('b'))]
+    );
+    // `never`: a missing image is not pulled (the create says it is missing).
+    let mut fresh = web();
+    fresh.services[1].run.pull_policy = Some(PullPolicy::Never);
+    let only_app = pulls(fresh, &Observed::default());
+    assert_eq!(
+        only_app,
+        [format!("pull 127.0.0.1:5000/app:1@{}", digest('a'))]
+    );
+}
+
+#[test]
+fn a_service_sharing_a_pid_or_ipc_namespace_is_recreated_with_its_owner() {
+    use crate::core::spec::SharedNamespace;
+    let mut pid = svc("web", "pidside", 'p');
+    pid.run.pid = Some(SharedNamespace::Service("db".into()));
+    let mut ipc = svc("web", "ipcside", 'i');
+    ipc.run.ipc = Some(SharedNamespace::Service("db".into()));
+    let before = [stack("web", vec![svc("web", "db", 'b'), pid, ipc])];
+    let o = converged(&before);
+    let mut after = before[0].clone();
+    after.services[0].environment.insert("X".into(), "1".into());
+    let actions: Vec<String> = plan(&[after], &o, PlanOptions::default()).stacks[0]
+        .actions
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "recreate web_db_1 (definition changed)",
+            "recreate web_pidside_1 (shares the PID namespace of recreated `db`)",
+            "recreate web_ipcside_1 (shares the IPC namespace of recreated `db`)",
+        ]
+    );
+}

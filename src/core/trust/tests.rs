@@ -147,6 +147,14 @@ fn devices_are_refused() {
     );
     let gpus = "services:\n  app:\n    image: busybox\n    gpus: all\n    device_cgroup_rules: ['c 1:3 mr']\n";
     assert_eq!(refused(gpus, &allow, &[]).len(), 2);
+    let deploy = "services:\n  app:\n    image: busybox\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: 1, capabilities: [gpu]}\n";
+    let out = refused(deploy, &allow, &[]);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(
+        out[0].contains("services.app.deploy: `GPUs (gpu)` gives a host device"),
+        "{out:?}"
+    );
+    assert!(refused(deploy, &Allow::default(), &[]).is_empty());
 }
 
 #[test]
