@@ -2,8 +2,6 @@
 //! stack's networks and volumes become create requests, all carrying the compose
 //! and Magos labels.
 
-use std::collections::BTreeMap;
-
 use crate::core::interpolate::{self, Vars};
 use crate::core::plan::pull_reference;
 use crate::core::spec::{
@@ -12,8 +10,9 @@ use crate::core::spec::{
 };
 use crate::podman::signal;
 use crate::podman::wire::{
-    Device, HealthConfig, Mount, NamedVolume, Namespace, NetworkCreate, PerNetworkOptions,
-    PortMapping, SpecGenerator, VolumeCreate,
+    Device, HealthConfig, IdMap, IdMappingOptions, LeaseRange, Mount, NamedVolume, Namespace,
+    NetworkCreate, PerNetworkOptions, PortMapping, Route, SecretMount, SpecGenerator, Subnet,
+    VolumeCreate,
 };
 
 use super::sealed::Unsealed;
@@ -117,11 +116,14 @@ pub fn container(
                     if !aliases.contains(&spec.service) {
                         aliases.insert(0, spec.service.clone());
                     }
+                    let fixed = spec.network_settings.get(net).cloned().unwrap_or_default();
                     (
                         net.clone(),
                         PerNetworkOptions {
                             aliases,
-                            ..PerNetworkOptions::default()
+                            static_ips: fixed.static_ips,
+                            static_mac: fixed.mac.unwrap_or_default(),
+                            interface_name: fixed.interface_name.unwrap_or_default(),
                         },
                     )
                 })
@@ -169,20 +171,23 @@ pub fn container(
                 name,
                 target,
                 read_only,
+                options,
+                subpath,
             } => g.volumes.push(NamedVolume {
                 name: name.clone(),
                 dest: target.clone(),
-                options: if *read_only {
-                    vec!["ro".to_owned()]
-                } else {
-                    Vec::new()
-                },
-                ..NamedVolume::default()
+                options: read_only
+                    .then(|| "ro".to_owned())
+                    .into_iter()
+                    .chain(options.iter().cloned())
+                    .collect(),
+                sub_path: subpath.clone().unwrap_or_default(),
             }),
             MountSpec::Bind {
                 source,
                 target,
                 options,
+                ..
             } => g.mounts.push(Mount {
                 destination: target.clone(),
                 kind: "bind".to_owned(),
@@ -197,11 +202,58 @@ pub fn container(
             }),
         }
     }
+    podman_extras(spec, &mut g);
     unseal(&mut g, &secrets.vars).map_err(|message| GenerateError::Sealed {
         service: spec.service.clone(),
         message,
     })?;
     Ok(g)
+}
+
+/// Podman secrets, `x-podman.uidmaps`/`gidmaps` (a private user namespace with
+/// those mappings, as `podman create --uidmap` makes it) and `x-podman.no_hosts`.
+fn podman_extras(spec: &ContainerSpec, g: &mut SpecGenerator) {
+    g.secrets = spec
+        .podman_secrets
+        .iter()
+        .map(|s| SecretMount {
+            source: s.source.clone(),
+            target: s.target.clone(),
+        })
+        .collect();
+    if !spec.uidmaps.is_empty() || !spec.gidmaps.is_empty() {
+        let maps = |l: &[String]| -> Vec<IdMap> {
+            l.iter()
+                .filter_map(|m| {
+                    let mut p = m
+                        .split(':')
+                        .map(|n| n.trim_start_matches(['@', '+', 'u', 'g']).parse::<u32>());
+                    Some(IdMap {
+                        container_id: p.next()?.ok()?,
+                        host_id: p.next()?.ok()?,
+                        size: p.next()?.ok()?,
+                    })
+                })
+                .collect()
+        };
+        let uid_map = maps(&spec.uidmaps);
+        let gid_map = maps(&spec.gidmaps);
+        // One list given: Podman uses it for both, as the CLI does.
+        let (uid_map, gid_map) = match (uid_map.is_empty(), gid_map.is_empty()) {
+            (true, false) => (gid_map.clone(), gid_map),
+            (false, true) => (uid_map.clone(), uid_map),
+            _ => (uid_map, gid_map),
+        };
+        g.id_mappings = Some(IdMappingOptions {
+            uid_map,
+            gid_map,
+            ..IdMappingOptions::default()
+        });
+        g.userns = Some(ns("private", ""));
+    }
+    if spec.no_hosts {
+        g.use_image_hosts = Some(true);
+    }
 }
 
 /// Puts decrypted `.env` values in place of sealed placeholders, in the string
@@ -269,7 +321,75 @@ pub fn network(stack: &StackSpec, net: &NetworkSpec) -> NetworkCreate {
     n.labels = net.labels.clone();
     n.labels
         .extend(stack_labels(&stack.project, &stack.instance));
+    n.ipv6_enabled = net.ipv6;
+    n.options = net.options.clone();
+    n.dns_enabled = !net.disable_dns;
+    n.network_dns_servers = net.dns.clone();
+    if let Some(d) = &net.ipam_driver {
+        n.ipam_options.insert("driver".to_owned(), d.clone());
+    }
+    n.subnets = net
+        .subnets
+        .iter()
+        .map(|s| Subnet {
+            subnet: s.subnet.clone(),
+            gateway: s.gateway.clone().unwrap_or_default(),
+            lease_range: s.ip_range.as_deref().map(lease_range),
+        })
+        .collect();
+    n.routes = net
+        .routes
+        .iter()
+        .map(|r| {
+            let mut p = r.split(',');
+            Route {
+                destination: p.next().unwrap_or_default().to_owned(),
+                gateway: p.next().unwrap_or_default().to_owned(),
+                metric: p.next().and_then(|m| m.trim().parse().ok()),
+            }
+        })
+        .collect();
     n
+}
+
+/// compose's `ip_range` (a CIDR, or `first-last` as Podman also takes it) as
+/// the lease range Podman's API takes: a CIDR becomes its first and last
+/// address, as `podman network create --ip-range` computes them.
+pub fn lease_range(range: &str) -> LeaseRange {
+    if let Some((a, b)) = range.split_once('-') {
+        return LeaseRange {
+            start_ip: a.trim().to_owned(),
+            end_ip: b.trim().to_owned(),
+        };
+    }
+    let (addr, bits) = range.split_once('/').unwrap_or((range, ""));
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => {
+            let bits: u32 = bits.parse().unwrap_or(32).min(32);
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let first = u32::from(a) & mask;
+            let last = first | !mask;
+            LeaseRange {
+                start_ip: std::net::Ipv4Addr::from(first).to_string(),
+                end_ip: std::net::Ipv4Addr::from(last).to_string(),
+            }
+        }
+        Ok(std::net::IpAddr::V6(a)) => {
+            let bits: u32 = bits.parse().unwrap_or(128).min(128);
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let first = u128::from(a) & mask;
+            let last = first | !mask;
+            LeaseRange {
+                start_ip: std::net::Ipv6Addr::from(first).to_string(),
+                end_ip: std::net::Ipv6Addr::from(last).to_string(),
+            }
+        }
+        // Podman says what is wrong with it.
+        Err(_) => LeaseRange {
+            start_ip: range.to_owned(),
+            end_ip: String::new(),
+        },
+    }
 }
 
 /// The create request for a stack's named volume.
@@ -280,6 +400,6 @@ pub fn volume(stack: &StackSpec, vol: &VolumeSpec) -> VolumeCreate {
         name: vol.name.clone(),
         driver: vol.driver.clone().unwrap_or_default(),
         labels,
-        options: BTreeMap::new(),
+        options: vol.options.clone(),
     }
 }

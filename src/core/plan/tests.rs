@@ -34,12 +34,14 @@ fn stack(project: &str, services: Vec<ContainerSpec>) -> StackSpec {
             driver: None,
             internal: false,
             labels: BTreeMap::new(),
+            ..NetworkSpec::default()
         }],
         volumes: vec![VolumeSpec {
             name: scoped_name(project, "data"),
             external: false,
             driver: None,
             labels: BTreeMap::new(),
+            options: BTreeMap::new(),
         }],
         services,
     }
