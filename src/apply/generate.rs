@@ -353,8 +353,9 @@ pub fn network(stack: &StackSpec, net: &NetworkSpec) -> NetworkCreate {
 }
 
 /// compose's `ip_range` (a CIDR, or `first-last` as Podman also takes it) as
-/// the lease range Podman's API takes: a CIDR becomes its first and last
-/// address, as `podman network create --ip-range` computes them.
+/// the lease range Podman's API takes: a CIDR `10.0.0.64/26` becomes
+/// `10.0.0.65`–`10.0.0.127`, as `podman network create --ip-range` computes it
+/// (the range's first address is skipped, its last kept).
 pub fn lease_range(range: &str) -> LeaseRange {
     if let Some((a, b)) = range.split_once('-') {
         return LeaseRange {
@@ -370,7 +371,7 @@ pub fn lease_range(range: &str) -> LeaseRange {
             let first = u32::from(a) & mask;
             let last = first | !mask;
             LeaseRange {
-                start_ip: std::net::Ipv4Addr::from(first).to_string(),
+                start_ip: std::net::Ipv4Addr::from(first.saturating_add(1).min(last)).to_string(),
                 end_ip: std::net::Ipv4Addr::from(last).to_string(),
             }
         }
@@ -380,7 +381,7 @@ pub fn lease_range(range: &str) -> LeaseRange {
             let first = u128::from(a) & mask;
             let last = first | !mask;
             LeaseRange {
-                start_ip: std::net::Ipv6Addr::from(first).to_string(),
+                start_ip: std::net::Ipv6Addr::from(first.saturating_add(1).min(last)).to_string(),
                 end_ip: std::net::Ipv6Addr::from(last).to_string(),
             }
         }
@@ -401,5 +402,135 @@ pub fn volume(stack: &StackSpec, vol: &VolumeSpec) -> VolumeCreate {
         driver: vol.driver.clone().unwrap_or_default(),
         labels,
         options: vol.options.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::spec::{AttachSpec, ImageRef, PodmanSecretSpec, SubnetSpec};
+
+    fn stack() -> StackSpec {
+        StackSpec {
+            project: "web".into(),
+            instance: "default".into(),
+            working_dir: "/repo/web".into(),
+            config_files: vec!["compose.yaml".into()],
+            networks: vec![],
+            volumes: vec![],
+            services: vec![],
+        }
+    }
+
+    #[test]
+    fn ip_ranges_become_lease_ranges_as_the_cli_computes_them() {
+        let r = lease_range("10.123.0.64/26");
+        assert_eq!((r.start_ip.as_str(), r.end_ip.as_str()), ("10.123.0.65", "10.123.0.127"));
+        let r = lease_range("10.123.0.0/25");
+        assert_eq!((r.start_ip.as_str(), r.end_ip.as_str()), ("10.123.0.1", "10.123.0.127"));
+        let r = lease_range("10.0.0.5-10.0.0.9");
+        assert_eq!((r.start_ip.as_str(), r.end_ip.as_str()), ("10.0.0.5", "10.0.0.9"));
+        let r = lease_range("fd00::/120");
+        assert_eq!((r.start_ip.as_str(), r.end_ip.as_str()), ("fd00::1", "fd00::ff"));
+    }
+
+    #[test]
+    fn a_network_request_carries_ipam_options_and_extensions() {
+        let net = NetworkSpec {
+            name: "web_front".into(),
+            internal: true,
+            ipv6: true,
+            options: [("mtu".to_owned(), "1400".to_owned())].into(),
+            ipam_driver: Some("host-local".into()),
+            subnets: vec![SubnetSpec {
+                subnet: "172.19.1.0/24".into(),
+                gateway: Some("172.19.1.1".into()),
+                ip_range: Some("172.19.1.64/26".into()),
+            }],
+            disable_dns: true,
+            routes: vec!["10.2.3.0/24,172.19.1.1,5".into()],
+            ..NetworkSpec::default()
+        };
+        let body = serde_json::to_value(network(&stack(), &net)).unwrap();
+        assert_eq!(body["internal"], true);
+        assert_eq!(body["ipv6_enabled"], true);
+        assert_eq!(body["dns_enabled"], false);
+        assert_eq!(body["options"]["mtu"], "1400");
+        assert_eq!(body["ipam_options"]["driver"], "host-local");
+        assert_eq!(
+            body["subnets"][0],
+            serde_json::json!({"subnet": "172.19.1.0/24", "gateway": "172.19.1.1",
+                "lease_range": {"start_ip": "172.19.1.65", "end_ip": "172.19.1.127"}})
+        );
+        assert_eq!(
+            body["routes"][0],
+            serde_json::json!({"destination": "10.2.3.0/24", "gateway": "172.19.1.1", "metric": 5})
+        );
+        // A plain network's request is as before.
+        let plain = serde_json::to_value(network(&stack(), &NetworkSpec::default())).unwrap();
+        for key in ["subnets", "options", "ipam_options", "routes", "network_dns_servers"] {
+            assert!(plain.get(key).is_none(), "{key}: {plain}");
+        }
+        assert_eq!(plain["dns_enabled"], true);
+    }
+
+    #[test]
+    fn a_container_request_carries_mount_network_secret_and_idmap_settings() {
+        let mut spec = ContainerSpec::new(
+            "web",
+            "app",
+            ImageRef {
+                reference: "nginx:1".into(),
+                qualified: "docker.io/library/nginx:1".into(),
+                digest: None,
+            },
+        );
+        spec.mounts.push(MountSpec::Volume {
+            name: "web_db".into(),
+            target: "/data".into(),
+            read_only: true,
+            options: vec!["Z".into(), "nocopy".into()],
+            subpath: Some("sub".into()),
+        });
+        spec.networks.insert("web_front".into(), vec![]);
+        spec.network_settings.insert(
+            "web_front".into(),
+            AttachSpec {
+                static_ips: vec!["172.19.1.10".into()],
+                mac: Some("02:00:00:00:00:01".into()),
+                interface_name: Some("eth7".into()),
+            },
+        );
+        spec.podman_secrets.push(PodmanSecretSpec {
+            source: "web_token".into(),
+            target: "token".into(),
+            from_env: Some("APP_TOKEN".into()),
+        });
+        spec.uidmaps = vec!["0:1:1".into(), "999:0:1".into()];
+        spec.no_hosts = true;
+        let g = container(&stack(), &spec, "web_app_1", &Unsealed::default()).unwrap();
+        let body = serde_json::to_value(&g).unwrap();
+        assert_eq!(
+            body["volumes"][0],
+            serde_json::json!({"Name": "web_db", "Dest": "/data", "Options": ["ro", "Z", "nocopy"], "SubPath": "sub"})
+        );
+        assert_eq!(
+            body["Networks"]["web_front"],
+            serde_json::json!({"aliases": ["app"], "static_ips": ["172.19.1.10"],
+                "interface_name": "eth7", "static_mac": "02:00:00:00:00:01"})
+        );
+        assert_eq!(
+            body["secrets"],
+            serde_json::json!([{"Source": "web_token", "Target": "token"}])
+        );
+        // One list given: it maps both, as `podman create --uidmap` alone does.
+        let maps = serde_json::json!([{"container_id": 0, "host_id": 1, "size": 1},
+            {"container_id": 999, "host_id": 0, "size": 1}]);
+        assert_eq!(body["idmappings"]["UIDMap"], maps);
+        assert_eq!(body["idmappings"]["GIDMap"], maps);
+        assert_eq!(body["userns"]["nsmode"], "private");
+        assert_eq!(body["use_image_hosts"], true);
+        // The environment variable's name is not sent; its value never is.
+        assert!(!body.to_string().contains("APP_TOKEN"));
     }
 }

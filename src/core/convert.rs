@@ -1392,7 +1392,9 @@ fn bind_source(input: &ConvertInput<'_>, source: &str) -> Result<String, String>
 /// created, as compose creates it).
 fn inside(dir: &str, path: &str) -> bool {
     let dir = dir.trim_end_matches('/');
-    path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+    // `resolve` keeps a leading `..` (`/repo/web/../x`): that is outside.
+    let climbs = path.split('/').any(|c| c == "..");
+    !climbs && (path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/')))
 }
 
 /// One mount in any compose form, with the volume an anonymous mount needs.
@@ -1700,3 +1702,6 @@ pub fn compose_cli_drift(stack: &StackSpec, observed: &Observed) -> Vec<DriftEnt
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod storage_tests;
