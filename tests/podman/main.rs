@@ -25,6 +25,7 @@ mod registry;
 mod runtime;
 mod secrets_apply;
 mod sops_real;
+mod storage;
 mod testbed;
 mod trust;
 mod watchdog;
