@@ -367,7 +367,11 @@ pub fn lease_range(range: &str) -> LeaseRange {
     match addr.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(a)) => {
             let bits: u32 = bits.parse().unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             let first = u32::from(a) & mask;
             let last = first | !mask;
             LeaseRange {
@@ -377,7 +381,11 @@ pub fn lease_range(range: &str) -> LeaseRange {
         }
         Ok(std::net::IpAddr::V6(a)) => {
             let bits: u32 = bits.parse().unwrap_or(128).min(128);
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             let first = u128::from(a) & mask;
             let last = first | !mask;
             LeaseRange {
@@ -425,13 +433,25 @@ mod tests {
     #[test]
     fn ip_ranges_become_lease_ranges_as_the_cli_computes_them() {
         let r = lease_range("10.123.0.64/26");
-        assert_eq!((r.start_ip.as_str(), r.end_ip.as_str()), ("10.123.0.65", "10.123.0.127"));
+        assert_eq!(
+            (r.start_ip.as_str(), r.end_ip.as_str()),
+            ("10.123.0.65", "10.123.0.127")
+        );
         let r = lease_range("10.123.0.0/25");
-        assert_eq!((r.start_ip.as_str(), r.end_ip.as_str()), ("10.123.0.1", "10.123.0.127"));
+        assert_eq!(
+            (r.start_ip.as_str(), r.end_ip.as_str()),
+            ("10.123.0.1", "10.123.0.127")
+        );
         let r = lease_range("10.0.0.5-10.0.0.9");
-        assert_eq!((r.start_ip.as_str(), r.end_ip.as_str()), ("10.0.0.5", "10.0.0.9"));
+        assert_eq!(
+            (r.start_ip.as_str(), r.end_ip.as_str()),
+            ("10.0.0.5", "10.0.0.9")
+        );
         let r = lease_range("fd00::/120");
-        assert_eq!((r.start_ip.as_str(), r.end_ip.as_str()), ("fd00::1", "fd00::ff"));
+        assert_eq!(
+            (r.start_ip.as_str(), r.end_ip.as_str()),
+            ("fd00::1", "fd00::ff")
+        );
     }
 
     #[test]
@@ -468,7 +488,13 @@ mod tests {
         );
         // A plain network's request is as before.
         let plain = serde_json::to_value(network(&stack(), &NetworkSpec::default())).unwrap();
-        for key in ["subnets", "options", "ipam_options", "routes", "network_dns_servers"] {
+        for key in [
+            "subnets",
+            "options",
+            "ipam_options",
+            "routes",
+            "network_dns_servers",
+        ] {
             assert!(plain.get(key).is_none(), "{key}: {plain}");
         }
         assert_eq!(plain["dns_enabled"], true);

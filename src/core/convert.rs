@@ -125,6 +125,10 @@ pub fn cli_keys(loaded: &Loaded) -> Vec<String> {
     for s in &loaded.services {
         if let Some(service) = &s.service {
             keys.extend(service.unsupported());
+            // A container from a root file system, without an image to pin.
+            if service.other.contains_key("x-podman.rootfs") {
+                keys.insert("x-podman.rootfs".to_owned());
+            }
         }
     }
     // Options of top-level objects Magos does not apply (`driver_opts`, `ipam`,
@@ -775,15 +779,15 @@ fn convert_service(
 /// podman-compose's service extensions (docs/Extensions.md of
 /// containers/podman-compose): `x-podman.uidmaps`, `x-podman.gidmaps` and
 /// `x-podman.no_hosts` are applied; `x-podman.rootfs` (a container without an
-/// image) and `x-podman.passwd` are reported, never dropped silently.
+/// image) routes the stack to the compose CLI; `x-podman.passwd` and any other
+/// is reported, never dropped silently.
 fn service_x_podman(cx: &mut Ctx<'_>, name: &str, s: &Service, spec: &mut ContainerSpec) {
     for (k, v) in s.other.iter().filter(|(k, _)| k.starts_with("x-podman")) {
         let list = || -> Option<Vec<String>> {
             match v {
-                serde_yaml_ng::Value::Sequence(l) => l
-                    .iter()
-                    .map(|e| e.as_str().map(str::to_owned))
-                    .collect(),
+                serde_yaml_ng::Value::Sequence(l) => {
+                    l.iter().map(|e| e.as_str().map(str::to_owned)).collect()
+                }
                 serde_yaml_ng::Value::String(one) => Some(vec![one.clone()]),
                 _ => None,
             }
@@ -810,10 +814,8 @@ fn service_x_podman(cx: &mut Ctx<'_>, name: &str, s: &Service, spec: &mut Contai
                 name,
                 "`x-podman:` under a service is podman-compose's old form; write `x-podman.uidmaps` and `x-podman.gidmaps`".to_owned(),
             ),
-            "x-podman.rootfs" => cx.err(
-                name,
-                "`x-podman.rootfs` is not applied by Magos: it runs containers from images it can pin".to_owned(),
-            ),
+            // Routes the stack to the compose CLI (see `cli_keys`).
+            "x-podman.rootfs" => {}
             other => cx.warn(name, format!("`{other}` is not applied by Magos")),
         }
     }
@@ -952,13 +954,13 @@ fn network_spec(cx: &mut Ctx<'_>, key: &str, name: String, def: &TopObject) -> N
     if let Some(ipam) = &def.ipam {
         spec.ipam_driver = ipam.driver.clone().filter(|d| d != "default");
         if !ipam.options.is_empty() {
-            cx.top_err(format!(
+            cx.top_warn(format!(
                 "network `{key}`: `ipam.options` is not applied by Magos (Podman takes no IPAM driver options)"
             ));
         }
         for c in &ipam.config {
             if !c.aux_addresses.is_empty() {
-                cx.top_err(format!(
+                cx.top_warn(format!(
                     "network `{key}`: `ipam.config.aux_addresses` is not applied by Magos (Podman cannot reserve addresses); leave them out of `ip_range`"
                 ));
             }
@@ -985,24 +987,23 @@ fn network_spec(cx: &mut Ctx<'_>, key: &str, name: String, def: &TopObject) -> N
             },
             "x-podman.dns" | "x-podman.routes" => {
                 let list: Option<Vec<String>> = match v {
-                    serde_yaml_ng::Value::Sequence(s) => s
-                        .iter()
-                        .map(|e| e.as_str().map(str::to_owned))
-                        .collect(),
+                    serde_yaml_ng::Value::Sequence(s) => {
+                        s.iter().map(|e| e.as_str().map(str::to_owned)).collect()
+                    }
                     serde_yaml_ng::Value::String(s) => Some(vec![s.clone()]),
                     _ => None,
                 };
                 match (list, k.as_str()) {
                     (Some(l), "x-podman.dns") => spec.dns = l,
                     (Some(l), _) => spec.routes = l,
-                    (None, _) => cx.top_err(format!(
-                        "network `{key}`: `{k}` must be a list of strings"
-                    )),
+                    (None, _) => {
+                        cx.top_err(format!("network `{key}`: `{k}` must be a list of strings"))
+                    }
                 }
             }
-            k if k.starts_with("x-podman") => cx.top_warn(format!(
-                "network `{key}`: `{k}` is not applied by Magos"
-            )),
+            k if k.starts_with("x-podman") => {
+                cx.top_warn(format!("network `{key}`: `{k}` is not applied by Magos"))
+            }
             _ => {}
         }
     }
@@ -1378,7 +1379,10 @@ fn bind_source(input: &ConvertInput<'_>, source: &str) -> Result<String, String>
         let home = input.home.ok_or_else(|| {
             format!("`{source}`: the home folder of the user Magos runs as is not known (set HOME)")
         })?;
-        return Ok(resolve(home, source.trim_start_matches('~').trim_start_matches('/')));
+        return Ok(resolve(
+            home,
+            source.trim_start_matches('~').trim_start_matches('/'),
+        ));
     }
     if source.starts_with('~') {
         return Err(format!(

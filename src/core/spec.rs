@@ -506,9 +506,22 @@ mod tests {
             create_host_path: true,
         });
         let json = serde_json::to_string(&s).unwrap();
-        assert!(json.ends_with(r#""stop_signal":null,"stop_grace_period":null,"read_only":false}"#), "{json}");
-        assert!(json.contains(r#"{"type":"volume","name":"web_data","target":"/data","read_only":false}"#), "{json}");
-        assert!(json.contains(r#"{"type":"bind","source":"/repo/web/conf","target":"/conf","options":["ro"]}"#), "{json}");
+        assert!(
+            json.ends_with(r#""stop_signal":null,"stop_grace_period":null,"read_only":false}"#),
+            "{json}"
+        );
+        assert!(
+            json.contains(
+                r#"{"type":"volume","name":"web_data","target":"/data","read_only":false}"#
+            ),
+            "{json}"
+        );
+        assert!(
+            json.contains(
+                r#"{"type":"bind","source":"/repo/web/conf","target":"/conf","options":["ro"]}"#
+            ),
+            "{json}"
+        );
         let mut t = s.clone();
         t.uidmaps.push("0:1:1".into());
         assert_ne!(s.config_hash(), t.config_hash());

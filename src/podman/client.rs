@@ -888,7 +888,10 @@ impl Client {
     pub async fn secret_exists(&self, name: &str) -> Result<bool, PodmanError> {
         let path = uri::libpod(&format!("secrets/{}/exists", uri::segment(name)));
         let (status, _) = self
-            .expect(self.call(Method::GET, path, format!("secret {name}")), &[204, 404])
+            .expect(
+                self.call(Method::GET, path, format!("secret {name}")),
+                &[204, 404],
+            )
             .await?;
         Ok(status.as_u16() == 204)
     }

@@ -133,7 +133,10 @@ secrets:
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
     assert_eq!(report["stacks"][0]["route"], "native", "{}", show(&o));
     let printed = format!("{}{}", show(&o), String::from_utf8_lossy(&o.stdout));
-    assert!(!printed.contains(&env_value), "the secret's value was printed");
+    assert!(
+        !printed.contains(&env_value),
+        "the secret's value was printed"
+    );
 
     let web = format!("{project}_web_1");
     let w = inspect(tb, &web);
@@ -150,10 +153,19 @@ secrets:
     };
     assert_eq!(by_dest("/app/data")["Source"], data.display().to_string());
     // The anonymous volume: podman-compose's name, the stack's labels.
-    let anon = by_dest("/var/www/html")["Name"].as_str().unwrap().to_owned();
-    assert!(anon.starts_with(&format!("{project}_web_")) && anon.len() == project.len() + 5 + 64, "{anon}");
+    let anon = by_dest("/var/www/html")["Name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        anon.starts_with(&format!("{project}_web_")) && anon.len() == project.len() + 5 + 64,
+        "{anon}"
+    );
     let v: Value = serde_json::from_str(&tb.podman_ok(&["volume", "inspect", &anon])).unwrap();
-    assert_eq!(v[0]["Labels"]["com.docker.compose.project"], project.as_str());
+    assert_eq!(
+        v[0]["Labels"]["com.docker.compose.project"],
+        project.as_str()
+    );
     assert_eq!(by_dest("/db")["Name"], format!("{project}_db"));
     assert_eq!(by_dest("/nocopy")["Name"], format!("{project}_db"));
 
@@ -169,7 +181,10 @@ secrets:
     assert_eq!(n[0]["labels"]["tier"], "front");
     let attached = &w["NetworkSettings"]["Networks"][&net];
     assert_eq!(attached["IPAddress"], format!("10.251.{octet}.10"));
-    assert_eq!(attached["MacAddress"], format!("02:42:0a:fb:{octet:02x}:0a"));
+    assert_eq!(
+        attached["MacAddress"],
+        format!("02:42:0a:fb:{octet:02x}:0a")
+    );
 
     // Secrets: the external one by its name, the other from Magos's environment.
     assert_eq!(exec(tb, &web, &["cat", "/run/secrets/old"]), ext_value);
@@ -190,11 +205,18 @@ secrets:
     let before = tb.podman_ok(&["inspect", "--format", "{{.Id}}", &web]);
     let o = apply(tb, &repo, &[("STORAGE_TOKEN", &env_value)]);
     expect_exit(&o, 0);
-    assert_eq!(tb.podman_ok(&["inspect", "--format", "{{.Id}}", &web]), before);
+    assert_eq!(
+        tb.podman_ok(&["inspect", "--format", "{{.Id}}", &web]),
+        before
+    );
 
     // The file changes the subnet: the stack fails, saying how to go on, and the
     // network is kept.
-    repo.write(tb, "app/compose.yaml", &yaml.replace(&subnet, &format!("10.252.{octet}.0/24")));
+    repo.write(
+        tb,
+        "app/compose.yaml",
+        &yaml.replace(&subnet, &format!("10.252.{octet}.0/24")),
+    );
     let o = apply(tb, &repo, &[("STORAGE_TOKEN", &env_value)]);
     assert_ne!(o.status.code(), Some(0), "{}", show(&o));
     assert!(
@@ -202,7 +224,10 @@ secrets:
         "{}",
         show(&o)
     );
-    assert_eq!(tb.podman_ok(&["inspect", "--format", "{{.Id}}", &web]), before);
+    assert_eq!(
+        tb.podman_ok(&["inspect", "--format", "{{.Id}}", &web]),
+        before
+    );
 }
 
 /// A secret whose variable is not set fails its service, naming the variable.

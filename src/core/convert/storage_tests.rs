@@ -102,7 +102,12 @@ fn anonymous_volumes_get_podman_compose_s_name_and_are_created() {
                 true,
                 &[]
             ),
-            vol(&anonymous_volume_name("web", "web", "/long"), "/long", false, &[]),
+            vol(
+                &anonymous_volume_name("web", "web", "/long"),
+                "/long",
+                false,
+                &[]
+            ),
         ]
     );
     // Each anonymous volume is one of the stack's volumes (created with its
@@ -150,7 +155,8 @@ volumes:
             vol("web_logs", "/logs", false, &["rshared", "noexec"]),
         ]
     );
-    let c = conv("services:\n  db:\n    image: postgres:16\n    volumes: [db:/d:Q]\nvolumes:\n  db:\n");
+    let c =
+        conv("services:\n  db:\n    image: postgres:16\n    volumes: [db:/d:Q]\nvolumes:\n  db:\n");
     assert!(
         errors(&c)
             .iter()
@@ -292,7 +298,10 @@ volumes:
         "services:\n  app:\n    image: nginx:1\n    volumes:\n      - {type: bind, source: ., target: /x, bind: {propagation: sideways}}\n      - {type: npipe, source: x, target: /y}\n",
     );
     let e = errors(&c);
-    assert!(e.iter().any(|m| m.contains("`bind.propagation: sideways`")), "{e:?}");
+    assert!(
+        e.iter().any(|m| m.contains("`bind.propagation: sideways`")),
+        "{e:?}"
+    );
     assert!(e.iter().any(|m| m.contains("volume type `npipe`")), "{e:?}");
 }
 
@@ -406,7 +415,11 @@ networks:
         - subnet: fd00:2::/64
 ",
     );
-    let shared = spec.networks.iter().find(|n| n.name == "web_shared").unwrap();
+    let shared = spec
+        .networks
+        .iter()
+        .find(|n| n.name == "web_shared")
+        .unwrap();
     assert_eq!(shared.driver.as_deref(), Some("bridge"));
     assert_eq!(shared.ipam_driver, None);
     assert_eq!(
@@ -417,7 +430,11 @@ networks:
             ip_range: Some("172.19.1.64/26".into()),
         }]
     );
-    let internal = spec.networks.iter().find(|n| n.name == "web_internal").unwrap();
+    let internal = spec
+        .networks
+        .iter()
+        .find(|n| n.name == "web_internal")
+        .unwrap();
     assert!(internal.internal && internal.ipv6);
     assert_eq!(internal.options["mtu"], "1400");
     assert_eq!(internal.options["com.docker.network.bridge.name"], "br-int");
@@ -443,7 +460,9 @@ networks:
     );
     // The service's own `mac_address` goes to its one network.
     assert_eq!(
-        spec.services[1].network_settings["web_internal"].mac.as_deref(),
+        spec.services[1].network_settings["web_internal"]
+            .mac
+            .as_deref(),
         Some("02:01:01:00:02:02")
     );
     // Nothing fixed: nothing recorded (and the hash is as before).
@@ -474,21 +493,23 @@ networks:
 ",
     );
     let e = errors(&c);
+    for needle in ["`mac_address` with 2 networks", "needs its `subnet`"] {
+        assert!(
+            e.iter().any(|m| m.contains(needle)),
+            "{needle} not in {e:#?}"
+        );
+    }
+    let w = warnings(&c);
     for needle in [
-        "`mac_address` with 2 networks",
+        "networks.a.priority is not applied",
         "aux_addresses",
         "`ipam.options`",
-        "needs its `subnet`",
     ] {
-        assert!(e.iter().any(|m| m.contains(needle)), "{needle} not in {e:#?}");
+        assert!(
+            w.iter().any(|m| m.contains(needle)),
+            "{needle} not in {w:#?}"
+        );
     }
-    assert!(
-        warnings(&c)
-            .iter()
-            .any(|w| w.contains("networks.a.priority is not applied")),
-        "{:?}",
-        c.diagnostics
-    );
 }
 
 #[test]
@@ -575,7 +596,12 @@ fn a_file_secret_takes_x_podman_relabel() {
     );
     assert_eq!(
         spec.services[0].mounts,
-        [bind("/repo/web/pw.txt", "/run/secrets/pw", &["ro", "Z"], false)]
+        [bind(
+            "/repo/web/pw.txt",
+            "/run/secrets/pw",
+            &["ro", "Z"],
+            false
+        )]
     );
 }
 
@@ -601,9 +627,6 @@ fn x_podman_service_keys() {
   in_pod: false
   name_separator_compat: true
 services:
-  a:
-    image: nginx:1
-    x-podman.rootfs: /srv/rootfs
   b:
     image: nginx:1
     x-podman.uidmaps: [\"zero:1:1\"]
@@ -611,14 +634,30 @@ services:
 ",
     );
     let e = errors(&c);
-    assert!(e.iter().any(|m| m.contains("`x-podman.rootfs` is not applied")), "{e:?}");
-    assert!(e.iter().any(|m| m.contains("`x-podman.uidmaps` must be")), "{e:?}");
+    assert!(
+        e.iter().any(|m| m.contains("`x-podman.uidmaps` must be")),
+        "{e:?}"
+    );
     let w = warnings(&c);
     for needle in [
         "`x-podman.passwd` is not applied",
         "`x-podman.in_pod`: Magos creates no pod",
         "`x-podman.name_separator_compat` is not applied",
     ] {
-        assert!(w.iter().any(|m| m.contains(needle)), "{needle} not in {w:#?}");
+        assert!(
+            w.iter().any(|m| m.contains(needle)),
+            "{needle} not in {w:#?}"
+        );
     }
+
+    // A container from a root file system has no image to pin: the compose
+    // CLI's.
+    let c = conv("services:\n  a:\n    image: nginx:1\n    x-podman.rootfs: /srv/rootfs\n");
+    assert_eq!(
+        c.route,
+        Route::ComposeCli {
+            keys: vec!["x-podman.rootfs".into()],
+            explicit: false
+        }
+    );
 }
