@@ -43,7 +43,7 @@ pub enum PrepareError {
         secret: String,
         /// Podman's error (it never holds the value).
         #[source]
-        source: PodmanError,
+        source: Box<PodmanError>,
     },
 }
 
@@ -94,7 +94,7 @@ pub async fn env_secrets(
             .await
             .map_err(|source| PrepareError::SecretStore {
                 secret: s.source.clone(),
-                source,
+                source: Box::new(source),
             })?;
     }
     Ok(())

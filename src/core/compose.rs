@@ -273,13 +273,13 @@ pub enum Volume {
         read_only: bool,
         /// `bind:` options.
         #[serde(default)]
-        bind: Option<BindOptions>,
+        bind: Option<Box<BindOptions>>,
         /// `volume:` options.
         #[serde(default)]
-        volume: Option<VolumeOptions>,
+        volume: Option<Box<VolumeOptions>>,
         /// `tmpfs:` options.
         #[serde(default)]
-        tmpfs: Option<TmpfsOptions>,
+        tmpfs: Option<Box<TmpfsOptions>>,
         /// `consistency:` (Docker Desktop only; ignored, as Podman has no such
         /// thing).
         #[serde(default)]

@@ -1511,7 +1511,7 @@ fn volume(
             }
             match kind.as_str() {
                 "volume" => {
-                    let v = volume.clone().unwrap_or_default();
+                    let v = volume.as_deref().cloned().unwrap_or_default();
                     let mut options = Vec::new();
                     if v.nocopy {
                         options.push("nocopy".to_owned());
@@ -1548,7 +1548,7 @@ fn volume(
                     } else {
                         vec![]
                     };
-                    let b = bind.clone().unwrap_or_default();
+                    let b = bind.as_deref().cloned().unwrap_or_default();
                     options.extend(bind_options(target, &b)?);
                     Ok((
                         MountSpec::Bind {
