@@ -1401,6 +1401,13 @@ fn inside(dir: &str, path: &str) -> bool {
     !climbs && (path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/')))
 }
 
+/// Whether a missing bind source is created without being asked: inside the
+/// stack's folder or the home folder of the user Magos runs as, never elsewhere
+/// (a missing `/var/run/docker.sock` must not become a folder).
+fn may_create(input: &ConvertInput<'_>, path: &str) -> bool {
+    inside(input.dir, path) || input.home.is_some_and(|h| h != "/" && inside(h, path))
+}
+
 /// One mount in any compose form, with the volume an anonymous mount needs.
 fn volume(
     input: &ConvertInput<'_>,
@@ -1466,7 +1473,7 @@ fn volume(
                 let path = bind_source(input, source).map_err(|e| format!("volume `{s}`: {e}"))?;
                 Ok((
                     MountSpec::Bind {
-                        create_host_path: inside(input.dir, &path),
+                        create_host_path: may_create(input, &path),
                         source: path,
                         target: target.to_owned(),
                         options: opts,
@@ -1552,9 +1559,13 @@ fn volume(
                     options.extend(bind_options(target, &b)?);
                     Ok((
                         MountSpec::Bind {
-                            // The long syntax creates the folder only when asked
-                            // (`bind.create_host_path: true`), anywhere the user may.
-                            create_host_path: b.create_host_path == Some(true),
+                            // As the short syntax unless the file says:
+                            // `create_host_path: true` anywhere Magos may write,
+                            // `false` never.
+                            create_host_path: match b.create_host_path {
+                                Some(explicit) => explicit,
+                                None => may_create(input, &path),
+                            },
                             source: path,
                             target: target.clone(),
                             options,

@@ -249,7 +249,8 @@ impl Drop for Cleanup<'_> {
 }
 
 /// `magos <args> --config <cfg> --repo <repo>` (as root on the test user's
-/// socket, as the other CLI tests run it), within the step timeout.
+/// socket, as the other CLI tests run it, with the test user's home so `~/`
+/// binds resolve where podman-compose resolves them), within the step timeout.
 fn magos(tb: &Testbed, cfg: &Path, repo: &Path, args: &[&str]) -> Output {
     Command::new("timeout")
         .arg(STEP_TIMEOUT)
@@ -261,7 +262,7 @@ fn magos(tb: &Testbed, cfg: &Path, repo: &Path, args: &[&str]) -> Output {
         .arg(repo)
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        .env("HOME", "/root")
+        .env("HOME", tb.home())
         .env("CONTAINER_HOST", &tb.container_host)
         .env("NO_COLOR", "1")
         .output()

@@ -192,8 +192,9 @@ fn binds_keep_their_options_in_order_and_folders_in_the_stack_are_created() {
             // source is missing.
             bind("/srv/media", "/media", &["ro"], false),
             bind("/repo/web/../outside", "/outside", &[], false),
-            bind("/home/magos/music", "/music", &["ro"], false),
-            bind("/home/magos", "/home", &[], false),
+            // In the home folder, as in the stack's, a missing folder is created.
+            bind("/home/magos/music", "/music", &["ro"], true),
+            bind("/home/magos", "/home", &[], true),
         ]
     );
     let c = conv_home(
@@ -250,12 +251,19 @@ fn long_syntax_options_are_applied() {
         read_only: true
         bind: {propagation: rslave, selinux: Z, create_host_path: true}
       - type: bind
+        source: ./implied
+        target: /implied
+      - type: bind
         source: ./not-created
         target: /nc
+        bind: {create_host_path: false}
       - type: bind
         source: /srv/new
         target: /new
         bind: {create_host_path: true}
+      - type: bind
+        source: /srv/not-created
+        target: /old
       - type: volume
         source: data
         target: /data
@@ -274,9 +282,11 @@ volumes:
         spec.services[0].mounts,
         [
             bind("/repo/web/conf", "/conf", &["ro", "rslave", "Z"], true),
-            // The long syntax creates a folder only when asked.
+            // As the short syntax, unless the file says.
+            bind("/repo/web/implied", "/implied", &[], true),
             bind("/repo/web/not-created", "/nc", &[], false),
             bind("/srv/new", "/new", &[], true),
+            bind("/srv/not-created", "/old", &[], false),
             MountSpec::Volume {
                 name: "web_data".into(),
                 target: "/data".into(),
