@@ -66,16 +66,27 @@ const GATE: &str = "MAGOS_CONFORMANCE";
 const RATCHET: &[(&str, usize)] = &[
     ("awesome-postgresql-pgadmin", 56),
     ("awesome-prometheus-grafana", 56),
+    ("linkding", 28),
+    ("nextcloud-mariadb-fpm", 140),
+    ("nextcloud-postgres-apache", 112),
+    ("paperless-ngx-postgres", 84),
     ("podman-compose-deps", 84),
     ("podman-compose-env-tests", 55),
+    ("podman-compose-healthcheck", 27),
     ("podman-compose-interpolation", 55),
+    ("podman-compose-ipam-default", 27),
     ("podman-compose-nethost", 28),
+    ("podman-compose-nets-test-ip", 112),
     ("podman-compose-network", 54),
     ("podman-compose-network-interface-name", 28),
+    ("podman-compose-network-scoped-aliases", 84),
     ("podman-compose-ports", 56),
     ("podman-compose-selinux", 56),
     ("podman-compose-two-nets", 27),
     ("podman-compose-uidmaps", 28),
+    ("podman-compose-vol-long-syntax", 84),
+    ("podman-compose-vol-short-syntax", 84),
+    ("uptime-kuma", 28),
 ];
 /// How long one `podman-compose up -d` or `magos apply` may take (seconds).
 const STEP_TIMEOUT: &str = "300";
