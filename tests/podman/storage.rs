@@ -93,10 +93,12 @@ services:
         source: db
         target: /nocopy
         volume: {{nocopy: true}}
+      - scratch:/scratch
     networks:
       front:
         ipv4_address: 10.251.{octet}.10
         mac_address: \"02:42:0a:fb:{octet:02x}:0a\"
+      back:
     secrets:
       - old
       - source: token
@@ -110,7 +112,14 @@ services:
     x-podman.gidmaps: [\"0:1:1\", \"999:0:1\"]
 volumes:
   db:
+  scratch:
+    driver_opts: {{type: tmpfs, device: tmpfs, o: size=4m}}
+    labels: {{kind: scratch}}
 networks:
+  back:
+    internal: true
+    driver_opts: {{mtu: 1400}}
+    x-podman.disable_dns: true
   front:
     ipam:
       config:
@@ -179,6 +188,28 @@ secrets:
         format!("10.251.{octet}.129")
     );
     assert_eq!(n[0]["labels"]["tier"], "front");
+    // `internal`, `driver_opts` and `x-podman.disable_dns` on another network.
+    let back: Value =
+        serde_json::from_str(&tb.podman_ok(&["network", "inspect", &format!("{project}_back")]))
+            .unwrap();
+    assert_eq!(back[0]["internal"], true, "{back}");
+    assert_eq!(back[0]["dns_enabled"], false, "{back}");
+    assert_eq!(back[0]["options"]["mtu"], "1400", "{back}");
+    // A volume with the local driver's options: a 4 MiB tmpfs.
+    let scratch = format!("{project}_scratch");
+    let sv: Value = serde_json::from_str(&tb.podman_ok(&["volume", "inspect", &scratch])).unwrap();
+    assert_eq!(sv[0]["Options"]["type"], "tmpfs", "{sv}");
+    assert_eq!(sv[0]["Options"]["o"], "size=4m", "{sv}");
+    assert_eq!(sv[0]["Labels"]["kind"], "scratch", "{sv}");
+    let mounts_in = exec(tb, &web, &["cat", "/proc/mounts"]);
+    let line = mounts_in
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("/scratch"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("tmpfs") && line.contains("size=4096k"),
+        "{mounts_in}"
+    );
     let attached = &w["NetworkSettings"]["Networks"][&net];
     assert_eq!(attached["IPAddress"], format!("10.251.{octet}.10"));
     assert_eq!(
