@@ -213,14 +213,20 @@ pub fn container(
 /// Podman secrets, `x-podman.uidmaps`/`gidmaps` (a private user namespace with
 /// those mappings, as `podman create --uidmap` makes it) and `x-podman.no_hosts`.
 fn podman_extras(spec: &ContainerSpec, g: &mut SpecGenerator) {
-    g.secrets = spec
-        .podman_secrets
-        .iter()
-        .map(|s| SecretMount {
-            source: s.source.clone(),
-            target: s.target.clone(),
-        })
-        .collect();
+    for s in &spec.podman_secrets {
+        if s.as_env {
+            g.secret_env.insert(s.target.clone(), s.source.clone());
+        } else {
+            g.secrets.push(SecretMount {
+                source: s.source.clone(),
+                target: s.target.clone(),
+                uid: s.uid.unwrap_or(0),
+                gid: s.gid.unwrap_or(0),
+                // `podman run --secret`'s default.
+                mode: s.mode.unwrap_or(0o444),
+            });
+        }
+    }
     if !spec.uidmaps.is_empty() || !spec.gidmaps.is_empty() {
         let maps = |l: &[String]| -> Vec<IdMap> {
             l.iter()
@@ -531,6 +537,19 @@ mod tests {
             source: "web_token".into(),
             target: "token".into(),
             from_env: Some("APP_TOKEN".into()),
+            uid: None,
+            gid: None,
+            mode: None,
+            as_env: false,
+        });
+        spec.podman_secrets.push(PodmanSecretSpec {
+            source: "shared".into(),
+            target: "API_KEY".into(),
+            from_env: None,
+            uid: None,
+            gid: None,
+            mode: None,
+            as_env: true,
         });
         spec.uidmaps = vec!["0:1:1".into(), "999:0:1".into()];
         spec.no_hosts = true;
@@ -547,8 +566,9 @@ mod tests {
         );
         assert_eq!(
             body["secrets"],
-            serde_json::json!([{"Source": "web_token", "Target": "token"}])
+            serde_json::json!([{"Source": "web_token", "Target": "token", "UID": 0, "GID": 0, "Mode": 0o444}])
         );
+        assert_eq!(body["secret_env"], serde_json::json!({"API_KEY": "shared"}));
         // One list given: it maps both, as `podman create --uidmap` alone does.
         let maps = serde_json::json!([{"container_id": 0, "host_id": 1, "size": 1},
             {"container_id": 999, "host_id": 0, "size": 1}]);

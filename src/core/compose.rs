@@ -393,17 +393,30 @@ pub enum OneOrManyScalar {
 }
 
 /// A service's use of a top-level secret or config: its name, or the long form.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum FileRef {
     /// `- name`
     Short(String),
-    /// `{source: name, target: path}`
+    /// `{source: name, target: path, uid, gid, mode, type}`
     Long {
         /// The top-level secret or config.
         source: String,
         /// Where it appears in the container.
         target: Option<String>,
+        /// The owner of the file in the container.
+        #[serde(default)]
+        uid: Option<Scalar>,
+        /// Its group.
+        #[serde(default)]
+        gid: Option<Scalar>,
+        /// Its mode (octal digits, or the number YAML read).
+        #[serde(default)]
+        mode: Option<Scalar>,
+        /// podman-compose's `type: env`: the secret as the variable `target`
+        /// instead of a file.
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
     },
 }
 

@@ -549,7 +549,14 @@ fn convert_service(
         for r in refs {
             let (source, target) = match r {
                 FileRef::Short(n) => (n.clone(), None),
-                FileRef::Long { source, target } => (source.clone(), target.clone()),
+                FileRef::Long { source, target, .. } => (source.clone(), target.clone()),
+            };
+            let owner = match file_ref_owner(r) {
+                Ok(o) => o,
+                Err(e) => {
+                    cx.err(name, format!("{kind} `{source}`: {e}"));
+                    continue;
+                }
             };
             let Some(top) = tops.get(&source) else {
                 cx.err(
@@ -560,8 +567,9 @@ fn convert_service(
             };
             let Some(file) = &top.file else {
                 if kind == "secret"
-                    && let Some(secret) = podman_secret(cx.input.project, &source, target, top)
+                    && let Some(mut secret) = podman_secret(cx.input.project, &source, target, top)
                 {
+                    (secret.uid, secret.gid, secret.mode, secret.as_env) = owner;
                     spec.podman_secrets.push(secret);
                     continue;
                 }
@@ -571,6 +579,12 @@ fn convert_service(
                 );
                 continue;
             };
+            if owner != (None, None, None, false) {
+                cx.warn(
+                    name,
+                    format!("{kind} `{source}`: `uid`, `gid`, `mode` and `type` are not applied to a `file:` {kind} (it is mounted read-only as it is on the host)"),
+                );
+            }
             let target = match target {
                 Some(t) if t.starts_with('/') => t,
                 Some(t) => format!("{base}{t}"),
@@ -1023,6 +1037,47 @@ fn top_x_podman(cx: &mut Ctx<'_>, kind: &str, key: &str, def: &TopObject) {
     }
 }
 
+/// The `uid`, `gid`, `mode` and `type: env` of a long-form secret reference.
+type Owner = (Option<u32>, Option<u32>, Option<u32>, bool);
+
+fn file_ref_owner(r: &FileRef) -> Result<Owner, String> {
+    let FileRef::Long {
+        uid,
+        gid,
+        mode,
+        kind,
+        ..
+    } = r
+    else {
+        return Ok((None, None, None, false));
+    };
+    let id = |what: &str, v: &Option<Scalar>| -> Result<Option<u32>, String> {
+        v.as_ref()
+            .map(|v| {
+                v.as_text()
+                    .parse::<u32>()
+                    .map_err(|_| format!("`{what}: {}` is not a number", v.as_text()))
+            })
+            .transpose()
+    };
+    let mode = match mode {
+        None => None,
+        // Written as text, the digits are octal (`"0440"`); YAML reads a bare
+        // `0440` as octal and `440` as decimal, which compose takes as given.
+        Some(Scalar::String(t)) => Some(
+            u32::from_str_radix(t.trim_start_matches("0o"), 8)
+                .map_err(|_| format!("`mode: {t}` is not an octal mode"))?,
+        ),
+        Some(other) => id("mode", &Some(other.clone()))?,
+    };
+    let as_env = match kind.as_deref() {
+        None | Some("mount") => false,
+        Some("env") => true,
+        Some(other) => return Err(format!("`type: {other}` is not `mount` or `env`")),
+    };
+    Ok((id("uid", uid)?, id("gid", gid)?, mode, as_env))
+}
+
 /// A secret that is not a file: an `external` Podman secret (by `name:`, else
 /// its key), or one whose value is in Magos's environment (`environment:`),
 /// which the apply step stores as the Podman secret `<project>_<key>`.
@@ -1038,6 +1093,10 @@ fn podman_secret(
             source: top.name.clone().unwrap_or_else(|| key.to_owned()),
             target,
             from_env: None,
+            uid: None,
+            gid: None,
+            mode: None,
+            as_env: false,
         });
     }
     let var = top.environment.as_ref()?;
@@ -1048,6 +1107,10 @@ fn podman_secret(
             .unwrap_or_else(|| scoped_name(project, key)),
         target,
         from_env: Some(var.clone()),
+        uid: None,
+        gid: None,
+        mode: None,
+        as_env: false,
     })
 }
 

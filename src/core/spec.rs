@@ -132,6 +132,19 @@ pub struct PodmanSecretSpec {
     /// (the apply step creates the Podman secret from it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_env: Option<String>,
+    /// The file's owner in the container (0 when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The file's group (0 when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The file's mode (0444 when not given, as `podman run --secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// `type: env`: the secret is the environment variable `target`, not a
+    /// file.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub as_env: bool,
 }
 
 /// A named volume of a stack.

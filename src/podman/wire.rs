@@ -876,6 +876,9 @@ pub struct SpecGenerator {
     /// Podman secrets mounted in `/run/secrets`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretMount>,
+    /// Podman secrets as environment variables: variable → secret.
+    #[serde(rename = "secret_env", skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: StringMap,
 }
 
 /// `types.IDMappingOptions` (containers/storage; Go field names, no tags).
@@ -915,6 +918,15 @@ pub struct SecretMount {
     /// The file name under `/run/secrets` or an absolute path.
     #[serde(rename = "Target", skip_serializing_if = "String::is_empty")]
     pub target: String,
+    /// The file's owner.
+    #[serde(rename = "UID")]
+    pub uid: u32,
+    /// The file's group.
+    #[serde(rename = "GID")]
+    pub gid: u32,
+    /// The file's mode.
+    #[serde(rename = "Mode")]
+    pub mode: u32,
 }
 
 /// `specgen.Namespace`.

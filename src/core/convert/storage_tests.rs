@@ -586,6 +586,69 @@ secrets:
 }
 
 #[test]
+fn secret_references_take_owner_mode_and_type_env() {
+    let c = conv(
+        "services:
+  app:
+    image: nginx:1
+    secrets:
+      - source: ext
+        target: ext
+        uid: '103'
+        gid: 104
+        mode: 0400
+      - source: ext
+        target: text_mode
+        mode: \"0440\"
+      - source: ext
+        target: ENV_SECRET
+        type: env
+      - source: pw
+        target: pw
+        uid: '103'
+secrets:
+  ext:
+    external: true
+  pw:
+    file: ./pw.txt
+",
+    );
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let app = &c.spec.services[0];
+    let got: Vec<(&str, Option<u32>, Option<u32>, Option<u32>, bool)> = app
+        .podman_secrets
+        .iter()
+        .map(|s| (s.target.as_str(), s.uid, s.gid, s.mode, s.as_env))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("ext", Some(103), Some(104), Some(0o400), false),
+            ("text_mode", None, None, Some(0o440), false),
+            ("ENV_SECRET", None, None, None, true),
+        ]
+    );
+    // A file secret is a bind: its owner cannot be changed, and that is said.
+    assert!(
+        warnings(&c)
+            .iter()
+            .any(|w| w.contains("secret `pw`: `uid`, `gid`, `mode` and `type` are not applied")),
+        "{:?}",
+        c.diagnostics
+    );
+    let c = conv(
+        "services:\n  app:\n    image: nginx:1\n    secrets: [{source: ext, type: file}]\nsecrets:\n  ext: {external: true}\n",
+    );
+    assert!(
+        errors(&c)
+            .iter()
+            .any(|e| e.contains("`type: file` is not `mount` or `env`")),
+        "{:?}",
+        c.diagnostics
+    );
+}
+
+#[test]
 fn configs_from_the_environment_still_go_to_the_compose_cli() {
     let c = conv(
         "services:\n  app:\n    image: nginx:1\n    configs: [c]\nconfigs:\n  c:\n    environment: CONF\n",
