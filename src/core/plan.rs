@@ -239,22 +239,26 @@ pub fn plan(stacks: &[StackSpec], observed: &Observed, options: PlanOptions<'_>)
 /// container on it, so a difference fails the stack's plan, naming both and
 /// the way out. Networks without fixed subnets keep whatever Podman chose.
 fn subnets_match(net: &NetworkSpec, found: &ObservedObject) -> Result<(), String> {
-    if net.subnets.is_empty() {
-        return Ok(());
+    match subnet_difference(net, found) {
+        None => Ok(()),
+        Some((want, have)) => Err(format!(
+            "network `{}` exists with subnet {have} but the compose file sets {want}; Magos does not recreate a network its containers use: stop them and remove it (`podman network rm {}`) to have it created again, or set the file back",
+            net.name, net.name
+        )),
+    }
+}
+
+/// The subnets a network's file fixes and the ones Podman has (each a sorted,
+/// comma-separated list), when they differ; `None` when they are equal or the
+/// file fixes none.
+pub fn subnet_difference(net: &NetworkSpec, found: &ObservedObject) -> Option<(String, String)> {
+    if net.subnets.is_empty() || net.external {
+        return None;
     }
     let want: BTreeSet<&str> = net.subnets.iter().map(|s| s.subnet.as_str()).collect();
     let have: BTreeSet<&str> = found.subnets.iter().map(String::as_str).collect();
-    if want == have {
-        return Ok(());
-    }
     let list = |s: &BTreeSet<&str>| s.iter().copied().collect::<Vec<_>>().join(", ");
-    Err(format!(
-        "network `{}` exists with subnet {} but the compose file sets {}; Magos does not recreate a network its containers use: stop them and remove it (`podman network rm {}`) to have it created again, or set the file back",
-        net.name,
-        list(&have),
-        list(&want),
-        net.name
-    ))
+    (want != have).then(|| (list(&want), list(&have)))
 }
 
 /// The image reference to pull: by digest when pinned.

@@ -728,10 +728,27 @@ fn a_network_whose_fixed_subnet_changed_fails_its_stack_and_is_kept() {
         "{e}"
     );
     assert!(p.stacks[0].actions.is_empty());
+    // Drift names it.
+    let d = drift(std::slice::from_ref(&st), &o, DEFAULT_INSTANCE);
+    let net = d
+        .iter()
+        .find(|e| e.service.is_none())
+        .expect("a drift entry for the network");
+    assert_eq!(net.state, DriftState::ConfigDrift);
+    assert_eq!(
+        net.expected.as_deref(),
+        Some("network web_default subnet 172.19.1.0/24")
+    );
+    assert_eq!(net.actual.as_deref(), Some("subnet 10.89.3.0/24"));
     // A network without fixed subnets keeps whatever Podman chose.
     st.networks[0].subnets.clear();
     let p = plan(std::slice::from_ref(&st), &o, PlanOptions::default());
     assert_eq!(p.stacks[0].error, None);
+    assert!(
+        drift(std::slice::from_ref(&st), &o, DEFAULT_INSTANCE)
+            .iter()
+            .all(|e| e.service.is_some())
+    );
 }
 
 #[test]
