@@ -615,17 +615,17 @@ secrets:
     );
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
     let app = &c.spec.services[0];
-    let got: Vec<(&str, Option<u32>, Option<u32>, Option<u32>, bool)> = app
+    let got: Vec<(&str, Owner)> = app
         .podman_secrets
         .iter()
-        .map(|s| (s.target.as_str(), s.uid, s.gid, s.mode, s.as_env))
+        .map(|s| (s.target.as_str(), (s.uid, s.gid, s.mode, s.as_env)))
         .collect();
     assert_eq!(
         got,
         [
-            ("ext", Some(103), Some(104), Some(0o400), false),
-            ("text_mode", None, None, Some(0o440), false),
-            ("ENV_SECRET", None, None, None, true),
+            ("ext", (Some(103), Some(104), Some(0o400), false)),
+            ("text_mode", (None, None, Some(0o440), false)),
+            ("ENV_SECRET", (None, None, None, true)),
         ]
     );
     // A file secret is a bind: its owner cannot be changed, and that is said.
