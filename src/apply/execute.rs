@@ -52,6 +52,9 @@ pub enum ApplyError {
     /// The spec cannot be expressed as a request.
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    /// A bind folder or a secret from the environment could not be prepared.
+    #[error(transparent)]
+    Prepare(#[from] super::prepare::PrepareError),
     /// A dependency did not become ready.
     #[error("service `{service}`: dependency `{dependency}` {why}")]
     Dependency {
@@ -369,6 +372,7 @@ async fn create_and_start(
     secrets: &Unsealed,
     action: &Action,
 ) -> Result<(), ApplyError> {
+    prepare(client, stack, spec).await?;
     let request = generate::container(stack, spec, name, secrets)?;
     client
         .create_container(&request)
@@ -379,6 +383,20 @@ async fn create_and_start(
 }
 
 pub use crate::core::spec::replacement_name;
+
+/// The host folders and environment secrets a container needs (see
+/// [`super::prepare`]).
+async fn prepare(
+    client: &Client,
+    stack: &StackSpec,
+    spec: &ContainerSpec,
+) -> Result<(), ApplyError> {
+    for path in super::prepare::bind_sources(spec)? {
+        tracing::info!(stack = %stack.project, service = %spec.service, "created the missing bind folder {path}");
+    }
+    super::prepare::env_secrets(client, stack, spec, |v| std::env::var(v).ok()).await?;
+    Ok(())
+}
 
 async fn replace(
     client: &Client,
@@ -391,6 +409,7 @@ async fn replace(
     let next = replacement_name(name);
     // A replacement left by an interrupted apply goes first.
     remove_if_ours(client, stack, &spec.service, &next, 0, action).await?;
+    prepare(client, stack, spec).await?;
     let request = generate::container(stack, spec, &next, secrets)?;
     client
         .create_container(&request)

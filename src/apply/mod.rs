@@ -1,7 +1,8 @@
 //! The apply edge: reads what Podman runs into the core's terms ([`observe`]), turns
 //! specs into libpod create requests ([`generate`]) and carries out a plan
 //! ([`execute`]), hands stacks the native path cannot apply to the compose CLI
-//! ([`compose_cli`]), decrypts a stack's SOPS-encrypted inputs just before it is
+//! ([`compose_cli`]), creates missing bind folders and secrets from the
+//! environment before a container ([`prepare`]), decrypts a stack's SOPS-encrypted inputs just before it is
 //! applied ([`sealed`]) and does all of it for a whole repository ([`repo`]). Unix only: it talks to the local Podman socket.
 //!
 //! Apply never touches an object without Magos's or a managed project's labels;
@@ -11,6 +12,7 @@ pub mod compose_cli;
 pub mod execute;
 pub mod generate;
 pub mod observe;
+pub mod prepare;
 pub mod repo;
 pub mod sealed;
 

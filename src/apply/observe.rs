@@ -62,6 +62,7 @@ pub async fn observe(client: &Client) -> Result<Observed, PodmanError> {
             .map(|n| ObservedObject {
                 name: n.name,
                 labels: n.labels,
+                subnets: n.subnets.into_iter().map(|s| s.subnet).collect(),
             })
             .collect(),
         volumes: volumes
@@ -69,6 +70,7 @@ pub async fn observe(client: &Client) -> Result<Observed, PodmanError> {
             .map(|v| ObservedObject {
                 name: v.name,
                 labels: v.labels,
+                subnets: Vec::new(),
             })
             .collect(),
     })

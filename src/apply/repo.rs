@@ -272,6 +272,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             .collect();
         let files = config_files.iter().map(|f| root.join(f)).collect();
         let no_mounts = BTreeMap::new();
+        let home = std::env::var("HOME").ok().filter(|h| h.starts_with('/'));
         let input = ConvertInput {
             project: &project,
             instance: &options.instance,
@@ -280,6 +281,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             env: &env,
             sealed_env: dotenv.map(|(_, e)| e.digest.as_str()),
             encrypted: &no_mounts,
+            home: home.as_deref(),
         };
         let mut converted = convert::convert(&stack.loaded, &input);
         let mut error = load_error;

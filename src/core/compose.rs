@@ -288,12 +288,12 @@ pub enum Port {
 }
 
 /// A volume: short syntax (`data:/var/lib/x:ro`) or long syntax.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum Volume {
     /// `source:target[:mode]`.
     Short(String),
-    /// `{type: volume|bind|tmpfs, source, target, read_only}`.
+    /// `{type: volume|bind|tmpfs, source, target, read_only, bind, volume, tmpfs}`.
     Long {
         /// `volume`, `bind` or `tmpfs`.
         #[serde(rename = "type")]
@@ -305,7 +305,52 @@ pub enum Volume {
         /// Mounted read-only.
         #[serde(default)]
         read_only: bool,
+        /// `bind:` options.
+        #[serde(default)]
+        bind: Option<Box<BindOptions>>,
+        /// `volume:` options.
+        #[serde(default)]
+        volume: Option<Box<VolumeOptions>>,
+        /// `tmpfs:` options.
+        #[serde(default)]
+        tmpfs: Option<Box<TmpfsOptions>>,
+        /// `consistency:` (Docker Desktop only; ignored, as Podman has no such
+        /// thing).
+        #[serde(default)]
+        consistency: Option<String>,
     },
+}
+
+/// The `bind:` options of a long-syntax mount.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct BindOptions {
+    /// `rprivate`, `shared`, ….
+    pub propagation: Option<String>,
+    /// Create the host folder when nothing is there.
+    pub create_host_path: Option<bool>,
+    /// `z` or `Z`: relabel for SELinux.
+    pub selinux: Option<String>,
+}
+
+/// The `volume:` options of a long-syntax mount.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct VolumeOptions {
+    /// Do not copy the image's data into a new volume.
+    pub nocopy: bool,
+    /// Mount this sub-folder of the volume.
+    pub subpath: Option<String>,
+}
+
+/// The `tmpfs:` options of a long-syntax mount.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct TmpfsOptions {
+    /// The size (`64m` or a number of bytes).
+    pub size: Option<Scalar>,
+    /// The mode, octal (`1777`).
+    pub mode: Option<Scalar>,
 }
 
 /// `networks:` of a service: a list of names or a map with options.
@@ -319,11 +364,26 @@ pub enum ServiceNetworks {
 }
 
 /// A service's attachment to a network.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
 pub struct NetworkAttachment {
     /// Extra names on that network.
-    #[serde(default)]
     pub aliases: Vec<String>,
+    /// A fixed IPv4 address on that network.
+    pub ipv4_address: Option<String>,
+    /// A fixed IPv6 address on that network.
+    pub ipv6_address: Option<String>,
+    /// The interface's MAC address on that network.
+    pub mac_address: Option<String>,
+    /// podman-compose's older spelling of `mac_address`.
+    #[serde(rename = "x-podman.mac_address")]
+    pub x_podman_mac_address: Option<String>,
+    /// The interface name in the container (podman-compose's extension).
+    #[serde(rename = "x-podman.interface_name")]
+    pub interface_name: Option<String>,
+    /// Every other key (`priority`, `link_local_ips`, `driver_opts`, `gw_priority`, …).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
 }
 
 /// `depends_on:` as a list or with conditions.
@@ -367,17 +427,30 @@ pub enum OneOrManyScalar {
 }
 
 /// A service's use of a top-level secret or config: its name, or the long form.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum FileRef {
     /// `- name`
     Short(String),
-    /// `{source: name, target: path}`
+    /// `{source: name, target: path, uid, gid, mode, type}`
     Long {
         /// The top-level secret or config.
         source: String,
         /// Where it appears in the container.
         target: Option<String>,
+        /// The owner of the file in the container.
+        #[serde(default)]
+        uid: Option<Scalar>,
+        /// Its group.
+        #[serde(default)]
+        gid: Option<Scalar>,
+        /// Its mode (octal digits, or the number YAML read).
+        #[serde(default)]
+        mode: Option<Scalar>,
+        /// podman-compose's `type: env`: the secret as the variable `target`
+        /// instead of a file.
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
     },
 }
 
@@ -387,7 +460,17 @@ pub enum FileRef {
 pub struct TopFile {
     /// The file, relative to the stack's folder.
     pub file: Option<String>,
-    /// Every other key (`environment`, `external`, `content`, …).
+    /// Secrets: a Podman secret that exists already (`podman secret create`).
+    pub external: bool,
+    /// Secrets: the Podman secret's name, when not the key.
+    pub name: Option<String>,
+    /// Secrets: the variable of Magos's environment holding the value.
+    pub environment: Option<String>,
+    /// Secrets: `z` or `Z`, relabel the mounted file (podman-compose's
+    /// extension).
+    #[serde(rename = "x-podman.relabel")]
+    pub relabel: Option<String>,
+    /// Every other key (`content`, …).
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }
@@ -406,9 +489,41 @@ pub struct TopObject {
     pub internal: bool,
     /// Labels.
     pub labels: Option<KeyValues>,
-    /// Every other key (`driver_opts`, `ipam`, …).
+    /// Driver options (volumes: the local driver's `type`, `o`, `device`).
+    pub driver_opts: BTreeMap<String, Scalar>,
+    /// Networks only: address management.
+    pub ipam: Option<Ipam>,
+    /// Networks only: IPv6 on.
+    pub enable_ipv6: bool,
+    /// Every other key (`attachable`, `x-podman.*`, …).
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// A network's `ipam:`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct Ipam {
+    /// The IPAM driver (`default` is Podman's own).
+    pub driver: Option<String>,
+    /// The address ranges.
+    pub config: Vec<IpamConfig>,
+    /// Driver options.
+    pub options: BTreeMap<String, String>,
+}
+
+/// One `ipam.config` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct IpamConfig {
+    /// The CIDR.
+    pub subnet: Option<String>,
+    /// The gateway address.
+    pub gateway: Option<String>,
+    /// The range addresses are leased from (a CIDR inside the subnet).
+    pub ip_range: Option<String>,
+    /// Addresses the driver must not hand out, by host name.
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 /// `healthcheck:`.
@@ -494,6 +609,8 @@ pub struct Service {
     /// The run-time keys (resources, security, namespaces, logging, …).
     #[serde(flatten)]
     pub run: run::RunKeys,
+    /// The MAC address of the first network's interface.
+    pub mac_address: Option<String>,
     /// Every other key, kept so it can be reported as unsupported.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -546,6 +663,8 @@ pub struct Loaded {
     pub secrets: BTreeMap<String, TopFile>,
     /// Top-level `configs:`.
     pub configs: BTreeMap<String, TopFile>,
+    /// The top-level `x-podman:` block (podman-compose's settings), when given.
+    pub x_podman: Option<Value>,
     /// `x-magos: {apply: …}`: how the stack asks to be applied (`native`,
     /// `compose`), when it says.
     pub apply_mode: Option<String>,
@@ -755,6 +874,7 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                     }
                 }
             }
+            "x-podman" => out.x_podman = Some(v.clone()),
             k if TOP_KEYS.contains(&k) || k.starts_with("x-") => {}
             k if SPEC_TOP_KEYS.contains(&k) => out.unsupported.push(k.to_owned()),
             k => {
@@ -1216,7 +1336,7 @@ fn top_objects<T: serde::de::DeserializeOwned + Default>(
         let parsed = if item.is_null() {
             Ok(T::default())
         } else {
-            serde_yaml_ng::from_value::<T>(item.clone())
+            serde_yaml_ng::from_value::<T>(external_name_form(item))
         };
         match parsed {
             Ok(t) => {
@@ -1233,6 +1353,25 @@ fn top_objects<T: serde::de::DeserializeOwned + Default>(
         }
     }
     objects
+}
+
+/// The old form of an external object, `external: {name: x}`, read as the new
+/// one, `external: true` with `name: x` (a `name:` beside it wins, as compose
+/// reads it).
+fn external_name_form(item: &Value) -> Value {
+    let mut item = item.clone();
+    if let Value::Mapping(m) = &mut item
+        && let Some(Value::Mapping(ext)) = m.get("external")
+    {
+        let name = ext.get("name").cloned();
+        m.insert(Value::from("external"), Value::Bool(true));
+        if let Some(name) = name
+            && !m.contains_key("name")
+        {
+            m.insert(Value::from("name"), name);
+        }
+    }
+    item
 }
 
 /// Where a top-level key is written (the last file that has it).

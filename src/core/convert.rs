@@ -20,8 +20,9 @@ use super::duration;
 use super::observed::{Observed, RunState};
 use super::reference;
 use super::spec::{
-    ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec, NetworkMode,
-    NetworkSpec, PortSpec, RestartPolicy, StackSpec, VolumeSpec, scoped_name,
+    AttachSpec, ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec,
+    NetworkMode, NetworkSpec, PodmanSecretSpec, PortSpec, RestartPolicy, StackSpec, SubnetSpec,
+    VolumeSpec, scoped_name,
 };
 
 /// The content of one `env_file:` as the edge read it.
@@ -84,6 +85,9 @@ pub struct ConvertInput<'a> {
     /// SOPS-encrypted files used as bind sources (`secrets:`, `configs:`,
     /// volumes), by their absolute path: each is mounted from its decrypted copy.
     pub encrypted: &'a BTreeMap<String, EncryptedMount>,
+    /// The home folder of the user Magos runs as, for `~/` bind sources
+    /// (`None`: unknown, and such a source is an error).
+    pub home: Option<&'a str>,
 }
 
 /// A SOPS-encrypted file mounted into containers from its decrypted copy.
@@ -121,6 +125,10 @@ pub fn cli_keys(loaded: &Loaded) -> Vec<String> {
     for s in &loaded.services {
         if let Some(service) = &s.service {
             keys.extend(service.unsupported());
+            // A container from a root file system, without an image to pin.
+            if service.other.contains_key("x-podman.rootfs") {
+                keys.insert("x-podman.rootfs".to_owned());
+            }
         }
     }
     // Options of top-level objects Magos does not apply (`driver_opts`, `ipam`,
@@ -147,6 +155,20 @@ pub fn cli_keys(loaded: &Loaded) -> Vec<String> {
                     .map(|k| format!("{kind}.{name}.{k}")),
             );
         }
+    }
+    // Configs are files only: a config from the environment or an external one
+    // (a Swarm object) is the compose CLI's.
+    for (name, def) in &loaded.configs {
+        let set = [
+            ("external", def.external),
+            ("name", def.name.is_some()),
+            ("environment", def.environment.is_some()),
+        ];
+        keys.extend(
+            set.iter()
+                .filter(|(_, on)| *on)
+                .map(|(k, _)| format!("configs.{name}.{k}")),
+        );
     }
     keys.into_iter().collect()
 }
@@ -218,6 +240,8 @@ struct Ctx<'a> {
     input: &'a ConvertInput<'a>,
     loaded: &'a Loaded,
     diags: Vec<Diagnostic>,
+    /// Volumes created for anonymous mounts (`- /var/www/html`).
+    anonymous: Vec<VolumeSpec>,
 }
 
 impl Ctx<'_> {
@@ -252,6 +276,12 @@ impl Ctx<'_> {
             })
     }
 
+    fn top_warn(&mut self, message: String) {
+        let file = self.input.config_files.first().cloned().unwrap_or_default();
+        self.diags
+            .push(Diagnostic::warning(&file, Pos::START, message));
+    }
+
     fn top_err(&mut self, message: String) {
         let file = self.input.config_files.first().cloned().unwrap_or_default();
         self.diags
@@ -265,6 +295,7 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
         input,
         loaded,
         diags: Vec::new(),
+        anonymous: Vec::new(),
     };
     let project = input.project;
     let keys = cli_keys(loaded);
@@ -322,16 +353,11 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
             }
         }
     }
+    top_level_x_podman(&mut cx);
     let mut networks = Vec::new();
     for key in &used_networks {
         let def = loaded.network_defs.get(key).cloned().unwrap_or_default();
-        networks.push(NetworkSpec {
-            name: net_name(key, &def),
-            external: def.external,
-            driver: def.driver.clone(),
-            internal: def.internal,
-            labels: key_values(def.labels.as_ref()),
-        });
+        networks.push(network_spec(&mut cx, key, net_name(key, &def), &def));
     }
     let mut volumes = Vec::new();
     for (key, def) in &loaded.volume_defs {
@@ -340,7 +366,14 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
             external: def.external,
             driver: def.driver.clone(),
             labels: key_values(def.labels.as_ref()),
+            options: driver_opts(def),
         });
+        top_x_podman(&mut cx, "volumes", key, def);
+    }
+    for anon in std::mem::take(&mut cx.anonymous) {
+        if !volumes.iter().any(|v| v.name == anon.name) {
+            volumes.push(anon);
+        }
     }
     let spec = StackSpec {
         project: project.to_owned(),
@@ -507,8 +540,11 @@ fn convert_service(
         }
     }
     for v in &s.volumes {
-        match volume(cx.input, cx.loaded, v) {
-            Ok(m) => spec.mounts.push(m),
+        match volume(cx.input, cx.loaded, name, v) {
+            Ok((m, anonymous)) => {
+                spec.mounts.push(m);
+                cx.anonymous.extend(anonymous);
+            }
             Err(e) => cx.err(name, e),
         }
     }
@@ -526,7 +562,14 @@ fn convert_service(
         for r in refs {
             let (source, target) = match r {
                 FileRef::Short(n) => (n.clone(), None),
-                FileRef::Long { source, target } => (source.clone(), target.clone()),
+                FileRef::Long { source, target, .. } => (source.clone(), target.clone()),
+            };
+            let owner = match file_ref_owner(r) {
+                Ok(o) => o,
+                Err(e) => {
+                    cx.err(name, format!("{kind} `{source}`: {e}"));
+                    continue;
+                }
             };
             let Some(top) = tops.get(&source) else {
                 cx.err(
@@ -536,21 +579,44 @@ fn convert_service(
                 continue;
             };
             let Some(file) = &top.file else {
+                if kind == "secret"
+                    && let Some(mut secret) = podman_secret(cx.input.project, &source, target, top)
+                {
+                    (secret.uid, secret.gid, secret.mode, secret.as_env) = owner;
+                    spec.podman_secrets.push(secret);
+                    continue;
+                }
                 cx.err(
                     name,
                     format!("{kind} `{source}`: only `file:` {kind}s are applied by Magos"),
                 );
                 continue;
             };
+            if owner != (None, None, None, false) {
+                cx.warn(
+                    name,
+                    format!("{kind} `{source}`: `uid`, `gid`, `mode` and `type` are not applied to a `file:` {kind} (it is mounted read-only as it is on the host)"),
+                );
+            }
             let target = match target {
                 Some(t) if t.starts_with('/') => t,
                 Some(t) => format!("{base}{t}"),
                 None => format!("{base}{source}"),
             };
+            let mut options = vec!["ro".to_owned()];
+            match top.relabel.as_deref() {
+                None => {}
+                Some(l @ ("z" | "Z")) => options.push(l.to_owned()),
+                Some(other) => cx.err(
+                    name,
+                    format!("{kind} `{source}`: `x-podman.relabel: {other}` is not `z` or `Z`"),
+                ),
+            }
             spec.mounts.push(MountSpec::Bind {
                 source: resolve(cx.input.dir, file),
                 target,
-                options: vec!["ro".to_owned()],
+                options,
+                create_host_path: false,
             });
         }
     }
@@ -592,6 +658,7 @@ fn convert_service(
             })
             .collect(),
     };
+    let settings = attach_settings(cx, name, s);
     if mode.is_some() && mode != Some("bridge") && !attachments.is_empty() {
         cx.err(
             name,
@@ -621,7 +688,10 @@ fn convert_service(
                 },
                 None => scoped_name(project, &key),
             };
-            used_networks.insert(key);
+            used_networks.insert(key.clone());
+            if let Some(a) = settings.get(&key) {
+                spec.network_settings.insert(full.clone(), a.clone());
+            }
             spec.networks.insert(full, aliases);
         }
     } else if mode == Some("bridge") {
@@ -732,8 +802,333 @@ fn convert_service(
         }
     }
     run::apply(cx, name, s, names, &mut spec);
+    service_x_podman(cx, name, s, &mut spec);
     seal(cx.input, &mut spec, secret_digests);
     Some(spec)
+}
+
+/// podman-compose's service extensions (docs/Extensions.md of
+/// containers/podman-compose): `x-podman.uidmaps`, `x-podman.gidmaps` and
+/// `x-podman.no_hosts` are applied; `x-podman.rootfs` (a container without an
+/// image) routes the stack to the compose CLI; `x-podman.passwd` and any other
+/// is reported, never dropped silently.
+fn service_x_podman(cx: &mut Ctx<'_>, name: &str, s: &Service, spec: &mut ContainerSpec) {
+    for (k, v) in s.other.iter().filter(|(k, _)| k.starts_with("x-podman")) {
+        let list = || -> Option<Vec<String>> {
+            match v {
+                serde_yaml_ng::Value::Sequence(l) => {
+                    l.iter().map(|e| e.as_str().map(str::to_owned)).collect()
+                }
+                serde_yaml_ng::Value::String(one) => Some(vec![one.clone()]),
+                _ => None,
+            }
+        };
+        match k.as_str() {
+            "x-podman.uidmaps" | "x-podman.gidmaps" => match list() {
+                Some(l) if l.iter().all(|m| id_map_ok(m)) => {
+                    if k == "x-podman.uidmaps" {
+                        spec.uidmaps = l;
+                    } else {
+                        spec.gidmaps = l;
+                    }
+                }
+                _ => cx.err(
+                    name,
+                    format!("`{k}` must be a list of `container_id:host_id:count` mappings"),
+                ),
+            },
+            "x-podman.no_hosts" => match v.as_bool() {
+                Some(b) => spec.no_hosts = b,
+                None => cx.err(name, format!("`{k}` must be `true` or `false`")),
+            },
+            "x-podman" => cx.err(
+                name,
+                "`x-podman:` under a service is podman-compose's old form; write `x-podman.uidmaps` and `x-podman.gidmaps`".to_owned(),
+            ),
+            // Routes the stack to the compose CLI (see `cli_keys`).
+            "x-podman.rootfs" => {}
+            other => cx.warn(name, format!("`{other}` is not applied by Magos")),
+        }
+    }
+}
+
+/// `container_id:host_id:count`, each part a number (a leading `@`, `+` or `u`/`g`
+/// flag as Podman takes them allowed on the first).
+fn id_map_ok(m: &str) -> bool {
+    let parts: Vec<&str> = m.split(':').collect();
+    parts.len() == 3
+        && parts.iter().enumerate().all(|(i, p)| {
+            let p = if i == 0 {
+                p.trim_start_matches(['@', '+', 'u', 'g'])
+            } else {
+                p.trim_start_matches('@')
+            };
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// podman-compose's top-level `x-podman:` settings: Magos makes no pods and keeps
+/// compose's names, so the ones that would change that are reported.
+fn top_level_x_podman(cx: &mut Ctx<'_>) {
+    let Some(serde_yaml_ng::Value::Mapping(m)) = &cx.loaded.x_podman else {
+        return;
+    };
+    for (k, v) in m {
+        let key = k.as_str().unwrap_or_default().to_owned();
+        let on = v.as_bool().unwrap_or(true);
+        match key.as_str() {
+            // Magos always joins `<project>_default` as docker-compose does.
+            "default_net_behavior_compat" => {}
+            "in_pod" | "pod_args" => cx.top_warn(format!(
+                "`x-podman.{key}`: Magos creates no pod; each container runs on its own, as with `in_pod: false`"
+            )),
+            _ if !on => {}
+            _ => cx.top_warn(format!(
+                "`x-podman.{key}` is not applied by Magos; names follow podman-compose's defaults (`<project>_<service>_1`, `<project>_<network>`)"
+            )),
+        }
+    }
+}
+
+/// A service's fixed settings per network key (`ipv4_address`, `ipv6_address`,
+/// `mac_address`, `x-podman.mac_address`, `x-podman.interface_name`), with the
+/// service's own `mac_address` on its network (one network only: with several,
+/// which one it means is not written down).
+fn attach_settings(cx: &mut Ctx<'_>, name: &str, s: &Service) -> BTreeMap<String, AttachSpec> {
+    let mut out = BTreeMap::new();
+    let mut keys: Vec<String> = Vec::new();
+    match &s.networks {
+        None => keys.push("default".to_owned()),
+        Some(ServiceNetworks::List(l)) => keys.extend(l.iter().cloned()),
+        Some(ServiceNetworks::Map(m)) => {
+            for (key, a) in m {
+                keys.push(key.clone());
+                let Some(a) = a else { continue };
+                for other in a.other.keys() {
+                    cx.warn(
+                        name,
+                        format!("networks.{key}.{other} is not applied by Magos"),
+                    );
+                }
+                let mac = match (&a.mac_address, &a.x_podman_mac_address) {
+                    (Some(m), Some(x)) if m != x => {
+                        cx.err(
+                            name,
+                            format!("network `{key}`: `mac_address` {m} and `x-podman.mac_address` {x} differ"),
+                        );
+                        None
+                    }
+                    (m, x) => m.clone().or_else(|| x.clone()),
+                };
+                let spec = AttachSpec {
+                    static_ips: a
+                        .ipv4_address
+                        .iter()
+                        .chain(&a.ipv6_address)
+                        .cloned()
+                        .collect(),
+                    mac,
+                    interface_name: a.interface_name.clone(),
+                };
+                if spec != AttachSpec::default() {
+                    out.insert(key.clone(), spec);
+                }
+            }
+        }
+    }
+    if let Some(mac) = &s.mac_address {
+        if s.network_mode.is_some() {
+            cx.warn(
+                name,
+                "`mac_address` with `network_mode` is not applied".to_owned(),
+            );
+        } else if keys.len() > 1 {
+            cx.err(
+                name,
+                format!(
+                    "`mac_address` with {} networks: set `mac_address` under the network it is for",
+                    keys.len()
+                ),
+            );
+        } else if let Some(key) = keys.first() {
+            let a: &mut AttachSpec = out.entry(key.clone()).or_default();
+            match &a.mac {
+                Some(m) if m != mac => cx.err(
+                    name,
+                    format!("`mac_address` {mac} and the network's `mac_address` {m} differ"),
+                ),
+                _ => a.mac = Some(mac.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// A top-level network as Magos creates it: driver, `internal`, labels,
+/// `driver_opts`, `enable_ipv6`, `ipam` and podman-compose's `x-podman.dns`,
+/// `x-podman.disable_dns` and `x-podman.routes`.
+fn network_spec(cx: &mut Ctx<'_>, key: &str, name: String, def: &TopObject) -> NetworkSpec {
+    let mut spec = NetworkSpec {
+        name,
+        external: def.external,
+        driver: def.driver.clone(),
+        internal: def.internal,
+        labels: key_values(def.labels.as_ref()),
+        ipv6: def.enable_ipv6,
+        options: driver_opts(def),
+        ipam_driver: None,
+        subnets: Vec::new(),
+        disable_dns: false,
+        dns: Vec::new(),
+        routes: Vec::new(),
+    };
+    if let Some(ipam) = &def.ipam {
+        spec.ipam_driver = ipam.driver.clone().filter(|d| d != "default");
+        if !ipam.options.is_empty() {
+            cx.top_warn(format!(
+                "network `{key}`: `ipam.options` is not applied by Magos (Podman takes no IPAM driver options)"
+            ));
+        }
+        for c in &ipam.config {
+            if !c.aux_addresses.is_empty() {
+                cx.top_warn(format!(
+                    "network `{key}`: `ipam.config.aux_addresses` is not applied by Magos (Podman cannot reserve addresses); leave them out of `ip_range`"
+                ));
+            }
+            match &c.subnet {
+                Some(subnet) => spec.subnets.push(SubnetSpec {
+                    subnet: subnet.clone(),
+                    gateway: c.gateway.clone(),
+                    ip_range: c.ip_range.clone(),
+                }),
+                None if c.gateway.is_some() || c.ip_range.is_some() => cx.top_err(format!(
+                    "network `{key}`: an `ipam.config` entry with `gateway` or `ip_range` needs its `subnet`"
+                )),
+                None => {}
+            }
+        }
+    }
+    for (k, v) in &def.other {
+        match k.as_str() {
+            "x-podman.disable_dns" => match v.as_bool() {
+                Some(b) => spec.disable_dns = b,
+                None => cx.top_err(format!(
+                    "network `{key}`: `x-podman.disable_dns` must be `true` or `false`"
+                )),
+            },
+            "x-podman.dns" | "x-podman.routes" => {
+                let list: Option<Vec<String>> = match v {
+                    serde_yaml_ng::Value::Sequence(s) => {
+                        s.iter().map(|e| e.as_str().map(str::to_owned)).collect()
+                    }
+                    serde_yaml_ng::Value::String(s) => Some(vec![s.clone()]),
+                    _ => None,
+                };
+                match (list, k.as_str()) {
+                    (Some(l), "x-podman.dns") => spec.dns = l,
+                    (Some(l), _) => spec.routes = l,
+                    (None, _) => {
+                        cx.top_err(format!("network `{key}`: `{k}` must be a list of strings"))
+                    }
+                }
+            }
+            k if k.starts_with("x-podman") => {
+                cx.top_warn(format!("network `{key}`: `{k}` is not applied by Magos"))
+            }
+            _ => {}
+        }
+    }
+    if spec.disable_dns && !spec.dns.is_empty() {
+        cx.top_err(format!(
+            "network `{key}`: `x-podman.dns` cannot be used with `x-podman.disable_dns: true`"
+        ));
+    }
+    spec
+}
+
+/// A diagnostic for `x-podman…` keys of a top-level volume, which Magos does not
+/// apply (podman-compose documents none).
+fn top_x_podman(cx: &mut Ctx<'_>, kind: &str, key: &str, def: &TopObject) {
+    for k in def.other.keys().filter(|k| k.starts_with("x-podman")) {
+        cx.top_warn(format!("{kind} `{key}`: `{k}` is not applied by Magos"));
+    }
+}
+
+/// The `uid`, `gid`, `mode` and `type: env` of a long-form secret reference.
+type Owner = (Option<u32>, Option<u32>, Option<u32>, bool);
+
+fn file_ref_owner(r: &FileRef) -> Result<Owner, String> {
+    let FileRef::Long {
+        uid,
+        gid,
+        mode,
+        kind,
+        ..
+    } = r
+    else {
+        return Ok((None, None, None, false));
+    };
+    let id = |what: &str, v: &Option<Scalar>| -> Result<Option<u32>, String> {
+        v.as_ref()
+            .map(|v| {
+                v.as_text()
+                    .parse::<u32>()
+                    .map_err(|_| format!("`{what}: {}` is not a number", v.as_text()))
+            })
+            .transpose()
+    };
+    let mode = match mode {
+        None => None,
+        // Written as text, the digits are octal (`"0440"`); YAML reads a bare
+        // `0440` as octal and `440` as decimal, which compose takes as given.
+        Some(Scalar::String(t)) => Some(
+            u32::from_str_radix(t.trim_start_matches("0o"), 8)
+                .map_err(|_| format!("`mode: {t}` is not an octal mode"))?,
+        ),
+        Some(other) => id("mode", &Some(other.clone()))?,
+    };
+    let as_env = match kind.as_deref() {
+        None | Some("mount") => false,
+        Some("env") => true,
+        Some(other) => return Err(format!("`type: {other}` is not `mount` or `env`")),
+    };
+    Ok((id("uid", uid)?, id("gid", gid)?, mode, as_env))
+}
+
+/// A secret that is not a file: an `external` Podman secret (by `name:`, else
+/// its key), or one whose value is in Magos's environment (`environment:`),
+/// which the apply step stores as the Podman secret `<project>_<key>`.
+fn podman_secret(
+    project: &str,
+    key: &str,
+    target: Option<String>,
+    top: &compose::TopFile,
+) -> Option<PodmanSecretSpec> {
+    let target = target.unwrap_or_else(|| key.to_owned());
+    if top.external || (top.name.is_some() && top.environment.is_none()) {
+        return Some(PodmanSecretSpec {
+            source: top.name.clone().unwrap_or_else(|| key.to_owned()),
+            target,
+            from_env: None,
+            uid: None,
+            gid: None,
+            mode: None,
+            as_env: false,
+        });
+    }
+    let var = top.environment.as_ref()?;
+    Some(PodmanSecretSpec {
+        source: top
+            .name
+            .clone()
+            .unwrap_or_else(|| scoped_name(project, key)),
+        target,
+        from_env: Some(var.clone()),
+        uid: None,
+        gid: None,
+        mode: None,
+        as_env: false,
+    })
 }
 
 /// Points binds of encrypted files at their decrypted copies and records the
@@ -1020,34 +1415,131 @@ fn check_protocol(p: &str, text: &str) -> Result<(), String> {
     }
 }
 
-fn volume(input: &ConvertInput<'_>, loaded: &Loaded, v: &Volume) -> Result<MountSpec, String> {
-    let named = |key: &str, target: String, read_only: bool| {
+/// The mount options Podman's `--volume` takes besides `ro`/`rw`, as compose
+/// files write them after the second colon.
+const MOUNT_OPTIONS: &[&str] = &[
+    "z",
+    "Z",
+    "U",
+    "O",
+    "nocopy",
+    "copy",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "private",
+    "rprivate",
+    "unbindable",
+    "runbindable",
+    "bind",
+    "rbind",
+    "exec",
+    "noexec",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "idmap",
+];
+
+/// Propagation modes (`bind.propagation`).
+const PROPAGATIONS: &[&str] = &[
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "private",
+    "rprivate",
+    "unbindable",
+    "runbindable",
+];
+
+/// The name podman-compose gives the volume of an anonymous mount:
+/// `<project>_<service>_<sha256 of the target>`, so the same volume is mounted
+/// again when the container is recreated.
+pub fn anonymous_volume_name(project: &str, service: &str, target: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "{project}_{service}_{}",
+        hex::encode(Sha256::digest(target.as_bytes()))
+    )
+}
+
+/// A host path as written in a bind: `~` and `~/…` in the home of the user Magos
+/// runs as, absolute as written, else relative to the stack's folder.
+fn bind_source(input: &ConvertInput<'_>, source: &str) -> Result<String, String> {
+    if source == "~" || source.starts_with("~/") {
+        let home = input.home.ok_or_else(|| {
+            format!("`{source}`: the home folder of the user Magos runs as is not known (set HOME)")
+        })?;
+        return Ok(resolve(
+            home,
+            source.trim_start_matches('~').trim_start_matches('/'),
+        ));
+    }
+    if source.starts_with('~') {
+        return Err(format!(
+            "`{source}`: `~user` paths are not applied; write the absolute path"
+        ));
+    }
+    Ok(resolve(input.dir, source))
+}
+
+/// Whether a bind source lies in the stack's folder (where a missing folder is
+/// created, as compose creates it).
+fn inside(dir: &str, path: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    // `resolve` keeps a leading `..` (`/repo/web/../x`): that is outside.
+    let climbs = path.split('/').any(|c| c == "..");
+    !climbs && (path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/')))
+}
+
+/// Whether a missing bind source is created without being asked: inside the
+/// stack's folder or the home folder of the user Magos runs as, never elsewhere
+/// (a missing `/var/run/docker.sock` must not become a folder).
+fn may_create(input: &ConvertInput<'_>, path: &str) -> bool {
+    inside(input.dir, path) || input.home.is_some_and(|h| h != "/" && inside(h, path))
+}
+
+/// One mount in any compose form, with the volume an anonymous mount needs.
+fn volume(
+    input: &ConvertInput<'_>,
+    loaded: &Loaded,
+    service: &str,
+    v: &Volume,
+) -> Result<(MountSpec, Option<VolumeSpec>), String> {
+    let named = |key: &str| -> Result<String, String> {
         let Some(def) = loaded.volume_defs.get(key) else {
             return Err(format!(
                 "volume `{key}` is not declared at the top level `volumes:`"
             ));
         };
-        let name = match (&def.name, def.external) {
+        Ok(match (&def.name, def.external) {
             (Some(n), _) => n.clone(),
             (None, true) => key.to_owned(),
             (None, false) => scoped_name(input.project, key),
-        };
-        Ok(MountSpec::Volume {
-            name,
-            target,
-            read_only,
         })
     };
-    let is_path = |s: &str| s.starts_with('/') || s.starts_with('.');
+    let anonymous = |target: &str| {
+        let name = anonymous_volume_name(input.project, service, target);
+        let spec = VolumeSpec {
+            name: name.clone(),
+            external: false,
+            driver: None,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+        };
+        (name, spec)
+    };
+    let is_path = |s: &str| s.starts_with('/') || s.starts_with('.') || s.starts_with('~');
     match v {
         Volume::Short(s) => {
             let parts: Vec<&str> = s.splitn(3, ':').collect();
             let (source, target, mode) = match parts.as_slice() {
-                [t] => {
-                    return Err(format!(
-                        "anonymous volume `{t}` is not applied by Magos; name it"
-                    ));
-                }
+                [t] => ("", *t, ""),
+                // `/data:ro`: an anonymous volume with options.
+                [t, m] if !m.starts_with('/') => ("", *t, *m),
                 [s, t] => (*s, *t, ""),
                 [s, t, m] => (*s, *t, *m),
                 _ => return Err(format!("volume `{s}` is not `source:target[:mode]`")),
@@ -1055,26 +1547,52 @@ fn volume(input: &ConvertInput<'_>, loaded: &Loaded, v: &Volume) -> Result<Mount
             if !target.starts_with('/') {
                 return Err(format!("volume `{s}`: the target must be an absolute path"));
             }
-            if source.starts_with('~') {
-                return Err(format!(
-                    "volume `{s}`: `~` paths are not applied by Magos; use a path relative to the stack"
-                ));
-            }
-            let opts: Vec<String> = split_opts(mode).into_iter().filter(|o| o != "rw").collect();
-            if is_path(source) {
-                Ok(MountSpec::Bind {
-                    source: resolve(input.dir, source),
-                    target: target.to_owned(),
-                    options: opts,
-                })
-            } else {
-                let ro = opts.iter().any(|o| o == "ro");
-                if let Some(other) = opts.iter().find(|o| *o != "ro") {
-                    return Err(format!(
-                        "volume `{s}`: option `{other}` is not applied to named volumes"
-                    ));
+            // In the order written (a bind's options enter its hash as they are).
+            let mut opts = Vec::new();
+            for o in split_opts(mode) {
+                match o.as_str() {
+                    "rw" => {}
+                    // Docker Desktop's file-sharing hints: nothing to do on Linux.
+                    "consistent" | "cached" | "delegated" => {}
+                    o if o == "ro" || MOUNT_OPTIONS.contains(&o) => opts.push(o.to_owned()),
+                    other => {
+                        return Err(format!(
+                            "volume `{s}`: unknown option `{other}` (Podman takes ro, rw, {})",
+                            MOUNT_OPTIONS.join(", ")
+                        ));
+                    }
                 }
-                named(source, target.to_owned(), ro)
+            }
+            if is_path(source) {
+                let path = bind_source(input, source).map_err(|e| format!("volume `{s}`: {e}"))?;
+                Ok((
+                    MountSpec::Bind {
+                        create_host_path: may_create(input, &path),
+                        source: path,
+                        target: target.to_owned(),
+                        options: opts,
+                    },
+                    None,
+                ))
+            } else {
+                let read_only = opts.iter().any(|o| o == "ro");
+                opts.retain(|o| o != "ro");
+                let (name, anon) = if source.is_empty() {
+                    let (n, spec) = anonymous(target);
+                    (n, Some(spec))
+                } else {
+                    (named(source)?, None)
+                };
+                Ok((
+                    MountSpec::Volume {
+                        name,
+                        target: target.to_owned(),
+                        read_only,
+                        options: opts,
+                        subpath: None,
+                    },
+                    anon,
+                ))
             }
         }
         Volume::Long {
@@ -1082,34 +1600,147 @@ fn volume(input: &ConvertInput<'_>, loaded: &Loaded, v: &Volume) -> Result<Mount
             source,
             target,
             read_only,
-        } => match kind.as_str() {
-            "volume" => match source {
-                Some(src) => named(src, target.clone(), *read_only),
-                None => Err(format!(
-                    "anonymous volume `{target}` is not applied by Magos; name it"
-                )),
-            },
-            "bind" => {
-                let src = source
-                    .as_ref()
-                    .ok_or_else(|| format!("bind mount `{target}` has no source"))?;
-                Ok(MountSpec::Bind {
-                    source: resolve(input.dir, src),
-                    target: target.clone(),
-                    options: if *read_only {
+            bind,
+            volume,
+            tmpfs,
+            consistency: _,
+        } => {
+            if !target.starts_with('/') {
+                return Err(format!(
+                    "volume `{target}`: the target must be an absolute path"
+                ));
+            }
+            match kind.as_str() {
+                "volume" => {
+                    let v = volume.as_deref().cloned().unwrap_or_default();
+                    let mut options = Vec::new();
+                    if v.nocopy {
+                        options.push("nocopy".to_owned());
+                    }
+                    if let Some(b) = bind {
+                        options.extend(bind_options(target, b)?);
+                    }
+                    let (name, anon) = match source.as_deref().filter(|s| !s.is_empty()) {
+                        Some(src) => (named(src)?, None),
+                        None => {
+                            let (n, spec) = anonymous(target);
+                            (n, Some(spec))
+                        }
+                    };
+                    Ok((
+                        MountSpec::Volume {
+                            name,
+                            target: target.clone(),
+                            read_only: *read_only,
+                            options,
+                            subpath: v.subpath.clone(),
+                        },
+                        anon,
+                    ))
+                }
+                "bind" => {
+                    let src = source
+                        .as_ref()
+                        .ok_or_else(|| format!("bind mount `{target}` has no source"))?;
+                    let path = bind_source(input, src)
+                        .map_err(|e| format!("bind mount `{target}`: {e}"))?;
+                    let mut options = if *read_only {
                         vec!["ro".to_owned()]
                     } else {
                         vec![]
-                    },
-                })
+                    };
+                    let b = bind.as_deref().cloned().unwrap_or_default();
+                    options.extend(bind_options(target, &b)?);
+                    Ok((
+                        MountSpec::Bind {
+                            // As the short syntax unless the file says:
+                            // `create_host_path: true` anywhere Magos may write,
+                            // `false` never.
+                            create_host_path: match b.create_host_path {
+                                Some(explicit) => explicit,
+                                None => may_create(input, &path),
+                            },
+                            source: path,
+                            target: target.clone(),
+                            options,
+                        },
+                        None,
+                    ))
+                }
+                "tmpfs" => {
+                    let mut options = Vec::new();
+                    if let Some(t) = tmpfs {
+                        if let Some(size) = &t.size {
+                            options.push(format!("size={}", size.as_text()));
+                        }
+                        if let Some(mode) = &t.mode {
+                            options.push(format!("mode={}", tmpfs_mode(mode)));
+                        }
+                    }
+                    if *read_only {
+                        options.push("ro".to_owned());
+                    }
+                    Ok((
+                        MountSpec::Tmpfs {
+                            target: target.clone(),
+                            options,
+                        },
+                        None,
+                    ))
+                }
+                other => Err(format!(
+                    "volume type `{other}` is not applied by Magos (it applies volume, bind and tmpfs)"
+                )),
             }
-            "tmpfs" => Ok(MountSpec::Tmpfs {
-                target: target.clone(),
-                options: vec![],
-            }),
-            other => Err(format!("volume type `{other}` is not applied by Magos")),
-        },
+        }
     }
+}
+
+/// The options of a long-syntax `bind:` block (`propagation`, `selinux`).
+fn bind_options(target: &str, b: &compose::BindOptions) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    if let Some(p) = &b.propagation {
+        if !PROPAGATIONS.contains(&p.as_str()) {
+            return Err(format!(
+                "volume `{target}`: `bind.propagation: {p}` is not one of {}",
+                PROPAGATIONS.join(", ")
+            ));
+        }
+        out.push(p.clone());
+    }
+    match b.selinux.as_deref() {
+        None => {}
+        Some(l @ ("z" | "Z")) => out.push(l.to_owned()),
+        Some(other) => {
+            return Err(format!(
+                "volume `{target}`: `bind.selinux: {other}` is not `z` or `Z`"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A tmpfs mode as Podman takes it: octal digits. YAML reads `01777` or `1777`
+/// as a number, written back here in octal when it was one (`0o1777` = 1023).
+fn tmpfs_mode(mode: &Scalar) -> String {
+    match mode {
+        Scalar::Number(n) => match n.as_u64() {
+            // A decimal number whose digits are all octal is what the user
+            // meant as octal (`mode: 1777`).
+            Some(v) if v.to_string().chars().all(|c| ('0'..='7').contains(&c)) => v.to_string(),
+            Some(v) => format!("{v:o}"),
+            None => n.to_string(),
+        },
+        other => other.as_text().trim_start_matches("0o").to_owned(),
+    }
+}
+
+/// `driver_opts:` of a top-level network or volume, as text.
+fn driver_opts(def: &TopObject) -> BTreeMap<String, String> {
+    def.driver_opts
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_text()))
+        .collect()
 }
 
 /// Drift of a stack applied by the compose CLI: no config hash exists there, so
@@ -1182,3 +1813,6 @@ mod run;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod storage_tests;

@@ -198,6 +198,25 @@ pub fn drift(stacks: &[StackSpec], observed: &Observed, instance: &str) -> Vec<D
             });
         }
     }
+    // A network whose fixed subnets (`ipam.config`) differ from Podman's: the
+    // stack's plan fails on it (see `plan`), and drift names it.
+    for stack in stacks {
+        for net in &stack.networks {
+            let Some(found) = observed.networks.iter().find(|n| n.name == net.name) else {
+                continue;
+            };
+            if let Some((want, have)) = super::plan::subnet_difference(net, found) {
+                entries.push(DriftEntry {
+                    stack: stack.project.clone(),
+                    service: None,
+                    state: DriftState::ConfigDrift,
+                    expected: Some(format!("network {} subnet {want}", net.name)),
+                    actual: Some(format!("subnet {have}")),
+                    container: None,
+                });
+            }
+        }
+    }
     for c in orphans(stacks, observed, instance) {
         entries.push(DriftEntry {
             stack: c.project().unwrap_or_default().to_owned(),

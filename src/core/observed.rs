@@ -93,12 +93,15 @@ pub struct ObservedImage {
 }
 
 /// A network or volume as Podman reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ObservedObject {
     /// Its name.
     pub name: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// Networks: their subnets (CIDR).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<String>,
 }
 
 /// Everything Podman reports that planning needs.

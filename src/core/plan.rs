@@ -12,8 +12,12 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::observed::{Assessment, Observed, RunState, Stale, assess, leftover, orphans};
-use super::spec::{ContainerSpec, ImageRef, NetworkMode, PullPolicy, SharedNamespace, StackSpec};
+use super::observed::{
+    Assessment, Observed, ObservedObject, RunState, Stale, assess, leftover, orphans,
+};
+use super::spec::{
+    ContainerSpec, ImageRef, NetworkMode, NetworkSpec, PullPolicy, SharedNamespace, StackSpec,
+};
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -232,6 +236,33 @@ pub fn plan(stacks: &[StackSpec], observed: &Observed, options: PlanOptions<'_>)
     }
 }
 
+/// A network the file gives fixed subnets (`ipam.config`) must have them: Podman
+/// cannot change a network's subnets, and recreating it would cut off every
+/// container on it, so a difference fails the stack's plan, naming both and
+/// the way out. Networks without fixed subnets keep whatever Podman chose.
+fn subnets_match(net: &NetworkSpec, found: &ObservedObject) -> Result<(), String> {
+    match subnet_difference(net, found) {
+        None => Ok(()),
+        Some((want, have)) => Err(format!(
+            "network `{}` exists with subnet {have} but the compose file sets {want}; Magos does not recreate a network its containers use: stop them and remove it (`podman network rm {}`) to have it created again, or set the file back",
+            net.name, net.name
+        )),
+    }
+}
+
+/// The subnets a network's file fixes and the ones Podman has (each a sorted,
+/// comma-separated list), when they differ; `None` when they are equal or the
+/// file fixes none.
+pub fn subnet_difference(net: &NetworkSpec, found: &ObservedObject) -> Option<(String, String)> {
+    if net.subnets.is_empty() || net.external {
+        return None;
+    }
+    let want: BTreeSet<&str> = net.subnets.iter().map(|s| s.subnet.as_str()).collect();
+    let have: BTreeSet<&str> = found.subnets.iter().map(String::as_str).collect();
+    let list = |s: &BTreeSet<&str>| s.iter().copied().collect::<Vec<_>>().join(", ");
+    (want != have).then(|| (list(&want), list(&have)))
+}
+
 /// The image reference to pull: by digest when pinned.
 pub fn pull_reference(image: &ImageRef) -> String {
     match &image.digest {
@@ -260,19 +291,30 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
     let mut actions = Vec::new();
 
     for net in &stack.networks {
-        let exists = observed.networks.iter().any(|n| n.name == net.name);
-        match (exists, net.external) {
-            (false, true) => return Err(format!("external network `{}` does not exist", net.name)),
-            (false, false) => actions.push(Action::CreateNetwork {
+        let found = observed.networks.iter().find(|n| n.name == net.name);
+        match (found, net.external) {
+            (None, true) => {
+                return Err(format!(
+                    "external network `{0}` does not exist; create it (`podman network create {0}`) or drop `external: true` so Magos creates it",
+                    net.name
+                ));
+            }
+            (None, false) => actions.push(Action::CreateNetwork {
                 name: net.name.clone(),
             }),
-            (true, _) => {}
+            (Some(found), false) => subnets_match(net, found)?,
+            (Some(_), true) => {}
         }
     }
     for vol in &stack.volumes {
         let exists = observed.volumes.iter().any(|v| v.name == vol.name);
         match (exists, vol.external) {
-            (false, true) => return Err(format!("external volume `{}` does not exist", vol.name)),
+            (false, true) => {
+                return Err(format!(
+                    "external volume `{0}` does not exist; create it (`podman volume create {0}`) or drop `external: true` so Magos creates it",
+                    vol.name
+                ));
+            }
             (false, false) => actions.push(Action::CreateVolume {
                 name: vol.name.clone(),
             }),

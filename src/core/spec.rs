@@ -59,7 +59,7 @@ pub struct StackSpec {
 }
 
 /// A network of a stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NetworkSpec {
     /// The name Podman knows it by (`<project>_<key>` unless `name:` is given).
     pub name: String,
@@ -71,10 +71,84 @@ pub struct NetworkSpec {
     pub internal: bool,
     /// Labels of the network (compose labels included).
     pub labels: BTreeMap<String, String>,
+    /// `enable_ipv6: true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6: bool,
+    /// `driver_opts:`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// `ipam.driver:` when not `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam_driver: Option<String>,
+    /// `ipam.config:`: the subnets, empty to let Podman choose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<SubnetSpec>,
+    /// `x-podman.disable_dns: true`: no name resolution on the network.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_dns: bool,
+    /// `x-podman.dns:`: the network's DNS servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// `x-podman.routes:`: extra routes (`destination,gateway[,metric]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+}
+
+/// One subnet of a network (`ipam.config` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubnetSpec {
+    /// The CIDR.
+    pub subnet: String,
+    /// The gateway, when fixed.
+    pub gateway: Option<String>,
+    /// The range addresses are leased from.
+    pub ip_range: Option<String>,
+}
+
+/// A service's fixed settings on one network (`ipv4_address`, `ipv6_address`,
+/// `mac_address`, `x-podman.interface_name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AttachSpec {
+    /// Fixed addresses (IPv4 and IPv6).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub static_ips: Vec<String>,
+    /// The MAC address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// The interface name in the container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface_name: Option<String>,
+}
+
+/// A Podman secret mounted into a container (compose's `external` secrets and
+/// secrets from Magos's environment). Only names are here, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodmanSecretSpec {
+    /// The Podman secret's name.
+    pub source: String,
+    /// The file name under `/run/secrets/` (or an absolute path).
+    pub target: String,
+    /// For a secret from Magos's environment: the variable holding its value
+    /// (the apply step creates the Podman secret from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_env: Option<String>,
+    /// The file's owner in the container (0 when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The file's group (0 when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The file's mode (0444 when not given, as `podman run --secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// `type: env`: the secret is the environment variable `target`, not a
+    /// file.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub as_env: bool,
 }
 
 /// A named volume of a stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct VolumeSpec {
     /// The name Podman knows it by (`<project>_<key>` unless `name:` is given).
     pub name: String,
@@ -84,6 +158,9 @@ pub struct VolumeSpec {
     pub driver: Option<String>,
     /// Labels of the volume (compose labels included).
     pub labels: BTreeMap<String, String>,
+    /// `driver_opts:` (the local driver's `type`, `o`, `device`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// An image reference as the repository pins it.
@@ -148,6 +225,12 @@ pub enum MountSpec {
         target: String,
         /// Read-only.
         read_only: bool,
+        /// Other options (`z`, `Z`, `U`, `nocopy`, propagation, …).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        options: Vec<String>,
+        /// Mount only this sub-folder of the volume.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subpath: Option<String>,
     },
     /// A host path.
     Bind {
@@ -157,6 +240,12 @@ pub enum MountSpec {
         target: String,
         /// Options (`ro`, `z`, `Z`, …).
         options: Vec<String>,
+        /// Create the host folder before the container when nothing is there
+        /// (compose's short syntax inside the stack's folder, or
+        /// `bind.create_host_path: true`). It does not change the container, so
+        /// it is not part of the config hash.
+        #[serde(skip)]
+        create_host_path: bool,
     },
     /// A tmpfs.
     Tmpfs {
@@ -276,6 +365,22 @@ pub struct ContainerSpec {
     pub stop_grace_period: Option<Duration>,
     /// `read_only:`.
     pub read_only: bool,
+    /// Fixed addresses, MAC and interface names per network (full Podman
+    /// names), for the networks that set any.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub network_settings: BTreeMap<String, AttachSpec>,
+    /// Podman secrets mounted in `/run/secrets`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub podman_secrets: Vec<PodmanSecretSpec>,
+    /// `x-podman.uidmaps:` (`container:host:count`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uidmaps: Vec<String>,
+    /// `x-podman.gidmaps:`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gidmaps: Vec<String>,
+    /// `x-podman.no_hosts: true`: no `/etc/hosts` written by Podman.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_hosts: bool,
     /// The run-time settings (resources, security, namespaces, logging, …);
     /// left out of the hash while all unset, so older specs hash as before.
     #[serde(skip_serializing_if = "RunSpec::is_unset")]
@@ -411,9 +516,6 @@ pub struct RunSpec {
     /// `dns_opt:`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns_opt: Vec<String>,
-    /// `mac_address:` on the service's (first) network.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mac_address: Option<String>,
     /// `annotations:`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
@@ -465,6 +567,11 @@ impl ContainerSpec {
             stop_grace_period: None,
             read_only: false,
             run: RunSpec::default(),
+            network_settings: BTreeMap::new(),
+            podman_secrets: Vec::new(),
+            uidmaps: Vec::new(),
+            gidmaps: Vec::new(),
+            no_hosts: false,
         }
     }
 
@@ -546,6 +653,47 @@ mod tests {
         c.image.digest = Some(format!("sha256:{}", "a".repeat(64)));
         assert_ne!(a.config_hash(), c.config_hash());
         assert_eq!(a.config_hash().len(), 64);
+    }
+
+    /// The hash of a spec written before the volume, network, secret and
+    /// `x-podman` fields existed: a spec that uses none of them keeps it, so an
+    /// upgrade recreates nothing.
+    #[test]
+    fn new_fields_left_empty_keep_an_old_spec_hash() {
+        let mut s = ContainerSpec::new("web", "app", image());
+        s.mounts.push(MountSpec::Volume {
+            name: "web_data".into(),
+            target: "/data".into(),
+            read_only: false,
+            options: vec![],
+            subpath: None,
+        });
+        s.mounts.push(MountSpec::Bind {
+            source: "/repo/web/conf".into(),
+            target: "/conf".into(),
+            options: vec!["ro".into()],
+            create_host_path: true,
+        });
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(
+            json.ends_with(r#""stop_signal":null,"stop_grace_period":null,"read_only":false}"#),
+            "{json}"
+        );
+        assert!(
+            json.contains(
+                r#"{"type":"volume","name":"web_data","target":"/data","read_only":false}"#
+            ),
+            "{json}"
+        );
+        assert!(
+            json.contains(
+                r#"{"type":"bind","source":"/repo/web/conf","target":"/conf","options":["ro"]}"#
+            ),
+            "{json}"
+        );
+        let mut t = s.clone();
+        t.uidmaps.push("0:1:1".into());
+        assert_ne!(s.config_hash(), t.config_hash());
     }
 
     #[test]

@@ -388,12 +388,12 @@ pub fn uses(s: &Subject<'_>) -> Vec<Use> {
     }
     for (name, def) in &s.loaded.volume_defs {
         if let Some(device) = def
-            .other
-            .get("driver_opts")
-            .and_then(|o| o.get("device"))
-            .and_then(Value::as_str)
+            .driver_opts
+            .get("device")
+            .map(|d| d.as_text())
             .filter(|d| is_host_path(d))
         {
+            let device = device.as_str();
             let (file, pos) = at.top_key("volumes", Some(device));
             out.push(Use {
                 file,

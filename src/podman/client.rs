@@ -862,6 +862,47 @@ impl Client {
         self.expect(call, &[204]).await.map(drop)
     }
 
+    // -- secrets ---------------------------------------------------------------
+
+    /// `POST /libpod/secrets/create?name=…&replace=true`: stores `value` as the
+    /// Podman secret `name`, replacing the value of one that exists. The value
+    /// travels only in the request body; no error holds it.
+    pub async fn create_secret(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), PodmanError> {
+        let labels = serde_json::to_string(labels).unwrap_or_default();
+        let path = Query::new()
+            .push("name", name)
+            .push("replace", "true")
+            .push("labels", &labels)
+            .apply(&uri::libpod("secrets/create"));
+        let mut call = self.call(Method::POST, path, format!("secret {name}"));
+        call.body = Some(Bytes::from(value));
+        self.expect(call, &[200, 201]).await.map(drop)
+    }
+
+    /// `GET /libpod/secrets/{name}/exists`.
+    pub async fn secret_exists(&self, name: &str) -> Result<bool, PodmanError> {
+        let path = uri::libpod(&format!("secrets/{}/exists", uri::segment(name)));
+        let (status, _) = self
+            .expect(
+                self.call(Method::GET, path, format!("secret {name}")),
+                &[204, 404],
+            )
+            .await?;
+        Ok(status.as_u16() == 204)
+    }
+
+    /// `DELETE /libpod/secrets/{name}`.
+    pub async fn remove_secret(&self, name: &str) -> Result<(), PodmanError> {
+        let path = uri::libpod(&format!("secrets/{}", uri::segment(name)));
+        let call = self.call(Method::DELETE, path, format!("secret {name}"));
+        self.expect(call, &[204]).await.map(drop)
+    }
+
     // -- events ----------------------------------------------------------------
 
     /// `GET /libpod/events?stream=true`: the events matching `filters`, one parsed

@@ -864,6 +864,21 @@ pub struct SpecGenerator {
     /// Options of the network mode, e.g. `{"pasta": ["-T", "8080"]}`.
     #[serde(rename = "network_options", skip_serializing_if = "BTreeMap::is_empty")]
     pub network_options: BTreeMap<String, Vec<String>>,
+    /// The user namespace (`userns_mode`, or `private` with ID mappings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns: Option<Namespace>,
+    /// UID and GID mappings (`--uidmap`, `--gidmap`).
+    #[serde(rename = "idmappings", skip_serializing_if = "Option::is_none")]
+    pub id_mappings: Option<IdMappingOptions>,
+    /// Keep the image's `/etc/hosts` instead of writing one (`--no-hosts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_image_hosts: Option<bool>,
+    /// Podman secrets mounted in `/run/secrets`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretMount>,
+    /// Podman secrets as environment variables: variable → secret.
+    #[serde(rename = "secret_env", skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: StringMap,
     // -- run-time settings (compose `expose`, resources, security, namespaces,
     // logging, …)
     /// Ports exposed without publishing: port → `tcp`, `udp`, `tcp,udp`.
@@ -923,9 +938,6 @@ pub struct SpecGenerator {
     /// The IPC namespace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipcns: Option<Namespace>,
-    /// The user namespace.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub userns: Option<Namespace>,
     /// The OOM score adjustment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
@@ -1046,6 +1058,54 @@ pub struct DeviceCgroupRule {
     pub minor: Option<i64>,
     /// `r`, `w`, `m`.
     pub access: String,
+}
+
+/// `types.IDMappingOptions` (containers/storage; Go field names, no tags).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IdMappingOptions {
+    /// Use the host's UIDs (no mapping).
+    #[serde(rename = "HostUIDMapping")]
+    pub host_uid_mapping: bool,
+    /// Use the host's GIDs (no mapping).
+    #[serde(rename = "HostGIDMapping")]
+    pub host_gid_mapping: bool,
+    /// UID ranges.
+    #[serde(rename = "UIDMap", skip_serializing_if = "Vec::is_empty")]
+    pub uid_map: Vec<IdMap>,
+    /// GID ranges.
+    #[serde(rename = "GIDMap", skip_serializing_if = "Vec::is_empty")]
+    pub gid_map: Vec<IdMap>,
+}
+
+/// `idtools.IDMap`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IdMap {
+    /// The first ID in the container.
+    pub container_id: u32,
+    /// The first ID outside (in a rootless user namespace: of the user's range).
+    pub host_id: u32,
+    /// How many.
+    pub size: u32,
+}
+
+/// `specgen.Secret` (Go field names, no tags).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SecretMount {
+    /// The Podman secret's name.
+    #[serde(rename = "Source")]
+    pub source: String,
+    /// The file name under `/run/secrets` or an absolute path.
+    #[serde(rename = "Target", skip_serializing_if = "String::is_empty")]
+    pub target: String,
+    /// The file's owner.
+    #[serde(rename = "UID")]
+    pub uid: u32,
+    /// The file's group.
+    #[serde(rename = "GID")]
+    pub gid: u32,
+    /// The file's mode.
+    #[serde(rename = "Mode")]
+    pub mode: u32,
 }
 
 /// `specgen.Namespace`.
@@ -1233,6 +1293,32 @@ pub struct Subnet {
     /// The gateway address.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub gateway: String,
+    /// The addresses leased to containers, when not the whole subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_range: Option<LeaseRange>,
+}
+
+/// `types.LeaseRange`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRange {
+    /// The first address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub start_ip: String,
+    /// The last address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub end_ip: String,
+}
+
+/// `types.Route`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The destination CIDR.
+    pub destination: String,
+    /// The gateway.
+    pub gateway: String,
+    /// The metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
 }
 
 /// The body of `POST /libpod/networks/create` (`types.Network`, lower-case keys).
@@ -1258,6 +1344,15 @@ pub struct NetworkCreate {
     /// Driver options.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub options: StringMap,
+    /// `{"driver": "host-local" | "dhcp" | "none"}`; empty for Podman's own.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ipam_options: StringMap,
+    /// DNS servers of the network.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_dns_servers: Vec<String>,
+    /// Extra routes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
 }
 
 impl NetworkCreate {
@@ -1272,6 +1367,9 @@ impl NetworkCreate {
             ipv6_enabled: false,
             labels: StringMap::new(),
             options: StringMap::new(),
+            ipam_options: StringMap::new(),
+            network_dns_servers: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }

@@ -58,6 +58,8 @@ fn stack(
         name: vol.clone(),
         target: "/data".into(),
         read_only: false,
+        options: vec![],
+        subpath: None,
     });
     web.healthcheck = Some(HealthSpec {
         test: vec![
@@ -109,12 +111,14 @@ fn stack(
             driver: None,
             internal: false,
             labels: BTreeMap::new(),
+            ..NetworkSpec::default()
         }],
         volumes: vec![VolumeSpec {
             name: vol,
             external: false,
             driver: None,
             labels: BTreeMap::new(),
+            ..VolumeSpec::default()
         }],
         services: vec![web, front, worker],
     }

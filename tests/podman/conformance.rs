@@ -68,19 +68,30 @@ const RATCHET: &[(&str, usize)] = &[
     ("awesome-postgresql-pgadmin", 56),
     ("awesome-prometheus-grafana", 56),
     ("awesome-wireguard", 28),
+    ("linkding", 28),
+    ("nextcloud-mariadb-fpm", 140),
+    ("nextcloud-postgres-apache", 112),
+    ("paperless-ngx-postgres", 84),
     ("podman-compose-deps", 84),
     ("podman-compose-env-tests", 55),
+    ("podman-compose-healthcheck", 27),
     ("podman-compose-interpolation", 55),
     ("podman-compose-ipc", 56),
+    ("podman-compose-ipam-default", 27),
     ("podman-compose-nethost", 28),
+    ("podman-compose-nets-test-ip", 112),
     ("podman-compose-network", 54),
     ("podman-compose-network-interface-name", 28),
     ("podman-compose-pid", 28),
+    ("podman-compose-network-scoped-aliases", 84),
     ("podman-compose-ports", 56),
     ("podman-compose-seccomp", 27),
     ("podman-compose-selinux", 56),
     ("podman-compose-two-nets", 27),
     ("podman-compose-uidmaps", 28),
+    ("podman-compose-vol-long-syntax", 84),
+    ("podman-compose-vol-short-syntax", 84),
+    ("uptime-kuma", 28),
 ];
 /// How long one `podman-compose up -d` or `magos apply` may take (seconds).
 const STEP_TIMEOUT: &str = "300";
@@ -254,7 +265,8 @@ impl Drop for Cleanup<'_> {
 }
 
 /// `magos <args> --config <cfg> --repo <repo>` (as root on the test user's
-/// socket, as the other CLI tests run it), within the step timeout.
+/// socket, as the other CLI tests run it, with the test user's home so `~/`
+/// binds resolve where podman-compose resolves them), within the step timeout.
 fn magos(tb: &Testbed, cfg: &Path, repo: &Path, args: &[&str]) -> Output {
     Command::new("timeout")
         .arg(STEP_TIMEOUT)
@@ -266,7 +278,7 @@ fn magos(tb: &Testbed, cfg: &Path, repo: &Path, args: &[&str]) -> Output {
         .arg(repo)
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        .env("HOME", "/root")
+        .env("HOME", tb.home())
         .env("CONTAINER_HOST", &tb.container_host)
         .env("NO_COLOR", "1")
         .output()

@@ -26,6 +26,7 @@ mod runkeys;
 mod runtime;
 mod secrets_apply;
 mod sops_real;
+mod storage;
 mod testbed;
 mod trust;
 mod watchdog;

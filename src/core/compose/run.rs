@@ -46,7 +46,6 @@ pub const RUN_KEYS: &[&str] = &[
     "dns_search",
     "dns_opt",
     "domainname",
-    "mac_address",
     "annotations",
     "device_cgroup_rules",
     "links",
@@ -116,8 +115,6 @@ pub struct RunKeys {
     pub dns_opt: Vec<String>,
     /// The NIS domain name (not applied: Podman has no such setting).
     pub domainname: Option<String>,
-    /// The MAC address on the service's network.
-    pub mac_address: Option<String>,
     /// OCI annotations, map or `key=value` list.
     pub annotations: Option<KeyValues>,
     /// Device cgroup rules (`c 1:3 mr`).

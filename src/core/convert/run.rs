@@ -420,24 +420,6 @@ pub(super) fn apply(
             format!("domainname `{d}` is not applied: Podman has no domain name setting (give `hostname` a full name instead)"),
         );
     }
-    if let Some(m) = &k.mac_address {
-        let ok = m.split(':').count() == 6
-            && m.split(':')
-                .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
-        if !ok {
-            e(
-                cx,
-                format!("mac_address `{m}` is not six hexadecimal pairs (`02:42:ac:11:00:02`)"),
-            );
-        } else if spec.networks.is_empty() {
-            e(
-                cx,
-                "mac_address needs a bridge network (not `network_mode`)".to_owned(),
-            );
-        } else {
-            spec.run.mac_address = Some(m.to_ascii_lowercase());
-        }
-    }
     spec.run.annotations = match &k.annotations {
         Some(KeyValues::List(_)) | Some(KeyValues::Map(_)) => key_values(k.annotations.as_ref()),
         None => BTreeMap::new(),

@@ -29,6 +29,7 @@ fn conv_sealed(
             env,
             sealed_env,
             encrypted,
+            home: Some("/home/magos"),
         },
     )
 }
@@ -90,7 +91,8 @@ secrets:
     assert!(app.mounts.contains(&MountSpec::Bind {
         source: "/run/user/1/magos/secrets/web/pw.sops.txt".into(),
         target: "/run/secrets/pw".into(),
-        options: vec!["ro".into()]
+        options: vec!["ro".into()],
+        create_host_path: false,
     }));
     assert_eq!(
         app.secret_digest.as_deref(),
@@ -149,17 +151,21 @@ networks:
             MountSpec::Volume {
                 name: "web_data".into(),
                 target: "/data".into(),
-                read_only: false
+                read_only: false,
+                options: vec![],
+                subpath: None,
             },
             MountSpec::Bind {
                 source: "/repo/web/conf".into(),
                 target: "/etc/conf".into(),
-                options: vec!["ro".into()]
+                options: vec!["ro".into()],
+                create_host_path: true,
             },
             MountSpec::Bind {
                 source: "/abs".into(),
                 target: "/abs".into(),
-                options: vec![]
+                options: vec![],
+                create_host_path: false,
             },
         ]
     );
@@ -300,17 +306,20 @@ configs:
     assert!(app.mounts.contains(&MountSpec::Bind {
         source: "/repo/web/pw.txt".into(),
         target: "/run/secrets/pw".into(),
-        options: vec!["ro".into()]
+        options: vec!["ro".into()],
+        create_host_path: false,
     }));
     assert!(app.mounts.contains(&MountSpec::Bind {
         source: "/repo/web/pw.txt".into(),
         target: "/run/secrets/other".into(),
-        options: vec!["ro".into()]
+        options: vec!["ro".into()],
+        create_host_path: false,
     }));
     assert!(app.mounts.contains(&MountSpec::Bind {
         source: "/etc/x.conf".into(),
         target: "/etc/app.conf".into(),
-        options: vec!["ro".into()]
+        options: vec!["ro".into()],
+        create_host_path: false,
     }));
     assert!(app.mounts.contains(&MountSpec::Tmpfs {
         target: "/run".into(),
@@ -349,13 +358,13 @@ fn unsupported_keys_route_to_the_compose_cli() {
         "localhost/web_app:latest"
     );
     let c = conv(
-        "services:\n  app: {image: nginx:1}\nnetworks:\n  default:\n    driver_opts: {mtu: 1400}\n",
+        "services:\n  app: {image: nginx:1}\nnetworks:\n  default:\n    attachable: true\n",
         &EnvInputs::default(),
     );
     assert_eq!(
         c.route,
         Route::ComposeCli {
-            keys: vec!["networks.default.driver_opts".into()],
+            keys: vec!["networks.default.attachable".into()],
             explicit: false
         }
     );
@@ -389,7 +398,7 @@ fn what_cannot_be_expressed_is_a_located_error() {
   app:
     image: nginx:1
     ports: [\"99999:80\"]
-    volumes: [undeclared:/x, /anon]
+    volumes: [undeclared:/x, \"/anon:bogus\"]
     networks: [nope]
     depends_on: [ghost]
     restart: sometimes
@@ -403,7 +412,7 @@ fn what_cannot_be_expressed_is_a_located_error() {
     for needle in [
         "99999",
         "volume `undeclared` is not declared",
-        "anonymous volume `/anon`",
+        "volume `/anon:bogus`: unknown option `bogus`",
         "network `nope` is not declared",
         "depends on `ghost`",
         "restart `sometimes`",

@@ -34,12 +34,14 @@ fn stack(project: &str, services: Vec<ContainerSpec>) -> StackSpec {
             driver: None,
             internal: false,
             labels: BTreeMap::new(),
+            ..NetworkSpec::default()
         }],
         volumes: vec![VolumeSpec {
             name: scoped_name(project, "data"),
             external: false,
             driver: None,
             labels: BTreeMap::new(),
+            options: BTreeMap::new(),
         }],
         services,
     }
@@ -66,12 +68,14 @@ fn converged(stacks: &[StackSpec]) -> Observed {
             o.networks.push(ObservedObject {
                 name: n.name.clone(),
                 labels: BTreeMap::new(),
+                subnets: n.subnets.iter().map(|s| s.subnet.clone()).collect(),
             });
         }
         for v in &st.volumes {
             o.volumes.push(ObservedObject {
                 name: v.name.clone(),
                 labels: BTreeMap::new(),
+                ..ObservedObject::default()
             });
         }
         for s in &st.services {
@@ -755,5 +759,67 @@ fn a_service_sharing_a_pid_or_ipc_namespace_is_recreated_with_its_owner() {
             "recreate web_pidside_1 (shares the PID namespace of recreated `db`)",
             "recreate web_ipcside_1 (shares the IPC namespace of recreated `db`)",
         ]
+    );
+}
+
+#[test]
+fn a_network_whose_fixed_subnet_changed_fails_its_stack_and_is_kept() {
+    let mut st = web();
+    st.networks[0].subnets = vec![crate::core::spec::SubnetSpec {
+        subnet: "172.19.1.0/24".into(),
+        gateway: None,
+        ip_range: None,
+    }];
+    let mut o = converged(std::slice::from_ref(&st));
+    // As created: nothing to do.
+    let p = plan(std::slice::from_ref(&st), &o, PlanOptions::default());
+    assert_eq!(p.stacks[0].error, None);
+    assert!(p.stacks[0].actions.is_empty());
+    // The file now asks for another subnet: the stack fails with the way out,
+    // and the network is neither removed nor recreated.
+    o.networks[0].subnets = vec!["10.89.3.0/24".into()];
+    let p = plan(std::slice::from_ref(&st), &o, PlanOptions::default());
+    let e = p.stacks[0].error.as_deref().unwrap_or_default();
+    assert!(
+        e.contains("network `web_default` exists with subnet 10.89.3.0/24")
+            && e.contains("sets 172.19.1.0/24")
+            && e.contains("podman network rm web_default"),
+        "{e}"
+    );
+    assert!(p.stacks[0].actions.is_empty());
+    // Drift names it.
+    let d = drift(std::slice::from_ref(&st), &o, DEFAULT_INSTANCE);
+    let net = d
+        .iter()
+        .find(|e| e.service.is_none())
+        .expect("a drift entry for the network");
+    assert_eq!(net.state, DriftState::ConfigDrift);
+    assert_eq!(
+        net.expected.as_deref(),
+        Some("network web_default subnet 172.19.1.0/24")
+    );
+    assert_eq!(net.actual.as_deref(), Some("subnet 10.89.3.0/24"));
+    // A network without fixed subnets keeps whatever Podman chose.
+    st.networks[0].subnets.clear();
+    let p = plan(std::slice::from_ref(&st), &o, PlanOptions::default());
+    assert_eq!(p.stacks[0].error, None);
+    assert!(
+        drift(std::slice::from_ref(&st), &o, DEFAULT_INSTANCE)
+            .iter()
+            .all(|e| e.service.is_some())
+    );
+}
+
+#[test]
+fn a_missing_external_volume_says_how_to_create_it() {
+    let mut st = web();
+    st.volumes[0].external = true;
+    st.volumes[0].name = "caddy_data".into();
+    let p = plan(&[st], &Observed::default(), PlanOptions::default());
+    let e = p.stacks[0].error.as_deref().unwrap_or_default();
+    assert!(
+        e.contains("external volume `caddy_data` does not exist")
+            && e.contains("podman volume create caddy_data"),
+        "{e}"
     );
 }

@@ -363,3 +363,24 @@ fn paths_are_normalised_lexically() {
     assert!(!within("/repository", "/repo"));
     assert!(within("/anything", "/"));
 }
+
+/// A volume whose local driver binds a host folder (`driver_opts.device`) is a
+/// mount of that folder: held to the same rules as a bind.
+#[test]
+fn a_volume_device_is_a_host_path() {
+    let yaml = "services:
+  app:
+    image: busybox
+    volumes: [data:/data]
+volumes:
+  data:
+    driver_opts: {type: none, o: bind, device: /etc}
+";
+    let out = refused(yaml, &strict(), &[]);
+    assert!(
+        out.iter()
+            .any(|r| r.contains("volumes.data.driver_opts.device") && r.contains("/etc")),
+        "{out:#?}"
+    );
+    assert!(refused(yaml, &Allow::default(), &[]).is_empty());
+}

@@ -28,6 +28,7 @@ fn conv(yaml: &str) -> Converted {
             env: &EnvInputs::default(),
             sealed_env: None,
             encrypted: &BTreeMap::new(),
+            home: Some("/home/magos"),
         },
     )
 }
@@ -328,18 +329,11 @@ fn logging_platform_pull_policy_dns_and_annotations() {
 }
 
 #[test]
-fn domainname_is_reported_and_mac_address_needs_a_network() {
+fn domainname_is_reported() {
     let w = warnings("    domainname: example.lan\n");
     assert!(
         w[0].contains("domainname `example.lan` is not applied"),
         "{w:?}"
-    );
-    let s = run_of("    mac_address: 02:42:AC:11:00:02\n");
-    assert_eq!(s.run.mac_address.as_deref(), Some("02:42:ac:11:00:02"));
-    assert!(errors("    mac_address: 02:42\n")[0].contains("six hexadecimal pairs"));
-    assert!(
-        errors("    network_mode: host\n    mac_address: 02:42:ac:11:00:02\n")[0]
-            .contains("needs a bridge network")
     );
 }
 
