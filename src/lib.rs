@@ -7,6 +7,8 @@
 //! - [`daemon`]: the reconcile loop's schedule (triggers, coalescing, backoff,
 //!   watchdog).
 //! - [`config`]: the configuration schema and its layered loading.
+//! - [`engine`]: the one layer that combines the edges: source, pin and
+//!   write-back, with the clients that last between operations.
 //! - [`doctor`]: the rootless network doctor: pasta, the rootless netns,
 //!   published ports and DNS checked, and healed by restarts (Linux).
 //! - [`git`]: Magos's clone of the repository: sync, commit, push.
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod engine;
 #[cfg(target_os = "linux")]
 pub mod doctor;
 pub mod git;

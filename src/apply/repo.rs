@@ -74,6 +74,9 @@ pub struct RepoOptions {
     pub keys: KeySources,
     /// What a stack may ask of this host (`apply.allow`).
     pub trust: repo::Trust,
+    /// Where a long apply marks progress (each action, each pulled layer): the
+    /// daemon's liveness record, so a busy apply is not taken for a stuck one.
+    pub progress: Option<std::sync::Arc<crate::server::Liveness>>,
 }
 
 impl RepoOptions {
@@ -94,6 +97,7 @@ impl RepoOptions {
             env: env.clone(),
             keys: KeySources::from_env(env, config.secrets.age_key_file.as_deref()),
             trust: repo::Trust::from_config(config, env),
+            progress: None,
         }
     }
 }
@@ -111,6 +115,7 @@ impl Default for RepoOptions {
             env: Env::new(),
             keys: KeySources::default(),
             trust: repo::Trust::default(),
+            progress: None,
         }
     }
 }
@@ -585,7 +590,7 @@ pub async fn apply_prepared(
     let mut identities = IdentityCache::new();
     for stack in &repo.stacks {
         if options.skip.contains(&stack.project) {
-            tracing::info!(stack = %stack.project, "stack skipped: it is backing off after a failure");
+            tracing::info!(stack = %stack.project, "stack skipped this pass (backing off after a failure, or not the stack a container event concerns)");
             continue;
         }
         if let Some(e) = &stack.error {
@@ -626,7 +631,7 @@ pub async fn apply_prepared(
                     &stack.spec,
                     sp,
                     &unsealed,
-                    None,
+                    options.progress.as_deref(),
                     options.pull_display,
                 )
                 .await;

@@ -170,6 +170,25 @@ pub struct PassRequest {
     pub skip: BTreeSet<String>,
 }
 
+impl PassRequest {
+    /// The stacks whose containers died, were removed or turned unhealthy,
+    /// when that is the only reason for the pass: such a pass re-applies those
+    /// stacks from the checkout as it is (no git sync, no registry check).
+    /// `None` when any other reason asks for a full pass.
+    pub fn containers_only(&self) -> Option<BTreeSet<String>> {
+        let mut stacks = BTreeSet::new();
+        for r in &self.reasons {
+            match r {
+                Reason::Container { stack, .. } => {
+                    stacks.insert(stack.clone());
+                }
+                _ => return None,
+            }
+        }
+        (!stacks.is_empty()).then_some(stacks)
+    }
+}
+
 /// Runs reconcile passes.
 pub trait Reconciler: Send {
     /// One pass. Steps inside it mark progress on `liveness`.
