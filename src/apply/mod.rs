@@ -11,6 +11,7 @@ pub mod compose_cli;
 pub mod execute;
 pub mod generate;
 pub mod observe;
+pub mod prepared;
 pub mod repo;
 pub mod sealed;
 

@@ -23,6 +23,7 @@ use crate::podman::{Client, PodmanError};
 use crate::repo::{self, RepoError};
 
 use super::compose_cli::{self, ComposeCommand};
+pub use super::prepared::Prepared;
 use super::execute::error_chain;
 use super::execute::{PullDisplay, apply_stack, prune};
 use super::observe::observe;
@@ -126,29 +127,6 @@ pub fn this_host() -> Option<String> {
         .ok()
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
-}
-
-/// One stack, read and converted.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// The stack's folder, relative to the repository.
-    pub dir: String,
-    /// The project.
-    pub project: String,
-    /// The compose files, absolute.
-    pub files: Vec<PathBuf>,
-    /// The stack's folder, absolute.
-    pub abs_dir: PathBuf,
-    /// The spec (best effort for compose-CLI stacks).
-    pub spec: StackSpec,
-    /// How it is applied.
-    pub route: Route,
-    /// Why it cannot be applied, if so.
-    pub error: Option<String>,
-    /// Its SOPS-encrypted inputs.
-    pub sealed: Sealed,
-    /// `x-magos: {observe: true}`: reported, never changed.
-    pub observe: bool,
 }
 
 /// The repository's stacks, read and converted.

@@ -7,7 +7,7 @@
 
 #[cfg(unix)]
 pub mod reconcile;
-pub mod schedule;
+pub use crate::core::schedule;
 #[cfg(unix)]
 pub mod service;
 

@@ -30,7 +30,7 @@ use crate::core::spec::{
     ContainerSpec, Dependency, DependencyCondition, ImageRef, LABEL_MANAGED, LABEL_PROJECT,
     LABEL_SERVICE, StackSpec,
 };
-use crate::daemon::schedule::RestartLimiter;
+use crate::core::schedule::RestartLimiter;
 use crate::podman::wire::{ContainerInspect, ExecCreate};
 use crate::podman::{Client, ContainerFilters, PodmanError};
 use crate::server::metrics::{KindLabel, Metrics};
