@@ -32,9 +32,9 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod daemon;
-pub mod engine;
 #[cfg(target_os = "linux")]
 pub mod doctor;
+pub mod engine;
 pub mod git;
 pub mod lock;
 pub mod logging;

@@ -23,10 +23,10 @@ use crate::podman::{Client, PodmanError};
 use crate::repo::{self, RepoError};
 
 use super::compose_cli::{self, ComposeCommand};
-pub use super::prepared::Prepared;
 use super::execute::error_chain;
 use super::execute::{PullDisplay, apply_stack, prune};
 use super::observe::observe;
+pub use super::prepared::Prepared;
 use super::sealed::{self, Sealed};
 use crate::secrets::keys::{IdentityCache, KeySources};
 use crate::secrets::runtime::RuntimeDir;

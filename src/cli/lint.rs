@@ -146,8 +146,13 @@ pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> any
             services,
         });
     }
-    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-    diagnostics.dedup();
+    // The conversion's diagnostics (a bad port, a bad volume, …), as `plan`
+    // and `apply` report them.
+    #[cfg(unix)]
+    diagnostics.extend(crate::engine::workspace::diagnostics(
+        &config, env, &args.repo, sel,
+    )?);
+    crate::engine::workspace::sort(&mut diagnostics);
     let summary = Summary {
         stacks: stacks.len(),
         services: stacks.iter().map(|s| s.services.len()).sum(),

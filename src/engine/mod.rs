@@ -11,6 +11,7 @@
 
 pub mod pin;
 pub mod source;
+pub mod workspace;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

@@ -334,9 +334,7 @@ impl Engine {
                 )
                 .await?;
                 let closed = match &prefix {
-                    Some(prefix) => {
-                        github::close_superseded(&api, &slug, prefix, &branch).await?
-                    }
+                    Some(prefix) => github::close_superseded(&api, &slug, prefix, &branch).await?,
                     None => Vec::new(),
                 };
                 Ok::<_, github::GithubError>((pr, closed))
@@ -376,7 +374,13 @@ impl Engine {
         if let Some(app) = app {
             return Ok(app.client().await?);
         }
-        let url = self.config.repo.url.as_ref().map(|u| u.expose()).unwrap_or("");
+        let url = self
+            .config
+            .repo
+            .url
+            .as_ref()
+            .map(|u| u.expose())
+            .unwrap_or("");
         let (_, creds) = crate::git::url::split_credentials(url);
         let Some(creds) = creds else {
             anyhow::bail!(

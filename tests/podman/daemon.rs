@@ -17,7 +17,7 @@ use crate::git_fixture::git;
 use crate::support::{self, Testbed, testbed};
 
 /// The webhook secret of every configuration here.
-const WEBHOOK_SECRET: &str = "test-webhook-secret";
+pub(crate) const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
 /// `magos run` under test, with the notify socket it reports to. Dropping it
 /// kills the daemon and removes the stack's objects, whatever the outcome.
@@ -276,7 +276,7 @@ fn a_second_magos_is_refused_naming_the_first_ones_pid() {
 }
 
 /// A signed push webhook for `main`; asserts it is accepted.
-fn announce_push(http_port: u16) {
+pub(crate) fn announce_push(http_port: u16) {
     let body = br#"{"ref":"refs/heads/main"}"#;
     let sig = magos::server::webhook::sign(WEBHOOK_SECRET.as_bytes(), body);
     assert_eq!(post(http_port, "/hooks/github", &sig, body), 202);
