@@ -1,6 +1,7 @@
 //! The daemon keeps one engine for its life: over three passes it asks the
 //! registry's token endpoint once and GitHub for an installation token once,
-//! and `/metrics` shows the registry's answers and rate limit.
+//! and `/metrics` shows the registry's answers and rate limit. A container's
+//! death re-applies its stack alone, without a git fetch or a registry request.
 //!
 //! The registry is the test bed's real one behind a front on 127.0.0.1 that
 //! plays a public registry's token dance (a `401` with a `Bearer` challenge, a
@@ -20,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use crate::daemon::{Running, WEBHOOK_SECRET, announce_push};
+use crate::daemon::{Running, WEBHOOK_SECRET, announce_push, id_and_running};
 use crate::git_fixture::bare_remote;
 use crate::pinning::{fake_github, http_backend, local_http};
 use crate::support::{self, testbed};
@@ -233,4 +234,102 @@ fn three_passes_ask_for_one_registry_token_and_one_installation_token() {
     let (code, logs) = running.stop();
     assert!(code.success(), "exit {code:?}; logs:\n{logs}");
     assert!(!logs.contains(TOKEN) && !logs.contains(BEARER));
+}
+
+/// Removes a project's objects when the test ends, whatever the outcome.
+struct RemoveProject<'a>(&'a support::Testbed, String);
+
+impl Drop for RemoveProject<'_> {
+    fn drop(&mut self) {
+        self.0.remove_project(&self.1);
+    }
+}
+
+/// The `magos_registry_requests_total` lines of `/metrics`.
+fn registry_requests(http_port: u16) -> Vec<String> {
+    let metrics = support::http_get(http_port, "/metrics").unwrap().text();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("magos_registry_requests_total{"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_container_death_reapplies_only_its_stack_without_git_or_registries() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let instance = support::unique_name("mgdie").replace('-', "_");
+    let (a, b) = (format!("{instance}_a"), format!("{instance}_b"));
+    let _b = RemoveProject(tb, b.clone());
+    let http_port = support::free_port();
+    let image = tb.require("MAGOS_TEST_IMAGE_HTTPD");
+    let stack = |name: &str| {
+        format!(
+            "name: {name}\nservices:\n  web:\n    image: {image} # {{\"magos\": {{\"policy\": \"latest\", \"tag\": \"1\"}}}}\n    stop_signal: SIGKILL\n"
+        )
+    };
+    let served = dir.path().join("served");
+    bare_remote(
+        &served,
+        "me/homelab.git",
+        &[("a/compose.yaml", stack(&a)), ("b/compose.yaml", stack(&b))],
+    );
+    let backend = http_backend::HttpBackend::start(served, TOKEN, TOKEN);
+    let config = dir.path().join("magos.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repo:\n  url: http://x-access-token:{TOKEN}@{}/me/homelab.git\napply:\n  instance: {instance}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nstate_dir: {}\n",
+            backend.addr,
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut running = Running::start(tb, dir.path(), &config, &a);
+    running.wait_notice("READY=1", Duration::from_secs(180));
+    let (web_a, web_b) = (format!("{a}_web_1"), format!("{b}_web_1"));
+    let b_before = id_and_running(tb, &web_b).expect("stack b runs");
+    assert!(b_before.1);
+    // Quiet: every pass started has finished (the first one reports `ready`).
+    let quiet = support::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        let logs = running.logs();
+        logs.matches("pass started").count() == 1 + logs.matches("pass finished").count()
+    });
+    assert!(quiet, "logs:\n{}", running.logs());
+    let fetches = backend.seen.lock().unwrap().requests.len();
+    let asked = registry_requests(http_port);
+    assert!(!asked.is_empty(), "the first pass asked the registry");
+    let finished = running.logs().matches("pass finished").count();
+
+    // Stack a's container dies: a pass re-applies stack a alone.
+    tb.podman_ok(&["kill", &web_a]);
+    let done = support::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        let logs = running.logs();
+        logs.contains("re-applying the stacks of the container events")
+            && logs.matches("pass finished").count() > finished
+    });
+    let logs = running.logs();
+    assert!(done, "logs:\n{logs}");
+    assert!(
+        id_and_running(tb, &web_a).is_some_and(|(_, up)| up),
+        "stack a runs again; logs:\n{logs}"
+    );
+    assert_eq!(
+        id_and_running(tb, &web_b),
+        Some(b_before),
+        "stack b is left alone"
+    );
+    assert_eq!(
+        backend.seen.lock().unwrap().requests.len(),
+        fetches,
+        "no git fetch in that pass; logs:\n{logs}"
+    );
+    assert_eq!(
+        registry_requests(http_port),
+        asked,
+        "no registry request in that pass"
+    );
+    let (code, logs) = running.stop();
+    assert!(code.success(), "exit {code:?}; logs:\n{logs}");
 }
