@@ -317,16 +317,16 @@ fn container_env(tb: &Testbed, name: &str, var: &str) -> String {
 
 /// A repository of the test registry that only this test uses; its manifests
 /// and the local copies of its images are removed on drop.
-struct OwnRepository<'a> {
+pub(crate) struct OwnRepository<'a> {
     tb: &'a Testbed,
     /// `127.0.0.1:5000/<unique name>`.
-    image: String,
+    pub(crate) image: String,
     /// The tags pushed, with their digests.
     tags: Vec<(String, String)>,
 }
 
 impl<'a> OwnRepository<'a> {
-    fn new(tb: &'a Testbed, prefix: &str) -> Self {
+    pub(crate) fn new(tb: &'a Testbed, prefix: &str) -> Self {
         OwnRepository {
             tb,
             image: format!("{}/{}", tb.registry, support::unique_name(prefix)),
@@ -336,7 +336,7 @@ impl<'a> OwnRepository<'a> {
 
     /// Copies `source` (an image of the test registry) to `tag` of this
     /// repository; returns the digest the registry gives it.
-    fn push(&mut self, source: &str, tag: &str) -> String {
+    pub(crate) fn push(&mut self, source: &str, tag: &str) -> String {
         let target = format!("{}:{tag}", self.image);
         let out = Command::new("skopeo")
             .args([
