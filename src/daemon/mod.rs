@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::server::{HookTrigger, Liveness};
 use schedule::{Backoff, StackBackoff, jittered};
@@ -259,13 +260,19 @@ pub async fn run_loop<R: Reconciler>(
     let mut backoff = StackBackoff::new(settings.backoff);
     let mut reasons = vec![Reason::Startup];
     let mut first = true;
+    let mut number: u64 = 0;
     loop {
         let now = tokio::time::Instant::now().into_std();
         let skip = backoff.waiting_stacks(now);
         reasons.sort();
         reasons.dedup();
         let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-        tracing::info!(reasons = %why.join(", "), skipped = skip.len(), "pass started");
+        number += 1;
+        // Every line a pass logs carries its number.
+        let span = tracing::info_span!("pass", n = number);
+        span.in_scope(|| {
+            tracing::info!(reasons = %why.join(", "), skipped = skip.len(), "pass started");
+        });
         let report = reconciler
             .pass(
                 PassRequest {
@@ -274,6 +281,7 @@ pub async fn run_loop<R: Reconciler>(
                 },
                 &shared.liveness,
             )
+            .instrument(span)
             .await;
         let done = tokio::time::Instant::now().into_std();
         for s in &report.stacks {

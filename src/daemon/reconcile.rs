@@ -215,8 +215,8 @@ impl RepoReconciler {
         repo: Result<&Repository, &RepoApplyError>,
         options: &RepoOptions,
         liveness: &Liveness,
-    ) -> BTreeMap<String, Option<String>> {
-        let mut outcomes = BTreeMap::new();
+    ) -> Applied {
+        let mut outcomes = Applied::default();
         if self.config().daemon.observe || self.stopping.load(Ordering::Acquire) {
             return outcomes;
         }
@@ -239,13 +239,13 @@ impl RepoReconciler {
                             self.metrics.error("apply");
                             tracing::error!(stack = %s.stack, error = %e, "stack failed");
                         }
-                        outcomes.insert(s.stack, s.error);
+                        outcomes.stacks.insert(s.stack, s.error);
                     }
                 }
                 Err(e) => {
                     self.metrics.error("apply");
                     tracing::error!(error = %e, "apply failed");
-                    outcomes.insert(String::new(), Some(e));
+                    outcomes.failed = Some(e);
                 }
             }
         }
@@ -261,6 +261,16 @@ impl RepoReconciler {
         }
         outcomes
     }
+}
+
+/// What the apply step of a pass did.
+#[derive(Debug, Default)]
+struct Applied {
+    /// Each stack applied, with its error if it failed.
+    stacks: BTreeMap<String, Option<String>>,
+    /// Why the whole apply failed (the repository could not be read, Podman
+    /// could not be asked).
+    failed: Option<String>,
 }
 
 /// Logs what a write-back did and could not do.
@@ -348,7 +358,7 @@ impl Reconciler for RepoReconciler {
             );
         }
         let outcomes = self.apply(repo.as_ref(), &apply_options, liveness).await;
-        if let Some(Some(e)) = outcomes.get("") {
+        if let Some(e) = &outcomes.failed {
             report.error = Some(e.clone());
         }
         let drift = match &repo {
@@ -404,10 +414,7 @@ impl Reconciler for RepoReconciler {
                 report.error.get_or_insert(e);
             }
         }
-        for (stack, error) in outcomes {
-            if stack.is_empty() {
-                continue;
-            }
+        for (stack, error) in outcomes.stacks {
             let s = stacks
                 .entry(stack.clone())
                 .or_insert_with(|| StackOutcome::new(stack));
