@@ -9,6 +9,8 @@
 //! no rendered text and no exit code. The front ends (`cli`, `daemon`) call it
 //! and render.
 
+#[cfg(unix)]
+pub mod converge;
 pub mod pin;
 pub mod source;
 pub mod workspace;
@@ -37,7 +39,9 @@ enum Rt {
 pub struct Engine {
     config: Config,
     env: Env,
-    registry: RegistryClient,
+    /// Made on first use: commands that ask no registry never read its
+    /// settings (`registries.conf`, auth files).
+    registry: std::sync::OnceLock<RegistryClient>,
     rt: Rt,
     /// The GitHub App of the repository (`None` inside when none is configured),
     /// made on first use so its installation token is minted once and reused.
@@ -71,11 +75,10 @@ impl Engine {
     }
 
     fn build(config: &Config, env: &Env, rt: Rt) -> anyhow::Result<Self> {
-        let registry = RegistryClient::new(Settings::load(&config.registries, env)?);
         Ok(Self {
             config: config.clone(),
             env: env.clone(),
-            registry,
+            registry: std::sync::OnceLock::new(),
             rt,
             app: Mutex::new(None),
             #[cfg(unix)]
@@ -95,9 +98,14 @@ impl Engine {
         &self.env
     }
 
-    /// The registry client (tokens and counters last as long as the engine).
-    pub fn registry(&self) -> &RegistryClient {
-        &self.registry
+    /// The registry client (tokens and counters last as long as the engine),
+    /// made on first use from Podman's registry settings.
+    pub fn registry(&self) -> anyhow::Result<&RegistryClient> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r);
+        }
+        let client = RegistryClient::new(Settings::load(&self.config.registries, &self.env)?);
+        Ok(self.registry.get_or_init(|| client))
     }
 
     /// Where the age identities that decrypt SOPS files come from.
@@ -136,12 +144,15 @@ impl Engine {
     /// The registries asked so far: per registry, the responses by status (an
     /// HTTP status, or `error` when none came) and the last rate limit seen.
     pub fn registry_stats(&self) -> Vec<RegistryStats> {
-        self.registry
+        let Some(registry) = self.registry.get() else {
+            return Vec::new();
+        };
+        registry
             .hosts()
             .into_iter()
             .map(|host| RegistryStats {
-                statuses: self.registry.responses(&host),
-                rate_limit: self.registry.rate_limit(&host),
+                statuses: registry.responses(&host),
+                rate_limit: registry.rate_limit(&host),
                 host,
             })
             .collect()

@@ -178,8 +178,9 @@ impl Engine {
     }
 
     /// A pin pass over the folder `dir` as it is, writing nothing.
-    pub fn pass(&self, dir: &Path) -> Result<Pass, pin::PinError> {
-        self.pin_pass(&self.registry.check(), dir, SystemTime::now())
+    pub fn pass(&self, dir: &Path) -> anyhow::Result<Pass> {
+        let check = self.registry()?.check();
+        Ok(self.pin_pass(&check, dir, SystemTime::now())?)
     }
 
     /// A pin pass over the repository as it is now, writing nothing: a local
@@ -193,7 +194,7 @@ impl Engine {
                 checkout.workdir().to_owned()
             }
         };
-        Ok(self.pass(&dir)?)
+        self.pass(&dir)
     }
 
     /// The updates the policies allow in the checkout at `dir`: checked
@@ -212,7 +213,7 @@ impl Engine {
             push,
             max_attempts: NonZeroU32::new(MAX_ATTEMPTS).unwrap_or(NonZeroU32::MIN),
         };
-        let check = self.registry.check();
+        let check = self.registry()?.check();
         let now = SystemTime::now();
         if self.config.repo.mode == RepoMode::PullRequest && push {
             self.pull_requests(&check, now, &checkout, app.as_deref(), &options)
