@@ -15,9 +15,9 @@ use crate::core::convert::{self, ConvertInput, EnvFile, EnvInputs, Route};
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::drift::{DriftEntry, DriftState, drift};
 use crate::core::interpolate;
-use crate::core::observed::{Observed, ObservedContainer};
-use crate::core::plan::{Plan, PlanOptions, Removal, StackPlan, plan};
-use crate::core::spec::{LABEL_WORKING_DIR, StackSpec};
+use crate::core::observed::Observed;
+use crate::core::plan::{Hold, Plan, PlanOptions, Removal, StackPlan, plan};
+use crate::core::spec::StackSpec;
 use crate::core::stacks::Selection;
 use crate::podman::{Client, PodmanError};
 use crate::repo::{self, RepoError};
@@ -154,21 +154,6 @@ impl Repository {
             .filter(|s| s.error.is_some() || s.route != Route::Native || s.observe)
             .map(|s| s.project.clone())
             .collect()
-    }
-
-    /// Whether a container must not be pruned: its project is [`protected`]
-    /// (`Self::protected`), or it was created from the folder of a stack that
-    /// failed (its working-folder label).
-    fn keeps(
-        &self,
-        protected: &BTreeSet<String>,
-        container: Option<&ObservedContainer>,
-        project: &str,
-    ) -> bool {
-        protected.contains(project)
-            || container
-                .and_then(|c| c.labels.get(LABEL_WORKING_DIR))
-                .is_some_and(|dir| self.failed_dirs.contains(dir))
     }
 
     /// The stacks marked `x-magos: {observe: true}`.
@@ -434,17 +419,15 @@ fn make_plan(repo: &Repository, observed: &Observed, options: &RepoOptions) -> P
         },
     );
     let protected = repo.protected();
-    p.prune.retain(|r| {
-        let container = observed.containers.iter().find(|c| c.id == r.id);
-        !repo.keeps(&protected, container, &r.project)
-    });
-    let observed = repo.observed();
-    p.stacks.retain(|s| !observed.contains(&s.project));
-    if let Some(only) = &options.stack {
-        let projects: BTreeSet<&str> = repo.stacks.iter().map(|s| s.project.as_str()).collect();
-        p.prune
-            .retain(|r| projects.contains(r.project.as_str()) || &r.project == only);
-    }
+    let observed_stacks = repo.observed();
+    let projects: BTreeSet<&str> = repo.stacks.iter().map(|s| s.project.as_str()).collect();
+    let hold = Hold {
+        protected: &protected,
+        failed_dirs: &repo.failed_dirs,
+        observed: &observed_stacks,
+        only: options.stack.as_deref().map(|only| (only, &projects)),
+    };
+    hold.apply_to(&mut p, observed);
     p
 }
 
@@ -702,6 +685,12 @@ pub async fn drift_prepared(
     let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
     let natives = repo.natives();
     let protected = repo.protected();
+    let hold = Hold {
+        protected: &protected,
+        failed_dirs: &repo.failed_dirs,
+        observed: &[],
+        only: None,
+    };
     let mut entries: Vec<DriftEntry> = drift(&natives, &observed, &options.instance)
         .into_iter()
         .filter(|e| {
@@ -709,7 +698,7 @@ pub async fn drift_prepared(
                 .container
                 .as_deref()
                 .and_then(|name| observed.containers.iter().find(|c| c.name == name));
-            !(e.state == DriftState::Orphan && repo.keeps(&protected, container, &e.stack))
+            !(e.state == DriftState::Orphan && hold.keeps(container, &e.stack))
         })
         .map(|mut e| {
             // In sync means the container's image has the pinned digest among its
