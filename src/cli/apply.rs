@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Args;
 
@@ -38,9 +38,10 @@ Exit codes: 0 in sync, 1 drift, 2 error.";
 /// Arguments shared by the three commands.
 #[derive(Debug, Args)]
 pub struct RepoArgs {
-    /// The repository folder (a checkout of the GitOps repository)
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub repo: PathBuf,
+    /// The GitOps repository: a local folder, or a git URL (read through
+    /// Magos's clone, synced first) [default: .]
+    #[arg(long, value_name = "DIR|URL")]
+    pub repo: Option<String>,
 
     /// This host's name, for stacks under hosts/<NAME>/ [default: the hostname]
     #[arg(long, value_name = "NAME")]
@@ -119,17 +120,28 @@ pub(super) fn run(
     overrides: &Overrides,
     verbosity: i8,
 ) -> anyhow::Result<Exit> {
-    let loaded = super::load_config(file, env, overrides, verbosity)?;
+    let args = match &which {
+        Which::Plan(a) => &a.repo,
+        Which::Apply(a) => &a.repo,
+        Which::Drift(a) => &a.repo,
+    };
+    // The repository is --repo, else the current folder (never repo.url).
+    let overrides = Overrides {
+        repo: Some(args.repo.clone().unwrap_or_else(|| ".".to_owned())),
+        ..overrides.clone()
+    };
+    let loaded = super::load_config(file, env, &overrides, verbosity)?;
     let config = &loaded.config;
     let color = std::io::stdout().is_terminal() && env.get("NO_COLOR").is_none_or(|v| v.is_empty());
     let engine = Engine::new(config, env)?;
     // The socket must exist; its version is not asked here (`/version` costs
     // the server most of a second, more than a whole no-op apply).
     let client = engine.podman()?;
+    let dir = engine.checkout()?;
     match which {
         Which::Plan(a) => {
             let o = options(&engine, &a.repo, a.no_prune);
-            let report = engine.plan(&a.repo.repo, &o)?;
+            let report = engine.plan(&dir, &o)?;
             let text = match a.output {
                 Output::Json => serde_json::to_string_pretty(&report)? + "\n",
                 Output::Table => plan_table(&report),
@@ -146,7 +158,7 @@ pub(super) fn run(
         Which::Apply(a) => {
             let _lock = super::lock_instance(config, env, client.socket(), false)?;
             let o = options(&engine, &a.repo, a.no_prune);
-            let report = engine.apply(&a.repo.repo, &o)?;
+            let report = engine.apply(&dir, &o)?;
             let text = match a.output {
                 Output::Json => serde_json::to_string_pretty(&report)? + "\n",
                 Output::Table => apply_table(&report, color),
@@ -160,7 +172,7 @@ pub(super) fn run(
         }
         Which::Drift(a) => {
             let o = options(&engine, &a.repo, false);
-            let report = engine.drift(&a.repo.repo, &o)?;
+            let report = engine.drift(&dir, &o)?;
             let text = match a.output {
                 Output::Json => drift_json(&report)?,
                 Output::Table => drift_table(&report, color),

@@ -29,6 +29,11 @@ impl Location {
         if !raw.contains("://") && path.is_dir() && !is_bare(path) {
             return Ok(Location::Folder(path.to_owned()));
         }
+        if !raw.contains("://") && !is_scp_like(raw) && !path.exists() {
+            anyhow::bail!(
+                "cannot read the folder {raw}: no such file or directory (nor is it a git URL); pass --repo DIR|URL"
+            );
+        }
         let Some(state) = config::state_dir(config, env) else {
             anyhow::bail!(
                 "no state folder for Magos's clone of {url}: set state_dir (MD_STATE_DIR) or HOME"
@@ -40,6 +45,12 @@ impl Location {
     }
 }
 
+/// `git@host:path`: a host before a colon, no slash before it.
+fn is_scp_like(raw: &str) -> bool {
+    raw.split_once(':')
+        .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
+}
+
 /// A bare git repository: `HEAD`, `objects/` and `refs/` at its top.
 fn is_bare(dir: &Path) -> bool {
     dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
@@ -49,5 +60,19 @@ impl super::Engine {
     /// Where the configured repository is.
     pub fn location(&self) -> anyhow::Result<Location> {
         Location::of(&self.config, &self.env)
+    }
+
+    /// The folder holding the configured repository as the remote has it now:
+    /// a local folder as it is, else Magos's clone, synced (with the GitHub
+    /// App's token when one is configured). Blocking.
+    pub fn checkout(&self) -> anyhow::Result<PathBuf> {
+        match self.location()? {
+            Location::Folder(dir) => Ok(dir),
+            Location::Remote(checkout) => {
+                let checkout = self.authed(checkout)?.0;
+                checkout.sync()?;
+                Ok(checkout.workdir().to_owned())
+            }
+        }
     }
 }
