@@ -25,9 +25,12 @@ use crate::support::{self, Testbed, testbed};
 struct Proxy {
     hang: Arc<AtomicBool>,
     slow: Arc<AtomicBool>,
-    pulls: Arc<Mutex<Vec<(Instant, Option<Instant>)>>>,
+    pulls: Pulls,
     done: Arc<AtomicBool>,
 }
+
+/// When each slow pull's answer began and ended.
+type Pulls = Arc<Mutex<Vec<(Instant, Option<Instant>)>>>;
 
 /// The pause between two progress lines of a slow pull.
 const SLOW_LINE: Duration = Duration::from_millis(1000);
@@ -92,7 +95,7 @@ impl Drop for Proxy {
 struct Link {
     hang: Arc<AtomicBool>,
     slow: Arc<AtomicBool>,
-    pulls: Arc<Mutex<Vec<(Instant, Option<Instant>)>>>,
+    pulls: Pulls,
     done: Arc<AtomicBool>,
 }
 
