@@ -102,12 +102,14 @@ impl RepoReconciler {
                 let engine = self.engine.clone();
                 if self.config().daemon.observe {
                     let _step = liveness.begin("sync repository and check registries");
-                    let dir = workdir.clone();
-                    let found = tokio::task::spawn_blocking(move || {
-                        engine.authed(checkout)?.0.sync()?;
-                        engine.available(&dir)
+                    let syncing = engine.clone();
+                    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                        syncing.authed(checkout)?.0.sync()?;
+                        Ok(())
                     })
-                    .await?;
+                    .await??;
+                    let dir = workdir.clone();
+                    let found = tokio::task::spawn_blocking(move || engine.available(&dir)).await?;
                     match found {
                         Ok(updates) => {
                             for u in updates {
