@@ -1,10 +1,13 @@
 //! The repository's stacks read and converted as `plan`, `apply` and `drift`
 //! read them, for the diagnostics every command reports alike.
 
+#[cfg(unix)]
 use std::path::Path;
 
+#[cfg(unix)]
 use crate::config::{Config, Env};
 use crate::core::diag::Diagnostic;
+#[cfg(unix)]
 use crate::core::stacks::Selection;
 
 /// Every diagnostic of the stacks of `dir` that `selection` picks: loading
