@@ -7,6 +7,8 @@
 //! - [`daemon`]: the reconcile loop's schedule (triggers, coalescing, backoff,
 //!   watchdog).
 //! - [`config`]: the configuration schema and its layered loading.
+//! - [`engine`]: the one layer that combines the edges: source, pin and
+//!   write-back, with the clients that last between operations.
 //! - [`doctor`]: the rootless network doctor: pasta, the rootless netns,
 //!   published ports and DNS checked, and healed by restarts (Linux).
 //! - [`git`]: Magos's clone of the repository: sync, commit, push.
@@ -32,6 +34,7 @@ pub mod core;
 pub mod daemon;
 #[cfg(target_os = "linux")]
 pub mod doctor;
+pub mod engine;
 pub mod git;
 pub mod lock;
 pub mod logging;

@@ -346,3 +346,44 @@ fn lint_reports_what_the_hosts_trust_boundary_refuses() {
     let (code, text) = lint("apply:\n  allow:\n    symlinks_outside_repo: true\n");
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[path = "common/git.rs"]
+mod git_fixture;
+
+/// `--repo` takes a folder or a git URL alike: `lint` over a bare repository
+/// (read through Magos's clone) reports what it reports over the folder.
+#[test]
+fn lint_reads_a_git_url_as_it_reads_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let compose = "services:\n  web:\n    image: nginx:1.25 # {\"magos\": {\"policy\": \"nope\"}}\n    ports:\n      - \"80800:80\"\n";
+    let (bare, work) =
+        git_fixture::bare_remote(dir.path(), "homelab.git", &[("web/compose.yaml", compose)]);
+    let config = dir.path().join("magos.yaml");
+    std::fs::write(
+        &config,
+        format!("state_dir: {}\n", dir.path().join("state").display()),
+    )
+    .unwrap();
+    let lint = |repo: &Path| {
+        let out = magos(&[
+            "--config",
+            config.to_str().unwrap(),
+            "lint",
+            "--repo",
+            repo.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let from_folder = lint(&work);
+    let from_url = lint(&bare);
+    assert_eq!(from_url, from_folder);
+    assert!(from_url.contains("web/compose.yaml:"), "{from_url}");
+    assert!(from_url.contains("80800"), "{from_url}");
+    assert!(from_url.contains("unknown policy `nope`"), "{from_url}");
+}

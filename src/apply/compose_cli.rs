@@ -16,7 +16,7 @@ use crate::core::spec::{LABEL_PROJECT, LABEL_SERVICE};
 use crate::podman::wire::ListContainer;
 use crate::podman::{Client, ContainerFilters, PodmanError};
 
-use super::repo::Prepared;
+use super::prepared::Prepared;
 
 /// Why the compose CLI failed.
 #[derive(Debug, thiserror::Error)]

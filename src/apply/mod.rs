@@ -13,6 +13,7 @@ pub mod execute;
 pub mod generate;
 pub mod observe;
 pub mod prepare;
+pub mod prepared;
 pub mod repo;
 pub mod sealed;
 

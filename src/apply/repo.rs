@@ -15,9 +15,9 @@ use crate::core::convert::{self, ConvertInput, EnvFile, EnvInputs, Route};
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::drift::{DriftEntry, DriftState, drift};
 use crate::core::interpolate;
-use crate::core::observed::{Observed, ObservedContainer};
-use crate::core::plan::{Plan, PlanOptions, Removal, StackPlan, plan};
-use crate::core::spec::{LABEL_WORKING_DIR, StackSpec};
+use crate::core::observed::Observed;
+use crate::core::plan::{Hold, Plan, PlanOptions, Removal, StackPlan, plan};
+use crate::core::spec::StackSpec;
 use crate::core::stacks::Selection;
 use crate::podman::{Client, PodmanError};
 use crate::repo::{self, RepoError};
@@ -26,6 +26,7 @@ use super::compose_cli::{self, ComposeCommand};
 use super::execute::error_chain;
 use super::execute::{PullDisplay, apply_stack, prune};
 use super::observe::observe;
+pub use super::prepared::Prepared;
 use super::sealed::{self, Sealed};
 use crate::secrets::keys::{IdentityCache, KeySources};
 use crate::secrets::runtime::RuntimeDir;
@@ -74,6 +75,9 @@ pub struct RepoOptions {
     pub keys: KeySources,
     /// What a stack may ask of this host (`apply.allow`).
     pub trust: repo::Trust,
+    /// Where a long apply marks progress (each action, each pulled layer): the
+    /// daemon's liveness record, so a busy apply is not taken for a stuck one.
+    pub progress: Option<std::sync::Arc<crate::server::Liveness>>,
 }
 
 impl RepoOptions {
@@ -94,6 +98,7 @@ impl RepoOptions {
             env: env.clone(),
             keys: KeySources::from_env(env, config.secrets.age_key_file.as_deref()),
             trust: repo::Trust::from_config(config, env),
+            progress: None,
         }
     }
 }
@@ -111,6 +116,7 @@ impl Default for RepoOptions {
             env: Env::new(),
             keys: KeySources::default(),
             trust: repo::Trust::default(),
+            progress: None,
         }
     }
 }
@@ -121,29 +127,6 @@ pub fn this_host() -> Option<String> {
         .ok()
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
-}
-
-/// One stack, read and converted.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// The stack's folder, relative to the repository.
-    pub dir: String,
-    /// The project.
-    pub project: String,
-    /// The compose files, absolute.
-    pub files: Vec<PathBuf>,
-    /// The stack's folder, absolute.
-    pub abs_dir: PathBuf,
-    /// The spec (best effort for compose-CLI stacks).
-    pub spec: StackSpec,
-    /// How it is applied.
-    pub route: Route,
-    /// Why it cannot be applied, if so.
-    pub error: Option<String>,
-    /// Its SOPS-encrypted inputs.
-    pub sealed: Sealed,
-    /// `x-magos: {observe: true}`: reported, never changed.
-    pub observe: bool,
 }
 
 /// The repository's stacks, read and converted.
@@ -171,21 +154,6 @@ impl Repository {
             .filter(|s| s.error.is_some() || s.route != Route::Native || s.observe)
             .map(|s| s.project.clone())
             .collect()
-    }
-
-    /// Whether a container must not be pruned: its project is [`protected`]
-    /// (`Self::protected`), or it was created from the folder of a stack that
-    /// failed (its working-folder label).
-    fn keeps(
-        &self,
-        protected: &BTreeSet<String>,
-        container: Option<&ObservedContainer>,
-        project: &str,
-    ) -> bool {
-        protected.contains(project)
-            || container
-                .and_then(|c| c.labels.get(LABEL_WORKING_DIR))
-                .is_some_and(|dir| self.failed_dirs.contains(dir))
     }
 
     /// The stacks marked `x-magos: {observe: true}`.
@@ -453,17 +421,15 @@ fn make_plan(repo: &Repository, observed: &Observed, options: &RepoOptions) -> P
         },
     );
     let protected = repo.protected();
-    p.prune.retain(|r| {
-        let container = observed.containers.iter().find(|c| c.id == r.id);
-        !repo.keeps(&protected, container, &r.project)
-    });
-    let observed = repo.observed();
-    p.stacks.retain(|s| !observed.contains(&s.project));
-    if let Some(only) = &options.stack {
-        let projects: BTreeSet<&str> = repo.stacks.iter().map(|s| s.project.as_str()).collect();
-        p.prune
-            .retain(|r| projects.contains(r.project.as_str()) || &r.project == only);
-    }
+    let observed_stacks = repo.observed();
+    let projects: BTreeSet<&str> = repo.stacks.iter().map(|s| s.project.as_str()).collect();
+    let hold = Hold {
+        protected: &protected,
+        failed_dirs: &repo.failed_dirs,
+        observed: &observed_stacks,
+        only: options.stack.as_deref().map(|only| (only, &projects)),
+    };
+    hold.apply_to(&mut p, observed);
     p
 }
 
@@ -587,7 +553,7 @@ pub async fn apply_prepared(
     let mut identities = IdentityCache::new();
     for stack in &repo.stacks {
         if options.skip.contains(&stack.project) {
-            tracing::info!(stack = %stack.project, "stack skipped: it is backing off after a failure");
+            tracing::info!(stack = %stack.project, "stack skipped this pass (backing off after a failure, or not the stack a container event concerns)");
             continue;
         }
         if let Some(e) = &stack.error {
@@ -628,7 +594,7 @@ pub async fn apply_prepared(
                     &stack.spec,
                     sp,
                     &unsealed,
-                    None,
+                    options.progress.as_deref(),
                     options.pull_display,
                 )
                 .await;
@@ -721,6 +687,12 @@ pub async fn drift_prepared(
     let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
     let natives = repo.natives();
     let protected = repo.protected();
+    let hold = Hold {
+        protected: &protected,
+        failed_dirs: &repo.failed_dirs,
+        observed: &[],
+        only: None,
+    };
     let mut entries: Vec<DriftEntry> = drift(&natives, &observed, &options.instance)
         .into_iter()
         .filter(|e| {
@@ -728,7 +700,7 @@ pub async fn drift_prepared(
                 .container
                 .as_deref()
                 .and_then(|name| observed.containers.iter().find(|c| c.name == name));
-            !(e.state == DriftState::Orphan && repo.keeps(&protected, container, &e.stack))
+            !(e.state == DriftState::Orphan && hold.keeps(container, &e.stack))
         })
         .map(|mut e| {
             // In sync means the container's image has the pinned digest among its

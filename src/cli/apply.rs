@@ -3,16 +3,16 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Args;
 
 use super::Exit;
 use super::policy::Output;
-use crate::apply::repo::{self, ApplyReport, DriftReport, PlanReport, RepoOptions};
-use crate::config::{Config, Env, Overrides};
+use crate::apply::repo::{ApplyReport, DriftReport, PlanReport, RepoOptions};
+use crate::config::{Env, Overrides};
 use crate::core::drift::DriftState;
-use crate::podman::{Client, ClientOptions};
+use crate::engine::Engine;
 
 const PLAN_EXAMPLES: &str = "Examples:
   magos plan --repo ~/gitops
@@ -38,9 +38,10 @@ Exit codes: 0 in sync, 1 drift, 2 error.";
 /// Arguments shared by the three commands.
 #[derive(Debug, Args)]
 pub struct RepoArgs {
-    /// The repository folder (a checkout of the GitOps repository)
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub repo: PathBuf,
+    /// The GitOps repository: a local folder, or a git URL (read through
+    /// Magos's clone, synced first) [default: .]
+    #[arg(long, value_name = "DIR|URL")]
+    pub repo: Option<String>,
 
     /// This host's name, for stacks under hosts/<NAME>/ [default: the hostname]
     #[arg(long, value_name = "NAME")]
@@ -101,12 +102,8 @@ pub enum Which<'a> {
     Drift(&'a DriftArgs),
 }
 
-fn options(config: &Config, args: &RepoArgs, no_prune: bool, env: &Env) -> RepoOptions {
-    let mut o = RepoOptions::from_config(
-        config,
-        args.host.clone().or_else(crate::apply::repo::this_host),
-        env,
-    );
+fn options(engine: &Engine, args: &RepoArgs, no_prune: bool) -> RepoOptions {
+    let mut o = engine.repo_options(args.host.clone().or_else(crate::apply::repo::this_host));
     o.prune &= !no_prune;
     o.stack = args.stack.clone();
     if crate::logging::stderr_is_terminal() {
@@ -123,67 +120,73 @@ pub(super) fn run(
     overrides: &Overrides,
     verbosity: i8,
 ) -> anyhow::Result<Exit> {
-    let loaded = super::load_config(file, env, overrides, verbosity)?;
+    let args = match &which {
+        Which::Plan(a) => &a.repo,
+        Which::Apply(a) => &a.repo,
+        Which::Drift(a) => &a.repo,
+    };
+    // The repository is --repo, else the current folder (never repo.url).
+    let overrides = Overrides {
+        repo: Some(args.repo.clone().unwrap_or_else(|| ".".to_owned())),
+        ..overrides.clone()
+    };
+    let loaded = super::load_config(file, env, &overrides, verbosity)?;
     let config = &loaded.config;
     let color = std::io::stdout().is_terminal() && env.get("NO_COLOR").is_none_or(|v| v.is_empty());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let socket = config.podman.socket.as_ref().map(|s| s.path());
-        // The socket must exist; its version is not asked here (`/version` costs
-        // the server most of a second, more than a whole no-op apply).
-        let client = Client::locate(socket, env, ClientOptions::default())?;
-        match which {
-            Which::Plan(a) => {
-                let o = options(config, &a.repo, a.no_prune, env);
-                let report = repo::plan_repo(&client, &a.repo.repo, &o).await?;
-                let text = match a.output {
-                    Output::Json => serde_json::to_string_pretty(&report)? + "\n",
-                    Output::Table => plan_table(&report),
-                };
-                super::out(&text)?;
-                Ok(if !report.errors.is_empty() {
-                    Exit::Error
-                } else if report.is_empty() {
-                    Exit::Success
-                } else {
-                    Exit::Found
-                })
-            }
-            Which::Apply(a) => {
-                let _lock = super::lock_instance(config, env, client.socket(), false)?;
-                let o = options(config, &a.repo, a.no_prune, env);
-                let report = repo::apply_repo(&client, &a.repo.repo, &o).await?;
-                let text = match a.output {
-                    Output::Json => serde_json::to_string_pretty(&report)? + "\n",
-                    Output::Table => apply_table(&report, color),
-                };
-                super::out(&text)?;
-                Ok(if report.failed() {
-                    Exit::Error
-                } else {
-                    Exit::Success
-                })
-            }
-            Which::Drift(a) => {
-                let o = options(config, &a.repo, false, env);
-                let report = repo::drift_repo(&client, &a.repo.repo, &o).await?;
-                let text = match a.output {
-                    Output::Json => drift_json(&report)?,
-                    Output::Table => drift_table(&report, color),
-                };
-                super::out(&text)?;
-                Ok(if !report.errors.is_empty() {
-                    Exit::Error
-                } else if report.drifted() {
-                    Exit::Found
-                } else {
-                    Exit::Success
-                })
-            }
+    let engine = Engine::new(config, env)?;
+    // The socket must exist; its version is not asked here (`/version` costs
+    // the server most of a second, more than a whole no-op apply).
+    let client = engine.podman()?;
+    let dir = engine.checkout()?;
+    match which {
+        Which::Plan(a) => {
+            let o = options(&engine, &a.repo, a.no_prune);
+            let report = engine.plan(&dir, &o)?;
+            let text = match a.output {
+                Output::Json => serde_json::to_string_pretty(&report)? + "\n",
+                Output::Table => plan_table(&report),
+            };
+            super::out(&text)?;
+            Ok(if !report.errors.is_empty() {
+                Exit::Error
+            } else if report.is_empty() {
+                Exit::Success
+            } else {
+                Exit::Found
+            })
         }
-    })
+        Which::Apply(a) => {
+            let _lock = super::lock_instance(config, env, client.socket(), false)?;
+            let o = options(&engine, &a.repo, a.no_prune);
+            let report = engine.apply(&dir, &o)?;
+            let text = match a.output {
+                Output::Json => serde_json::to_string_pretty(&report)? + "\n",
+                Output::Table => apply_table(&report, color),
+            };
+            super::out(&text)?;
+            Ok(if report.failed() {
+                Exit::Error
+            } else {
+                Exit::Success
+            })
+        }
+        Which::Drift(a) => {
+            let o = options(&engine, &a.repo, false);
+            let report = engine.drift(&dir, &o)?;
+            let text = match a.output {
+                Output::Json => drift_json(&report)?,
+                Output::Table => drift_table(&report, color),
+            };
+            super::out(&text)?;
+            Ok(if !report.errors.is_empty() {
+                Exit::Error
+            } else if report.drifted() {
+                Exit::Found
+            } else {
+                Exit::Success
+            })
+        }
+    }
 }
 
 fn paint(text: &str, code: &str, color: bool) -> String {

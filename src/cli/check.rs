@@ -5,12 +5,13 @@
 //! repository, prints the report and chooses the exit code.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Exit;
-use crate::config::{self, Env, Overrides};
+use crate::config::{Env, Overrides};
 use crate::core::diag::{Diagnostic, Severity};
-use crate::git::{Auth, Checkout, Remote};
+use crate::engine::Engine;
+use crate::engine::pin::Problem;
 
 pub use crate::pin::{Choice, Policies, Row, Step, Watched, check_services};
 
@@ -54,50 +55,17 @@ pub fn run(
     };
     let loaded = super::load_config(file, env, &overrides, verbosity)?;
     let config = &loaded.config;
-    let ctx = super::update::Ctx::new(config, env)?;
-    let pass = ctx.pass_at(config, &Location::of(config, env)?)?;
-    super::update::report_diagnostics(&pass);
+    let engine = Engine::new(config, env)?;
+    let pass = engine.pass_at(&engine.location()?)?;
+    // The rows carry the services that could not be checked; the log gets the
+    // repository's error diagnostics.
+    for p in Problem::of(&pass) {
+        if let Problem::Invalid(d) = p {
+            tracing::error!("{d}");
+        }
+    }
     super::out(&render(&pass.rows, args.output)?)?;
     Ok(exit_for(&pass.rows, &pass.diagnostics))
-}
-
-/// Where the repository of a command is.
-#[derive(Debug)]
-pub enum Location {
-    /// A local folder with the stacks (a work tree or a plain folder), used in
-    /// place.
-    Folder(PathBuf),
-    /// A git remote (or a local bare repository), reached through Magos's own
-    /// clone in the state folder.
-    Remote(Checkout),
-}
-
-impl Location {
-    /// `repo.url`: an existing local folder that is not a bare repository is a
-    /// folder; anything else is a remote.
-    pub fn of(config: &config::Config, env: &Env) -> anyhow::Result<Self> {
-        let Some(url) = &config.repo.url else {
-            anyhow::bail!("no repository: pass --repo DIR|URL or set repo.url (MD_REPO)");
-        };
-        let raw = url.expose();
-        let path = Path::new(raw);
-        if !raw.contains("://") && path.is_dir() && !is_bare(path) {
-            return Ok(Location::Folder(path.to_owned()));
-        }
-        let Some(state) = config::state_dir(config, env) else {
-            anyhow::bail!(
-                "no state folder for Magos's clone of {url}: set state_dir (MD_STATE_DIR) or HOME"
-            );
-        };
-        let remote = Remote::new(url, &config.repo.branch, Auth::Ambient)
-            .with_timeout(config.repo.timeout.0);
-        Ok(Location::Remote(Checkout::in_state_dir(&state, remote)))
-    }
-}
-
-/// A bare git repository: `HEAD`, `objects/` and `refs/` at its top.
-fn is_bare(dir: &Path) -> bool {
-    dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
 }
 
 /// How the report is printed.

@@ -513,12 +513,12 @@ fn check_repository(
     env: &Env,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<String> {
-    let location = super::check::Location::of(config, env)?;
+    let location = crate::engine::Location::of(config, env)?;
     let checkout = match location {
-        super::check::Location::Folder(dir) => {
+        crate::engine::Location::Folder(dir) => {
             return Ok(format!("{}: a local folder, read in place", dir.display()));
         }
-        super::check::Location::Remote(checkout) => checkout,
+        crate::engine::Location::Remote(checkout) => checkout,
     };
     let mut remote = checkout.remote().clone();
     let mut via = "";

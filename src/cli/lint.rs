@@ -1,7 +1,7 @@
 //! `magos lint`: report a repository's stacks, services, policies and mistakes.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Args;
 use serde::Serialize;
@@ -11,6 +11,7 @@ use super::policy::Output;
 use crate::config::{self, Env};
 use crate::core::diag::Diagnostic;
 use crate::core::stacks::Selection;
+use crate::engine::{Engine, Location};
 use crate::repo;
 
 const LINT_EXAMPLES: &str = "Examples:
@@ -28,9 +29,10 @@ or the configuration could not be read.";
 #[derive(Debug, Args)]
 #[command(after_help = LINT_EXAMPLES)]
 pub struct LintArgs {
-    /// The repository folder (a checkout of the GitOps repository)
-    #[arg(long, value_name = "DIR")]
-    pub repo: PathBuf,
+    /// The GitOps repository: a local folder, or a git URL (read through
+    /// Magos's clone, synced first)
+    #[arg(long, value_name = "DIR|URL")]
+    pub repo: String,
 
     /// Only this host's stacks under hosts/<NAME>/ (default: every host's)
     #[arg(long, value_name = "NAME")]
@@ -97,14 +99,22 @@ pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> any
     };
     // The host's trust boundary (`apply.allow`), from its configuration when
     // there is one: what `apply` would refuse, `lint` reports.
-    let config = config::load(config_file, env, &config::Overrides::default())?.config;
+    let overrides = config::Overrides {
+        repo: Some(args.repo.clone()),
+        ..config::Overrides::default()
+    };
+    let config = config::load(config_file, env, &overrides)?.config;
+    let dir = match Location::of(&config, env)? {
+        Location::Folder(dir) => dir,
+        Location::Remote(_) => Engine::new(&config, env)?.checkout()?,
+    };
     let trust = repo::Trust::from_config(&config, env);
-    let loaded = repo::load(&args.repo, &sel, env)?;
+    let loaded = repo::load(&dir, &sel, env)?;
     let mut diagnostics = loaded.diagnostics;
     let mut stacks = Vec::new();
     for stack in loaded.stacks {
         diagnostics.extend(stack.loaded.diagnostics.iter().cloned());
-        diagnostics.extend(repo::check_trust(&args.repo, &stack, &loaded.texts, &trust));
+        diagnostics.extend(repo::check_trust(&dir, &stack, &loaded.texts, &trust));
         let services = stack
             .loaded
             .services
@@ -146,8 +156,13 @@ pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> any
             services,
         });
     }
-    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-    diagnostics.dedup();
+    // The conversion's diagnostics (a bad port, a bad volume, …), as `plan`
+    // and `apply` report them.
+    #[cfg(unix)]
+    diagnostics.extend(crate::engine::workspace::diagnostics(
+        &config, env, &dir, sel,
+    )?);
+    crate::engine::workspace::sort(&mut diagnostics);
     let summary = Summary {
         stacks: stacks.len(),
         services: stacks.iter().map(|s| s.services.len()).sum(),

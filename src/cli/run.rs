@@ -57,6 +57,7 @@ pub fn run(
             env.clone(),
             daemon.metrics.clone(),
             daemon.stopping.clone(),
+            daemon.shared.liveness.clone(),
         )?;
         // Held until the process ends: one Magos per state folder and instance.
         let _lock = super::lock_instance(&config, env, reconciler.client().socket(), true)?;

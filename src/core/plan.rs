@@ -13,10 +13,12 @@ use std::fmt;
 use serde::Serialize;
 
 use super::observed::{
-    Assessment, Observed, ObservedObject, RunState, Stale, assess, leftover, orphans,
+    Assessment, Observed, ObservedContainer, ObservedObject, RunState, Stale, assess, leftover,
+    orphans,
 };
 use super::spec::{
-    ContainerSpec, ImageRef, NetworkMode, NetworkSpec, PullPolicy, SharedNamespace, StackSpec,
+    ContainerSpec, ImageRef, LABEL_WORKING_DIR, NetworkMode, NetworkSpec, PullPolicy,
+    SharedNamespace, StackSpec,
 };
 
 /// One step of a plan.
@@ -579,6 +581,50 @@ fn wants_pull(spec: &ContainerSpec, observed: &Observed) -> bool {
         Some(PullPolicy::Always) => true,
         Some(PullPolicy::Never) => false,
         None => !observed.has_image(&spec.image),
+    }
+}
+
+/// What a repository's plan must leave alone, from what reading the
+/// repository found.
+#[derive(Debug, Clone, Copy)]
+pub struct Hold<'a> {
+    /// Projects never pruned: stacks that failed, that go to the compose CLI
+    /// or that are observed.
+    pub protected: &'a BTreeSet<String>,
+    /// Folders of stacks that failed: containers created from them (their
+    /// working-folder label) are never pruned, even when a broken file hid
+    /// the project's name.
+    pub failed_dirs: &'a BTreeSet<String>,
+    /// Observed stacks (`x-magos: {observe: true}`): compared, never applied.
+    pub observed: &'a [String],
+    /// `--stack`: the one stack asked for, and every project of the
+    /// repository; only their orphans are pruned.
+    pub only: Option<(&'a str, &'a BTreeSet<&'a str>)>,
+}
+
+impl Hold<'_> {
+    /// Whether a container of `project` (`container` when it is known) must
+    /// not be pruned.
+    pub fn keeps(&self, container: Option<&ObservedContainer>, project: &str) -> bool {
+        self.protected.contains(project)
+            || container
+                .and_then(|c| c.labels.get(LABEL_WORKING_DIR))
+                .is_some_and(|dir| self.failed_dirs.contains(dir))
+    }
+
+    /// Narrows `plan` to what may be done: no pruning of what is kept, no
+    /// actions for observed stacks, and with `--stack` no pruning of other
+    /// stacks' orphans.
+    pub fn apply_to(&self, plan: &mut Plan, observed: &Observed) {
+        plan.prune.retain(|r| {
+            let container = observed.containers.iter().find(|c| c.id == r.id);
+            !self.keeps(container, &r.project)
+        });
+        plan.stacks.retain(|s| !self.observed.contains(&s.project));
+        if let Some((only, projects)) = self.only {
+            plan.prune
+                .retain(|r| projects.contains(r.project.as_str()) || r.project == only);
+        }
     }
 }
 

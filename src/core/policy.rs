@@ -535,6 +535,67 @@ impl<'a> Candidate<'a> {
     }
 }
 
+/// One step of a decision under `minAge`: the decision, or the tag whose
+/// creation time must be known first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgedStep {
+    /// The decision.
+    Decided(Decision),
+    /// Ask when this tag's image was created, then decide again.
+    NeedCreated(String),
+}
+
+impl Policy {
+    /// [`Policy::decide`] among `tags` when creation times matter (`minAge`):
+    /// `created` holds those known so far (`None`: the registry gives none).
+    /// The winner among the tags not known to be too young is found without
+    /// the age rule; its creation time is asked for when unknown; once it is
+    /// known to be old enough (or nothing is left), the policy decides with
+    /// every known creation time (an unknown one counts as "just now"), so only
+    /// the tags that would otherwise win are looked up. Without `minAge` it is
+    /// the plain decision.
+    pub fn decide_aged(
+        &self,
+        tags: &[String],
+        current: Option<&str>,
+        created: &std::collections::BTreeMap<String, Option<SystemTime>>,
+        now: SystemTime,
+    ) -> AgedStep {
+        let Some(min) = self.min_age else {
+            let all: Vec<Candidate<'_>> = tags.iter().map(|t| Candidate::tag(t)).collect();
+            return AgedStep::Decided(self.decide(&all, current, now));
+        };
+        let old_enough = |t: &str| match created.get(t) {
+            Some(Some(at)) => now.duration_since(*at).is_ok_and(|age| age >= min),
+            Some(None) => false,
+            None => true,
+        };
+        let open: Vec<Candidate<'_>> = tags
+            .iter()
+            .filter(|t| old_enough(t))
+            .map(|t| Candidate::tag(t))
+            .collect();
+        let relaxed = Policy {
+            min_age: None,
+            ..self.clone()
+        };
+        if let Decision::Chosen { tag, .. } = relaxed.decide(&open, current, now)
+            && !created.contains_key(&tag)
+        {
+            return AgedStep::NeedCreated(tag);
+        }
+        let all: Vec<Candidate<'_>> = tags
+            .iter()
+            .map(|t| Candidate {
+                tag: t,
+                first_seen: created.get(t.as_str()).copied().flatten(),
+                platforms: None,
+            })
+            .collect();
+        AgedStep::Decided(self.decide(&all, current, now))
+    }
+}
+
 /// What a policy decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

@@ -7,7 +7,7 @@
 
 #[cfg(unix)]
 pub mod reconcile;
-pub mod schedule;
+pub use crate::core::schedule;
 #[cfg(unix)]
 pub mod service;
 
@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::server::{HookTrigger, Liveness};
 use schedule::{Backoff, StackBackoff, jittered};
@@ -170,6 +171,25 @@ pub struct PassRequest {
     pub skip: BTreeSet<String>,
 }
 
+impl PassRequest {
+    /// The stacks whose containers died, were removed or turned unhealthy,
+    /// when that is the only reason for the pass: such a pass re-applies those
+    /// stacks from the checkout as it is (no git sync, no registry check).
+    /// `None` when any other reason asks for a full pass.
+    pub fn containers_only(&self) -> Option<BTreeSet<String>> {
+        let mut stacks = BTreeSet::new();
+        for r in &self.reasons {
+            match r {
+                Reason::Container { stack, .. } => {
+                    stacks.insert(stack.clone());
+                }
+                _ => return None,
+            }
+        }
+        (!stacks.is_empty()).then_some(stacks)
+    }
+}
+
 /// Runs reconcile passes.
 pub trait Reconciler: Send {
     /// One pass. Steps inside it mark progress on `liveness`.
@@ -240,13 +260,19 @@ pub async fn run_loop<R: Reconciler>(
     let mut backoff = StackBackoff::new(settings.backoff);
     let mut reasons = vec![Reason::Startup];
     let mut first = true;
+    let mut number: u64 = 0;
     loop {
         let now = tokio::time::Instant::now().into_std();
         let skip = backoff.waiting_stacks(now);
         reasons.sort();
         reasons.dedup();
         let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-        tracing::info!(reasons = %why.join(", "), skipped = skip.len(), "pass started");
+        number += 1;
+        // Every line a pass logs carries its number.
+        let span = tracing::info_span!("pass", n = number);
+        span.in_scope(|| {
+            tracing::info!(reasons = %why.join(", "), skipped = skip.len(), "pass started");
+        });
         let report = reconciler
             .pass(
                 PassRequest {
@@ -255,6 +281,7 @@ pub async fn run_loop<R: Reconciler>(
                 },
                 &shared.liveness,
             )
+            .instrument(span)
             .await;
         let done = tokio::time::Instant::now().into_std();
         for s in &report.stacks {

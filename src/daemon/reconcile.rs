@@ -1,6 +1,8 @@
 //! The reconcile pass of `magos run`: sync the repository → check registries and
-//! write the pins back → apply → heal the network → drift. It combines the edges
-//! (git, registry, Podman, doctor); the loop around it is [`super::run_loop`].
+//! write the pins back → apply → heal the network → drift. The edges are
+//! combined by the [`Engine`], which the daemon keeps for its life (built again
+//! on reload) so registry tokens and the GitHub installation token are reused
+//! across passes; the loop around the pass is [`super::run_loop`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -10,11 +12,12 @@ use std::time::Instant;
 
 use crate::apply::repo::{RepoApplyError, Repository, apply_prepared, drift_prepared, prepare};
 use crate::apply::{RepoOptions, stoppable};
-use crate::cli::check::Location;
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
-use crate::podman::{Client, ClientOptions};
-use crate::server::metrics::{DriftLabels, ResultLabel};
+use crate::engine::pin::{Problem, Written};
+use crate::engine::{Engine, Location};
+use crate::podman::Client;
+use crate::server::metrics::{DriftLabels, RegistryLabel, RequestLabels, ResultLabel};
 use crate::server::{Liveness, Metrics};
 
 use super::{PassReport, PassRequest, Reconciler, StackOutcome};
@@ -24,17 +27,22 @@ pub struct RepoReconciler {
     config_file: Option<PathBuf>,
     overrides: Overrides,
     env: Env,
-    config: Config,
+    engine: Arc<Engine>,
     client: Client,
+    /// Registry responses already counted into the metrics, by host and status.
+    counted: BTreeMap<(String, String), u64>,
     metrics: Arc<Metrics>,
     stopping: Arc<AtomicBool>,
+    /// The loop's liveness record, where a long apply marks its progress.
+    progress: Arc<Liveness>,
     #[cfg(target_os = "linux")]
     doctor: crate::doctor::Doctor,
 }
 
 impl RepoReconciler {
     /// A reconciler for a loaded configuration. `config_file` and `overrides` are
-    /// kept to reload it on `SIGHUP`.
+    /// kept to reload it on `SIGHUP`. Call it inside the daemon's tokio runtime:
+    /// the engine runs its async work there.
     pub fn new(
         config: Config,
         config_file: Option<PathBuf>,
@@ -42,8 +50,10 @@ impl RepoReconciler {
         env: Env,
         metrics: Arc<Metrics>,
         stopping: Arc<AtomicBool>,
+        progress: Arc<Liveness>,
     ) -> anyhow::Result<Self> {
-        let client = client_for(&config, &env)?;
+        let engine = Engine::on(&config, &env, tokio::runtime::Handle::current())?;
+        let client = engine.podman()?.clone();
         #[cfg(target_os = "linux")]
         let doctor = crate::doctor::Doctor::new(crate::doctor::DoctorOptions::for_daemon(
             &config.doctor,
@@ -53,10 +63,12 @@ impl RepoReconciler {
             config_file,
             overrides,
             env,
-            config,
+            engine: Arc::new(engine),
             client,
+            counted: BTreeMap::new(),
             metrics,
             stopping,
+            progress,
             #[cfg(target_os = "linux")]
             doctor,
         })
@@ -67,6 +79,10 @@ impl RepoReconciler {
         &self.client
     }
 
+    fn config(&self) -> &Config {
+        self.engine.config()
+    }
+
     /// Syncs the repository and writes pins back; returns the folder to apply and
     /// the number of services pinned.
     async fn sync_and_pin(
@@ -74,7 +90,7 @@ impl RepoReconciler {
         liveness: &Liveness,
         report: &mut PassReport,
     ) -> anyhow::Result<PathBuf> {
-        let location = Location::of(&self.config, &self.env)?;
+        let location = self.engine.location()?;
         match location {
             Location::Folder(dir) => {
                 // A plain folder is applied as it is; pins are written only to a
@@ -83,15 +99,17 @@ impl RepoReconciler {
             }
             Location::Remote(checkout) => {
                 let workdir = checkout.workdir().to_owned();
-                if self.config.daemon.observe {
+                let engine = self.engine.clone();
+                if self.config().daemon.observe {
                     let _step = liveness.begin("sync repository and check registries");
-                    tokio::task::spawn_blocking(move || checkout.sync()).await??;
-                    let (config, env, dir) =
-                        (self.config.clone(), self.env.clone(), workdir.clone());
-                    let found = tokio::task::spawn_blocking(move || {
-                        crate::cli::update::available(&config, &env, &dir)
+                    let syncing = engine.clone();
+                    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                        syncing.authed(checkout)?.0.sync()?;
+                        Ok(())
                     })
-                    .await?;
+                    .await??;
+                    let dir = workdir.clone();
+                    let found = tokio::task::spawn_blocking(move || engine.available(&dir)).await?;
                     match found {
                         Ok(updates) => {
                             for u in updates {
@@ -106,11 +124,8 @@ impl RepoReconciler {
                     return Ok(workdir);
                 }
                 let _step = liveness.begin("sync, check registries and write pins back");
-                let (config, env) = (self.config.clone(), self.env.clone());
-                let written = tokio::task::spawn_blocking(move || {
-                    crate::cli::update::write_back(&config, &env, checkout)
-                })
-                .await?;
+                let written =
+                    tokio::task::spawn_blocking(move || engine.write_back(checkout, true)).await?;
                 let written = match written {
                     Ok(w) => w,
                     Err(e) => {
@@ -120,11 +135,13 @@ impl RepoReconciler {
                         let message = format!("{e:#}");
                         tracing::error!(error = %message, "writing pins back failed; applying the remote as it is");
                         report.error = Some(format!("writing pins back failed: {message}"));
-                        if let Location::Remote(checkout) = Location::of(&self.config, &self.env)? {
+                        if let Location::Remote(checkout) = self.engine.location()? {
                             // Realign to the remote; when it cannot be reached
                             // (the push failed for that reason), to what the
                             // last fetch saw, without the unpushed commit.
+                            let engine = self.engine.clone();
                             tokio::task::spawn_blocking(move || {
+                                let checkout = engine.authed(checkout.clone()).map(|a| a.0).unwrap_or(checkout);
                                 checkout.sync().map(|_| ()).or_else(|e| {
                                     tracing::warn!(error = %format!("{e:#}"), "cannot sync again; applying the branch as last fetched");
                                     checkout.align_to_fetched()
@@ -135,25 +152,62 @@ impl RepoReconciler {
                         return Ok(workdir);
                     }
                 };
-                for line in written.text.lines() {
-                    tracing::info!("{line}");
-                }
-                if written.exit != crate::cli::Exit::Success {
+                log_write_back(&written);
+                if written.failed() {
                     self.metrics.error("pin");
                     report.error.get_or_insert_with(|| {
                         "some images could not be checked or pinned".to_owned()
                     });
                 }
-                report.updates = written.updates;
-                self.metrics.updates_applied.inc_by(written.updates as u64);
+                report.updates = written.pinned.len();
+                self.metrics
+                    .updates_applied
+                    .inc_by(written.pinned.len() as u64);
                 Ok(workdir)
             }
         }
     }
 
+    /// The folder a container event's pass applies: the checkout as the last
+    /// pass left it. `None` when there is none yet (then a full pass runs).
+    fn checked_out(&self) -> Option<PathBuf> {
+        let dir = match self.engine.location().ok()? {
+            Location::Folder(dir) => dir,
+            Location::Remote(checkout) => checkout.workdir().to_owned(),
+        };
+        dir.is_dir().then_some(dir)
+    }
+
+    /// Adds the registry responses and rate limits the engine saw since the
+    /// last pass to the metrics.
+    fn count_registry_requests(&mut self) {
+        for stats in self.engine.registry_stats() {
+            for (status, n) in stats.statuses {
+                let key = (stats.host.clone(), status.clone());
+                let before = self.counted.insert(key, n).unwrap_or(0);
+                if n > before {
+                    self.metrics
+                        .registry_requests
+                        .get_or_create(&RequestLabels {
+                            registry: stats.host.clone(),
+                            status,
+                        })
+                        .inc_by(n - before);
+                }
+            }
+            if let Some(remaining) = stats.rate_limit.and_then(|r| r.remaining) {
+                self.metrics
+                    .ratelimit_remaining
+                    .get_or_create(&RegistryLabel {
+                        registry: stats.host.clone(),
+                    })
+                    .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
     fn options(&self, skip: &BTreeSet<String>) -> RepoOptions {
-        let mut options =
-            RepoOptions::from_config(&self.config, crate::apply::repo::this_host(), &self.env);
+        let mut options = self.engine.repo_options(crate::apply::repo::this_host());
         options.skip = skip.clone();
         options
     }
@@ -163,9 +217,9 @@ impl RepoReconciler {
         repo: Result<&Repository, &RepoApplyError>,
         options: &RepoOptions,
         liveness: &Liveness,
-    ) -> BTreeMap<String, Option<String>> {
-        let mut outcomes = BTreeMap::new();
-        if self.config.daemon.observe || self.stopping.load(Ordering::Acquire) {
+    ) -> Applied {
+        let mut outcomes = Applied::default();
+        if self.config().daemon.observe || self.stopping.load(Ordering::Acquire) {
             return outcomes;
         }
         {
@@ -187,18 +241,18 @@ impl RepoReconciler {
                             self.metrics.error("apply");
                             tracing::error!(stack = %s.stack, error = %e, "stack failed");
                         }
-                        outcomes.insert(s.stack, s.error);
+                        outcomes.stacks.insert(s.stack, s.error);
                     }
                 }
                 Err(e) => {
                     self.metrics.error("apply");
                     tracing::error!(error = %e, "apply failed");
-                    outcomes.insert(String::new(), Some(e));
+                    outcomes.failed = Some(e);
                 }
             }
         }
         #[cfg(target_os = "linux")]
-        if self.config.doctor.heal && !self.stopping.load(Ordering::Acquire) {
+        if self.config().doctor.heal && !self.stopping.load(Ordering::Acquire) {
             let _step = liveness.begin("check rootless networking");
             let report =
                 crate::doctor::check_and_heal(&self.client, &mut self.doctor, Some(&self.metrics))
@@ -211,24 +265,72 @@ impl RepoReconciler {
     }
 }
 
-fn client_for(config: &Config, env: &Env) -> anyhow::Result<Client> {
-    let socket =
-        crate::podman::locate_socket(config.podman.socket.as_ref().map(|s| s.path()), env)?;
-    Ok(Client::new(socket, ClientOptions::default()))
+/// What the apply step of a pass did.
+#[derive(Debug, Default)]
+struct Applied {
+    /// Each stack applied, with its error if it failed.
+    stacks: BTreeMap<String, Option<String>>,
+    /// Why the whole apply failed (the repository could not be read, Podman
+    /// could not be asked).
+    failed: Option<String>,
+}
+
+/// Logs what a write-back did and could not do.
+fn log_write_back(w: &crate::engine::WriteBack) {
+    for p in &w.problems {
+        match p {
+            Problem::Unchecked { stack, service, .. } => tracing::error!(stack, service, "{p}"),
+            _ => tracing::error!("{p}"),
+        }
+    }
+    let pinned = || {
+        for u in &w.pinned {
+            tracing::info!(stack = %u.stack, service = %u.service, from = %u.old, to = %u.new, "pinned");
+        }
+    };
+    match &w.written {
+        Written::Unchanged { head } => {
+            tracing::info!(branch = %w.branch, head = %head, "nothing to update: the branch holds every pin");
+        }
+        Written::Pushed { commit, attempts } => {
+            pinned();
+            tracing::info!(branch = %w.branch, commit = %commit, attempts, "pushed the pins");
+        }
+        Written::Committed { commit, kept } => {
+            pinned();
+            tracing::info!(commit = %commit, kept = %kept, "committed the pins without pushing");
+        }
+        Written::Proposed(proposed) => {
+            for p in proposed {
+                tracing::info!(branch = %p.branch, commit = %p.commit, pushed = p.pushed, pull_request = ?p.pull_request, closed = ?p.closed, title = %p.title, "proposed");
+            }
+        }
+    }
 }
 
 impl Reconciler for RepoReconciler {
     async fn pass(&mut self, request: PassRequest, liveness: &Liveness) -> PassReport {
         let started = Instant::now();
         let mut report = PassReport::default();
-        let dir = match self.sync_and_pin(liveness, &mut report).await {
-            Ok(dir) => dir,
-            Err(e) => {
-                self.metrics.error("sync");
-                report.error = Some(format!("{e:#}"));
-                self.finish(&report, started);
-                return report;
+        // A container event alone re-applies its stacks from the checkout as it
+        // is: no git sync, no registry check.
+        let only = request
+            .containers_only()
+            .and_then(|stacks| Some((stacks, self.checked_out()?)));
+        let (only, dir) = match only {
+            Some((stacks, dir)) => {
+                tracing::info!(stacks = %stacks.iter().cloned().collect::<Vec<_>>().join(", "), "re-applying the stacks of the container events");
+                (Some(stacks), dir)
             }
+            None => match self.sync_and_pin(liveness, &mut report).await {
+                Ok(dir) => (None, dir),
+                Err(e) => {
+                    self.metrics.error("sync");
+                    report.error = Some(format!("{e:#}"));
+                    self.finish(&report, started);
+                    return report;
+                }
+            },
         };
         // The stacks are read once for apply and drift.
         let options = self.options(&request.skip);
@@ -247,8 +349,18 @@ impl Reconciler for RepoReconciler {
                 }
             }
         };
-        let outcomes = self.apply(repo.as_ref(), &options, liveness).await;
-        if let Some(Some(e)) = outcomes.get("") {
+        let mut apply_options = options.clone();
+        apply_options.progress = Some(self.progress.clone());
+        if let (Some(only), Ok(repo)) = (&only, &repo) {
+            apply_options.skip.extend(
+                repo.stacks
+                    .iter()
+                    .filter(|s| !only.contains(&s.project))
+                    .map(|s| s.project.clone()),
+            );
+        }
+        let outcomes = self.apply(repo.as_ref(), &apply_options, liveness).await;
+        if let Some(e) = &outcomes.failed {
             report.error = Some(e.clone());
         }
         let drift = match &repo {
@@ -304,10 +416,7 @@ impl Reconciler for RepoReconciler {
                 report.error.get_or_insert(e);
             }
         }
-        for (stack, error) in outcomes {
-            if stack.is_empty() {
-                continue;
-            }
+        for (stack, error) in outcomes.stacks {
             let s = stacks
                 .entry(stack.clone())
                 .or_insert_with(|| StackOutcome::new(stack));
@@ -323,7 +432,9 @@ impl Reconciler for RepoReconciler {
     async fn reload(&mut self) -> Result<(), String> {
         let loaded = crate::config::load(self.config_file.as_deref(), &self.env, &self.overrides)
             .map_err(|e| e.to_string())?;
-        let client = client_for(&loaded.config, &self.env).map_err(|e| format!("{e:#}"))?;
+        let engine = Engine::on(&loaded.config, &self.env, tokio::runtime::Handle::current())
+            .map_err(|e| format!("{e:#}"))?;
+        let client = engine.podman().map_err(|e| format!("{e:#}"))?.clone();
         #[cfg(target_os = "linux")]
         {
             self.doctor = crate::doctor::Doctor::new(crate::doctor::DoctorOptions::for_daemon(
@@ -331,14 +442,16 @@ impl Reconciler for RepoReconciler {
                 loaded.config.apply.instance.as_str(),
             ));
         }
-        self.config = loaded.config;
+        self.engine = Arc::new(engine);
         self.client = client;
+        self.counted.clear();
         Ok(())
     }
 }
 
 impl RepoReconciler {
-    fn finish(&self, report: &PassReport, started: Instant) {
+    fn finish(&mut self, report: &PassReport, started: Instant) {
+        self.count_registry_requests();
         let ok = report.ok();
         self.metrics
             .passes

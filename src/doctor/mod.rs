@@ -26,11 +26,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::core::plan::start_order;
+use crate::core::schedule::RestartLimiter;
 use crate::core::spec::{
     ContainerSpec, Dependency, DependencyCondition, ImageRef, LABEL_MANAGED, LABEL_PROJECT,
     LABEL_SERVICE, StackSpec,
 };
-use crate::daemon::schedule::RestartLimiter;
 use crate::podman::wire::{ContainerInspect, ExecCreate};
 use crate::podman::{Client, ContainerFilters, PodmanError};
 use crate::server::metrics::{KindLabel, Metrics};

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::core::compose::{LoadedService, Pin};
 use crate::core::diag::Diagnostic;
 use crate::core::interpolate::Vars;
-use crate::core::policy::{Candidate, Decision, Policy};
+use crate::core::policy::{AgedStep, Candidate, Decision, Policy};
 use crate::core::rewrite;
 use crate::core::stacks::Selection;
 use crate::git::message::PinChange;
@@ -350,11 +350,7 @@ impl Policies for CorePolicies<'_> {
         to_choice(policy.decide(&candidates, self.current_tag(service.id), now))
     }
 
-    /// With `minAge`: the winner among the tags not known to be too young is
-    /// found without the age rule; its creation time is asked for when unknown;
-    /// once it is known to be old enough (or nothing is left), the policy
-    /// decides with every known creation time (an unknown one counts as "just
-    /// now"), so only the tags that would otherwise win are looked up.
+    /// With `minAge`: the core's step ([`Policy::decide_aged`]).
     fn decide_aged(
         &self,
         service: &Watched,
@@ -365,38 +361,10 @@ impl Policies for CorePolicies<'_> {
         let Some((_, policy, _)) = self.services.get(service.id) else {
             return Step::Done(self.decide(service, tags, now));
         };
-        let Some(min) = policy.min_age else {
-            return Step::Done(self.decide(service, tags, now));
-        };
-        let current = self.current_tag(service.id);
-        let old_enough = |t: &str| match created.get(t) {
-            Some(Some(at)) => now.duration_since(*at).is_ok_and(|age| age >= min),
-            Some(None) => false,
-            None => true,
-        };
-        let open: Vec<Candidate<'_>> = tags
-            .iter()
-            .filter(|t| old_enough(t))
-            .map(|t| Candidate::tag(t))
-            .collect();
-        let relaxed = Policy {
-            min_age: None,
-            ..(*policy).clone()
-        };
-        if let Decision::Chosen { tag, .. } = relaxed.decide(&open, current, now)
-            && !created.contains_key(&tag)
-        {
-            return Step::NeedCreated(tag);
+        match policy.decide_aged(tags, self.current_tag(service.id), created, now) {
+            AgedStep::Decided(d) => Step::Done(to_choice(d)),
+            AgedStep::NeedCreated(tag) => Step::NeedCreated(tag),
         }
-        let all: Vec<Candidate<'_>> = tags
-            .iter()
-            .map(|t| Candidate {
-                tag: t,
-                first_seen: created.get(t.as_str()).copied().flatten(),
-                platforms: None,
-            })
-            .collect();
-        Step::Done(to_choice(policy.decide(&all, current, now)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! and counters per registry host; authentication on a `401`, backoff on a `429`,
 //! a timeout and a size limit on every request.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -87,6 +87,8 @@ struct Host {
     tokens: Mutex<TokenCache>,
     rate_limit: Mutex<Option<RateLimit>>,
     counts: Mutex<RequestCounts>,
+    /// Responses of the registry itself by status (`error`: none came).
+    statuses: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Host {
@@ -149,6 +151,26 @@ impl RegistryClient {
             .unwrap_or_default()
     }
 
+    /// The API hosts asked so far, sorted.
+    pub fn hosts(&self) -> Vec<String> {
+        let hosts = self.inner.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = hosts.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The responses a registry (by name or API host) gave so far, by status:
+    /// `200`, `401`, `429`, …, or `error` when no response came. The token
+    /// endpoint is not counted.
+    pub fn responses(&self, registry: &str) -> Vec<(String, u64)> {
+        self.known_host(registry)
+            .map(|h| {
+                let statuses = h.statuses.lock().unwrap_or_else(|e| e.into_inner());
+                statuses.iter().map(|(s, n)| (s.clone(), *n)).collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn known_host(&self, registry: &str) -> Option<Arc<Host>> {
         let hosts = self.inner.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts.get(super::api_host(registry)).cloned()
@@ -189,6 +211,7 @@ impl RegistryClient {
             tokens: Mutex::new(TokenCache::default()),
             rate_limit: Mutex::new(None),
             counts: Mutex::new(RequestCounts::default()),
+            statuses: Mutex::new(BTreeMap::new()),
         });
         hosts.insert(name.to_owned(), host.clone());
         Ok(host)
@@ -575,10 +598,16 @@ impl RegistryClient {
                 Kind::ManifestGet => c.manifest_gets += 1,
                 Kind::BlobGet => c.blob_gets += 1,
             });
-            let mut response = request
-                .send()
-                .await
-                .map_err(|e| transport_error(host, url, settings.timeout, e))?;
+            let sent = request.send().await;
+            {
+                let status = match &sent {
+                    Ok(r) => r.status().as_u16().to_string(),
+                    Err(_) => "error".to_owned(),
+                };
+                let mut statuses = host.statuses.lock().unwrap_or_else(|e| e.into_inner());
+                *statuses.entry(status).or_default() += 1;
+            }
+            let mut response = sent.map_err(|e| transport_error(host, url, settings.timeout, e))?;
             record_rate_limit(host, response.headers());
             let status = response.status();
             match status {

@@ -2,7 +2,7 @@
 //! binary against a compose repository written at test time, the real rootless
 //! Podman of the test bed, images pinned by digest from the test registry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -684,4 +684,65 @@ fn apply_succeeds_across_a_restarted_api_service() {
     service.wait_exit();
     service.spawn();
     expect_exit(&magos(tb, &repo, Some(&socket), &["drift"]), 0);
+}
+
+/// `magos lint` runs the conversion `plan` runs: a bad port, a bad volume and a
+/// bad annotation are reported by both, the same, each on its own line with its
+/// file, line and column.
+#[test]
+fn lint_and_plan_print_the_same_diagnostics() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("applycli-lint");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![project.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &project);
+    let httpd = tb.require("MAGOS_TEST_IMAGE_HTTPD");
+    repo.write(
+        tb,
+        "web/compose.yaml",
+        &format!(
+            "name: {project}\nservices:\n  app:\n    image: {httpd} # {{\"magos\": {{\"policy\": \"nope\"}}}}\n    ports:\n      - \"127.0.0.1:80800:8080\"\n    volumes:\n      - \"data:relative/path\"\nvolumes:\n  data: {{}}\n"
+        ),
+    );
+    let diagnostics = |out: &str| -> BTreeSet<String> {
+        out.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("web/compose.yaml:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let lint = magos(tb, &repo, None, &["lint"]);
+    expect_exit(&lint, 1);
+    let linted = diagnostics(&String::from_utf8_lossy(&lint.stdout));
+    let plan = magos(tb, &repo, None, &["plan"]);
+    let planned = diagnostics(&String::from_utf8_lossy(&plan.stdout));
+    assert_eq!(
+        linted,
+        planned,
+        "lint:\n{}\nplan:\n{}",
+        show(&lint),
+        show(&plan)
+    );
+    // Each on its own line, with its file, line and column (the conversion
+    // places a port or volume at its service's line).
+    let line_of = |needle: &str| -> String {
+        let found: Vec<&String> = linted.iter().filter(|d| d.contains(needle)).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one diagnostic with `{needle}`: {linted:#?}"
+        );
+        found[0].split(':').nth(1).unwrap().to_owned()
+    };
+    assert_eq!(line_of("unknown policy `nope`"), "4", "{linted:#?}");
+    assert_eq!(line_of("`80800` is not a port number"), "3", "{linted:#?}");
+    assert_eq!(
+        line_of("the target must be an absolute path"),
+        "3",
+        "{linted:#?}"
+    );
+    assert_eq!(linted.len(), 3, "{linted:#?}");
 }

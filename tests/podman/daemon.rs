@@ -17,7 +17,7 @@ use crate::git_fixture::git;
 use crate::support::{self, Testbed, testbed};
 
 /// The webhook secret of every configuration here.
-const WEBHOOK_SECRET: &str = "test-webhook-secret";
+pub(crate) const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
 /// `magos run` under test, with the notify socket it reports to. Dropping it
 /// kills the daemon and removes the stack's objects, whatever the outcome.
@@ -276,7 +276,7 @@ fn a_second_magos_is_refused_naming_the_first_ones_pid() {
 }
 
 /// A signed push webhook for `main`; asserts it is accepted.
-fn announce_push(http_port: u16) {
+pub(crate) fn announce_push(http_port: u16) {
     let body = br#"{"ref":"refs/heads/main"}"#;
     let sig = magos::server::webhook::sign(WEBHOOK_SECRET.as_bytes(), body);
     assert_eq!(post(http_port, "/hooks/github", &sig, body), 202);
@@ -317,16 +317,16 @@ fn container_env(tb: &Testbed, name: &str, var: &str) -> String {
 
 /// A repository of the test registry that only this test uses; its manifests
 /// and the local copies of its images are removed on drop.
-struct OwnRepository<'a> {
+pub(crate) struct OwnRepository<'a> {
     tb: &'a Testbed,
     /// `127.0.0.1:5000/<unique name>`.
-    image: String,
+    pub(crate) image: String,
     /// The tags pushed, with their digests.
     tags: Vec<(String, String)>,
 }
 
 impl<'a> OwnRepository<'a> {
-    fn new(tb: &'a Testbed, prefix: &str) -> Self {
+    pub(crate) fn new(tb: &'a Testbed, prefix: &str) -> Self {
         OwnRepository {
             tb,
             image: format!("{}/{}", tb.registry, support::unique_name(prefix)),
@@ -336,7 +336,7 @@ impl<'a> OwnRepository<'a> {
 
     /// Copies `source` (an image of the test registry) to `tag` of this
     /// repository; returns the digest the registry gives it.
-    fn push(&mut self, source: &str, tag: &str) -> String {
+    pub(crate) fn push(&mut self, source: &str, tag: &str) -> String {
         let target = format!("{}:{tag}", self.image);
         let out = Command::new("skopeo")
             .args([

@@ -17,6 +17,7 @@ mod client;
 mod conformance;
 mod crash;
 mod daemon;
+mod daemon_engine;
 mod doctor;
 mod init;
 mod pinning;

@@ -19,7 +19,7 @@ use crate::support::{self, Testbed, show};
 mod cli;
 #[allow(dead_code)]
 #[path = "../git/fake_github.rs"]
-mod fake_github;
+pub(crate) mod fake_github;
 #[allow(dead_code)]
 #[path = "../git/http_backend.rs"]
 pub(crate) mod http_backend;

@@ -3,54 +3,84 @@
 //! READY, STATUS and periodic WATCHDOG=1 arrive; when the Podman API hangs (a
 //! proxy in front of the real socket stops passing bytes), the pings stop and
 //! `/healthz` fails, so systemd would restart the service; when the API answers
-//! again, the loop recovers and the pings come back.
+//! again, the loop recovers and the pings come back. A pull that is slow but
+//! moving (longer than `stuck_after` in all) is not a hang: the pings go on.
 
 use std::io::{Read as _, Write as _};
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::{self, Testbed, testbed};
 
 /// A unix-socket proxy to the Podman API that can be made to hang: while
 /// `hang` is set, no byte passes in either direction, on new or open
-/// connections.
+/// connections. While `slow` is set, an image pull's answer is held back
+/// between its progress lines (as a pull through a slow registry proxy
+/// comes), and `pulls` records when each pull's answer began and ended.
 struct Proxy {
     hang: Arc<AtomicBool>,
+    slow: Arc<AtomicBool>,
+    pulls: Pulls,
     done: Arc<AtomicBool>,
 }
+
+/// When each slow pull's answer began and ended.
+type Pulls = Arc<Mutex<Vec<(Instant, Option<Instant>)>>>;
+
+/// The pause between two progress lines of a slow pull.
+const SLOW_LINE: Duration = Duration::from_millis(1000);
 
 impl Proxy {
     fn start(listen: &Path, upstream: &Path) -> Self {
         let listener = UnixListener::bind(listen).unwrap();
         listener.set_nonblocking(true).unwrap();
         let hang = Arc::new(AtomicBool::new(false));
+        let slow = Arc::new(AtomicBool::new(false));
+        let pulls = Arc::new(Mutex::new(Vec::new()));
         let done = Arc::new(AtomicBool::new(false));
-        let (h, d, up) = (hang.clone(), done.clone(), upstream.to_owned());
+        let link = Link {
+            hang: hang.clone(),
+            slow: slow.clone(),
+            pulls: pulls.clone(),
+            done: done.clone(),
+        };
+        let up = upstream.to_owned();
         std::thread::spawn(move || {
-            while !d.load(Ordering::Acquire) {
+            while !link.done.load(Ordering::Acquire) {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let Ok(server) = UnixStream::connect(&up) else {
                             continue;
                         };
-                        for (from, to) in [
-                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                            (server, client),
+                        // Set by the request side when the request is a pull.
+                        let pull = Arc::new(AtomicBool::new(false));
+                        for (from, to, answer) in [
+                            (
+                                client.try_clone().unwrap(),
+                                server.try_clone().unwrap(),
+                                false,
+                            ),
+                            (server, client, true),
                         ] {
-                            let (h, d) = (h.clone(), d.clone());
-                            std::thread::spawn(move || pipe(from, to, &h, &d));
+                            let (link, pull) = (link.clone(), pull.clone());
+                            std::thread::spawn(move || pipe(from, to, &link, &pull, answer));
                         }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         });
-        Self { hang, done }
+        Self {
+            hang,
+            slow,
+            pulls,
+            done,
+        }
     }
 }
 
@@ -60,20 +90,78 @@ impl Drop for Proxy {
     }
 }
 
+/// What both directions of every proxied connection share.
+#[derive(Clone)]
+struct Link {
+    hang: Arc<AtomicBool>,
+    slow: Arc<AtomicBool>,
+    pulls: Pulls,
+    done: Arc<AtomicBool>,
+}
+
 /// Copies `from` to `to` until either side closes, holding still while `hang`.
-fn pipe(mut from: UnixStream, mut to: UnixStream, hang: &AtomicBool, done: &AtomicBool) {
+/// On the request side (`answer` false) it notes whether the request is an
+/// image pull; on the answer side of a pull while `slow`, it passes the
+/// headers at once and then one progress line per [`SLOW_LINE`].
+fn pipe(mut from: UnixStream, mut to: UnixStream, link: &Link, pull: &AtomicBool, answer: bool) {
     from.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let mut buf = [0u8; 16 * 1024];
-    while !done.load(Ordering::Acquire) {
-        if hang.load(Ordering::Acquire) {
+    let mut body = false;
+    let mut record: Option<usize> = None;
+    while !link.done.load(Ordering::Acquire) {
+        if link.hang.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
+                let data = &buf[..n];
+                if !answer && data.windows(12).any(|w| w == b"/images/pull") {
+                    pull.store(true, Ordering::Release);
+                }
+                let slow =
+                    answer && pull.load(Ordering::Acquire) && link.slow.load(Ordering::Acquire);
+                if !slow {
+                    if to.write_all(data).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                if record.is_none() {
+                    let mut pulls = link.pulls.lock().unwrap();
+                    pulls.push((Instant::now(), None));
+                    record = Some(pulls.len() - 1);
+                }
+                // The headers pass at once; then each line of the stream
+                // (`…}\n`) is followed by a pause.
+                let mut rest = data;
+                if !body {
+                    match rest.windows(4).position(|w| w == b"\r\n\r\n") {
+                        Some(end) => {
+                            body = true;
+                            if to.write_all(&rest[..end + 4]).is_err() {
+                                return;
+                            }
+                            rest = &rest[end + 4..];
+                        }
+                        None => {
+                            if to.write_all(rest).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                while let Some(end) = rest.windows(2).position(|w| w == b"}\n") {
+                    if to.write_all(&rest[..end + 2]).is_err() {
+                        return;
+                    }
+                    rest = &rest[end + 2..];
+                    std::thread::sleep(SLOW_LINE);
+                }
+                if to.write_all(rest).is_err() {
                     break;
                 }
             }
@@ -84,6 +172,9 @@ fn pipe(mut from: UnixStream, mut to: UnixStream, hang: &AtomicBool, done: &Atom
                 ) => {}
             Err(_) => break,
         }
+    }
+    if let Some(i) = record {
+        link.pulls.lock().unwrap()[i].1 = Some(Instant::now());
     }
     let _ = to.shutdown(std::net::Shutdown::Write);
 }
@@ -260,4 +351,125 @@ fn watchdog_pings_stop_while_podman_hangs_and_resume_after() {
     let _ = child.stderr.take().unwrap().read_to_string(&mut logs);
     assert!(code.success(), "exit {code:?}; logs:\n{logs}");
     drop(proxy);
+}
+
+/// A pull whose answer comes slowly (one progress line a second through the
+/// proxy, for longer than `stuck_after` in all) is progress, not a hang:
+/// `/healthz` stays 200 and the watchdog pings keep coming throughout.
+#[test]
+fn a_slow_pull_longer_than_stuck_after_keeps_health_and_pings() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mgslow").replace('-', "_");
+    let port = support::free_port();
+    // An image no one has pulled yet: the apply must pull it.
+    let mut own = crate::daemon::OwnRepository::new(tb, "magos-slow-pull");
+    let httpd = tb.require("MAGOS_TEST_IMAGE_HTTPD");
+    own.push(httpd, "1");
+
+    let repo = tb.user_dir("magos-watchdog-repo");
+    let stack = repo.path().join("app");
+    std::fs::create_dir(&stack).unwrap();
+    let web = format!(
+        "name: {project}\nservices:\n  web:\n    image: {httpd}@{}\n    stop_signal: SIGKILL\n",
+        tb.manifest_digest(httpd)
+    );
+    std::fs::write(stack.join("compose.yaml"), &web).unwrap();
+    let config = dir.path().join("magos.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apply:\n  instance: {project}\ndaemon:\n  interval: 1s\n  jitter: 0%\n  stuck_after: 3s\n  listen: 127.0.0.1:{port}\nstate_dir: {}\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let upstream = tb
+        .container_host
+        .strip_prefix("unix://")
+        .expect("a unix CONTAINER_HOST");
+    let proxied = dir.path().join("podman.sock");
+    let proxy = Proxy::start(&proxied, Path::new(upstream));
+    let name = format!("magos-test-notify-{project}");
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let sock = UnixDatagram::bind_addr(&addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut notices = Notices {
+        sock,
+        seen: Vec::new(),
+    };
+    let log = dir.path().join("magos-run.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_magos"))
+        .args(["--config", config.to_str().unwrap(), "run", "--repo"])
+        .arg(repo.path())
+        .env("CONTAINER_HOST", format!("unix://{}", proxied.display()))
+        .env("NOTIFY_SOCKET", format!("@{name}"))
+        .env("WATCHDOG_USEC", "1000000")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("MD_REPO")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start magos run");
+    let mut running = Running {
+        tb,
+        child: Some(child),
+        project: project.clone(),
+    };
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let start = Instant::now();
+    notices.wait("READY=1", start, Duration::from_secs(120));
+    notices.wait("WATCHDOG=1", Instant::now(), Duration::from_secs(5));
+
+    // A second service whose image must be pulled, slowly.
+    proxy.slow.store(true, Ordering::Release);
+    std::fs::write(
+        stack.join("compose.yaml"),
+        format!(
+            "{web}  slow:\n    image: {}:1\n    stop_signal: SIGKILL\n",
+            own.image
+        ),
+    )
+    .unwrap();
+    let slow = format!("{project}_slow_1");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !crate::daemon::id_and_running(tb, &slow).is_some_and(|(_, up)| up) {
+        assert!(
+            Instant::now() < deadline,
+            "the slow service never ran; logs:\n{}",
+            logs()
+        );
+        assert_eq!(
+            healthz(port),
+            200,
+            "/healthz failed during a slow pull; logs:\n{}",
+            logs()
+        );
+        notices.read_for(Duration::from_millis(200));
+    }
+    let pulls = proxy.pulls.lock().unwrap().clone();
+    let (began, ended) = match pulls.as_slice() {
+        [(began, Some(ended))] => (*began, *ended),
+        other => panic!("one slow pull, finished: {other:?}; logs:\n{}", logs()),
+    };
+    assert!(
+        ended - began > Duration::from_secs(3),
+        "the pull was held open longer than stuck_after ({:?})",
+        ended - began
+    );
+    let pings = notices
+        .seen
+        .iter()
+        .filter(|(t, l)| *t > began && *t < ended && l == "WATCHDOG=1")
+        .count();
+    assert!(pings >= 2, "pings during the slow pull: {pings}");
+
+    let mut child = running.child.take().unwrap();
+    support::sigterm(&child);
+    let code = child.wait().unwrap();
+    assert!(code.success(), "exit {code:?}; logs:\n{}", logs());
+    drop(proxy);
+    drop(running);
+    drop(own);
 }

@@ -823,3 +823,74 @@ fn a_missing_external_volume_says_how_to_create_it() {
         "{e}"
     );
 }
+
+/// The plan filters: what is kept is never pruned, observed stacks get no
+/// actions, `--stack` prunes only its own and the repository's orphans.
+#[test]
+fn hold_keeps_protected_failed_and_observed_stacks_and_narrows_to_one_stack() {
+    use super::{Hold, Plan, Removal, StackPlan};
+    let removal = |id: &str, project: &str| Removal {
+        id: id.into(),
+        name: format!("{project}_x_1"),
+        project: project.into(),
+        service: Some("x".into()),
+        reason: "orphan".into(),
+    };
+    let mut plan = Plan {
+        stacks: vec![
+            StackPlan {
+                project: "web".into(),
+                actions: Vec::new(),
+                error: None,
+            },
+            StackPlan {
+                project: "watched".into(),
+                actions: Vec::new(),
+                error: None,
+            },
+        ],
+        prune: vec![
+            removal("1", "cli"),
+            removal("2", "broken"),
+            removal("3", "web"),
+            removal("4", "gone"),
+        ],
+    };
+    let mut observed = converged(&[web()]);
+    let mut broken = observed.containers[0].clone();
+    broken.id = "2".into();
+    broken.labels.insert(
+        crate::core::spec::LABEL_WORKING_DIR.into(),
+        "/repo/broken".into(),
+    );
+    observed.containers = vec![broken];
+    let protected = ["cli".to_owned()].into();
+    let failed_dirs = ["/repo/broken".to_owned()].into();
+    let watched = ["watched".to_owned()];
+    let projects = ["web", "watched"].into();
+    let mut all = plan.clone();
+    Hold {
+        protected: &protected,
+        failed_dirs: &failed_dirs,
+        observed: &watched,
+        only: None,
+    }
+    .apply_to(&mut all, &observed);
+    let ids: Vec<&str> = all.prune.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["3", "4"]);
+    assert_eq!(all.stacks.len(), 1);
+    assert_eq!(all.stacks[0].project, "web");
+    Hold {
+        protected: &protected,
+        failed_dirs: &failed_dirs,
+        observed: &watched,
+        only: Some(("web", &projects)),
+    }
+    .apply_to(&mut plan, &observed);
+    let ids: Vec<&str> = plan.prune.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["3"],
+        "a stack gone from the repository is left to a full apply"
+    );
+}

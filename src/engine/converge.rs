@@ -1,0 +1,29 @@
+//! Plan, apply and drift of a repository folder against the engine's Podman.
+
+use std::path::Path;
+
+use crate::apply::RepoOptions;
+use crate::apply::repo::{self, ApplyReport, DriftReport, PlanReport};
+
+use super::Engine;
+
+impl Engine {
+    /// What `apply` would do to the stacks of `dir`, changing nothing.
+    pub fn plan(&self, dir: &Path, options: &RepoOptions) -> anyhow::Result<PlanReport> {
+        let client = self.podman()?;
+        Ok(self.block_on(repo::plan_repo(client, dir, options))?)
+    }
+
+    /// Converges the stacks of `dir`: each applied on its own, a failing one
+    /// reported while the others go on.
+    pub fn apply(&self, dir: &Path, options: &RepoOptions) -> anyhow::Result<ApplyReport> {
+        let client = self.podman()?;
+        Ok(self.block_on(repo::apply_repo(client, dir, options))?)
+    }
+
+    /// How what runs differs from the stacks of `dir`.
+    pub fn drift(&self, dir: &Path, options: &RepoOptions) -> anyhow::Result<DriftReport> {
+        let client = self.podman()?;
+        Ok(self.block_on(repo::drift_repo(client, dir, options))?)
+    }
+}
