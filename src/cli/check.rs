@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::Exit;
 use crate::config::{self, Env, Overrides};
 use crate::core::diag::{Diagnostic, Severity};
-use crate::git::{Auth, Checkout, Remote};
+use crate::git::{Auth, Checkout, Remote, SshOptions};
 
 pub use crate::pin::{Choice, Policies, Row, Step, Watched, check_services};
 
@@ -90,7 +90,11 @@ impl Location {
             );
         };
         let remote = Remote::new(url, &config.repo.branch, Auth::Ambient)
-            .with_timeout(config.repo.timeout.0);
+            .with_timeout(config.repo.timeout.0)
+            .with_ssh(SshOptions {
+                key: config.repo.ssh_key.clone(),
+                known_hosts: config.repo.known_hosts.clone(),
+            });
         Ok(Location::Remote(Checkout::in_state_dir(&state, remote)))
     }
 }

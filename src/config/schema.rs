@@ -182,6 +182,10 @@ pub struct RepoConfig {
     /// The time limit of every git operation (clone, fetch, push, each `git`
     /// command); on expiry the `git` process group is killed.
     pub timeout: HumanDuration,
+    /// For ssh remotes: the private key to log in with (the only one offered).
+    pub ssh_key: Option<PathBuf>,
+    /// For ssh remotes: the known hosts file the server's key must be in.
+    pub known_hosts: Option<PathBuf>,
 }
 
 impl Default for RepoConfig {
@@ -193,6 +197,8 @@ impl Default for RepoConfig {
             mode: RepoMode::default(),
             pr_grouping: PrGrouping::default(),
             timeout: HumanDuration(Duration::from_secs(300)),
+            ssh_key: None,
+            known_hosts: None,
         }
     }
 }
@@ -1053,6 +1059,8 @@ impl Config {
         "repo.mode",
         "repo.pr_grouping",
         "repo.timeout",
+        "repo.ssh_key",
+        "repo.known_hosts",
         "runtime",
         "podman.socket",
         "apply.prune",
@@ -1110,6 +1118,8 @@ impl Config {
             "repo.mode" => self.repo.mode = RepoMode::parse(value)?,
             "repo.pr_grouping" => self.repo.pr_grouping = PrGrouping::parse(value)?,
             "repo.timeout" => self.repo.timeout = HumanDuration::parse(value)?,
+            "repo.ssh_key" => self.repo.ssh_key = Some(non_empty_path(value)?),
+            "repo.known_hosts" => self.repo.known_hosts = Some(non_empty_path(value)?),
             "runtime" => self.runtime = Runtime::parse(value)?,
             "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
             "apply.prune" => {
