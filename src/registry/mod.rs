@@ -16,6 +16,7 @@
 mod auth;
 mod check;
 mod client;
+mod helper;
 mod manifest;
 mod reference;
 mod settings;
@@ -66,6 +67,18 @@ pub enum RegistryError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
+        message: String,
+    },
+    /// A credential helper (`credHelpers`/`credsStore`) failed. The message
+    /// never holds a secret.
+    #[error("the credential helper {helper} for registry {registry} failed: {message}")]
+    CredentialHelper {
+        /// The registry.
+        registry: String,
+        /// The program (`docker-credential-<name>`).
+        helper: String,
+        /// What went wrong: its exit status and first line of error output, a
+        /// time limit, a missing program or an unreadable answer.
         message: String,
     },
     /// A `registries.conf` that cannot be used.

@@ -16,6 +16,7 @@ mod bounded;
 mod client;
 mod conformance;
 mod crash;
+mod cred_helper;
 mod daemon;
 mod doctor;
 mod git_ssh;
