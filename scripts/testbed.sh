@@ -70,6 +70,13 @@ SSH_KNOWN_HOSTS="$SSH_DIR/known_hosts"
 SSHD_PID="$RUN_DIR/sshd.pid"
 SSHD_PORT_FILE="$RUN_DIR/sshd.port"
 SSHD_LOG="$LOGS/sshd.log"
+# cosign: two generated key pairs (no password), and magos/signed on the plain
+# registry: 1.1.0 signed with the trusted key, 1.2.0 unsigned, 1.3.0 signed with
+# the other key, 1.4.0 carrying a copy of 1.1.0's signature (its payload names
+# 1.1.0's digest). Signed offline: no transparency log, no network.
+COSIGN_DIR="$STATE/cosign"
+COSIGN_LOG="$LOGS/cosign.log"
+SIGNED_TAGS=(1.1.0 1.2.0 1.3.0 1.4.0)
 PODMAN_PID="$RUN_DIR/podman-service.pid"
 PODMAN_LOG="$LOGS/podman-service.log"
 IMAGES_DIR="$STATE/images"
@@ -84,9 +91,10 @@ export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 # podman-compose pulls python3 3.13 from trixie, so python3-venv and the pip wheel
 # its ensurepip needs come from there too. openssh-server (the sshd of git over
 # ssh) must match openssh-client, which trixie's libssl3t64 brings from trixie.
+# cosign (signing the signed test images) is packaged from trixie on.
 TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns nftables conmon podman-compose
     skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl
-    openssh-server openssh-client)
+    openssh-server openssh-client cosign)
 # Packages taken from bookworm (the default release). gcc and libc6-dev: cargo's
 # linker and the C parts of dependencies (ring); iproute2: `ss` (bench-footprint.sh).
 BOOKWORM_PACKAGES=(docker-registry busybox-static age git curl openssl ca-certificates
@@ -407,6 +415,7 @@ PROGRAM_CHECKS=(
     "age|age|age --version"
     "age|age-keygen|age-keygen --version"
     "git|git|git --version"
+    "cosign|cosign|cosign version"
     "openssh-server|sshd|/usr/sbin/sshd -? 2>&1 | grep -q OpenSSH"
     "openssh-client|ssh|ssh -V"
     "openssh-client|ssh-keygen|ssh-keygen -? 2>&1 | grep -q usage"
@@ -916,6 +925,68 @@ push_images() {
     done_step "magos/semver has $(registry_tags magos/semver | wc -l) tags"
 }
 
+# ---------------------------------------------------------------------------- cosign
+
+# Every tag of magos/signed and the signature tags of the signed ones are there.
+signed_present() {
+    [[ -z $(printf '%s\n' "${SIGNED_TAGS[@]}" | tags_missing magos/signed) ]] || return 1
+    local t d
+    for t in 1.1.0 1.3.0 1.4.0; do
+        d=$(registry_digest magos/signed "$t")
+        [[ -n $d && -n $(registry_digest magos/signed "sha256-${d#sha256:}.sig") ]] || return 1
+    done
+}
+
+# cosign sign KEY IMAGE@DIGEST, offline: no transparency log upload, plain HTTP.
+cosign_sign() {
+    (cd "$COSIGN_DIR" && COSIGN_PASSWORD='' cosign sign --yes --key "$1" --tlog-upload=false \
+        --allow-insecure-registry --allow-http-registry "$2") >>"$COSIGN_LOG" 2>&1 ||
+        { tail -20 "$COSIGN_LOG" >&2; die "cosign sign $2 failed (log: $COSIGN_LOG)"; }
+}
+
+sign_images() {
+    step "signed images (cosign)"
+    install -d -m 0755 "$COSIGN_DIR"
+    local k
+    for k in trusted other; do
+        if [[ ! -s $COSIGN_DIR/$k.key || ! -s $COSIGN_DIR/$k.pub ]]; then
+            rm -f "$COSIGN_DIR/$k.key" "$COSIGN_DIR/$k.pub"
+            (cd "$COSIGN_DIR" && COSIGN_PASSWORD='' cosign generate-key-pair \
+                --output-key-prefix "$COSIGN_DIR/$k") >>"$COSIGN_LOG" 2>&1 ||
+                { tail -20 "$COSIGN_LOG" >&2; die "cosign generate-key-pair failed (log: $COSIGN_LOG)"; }
+        fi
+    done
+    chmod 0600 "$COSIGN_DIR"/*.key
+    chmod 0644 "$COSIGN_DIR"/*.pub
+    if signed_present; then
+        done_step "magos/signed: ${SIGNED_TAGS[*]} already there"
+        return
+    fi
+    [[ -f $ROOTFS_TAR ]] || build_rootfs
+    jobs_log="$LOGS/images.log"
+    local t
+    for t in "${SIGNED_TAGS[@]}"; do
+        import_image "localhost/magos-testbed/signed:$t" \
+            --change "LABEL org.opencontainers.image.version=$t" \
+            --change 'CMD ["sleep", "2147483647"]' >>"$jobs_log" 2>&1
+        push_image "localhost/magos-testbed/signed:$t" "$REGISTRY/magos/signed:$t" >>"$jobs_log" 2>&1 ||
+            { tail -20 "$jobs_log" >&2; die "pushing magos/signed:$t failed (log: $jobs_log)"; }
+    done
+    local d11 d13 d14 type
+    d11=$(registry_digest magos/signed 1.1.0)
+    d13=$(registry_digest magos/signed 1.3.0)
+    d14=$(registry_digest magos/signed 1.4.0)
+    cosign_sign "$COSIGN_DIR/trusted.key" "$REGISTRY/magos/signed@$d11"
+    cosign_sign "$COSIGN_DIR/other.key" "$REGISTRY/magos/signed@$d13"
+    # 1.4.0 gets 1.1.0's signature: valid for the key, but for another digest.
+    type=$(registry_get_manifest magos/signed "sha256-${d11#sha256:}.sig" "$IMAGES_DIR/signed-1.1.0.sig.json") ||
+        die "cannot read the signature of magos/signed:1.1.0 back"
+    registry_put_manifest magos/signed "sha256-${d14#sha256:}.sig" "$type" "$IMAGES_DIR/signed-1.1.0.sig.json" ||
+        die "cannot copy the signature of magos/signed:1.1.0 to 1.4.0"
+    signed_present || die "after signing, magos/signed still lacks a tag or a signature"
+    done_step "magos/signed: 1.1.0 signed (trusted), 1.2.0 unsigned, 1.3.0 signed (other), 1.4.0 with 1.1.0's signature"
+}
+
 # ---------------------------------------------------------------------------- sshd
 
 # The sshd's port once it runs (empty before).
@@ -1045,6 +1116,10 @@ MAGOS_TEST_REGISTRY_AUTH_PID=$(cat "$AUTH_REGISTRY_PID" 2>/dev/null || true)
 MAGOS_TEST_REGISTRY_AUTH_LOG=$AUTH_REGISTRY_LOG
 MAGOS_TEST_REGISTRY_AUTH_ACCESS_LOG=$AUTH_REGISTRY_ACCESS_LOG
 MAGOS_TEST_IMAGE_PRIVATE=$AUTH_REGISTRY/magos/private
+MAGOS_TEST_IMAGE_SIGNED=$REGISTRY/magos/signed
+MAGOS_TESTBED_COSIGN=$(command -v cosign)
+MAGOS_TESTBED_COSIGN_KEY=$COSIGN_DIR/trusted.pub
+MAGOS_TESTBED_COSIGN_OTHER_KEY=$COSIGN_DIR/other.pub
 MAGOS_TESTBED_SSH_HOST=127.0.0.1
 MAGOS_TESTBED_SSH_PORT=$(sshd_port)
 MAGOS_TESTBED_SSH_USER=$TB_USER
@@ -1146,6 +1221,7 @@ cmd_up() {
     start_auth_registry
     push_images
     push_auth_images
+    sign_images
     start_sshd
     check_programs
     write_env
