@@ -197,6 +197,7 @@ mod tests {
             update,
             reason: "highest version in ^1".into(),
             error: error.map(str::to_owned),
+            signature: None,
         }
     }
 

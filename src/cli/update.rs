@@ -190,7 +190,9 @@ pub(super) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// A registry client for `config`, on a runtime of its own, now.
     pub(super) fn new(config: &Config, env: &'a Env) -> anyhow::Result<Self> {
-        let client = RegistryClient::new(Settings::load(&config.registries, env)?);
+        let client = RegistryClient::new(
+            Settings::load(&config.registries, env)?.with_verify(&config.verify)?,
+        );
         Ok(Self {
             check: client.check(),
             env,

@@ -24,6 +24,8 @@ pub struct Config {
     pub doctor: DoctorConfig,
     /// Container registries.
     pub registries: RegistriesConfig,
+    /// Signature verification: cosign public keys and the images they cover.
+    pub verify: Vec<VerifyRule>,
     /// SOPS secrets.
     pub secrets: SecretsConfig,
     /// GitHub App credentials, for pushing and pull requests.
@@ -34,6 +36,23 @@ pub struct Config {
     pub log: LogConfig,
     /// The daemon (`magos run`).
     pub daemon: DaemonConfig,
+}
+
+/// One `verify:` entry: a cosign public key (PEM, ECDSA P-256) that must have
+/// signed every digest Magos pins for the images it covers: those whose
+/// repository matches `match` (`*` matches any run of characters), and those
+/// whose annotation names it (`"verify": "NAME"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRule {
+    /// The name an annotation refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The repositories covered, e.g. `ghcr.io/me/*`.
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The PEM public key file (`cosign.pub`).
+    pub key: PathBuf,
 }
 
 /// `daemon:`, the settings of `magos run`.
@@ -1080,6 +1099,7 @@ impl Config {
         "registries.list_max_tags",
         "registries.list_max_bytes",
         "registries.list_timeout",
+        "verify",
         "secrets.age_key_file",
         "github.app_id",
         "github.private_key",

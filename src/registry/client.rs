@@ -462,6 +462,39 @@ impl RegistryClient {
         self.manifest(image).await?.platform_digest(image, platform)
     }
 
+    /// The raw bytes of a manifest (`reference` a tag or digest) or, with
+    /// `blob`, of a blob, at most `limit` bytes; `None` when the registry has
+    /// no such thing. For the signature checks, which read what they need
+    /// themselves.
+    pub(super) async fn raw(
+        &self,
+        image: &ImageRef,
+        reference: &str,
+        blob: bool,
+        limit: usize,
+    ) -> Result<Option<bytes::Bytes>, RegistryError> {
+        let host = self.host(image)?;
+        let (kind, url, accept) = if blob {
+            let url = format!(
+                "{}/v2/{}/blobs/{reference}",
+                self.base(image),
+                image.repository()
+            );
+            (Kind::BlobGet, url, None)
+        } else {
+            let url = self.manifest_url(image, reference);
+            (Kind::ManifestGet, url, Some(MANIFEST_ACCEPT))
+        };
+        match self
+            .fetch(&host, image, kind, Method::GET, &url, accept, limit)
+            .await
+        {
+            Ok(fetched) => Ok(Some(fetched.body)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn manifest_url(&self, image: &ImageRef, reference: &str) -> String {
         format!(
             "{}/v2/{}/manifests/{reference}",
@@ -505,6 +538,11 @@ impl RegistryClient {
             url,
             message,
         })
+    }
+
+    /// The `verify:` rules with their keys.
+    pub fn verify_keys(&self) -> &[super::cosign::VerifyKey] {
+        &self.inner.settings.verify
     }
 
     /// The credentials for a repository: from an auth file's `auths`, or asked

@@ -16,6 +16,7 @@
 mod auth;
 mod check;
 mod client;
+mod cosign;
 mod helper;
 mod manifest;
 mod reference;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 pub use check::Check;
 pub use client::{RegistryClient, RequestCounts, install_crypto_provider};
+pub use cosign::VerifyKey;
 pub use manifest::{IndexEntry, Manifest, ManifestKind};
 pub use reference::{Digest, DigestError, ImageRef, Platform, api_host};
 pub use settings::{AuthStore, Credentials, InsecureRule, InsecureRules, ListBudget, Settings};
@@ -79,6 +81,14 @@ pub enum RegistryError {
         helper: String,
         /// What went wrong: its exit status and first line of error output, a
         /// time limit, a missing program or an unreadable answer.
+        message: String,
+    },
+    /// A `verify:` key that cannot be used.
+    #[error("{} (verify key): {message}", path.display())]
+    VerifyKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
         message: String,
     },
     /// A `registries.conf` that cannot be used.

@@ -409,6 +409,8 @@ pub struct Settings {
     pub max_retry_wait: Duration,
     /// The budget of one repository's tag listing, all pages together.
     pub list_budget: ListBudget,
+    /// The `verify:` rules with their keys read.
+    pub verify: Vec<super::cosign::VerifyKey>,
 }
 
 /// The budget of one tag listing (`registries.list_*`).
@@ -444,11 +446,21 @@ impl Default for Settings {
             max_retries: 3,
             max_retry_wait: Duration::from_secs(60),
             list_budget: ListBudget::default(),
+            verify: Vec::new(),
         }
     }
 }
 
 impl Settings {
+    /// Adds the `verify:` rules, reading their public keys.
+    pub fn with_verify(
+        mut self,
+        rules: &[crate::config::VerifyRule],
+    ) -> Result<Self, RegistryError> {
+        self.verify = super::cosign::load_keys(rules)?;
+        Ok(self)
+    }
+
     /// Reads the configured (or Podman's default) `registries.conf`, auth files and
     /// `certs.d` locations. A named `registries.conf` that is missing is an error;
     /// a named auth file that is missing means no credentials (as Podman, before

@@ -26,6 +26,7 @@ mod pull_progress;
 mod registry;
 mod runtime;
 mod secrets_apply;
+mod signatures;
 mod sops_real;
 mod testbed;
 mod trust;
