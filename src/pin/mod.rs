@@ -505,6 +505,7 @@ impl Pass {
 
     /// The rewritten files as a git change with `message`.
     pub fn change(&self, message: String) -> Change {
+        let message = signed::with_trailers(message, &self.rows, &self.updates);
         Change {
             files: self
                 .files

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use super::{Policies, Watched};
+use super::{Policies, Row, Update, Watched};
 use crate::core::signature::{self, Verdict};
 use crate::registry::{Check, Digest, ImageRef, VerifyKey};
 
@@ -151,5 +151,80 @@ impl<'a> Screen<'a> {
             chosen: self.chosen,
             skipped: self.skipped,
         })
+    }
+}
+
+/// A commit message with one `Magos-Verified-Key: <fingerprint> (<stack>/<service>)`
+/// trailer per updated service whose digest was verified; unchanged without
+/// any (an empty message, for writes without a commit, stays empty).
+pub fn with_trailers(message: String, rows: &[Row], updates: &[Update]) -> String {
+    let trailers: Vec<String> = updates
+        .iter()
+        .filter_map(|u| {
+            let row = rows
+                .iter()
+                .find(|r| r.stack == u.stack && r.service == u.service)?;
+            match row.signature.as_ref()?.chosen.as_ref()? {
+                Verdict::Verified { key } => Some(format!(
+                    "Magos-Verified-Key: {key} ({}/{})",
+                    u.stack, u.service
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    if trailers.is_empty() || message.is_empty() {
+        return message;
+    }
+    format!("{}\n\n{}\n", message.trim_end(), trailers.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(service: &str, signature: Option<Report>) -> Row {
+        Row {
+            stack: "web".into(),
+            service: service.into(),
+            location: "web/compose.yaml:3".into(),
+            current: "ghcr.io/me/app:1.0".into(),
+            chosen: None,
+            tag: Some("1.1".into()),
+            digest: None,
+            update: Some(true),
+            reason: String::new(),
+            error: None,
+            signature,
+        }
+    }
+
+    fn update(service: &str) -> Update {
+        Update {
+            stack: "web".into(),
+            service: service.into(),
+            file: "web/compose.yaml".into(),
+            old: "ghcr.io/me/app:1.0".into(),
+            new: "ghcr.io/me/app:1.1@sha256:…".into(),
+            tag: "1.1".into(),
+        }
+    }
+
+    #[test]
+    fn a_verified_pin_leaves_its_key_in_a_trailer() {
+        let verified = Report {
+            chosen: Some(Verdict::Verified {
+                key: "sha256:0123456789abcdef".into(),
+            }),
+            skipped: Vec::new(),
+        };
+        let rows = [row("app", Some(verified)), row("db", None)];
+        let updates = [update("app"), update("db")];
+        assert_eq!(
+            with_trailers("Pin 2 image update(s)\n\n- …\n".into(), &rows, &updates),
+            "Pin 2 image update(s)\n\n- …\n\nMagos-Verified-Key: sha256:0123456789abcdef (web/app)\n"
+        );
+        assert_eq!(with_trailers("Pin\n".into(), &rows[1..], &updates), "Pin\n");
+        assert_eq!(with_trailers(String::new(), &rows, &updates), "");
     }
 }

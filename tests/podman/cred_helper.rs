@@ -195,3 +195,39 @@ fn a_failing_credential_helper_is_named_with_its_registry() {
         show(&out)
     );
 }
+
+#[test]
+fn a_credential_helper_that_hangs_is_stopped_at_the_registries_timeout() {
+    let Some(tb) = testbed() else { return };
+    let registry = tb.require("MAGOS_TEST_REGISTRY_AUTH");
+    let home = Home::new(
+        tb,
+        &format!("{{\"credHelpers\": {{\"{registry}\": \"hangs\"}}}}"),
+    );
+    let config = home.path().join("magos.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("timeout: 10s", "timeout: 2s")).unwrap();
+    // It writes its pid, then waits for a signal that never comes.
+    let pid_file = home.path().join("hangs.pid");
+    home.helper(
+        "hangs",
+        &format!("echo $$ > '{}'\nexec sleep 3600\n", pid_file.display()),
+    );
+    let out = home.check();
+    let error = row(&out)["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error.contains("docker-credential-hangs")
+            && error.contains(registry)
+            && error.contains("did not answer within 2s"),
+        "{}",
+        show(&out)
+    );
+    // The helper was killed, not left behind.
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let gone = crate::support::wait_until(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(50),
+        || !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+    );
+    assert!(gone, "the helper (pid {}) still runs", pid.trim());
+}

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::git_fixture::write_files;
+use crate::git_fixture::{bare_remote, git, write_files};
 use crate::support::{Testbed, show, testbed};
 
 /// `magos check --output json` over a repository with one service on
@@ -149,4 +149,59 @@ fn with_the_other_key_the_other_signed_digest_is_pinned() {
     let app = row(&out);
     assert_eq!(app["tag"], "1.3.0", "{app}");
     assert_eq!(app["signature"]["skipped"][0]["tag"], "1.4.0", "{app}");
+}
+
+#[test]
+fn the_update_pins_the_signed_digest_and_records_the_key_in_a_trailer() {
+    let Some(tb) = testbed() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tb.require("MAGOS_TEST_IMAGE_SIGNED");
+    let key = tb.require("MAGOS_TESTBED_COSIGN_KEY");
+    let (bare, _other) = bare_remote(
+        tmp.path(),
+        "remote.git",
+        &[(
+            "signed/compose.yaml",
+            format!("services:\n  app:\n    image: {image}:1.1.0 # {SEMVER}\n"),
+        )],
+    );
+    let before = git(&bare, &["rev-parse", "main"]);
+    std::fs::write(
+        tmp.path().join("magos.yaml"),
+        format!(
+            "repo:\n  url: {}\nregistries:\n  insecure: [\"{}\"]\nstate_dir: {}\nverify:\n  - match: \"*\"\n    key: {key}\n",
+            bare.display(),
+            tb.registry,
+            tmp.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_magos"))
+        .args(["update", "--config"])
+        .arg(tmp.path().join("magos.yaml"))
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", tmp.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(git(&bare, &["rev-parse", "main~1"]), before, "one commit");
+    let d11 = tb.manifest_digest(&format!("{image}:1.1.0"));
+    let pinned = git(&bare, &["show", "main:signed/compose.yaml"]);
+    assert!(pinned.contains(&format!("{image}:1.1.0@{d11}")), "{pinned}");
+    let message = git(&bare, &["log", "-1", "--format=%B", "main"]);
+    let trailers = git(
+        &bare,
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Magos-Verified-Key,valueonly)",
+            "main",
+        ],
+    );
+    assert!(
+        trailers.starts_with("sha256:") && trailers.ends_with("(signed/app)"),
+        "{message}"
+    );
 }
