@@ -274,3 +274,65 @@ fn a_changed_host_key_is_refused_and_nothing_is_cloned() {
     let c = remote.checkout(remote.sshd.options());
     c.sync().unwrap();
 }
+
+#[test]
+fn magos_check_reads_an_ssh_remote_with_the_configured_key_and_known_hosts() {
+    let Some(tb) = testbed() else { return };
+    let remote = SshRemote::new(tb);
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("magos.yaml");
+    let write = |known_hosts: &Path| {
+        std::fs::write(
+            &config,
+            format!(
+                "repo:\n  url: {}\n  ssh_key: {}\n  known_hosts: {}\nstate_dir: {}\n",
+                remote.url(),
+                remote.sshd.key.display(),
+                known_hosts.display(),
+                home.path().join("state").display()
+            ),
+        )
+        .unwrap();
+    };
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_magos"))
+            .args(["check", "--output", "json", "--config"])
+            .arg(&config)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            // An empty home: no ~/.ssh, no agent; only the configured key works.
+            .env("HOME", home.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    write(&remote.sshd.known_hosts);
+    let out = check();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // Magos's clone holds the repository, read over ssh.
+    let repos = home.path().join("state/repos");
+    let clones: Vec<_> = std::fs::read_dir(&repos)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("stacks/web/compose.yaml").is_file())
+        .collect();
+    assert_eq!(clones.len(), 1, "{}", show(&out));
+
+    // An empty known hosts file: the server is refused, and the error says why.
+    let empty = home.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    std::fs::remove_dir_all(home.path().join("state")).unwrap();
+    write(&empty);
+    let out = check();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Host key verification failed") && stderr.contains("repo.known_hosts"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("BEGIN OPENSSH PRIVATE KEY"),
+        "the key never shows: {stderr}"
+    );
+}
