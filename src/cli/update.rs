@@ -191,7 +191,9 @@ impl<'a> Ctx<'a> {
     /// A registry client for `config`, on a runtime of its own, now.
     pub(super) fn new(config: &Config, env: &'a Env) -> anyhow::Result<Self> {
         let client = RegistryClient::new(
-            Settings::load(&config.registries, env)?.with_verify(&config.verify)?,
+            Settings::load(&config.registries, env)?
+                .with_verify(&config.verify)?
+                .with_scan(&config.scan),
         );
         Ok(Self {
             check: client.check(),

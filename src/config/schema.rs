@@ -26,6 +26,8 @@ pub struct Config {
     pub registries: RegistriesConfig,
     /// Signature verification: cosign public keys and the images they cover.
     pub verify: Vec<VerifyRule>,
+    /// The vulnerability gate: a scanner run on every candidate.
+    pub scan: ScanConfig,
     /// SOPS secrets.
     pub secrets: SecretsConfig,
     /// GitHub App credentials, for pushing and pull requests.
@@ -53,6 +55,43 @@ pub struct VerifyRule {
     pub pattern: Option<String>,
     /// The PEM public key file (`cosign.pub`).
     pub key: PathBuf,
+}
+
+/// `scan:`, the vulnerability gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// The scanner and its arguments; the image reference (`repo@sha256:…`)
+    /// is added last. Empty: no gate.
+    pub command: Vec<String>,
+    /// What blocks a candidate.
+    pub block: crate::core::scan::Block,
+    /// When the scanner fails or runs out of time: `block` or `allow`.
+    pub on_error: ScanOnError,
+    /// The time limit of one scan.
+    pub timeout: HumanDuration,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self {
+            command: Vec::new(),
+            block: crate::core::scan::Block::default(),
+            on_error: ScanOnError::default(),
+            timeout: HumanDuration(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// `scan.on_error`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanOnError {
+    /// A candidate that cannot be scanned is not pinned.
+    #[default]
+    Block,
+    /// A candidate that cannot be scanned is pinned.
+    Allow,
 }
 
 /// `daemon:`, the settings of `magos run`.
@@ -1100,6 +1139,10 @@ impl Config {
         "registries.list_max_bytes",
         "registries.list_timeout",
         "verify",
+        "scan.command",
+        "scan.block",
+        "scan.on_error",
+        "scan.timeout",
         "secrets.age_key_file",
         "github.app_id",
         "github.private_key",
@@ -1140,6 +1183,7 @@ impl Config {
             "repo.timeout" => self.repo.timeout = HumanDuration::parse(value)?,
             "repo.ssh_key" => self.repo.ssh_key = Some(non_empty_path(value)?),
             "repo.known_hosts" => self.repo.known_hosts = Some(non_empty_path(value)?),
+            "scan.timeout" => self.scan.timeout = HumanDuration::parse(value)?,
             "runtime" => self.runtime = Runtime::parse(value)?,
             "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
             "apply.prune" => {

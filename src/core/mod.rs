@@ -17,6 +17,7 @@ pub mod policy;
 pub mod range;
 pub mod reference;
 pub mod rewrite;
+pub mod scan;
 pub mod signature;
 pub mod spec;
 pub mod stacks;

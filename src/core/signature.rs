@@ -24,6 +24,11 @@ pub enum Verdict {
         /// Why each failed, in one line.
         reason: String,
     },
+    /// Blocked by the vulnerability gate (reported like an unsigned one).
+    Blocked {
+        /// The gate's reason.
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -33,6 +38,7 @@ impl Verdict {
             Verdict::Verified { .. } => "verified",
             Verdict::Unsigned { .. } => "unsigned",
             Verdict::BadSignature { .. } => "bad signature",
+            Verdict::Blocked { .. } => "blocked by scan",
         }
     }
 
@@ -40,7 +46,9 @@ impl Verdict {
     pub fn line(&self) -> String {
         match self {
             Verdict::Verified { key } => format!("verified (key {key})"),
-            Verdict::Unsigned { reason } | Verdict::BadSignature { reason } => {
+            Verdict::Unsigned { reason }
+            | Verdict::BadSignature { reason }
+            | Verdict::Blocked { reason } => {
                 format!("{}: {reason}", self.word())
             }
         }

@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use super::{Policies, Row, Update, Watched};
+use crate::config::{ScanConfig, ScanOnError};
+use crate::core::scan::{self as gate, Findings, ScanVerdict};
 use crate::core::signature::{self, Verdict};
 use crate::registry::{Check, Digest, ImageRef, VerifyKey};
 
@@ -34,6 +36,9 @@ pub struct Report {
     pub chosen: Option<Verdict>,
     /// The candidates skipped, best first.
     pub skipped: Vec<Skipped>,
+    /// The chosen digest's vulnerability scan, when `scan:` is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanVerdict>,
 }
 
 /// What the check does after a candidate's verification.
@@ -49,8 +54,12 @@ pub enum Next {
 /// The screen of one service: its rules' keys and what it found so far.
 pub struct Screen<'a> {
     keys: Vec<&'a VerifyKey>,
+    scan: Option<&'a ScanConfig>,
     watch: ImageRef,
+    current: String,
+    current_findings: Option<Result<Findings, String>>,
     chosen: Option<Verdict>,
+    chosen_scan: Option<ScanVerdict>,
     skipped: Vec<Skipped>,
 }
 
@@ -73,10 +82,15 @@ impl<'a> Screen<'a> {
             .into_iter()
             .map(|i| &all[i])
             .collect();
+        let scan = Some(check.client().scan_config()).filter(|c| !c.command.is_empty());
         Ok(Self {
             keys,
+            scan,
             watch: watch.clone(),
+            current: s.image.clone(),
+            current_findings: None,
             chosen: None,
+            chosen_scan: None,
             skipped: Vec::new(),
         })
     }
@@ -95,26 +109,38 @@ impl<'a> Screen<'a> {
         }
     }
 
-    /// Verifies the elected candidate (nothing to do without a rule).
+    /// Verifies the elected candidate under the rules, then runs the
+    /// vulnerability gate on it (nothing to do without either).
     pub async fn judge(
         &mut self,
         check: &Check,
         tag: &str,
         digest: &Digest,
     ) -> Result<Next, String> {
-        if self.keys.is_empty() {
-            return Ok(Next::Pin);
-        }
-        let verdict = check
-            .verify(&self.watch, digest, &self.keys)
-            .await
-            .map_err(|e| format!("cannot check the signature of {tag}: {e}"))?;
+        let verdict = if self.keys.is_empty() {
+            None
+        } else {
+            Some(
+                check
+                    .verify(&self.watch, digest, &self.keys)
+                    .await
+                    .map_err(|e| format!("cannot check the signature of {tag}: {e}"))?,
+            )
+        };
+        let verdict = match verdict {
+            Some(v @ (Verdict::Unsigned { .. } | Verdict::BadSignature { .. })) => v,
+            signed => match self.gate(digest).await {
+                Some(ScanVerdict::Blocked { reason }) => Verdict::Blocked { reason },
+                scanned => {
+                    self.chosen_scan = scanned;
+                    self.chosen = signed;
+                    return Ok(Next::Pin);
+                }
+            },
+        };
         let tried = self.skipped.len() + 1;
         Ok(match signature::next(&verdict, tried, MAX_CANDIDATES) {
-            signature::Next::Pin => {
-                self.chosen = Some(verdict);
-                Next::Pin
-            }
+            signature::Next::Pin => Next::Pin,
             signature::Next::Skip => {
                 self.skip(tag, digest, verdict);
                 Next::Skip
@@ -126,6 +152,33 @@ impl<'a> Screen<'a> {
         })
     }
 
+    /// The vulnerability gate's verdict on `digest`, `None` when it is off.
+    async fn gate(&mut self, digest: &Digest) -> Option<ScanVerdict> {
+        let config = self.scan?;
+        let image = format!("{}@{digest}", self.watch.repository_key());
+        let candidate = scan(config, image).await;
+        let current = if config.block == gate::Block::MoreThanCurrent {
+            if self.current_findings.is_none() {
+                self.current_findings = Some(scan(config, self.current.clone()).await);
+            }
+            match self.current_findings.as_ref() {
+                Some(Ok(f)) => Some(f),
+                Some(Err(e)) => {
+                    return Some(on_error(
+                        config,
+                        format!("cannot scan the running image: {e}"),
+                    ));
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        Some(match candidate {
+            Ok(findings) => gate::judge(config.block, &findings, current),
+            Err(e) => on_error(config, e),
+        })
+    }
     fn skip(&mut self, tag: &str, digest: &Digest, verdict: Verdict) {
         tracing::info!(image = %self.watch, tag, verdict = %verdict.line(), "candidate not pinned: its signature does not verify");
         self.skipped.push(Skipped {
@@ -138,7 +191,7 @@ impl<'a> Screen<'a> {
     /// The row's `signature` (`None` without a rule); the skipped candidates
     /// and the chosen one's verdict are added to `reason` for the table.
     pub fn report(self, reason: &mut String) -> Option<Report> {
-        if self.keys.is_empty() {
+        if self.keys.is_empty() && self.scan.is_none() {
             return None;
         }
         for s in &self.skipped {
@@ -147,10 +200,35 @@ impl<'a> Screen<'a> {
         if let Some(v) = &self.chosen {
             reason.push_str(&format!("; signature {}", v.line()));
         }
+        if let Some(v) = &self.chosen_scan {
+            reason.push_str(&format!("; scan {}", v.line()));
+        }
         Some(Report {
             chosen: self.chosen,
             skipped: self.skipped,
+            scan: self.chosen_scan,
         })
+    }
+}
+
+/// Runs the scanner on `image` (on a blocking thread) and reads its report.
+async fn scan(config: &ScanConfig, image: String) -> Result<Findings, String> {
+    let command = config.command.clone();
+    let timeout = config.timeout.0;
+    let shown = image.clone();
+    let output = tokio::task::spawn_blocking(move || crate::scan::run(&command, &image, timeout))
+        .await
+        .map_err(|e| format!("the scan task failed: {e}"))??;
+    gate::parse(&output).map_err(|e| format!("{e} (scanning {shown})"))
+}
+
+/// What `scan.on_error` makes of a scan that failed.
+fn on_error(config: &ScanConfig, error: String) -> ScanVerdict {
+    match config.on_error {
+        ScanOnError::Block => ScanVerdict::Blocked {
+            reason: format!("cannot scan: {error}"),
+        },
+        ScanOnError::Allow => ScanVerdict::Unscanned { reason: error },
     }
 }
 
@@ -217,6 +295,7 @@ mod tests {
                 key: "sha256:0123456789abcdef".into(),
             }),
             skipped: Vec::new(),
+            scan: None,
         };
         let rows = [row("app", Some(verified)), row("db", None)];
         let updates = [update("app"), update("db")];

@@ -540,6 +540,11 @@ impl RegistryClient {
         })
     }
 
+    /// The vulnerability gate's configuration.
+    pub fn scan_config(&self) -> &crate::config::ScanConfig {
+        &self.inner.settings.scan
+    }
+
     /// The `verify:` rules with their keys.
     pub fn verify_keys(&self) -> &[super::cosign::VerifyKey] {
         &self.inner.settings.verify

@@ -411,6 +411,8 @@ pub struct Settings {
     pub list_budget: ListBudget,
     /// The `verify:` rules with their keys read.
     pub verify: Vec<super::cosign::VerifyKey>,
+    /// The vulnerability gate (`scan:`), run by the pin pass.
+    pub scan: crate::config::ScanConfig,
 }
 
 /// The budget of one tag listing (`registries.list_*`).
@@ -447,6 +449,7 @@ impl Default for Settings {
             max_retry_wait: Duration::from_secs(60),
             list_budget: ListBudget::default(),
             verify: Vec::new(),
+            scan: crate::config::ScanConfig::default(),
         }
     }
 }
@@ -459,6 +462,12 @@ impl Settings {
     ) -> Result<Self, RegistryError> {
         self.verify = super::cosign::load_keys(rules)?;
         Ok(self)
+    }
+
+    /// Adds the vulnerability gate's configuration (`scan:`).
+    pub fn with_scan(mut self, scan: &crate::config::ScanConfig) -> Self {
+        self.scan = scan.clone();
+        self
     }
 
     /// Reads the configured (or Podman's default) `registries.conf`, auth files and

@@ -25,6 +25,7 @@ mod pinning;
 mod pull_progress;
 mod registry;
 mod runtime;
+mod scan;
 mod secrets_apply;
 mod signatures;
 mod sops_real;
