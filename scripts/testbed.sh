@@ -23,6 +23,9 @@
 #   - A plain-HTTP OCI registry (Debian's docker-registry) on 127.0.0.1:5000 with
 #     deletes enabled, and test images built from busybox-static pushed to it; a
 #     second one on 127.0.0.1:5443 with TLS (a CA of its own) and basic auth.
+#   - An sshd (Debian's openssh-server) on 127.0.0.1 on a free port from 5022 up,
+#     with a host key and configuration of its own (under $STATE/ssh) and one
+#     authorized key that logs in as the test user, for git over ssh.
 #   - /run/magos-testbed/env: shell KEY=VALUE lines the tests read.
 #
 # Overridable: MAGOS_TESTBED_USER (default magos-test), MAGOS_TESTBED_STATE
@@ -56,6 +59,24 @@ AUTH_REGISTRY_PID="$RUN_DIR/registry-auth.pid"
 AUTH_REGISTRY_LOG="$LOGS/registry-auth.log"
 AUTH_REGISTRY_ACCESS_LOG="$LOGS/registry-auth-access.log"
 AUTH_TAGS=(1.0.0 1.1.0 latest)
+# An sshd of its own for git over ssh: host key, client key, authorized keys,
+# known_hosts and configuration under SSH_DIR; the port is chosen once it starts.
+SSH_DIR="$STATE/ssh"
+SSHD_CONFIG="$SSH_DIR/sshd_config"
+SSH_HOST_KEY="$SSH_DIR/host_ed25519_key"
+SSH_CLIENT_KEY="$SSH_DIR/client_ed25519_key"
+SSH_AUTHORIZED_DIR="$SSH_DIR/authorized_keys"
+SSH_KNOWN_HOSTS="$SSH_DIR/known_hosts"
+SSHD_PID="$RUN_DIR/sshd.pid"
+SSHD_PORT_FILE="$RUN_DIR/sshd.port"
+SSHD_LOG="$LOGS/sshd.log"
+# cosign: two generated key pairs (no password), and magos/signed on the plain
+# registry: 1.1.0 signed with the trusted key, 1.2.0 unsigned, 1.3.0 signed with
+# the other key, 1.4.0 carrying a copy of 1.1.0's signature (its payload names
+# 1.1.0's digest). Signed offline: no transparency log, no network.
+COSIGN_DIR="$STATE/cosign"
+COSIGN_LOG="$LOGS/cosign.log"
+SIGNED_TAGS=(1.1.0 1.2.0 1.3.0 1.4.0)
 PODMAN_PID="$RUN_DIR/podman-service.pid"
 PODMAN_LOG="$LOGS/podman-service.log"
 IMAGES_DIR="$STATE/images"
@@ -68,9 +89,12 @@ export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 # Packages taken from trixie: the podman 5 stack and what must match its versions
 # (skopeo shares containers-common with podman; systemd-container must match systemd).
 # podman-compose pulls python3 3.13 from trixie, so python3-venv and the pip wheel
-# its ensurepip needs come from there too.
-TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns nftables conmon podman-compose catatonit
-    skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl)
+# its ensurepip needs come from there too. openssh-server (the sshd of git over
+# ssh) must match openssh-client, which trixie's libssl3t64 brings from trixie.
+# cosign (signing the signed test images) is packaged from trixie on.
+TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns nftables conmon podman-compose
+    skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl
+    openssh-server openssh-client cosign catatonit)
 # Packages taken from bookworm (the default release). gcc and libc6-dev: cargo's
 # linker and the C parts of dependencies (ring); iproute2: `ss` (bench-footprint.sh).
 BOOKWORM_PACKAGES=(docker-registry busybox-static age git curl openssl ca-certificates
@@ -391,6 +415,11 @@ PROGRAM_CHECKS=(
     "age|age|age --version"
     "age|age-keygen|age-keygen --version"
     "git|git|git --version"
+    "cosign|cosign|cosign version"
+    "openssh-server|sshd|/usr/sbin/sshd -? 2>&1 | grep -q OpenSSH"
+    "openssh-client|ssh|ssh -V"
+    "openssh-client|ssh-keygen|ssh-keygen -? 2>&1 | grep -q usage"
+    "openssh-client|ssh-keyscan|ssh-keyscan -? 2>&1 | grep -q usage"
     "git|git http-backend|git http-backend </dev/null 2>&1 | grep -q REQUEST_METHOD"
     "docker-registry|docker-registry|docker-registry --version"
     "curl|curl|curl --version"
@@ -896,6 +925,154 @@ push_images() {
     done_step "magos/semver has $(registry_tags magos/semver | wc -l) tags"
 }
 
+# ---------------------------------------------------------------------------- cosign
+
+# Every tag of magos/signed and the signature tags of the signed ones are there.
+signed_present() {
+    [[ -z $(printf '%s\n' "${SIGNED_TAGS[@]}" | tags_missing magos/signed) ]] || return 1
+    local t d
+    for t in 1.1.0 1.3.0 1.4.0; do
+        d=$(registry_digest magos/signed "$t")
+        [[ -n $d && -n $(registry_digest magos/signed "sha256-${d#sha256:}.sig") ]] || return 1
+    done
+}
+
+# cosign sign KEY IMAGE@DIGEST, offline: no transparency log upload, plain HTTP.
+cosign_sign() {
+    (cd "$COSIGN_DIR" && COSIGN_PASSWORD='' cosign sign --yes --key "$1" --tlog-upload=false \
+        --allow-insecure-registry --allow-http-registry "$2") >>"$COSIGN_LOG" 2>&1 ||
+        { tail -20 "$COSIGN_LOG" >&2; die "cosign sign $2 failed (log: $COSIGN_LOG)"; }
+}
+
+sign_images() {
+    step "signed images (cosign)"
+    install -d -m 0755 "$COSIGN_DIR"
+    local k
+    for k in trusted other; do
+        if [[ ! -s $COSIGN_DIR/$k.key || ! -s $COSIGN_DIR/$k.pub ]]; then
+            rm -f "$COSIGN_DIR/$k.key" "$COSIGN_DIR/$k.pub"
+            (cd "$COSIGN_DIR" && COSIGN_PASSWORD='' cosign generate-key-pair \
+                --output-key-prefix "$COSIGN_DIR/$k") >>"$COSIGN_LOG" 2>&1 ||
+                { tail -20 "$COSIGN_LOG" >&2; die "cosign generate-key-pair failed (log: $COSIGN_LOG)"; }
+        fi
+    done
+    chmod 0600 "$COSIGN_DIR"/*.key
+    chmod 0644 "$COSIGN_DIR"/*.pub
+    if signed_present; then
+        done_step "magos/signed: ${SIGNED_TAGS[*]} already there"
+        return
+    fi
+    [[ -f $ROOTFS_TAR ]] || build_rootfs
+    jobs_log="$LOGS/images.log"
+    local t
+    for t in "${SIGNED_TAGS[@]}"; do
+        import_image "localhost/magos-testbed/signed:$t" \
+            --change "LABEL org.opencontainers.image.version=$t" \
+            --change 'CMD ["sleep", "2147483647"]' >>"$jobs_log" 2>&1
+        push_image "localhost/magos-testbed/signed:$t" "$REGISTRY/magos/signed:$t" >>"$jobs_log" 2>&1 ||
+            { tail -20 "$jobs_log" >&2; die "pushing magos/signed:$t failed (log: $jobs_log)"; }
+    done
+    local d11 d13 d14 type
+    d11=$(registry_digest magos/signed 1.1.0)
+    d13=$(registry_digest magos/signed 1.3.0)
+    d14=$(registry_digest magos/signed 1.4.0)
+    cosign_sign "$COSIGN_DIR/trusted.key" "$REGISTRY/magos/signed@$d11"
+    cosign_sign "$COSIGN_DIR/other.key" "$REGISTRY/magos/signed@$d13"
+    # 1.4.0 gets 1.1.0's signature: valid for the key, but for another digest.
+    type=$(registry_get_manifest magos/signed "sha256-${d11#sha256:}.sig" "$IMAGES_DIR/signed-1.1.0.sig.json") ||
+        die "cannot read the signature of magos/signed:1.1.0 back"
+    registry_put_manifest magos/signed "sha256-${d14#sha256:}.sig" "$type" "$IMAGES_DIR/signed-1.1.0.sig.json" ||
+        die "cannot copy the signature of magos/signed:1.1.0 to 1.4.0"
+    signed_present || die "after signing, magos/signed still lacks a tag or a signature"
+    done_step "magos/signed: 1.1.0 signed (trusted), 1.2.0 unsigned, 1.3.0 signed (other), 1.4.0 with 1.1.0's signature"
+}
+
+# ---------------------------------------------------------------------------- sshd
+
+# The sshd's port once it runs (empty before).
+sshd_port() { cat "$SSHD_PORT_FILE" 2>/dev/null || true; }
+
+# Whether the sshd on the recorded port answers with the test bed's host key.
+sshd_answers() {
+    local port
+    port=$(sshd_port)
+    [[ -n $port && -s $SSH_HOST_KEY.pub ]] || return 1
+    ssh-keyscan -T 3 -t ed25519 -p "$port" 127.0.0.1 2>/dev/null |
+        grep -qF "$(cut -d' ' -f2 "$SSH_HOST_KEY.pub")"
+}
+
+# The first port from 5022 on which nothing listens on any address.
+free_ssh_port() {
+    local p
+    for p in $(seq 5022 5121); do
+        if [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) ]]; then echo "$p"; return; fi
+    done
+    die "no free port between 5022 and 5121 for the sshd"
+}
+
+# An sshd on 127.0.0.1 for git over ssh: a host key of its own, one client key
+# authorized for the test user (the authorized keys live under $SSH_DIR, not in
+# the user's home), public key authentication only, no forwarding, no tty.
+start_sshd() {
+    step "sshd on 127.0.0.1"
+    if sshd_answers && pid_alive "$SSHD_PID"; then
+        done_step "already answering on port $(sshd_port) (pid $(cat "$SSHD_PID"))"
+        return
+    fi
+    install -d -m 0755 "$SSH_DIR" "$SSH_AUTHORIZED_DIR" /run/sshd
+    [[ -s $SSH_HOST_KEY ]] ||
+        ssh-keygen -q -t ed25519 -N '' -C 'magos test bed sshd' -f "$SSH_HOST_KEY" >>"$SSHD_LOG" 2>&1
+    [[ -s $SSH_CLIENT_KEY ]] ||
+        ssh-keygen -q -t ed25519 -N '' -C 'magos test bed client' -f "$SSH_CLIENT_KEY" >>"$SSHD_LOG" 2>&1
+    chmod 0600 "$SSH_HOST_KEY" "$SSH_CLIENT_KEY"
+    install -m 0644 "$SSH_CLIENT_KEY.pub" "$SSH_AUTHORIZED_DIR/$TB_USER"
+    # OpenSSH without PAM refuses every login to an account whose password field
+    # starts with "!" (useradd's default); "*" also allows no password, unlocked.
+    if [[ $(getent shadow "$TB_USER" | cut -d: -f2) == '!'* ]]; then
+        usermod -p '*' "$TB_USER"
+        log "   password field of $TB_USER set to * (no password; ssh keys allowed)"
+    fi
+    local port
+    port=$(free_ssh_port)
+    cat >"$SSHD_CONFIG.tmp" <<EOF
+# Written by the Magos test bed (scripts/testbed.sh).
+ListenAddress 127.0.0.1:$port
+HostKey $SSH_HOST_KEY
+PidFile none
+AuthorizedKeysFile $SSH_AUTHORIZED_DIR/%u
+AllowUsers $TB_USER
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin no
+AllowTcpForwarding no
+AllowAgentForwarding no
+X11Forwarding no
+PermitTTY no
+PrintMotd no
+LogLevel VERBOSE
+EOF
+    mv "$SSHD_CONFIG.tmp" "$SSHD_CONFIG"
+    /usr/sbin/sshd -t -f "$SSHD_CONFIG" >>"$SSHD_LOG" 2>&1 ||
+        { tail -20 "$SSHD_LOG" >&2; die "sshd refuses its configuration $SSHD_CONFIG (log: $SSHD_LOG)"; }
+    echo "$port" >"$SSHD_PORT_FILE"
+    daemonize "$SSHD_PID" /usr/sbin/sshd -D -e -f "$SSHD_CONFIG" </dev/null >>"$SSHD_LOG" 2>&1
+    if ! wait_for "sshd" 30 sshd_answers; then
+        tail -20 "$SSHD_LOG" >&2
+        die "the sshd did not answer on 127.0.0.1:$port within 30 s (log: $SSHD_LOG)"
+    fi
+    printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$SSH_HOST_KEY.pub")" >"$SSH_KNOWN_HOSTS.tmp"
+    mv "$SSH_KNOWN_HOSTS.tmp" "$SSH_KNOWN_HOSTS"
+    chmod 0644 "$SSH_KNOWN_HOSTS"
+    # The test user logs in and finds git there.
+    ssh -i "$SSH_CLIENT_KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+        -o UserKnownHostsFile="$SSH_KNOWN_HOSTS" -p "$port" "$TB_USER@127.0.0.1" git --version \
+        >>"$SSHD_LOG" 2>&1 ||
+        { tail -20 "$SSHD_LOG" >&2; die "logging in to the sshd as $TB_USER with $SSH_CLIENT_KEY failed (log: $SSHD_LOG)"; }
+    done_step "port $port, pid $(cat "$SSHD_PID"), $TB_USER logs in with $SSH_CLIENT_KEY"
+}
+
 # ---------------------------------------------------------------------------- env file
 
 write_env() {
@@ -939,6 +1116,18 @@ MAGOS_TEST_REGISTRY_AUTH_PID=$(cat "$AUTH_REGISTRY_PID" 2>/dev/null || true)
 MAGOS_TEST_REGISTRY_AUTH_LOG=$AUTH_REGISTRY_LOG
 MAGOS_TEST_REGISTRY_AUTH_ACCESS_LOG=$AUTH_REGISTRY_ACCESS_LOG
 MAGOS_TEST_IMAGE_PRIVATE=$AUTH_REGISTRY/magos/private
+MAGOS_TEST_IMAGE_SIGNED=$REGISTRY/magos/signed
+MAGOS_TESTBED_COSIGN=$(command -v cosign)
+MAGOS_TESTBED_COSIGN_KEY=$COSIGN_DIR/trusted.pub
+MAGOS_TESTBED_COSIGN_OTHER_KEY=$COSIGN_DIR/other.pub
+MAGOS_TESTBED_SSH_HOST=127.0.0.1
+MAGOS_TESTBED_SSH_PORT=$(sshd_port)
+MAGOS_TESTBED_SSH_USER=$TB_USER
+MAGOS_TESTBED_SSH_KEY=$SSH_CLIENT_KEY
+MAGOS_TESTBED_SSH_KNOWN_HOSTS=$SSH_KNOWN_HOSTS
+MAGOS_TESTBED_SSH_HOST_KEY_PUB=$SSH_HOST_KEY.pub
+MAGOS_TESTBED_SSH_PID=$(cat "$SSHD_PID" 2>/dev/null || true)
+MAGOS_TESTBED_SSH_LOG=$SSHD_LOG
 MAGOS_TEST_IMAGE_SEMVER=$REGISTRY/magos/semver
 MAGOS_TEST_IMAGE_SEMVER_TAGS_FILE=$SEMVER_TAGS_FILE
 MAGOS_TEST_IMAGE_SEMVER_TAG_COUNT=$(wc -l <"$SEMVER_TAGS_FILE")
@@ -986,6 +1175,8 @@ cmd_stop() {
     stop_pidfile "$PODMAN_PID" "podman service"
     stop_pidfile "$REGISTRY_PID" "registry"
     stop_pidfile "$AUTH_REGISTRY_PID" "registry with auth"
+    stop_pidfile "$SSHD_PID" "sshd"
+    rm -f "$SSHD_PORT_FILE"
     log "stopped; packages, the user $TB_USER, its containers and the registry data ($REGISTRY_STORAGE) stay"
 }
 
@@ -1009,6 +1200,12 @@ cmd_status() {
         echo "registry:   down (https://$AUTH_REGISTRY)"
         rc=1
     fi
+    if sshd_answers; then
+        echo "sshd:       up, 127.0.0.1:$(sshd_port), pid $(cat "$SSHD_PID" 2>/dev/null || echo '?')"
+    else
+        echo "sshd:       down"
+        rc=1
+    fi
     if [[ -f $ENV_FILE ]]; then echo "env file:   $ENV_FILE"; else echo "env file:   missing"; rc=1; fi
     return $rc
 }
@@ -1024,6 +1221,8 @@ cmd_up() {
     start_auth_registry
     push_images
     push_auth_images
+    sign_images
+    start_sshd
     check_programs
     write_env
     cat >&2 <<EOF
@@ -1033,6 +1232,8 @@ cmd_up() {
               log $REGISTRY_LOG, access log $REGISTRY_ACCESS_LOG)
   registry    https://$AUTH_REGISTRY (TLS with CA $AUTH_CA, basic auth as $AUTH_USERNAME,
               password in $AUTH_PASSWORD_FILE, pid $(cat "$AUTH_REGISTRY_PID"))
+  sshd        127.0.0.1:$(sshd_port) (user $TB_USER, key $SSH_CLIENT_KEY,
+              known_hosts $SSH_KNOWN_HOSTS, pid $(cat "$SSHD_PID"), log $SSHD_LOG)
   env file    $ENV_FILE
   stop with   $0 stop
 EOF

@@ -43,6 +43,7 @@ pub mod pin;
 pub mod podman;
 pub mod registry;
 pub mod repo;
+pub mod scan;
 pub mod secrets;
 pub mod server;
 pub mod systemd;

@@ -161,6 +161,7 @@ mod tests {
             update,
             reason: "highest version in ^1".into(),
             error: error.map(str::to_owned),
+            signature: None,
         }
     }
 

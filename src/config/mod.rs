@@ -152,6 +152,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "time limit of every git operation (clone, fetch, push)",
     },
     EnvVar {
+        name: "MD_REPO_SSH_KEY",
+        key: "repo.ssh_key",
+        doc: "private key for an ssh remote (the only one offered)",
+    },
+    EnvVar {
+        name: "MD_REPO_KNOWN_HOSTS",
+        key: "repo.known_hosts",
+        doc: "known_hosts file for an ssh remote (its host key must be there)",
+    },
+    EnvVar {
         name: "MD_RUNTIME",
         key: "runtime",
         doc: "`podman` (the libpod API) or `podman-compose` (the compose CLI)",

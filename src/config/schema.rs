@@ -24,6 +24,10 @@ pub struct Config {
     pub doctor: DoctorConfig,
     /// Container registries.
     pub registries: RegistriesConfig,
+    /// Signature verification: cosign public keys and the images they cover.
+    pub verify: Vec<VerifyRule>,
+    /// The vulnerability gate: a scanner run on every candidate.
+    pub scan: ScanConfig,
     /// SOPS secrets.
     pub secrets: SecretsConfig,
     /// GitHub App credentials, for pushing and pull requests.
@@ -34,6 +38,60 @@ pub struct Config {
     pub log: LogConfig,
     /// The daemon (`magos run`).
     pub daemon: DaemonConfig,
+}
+
+/// One `verify:` entry: a cosign public key (PEM, ECDSA P-256) that must have
+/// signed every digest Magos pins for the images it covers: those whose
+/// repository matches `match` (`*` matches any run of characters), and those
+/// whose annotation names it (`"verify": "NAME"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRule {
+    /// The name an annotation refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The repositories covered, e.g. `ghcr.io/me/*`.
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The PEM public key file (`cosign.pub`).
+    pub key: PathBuf,
+}
+
+/// `scan:`, the vulnerability gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// The scanner and its arguments; the image reference (`repo@sha256:…`)
+    /// is added last. Empty: no gate.
+    pub command: Vec<String>,
+    /// What blocks a candidate.
+    pub block: crate::core::scan::Block,
+    /// When the scanner fails or runs out of time: `block` or `allow`.
+    pub on_error: ScanOnError,
+    /// The time limit of one scan.
+    pub timeout: HumanDuration,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self {
+            command: Vec::new(),
+            block: crate::core::scan::Block::default(),
+            on_error: ScanOnError::default(),
+            timeout: HumanDuration(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// `scan.on_error`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanOnError {
+    /// A candidate that cannot be scanned is not pinned.
+    #[default]
+    Block,
+    /// A candidate that cannot be scanned is pinned.
+    Allow,
 }
 
 /// `daemon:`, the settings of `magos run`.
@@ -182,6 +240,10 @@ pub struct RepoConfig {
     /// The time limit of every git operation (clone, fetch, push, each `git`
     /// command); on expiry the `git` process group is killed.
     pub timeout: HumanDuration,
+    /// For ssh remotes: the private key to log in with (the only one offered).
+    pub ssh_key: Option<PathBuf>,
+    /// For ssh remotes: the known hosts file the server's key must be in.
+    pub known_hosts: Option<PathBuf>,
 }
 
 impl Default for RepoConfig {
@@ -193,6 +255,8 @@ impl Default for RepoConfig {
             mode: RepoMode::default(),
             pr_grouping: PrGrouping::default(),
             timeout: HumanDuration(Duration::from_secs(300)),
+            ssh_key: None,
+            known_hosts: None,
         }
     }
 }
@@ -1053,6 +1117,8 @@ impl Config {
         "repo.mode",
         "repo.pr_grouping",
         "repo.timeout",
+        "repo.ssh_key",
+        "repo.known_hosts",
         "runtime",
         "podman.socket",
         "apply.prune",
@@ -1072,6 +1138,11 @@ impl Config {
         "registries.list_max_tags",
         "registries.list_max_bytes",
         "registries.list_timeout",
+        "verify",
+        "scan.command",
+        "scan.block",
+        "scan.on_error",
+        "scan.timeout",
         "secrets.age_key_file",
         "github.app_id",
         "github.private_key",
@@ -1110,6 +1181,9 @@ impl Config {
             "repo.mode" => self.repo.mode = RepoMode::parse(value)?,
             "repo.pr_grouping" => self.repo.pr_grouping = PrGrouping::parse(value)?,
             "repo.timeout" => self.repo.timeout = HumanDuration::parse(value)?,
+            "repo.ssh_key" => self.repo.ssh_key = Some(non_empty_path(value)?),
+            "repo.known_hosts" => self.repo.known_hosts = Some(non_empty_path(value)?),
+            "scan.timeout" => self.scan.timeout = HumanDuration::parse(value)?,
             "runtime" => self.runtime = Runtime::parse(value)?,
             "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
             "apply.prune" => {

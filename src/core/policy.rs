@@ -24,6 +24,7 @@ use super::reference::{Digest, ImageRef};
 /// The annotation keys, in the order they are documented.
 pub const KEYS: &[&str] = &[
     "policy", "repo", "range", "tag", "digest", "order", "filter", "extract", "platform", "minAge",
+    "verify",
 ];
 
 /// The policy names.
@@ -109,6 +110,8 @@ pub struct Policy {
     pub platform: Option<Platform>,
     /// How long ago a tag must have been first seen.
     pub min_age: Option<Duration>,
+    /// The `verify:` rule (by name) whose key must have signed what is pinned.
+    pub verify: Option<String>,
 }
 
 /// A policy key whose value is refused.
@@ -176,7 +179,7 @@ impl Policy {
             }
         };
         for (key, _) in fields {
-            if !matches!(*key, "policy" | "repo") && !applicable.contains(key) {
+            if !matches!(*key, "policy" | "repo" | "verify") && !applicable.contains(key) {
                 return Err(FieldError::key(
                     key,
                     format!("`{key}` does not apply to the {name} policy"),
@@ -258,6 +261,23 @@ impl Policy {
         let min_age = get("minAge")
             .map(|d| duration::parse(d).map_err(|e| FieldError::at("minAge", e.to_string())))
             .transpose()?;
+        let verify = match get("verify") {
+            Some(name)
+                if !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+            {
+                Some(name.to_owned())
+            }
+            Some(name) => {
+                return Err(FieldError::at(
+                    "verify",
+                    format!("`{name}` is not a verify rule name (letters, digits, -, _, .)"),
+                ));
+            }
+            None => None,
+        };
         Ok(Self {
             kind,
             repo,
@@ -265,6 +285,7 @@ impl Policy {
             filter,
             platform,
             min_age,
+            verify,
         })
     }
 

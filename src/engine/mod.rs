@@ -104,7 +104,11 @@ impl Engine {
         if let Some(r) = self.registry.get() {
             return Ok(r);
         }
-        let client = RegistryClient::new(Settings::load(&self.config.registries, &self.env)?);
+        let client = RegistryClient::new(
+            Settings::load(&self.config.registries, &self.env)?
+                .with_verify(&self.config.verify)?
+                .with_scan(&self.config.scan),
+        );
         Ok(self.registry.get_or_init(|| client))
     }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, Config, Env};
-use crate::git::{Auth, Checkout, Remote};
+use crate::git::{Auth, Checkout, Remote, SshOptions};
 
 /// Where the repository of a command is.
 #[derive(Debug)]
@@ -40,7 +40,11 @@ impl Location {
             );
         };
         let remote = Remote::new(url, &config.repo.branch, Auth::Ambient)
-            .with_timeout(config.repo.timeout.0);
+            .with_timeout(config.repo.timeout.0)
+            .with_ssh(SshOptions {
+                key: config.repo.ssh_key.clone(),
+                known_hosts: config.repo.known_hosts.clone(),
+            });
         Ok(Location::Remote(Checkout::in_state_dir(&state, remote)))
     }
 }

@@ -100,6 +100,10 @@ impl Checkout {
             .env("LANGUAGE", "C")
             .arg("-C")
             .arg(&self.dir);
+        if let Some(ssh) = self.remote.ssh.command(None) {
+            // Paths only (the key's file, the known hosts); read by git's ssh transport.
+            cmd.env("GIT_SSH_COMMAND", ssh);
+        }
         if with_auth && let Auth::Basic(creds) = &self.remote.auth {
             // The empty value first drops every configured helper.
             cmd.args(["-c", "credential.helper=", "-c"])

@@ -106,6 +106,18 @@ pub enum GitError {
         /// The time limit.
         after: std::time::Duration,
     },
+    /// `ssh` (run with `repo.ssh_key`/`repo.known_hosts`) failed: the host key
+    /// is unknown or changed, or the server refused the key.
+    #[error(
+        "ssh to {url} failed: {said}; check repo.ssh_key and repo.known_hosts \
+         (the server's host key must be listed there, and it must accept the key)"
+    )]
+    Ssh {
+        /// The remote, without credentials.
+        url: String,
+        /// The last lines ssh wrote (never a secret: ssh prints no key material).
+        said: String,
+    },
     /// The remote has no such branch.
     #[error("the remote {url} has no branch `{branch}`")]
     NoRemoteBranch {
@@ -246,6 +258,51 @@ pub enum Auth {
     Basic(Credentials),
 }
 
+/// The ssh key and known hosts Magos gives `ssh` for `ssh://` and
+/// `user@host:path` remotes (`repo.ssh_key`, `repo.known_hosts`). Either one
+/// makes Magos run `ssh` itself (gitoxide's `core.sshCommand`, `git`'s
+/// `GIT_SSH_COMMAND`) with `BatchMode=yes` and `StrictHostKeyChecking=yes`: a
+/// host whose key is not in the known hosts, or has changed, is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshOptions {
+    /// The private key: the only identity offered (`IdentitiesOnly=yes`).
+    pub key: Option<PathBuf>,
+    /// The known hosts file, instead of `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl SshOptions {
+    /// The `ssh` command line (for a shell: paths are quoted), or `None` when
+    /// nothing is configured and the user's own ssh setup applies. With `log`,
+    /// ssh writes its messages to that file (`-E`) instead of standard error,
+    /// where gitoxide would only pass them on. It holds paths only, never a
+    /// key's contents.
+    pub fn command(&self, log: Option<&Path>) -> Option<String> {
+        if self.key.is_none() && self.known_hosts.is_none() {
+            return None;
+        }
+        let mut cmd = String::from("ssh -o BatchMode=yes -o StrictHostKeyChecking=yes");
+        if let Some(log) = log {
+            cmd.push_str(" -E ");
+            cmd.push_str(&shell_quote(&log.to_string_lossy()));
+        }
+        if let Some(key) = &self.key {
+            cmd.push_str(" -o IdentitiesOnly=yes -i ");
+            cmd.push_str(&shell_quote(&key.to_string_lossy()));
+        }
+        if let Some(known) = &self.known_hosts {
+            cmd.push_str(" -o UserKnownHostsFile=");
+            cmd.push_str(&shell_quote(&known.to_string_lossy()));
+        }
+        Some(cmd)
+    }
+}
+
+/// `text` as one word for `sh`: in single quotes, each `'` written as `'\''`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 /// The remote branch Magos follows and writes to.
 #[derive(Debug, Clone)]
 pub struct Remote {
@@ -254,6 +311,7 @@ pub struct Remote {
     auth: Auth,
     depth: Option<NonZeroU32>,
     timeout: Duration,
+    ssh: SshOptions,
 }
 
 /// The time limit of one git operation unless [`Remote::with_timeout`] says
@@ -276,6 +334,26 @@ impl Remote {
             auth,
             depth: None,
             timeout: DEFAULT_TIMEOUT,
+            ssh: SshOptions::default(),
+        }
+    }
+
+    /// The ssh key and known hosts for an ssh remote (`repo.ssh_key`,
+    /// `repo.known_hosts`); ignored by other transports.
+    pub fn with_ssh(mut self, ssh: SshOptions) -> Self {
+        self.ssh = ssh;
+        self
+    }
+
+    /// gitoxide configuration that makes it run `ssh` as configured (nothing
+    /// when no ssh option is set).
+    fn ssh_overrides(&self, log: Option<&Path>) -> Vec<String> {
+        match self.ssh.command(log) {
+            Some(cmd) => vec![
+                format!("core.sshCommand={cmd}"),
+                "ssh.variant=ssh".to_owned(),
+            ],
+            None => Vec::new(),
         }
     }
 
@@ -355,6 +433,35 @@ impl Checkout {
         self.remote.auth = auth;
     }
 
+    /// Where ssh writes its messages during a clone or fetch (beside the
+    /// clone), when Magos runs ssh itself.
+    fn ssh_log(&self) -> Option<PathBuf> {
+        self.remote.ssh.command(None)?;
+        let mut name = self.dir.file_name().unwrap_or_default().to_os_string();
+        name.push(".ssh.log");
+        Some(self.dir.with_file_name(name))
+    }
+
+    /// A clone's or fetch's result; a failure is told by what ssh said when it
+    /// said anything (a refused host key, a refused login). The ssh log is
+    /// removed either way.
+    fn with_ssh_said<T>(&self, result: Result<T, GitError>) -> Result<T, GitError> {
+        let Some(log) = self.ssh_log() else {
+            return result;
+        };
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        match result {
+            Err(GitError::Clone { .. } | GitError::Fetch { .. }) if ssh_said(&text).is_some() => {
+                Err(GitError::Ssh {
+                    url: self.remote.url.clone(),
+                    said: ssh_said(&text).unwrap_or_default(),
+                })
+            }
+            other => other,
+        }
+    }
+
     /// Replaces every secret of the remote's authentication in `text`.
     fn scrub(&self, text: &str) -> String {
         let mut out = text.trim().to_owned();
@@ -365,6 +472,21 @@ impl Checkout {
     }
 }
 
+/// The lines of an ssh log that say what went wrong (its banners of `@` and
+/// advice dropped), the last three, at most 600 characters; `None` when it is empty.
+fn ssh_said(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('@'))
+        .collect();
+    let last = lines[lines.len().saturating_sub(3)..].join(" ");
+    if last.is_empty() {
+        return None;
+    }
+    Some(last.chars().take(600).collect())
+}
+
 /// Installs rustls's ring provider as the process default, once, so the HTTPS
 /// transport (reqwest with rustls and no provider of its own) can start TLS.
 fn install_crypto_provider() {
@@ -373,4 +495,51 @@ fn install_crypto_provider() {
         // An error means another provider was installed first; that one is used.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+#[cfg(test)]
+mod ssh_tests {
+    use super::*;
+
+    #[test]
+    fn no_ssh_option_leaves_the_users_own_ssh_setup() {
+        assert_eq!(SshOptions::default().command(None), None);
+    }
+
+    #[test]
+    fn the_ssh_command_offers_only_the_key_and_trusts_only_the_known_hosts() {
+        let ssh = SshOptions {
+            key: Some("/keys/it's key".into()),
+            known_hosts: Some("/etc/magos/known_hosts".into()),
+        };
+        assert_eq!(
+            ssh.command(Some(Path::new("/state/repos/r.ssh.log")))
+                .unwrap(),
+            "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -E '/state/repos/r.ssh.log' \
+             -o IdentitiesOnly=yes -i '/keys/it'\\''s key' \
+             -o UserKnownHostsFile='/etc/magos/known_hosts'"
+        );
+        let key_only = SshOptions {
+            key: Some("/k".into()),
+            known_hosts: None,
+        };
+        assert_eq!(
+            key_only.command(None).unwrap(),
+            "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -i '/k'"
+        );
+    }
+
+    #[test]
+    fn what_ssh_said_is_its_last_lines_without_banners() {
+        let log = "@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
+                   IT IS POSSIBLE\nOffending key in /k:1\n\
+                   Host key for [127.0.0.1]:5022 has changed and you have requested strict checking.\n\
+                   Host key verification failed.\n";
+        assert_eq!(
+            ssh_said(log).unwrap(),
+            "Offending key in /k:1 Host key for [127.0.0.1]:5022 has changed and you have \
+             requested strict checking. Host key verification failed."
+        );
+        assert_eq!(ssh_said("\n \n"), None);
+    }
 }

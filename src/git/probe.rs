@@ -71,8 +71,9 @@ impl Remote {
     /// the terminal (the daemon has none to ask on either).
     fn list_branches(&self, scratch: &Path) -> Result<BTreeMap<String, String>, gix::Error> {
         drop(gix::init_bare(scratch)?);
-        let options = gix::open::Options::default()
-            .config_overrides(["gitoxide.credentials.terminalPrompt=false"]);
+        let mut overrides = vec!["gitoxide.credentials.terminalPrompt=false".to_owned()];
+        overrides.extend(self.ssh_overrides(None));
+        let options = gix::open::Options::default().config_overrides(overrides);
         let repo = gix::open_opts(scratch, options)?;
         let remote = repo
             .remote_at(self.url.as_str())?

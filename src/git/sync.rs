@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use gix::remote::Direction;
 use gix::remote::fetch::Shallow;
+use gix::sec::trust::DefaultForLevel;
 
 use super::{Auth, Checkout, GitError, install_crypto_provider};
 
@@ -61,7 +62,8 @@ impl Checkout {
     pub(super) fn sync_locked(&self) -> Result<Synced, GitError> {
         install_crypto_provider();
         let (fresh, outcome) = if self.dir.join(".git").exists() {
-            (false, self.bounded("fetch", |me, stop| me.fetch(stop))?)
+            let fetched = self.bounded("fetch", |me, stop| me.fetch(stop));
+            (false, self.with_ssh_said(fetched)?)
         } else {
             let occupied = std::fs::read_dir(&self.dir)
                 .map(|mut entries| entries.next().is_some())
@@ -73,7 +75,7 @@ impl Checkout {
             }
             (
                 true,
-                self.bounded("clone", |me, stop| me.clone_fresh(stop))?,
+                self.with_ssh_said(self.bounded("clone", |me, stop| me.clone_fresh(stop)))?,
             )
         };
         let branches = branches_of(&outcome.ref_map);
@@ -197,17 +199,27 @@ impl Checkout {
             std::fs::create_dir_all(parent).map_err(write_err(parent))?;
         }
         let auth = self.remote.auth.clone();
-        let mut prepare = gix::prepare_clone(self.remote.url.as_str(), &partial)
-            .map_err(err)?
-            .with_ref_name(Some(self.remote.branch.as_str()))
-            .map_err(err)?
-            .with_shallow(self.shallow())
-            .configure_connection(move |conn| {
-                if let Some(f) = credential_fn(&auth) {
-                    conn.set_credentials(f);
-                }
-                Ok(())
-            });
+        // As `gix::prepare_clone`, plus the ssh command when one is configured.
+        let mut open_opts = gix::open::Options::default_for_level(gix::sec::Trust::Full)
+            .config_overrides(self.remote.ssh_overrides(self.ssh_log().as_deref()));
+        open_opts.permissions.config.git_binary = true;
+        let mut prepare = gix::clone::PrepareFetch::new(
+            self.remote.url.as_str(),
+            &partial,
+            gix::create::Kind::WithWorktree,
+            gix::create::Options::default(),
+            open_opts,
+        )
+        .map_err(err)?
+        .with_ref_name(Some(self.remote.branch.as_str()))
+        .map_err(err)?
+        .with_shallow(self.shallow())
+        .configure_connection(move |conn| {
+            if let Some(f) = credential_fn(&auth) {
+                conn.set_credentials(f);
+            }
+            Ok(())
+        });
         let (repo, outcome) = prepare
             .fetch_only(gix::progress::Discard, interrupt)
             .map_err(err)?;
@@ -226,10 +238,12 @@ impl Checkout {
     /// account often has no git identity, so one is given in memory (the
     /// user's own git configuration, when it has one, still wins).
     pub(super) fn open(&self) -> Result<gix::Repository, GitError> {
-        let options = gix::open::Options::default().config_overrides([
-            "committer.name=Magos Dominus",
-            "committer.email=magos@localhost",
-        ]);
+        let mut overrides = vec![
+            "committer.name=Magos Dominus".to_owned(),
+            "committer.email=magos@localhost".to_owned(),
+        ];
+        overrides.extend(self.remote.ssh_overrides(self.ssh_log().as_deref()));
+        let options = gix::open::Options::default().config_overrides(overrides);
         gix::open_opts(&self.dir, options).map_err(|source| GitError::Open {
             dir: self.dir.clone(),
             source,

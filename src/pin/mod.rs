@@ -16,6 +16,7 @@
 //! service's error never stops the others.
 
 pub mod diff;
+mod signed;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -133,6 +134,11 @@ pub trait Policies: Sync {
         let _ = created;
         Step::Done(self.decide(service, tags, now))
     }
+    /// The `verify:` rule the service's annotation names (`"verify": "NAME"`).
+    fn verify_rule(&self, service: &Watched) -> Option<String> {
+        let _ = service;
+        None
+    }
 }
 
 /// One line of the report.
@@ -160,6 +166,10 @@ pub struct Row {
     pub reason: String,
     /// What went wrong, for this service only.
     pub error: Option<String>,
+    /// Under a `verify:` rule: the chosen digest's signature and the
+    /// candidates skipped for theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<signed::Report>,
 }
 
 /// Checks every service against the registries, in a check pass of its own;
@@ -197,6 +207,7 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
         update: None,
         reason: String::new(),
         error: None,
+        signature: None,
     };
     let result: Result<(), String> = async {
         let current = ImageRef::parse(&s.image).map_err(|e| e.to_string())?;
@@ -207,7 +218,12 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
             .map(Platform::parse)
             .transpose()
             .map_err(|e| e.to_string())?;
-        let tags = check.tags(&watch).await.map_err(|e| e.to_string())?;
+        let all_tags = check.tags(&watch).await.map_err(|e| e.to_string())?;
+        // Under a `verify:` rule, a candidate whose signature fails is dropped
+        // from the tags and the policy chooses again.
+        let mut screen = signed::Screen::new(check, policies, s, &watch)?;
+        'screen: loop {
+        let tags = screen.tags(&all_tags);
         let mut created = BTreeMap::new();
         let choice = loop {
             match policies.decide_aged(s, &tags, &created, now) {
@@ -237,6 +253,14 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
                     None => check.digest(&candidate).await,
                 }
                 .map_err(|e| e.to_string())?;
+                match screen.judge(check, &tag, &digest).await? {
+                    signed::Next::Pin => {}
+                    signed::Next::Skip => continue 'screen,
+                    signed::Next::GiveUp(why) => {
+                        row.reason = why;
+                        break 'screen;
+                    }
+                }
                 // The pin written back is the image's own line with the chosen
                 // tag and digest (the watched repository may be a mirror).
                 row.update =
@@ -251,6 +275,9 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
             }
             Choice::Nothing { reason } => row.reason = reason,
         }
+        break;
+        }
+        row.signature = screen.report(&mut row.reason);
         Ok(())
     }
     .await;
@@ -338,6 +365,10 @@ impl Policies for CorePolicies<'_> {
     /// The services the value was built from (`dir` is that repository).
     fn watched(&self, _dir: &Path) -> anyhow::Result<Vec<Watched>> {
         Ok(self.list())
+    }
+
+    fn verify_rule(&self, service: &Watched) -> Option<String> {
+        self.services.get(service.id)?.1.verify.clone()
     }
 
     fn decide(&self, service: &Watched, tags: &[String], now: SystemTime) -> Choice {
@@ -442,6 +473,7 @@ impl Pass {
 
     /// The rewritten files as a git change with `message`.
     pub fn change(&self, message: String) -> Change {
+        let message = signed::with_trailers(message, &self.rows, &self.updates);
         Change {
             files: self
                 .files

@@ -13,9 +13,10 @@ use tokio::sync::Semaphore;
 
 use super::RegistryError;
 use super::auth::{self, Challenge, TokenCache};
+use super::helper;
 use super::manifest::{Manifest, ManifestKind, parse_manifest};
 use super::reference::{Digest, ImageRef, Platform};
-use super::settings::{Credentials, ListBudget, Settings};
+use super::settings::{Credentials, Found, ListBudget, Settings};
 use super::wire::{self, RateLimit};
 
 /// Largest manifest or index accepted (as containers/image).
@@ -89,7 +90,14 @@ struct Host {
     counts: Mutex<RequestCounts>,
     /// Responses of the registry itself by status (`error`: none came).
     statuses: Mutex<BTreeMap<String, u64>>,
+    /// Credential helpers' answers by helper and server, with when they came.
+    helped: Mutex<HashMap<String, (Option<Credentials>, Instant)>>,
+    /// Held while a credential helper runs, so concurrent requests ask it once.
+    helping: tokio::sync::Mutex<()>,
 }
+
+/// How long a credential helper's answer is used before it is asked again.
+const HELPER_TTL: Duration = Duration::from_secs(300);
 
 impl Host {
     fn count(&self, f: impl FnOnce(&mut RequestCounts)) {
@@ -212,6 +220,8 @@ impl RegistryClient {
             rate_limit: Mutex::new(None),
             counts: Mutex::new(RequestCounts::default()),
             statuses: Mutex::new(BTreeMap::new()),
+            helped: Mutex::new(HashMap::new()),
+            helping: tokio::sync::Mutex::new(()),
         });
         hosts.insert(name.to_owned(), host.clone());
         Ok(host)
@@ -475,6 +485,39 @@ impl RegistryClient {
         self.manifest(image).await?.platform_digest(image, platform)
     }
 
+    /// The raw bytes of a manifest (`reference` a tag or digest) or, with
+    /// `blob`, of a blob, at most `limit` bytes; `None` when the registry has
+    /// no such thing. For the signature checks, which read what they need
+    /// themselves.
+    pub(super) async fn raw(
+        &self,
+        image: &ImageRef,
+        reference: &str,
+        blob: bool,
+        limit: usize,
+    ) -> Result<Option<bytes::Bytes>, RegistryError> {
+        let host = self.host(image)?;
+        let (kind, url, accept) = if blob {
+            let url = format!(
+                "{}/v2/{}/blobs/{reference}",
+                self.base(image),
+                image.repository()
+            );
+            (Kind::BlobGet, url, None)
+        } else {
+            let url = self.manifest_url(image, reference);
+            (Kind::ManifestGet, url, Some(MANIFEST_ACCEPT))
+        };
+        match self
+            .fetch(&host, image, kind, Method::GET, &url, accept, limit)
+            .await
+        {
+            Ok(fetched) => Ok(Some(fetched.body)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn manifest_url(&self, image: &ImageRef, reference: &str) -> String {
         format!(
             "{}/v2/{}/manifests/{reference}",
@@ -520,6 +563,63 @@ impl RegistryClient {
         })
     }
 
+    /// The vulnerability gate's configuration.
+    pub fn scan_config(&self) -> &crate::config::ScanConfig {
+        &self.inner.settings.scan
+    }
+
+    /// The `verify:` rules with their keys.
+    pub fn verify_keys(&self) -> &[super::keys::VerifyKey] {
+        &self.inner.settings.verify
+    }
+
+    /// The credentials for a repository: from an auth file's `auths`, or asked
+    /// of its credential helper (whose answer is kept for [`HELPER_TTL`]).
+    async fn credentials(
+        &self,
+        host: &Host,
+        image: &ImageRef,
+    ) -> Result<Option<Credentials>, RegistryError> {
+        let settings = &self.inner.settings;
+        let (helper, server) = match settings.auth.find(image.registry(), image.repository()) {
+            None => return Ok(None),
+            Some(Found::Stored(c)) => return Ok(Some(c.clone())),
+            Some(Found::Helper { helper, server }) => (helper.to_owned(), server),
+        };
+        let key = format!("{helper}\n{server}");
+        let cached = || {
+            host.helped
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() < HELPER_TTL)
+                .map(|(c, _)| c.clone())
+        };
+        if let Some(c) = cached() {
+            return Ok(c);
+        }
+        let _helping = host.helping.lock().await;
+        if let Some(c) = cached() {
+            return Ok(c);
+        }
+        let registry = image.registry().to_owned();
+        let timeout = settings.timeout;
+        let program = helper::program(&helper);
+        let got =
+            tokio::task::spawn_blocking(move || helper::get(&helper, &registry, &server, timeout))
+                .await
+                .map_err(|e| RegistryError::CredentialHelper {
+                    registry: image.registry().to_owned(),
+                    helper: program,
+                    message: format!("the task running it failed: {e}"),
+                })??;
+        host.helped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (got.clone(), Instant::now()));
+        Ok(got)
+    }
+
     /// One request, authenticated as needed, with `429` retries, the timeout and
     /// the size limit. Only a `200` is a success.
     #[allow(clippy::too_many_arguments)]
@@ -545,7 +645,8 @@ impl RegistryClient {
                 message: "the client is shutting down".to_owned(),
             })?;
         let scope = auth::pull_scope(image.repository());
-        let credentials = settings.auth.lookup(image.registry(), image.repository());
+        let credentials = self.credentials(host, image).await?;
+        let credentials = credentials.as_ref();
         let secure = url.starts_with("https://");
         let mut authenticated_once = false;
         let mut retries = 0u32;

@@ -16,6 +16,9 @@
 mod auth;
 mod check;
 mod client;
+mod cosign;
+mod helper;
+mod keys;
 mod manifest;
 mod reference;
 mod settings;
@@ -27,6 +30,7 @@ use std::time::Duration;
 
 pub use check::Check;
 pub use client::{RegistryClient, RequestCounts, install_crypto_provider};
+pub use keys::VerifyKey;
 pub use manifest::{IndexEntry, Manifest, ManifestKind};
 pub use reference::{Digest, DigestError, ImageRef, Platform, api_host};
 pub use settings::{AuthStore, Credentials, InsecureRule, InsecureRules, ListBudget, Settings};
@@ -64,6 +68,26 @@ pub enum RegistryError {
     #[error("{}: {message}", path.display())]
     AuthFile {
         /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A credential helper (`credHelpers`/`credsStore`) failed. The message
+    /// never holds a secret.
+    #[error("the credential helper {helper} for registry {registry} failed: {message}")]
+    CredentialHelper {
+        /// The registry.
+        registry: String,
+        /// The program (`docker-credential-<name>`).
+        helper: String,
+        /// What went wrong: its exit status and first line of error output, a
+        /// time limit, a missing program or an unreadable answer.
+        message: String,
+    },
+    /// A `verify:` key that cannot be used.
+    #[error("{} (verify key): {message}", path.display())]
+    VerifyKey {
+        /// The key file.
         path: PathBuf,
         /// What is wrong.
         message: String,

@@ -39,54 +39,111 @@ struct AuthEntry {
     credentials: Credentials,
 }
 
+/// What one auth file holds: `auths` entries, `credHelpers` (registry → helper
+/// name) and `credsStore` (the helper for every other registry).
+#[derive(Debug, Clone, Default)]
+struct AuthFile {
+    entries: Vec<AuthEntry>,
+    helpers: BTreeMap<String, String>,
+    store: Option<String>,
+}
+
+/// Where the credentials of a repository are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found<'a> {
+    /// In an auth file's `auths`.
+    Stored(&'a Credentials),
+    /// With a credential helper, asked for `server`.
+    Helper {
+        /// The helper's name (`docker-credential-<name>` is run).
+        helper: &'a str,
+        /// What the helper is asked for: the registry as the auth file names it.
+        server: String,
+    },
+}
+
 /// The credentials of every auth file, in the order Podman consults them.
 #[derive(Debug, Clone, Default)]
 pub struct AuthStore {
-    /// One list per file, first file first.
-    files: Vec<(PathBuf, Vec<AuthEntry>)>,
+    /// One per file, first file first.
+    files: Vec<(PathBuf, AuthFile)>,
 }
 
 impl AuthStore {
     /// Adds a parsed file after those already added.
     pub fn push_file(&mut self, path: PathBuf, text: &str) -> Result<(), RegistryError> {
-        let entries = parse_auth_file(&path, text)?;
-        self.files.push((path, entries));
+        let file = parse_auth_file(&path, text)?;
+        self.files.push((path, file));
         Ok(())
+    }
+
+    /// Where the credentials for a repository are, as Docker and Podman look:
+    /// in each file in turn, a `credHelpers` entry for the registry, then the
+    /// `auths` entries ([`AuthStore::lookup`]'s order), then the file's
+    /// `credsStore`.
+    pub fn find(&self, registry: &str, repository: &str) -> Option<Found<'_>> {
+        for (_, file) in &self.files {
+            if let Some((key, helper)) = file
+                .helpers
+                .iter()
+                .find(|(k, _)| k.as_str() == registry || normalize_legacy_key(k) == registry)
+            {
+                return Some(Found::Helper {
+                    helper,
+                    server: key.clone(),
+                });
+            }
+            if let Some(c) = lookup_in(&file.entries, registry, repository) {
+                return Some(Found::Stored(c));
+            }
+            if let Some(helper) = &file.store {
+                let server = if registry == "docker.io" {
+                    "https://index.docker.io/v1/".to_owned()
+                } else {
+                    registry.to_owned()
+                };
+                return Some(Found::Helper { helper, server });
+            }
+        }
+        None
     }
 
     /// The credentials for a repository, as Podman finds them: in each file in
     /// turn, the most specific of `registry/ns/repo`, `registry/ns`, `registry`,
     /// then a legacy key (`https://registry/v1/`) naming the same host.
     pub fn lookup(&self, registry: &str, repository: &str) -> Option<&Credentials> {
-        let mut scoped = Vec::new();
-        let mut path = format!("{registry}/{repository}");
-        loop {
-            scoped.push(path.clone());
-            match path.rfind('/') {
-                Some(i) => path.truncate(i),
-                None => break,
-            }
-        }
-        for (_, entries) in &self.files {
-            for key in &scoped {
-                if let Some(e) = entries.iter().find(|e| &e.key == key) {
-                    return Some(&e.credentials);
-                }
-            }
-            if let Some(e) = entries
-                .iter()
-                .find(|e| e.key.contains("://") && normalize_legacy_key(&e.key) == registry)
-            {
-                return Some(&e.credentials);
-            }
-        }
-        None
+        self.files
+            .iter()
+            .find_map(|(_, file)| lookup_in(&file.entries, registry, repository))
     }
 
     /// The files read, for `config check`-style reports.
     pub fn files(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|(p, _)| p.as_path())
     }
+}
+
+/// The `auths` entry of one file for a repository: the most specific of
+/// `registry/ns/repo`, `registry/ns`, `registry`, then a legacy key.
+fn lookup_in<'a>(
+    entries: &'a [AuthEntry],
+    registry: &str,
+    repository: &str,
+) -> Option<&'a Credentials> {
+    let mut path = format!("{registry}/{repository}");
+    loop {
+        if let Some(e) = entries.iter().find(|e| e.key == path) {
+            return Some(&e.credentials);
+        }
+        match path.rfind('/') {
+            Some(i) => path.truncate(i),
+            None => break,
+        }
+    }
+    entries
+        .iter()
+        .find(|e| e.key.contains("://") && normalize_legacy_key(&e.key) == registry)
+        .map(|e| &e.credentials)
 }
 
 /// `https://index.docker.io/v1/` → `docker.io`; `http://host:5000/x` → `host:5000`.
@@ -107,6 +164,10 @@ fn normalize_legacy_key(key: &str) -> &str {
 struct AuthFileWire {
     #[serde(default)]
     auths: BTreeMap<String, AuthEntryWire>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: BTreeMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -115,16 +176,17 @@ struct AuthEntryWire {
     auth: Option<String>,
 }
 
-/// Reads an auth file (`{"auths": {"host": {"auth": base64("user:pass")}}}`).
-/// Entries without `auth` (credential helpers, identity tokens) are skipped.
-/// Errors name the file and key, never a value.
-fn parse_auth_file(path: &Path, text: &str) -> Result<Vec<AuthEntry>, RegistryError> {
+/// Reads an auth file (`{"auths": {"host": {"auth": base64("user:pass")}}}`,
+/// `"credHelpers": {"host": "name"}`, `"credsStore": "name"`). `auths` entries
+/// without `auth` (identity tokens, or placeholders beside a `credsStore`) are
+/// skipped. Errors name the file and key, never a value.
+fn parse_auth_file(path: &Path, text: &str) -> Result<AuthFile, RegistryError> {
     let err = |message: String| RegistryError::AuthFile {
         path: path.to_owned(),
         message,
     };
     if text.trim().is_empty() {
-        return Ok(Vec::new());
+        return Ok(AuthFile::default());
     }
     // serde_json's messages quote no values for type errors, but may for others;
     // report only the position.
@@ -158,7 +220,33 @@ fn parse_auth_file(path: &Path, text: &str) -> Result<Vec<AuthEntry>, RegistryEr
             },
         });
     }
-    Ok(out)
+    let helper_name = |key: &str, name: &str| {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            Err(err(format!(
+                "{key}: `{name}` is not a credential helper name (docker-credential-<name> is run)"
+            )))
+        } else {
+            Ok(name.to_owned())
+        }
+    };
+    let mut helpers = BTreeMap::new();
+    for (registry, name) in wire.cred_helpers {
+        let name = helper_name(&format!("credHelpers.{registry}"), &name)?;
+        helpers.insert(registry, name);
+    }
+    let store = match wire.creds_store.filter(|s| !s.is_empty()) {
+        Some(name) => Some(helper_name("credsStore", &name)?),
+        None => None,
+    };
+    Ok(AuthFile {
+        entries: out,
+        helpers,
+        store,
+    })
 }
 
 /// One `[[registry]]` table's say on plain HTTP.
@@ -321,6 +409,10 @@ pub struct Settings {
     pub max_retry_wait: Duration,
     /// The budget of one repository's tag listing, all pages together.
     pub list_budget: ListBudget,
+    /// The `verify:` rules with their keys read.
+    pub verify: Vec<super::keys::VerifyKey>,
+    /// The vulnerability gate (`scan:`), run by the pin pass.
+    pub scan: crate::config::ScanConfig,
 }
 
 /// The budget of one tag listing (`registries.list_*`).
@@ -356,11 +448,28 @@ impl Default for Settings {
             max_retries: 3,
             max_retry_wait: Duration::from_secs(60),
             list_budget: ListBudget::default(),
+            verify: Vec::new(),
+            scan: crate::config::ScanConfig::default(),
         }
     }
 }
 
 impl Settings {
+    /// Adds the `verify:` rules, reading their public keys.
+    pub fn with_verify(
+        mut self,
+        rules: &[crate::config::VerifyRule],
+    ) -> Result<Self, RegistryError> {
+        self.verify = super::keys::load_keys(rules)?;
+        Ok(self)
+    }
+
+    /// Adds the vulnerability gate's configuration (`scan:`).
+    pub fn with_scan(mut self, scan: &crate::config::ScanConfig) -> Self {
+        self.scan = scan.clone();
+        self
+    }
+
     /// Reads the configured (or Podman's default) `registries.conf`, auth files and
     /// `certs.d` locations. A named `registries.conf` that is missing is an error;
     /// a named auth file that is missing means no credentials (as Podman, before
@@ -511,6 +620,50 @@ mod tests {
     }
 
     #[test]
+    fn credential_helpers_come_before_auths_and_the_store_after() {
+        let mut store = AuthStore::default();
+        let first = format!(
+            r#"{{"auths": {{"ghcr.io": {{"auth": "{}"}}, "quay.io": {{"auth": "{}"}}}},
+                "credHelpers": {{"ghcr.io": "gh", "https://index.docker.io/v1/": "hub"}}}}"#,
+            b64("ghcr:g"),
+            b64("quay:q")
+        );
+        store.push_file("/a.json".into(), &first).unwrap();
+        let docker = r#"{"auths": {"reg.example": {}}, "credsStore": "pass"}"#;
+        store.push_file("/b.json".into(), docker).unwrap();
+
+        let helper = |helper: &'static str, server: &str| {
+            Some(Found::Helper {
+                helper,
+                server: server.to_owned(),
+            })
+        };
+        assert_eq!(store.find("ghcr.io", "o/a"), helper("gh", "ghcr.io"));
+        assert_eq!(
+            store.find("docker.io", "library/nginx"),
+            helper("hub", "https://index.docker.io/v1/")
+        );
+        assert!(matches!(
+            store.find("quay.io", "a/b"),
+            Some(Found::Stored(c)) if c.username == "quay"
+        ));
+        assert_eq!(
+            store.find("reg.example", "x"),
+            helper("pass", "reg.example")
+        );
+
+        let bad = r#"{"credHelpers": {"h": "../../bin/sh"}}"#;
+        let err = AuthStore::default()
+            .push_file("/c.json".into(), bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/c.json") && err.contains("credHelpers.h"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn auth_file_lookup_follows_podman_rules() {
         let mut store = AuthStore::default();
         let first = format!(
@@ -567,7 +720,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 1") && !e.contains("hunter2"), "{e}");
-        assert!(parse_auth_file(Path::new("/x"), "").unwrap().is_empty());
+        assert!(
+            parse_auth_file(Path::new("/x"), "")
+                .unwrap()
+                .entries
+                .is_empty()
+        );
     }
 
     #[test]

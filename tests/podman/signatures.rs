@@ -1,0 +1,207 @@
+//! Cosign signature verification against the test bed's registry, whose
+//! `magos/signed` images were signed by Debian's cosign (offline, with two
+//! generated keys): `1.1.0` signed with the trusted key, `1.2.0` unsigned,
+//! `1.3.0` signed with another key, `1.4.0` carrying `1.1.0`'s signature. Under
+//! a `verify:` rule Magos pins `1.1.0` and reports why the newer ones were
+//! skipped; without one it takes `1.4.0`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::git_fixture::{bare_remote, git, write_files};
+use crate::support::{Testbed, show, testbed};
+
+/// `magos check --output json` over a repository with one service on
+/// `magos/signed` (annotation `annotation`), with `verify` as the
+/// configuration's `verify:` list.
+fn check(tb: &Testbed, annotation: &str, verify: &str) -> Output {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tb.require("MAGOS_TEST_IMAGE_SIGNED");
+    write_files(
+        &tmp.path().join("repo"),
+        &[(
+            "signed/compose.yaml",
+            format!("services:\n  app:\n    image: {image}:1.1.0 # {annotation}\n"),
+        )],
+    );
+    std::fs::write(
+        tmp.path().join("magos.yaml"),
+        format!(
+            "registries:\n  insecure: [\"{}\"]\nstate_dir: {}\nverify:{verify}\n",
+            tb.registry,
+            tmp.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    run(tmp.path())
+}
+
+fn run(dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_magos"))
+        .args(["check", "--output", "json", "--config"])
+        .arg(dir.join("magos.yaml"))
+        .arg("--repo")
+        .arg(dir.join("repo"))
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn row(out: &Output) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", show(out)));
+    v.as_array().unwrap()[0].clone()
+}
+
+const SEMVER: &str = r#"{"magos": {"policy": "semver", "range": "^1"}}"#;
+
+/// The row of a check under the trusted key: `1.1.0`, verified, after
+/// skipping the three newer candidates for the right reasons.
+fn assert_pins_the_signed_one(tb: &Testbed, out: &Output) {
+    assert_eq!(out.status.code(), Some(0), "{}", show(out));
+    let app = row(out);
+    let image = tb.require("MAGOS_TEST_IMAGE_SIGNED");
+    let d11 = tb.manifest_digest(&format!("{image}:1.1.0"));
+    assert_eq!(app["tag"], "1.1.0", "{app}");
+    assert_eq!(app["digest"], d11.as_str(), "{app}");
+    let sig = &app["signature"];
+    assert_eq!(sig["chosen"]["verdict"], "verified", "{app}");
+    assert!(
+        sig["chosen"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{app}"
+    );
+    let skipped = sig["skipped"].as_array().unwrap();
+    let tags: Vec<&str> = skipped.iter().map(|s| s["tag"].as_str().unwrap()).collect();
+    assert_eq!(tags, ["1.4.0", "1.3.0", "1.2.0"], "{app}");
+    let reason = |i: usize| skipped[i]["reason"].as_str().unwrap().to_owned();
+    assert_eq!(skipped[0]["verdict"], "bad_signature");
+    assert!(
+        reason(0).contains(&format!("the signature is for {d11}")),
+        "the copied signature names 1.1.0's digest: {}",
+        reason(0)
+    );
+    assert_eq!(skipped[1]["verdict"], "bad_signature");
+    assert!(reason(1).contains("not by the key"), "{}", reason(1));
+    assert_eq!(skipped[2]["verdict"], "unsigned");
+    assert!(reason(2).contains("no cosign signature"), "{}", reason(2));
+    let text = app["reason"].as_str().unwrap();
+    assert!(
+        text.contains("skipped 1.2.0: unsigned") && text.contains("skipped 1.3.0: bad signature"),
+        "{text}"
+    );
+}
+
+#[test]
+fn under_a_verify_rule_only_a_digest_signed_by_its_key_is_pinned() {
+    let Some(tb) = testbed() else { return };
+    let key = tb.require("MAGOS_TESTBED_COSIGN_KEY");
+    let out = check(
+        tb,
+        SEMVER,
+        &format!("\n  - match: \"{}/magos/*\"\n    key: {key}", tb.registry),
+    );
+    assert_pins_the_signed_one(tb, &out);
+}
+
+#[test]
+fn an_annotation_names_the_rule_that_applies() {
+    let Some(tb) = testbed() else { return };
+    let key = tb.require("MAGOS_TESTBED_COSIGN_KEY");
+    let other = tb.require("MAGOS_TESTBED_COSIGN_OTHER_KEY");
+    let rules = format!(
+        "\n  - name: lab\n    key: {key}\n  - name: vendor\n    match: \"example.org/*\"\n    key: {other}"
+    );
+    let named = r#"{"magos": {"policy": "semver", "range": "^1", "verify": "lab"}}"#;
+    assert_pins_the_signed_one(tb, &check(tb, named, &rules));
+
+    // No rule covers the image: the newest allowed tag, no signature asked.
+    let out = check(tb, SEMVER, &rules);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let app = row(&out);
+    assert_eq!(app["tag"], "1.4.0", "{app}");
+    assert!(app.get("signature").is_none(), "{app}");
+
+    // A name no rule has is the service's error.
+    let typo = r#"{"magos": {"policy": "semver", "range": "^1", "verify": "labb"}}"#;
+    let out = check(tb, typo, &rules);
+    let app = row(&out);
+    let error = app["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", show(&out)));
+    assert!(
+        error.contains("\"labb\"") && error.contains("lab, vendor"),
+        "{error}"
+    );
+}
+
+#[test]
+fn with_the_other_key_the_other_signed_digest_is_pinned() {
+    let Some(tb) = testbed() else { return };
+    let other = tb.require("MAGOS_TESTBED_COSIGN_OTHER_KEY");
+    let out = check(tb, SEMVER, &format!("\n  - match: \"*\"\n    key: {other}"));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let app = row(&out);
+    assert_eq!(app["tag"], "1.3.0", "{app}");
+    assert_eq!(app["signature"]["skipped"][0]["tag"], "1.4.0", "{app}");
+}
+
+#[test]
+fn the_update_pins_the_signed_digest_and_records_the_key_in_a_trailer() {
+    let Some(tb) = testbed() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tb.require("MAGOS_TEST_IMAGE_SIGNED");
+    let key = tb.require("MAGOS_TESTBED_COSIGN_KEY");
+    let (bare, _other) = bare_remote(
+        tmp.path(),
+        "remote.git",
+        &[(
+            "signed/compose.yaml",
+            format!("services:\n  app:\n    image: {image}:1.1.0 # {SEMVER}\n"),
+        )],
+    );
+    let before = git(&bare, &["rev-parse", "main"]);
+    std::fs::write(
+        tmp.path().join("magos.yaml"),
+        format!(
+            "repo:\n  url: {}\nregistries:\n  insecure: [\"{}\"]\nstate_dir: {}\nverify:\n  - match: \"*\"\n    key: {key}\n",
+            bare.display(),
+            tb.registry,
+            tmp.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_magos"))
+        .args(["update", "--config"])
+        .arg(tmp.path().join("magos.yaml"))
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", tmp.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(git(&bare, &["rev-parse", "main~1"]), before, "one commit");
+    let d11 = tb.manifest_digest(&format!("{image}:1.1.0"));
+    let pinned = git(&bare, &["show", "main:signed/compose.yaml"]);
+    assert!(pinned.contains(&format!("{image}:1.1.0@{d11}")), "{pinned}");
+    let message = git(&bare, &["log", "-1", "--format=%B", "main"]);
+    let trailers = git(
+        &bare,
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Magos-Verified-Key,valueonly)",
+            "main",
+        ],
+    );
+    assert!(
+        trailers.starts_with("sha256:") && trailers.ends_with("(signed/app)"),
+        "{message}"
+    );
+}
