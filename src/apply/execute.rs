@@ -12,8 +12,9 @@
 //! A service Podman refuses (its create, start or replacement fails) fails
 //! alone: the services depending on it (`depends_on`, `network_mode:
 //! service:…`) are not tried, the stack's other services are still applied, and
-//! the stack's error names each failed service. A pull, network or volume that
-//! fails stops the stack.
+//! the stack's error names each failed service. An image that cannot be pulled
+//! fails the services that run it (and their dependents) the same way. A
+//! network or volume that fails stops the stack.
 //!
 //! An apply run inside [`stoppable`] stops at its next safe point once its flag
 //! is raised (the daemon's SIGTERM/SIGINT): before an action, or while waiting
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::core::plan::{Action, Removal, StackPlan};
+use crate::core::plan::{Action, Removal, StackPlan, pull_reference};
 use crate::core::spec::{
     ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, NetworkMode,
     StackSpec,
@@ -86,6 +87,15 @@ pub enum ApplyError {
     Services {
         /// The failed services, in the order they were tried, with why.
         failures: Vec<(String, ApplyError)>,
+    },
+    /// The service's image could not be pulled (the cause as text: several
+    /// services may share one pull).
+    #[error("pull {image}: {cause}")]
+    Pull {
+        /// What was pulled.
+        image: String,
+        /// Why it failed.
+        cause: String,
     },
     /// Magos is stopping: the action was not started.
     #[error("{action}: not started, magos is stopping")]
@@ -197,6 +207,13 @@ pub async fn apply_stack(
             break;
         }
         if let Some(service) = action.service()
+            && failed.contains(service)
+        {
+            // Already failed (its image could not be pulled, or another of its
+            // containers was refused): reported once.
+            continue;
+        }
+        if let Some(service) = action.service()
             && let Some(spec) = stack.services.iter().find(|s| s.service == service)
             && let Some(dependency) = failed_dependency(spec, &failed)
         {
@@ -288,6 +305,30 @@ pub async fn apply_stack(
             }
             Err(e) => {
                 tracing::error!(stack = %stack.project, error = %error_chain(&e), "apply failed");
+                if let Action::Pull { image } = action {
+                    // An image that cannot be pulled fails the services that
+                    // run it (and, later, their dependents); the others go on.
+                    let cause = match &e {
+                        ApplyError::Podman { source, .. } => error_chain(source),
+                        other => error_chain(other),
+                    };
+                    for spec in stack
+                        .services
+                        .iter()
+                        .filter(|s| &pull_reference(&s.image) == image)
+                    {
+                        if failed.insert(spec.service.clone()) {
+                            failures.push((
+                                spec.service.clone(),
+                                ApplyError::Pull {
+                                    image: image.clone(),
+                                    cause: cause.clone(),
+                                },
+                            ));
+                        }
+                    }
+                    continue;
+                }
                 match action.service() {
                     // A service Podman refuses fails alone (with its dependents).
                     Some(service) => {

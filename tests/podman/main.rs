@@ -18,6 +18,7 @@ mod conformance;
 mod crash;
 mod daemon;
 mod doctor;
+mod fails_alone;
 mod init;
 mod pinning;
 mod pull_progress;
