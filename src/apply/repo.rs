@@ -15,6 +15,7 @@ use crate::core::convert::{self, ConvertInput, EnvFile, EnvInputs, Route};
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::drift::{DriftEntry, DriftState, drift};
 use crate::core::interpolate;
+use crate::core::shape;
 use crate::core::observed::{Observed, ObservedContainer};
 use crate::core::plan::{Plan, PlanOptions, Removal, StackPlan, plan};
 use crate::core::spec::{LABEL_WORKING_DIR, StackSpec};
@@ -74,6 +75,8 @@ pub struct RepoOptions {
     pub keys: KeySources,
     /// What a stack may ask of this host (`apply.allow`).
     pub trust: repo::Trust,
+    /// The active compose profiles (`apply.profiles`, `COMPOSE_PROFILES`).
+    pub profiles: Vec<String>,
 }
 
 impl RepoOptions {
@@ -94,6 +97,12 @@ impl RepoOptions {
             env: env.clone(),
             keys: KeySources::from_env(env, config.secrets.age_key_file.as_deref()),
             trust: repo::Trust::from_config(config, env),
+            profiles: config
+                .apply
+                .profiles
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
         }
     }
 }
@@ -111,6 +120,7 @@ impl Default for RepoOptions {
             env: Env::new(),
             keys: KeySources::default(),
             trust: repo::Trust::default(),
+            profiles: Vec::new(),
         }
     }
 }
@@ -144,6 +154,8 @@ pub struct Prepared {
     pub sealed: Sealed,
     /// `x-magos: {observe: true}`: reported, never changed.
     pub observe: bool,
+    /// The active compose profiles (for the compose CLI's `--profile`).
+    pub profiles: Vec<String>,
 }
 
 /// The repository's stacks, read and converted.
@@ -220,7 +232,12 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
         diagnostics: loaded.diagnostics,
         ..Repository::default()
     };
-    for stack in loaded.stacks {
+    for mut stack in loaded.stacks {
+        // Services no active profile enables are not part of the stack.
+        let disabled = shape::select_profiles(&mut stack.loaded, &options.profiles);
+        if !disabled.is_empty() {
+            tracing::debug!(stack = %stack.def.dir, services = ?disabled, "not enabled by the active profiles");
+        }
         let diags = stack.loaded.diagnostics.clone();
         out.diagnostics.extend(diags);
         let abs_dir = if stack.def.dir == "." {
@@ -345,6 +362,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             error,
             sealed,
             observe: stack.loaded.observe,
+            profiles: options.profiles.clone(),
         });
     }
     if let Some(want) = &options.stack {

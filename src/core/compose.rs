@@ -465,9 +465,108 @@ impl Service {
         self.other
             .keys()
             .filter(|k| !k.starts_with("x-"))
+            .filter(|k| !self.shape_key_native(k))
             .cloned()
             .collect()
     }
+}
+
+// The stack's shape: which services run (`profiles`) and how many containers
+// each has (`scale`, `deploy.replicas`). Read from `Service::other`, applied by
+// `core::shape`.
+
+/// The `deploy:` keys Magos applies itself; a `deploy:` with any other key is
+/// reported as unsupported.
+pub const NATIVE_DEPLOY_KEYS: &[&str] = &["mode", "replicas"];
+
+impl Service {
+    /// Whether `key` (of [`Service::other`]) is a shape key Magos applies.
+    fn shape_key_native(&self, key: &str) -> bool {
+        match key {
+            "profiles" | "scale" => true,
+            "deploy" => match self.other.get("deploy") {
+                Some(Value::Mapping(m)) => m.iter().all(|(k, v)| match k.as_str() {
+                    // `global` (one per node) has no meaning on one host.
+                    Some("mode") => v.as_str() == Some("replicated"),
+                    Some(k) => NATIVE_DEPLOY_KEYS.contains(&k),
+                    None => false,
+                }),
+                Some(Value::Null) => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// `profiles:`: the profiles that enable the service (empty: always on).
+    pub fn profiles(&self) -> Result<Vec<String>, String> {
+        match self.other.get("profiles") {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(p) if valid_profile(p) => Ok(p.clone()),
+                    Value::String(p) => Err(format!(
+                        "`profiles`: `{p}` is not a valid profile name (letters, digits, `_`, `.` and `-`, starting with a letter or digit)"
+                    )),
+                    _ => Err("`profiles` must be a list of names".to_owned()),
+                })
+                .collect(),
+            Some(_) => Err("`profiles` must be a list of names".to_owned()),
+        }
+    }
+
+    /// How many containers the service runs: `scale`, else `deploy.replicas`
+    /// (both given: they must agree), else `None` (one).
+    pub fn replicas(&self) -> Result<Option<u32>, String> {
+        let read = |key: &str, v: Option<&Value>| -> Result<Option<u32>, String> {
+            match v {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n <= MAX_REPLICAS)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        format!("`{key}` must be a whole number from 0 to {MAX_REPLICAS}")
+                    }),
+                Some(Value::String(t)) => t
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= MAX_REPLICAS)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        format!(
+                            "`{key}` must be a whole number from 0 to {MAX_REPLICAS}, not `{t}`"
+                        )
+                    }),
+                Some(_) => Err(format!("`{key}` must be a whole number")),
+            }
+        };
+        let scale = read("scale", self.other.get("scale"))?;
+        let deploy = match self.other.get("deploy") {
+            Some(Value::Mapping(m)) => read("deploy.replicas", m.get("replicas"))?,
+            _ => None,
+        };
+        match (scale, deploy) {
+            (Some(a), Some(b)) if a != b => Err(format!(
+                "`scale: {a}` and `deploy.replicas: {b}` disagree; keep one"
+            )),
+            (Some(n), _) | (None, Some(n)) => Ok(Some(n)),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// The most containers one service may ask for.
+pub const MAX_REPLICAS: u32 = 1000;
+
+/// The compose specification's profile names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn valid_profile(p: &str) -> bool {
+    p.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// The text of a stack's files, as the caller read them.

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod range;
 pub mod reference;
 pub mod rewrite;
+pub mod shape;
 pub mod spec;
 pub mod stacks;
 pub mod trust;
