@@ -254,7 +254,7 @@ pub async fn apply_stack(
             Action::Create { service, name }
             | Action::Start { service, name }
             | Action::Recreate { service, name, .. } => {
-                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
+                let Some(spec) = spec_for(stack, service, name) else {
                     continue;
                 };
                 async {
@@ -274,7 +274,7 @@ pub async fn apply_stack(
                 .await
             }
             Action::FinishReplacement { service, name } => {
-                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
+                let Some(spec) = spec_for(stack, service, name) else {
                     continue;
                 };
                 async {
@@ -287,11 +287,7 @@ pub async fn apply_stack(
                 remove_if_ours(client, stack, service, name, 0, action).await
             }
             Action::Restart { service, name, .. } => {
-                let timeout = stack
-                    .services
-                    .iter()
-                    .find(|s| &s.service == service)
-                    .map_or(10, stop_timeout);
+                let timeout = spec_for(stack, service, name).map_or(10, stop_timeout);
                 client
                     .restart_container(name, timeout)
                     .await
@@ -352,6 +348,14 @@ pub async fn apply_stack(
         result.error = Some(ApplyError::Services { failures });
     }
     result
+}
+
+/// The spec of the service's container `name` (one of its replicas), else the
+/// service's first.
+fn spec_for<'a>(stack: &'a StackSpec, service: &str, name: &str) -> Option<&'a ContainerSpec> {
+    let mut mine = stack.services.iter().filter(|s| s.service == service);
+    let first = mine.clone().next();
+    mine.find(|s| s.name == name).or(first)
 }
 
 fn stop_timeout(spec: &ContainerSpec) -> u64 {
@@ -521,10 +525,16 @@ async fn wait_for_dependencies(
     spec: &ContainerSpec,
     liveness: Option<&Liveness>,
 ) -> Result<(), ApplyError> {
+    // Every container of the dependency (each of its replicas) must be ready.
+    let mut targets: Vec<(&crate::core::spec::Dependency, &ContainerSpec)> = Vec::new();
     for dep in &spec.depends_on {
-        let Some(target) = stack.services.iter().find(|s| s.service == dep.service) else {
-            continue;
-        };
+        for t in &stack.services {
+            if t.service == dep.service {
+                targets.push((dep, t));
+            }
+        }
+    }
+    for (dep, target) in targets {
         let fail = |why: String| ApplyError::Dependency {
             service: spec.service.clone(),
             dependency: dep.service.clone(),

@@ -21,7 +21,7 @@ use super::observed::{Observed, RunState};
 use super::reference;
 use super::spec::{
     ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec, NetworkMode,
-    NetworkSpec, PortSpec, RestartPolicy, StackSpec, VolumeSpec, scoped_name,
+    NetworkSpec, PortSpec, RestartPolicy, StackSpec, VolumeSpec, replica_name, scoped_name,
 };
 
 /// The content of one `env_file:` as the edge read it.
@@ -306,7 +306,7 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
         let Some(service) = &ls.service else { continue };
         if let Some(spec) = convert_service(&mut cx, &ls.name, service, &names, &mut used_networks)
         {
-            services.push(spec);
+            services.extend(replicas(&mut cx, service, spec));
         }
     }
     let mut networks = Vec::new();
@@ -343,6 +343,38 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
         route,
         diagnostics: cx.diags,
     }
+}
+
+/// A service's containers: one, or `scale`/`deploy.replicas` of them named
+/// `<project>_<service>_1` … `_N` (none for 0), as podman-compose names them.
+fn replicas(cx: &mut Ctx<'_>, s: &Service, spec: ContainerSpec) -> Vec<ContainerSpec> {
+    let name = spec.service.clone();
+    let count = match s.replicas() {
+        Ok(n) => n.unwrap_or(1),
+        Err(e) => {
+            cx.err(&name, e);
+            return Vec::new();
+        }
+    };
+    if count > 1 && s.container_name.is_some() {
+        cx.err(
+            &name,
+            format!(
+                "`container_name` names one container, but the service asks for {count}; remove one of them"
+            ),
+        );
+        return Vec::new();
+    }
+    (1..=count)
+        .map(|n| {
+            let mut replica = spec.clone();
+            replica.number = n;
+            if n > 1 {
+                replica.name = replica_name(cx.input.project, &name, n);
+            }
+            replica
+        })
+        .collect()
 }
 
 fn key_values(kv: Option<&KeyValues>) -> BTreeMap<String, String> {

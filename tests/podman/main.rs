@@ -25,6 +25,7 @@ mod pull_progress;
 mod registry;
 mod runtime;
 mod secrets_apply;
+mod shape;
 mod sops_real;
 mod testbed;
 mod trust;
