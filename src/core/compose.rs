@@ -28,6 +28,9 @@ use super::policy::Policy;
 use super::reference::{Digest, ImageRef};
 use super::rewrite::{self, ImageSite};
 
+mod files;
+pub use files::{Extra, MAX_EXTRA_FILES, join as join_repo_path, wanted_files};
+
 /// The service keys Magos applies itself; any other service key is reported as
 /// unsupported (`x-` extensions excepted).
 pub const SERVICE_KEYS: &[&str] = &[
@@ -609,6 +612,9 @@ pub struct Loaded {
     pub observe: bool,
     /// The file and position of each service's key, by service name.
     pub positions: BTreeMap<String, (String, Pos)>,
+    /// The files taken in through `include:` and `extends.file`, relative to
+    /// the repository.
+    pub files: Vec<String>,
     /// Everything wrong, located.
     pub diagnostics: Vec<Diagnostic>,
     /// Why the stack cannot be loaded at all, when it cannot: then nothing of it
@@ -751,6 +757,19 @@ struct FileDoc<'a> {
 /// project also sets [`Loaded::error`], and the services that can be read are
 /// still returned (for `lint`).
 pub fn load(src: &StackSource<'_>) -> Loaded {
+    let (texts, unreadable) = (BTreeMap::new(), BTreeMap::new());
+    load_with(
+        src,
+        Extra {
+            texts: &texts,
+            unreadable: &unreadable,
+        },
+    )
+}
+
+/// [`load`], with the texts of the files the stack includes or extends from
+/// (see [`wanted_files`]).
+pub fn load_with(src: &StackSource<'_>, extra: Extra<'_>) -> Loaded {
     let mut out = Loaded::default();
     let mut docs = Vec::new();
     for (path, text) in std::iter::once(src.compose).chain(src.override_file) {
@@ -766,13 +785,16 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
         interpolate_value(&mut v, doc, src.vars, &mut out);
         merge(&mut merged, v, None);
     }
-    let Value::Mapping(top) = merged else {
+    let Value::Mapping(mut top) = merged else {
         return out;
     };
     // Without the compose file itself there is nothing to look at.
     if docs.first().is_none_or(|d| d.path != src.compose.0) {
         return out;
     }
+    let stack_dir = src.compose.0.rsplit_once('/').map_or("", |(d, _)| d);
+    let included = top.contains_key("include");
+    files::resolve_include(&mut top, &docs, stack_dir, src, extra, &mut out);
     for (k, v) in &top {
         let Some(key) = k.as_str() else {
             let (file, pos) = (src.compose.0, Pos::START);
@@ -833,9 +855,8 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
             ));
             Mapping::new()
         }
-        // `include:` brings the services from other files (the compose CLI's
-        // business).
-        None if top.contains_key("include") => Mapping::new(),
+        // `include:` may bring every service.
+        None if included => Mapping::new(),
         None => {
             out.fail(Diagnostic::error(
                 src.compose.0,
@@ -854,6 +875,16 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
             Mapping::new()
         }
     };
+    let mut services = services;
+    files::resolve_extends(
+        &mut services,
+        src.compose.0,
+        &docs,
+        stack_dir,
+        src,
+        extra,
+        &mut out,
+    );
     for (k, v) in services {
         let name = match &k {
             Value::String(s) => s.clone(),
@@ -863,7 +894,8 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                 .to_owned(),
         };
         out.positions
-            .insert(name.clone(), service_pos(&docs, &name));
+            .entry(name.clone())
+            .or_insert_with(|| service_pos(&docs, &name));
         let service = match serde_yaml_ng::from_value::<Service>(v.clone()) {
             // `app:` with nothing under it reads as an empty service.
             Ok(_) if !v.is_mapping() => {
@@ -1383,9 +1415,41 @@ const APPENDED: &[&str] = &[
     "tmpfs",
 ];
 
+/// Values compose merges by variable name, whether written as `KEY=value`
+/// lists or `KEY: value` mappings.
+const KEYED: &[&str] = &["environment", "labels", "annotations", "sysctls"];
+
+/// A `KEY=value` list as a mapping (`KEY` alone: null); a mapping as it is.
+fn keyed_map(v: Value) -> Value {
+    match v {
+        Value::Sequence(items) => Value::Mapping(
+            items
+                .into_iter()
+                .map(|i| match i {
+                    Value::String(s) => match s.split_once('=') {
+                        Some((k, v)) => (Value::String(k.to_owned()), Value::String(v.to_owned())),
+                        None => (Value::String(s), Value::Null),
+                    },
+                    other => (other, Value::Null),
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Merges `over` into `base`: mappings key by key, the sequences in [`APPENDED`]
-/// appended (without duplicates), everything else replaced.
+/// appended (without duplicates), the values of [`KEYED`] by variable,
+/// everything else replaced.
 fn merge(base: &mut Value, over: Value, key: Option<&str>) {
+    if key.is_some_and(|k| KEYED.contains(&k))
+        && (base.is_sequence() || over.is_sequence())
+        && (base.is_sequence() || base.is_mapping())
+        && (over.is_sequence() || over.is_mapping())
+    {
+        *base = keyed_map(std::mem::take(base));
+        return merge(base, keyed_map(over), None);
+    }
     match (base, over) {
         (Value::Mapping(b), Value::Mapping(o)) => {
             for (k, v) in o {

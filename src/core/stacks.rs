@@ -303,11 +303,14 @@ fn load_one(
                 .override_file
                 .as_deref()
                 .and_then(|p| texts.get(p).map(|t| (p, t.as_str())));
-            compose::load(&StackSource {
-                compose: (&def.compose_file, compose_text),
-                override_file,
-                vars: &vars,
-            })
+            compose::load_with(
+                &StackSource {
+                    compose: (&def.compose_file, compose_text),
+                    override_file,
+                    vars: &vars,
+                },
+                compose::Extra { texts, unreadable },
+            )
         }
         None => Loaded::default(),
     };

@@ -73,6 +73,7 @@ const RATCHET: &[(&str, usize)] = &[
     ("podman-compose-network", 54),
     ("podman-compose-network-interface-name", 28),
     ("podman-compose-ports", 56),
+    ("podman-compose-profile", 28),
     ("podman-compose-selinux", 56),
     ("podman-compose-two-nets", 27),
     ("podman-compose-uidmaps", 28),

@@ -170,3 +170,103 @@ fn profiles_decide_which_services_run() {
     expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
     assert_eq!(names(tb), [format!("{project}_app_1")]);
 }
+
+#[test]
+fn include_and_extends_take_in_other_files() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("shape-files");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![project.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &project);
+    let image = pinned(
+        tb,
+        &format!("{}:1.0.0", tb.require("MAGOS_TEST_IMAGE_SEMVER")),
+    );
+    repo.write(
+        tb,
+        "app/compose.yaml",
+        &format!(
+            "name: {project}\ninclude:\n  - db/db.yaml\nservices:\n  web:\n    extends: {{file: ../common/base.yaml, service: base}}\n    environment: [ROLE=web]\n    depends_on: [db]\n"
+        ),
+    );
+    repo.write(
+        tb,
+        "app/db/db.yaml",
+        &format!(
+            "services:\n  db:\n    image: {image}\n    stop_signal: SIGKILL\n    volumes: [./init:/init:ro]\n"
+        ),
+    );
+    repo.write(tb, "app/db/init/schema.sql", "-- empty\n");
+    repo.write(
+        tb,
+        "common/base.yaml",
+        &format!(
+            "services:\n  base:\n    image: {image}\n    stop_signal: SIGKILL\n    environment: [FROM=base, ROLE=base]\n"
+        ),
+    );
+    let o = magos(tb, &repo, None, &["apply"]);
+    expect_exit(&o, 0);
+    let env = tb.podman_ok(&[
+        "inspect",
+        "--format",
+        "{{join .Config.Env \" \"}}",
+        &format!("{project}_web_1"),
+    ]);
+    assert!(
+        env.contains("FROM=base") && env.contains("ROLE=web") && !env.contains("ROLE=base"),
+        "{env}\n{}",
+        show(&o)
+    );
+    let source = tb.podman_ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Source}}{{end}}",
+        &format!("{project}_db_1"),
+    ]);
+    let real = std::fs::canonicalize(repo.path().join("app/db/init")).unwrap();
+    assert_eq!(source.trim(), real.to_string_lossy(), "{}", show(&o));
+    let (code, d) = drift_json(tb, &repo);
+    assert_eq!(code, 0, "{d:#?}");
+}
+
+/// An included file that is a symbolic link out of the repository is refused
+/// like the stack's own files (`apply.allow.symlinks_outside_repo`), naming it.
+#[test]
+fn an_included_file_linked_from_outside_the_repository_is_refused() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("shape-link");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![project.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &project);
+    let outside = tb.user_dir("magos-shape-outside");
+    std::fs::write(
+        outside.path().join("ext.yaml"),
+        "services:\n  ext:\n    image: busybox\n",
+    )
+    .unwrap();
+    repo.write(
+        tb,
+        "app/compose.yaml",
+        &format!("name: {project}\ninclude: [ext.yaml]\nservices: {{}}\n"),
+    );
+    std::os::unix::fs::symlink(
+        outside.path().join("ext.yaml"),
+        repo.path().join("app/ext.yaml"),
+    )
+    .unwrap();
+    let o = magos(tb, &repo, None, &["plan"]);
+    expect_exit(&o, 2);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("app/ext.yaml") && out.contains("symbolic link"),
+        "{}",
+        show(&o)
+    );
+    assert!(containers(tb, &project).is_empty());
+}
