@@ -68,6 +68,7 @@ const RATCHET: &[(&str, usize)] = &[
     ("awesome-prometheus-grafana", 56),
     ("podman-compose-deps", 84),
     ("podman-compose-env-tests", 55),
+    ("podman-compose-extends", 84),
     ("podman-compose-interpolation", 55),
     ("podman-compose-nethost", 28),
     ("podman-compose-network", 54),
