@@ -308,11 +308,16 @@ pub async fn apply_stack(
                         ApplyError::Podman { source, .. } => error_chain(source),
                         other => error_chain(other),
                     };
-                    for spec in stack
+                    let users: Vec<&ContainerSpec> = stack
                         .services
                         .iter()
                         .filter(|s| &pull_reference(&s.image) == image)
-                    {
+                        .collect();
+                    if users.is_empty() {
+                        result.error = Some(e);
+                        break;
+                    }
+                    for spec in users {
                         if failed.insert(spec.service.clone()) {
                             failures.push((
                                 spec.service.clone(),
