@@ -936,10 +936,21 @@ pub fn load_with(src: &StackSource<'_>, extra: Extra<'_>) -> Loaded {
                 ));
             }
         }
-        let image = service
-            .as_ref()
-            .and_then(|s| s.image.clone())
-            .map(|value| image_facts(&name, value, &docs, &mut out.diagnostics));
+        // A service an included file defines has its image line there.
+        let included = out
+            .positions
+            .get(&name)
+            .map(|(f, _)| f.as_str())
+            .filter(|f| out.files.iter().any(|x| x == f))
+            .and_then(|f| extra.texts.get_key_value(f))
+            .and_then(|(f, t)| read_file(f, t).ok());
+        let image = service.as_ref().and_then(|s| s.image.clone()).map(|value| {
+            let docs = match &included {
+                Some(doc) => std::slice::from_ref(doc),
+                None => &docs[..],
+            };
+            image_facts(&name, value, docs, &mut out.diagnostics)
+        });
         out.services.push(LoadedService {
             name,
             service,
@@ -1530,7 +1541,7 @@ fn image_facts(
     match &site {
         None => {
             facts.not_pinnable = Some(
-                "the image is not written as `image: …` on one line under the service (flow style, a merge key `<<`, or another layout)".to_owned(),
+                "the image is not written as `image: …` on one line under the service (flow style, a merge key `<<`, `extends`, or another layout)".to_owned(),
             );
         }
         Some((doc, s)) => {

@@ -318,3 +318,22 @@ fn an_override_merges_environment_lists_by_variable() {
         BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())])
     );
 }
+
+#[test]
+fn an_included_service_is_pinned_in_its_own_file() {
+    let l = load_files(&[
+        ("s/compose.yaml", "include: [db.yaml]\nservices: {}\n"),
+        (
+            "s/db.yaml",
+            "services:\n  db:\n    image: postgres:16.1 # {\"magos\": {\"policy\": \"semver\"}}\n",
+        ),
+    ]);
+    assert!(l.error.is_none(), "{:?}", l.diagnostics);
+    let db = &l.services[0];
+    assert!(db.image.as_ref().unwrap().policy.is_some());
+    let digest =
+        crate::core::reference::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+    let pin = db.pin("16.2", &digest).unwrap();
+    assert_eq!(pin.file, "s/db.yaml");
+    assert_eq!(pin.expected, "postgres:16.1");
+}
