@@ -285,6 +285,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             sealed.set_dotenv(root.join(f), e.text.clone());
         }
         let config_files: Vec<String> = std::iter::once(stack.def.compose_file.clone())
+            .chain(stack.loaded.compose_files.iter().cloned())
             .chain(stack.def.override_file.clone())
             .collect();
         let files = config_files.iter().map(|f| root.join(f)).collect();

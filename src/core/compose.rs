@@ -612,9 +612,12 @@ pub struct Loaded {
     pub observe: bool,
     /// The file and position of each service's key, by service name.
     pub positions: BTreeMap<String, (String, Pos)>,
-    /// The files taken in through `include:` and `extends.file`, relative to
-    /// the repository.
+    /// The files taken in through `include:`, `extends.file` and
+    /// `x-magos.files`, relative to the repository.
     pub files: Vec<String>,
+    /// `x-magos: {files: […]}`: the files merged over the compose file, in
+    /// order, relative to the repository.
+    pub compose_files: Vec<String>,
     /// Everything wrong, located.
     pub diagnostics: Vec<Diagnostic>,
     /// Why the stack cannot be loaded at all, when it cannot: then nothing of it
@@ -769,10 +772,24 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
 
 /// [`load`], with the texts of the files the stack includes or extends from
 /// (see [`wanted_files`]).
-pub fn load_with(src: &StackSource<'_>, extra: Extra<'_>) -> Loaded {
+pub fn load_with<'a>(src: &StackSource<'a>, extra: Extra<'a>) -> Loaded {
     let mut out = Loaded::default();
     let mut docs = Vec::new();
-    for (path, text) in std::iter::once(src.compose).chain(src.override_file) {
+    match read_file(src.compose.0, src.compose.1) {
+        Ok(doc) => docs.push(doc),
+        Err(d) => out.fail(d),
+    }
+    // `x-magos: {files: […]}`: more files merged over the compose file, in
+    // order, before the override (as `-f` after `-f`).
+    for path in files::compose_files(&docs, extra, &mut out) {
+        if let Some((p, t)) = extra.texts.get_key_value(path.as_str()) {
+            match read_file(p, t) {
+                Ok(doc) => docs.push(doc),
+                Err(d) => out.fail(d),
+            }
+        }
+    }
+    if let Some((path, text)) = src.override_file {
         match read_file(path, text) {
             Ok(doc) => docs.push(doc),
             Err(d) => out.fail(d),
@@ -942,6 +959,7 @@ pub fn load_with(src: &StackSource<'_>, extra: Extra<'_>) -> Loaded {
             .get(&name)
             .map(|(f, _)| f.as_str())
             .filter(|f| out.files.iter().any(|x| x == f))
+            .filter(|f| !out.compose_files.iter().any(|x| x == f))
             .and_then(|f| extra.texts.get_key_value(f))
             .and_then(|(f, t)| read_file(f, t).ok());
         let image = service.as_ref().and_then(|s| s.image.clone()).map(|value| {

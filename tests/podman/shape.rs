@@ -189,7 +189,7 @@ fn include_and_extends_take_in_other_files() {
         tb,
         "app/compose.yaml",
         &format!(
-            "name: {project}\ninclude:\n  - db/db.yaml\nservices:\n  web:\n    extends: {{file: ../common/base.yaml, service: base}}\n    environment: [ROLE=web]\n    depends_on: [db]\n"
+            "name: {project}\nx-magos:\n  files: [extra.yaml]\ninclude:\n  - db/db.yaml\nservices:\n  web:\n    extends: {{file: ../common/base.yaml, service: base}}\n    environment: [ROLE=web]\n    depends_on: [db]\n"
         ),
     );
     repo.write(
@@ -200,6 +200,11 @@ fn include_and_extends_take_in_other_files() {
         ),
     );
     repo.write(tb, "app/db/init/schema.sql", "-- empty\n");
+    repo.write(
+        tb,
+        "app/extra.yaml",
+        "services:\n  web:\n    environment: {EXTRA: \"1\"}\n",
+    );
     repo.write(
         tb,
         "common/base.yaml",
@@ -216,7 +221,10 @@ fn include_and_extends_take_in_other_files() {
         &format!("{project}_web_1"),
     ]);
     assert!(
-        env.contains("FROM=base") && env.contains("ROLE=web") && !env.contains("ROLE=base"),
+        env.contains("FROM=base")
+            && env.contains("ROLE=web")
+            && env.contains("EXTRA=1")
+            && !env.contains("ROLE=base"),
         "{env}\n{}",
         show(&o)
     );

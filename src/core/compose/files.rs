@@ -71,9 +71,13 @@ pub fn wanted_files(src: &StackSource<'_>, known: &BTreeMap<String, String>) -> 
     wanted
 }
 
-/// The paths written in a file's `include:` and `extends.file` values.
+/// The paths written in a file's `include:`, `extends.file` and
+/// `x-magos.files` values.
 fn referenced(raw: &Value) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(Value::Sequence(files)) = raw.get("x-magos").and_then(|x| x.get("files")) {
+        out.extend(files.iter().filter_map(Value::as_str).map(str::to_owned));
+    }
     if let Some(Value::Sequence(items)) = raw.get("include") {
         for item in items {
             match item {
@@ -247,6 +251,64 @@ fn rebase_file(prefix: &str, v: &mut Value) {
     {
         *s = clean(prefix, s);
     }
+}
+
+/// The files `x-magos: {files: […]}` of the compose file (`docs[0]`) lists,
+/// relative to the repository, in order; each is recorded in `out`. A wrong
+/// shape, a path leaving the repository or a file that cannot be read fails the
+/// stack at the key.
+pub(super) fn compose_files(
+    docs: &[FileDoc<'_>],
+    extra: Extra<'_>,
+    out: &mut Loaded,
+) -> Vec<String> {
+    let Some(doc) = docs.first() else {
+        return Vec::new();
+    };
+    let Some(files) = doc.raw.get("x-magos").and_then(|x| x.get("files")) else {
+        return Vec::new();
+    };
+    let (file, pos) = top_pos(docs, "x-magos");
+    let fail = |out: &mut Loaded, m: String| {
+        out.fail(Diagnostic::error(
+            &file,
+            pos,
+            format!("`x-magos.files`: {m}"),
+        ));
+    };
+    let Some(items) = files
+        .as_sequence()
+        .filter(|s| s.iter().all(Value::is_string))
+    else {
+        fail(out, "must be a list of files".to_owned());
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    for written in items.iter().filter_map(Value::as_str) {
+        let path = match join(dir_of(doc.path), written) {
+            Ok(p) => p,
+            Err(e) => {
+                fail(out, e);
+                continue;
+            }
+        };
+        if path == doc.path || paths.contains(&path) {
+            fail(out, format!("`{path}` is listed twice"));
+            continue;
+        }
+        if !extra.texts.contains_key(&path) {
+            let why = extra
+                .unreadable
+                .get(&path)
+                .map_or_else(|| "it could not be read".to_owned(), |d| d.message.clone());
+            fail(out, format!("`{path}` cannot be used: {why}"));
+            continue;
+        }
+        out.files.push(path.clone());
+        out.compose_files.push(path.clone());
+        paths.push(path);
+    }
+    paths
 }
 
 /// One file taking part: its path, parsed text and interpolated content.

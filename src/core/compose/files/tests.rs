@@ -337,3 +337,48 @@ fn an_included_service_is_pinned_in_its_own_file() {
     assert_eq!(pin.file, "s/db.yaml");
     assert_eq!(pin.expected, "postgres:16.1");
 }
+
+#[test]
+fn x_magos_files_are_merged_over_the_compose_file_in_order() {
+    let l = load_files(&[
+        (
+            "s/compose.yaml",
+            "x-magos:\n  files: [gpu.yaml, ../shared/late.yaml]\nservices:\n  app:\n    image: app:1\n    environment: [A=1]\n",
+        ),
+        (
+            "s/gpu.yaml",
+            "services:\n  app:\n    image: app:2\n    environment: [B=gpu]\n",
+        ),
+        (
+            "shared/late.yaml",
+            "services:\n  app:\n    environment: {B: late}\n",
+        ),
+    ]);
+    assert!(l.error.is_none(), "{:?}", l.diagnostics);
+    assert_eq!(l.compose_files, ["s/gpu.yaml", "shared/late.yaml"]);
+    assert_eq!(service(&l, "app").image.as_deref(), Some("app:2"));
+    assert_eq!(
+        env(&l, "app"),
+        BTreeMap::from([("A".into(), "1".into()), ("B".into(), "late".into())])
+    );
+    // The image line is pinned where it is written last.
+    let site = l.services[0].image.as_ref().unwrap().site.as_ref().unwrap();
+    assert_eq!(site.0, "s/gpu.yaml");
+    for (files, says) in [
+        ("[gone.yaml]", "`s/gone.yaml` cannot be used"),
+        ("[/etc/x.yaml]", "not inside the repository"),
+        ("gpu.yaml", "must be a list of files"),
+    ] {
+        let l = load_files(&[(
+            "s/compose.yaml",
+            &format!("x-magos:\n  files: {files}\nservices: {{}}\n"),
+        )]);
+        let e = l.error.unwrap_or_else(|| panic!("no error for {files}"));
+        assert!(
+            e.errors[0].message.contains(says),
+            "{}",
+            e.errors[0].message
+        );
+        assert_eq!(e.errors[0].line, 1);
+    }
+}
