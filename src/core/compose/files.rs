@@ -51,7 +51,11 @@ pub fn wanted_files(src: &StackSource<'_>, known: &BTreeMap<String, String>) -> 
         if !seen.insert(path.clone()) || seen.len() > MAX_EXTRA_FILES + 2 {
             continue;
         }
-        if super::prescan(&path, &text).is_err() {
+        // Most files name no other file: no second parse for them.
+        let names_files = ["include", "extends", "x-magos"]
+            .iter()
+            .any(|k| text.contains(k));
+        if !names_files || super::prescan(&path, &text).is_err() {
             continue;
         }
         let Ok(raw) = serde_yaml_ng::from_str::<Value>(&text) else {
