@@ -309,6 +309,36 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
             services.extend(replicas(&mut cx, service, spec));
         }
     }
+    // A service scaled to 0 runs nothing another could wait for.
+    let zero: Vec<&str> = loaded
+        .services
+        .iter()
+        .filter(|ls| {
+            ls.service
+                .as_ref()
+                .and_then(|s| s.replicas().ok().flatten())
+                == Some(0)
+        })
+        .map(|ls| ls.name.as_str())
+        .collect();
+    let mut reported = BTreeSet::new();
+    for spec in &services {
+        for dep in spec
+            .depends_on
+            .iter()
+            .filter(|d| zero.contains(&d.service.as_str()))
+        {
+            if reported.insert((spec.service.clone(), dep.service.clone())) {
+                cx.err(
+                    &spec.service,
+                    format!(
+                        "depends on `{}`, which is scaled to 0 and runs no container",
+                        dep.service
+                    ),
+                );
+            }
+        }
+    }
     let mut networks = Vec::new();
     for key in &used_networks {
         let def = loaded.network_defs.get(key).cloned().unwrap_or_default();

@@ -544,3 +544,20 @@ fn replicas_that_cannot_be_applied_are_errors_at_the_service() {
     );
     assert!(matches!(c.route, Route::ComposeCli { .. }), "{:?}", c.route);
 }
+
+#[test]
+fn depending_on_a_service_scaled_to_zero_is_an_error() {
+    let c = conv(
+        "services:\n  db:\n    image: pg:1\n    scale: 0\n  app:\n    image: a:1\n    depends_on: [db]\n",
+        &EnvInputs::default(),
+    );
+    assert!(c.has_errors());
+    assert!(
+        c.diagnostics[0]
+            .message
+            .contains("service `app`: depends on `db`, which is scaled to 0")
+            && c.diagnostics[0].line == 5,
+        "{:?}",
+        c.diagnostics
+    );
+}
