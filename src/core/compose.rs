@@ -29,7 +29,7 @@ use super::reference::{Digest, ImageRef};
 use super::rewrite::{self, ImageSite};
 
 mod files;
-pub use files::{Extra, MAX_EXTRA_FILES, join as join_repo_path, wanted_files};
+pub use files::{Extra, MAX_EXTRA_FILES, wanted_files};
 
 /// The service keys Magos applies itself; any other service key is reported as
 /// unsupported (`x-` extensions excepted).
