@@ -233,9 +233,9 @@ pub fn load_all(
         .collect();
     let (kept, dropped): (Vec<Stack>, Vec<Stack>) = stacks.into_iter().partition(|s| {
         // (Two stacks that take in each other both stay.)
-        !taken
+        taken
             .get(&s.def.compose_file)
-            .is_some_and(|owner| !taken.contains_key(owner))
+            .is_none_or(|owner| taken.contains_key(owner))
     });
     let mut stacks = kept;
     for d in dropped {
