@@ -234,6 +234,9 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
     };
     for mut stack in loaded.stacks {
         // Services no active profile enables are not part of the stack.
+        // The compose CLI gets the active profiles by name (`*` spelled out:
+        // podman-compose does not know it).
+        let cli_profiles = shape::named_profiles(&stack.loaded, &options.profiles);
         let disabled = shape::select_profiles(&mut stack.loaded, &options.profiles);
         if !disabled.is_empty() {
             tracing::debug!(stack = %stack.def.dir, services = ?disabled, "not enabled by the active profiles");
@@ -363,7 +366,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             error,
             sealed,
             observe: stack.loaded.observe,
-            profiles: options.profiles.clone(),
+            profiles: cli_profiles,
         });
     }
     if let Some(want) = &options.stack {

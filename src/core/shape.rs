@@ -80,6 +80,19 @@ pub fn select_profiles(loaded: &mut Loaded, active: &[String]) -> Vec<String> {
     disabled.into_iter().map(|(n, _)| n).collect()
 }
 
+/// The `active` profiles by name, `*` replaced by every profile the stack's
+/// services name (for tools that do not know `*`).
+pub fn named_profiles(loaded: &Loaded, active: &[String]) -> Vec<String> {
+    if !active.iter().any(|p| p == "*") {
+        return active.to_vec();
+    }
+    let mut all: BTreeSet<String> = active.iter().filter(|p| *p != "*").cloned().collect();
+    for s in loaded.services.iter().filter_map(|s| s.service.as_ref()) {
+        all.extend(s.profiles().unwrap_or_default());
+    }
+    all.into_iter().collect()
+}
+
 fn at(loaded: &Loaded, service: &str) -> (String, Pos) {
     loaded
         .positions

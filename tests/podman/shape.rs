@@ -278,3 +278,48 @@ fn an_included_file_linked_from_outside_the_repository_is_refused() {
     );
     assert!(containers(tb, &project).is_empty());
 }
+
+/// A stack applied by the compose CLI gets the active profiles too.
+#[test]
+fn the_compose_cli_gets_the_active_profiles() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("shape-cliprof");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![project.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &project);
+    let image = pinned(
+        tb,
+        &format!("{}:1.0.0", tb.require("MAGOS_TEST_IMAGE_SEMVER")),
+    );
+    let service = |name: &str, extra: &str| {
+        format!("  {name}:\n    image: {image}\n    stop_signal: SIGKILL\n{extra}")
+    };
+    repo.write(
+        tb,
+        "app/compose.yaml",
+        &format!(
+            "name: {project}\nx-magos:\n  apply: compose\nservices:\n{}{}{}",
+            service("app", ""),
+            service("debug", "    profiles: [debug]\n"),
+            service("tools", "    profiles: [tools]\n"),
+        ),
+    );
+    std::fs::write(
+        &repo.config,
+        format!("apply:\n  instance: {project}\n  profiles: [tools]\n"),
+    )
+    .unwrap();
+    let o = magos(tb, &repo, None, &["apply"]);
+    expect_exit(&o, 0);
+    let mut names: Vec<String> = containers(tb, &project).into_keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [format!("{project}_app_1"), format!("{project}_tools_1")],
+        "{}",
+        show(&o)
+    );
+}

@@ -52,6 +52,14 @@ fn a_service_without_profiles_always_runs_and_one_with_them_only_when_active() {
 }
 
 #[test]
+fn every_profile_is_named_for_tools_that_do_not_know_the_star() {
+    let l = loaded(PROFILED);
+    assert_eq!(named_profiles(&l, &profiles(&["*"])), ["debug", "tools"]);
+    assert_eq!(named_profiles(&l, &profiles(&["tools"])), ["tools"]);
+    assert!(named_profiles(&l, &[]).is_empty());
+}
+
+#[test]
 fn profiles_are_not_an_unsupported_key() {
     let l = loaded(PROFILED);
     assert!(
