@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Env};
+use crate::core::compose;
 use crate::core::diag::{Diagnostic, Pos};
 use crate::core::interpolate::Vars;
 use crate::core::stacks::{self, Selection, Stack};
@@ -89,6 +90,11 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
             }
         }
     }
+    // The files the stacks include or extend from (`include:`,
+    // `extends.file`), as the core names them, until none is new.
+    for def in &defs {
+        read_referenced(root, def, &mut texts, &mut unreadable);
+    }
     // A SOPS-encrypted `.env` is never parsed as text: its variables interpolate
     // to sealed placeholders, filled in with the decrypted values at apply time.
     let mut sealed_env = BTreeMap::new();
@@ -132,6 +138,50 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
         sealed_env,
         texts,
     })
+}
+
+/// Reads the files a stack's compose files name in `include:` and
+/// `extends.file` (and those these name), at most
+/// [`compose::MAX_EXTRA_FILES`] per stack.
+fn read_referenced(
+    root: &Path,
+    def: &stacks::StackDef,
+    texts: &mut BTreeMap<String, String>,
+    unreadable: &mut BTreeMap<String, Diagnostic>,
+) {
+    let (Some(compose_text), vars) = (texts.get(&def.compose_file).cloned(), Vars::new()) else {
+        return;
+    };
+    let override_text = def
+        .override_file
+        .as_ref()
+        .and_then(|p| texts.get(p).cloned());
+    let mut read = 0;
+    loop {
+        let src = compose::StackSource {
+            compose: (&def.compose_file, &compose_text),
+            override_file: def.override_file.as_deref().zip(override_text.as_deref()),
+            vars: &vars,
+        };
+        let wanted: Vec<String> = compose::wanted_files(&src, texts)
+            .into_iter()
+            .filter(|w| !unreadable.contains_key(w))
+            .collect();
+        if wanted.is_empty() || read >= compose::MAX_EXTRA_FILES {
+            return;
+        }
+        for rel in wanted {
+            read += 1;
+            match read_text(&root.join(&rel), &rel) {
+                Ok(text) => {
+                    texts.insert(rel, text);
+                }
+                Err(d) => {
+                    unreadable.insert(rel, d);
+                }
+            }
+        }
+    }
 }
 
 /// Reads one stack file as text: at most [`MAX_FILE`] bytes of UTF-8. The
@@ -255,6 +305,7 @@ pub fn check_trust(
     };
     let files: Vec<&str> = std::iter::once(stack.def.compose_file.as_str())
         .chain(stack.def.override_file.as_deref())
+        .chain(stack.loaded.files.iter().map(String::as_str))
         .chain(stack.def.env_file.as_deref())
         .collect();
     let uses = trust::uses(&trust::Subject {

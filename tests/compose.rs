@@ -317,11 +317,7 @@ fn odd_valid_files_load() {
             1,
         ),
         ("no services", "services: {}\n", 0),
-        (
-            "services from `include:`",
-            "include:\n  - ../common/compose.yaml\n",
-            0,
-        ),
+        ("only `include:` (of no file)", "include: []\n", 0),
         (
             "extensions and spec keys",
             "x-any: 1\nservices:\n  app:\n    image: busybox\n    x-note: hi\n    build: .\ninclude: []\n",
@@ -435,7 +431,7 @@ services:
       db:
         condition: service_healthy
     build: .
-    deploy: {replicas: 2}
+    deploy: {mode: global}
     x-private: ignored
   db:
     image: postgres:16
@@ -445,17 +441,30 @@ volumes:
 configs:
   c: {file: ./c}
 include:
-  - other/compose.yaml
+  - path: other/compose.yaml
+    env_file: other.env
 "#;
+    let other = std::collections::BTreeMap::from([(
+        "other/compose.yaml".to_owned(),
+        "services:\n  other:\n    image: busybox\n".to_owned(),
+    )]);
+    let none = std::collections::BTreeMap::new();
     let v = vars(&[]);
-    let loaded = load(&StackSource {
-        compose: ("c.yaml", text),
-        override_file: None,
-        vars: &v,
-    });
+    let loaded = magos::core::compose::load_with(
+        &StackSource {
+            compose: ("c.yaml", text),
+            override_file: None,
+            vars: &v,
+        },
+        magos::core::compose::Extra {
+            texts: &other,
+            unreadable: &none,
+        },
+    );
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
     assert_eq!(loaded.name.as_deref(), Some("demo"));
-    assert_eq!(loaded.unsupported, ["include"]);
+    assert_eq!(loaded.unsupported, ["include.env_file"]);
+    assert_eq!(loaded.files, ["other/compose.yaml"]);
     assert_eq!(loaded.configs["c"].file.as_deref(), Some("./c"));
     assert_eq!(loaded.volumes, ["data"]);
     let web = loaded.services[0].service.as_ref().unwrap();
@@ -470,7 +479,7 @@ include:
     assert!(matches!(&web.ports[2], Port::Long { target: 443, .. }));
     assert_eq!(web.volumes.len(), 2);
     assert_eq!(web.healthcheck.as_ref().unwrap().retries, Some(3));
-    assert_eq!(web.unsupported(), ["build", "deploy.replicas"]);
+    assert_eq!(web.unsupported(), ["build", "deploy.mode"]);
     let db = loaded.services[1].service.as_ref().unwrap();
     assert!(matches!(&db.command, Some(Command::Shell(_))));
     // The merge key makes the web image line still pinnable (it is written there).

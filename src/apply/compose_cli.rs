@@ -104,6 +104,11 @@ impl ComposeCommand {
             out.push("-f".to_owned());
             out.push(f.to_string_lossy().into_owned());
         }
+        // The active profiles (podman-compose does not read `COMPOSE_PROFILES`).
+        for p in &stack.profiles {
+            out.push("--profile".to_owned());
+            out.push(p.clone());
+        }
         out.extend(args.iter().map(|a| (*a).to_owned()));
         out
     }

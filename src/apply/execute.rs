@@ -12,8 +12,9 @@
 //! A service Podman refuses (its create, start or replacement fails) fails
 //! alone: the services depending on it (`depends_on`, `network_mode:
 //! service:…`) are not tried, the stack's other services are still applied, and
-//! the stack's error names each failed service. A pull, network or volume that
-//! fails stops the stack.
+//! the stack's error names each failed service. An image that cannot be pulled
+//! fails the services that run it (and their dependents) the same way. A
+//! network or volume that fails stops the stack.
 //!
 //! An apply run inside [`stoppable`] stops at its next safe point once its flag
 //! is raised (the daemon's SIGTERM/SIGINT): before an action, or while waiting
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::core::plan::{Action, Removal, StackPlan};
+use crate::core::plan::{Action, Removal, StackPlan, pull_reference};
 use crate::core::spec::{
     ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, NetworkMode,
     StackSpec,
@@ -89,6 +90,15 @@ pub enum ApplyError {
     Services {
         /// The failed services, in the order they were tried, with why.
         failures: Vec<(String, ApplyError)>,
+    },
+    /// The service's image could not be pulled (the cause as text: several
+    /// services may share one pull).
+    #[error("pull {image}: {cause}")]
+    Pull {
+        /// What was pulled.
+        image: String,
+        /// Why it failed.
+        cause: String,
     },
     /// Magos is stopping: the action was not started.
     #[error("{action}: not started, magos is stopping")]
@@ -200,6 +210,13 @@ pub async fn apply_stack(
             break;
         }
         if let Some(service) = action.service()
+            && failed.contains(service)
+        {
+            // Already failed (its image could not be pulled, or another of its
+            // containers was refused): reported once.
+            continue;
+        }
+        if let Some(service) = action.service()
             && let Some(spec) = stack.services.iter().find(|s| s.service == service)
             && let Some(dependency) = failed_dependency(spec, &failed)
         {
@@ -240,7 +257,7 @@ pub async fn apply_stack(
             Action::Create { service, name }
             | Action::Start { service, name }
             | Action::Recreate { service, name, .. } => {
-                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
+                let Some(spec) = spec_for(stack, service, name) else {
                     continue;
                 };
                 async {
@@ -260,7 +277,7 @@ pub async fn apply_stack(
                 .await
             }
             Action::FinishReplacement { service, name } => {
-                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
+                let Some(spec) = spec_for(stack, service, name) else {
                     continue;
                 };
                 async {
@@ -273,11 +290,7 @@ pub async fn apply_stack(
                 remove_if_ours(client, stack, service, name, 0, action).await
             }
             Action::Restart { service, name, .. } => {
-                let timeout = stack
-                    .services
-                    .iter()
-                    .find(|s| &s.service == service)
-                    .map_or(10, stop_timeout);
+                let timeout = spec_for(stack, service, name).map_or(10, stop_timeout);
                 client
                     .restart_container(name, timeout)
                     .await
@@ -291,6 +304,35 @@ pub async fn apply_stack(
             }
             Err(e) => {
                 tracing::error!(stack = %stack.project, error = %error_chain(&e), "apply failed");
+                if let Action::Pull { image } = action {
+                    // An image that cannot be pulled fails the services that
+                    // run it (and, later, their dependents); the others go on.
+                    let cause = match &e {
+                        ApplyError::Podman { source, .. } => error_chain(source),
+                        other => error_chain(other),
+                    };
+                    let users: Vec<&ContainerSpec> = stack
+                        .services
+                        .iter()
+                        .filter(|s| &pull_reference(&s.image) == image)
+                        .collect();
+                    if users.is_empty() {
+                        result.error = Some(e);
+                        break;
+                    }
+                    for spec in users {
+                        if failed.insert(spec.service.clone()) {
+                            failures.push((
+                                spec.service.clone(),
+                                ApplyError::Pull {
+                                    image: image.clone(),
+                                    cause: cause.clone(),
+                                },
+                            ));
+                        }
+                    }
+                    continue;
+                }
                 match action.service() {
                     // A service Podman refuses fails alone (with its dependents).
                     Some(service) => {
@@ -314,6 +356,14 @@ pub async fn apply_stack(
         result.error = Some(ApplyError::Services { failures });
     }
     result
+}
+
+/// The spec of the service's container `name` (one of its replicas), else the
+/// service's first.
+fn spec_for<'a>(stack: &'a StackSpec, service: &str, name: &str) -> Option<&'a ContainerSpec> {
+    let mut mine = stack.services.iter().filter(|s| s.service == service);
+    let first = mine.clone().next();
+    mine.find(|s| s.name == name).or(first)
 }
 
 fn stop_timeout(spec: &ContainerSpec) -> u64 {
@@ -499,10 +549,16 @@ async fn wait_for_dependencies(
     spec: &ContainerSpec,
     liveness: Option<&Liveness>,
 ) -> Result<(), ApplyError> {
+    // Every container of the dependency (each of its replicas) must be ready.
+    let mut targets: Vec<(&crate::core::spec::Dependency, &ContainerSpec)> = Vec::new();
     for dep in &spec.depends_on {
-        let Some(target) = stack.services.iter().find(|s| s.service == dep.service) else {
-            continue;
-        };
+        for t in &stack.services {
+            if t.service == dep.service {
+                targets.push((dep, t));
+            }
+        }
+    }
+    for (dep, target) in targets {
         let fail = |why: String| ApplyError::Dependency {
             service: spec.service.clone(),
             dependency: dep.service.clone(),

@@ -30,4 +30,6 @@ pub struct Prepared {
     pub sealed: Sealed,
     /// `x-magos: {observe: true}`: reported, never changed.
     pub observe: bool,
+    /// The active compose profiles (for the compose CLI's `--profile`).
+    pub profiles: Vec<String>,
 }

@@ -17,6 +17,7 @@ use crate::core::drift::{DriftEntry, DriftState, drift};
 use crate::core::interpolate;
 use crate::core::observed::Observed;
 use crate::core::plan::{Hold, Plan, PlanOptions, Removal, StackPlan, plan};
+use crate::core::shape;
 use crate::core::spec::StackSpec;
 use crate::core::stacks::Selection;
 use crate::podman::{Client, PodmanError};
@@ -78,6 +79,8 @@ pub struct RepoOptions {
     /// Where a long apply marks progress (each action, each pulled layer): the
     /// daemon's liveness record, so a busy apply is not taken for a stuck one.
     pub progress: Option<std::sync::Arc<crate::server::Liveness>>,
+    /// The active compose profiles (`apply.profiles`, `COMPOSE_PROFILES`).
+    pub profiles: Vec<String>,
 }
 
 impl RepoOptions {
@@ -99,6 +102,12 @@ impl RepoOptions {
             keys: KeySources::from_env(env, config.secrets.age_key_file.as_deref()),
             trust: repo::Trust::from_config(config, env),
             progress: None,
+            profiles: config
+                .apply
+                .profiles
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
         }
     }
 }
@@ -117,6 +126,7 @@ impl Default for RepoOptions {
             keys: KeySources::default(),
             trust: repo::Trust::default(),
             progress: None,
+            profiles: Vec::new(),
         }
     }
 }
@@ -188,7 +198,15 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
         diagnostics: loaded.diagnostics,
         ..Repository::default()
     };
-    for stack in loaded.stacks {
+    for mut stack in loaded.stacks {
+        // Services no active profile enables are not part of the stack.
+        // The compose CLI gets the active profiles by name (`*` spelled out:
+        // podman-compose does not know it).
+        let cli_profiles = shape::named_profiles(&stack.loaded, &options.profiles);
+        let disabled = shape::select_profiles(&mut stack.loaded, &options.profiles);
+        if !disabled.is_empty() {
+            tracing::debug!(stack = %stack.def.dir, services = ?disabled, "not enabled by the active profiles");
+        }
         let diags = stack.loaded.diagnostics.clone();
         out.diagnostics.extend(diags);
         let abs_dir = if stack.def.dir == "." {
@@ -236,6 +254,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             sealed.set_dotenv(root.join(f), e.text.clone());
         }
         let config_files: Vec<String> = std::iter::once(stack.def.compose_file.clone())
+            .chain(stack.loaded.compose_files.iter().cloned())
             .chain(stack.def.override_file.clone())
             .collect();
         let files = config_files.iter().map(|f| root.join(f)).collect();
@@ -315,6 +334,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             error,
             sealed,
             observe: stack.loaded.observe,
+            profiles: cli_profiles,
         });
     }
     if let Some(want) = &options.stack {

@@ -202,6 +202,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "`true` accepts symbolic links that lead out of the repository",
     },
     EnvVar {
+        name: "COMPOSE_PROFILES",
+        key: "apply.profiles",
+        doc: "active compose profiles, separated by commas (compose's own variable)",
+    },
+    EnvVar {
         name: "REGISTRY_AUTH_FILE",
         key: "registries.auth_file",
         doc: "registry credentials file (Podman's own variable)",

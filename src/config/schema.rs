@@ -432,6 +432,9 @@ pub struct ApplyConfig {
     pub instance: InstanceName,
     /// What the repository may ask of this host (the trust boundary).
     pub allow: AllowConfig,
+    /// The compose profiles active on this host: a service with `profiles:`
+    /// runs only when one of them is listed (`*`: every profile).
+    pub profiles: Vec<ProfileName>,
 }
 
 impl Default for ApplyConfig {
@@ -440,6 +443,7 @@ impl Default for ApplyConfig {
             prune: true,
             instance: InstanceName("default".to_owned()),
             allow: AllowConfig::default(),
+            profiles: Vec::new(),
         }
     }
 }
@@ -965,6 +969,38 @@ impl SocketPath {
     }
 }
 
+/// A compose profile name (`apply.profiles`): letters, digits, `_`, `.` and
+/// `-`, starting with a letter or digit; or `*`, every profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProfileName(String);
+
+impl ProfileName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "*" || crate::core::compose::valid_profile(s) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a profile name (letters, digits, `_`, `.` and `-`, starting with a letter or digit; or `*`)"
+            ))
+        }
+    }
+
+    /// A list as `COMPOSE_PROFILES` writes it: names separated by commas
+    /// (spaces around them ignored; empty: none).
+    pub fn parse_list(s: &str) -> Result<Vec<Self>, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(Self::parse)
+            .collect()
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A registry `host` or `host:port`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegistryHost(String);
@@ -1064,6 +1100,7 @@ deserialize_via_parse!(
     SignatureText,
     SocketPath,
     BindPath,
+    ProfileName,
     RegistryHost,
     PrivateKey
 );
@@ -1129,6 +1166,7 @@ impl Config {
         "apply.allow.podman_socket",
         "apply.allow.bind_paths",
         "apply.allow.symlinks_outside_repo",
+        "apply.profiles",
         "doctor.heal",
         "doctor.max_heals_per_hour",
         "registries.auth_file",
@@ -1204,6 +1242,7 @@ impl Config {
             "apply.allow.symlinks_outside_repo" => {
                 self.apply.allow.symlinks_outside_repo = parse_bool(value)?
             }
+            "apply.profiles" => self.apply.profiles = ProfileName::parse_list(value)?,
             "registries.auth_file" => self.registries.auth_file = Some(non_empty_path(value)?),
             "registries.registries_conf" => {
                 self.registries.registries_conf = Some(non_empty_path(value)?)

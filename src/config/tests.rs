@@ -449,3 +449,42 @@ fn the_trust_boundary_reads_from_the_file_and_the_environment() {
     );
     assert!(msg.contains("not an absolute path"), "{msg}");
 }
+
+#[test]
+fn active_profiles_come_from_the_file_or_compose_profiles() {
+    let names = |c: &Config| -> Vec<String> {
+        c.apply
+            .profiles
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect()
+    };
+    let (_d, path) = file_with("apply:\n  profiles: [tools, \"*\"]\n");
+    let c = load(Some(&path), &Env::new(), &Overrides::default())
+        .unwrap()
+        .config;
+    assert_eq!(names(&c), ["tools", "*"]);
+    let e = env(&[("COMPOSE_PROFILES", " debug , tools,")]);
+    let c = load(Some(&path), &e, &Overrides::default()).unwrap().config;
+    assert_eq!(names(&c), ["debug", "tools"]);
+    let c = load(None, &Env::new(), &Overrides::default())
+        .unwrap()
+        .config;
+    assert!(c.apply.profiles.is_empty());
+    let (_d, bad) = file_with("apply:\n  profiles: [\"-x\"]\n");
+    let msg = load(Some(&bad), &Env::new(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(":2:") && msg.contains("apply.profiles") && msg.contains("not a profile name"),
+        "{msg}"
+    );
+    let msg = load(
+        None,
+        &env(&[("COMPOSE_PROFILES", "a b")]),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("COMPOSE_PROFILES"), "{msg}");
+}

@@ -28,7 +28,9 @@ use super::policy::Policy;
 use super::reference::{Digest, ImageRef};
 use super::rewrite::{self, ImageSite};
 
+mod files;
 pub mod run;
+pub use files::{Extra, MAX_EXTRA_FILES, wanted_files};
 
 /// The service keys Magos applies itself; any other service key is reported as
 /// unsupported (`x-` extensions excepted).
@@ -623,12 +625,105 @@ impl Service {
             .other
             .keys()
             .filter(|k| !k.starts_with("x-"))
+            .filter(|k| !self.shape_key_native(k))
             .cloned()
             .collect();
         keys.extend(self.run.unsupported());
         keys.sort();
         keys
     }
+}
+
+// The stack's shape: which services run (`profiles`) and how many containers
+// each has (`scale`, `deploy.replicas`). Read from `Service::other`, applied by
+// `core::shape`.
+
+/// The `deploy:` keys of the stack's shape Magos applies (`mode` only as
+/// `replicated`), beside the run-time ones (`run::DEPLOY_KEYS`); a `deploy:`
+/// with any other key is reported as unsupported.
+pub const NATIVE_DEPLOY_KEYS: &[&str] = &["mode", "replicas"];
+
+impl Service {
+    /// Whether `key` (of [`Service::other`]) is a shape key Magos applies.
+    fn shape_key_native(&self, key: &str) -> bool {
+        match key {
+            "profiles" | "scale" => true,
+            _ => false,
+        }
+    }
+
+    /// `profiles:`: the profiles that enable the service (empty: always on).
+    pub fn profiles(&self) -> Result<Vec<String>, String> {
+        match self.other.get("profiles") {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(p) if valid_profile(p) => Ok(p.clone()),
+                    Value::String(p) => Err(format!(
+                        "`profiles`: `{p}` is not a valid profile name (letters, digits, `_`, `.` and `-`, starting with a letter or digit)"
+                    )),
+                    _ => Err("`profiles` must be a list of names".to_owned()),
+                })
+                .collect(),
+            Some(_) => Err("`profiles` must be a list of names".to_owned()),
+        }
+    }
+
+    /// How many containers the service runs: `scale`, else `deploy.replicas`
+    /// (both given: they must agree), else `None` (one).
+    pub fn replicas(&self) -> Result<Option<u32>, String> {
+        let read = |key: &str, v: Option<&Value>| -> Result<Option<u32>, String> {
+            match v {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n <= MAX_REPLICAS)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        format!("`{key}` must be a whole number from 0 to {MAX_REPLICAS}")
+                    }),
+                Some(Value::String(t)) => t
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= MAX_REPLICAS)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        format!(
+                            "`{key}` must be a whole number from 0 to {MAX_REPLICAS}, not `{t}`"
+                        )
+                    }),
+                Some(_) => Err(format!("`{key}` must be a whole number")),
+            }
+        };
+        let scale = read("scale", self.other.get("scale"))?;
+        let deploy = read(
+            "deploy.replicas",
+            self.run
+                .deploy
+                .as_ref()
+                .and_then(|d| d.other.get("replicas")),
+        )?;
+        match (scale, deploy) {
+            (Some(a), Some(b)) if a != b => Err(format!(
+                "`scale: {a}` and `deploy.replicas: {b}` disagree; keep one"
+            )),
+            (Some(n), _) | (None, Some(n)) => Ok(Some(n)),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// The most containers one service may ask for.
+pub const MAX_REPLICAS: u32 = 1000;
+
+/// The compose specification's profile names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn valid_profile(p: &str) -> bool {
+    p.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// The text of a stack's files, as the caller read them.
@@ -673,6 +768,12 @@ pub struct Loaded {
     pub observe: bool,
     /// The file and position of each service's key, by service name.
     pub positions: BTreeMap<String, (String, Pos)>,
+    /// The files taken in through `include:`, `extends.file` and
+    /// `x-magos.files`, relative to the repository.
+    pub files: Vec<String>,
+    /// `x-magos: {files: […]}`: the files merged over the compose file, in
+    /// order, relative to the repository.
+    pub compose_files: Vec<String>,
     /// Everything wrong, located.
     pub diagnostics: Vec<Diagnostic>,
     /// Why the stack cannot be loaded at all, when it cannot: then nothing of it
@@ -815,9 +916,36 @@ struct FileDoc<'a> {
 /// project also sets [`Loaded::error`], and the services that can be read are
 /// still returned (for `lint`).
 pub fn load(src: &StackSource<'_>) -> Loaded {
+    let (texts, unreadable) = (BTreeMap::new(), BTreeMap::new());
+    load_with(
+        src,
+        Extra {
+            texts: &texts,
+            unreadable: &unreadable,
+        },
+    )
+}
+
+/// [`load`], with the texts of the files the stack includes or extends from
+/// (see [`wanted_files`]).
+pub fn load_with<'a>(src: &StackSource<'a>, extra: Extra<'a>) -> Loaded {
     let mut out = Loaded::default();
     let mut docs = Vec::new();
-    for (path, text) in std::iter::once(src.compose).chain(src.override_file) {
+    match read_file(src.compose.0, src.compose.1) {
+        Ok(doc) => docs.push(doc),
+        Err(d) => out.fail(d),
+    }
+    // `x-magos: {files: […]}`: more files merged over the compose file, in
+    // order, before the override (as `-f` after `-f`).
+    for path in files::compose_files(&docs, extra, &mut out) {
+        if let Some((p, t)) = extra.texts.get_key_value(path.as_str()) {
+            match read_file(p, t) {
+                Ok(doc) => docs.push(doc),
+                Err(d) => out.fail(d),
+            }
+        }
+    }
+    if let Some((path, text)) = src.override_file {
         match read_file(path, text) {
             Ok(doc) => docs.push(doc),
             Err(d) => out.fail(d),
@@ -830,13 +958,16 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
         interpolate_value(&mut v, doc, src.vars, &mut out);
         merge(&mut merged, v, None);
     }
-    let Value::Mapping(top) = merged else {
+    let Value::Mapping(mut top) = merged else {
         return out;
     };
     // Without the compose file itself there is nothing to look at.
     if docs.first().is_none_or(|d| d.path != src.compose.0) {
         return out;
     }
+    let stack_dir = src.compose.0.rsplit_once('/').map_or("", |(d, _)| d);
+    let included = top.contains_key("include");
+    files::resolve_include(&mut top, &docs, stack_dir, src, extra, &mut out);
     for (k, v) in &top {
         let Some(key) = k.as_str() else {
             let (file, pos) = (src.compose.0, Pos::START);
@@ -898,9 +1029,8 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
             ));
             Mapping::new()
         }
-        // `include:` brings the services from other files (the compose CLI's
-        // business).
-        None if top.contains_key("include") => Mapping::new(),
+        // `include:` may bring every service.
+        None if included => Mapping::new(),
         None => {
             out.fail(Diagnostic::error(
                 src.compose.0,
@@ -919,6 +1049,16 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
             Mapping::new()
         }
     };
+    let mut services = services;
+    files::resolve_extends(
+        &mut services,
+        src.compose.0,
+        &docs,
+        stack_dir,
+        src,
+        extra,
+        &mut out,
+    );
     for (k, v) in services {
         let name = match &k {
             Value::String(s) => s.clone(),
@@ -928,7 +1068,8 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                 .to_owned(),
         };
         out.positions
-            .insert(name.clone(), service_pos(&docs, &name));
+            .entry(name.clone())
+            .or_insert_with(|| service_pos(&docs, &name));
         let service = match serde_yaml_ng::from_value::<Service>(v.clone()) {
             // `app:` with nothing under it reads as an empty service.
             Ok(_) if !v.is_mapping() => {
@@ -969,10 +1110,22 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                 ));
             }
         }
-        let image = service
-            .as_ref()
-            .and_then(|s| s.image.clone())
-            .map(|value| image_facts(&name, value, &docs, &mut out.diagnostics));
+        // A service an included file defines has its image line there.
+        let included = out
+            .positions
+            .get(&name)
+            .map(|(f, _)| f.as_str())
+            .filter(|f| out.files.iter().any(|x| x == f))
+            .filter(|f| !out.compose_files.iter().any(|x| x == f))
+            .and_then(|f| extra.texts.get_key_value(f))
+            .and_then(|(f, t)| read_file(f, t).ok());
+        let image = service.as_ref().and_then(|s| s.image.clone()).map(|value| {
+            let docs = match &included {
+                Some(doc) => std::slice::from_ref(doc),
+                None => &docs[..],
+            };
+            image_facts(&name, value, docs, &mut out.diagnostics)
+        });
         out.services.push(LoadedService {
             name,
             service,
@@ -1467,9 +1620,41 @@ const APPENDED: &[&str] = &[
     "tmpfs",
 ];
 
+/// Values compose merges by variable name, whether written as `KEY=value`
+/// lists or `KEY: value` mappings.
+const KEYED: &[&str] = &["environment", "labels", "annotations", "sysctls"];
+
+/// A `KEY=value` list as a mapping (`KEY` alone: null); a mapping as it is.
+fn keyed_map(v: Value) -> Value {
+    match v {
+        Value::Sequence(items) => Value::Mapping(
+            items
+                .into_iter()
+                .map(|i| match i {
+                    Value::String(s) => match s.split_once('=') {
+                        Some((k, v)) => (Value::String(k.to_owned()), Value::String(v.to_owned())),
+                        None => (Value::String(s), Value::Null),
+                    },
+                    other => (other, Value::Null),
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Merges `over` into `base`: mappings key by key, the sequences in [`APPENDED`]
-/// appended (without duplicates), everything else replaced.
+/// appended (without duplicates), the values of [`KEYED`] by variable,
+/// everything else replaced.
 fn merge(base: &mut Value, over: Value, key: Option<&str>) {
+    if key.is_some_and(|k| KEYED.contains(&k))
+        && (base.is_sequence() || over.is_sequence())
+        && (base.is_sequence() || base.is_mapping())
+        && (over.is_sequence() || over.is_mapping())
+    {
+        *base = keyed_map(std::mem::take(base));
+        return merge(base, keyed_map(over), None);
+    }
     match (base, over) {
         (Value::Mapping(b), Value::Mapping(o)) => {
             for (k, v) in o {
@@ -1550,7 +1735,7 @@ fn image_facts(
     match &site {
         None => {
             facts.not_pinnable = Some(
-                "the image is not written as `image: …` on one line under the service (flow style, a merge key `<<`, or another layout)".to_owned(),
+                "the image is not written as `image: …` on one line under the service (flow style, a merge key `<<`, `extends`, or another layout)".to_owned(),
             );
         }
         Some((doc, s)) => {

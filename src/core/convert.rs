@@ -22,7 +22,7 @@ use super::reference;
 use super::spec::{
     AttachSpec, ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec,
     NetworkMode, NetworkSpec, PodmanSecretSpec, PortSpec, RestartPolicy, StackSpec, SubnetSpec,
-    VolumeSpec, scoped_name,
+    VolumeSpec, replica_name, scoped_name,
 };
 
 /// The content of one `env_file:` as the edge read it.
@@ -337,7 +337,37 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
         let Some(service) = &ls.service else { continue };
         if let Some(spec) = convert_service(&mut cx, &ls.name, service, &names, &mut used_networks)
         {
-            services.push(spec);
+            services.extend(replicas(&mut cx, service, spec));
+        }
+    }
+    // A service scaled to 0 runs nothing another could wait for.
+    let zero: Vec<&str> = loaded
+        .services
+        .iter()
+        .filter(|ls| {
+            ls.service
+                .as_ref()
+                .and_then(|s| s.replicas().ok().flatten())
+                == Some(0)
+        })
+        .map(|ls| ls.name.as_str())
+        .collect();
+    let mut reported = BTreeSet::new();
+    for spec in &services {
+        for dep in spec
+            .depends_on
+            .iter()
+            .filter(|d| zero.contains(&d.service.as_str()))
+        {
+            if reported.insert((spec.service.clone(), dep.service.clone())) {
+                cx.err(
+                    &spec.service,
+                    format!(
+                        "depends on `{}`, which is scaled to 0 and runs no container",
+                        dep.service
+                    ),
+                );
+            }
         }
     }
     // `links: [db:database]`: `database` is a name of `db` on its networks.
@@ -389,6 +419,38 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
         route,
         diagnostics: cx.diags,
     }
+}
+
+/// A service's containers: one, or `scale`/`deploy.replicas` of them named
+/// `<project>_<service>_1` … `_N` (none for 0), as podman-compose names them.
+fn replicas(cx: &mut Ctx<'_>, s: &Service, spec: ContainerSpec) -> Vec<ContainerSpec> {
+    let name = spec.service.clone();
+    let count = match s.replicas() {
+        Ok(n) => n.unwrap_or(1),
+        Err(e) => {
+            cx.err(&name, e);
+            return Vec::new();
+        }
+    };
+    if count > 1 && s.container_name.is_some() {
+        cx.err(
+            &name,
+            format!(
+                "`container_name` names one container, but the service asks for {count}; remove one of them"
+            ),
+        );
+        return Vec::new();
+    }
+    (1..=count)
+        .map(|n| {
+            let mut replica = spec.clone();
+            replica.number = n;
+            if n > 1 {
+                replica.name = replica_name(cx.input.project, &name, n);
+            }
+            replica
+        })
+        .collect()
 }
 
 fn key_values(kv: Option<&KeyValues>) -> BTreeMap<String, String> {

@@ -19,6 +19,7 @@ pub mod reference;
 pub mod rewrite;
 pub mod scan;
 pub mod schedule;
+pub mod shape;
 pub mod signature;
 pub mod spec;
 pub mod stacks;

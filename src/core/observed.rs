@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::spec::{
-    ContainerSpec, ImageRef, LABEL_CONFIG_HASH, LABEL_INSTANCE, LABEL_MANAGED, LABEL_PROJECT,
-    LABEL_SERVICE, StackSpec, replacement_name,
+    ContainerSpec, ImageRef, LABEL_CONFIG_HASH, LABEL_CONTAINER_NUMBER, LABEL_INSTANCE,
+    LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, StackSpec, replacement_name,
 };
 
 /// A container's run state, reduced to what reconciling needs.
@@ -60,6 +60,15 @@ impl ObservedContainer {
     /// The compose service label.
     pub fn service(&self) -> Option<&str> {
         self.labels.get(LABEL_SERVICE).map(String::as_str)
+    }
+
+    /// Its replica number (`com.docker.compose.container-number`; 1 without
+    /// one).
+    pub fn number(&self) -> u32 {
+        self.labels
+            .get(LABEL_CONTAINER_NUMBER)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
     }
 
     /// Whether Magos created it.
@@ -158,6 +167,7 @@ impl Observed {
             .filter(|c| {
                 c.project() == Some(stack.project.as_str())
                     && c.service() == Some(spec.service.as_str())
+                    && c.number() == spec.number
                     && !is_leftover_of(c, stack, spec)
             })
             .collect();

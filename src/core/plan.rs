@@ -213,7 +213,17 @@ pub fn plan(stacks: &[StackSpec], observed: &Observed, options: PlanOptions<'_>)
                             s.project == project && s.services.iter().any(|x| x.service == service)
                         }) =>
                     {
-                        format!("a second container for service `{service}`")
+                        let count = stacks
+                            .iter()
+                            .filter(|s| s.project == project)
+                            .flat_map(|s| &s.services)
+                            .filter(|x| x.service == service)
+                            .count();
+                        if usize::try_from(c.number()).is_ok_and(|n| n > count) {
+                            format!("service `{service}` runs {count} container(s) now")
+                        } else {
+                            format!("a second container for service `{service}`")
+                        }
                     }
                     Some(service) => {
                         format!("service `{service}` is no longer in stack `{project}`")
@@ -324,16 +334,19 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
         }
     }
 
-    let by_name: BTreeMap<&str, &ContainerSpec> = stack
-        .services
-        .iter()
-        .map(|s| (s.service.as_str(), s))
-        .collect();
+    // A service's containers (several with `scale`/`deploy.replicas`), in
+    // number order.
+    let mut by_name: BTreeMap<&str, Vec<&ContainerSpec>> = BTreeMap::new();
+    for s in &stack.services {
+        by_name.entry(s.service.as_str()).or_default().push(s);
+    }
     let mut service_actions = Vec::new();
     let mut replaced: BTreeSet<&str> = BTreeSet::new();
     let mut pulls: Vec<String> = Vec::new();
-    for name in order {
-        let spec = by_name[name];
+    for (name, spec) in order
+        .into_iter()
+        .flat_map(|name| by_name[name].iter().map(move |spec| (name, *spec)))
+    {
         let assessment = assess(stack, spec, observed);
         let base = match &assessment {
             Assessment::Foreign { .. } => {
@@ -509,17 +522,23 @@ pub fn short(digest: &str) -> &str {
 /// Kahn's algorithm with the ready services in a min-heap of declaration
 /// indices: O((V + E) log V) for V services and E dependencies.
 pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
-    let index: BTreeMap<&str, usize> = stack
+    // One node per service: its replicas share its dependencies.
+    let mut seen = BTreeSet::new();
+    let services: Vec<&ContainerSpec> = stack
         .services
+        .iter()
+        .filter(|s| seen.insert(s.service.as_str()))
+        .collect();
+    let index: BTreeMap<&str, usize> = services
         .iter()
         .enumerate()
         .map(|(i, s)| (s.service.as_str(), i))
         .collect();
     // For each service, the services waiting on it; and how many of its own
     // dependencies have not started yet (a dependency named twice counts twice).
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); stack.services.len()];
-    let mut waiting: Vec<usize> = vec![0; stack.services.len()];
-    for (i, spec) in stack.services.iter().enumerate() {
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); services.len()];
+    let mut waiting: Vec<usize> = vec![0; services.len()];
+    for (i, spec) in services.iter().enumerate() {
         let network = match &spec.network_mode {
             NetworkMode::Service(target) => Some(target.as_str()),
             _ => None,
@@ -546,9 +565,9 @@ pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
         .filter(|(_, w)| **w == 0)
         .map(|(i, _)| Reverse(i))
         .collect();
-    let mut order: Vec<&str> = Vec::with_capacity(stack.services.len());
+    let mut order: Vec<&str> = Vec::with_capacity(services.len());
     while let Some(Reverse(i)) = ready.pop() {
-        order.push(&stack.services[i].service);
+        order.push(&services[i].service);
         for &j in &dependents[i] {
             waiting[j] -= 1;
             if waiting[j] == 0 {
@@ -556,9 +575,8 @@ pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
             }
         }
     }
-    if order.len() < stack.services.len() {
-        let stuck: Vec<&str> = stack
-            .services
+    if order.len() < services.len() {
+        let stuck: Vec<&str> = services
             .iter()
             .zip(&waiting)
             .filter(|(_, w)| **w > 0)

@@ -24,7 +24,7 @@ pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_PODMAN_PROJECT: &str = "io.podman.compose.project";
 /// Label: the compose service (podman-compose and docker compose).
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
-/// Label: the replica number (always 1).
+/// Label: the replica number (1, or 1 to N with `scale`/`deploy.replicas`).
 pub const LABEL_CONTAINER_NUMBER: &str = "com.docker.compose.container-number";
 /// Label: the stack's folder.
 pub const LABEL_WORKING_DIR: &str = "com.docker.compose.project.working_dir";
@@ -311,8 +311,14 @@ pub enum RestartPolicy {
 pub struct ContainerSpec {
     /// The compose service.
     pub service: String,
-    /// The container's name (`<project>_<service>_1` unless `container_name:`).
+    /// The container's name (`<project>_<service>_1` unless `container_name:`;
+    /// `_2` … `_N` for the other replicas).
     pub name: String,
+    /// Its replica number, from 1 (`com.docker.compose.container-number`). Left
+    /// out of the hash for the first, so specs written before replicas hash as
+    /// they did.
+    #[serde(skip_serializing_if = "is_first")]
+    pub number: u32,
     /// The image, as pinned.
     pub image: ImageRef,
     /// Replaces the image's command.
@@ -541,6 +547,7 @@ impl ContainerSpec {
         Self {
             service: service.to_owned(),
             name: default_container_name(project, service),
+            number: 1,
             image,
             command: None,
             entrypoint: None,
@@ -588,7 +595,7 @@ impl ContainerSpec {
         let mut labels = self.labels.clone();
         labels.extend(stack_labels(&stack.project, &stack.instance));
         labels.insert(LABEL_SERVICE.to_owned(), self.service.clone());
-        labels.insert(LABEL_CONTAINER_NUMBER.to_owned(), "1".to_owned());
+        labels.insert(LABEL_CONTAINER_NUMBER.to_owned(), self.number.to_string());
         labels.insert(LABEL_WORKING_DIR.to_owned(), stack.working_dir.clone());
         labels.insert(LABEL_CONFIG_FILES.to_owned(), stack.config_files.join(","));
         labels.insert(LABEL_CONFIG_HASH.to_owned(), self.config_hash());
@@ -608,7 +615,16 @@ pub fn stack_labels(project: &str, instance: &str) -> BTreeMap<String, String> {
 
 /// podman-compose's default container name.
 pub fn default_container_name(project: &str, service: &str) -> String {
-    format!("{project}_{service}_1")
+    replica_name(project, service, 1)
+}
+
+/// podman-compose's name of a service's container number `n`.
+pub fn replica_name(project: &str, service: &str, n: u32) -> String {
+    format!("{project}_{service}_{n}")
+}
+
+fn is_first(n: &u32) -> bool {
+    *n == 1
 }
 
 /// The temporary name of a service's replacement while a recreate is under way

@@ -216,10 +216,41 @@ pub fn load_all(
     env: &Vars,
     sealed: &BTreeMap<String, Vec<String>>,
 ) -> Vec<Stack> {
-    let mut stacks: Vec<Stack> = defs
+    let stacks: Vec<Stack> = defs
         .into_iter()
         .map(|def| load_one(def, texts, unreadable, env, sealed))
         .collect();
+    // A compose file another stack includes (or extends from, or merges) is
+    // part of that stack, not a stack of its own: its services would run twice.
+    let taken: BTreeMap<String, String> = stacks
+        .iter()
+        .flat_map(|s| {
+            s.loaded
+                .files
+                .iter()
+                .map(|f| (f.clone(), s.def.compose_file.clone()))
+        })
+        .collect();
+    let (kept, dropped): (Vec<Stack>, Vec<Stack>) = stacks.into_iter().partition(|s| {
+        // (Two stacks that take in each other both stay.)
+        taken
+            .get(&s.def.compose_file)
+            .is_none_or(|owner| taken.contains_key(owner))
+    });
+    let mut stacks = kept;
+    for d in dropped {
+        let owner = &taken[&d.def.compose_file];
+        if let Some(o) = stacks.iter_mut().find(|s| &s.def.compose_file == owner) {
+            o.loaded.diagnostics.push(Diagnostic::warning(
+                owner,
+                Pos::START,
+                format!(
+                    "`{}` is part of this stack (`include`, `extends` or `x-magos.files`), so the folder `{}` is not a stack of its own",
+                    d.def.compose_file, d.def.dir
+                ),
+            ));
+        }
+    }
     // Two folders with one project name would fight over its containers: both
     // fail. A stack whose files could not be read has no trusted name and takes
     // no part.
@@ -303,11 +334,14 @@ fn load_one(
                 .override_file
                 .as_deref()
                 .and_then(|p| texts.get(p).map(|t| (p, t.as_str())));
-            compose::load(&StackSource {
-                compose: (&def.compose_file, compose_text),
-                override_file,
-                vars: &vars,
-            })
+            compose::load_with(
+                &StackSource {
+                    compose: (&def.compose_file, compose_text),
+                    override_file,
+                    vars: &vars,
+                },
+                compose::Extra { texts, unreadable },
+            )
         }
         None => Loaded::default(),
     };
@@ -522,6 +556,34 @@ mod tests {
     }
 
     const APP: &str = "services:\n  app:\n    image: busybox\n";
+
+    #[test]
+    fn a_compose_file_another_stack_includes_is_not_a_stack_of_its_own() {
+        let stacks = load(
+            &[
+                (
+                    "web/compose.yaml",
+                    "include: [../db/compose.yaml]\nservices:\n  web:\n    image: busybox\n",
+                ),
+                ("db/compose.yaml", "services:\n  db:\n    image: busybox\n"),
+                ("other/compose.yaml", APP),
+            ],
+            &[],
+        );
+        let dirs: Vec<&str> = stacks.iter().map(|s| s.def.dir.as_str()).collect();
+        assert_eq!(dirs, ["other", "web"]);
+        let web = &stacks[1];
+        assert!(web.loaded.error.is_none(), "{:?}", web.loaded.diagnostics);
+        assert_eq!(web.loaded.services.len(), 2);
+        assert!(
+            web.loaded.diagnostics.iter().any(|d| d
+                .message
+                .contains("`db/compose.yaml` is part of this stack")
+                && d.message.contains("folder `db` is not a stack of its own")),
+            "{:?}",
+            web.loaded.diagnostics
+        );
+    }
 
     #[test]
     fn an_invalid_env_line_fails_the_stack() {

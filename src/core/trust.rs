@@ -110,8 +110,8 @@ pub enum Ask {
         /// How it is used.
         role: PathRole,
     },
-    /// A file Magos does not read, so cannot check (`extends: {file: …}`,
-    /// top-level `include`).
+    /// A file Magos did not read, so cannot check (an `extends: {file: …}`
+    /// left unresolved because the stack failed to load).
     Unchecked(String),
 }
 
@@ -407,15 +407,8 @@ pub fn uses(s: &Subject<'_>) -> Vec<Use> {
             });
         }
     }
-    if s.loaded.unsupported.iter().any(|k| k == "include") {
-        let (file, pos) = at.top_key("include", None);
-        out.push(Use {
-            file,
-            pos,
-            key: "include".to_owned(),
-            ask: Ask::Unchecked("the included files".to_owned()),
-        });
-    }
+    // Included files are read and merged into `loaded` (and listed among the
+    // stack's files by the edge), so what they define was examined above.
     out
 }
 

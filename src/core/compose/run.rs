@@ -51,8 +51,9 @@ pub const RUN_KEYS: &[&str] = &[
     "links",
 ];
 
-/// The `deploy:` keys Magos applies; any other is reported as
-/// `deploy.<key>` (and routes the stack to the compose CLI).
+/// The `deploy:` keys read here; with the shape's own (`replicas`, `mode:
+/// replicated`: `super::NATIVE_DEPLOY_KEYS`) the ones Magos applies. Any other
+/// is reported as `deploy.<key>` (and routes the stack to the compose CLI).
 pub const DEPLOY_KEYS: &[&str] = &["resources", "restart_policy"];
 
 /// A service's run-time keys.
@@ -221,9 +222,16 @@ impl RunKeys {
     pub fn unsupported(&self) -> Vec<String> {
         self.deploy
             .iter()
-            .flat_map(|d| d.other.keys())
-            .filter(|k| !k.starts_with("x-"))
-            .map(|k| format!("deploy.{k}"))
+            .flat_map(|d| d.other.iter())
+            .filter(|(k, v)| {
+                !k.starts_with("x-")
+                    && !match k.as_str() {
+                        // `global` (one per node) has no meaning on one host.
+                        "mode" => v.as_str() == Some("replicated"),
+                        k => super::NATIVE_DEPLOY_KEYS.contains(&k),
+                    }
+            })
+            .map(|(k, _)| format!("deploy.{k}"))
             .collect()
     }
 }

@@ -343,13 +343,13 @@ configs:
 #[test]
 fn unsupported_keys_route_to_the_compose_cli() {
     let c = conv(
-        "services:\n  app:\n    build: .\n    deploy: {replicas: 2}\n",
+        "services:\n  app:\n    build: .\n    deploy: {mode: global}\n",
         &EnvInputs::default(),
     );
     assert_eq!(
         c.route,
         Route::ComposeCli {
-            keys: vec!["build".into(), "deploy.replicas".into()],
+            keys: vec!["build".into(), "deploy.mode".into()],
             explicit: false
         }
     );
@@ -487,4 +487,86 @@ fn an_absolute_env_file_stays_absolute() {
     let environment = &c.spec.services[0].environment;
     assert_eq!(environment["FROM_14"], "/etc/app/a.env");
     assert_eq!(environment["FROM_10"], "/srv/b.env");
+}
+
+#[test]
+fn scale_and_deploy_replicas_give_numbered_containers() {
+    let env = EnvInputs::default();
+    for yaml in [
+        "services:\n  app:\n    image: nginx:1\n    scale: 3\n",
+        "services:\n  app:\n    image: nginx:1\n    deploy:\n      mode: replicated\n      replicas: 3\n",
+        "services:\n  app:\n    image: nginx:1\n    scale: 3\n    deploy: {replicas: 3}\n",
+    ] {
+        let c = conv(yaml, &env);
+        assert_eq!(c.route, Route::Native, "{yaml}");
+        assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+        let got: Vec<(&str, &str, u32)> = c
+            .spec
+            .services
+            .iter()
+            .map(|s| (s.service.as_str(), s.name.as_str(), s.number))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("app", "web_app_1", 1),
+                ("app", "web_app_2", 2),
+                ("app", "web_app_3", 3)
+            ]
+        );
+    }
+    let c = conv(
+        "services:\n  app:\n    image: nginx:1\n    scale: 0\n",
+        &env,
+    );
+    assert!(c.spec.services.is_empty());
+}
+
+#[test]
+fn replicas_that_cannot_be_applied_are_errors_at_the_service() {
+    let env = EnvInputs::default();
+    for (extra, says) in [
+        (
+            "scale: 2\n    container_name: one",
+            "`container_name` names one container",
+        ),
+        ("scale: 2\n    deploy: {replicas: 3}", "disagree"),
+        ("scale: -1", "whole number"),
+        ("scale: many", "not `many`"),
+    ] {
+        let c = conv(
+            &format!("services:\n  app:\n    image: nginx:1\n    {extra}\n"),
+            &env,
+        );
+        assert!(c.has_errors(), "{extra}");
+        assert!(
+            c.diagnostics[0].message.contains(says) && c.diagnostics[0].line == 2,
+            "{extra}: {:?}",
+            c.diagnostics
+        );
+        assert!(c.spec.services.is_empty());
+    }
+    // Other `deploy` keys (or `mode: global`) still route the stack to the CLI.
+    let c = conv(
+        "services:\n  app:\n    image: nginx:1\n    deploy: {mode: global}\n",
+        &env,
+    );
+    assert!(matches!(c.route, Route::ComposeCli { .. }), "{:?}", c.route);
+}
+
+#[test]
+fn depending_on_a_service_scaled_to_zero_is_an_error() {
+    let c = conv(
+        "services:\n  db:\n    image: pg:1\n    scale: 0\n  app:\n    image: a:1\n    depends_on: [db]\n",
+        &EnvInputs::default(),
+    );
+    assert!(c.has_errors());
+    assert!(
+        c.diagnostics[0]
+            .message
+            .contains("service `app`: depends on `db`, which is scaled to 0")
+            && c.diagnostics[0].line == 5,
+        "{:?}",
+        c.diagnostics
+    );
 }

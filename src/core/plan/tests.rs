@@ -894,3 +894,97 @@ fn hold_keeps_protected_failed_and_observed_stacks_and_narrows_to_one_stack() {
         "a stack gone from the repository is left to a full apply"
     );
 }
+
+/// `replicas` containers of one service, numbered as convert numbers them.
+fn replicated(project: &str, name: &str, d: char, replicas: u32) -> Vec<ContainerSpec> {
+    (1..=replicas)
+        .map(|n| {
+            let mut s = svc(project, name, d);
+            s.number = n;
+            s.name = crate::core::spec::replica_name(project, name, n);
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn replicas_are_planned_per_container_and_scaling_down_removes_the_highest() {
+    let mut services = replicated("web", "app", 'a', 3);
+    services.push(depends(svc("web", "front", 'b'), "app", false));
+    let three = stack("web", services);
+    assert_eq!(start_order(&three).unwrap(), ["app", "front"]);
+    let observed = converged(std::slice::from_ref(&three));
+    assert!(
+        plan(
+            std::slice::from_ref(&three),
+            &observed,
+            PlanOptions::default()
+        )
+        .is_empty()
+    );
+    // One replica removed by hand: only it is created again.
+    let mut missing = observed.clone();
+    missing.containers.retain(|c| c.name != "web_app_2");
+    let p = plan(
+        std::slice::from_ref(&three),
+        &missing,
+        PlanOptions::default(),
+    );
+    assert_eq!(
+        p.stacks[0].actions,
+        [Action::Create {
+            service: "app".into(),
+            name: "web_app_2".into()
+        }]
+    );
+    // Scaled down to one: containers 2 and 3 go, 1 stays as it is.
+    let mut services = replicated("web", "app", 'a', 1);
+    services.push(depends(svc("web", "front", 'b'), "app", false));
+    let one = stack("web", services);
+    let p = plan(
+        std::slice::from_ref(&one),
+        &observed,
+        PlanOptions::default(),
+    );
+    assert!(p.stacks[0].actions.is_empty(), "{p:?}");
+    let removed: Vec<(&str, &str)> = p
+        .prune
+        .iter()
+        .map(|r| (r.name.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            ("web_app_2", "service `app` runs 1 container(s) now"),
+            ("web_app_3", "service `app` runs 1 container(s) now")
+        ]
+    );
+    // Drift: one entry per container.
+    let entries = drift(std::slice::from_ref(&three), &missing, "default");
+    let app: Vec<_> = entries
+        .iter()
+        .filter(|e| e.service.as_deref() == Some("app"))
+        .map(|e| (e.expected.clone(), e.state))
+        .collect();
+    assert_eq!(app.len(), 3, "{app:?}");
+    assert!(
+        app.contains(&(Some("web_app_2".into()), DriftState::Missing)),
+        "{app:?}"
+    );
+}
+
+#[test]
+fn the_first_replica_hashes_as_a_spec_without_replicas() {
+    let old = svc("web", "app", 'a');
+    let first = &replicated("web", "app", 'a', 2)[0];
+    assert_eq!(old.config_hash(), first.config_hash());
+    assert_eq!(
+        first.all_labels(&stack("web", vec![]))[crate::core::spec::LABEL_CONTAINER_NUMBER],
+        "1"
+    );
+    let second = &replicated("web", "app", 'a', 2)[1];
+    assert_eq!(
+        second.all_labels(&stack("web", vec![]))[crate::core::spec::LABEL_CONTAINER_NUMBER],
+        "2"
+    );
+}
