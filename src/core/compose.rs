@@ -646,10 +646,7 @@ pub const NATIVE_DEPLOY_KEYS: &[&str] = &["mode", "replicas"];
 impl Service {
     /// Whether `key` (of [`Service::other`]) is a shape key Magos applies.
     fn shape_key_native(&self, key: &str) -> bool {
-        match key {
-            "profiles" | "scale" => true,
-            _ => false,
-        }
+        matches!(key, "profiles" | "scale")
     }
 
     /// `profiles:`: the profiles that enable the service (empty: always on).
