@@ -318,6 +318,9 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             out.diagnostics
                 .extend(converted.diagnostics.iter().cloned());
         }
+        if stack.loaded.error.is_none() {
+            out.diagnostics.extend(converted.notes.iter().cloned());
+        }
         let route = match converted.route {
             Route::Native if options.compose_cli => Route::ComposeCli {
                 keys: Vec::new(),
@@ -578,7 +581,13 @@ pub async fn apply_prepared(
     let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
     let p = make_plan(repo, &observed, options);
     let mut report = ApplyReport {
-        diagnostics: repo.diagnostics.clone(),
+        // Notes are for `lint` and `plan`; an apply reports what it did.
+        diagnostics: repo
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity != Severity::Note)
+            .cloned()
+            .collect(),
         ..ApplyReport::default()
     };
     let runtime = RuntimeDir::from_env(&options.env).ok();

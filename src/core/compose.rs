@@ -515,7 +515,16 @@ pub struct Loaded {
     /// Why the stack cannot be loaded at all, when it cannot: then nothing of it
     /// may be applied, and nothing of what runs for it may be removed.
     pub error: Option<LoadError>,
+    /// Where the keys conversion reports on are written, by dotted path
+    /// (`version`, `services.web.deploy`, `networks.front.ipam`): the keys Magos
+    /// does not apply and those where it differs from podman-compose
+    /// ([`NOTED_SERVICE_KEYS`]).
+    pub key_positions: BTreeMap<String, (String, Pos)>,
 }
+
+/// Service keys whose place is recorded in [`Loaded::key_positions`] even when
+/// Magos applies them: where Magos deliberately differs from podman-compose.
+pub const NOTED_SERVICE_KEYS: &[&str] = &["depends_on", "build"];
 
 impl Loaded {
     /// Records a mistake that fails the whole stack: a diagnostic, and part of
@@ -711,8 +720,15 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
                     }
                 }
             }
+            "version" | "services" => {
+                out.key_positions
+                    .insert(key.to_owned(), top_pos(&docs, key));
+            }
             k if TOP_KEYS.contains(&k) || k.starts_with("x-") => {}
-            k if SPEC_TOP_KEYS.contains(&k) => out.unsupported.push(k.to_owned()),
+            k if SPEC_TOP_KEYS.contains(&k) => {
+                out.unsupported.push(k.to_owned());
+                out.key_positions.insert(k.to_owned(), top_pos(&docs, k));
+            }
             k => {
                 let (file, pos) = top_pos(&docs, k);
                 out.fail(Diagnostic::error(
@@ -790,6 +806,7 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
             }
         };
         if let Some(s) = &service {
+            record_key_positions(&docs, &name, s, &v, &mut out.key_positions);
             for key in s.other.keys() {
                 if key.starts_with("x-") || SPEC_SERVICE_KEYS.contains(&key.as_str()) {
                     continue;
@@ -814,6 +831,30 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
             service,
             image,
         });
+    }
+    for (kind, defs) in [
+        ("networks", out.network_defs.clone()),
+        ("volumes", out.volume_defs.clone()),
+    ] {
+        let at = top_pos(&docs, kind);
+        for (name, def) in defs {
+            for k in def.other.keys() {
+                out.key_positions
+                    .insert(format!("{kind}.{name}.{k}"), at.clone());
+            }
+        }
+    }
+    for (kind, defs) in [
+        ("secrets", out.secrets.clone()),
+        ("configs", out.configs.clone()),
+    ] {
+        let at = top_pos(&docs, kind);
+        for (name, def) in defs {
+            for k in def.other.keys() {
+                out.key_positions
+                    .insert(format!("{kind}.{name}.{k}"), at.clone());
+            }
+        }
     }
     // Annotations that are not on an image line do nothing: say so.
     for doc in &docs {
@@ -868,6 +909,26 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
+}
+
+/// Records where a service's keys that conversion reports on are written: the
+/// ones Magos does not apply (`other`) and [`NOTED_SERVICE_KEYS`].
+fn record_key_positions(
+    docs: &[FileDoc<'_>],
+    name: &str,
+    s: &Service,
+    raw: &Value,
+    positions: &mut BTreeMap<String, (String, Pos)>,
+) {
+    let noted = NOTED_SERVICE_KEYS
+        .iter()
+        .filter(|k| raw.get(**k).is_some())
+        .map(|k| (*k).to_owned());
+    let other = s.other.keys().filter(|k| !k.starts_with("x-")).cloned();
+    for key in other.chain(noted) {
+        let at = service_key_pos(docs, name, &key);
+        positions.insert(format!("services.{name}.{key}"), at);
+    }
 }
 
 /// Where a service is written (the last file that has it).

@@ -104,6 +104,9 @@ pub struct Converted {
     pub route: Route,
     /// What could not be expressed (errors fail the native route).
     pub diagnostics: Vec<Diagnostic>,
+    /// Notes ([`coverage`]): the keys Magos does not apply itself and where it
+    /// deliberately differs from podman-compose. Never a failure.
+    pub notes: Vec<Diagnostic>,
 }
 
 impl Converted {
@@ -342,7 +345,92 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
         spec,
         route,
         diagnostics: cx.diags,
+        notes: coverage(loaded),
     }
+}
+
+/// Where Magos deliberately differs from podman-compose, by the service key
+/// that shows it (the "Differences from podman-compose" table of
+/// docs/stacks.md, where the difference has a place in the file).
+pub const DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "depends_on",
+        "podman-compose also passes `--requires`, so Podman starts a container's dependencies with it; Magos orders creation and start by `depends_on` itself and sets no Podman dependency",
+    ),
+    (
+        "build",
+        "podman-compose `up` builds only when the image is absent; Magos also rebuilds when the build inputs changed (context files, Dockerfile, args, target, labels)",
+    ),
+];
+
+/// The notes `magos lint` and `magos plan` show for a loaded stack, located
+/// at the key (file and line): every compose key Magos does not apply itself
+/// (the stack then goes to the compose CLI) or ignores, and every place where
+/// it deliberately differs from podman-compose ([`DIFFERENCES`], and the pod
+/// podman-compose puts a project's containers in). Pure; needs no
+/// conversion input, so a command that does not convert can call it too.
+pub fn coverage(loaded: &Loaded) -> Vec<Diagnostic> {
+    let at = |path: &str| loaded.key_positions.get(path).cloned();
+    let mut notes = Vec::new();
+    let mut note = |(file, pos): (String, Pos), message: String| {
+        notes.push(Diagnostic::note(&file, pos, message));
+    };
+    let cli =
+        "the stack is applied with the compose CLI (podman-compose) instead of the libpod API";
+    if let Some(p) = at("version") {
+        note(
+            p,
+            "`version` is obsolete and ignored (as compose ignores it)".to_owned(),
+        );
+    }
+    for key in &loaded.unsupported {
+        if let Some(p) = at(key) {
+            note(
+                p,
+                format!("top-level `{key}` is not applied by Magos: {cli}"),
+            );
+        }
+    }
+    for (path, p) in &loaded.key_positions {
+        for kind in ["networks.", "volumes.", "secrets.", "configs."] {
+            if let Some(rest) = path.strip_prefix(kind)
+                && let Some((name, key)) = rest.split_once('.')
+            {
+                let kind = kind.trim_end_matches("s.");
+                note(
+                    p.clone(),
+                    format!("{kind} `{name}`: `{key}` is not applied by Magos: {cli}"),
+                );
+            }
+        }
+    }
+    if !loaded.services.is_empty()
+        && let Some(p) = at("services")
+    {
+        note(
+            p,
+            "podman-compose puts the project's containers in a pod `pod_<project>`; Magos creates no pod, each container stands alone on the project's networks".to_owned(),
+        );
+    }
+    for ls in &loaded.services {
+        let Some(service) = &ls.service else { continue };
+        let name = &ls.name;
+        for key in service.unsupported() {
+            if let Some(p) = at(&format!("services.{name}.{key}")) {
+                note(
+                    p,
+                    format!("service `{name}`: `{key}` is not applied by Magos: {cli}"),
+                );
+            }
+        }
+        for (key, why) in DIFFERENCES {
+            if let Some(p) = at(&format!("services.{name}.{key}")) {
+                note(p, format!("service `{name}`: `{key}`: {why}"));
+            }
+        }
+    }
+    notes.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    notes
 }
 
 fn key_values(kv: Option<&KeyValues>) -> BTreeMap<String, String> {

@@ -685,3 +685,39 @@ fn apply_succeeds_across_a_restarted_api_service() {
     service.spawn();
     expect_exit(&magos(tb, &repo, Some(&socket), &["drift"]), 0);
 }
+
+/// `magos plan` shows, with file and line, the keys Magos leaves to the compose
+/// CLI and where it deliberately differs from podman-compose; `apply` does not
+/// repeat them.
+#[test]
+fn plan_notes_the_keys_magos_does_not_apply_with_file_and_line() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("applycli-notes");
+    let repo = Repo::new(tb, &project);
+    repo.write(
+        tb,
+        "notes/compose.yaml",
+        &format!(
+            "name: {project}\nservices:\n  web:\n    image: {image}\n    depends_on: [db]\n    expose: [\"8080\"]\n  db:\n    image: {image}\n",
+            image = format!("{}/magos/httpd:1", tb.registry)
+        ),
+    );
+    let plan = magos(tb, &repo, None, &["plan"]);
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    for line in [
+        "notes/compose.yaml:2:1: note: podman-compose puts the project's containers in a pod",
+        "notes/compose.yaml:5:5: note: service `web`: `depends_on`: podman-compose also passes `--requires`",
+        "notes/compose.yaml:6:5: note: service `web`: `expose` is not applied by Magos",
+    ] {
+        assert!(text.contains(line), "{line}\nnot in:\n{}", show(&plan));
+    }
+    let plan = magos(tb, &repo, None, &["plan", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let notes = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "note")
+        .count();
+    assert_eq!(notes, 3, "{}", show(&plan));
+}

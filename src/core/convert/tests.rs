@@ -479,3 +479,57 @@ fn an_absolute_env_file_stays_absolute() {
     assert_eq!(environment["FROM_14"], "/etc/app/a.env");
     assert_eq!(environment["FROM_10"], "/srv/b.env");
 }
+
+#[test]
+fn coverage_notes_name_each_key_magos_does_not_apply_and_each_difference() {
+    let yaml = "version: \"3.8\"
+services:
+  app:
+    image: nginx:1
+    depends_on: [db]
+    deploy:
+      replicas: 2
+  db:
+    image: postgres:16
+networks:
+  front:
+    ipam:
+      config: [{subnet: 10.9.0.0/24}]
+";
+    let c = conv(yaml, &EnvInputs::default());
+    let notes: Vec<String> = c.notes.iter().map(ToString::to_string).collect();
+    let has = |prefix: &str, words: &str| {
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with(prefix) && n.contains(words)),
+            "{prefix} … {words} not in {notes:#?}"
+        );
+    };
+    has(
+        "web/compose.yaml:1:1: note:",
+        "`version` is obsolete and ignored",
+    );
+    has("web/compose.yaml:2:1: note:", "pod `pod_<project>`");
+    has(
+        "web/compose.yaml:5:5: note:",
+        "service `app`: `depends_on`: podman-compose also passes `--requires`",
+    );
+    has(
+        "web/compose.yaml:6:5: note:",
+        "service `app`: `deploy` is not applied by Magos",
+    );
+    has(
+        "web/compose.yaml:10:1: note:",
+        "network `front`: `ipam` is not applied by Magos",
+    );
+    assert_eq!(notes.len(), 5, "{notes:#?}");
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    // A stack that uses only what Magos applies, the same way, gets the pod note
+    // alone.
+    let c = conv(
+        "services:\n  a:\n    image: nginx:1\n",
+        &EnvInputs::default(),
+    );
+    assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+}
