@@ -188,7 +188,7 @@ fn lint_reports_everything_with_exit_1() {
     assert_eq!(web["files"][1], "apps/web/compose.override.yaml");
     assert_eq!(
         web["services"][0]["unsupported"],
-        serde_json::json!(["build", "deploy"])
+        serde_json::json!(["deploy"])
     );
     assert_eq!(web["services"][1]["image"], "redis:7.2.4");
     assert_eq!(web["services"][1]["file"], "apps/web/compose.override.yaml");

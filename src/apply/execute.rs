@@ -49,6 +49,10 @@ pub enum ApplyError {
         #[source]
         source: PodmanError,
     },
+    /// A service's image could not be built (names the service and the
+    /// Dockerfile line).
+    #[error(transparent)]
+    Build(super::build::BuildError),
     /// The spec cannot be expressed as a request.
     #[error(transparent)]
     Generate(#[from] GenerateError),
@@ -196,6 +200,10 @@ pub async fn apply_stack(
             });
             break;
         }
+        // A service whose image could not be built is not created either.
+        if action.service().is_some_and(|s| failed.contains(s)) {
+            continue;
+        }
         if let Some(service) = action.service()
             && let Some(spec) = stack.services.iter().find(|s| s.service == service)
             && let Some(dependency) = failed_dependency(spec, &failed)
@@ -214,6 +222,14 @@ pub async fn apply_stack(
             Action::Pull { image } => pull(client, image, liveness, display)
                 .await
                 .map_err(podman(action)),
+            Action::Build { service, .. } => {
+                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
+                    continue;
+                };
+                super::build::build(client, spec, liveness, display)
+                    .await
+                    .map_err(ApplyError::Build)
+            }
             Action::CreateNetwork { name } => {
                 let Some(net) = stack.networks.iter().find(|n| &n.name == name) else {
                     continue;

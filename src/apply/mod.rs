@@ -7,6 +7,7 @@
 //! Apply never touches an object without Magos's or a managed project's labels;
 //! the plan already refuses such stacks, and removals here check labels again.
 
+pub mod build;
 pub mod compose_cli;
 pub mod execute;
 pub mod generate;

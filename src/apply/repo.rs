@@ -314,6 +314,13 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
         } else if let Err(e) = mounts {
             error = Some(e);
         }
+        // `build:` services: the inputs digest, read from their contexts.
+        if error.is_none()
+            && converted.route == Route::Native
+            && let Err(e) = super::build::fill_digests(&mut converted.spec, &root)
+        {
+            error = Some(e);
+        }
         if converted.route == Route::Native && stack.loaded.error.is_none() {
             out.diagnostics
                 .extend(converted.diagnostics.iter().cloned());

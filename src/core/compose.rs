@@ -454,20 +454,79 @@ pub struct Service {
     pub secrets: Vec<FileRef>,
     /// Top-level configs mounted in the container.
     pub configs: Vec<FileRef>,
+    /// `build:`: the image is built from a context (see [`Build`]).
+    pub build: Option<Build>,
     /// Every other key, kept so it can be reported as unsupported.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }
 
 impl Service {
-    /// The keys Magos does not apply itself, sorted (`x-` extensions excluded).
+    /// The keys Magos does not apply itself, sorted (`x-` extensions excluded);
+    /// options of `build:` Podman's build endpoint does not take are
+    /// `build.<key>`.
     pub fn unsupported(&self) -> Vec<String> {
-        self.other
+        let build = match &self.build {
+            Some(Build::Long(b)) => b
+                .other
+                .keys()
+                .filter(|k| !k.starts_with("x-"))
+                .map(|k| format!("build.{k}"))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut keys: Vec<String> = self
+            .other
             .keys()
             .filter(|k| !k.starts_with("x-"))
             .cloned()
-            .collect()
+            .chain(build)
+            .collect();
+        keys.sort();
+        keys
     }
+}
+
+/// `build:` of a service: a context folder, or the long form.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Build {
+    /// `build: ./dir`
+    Short(String),
+    /// `build: {context: ./dir, dockerfile: …, args: …}`
+    Long(Box<BuildOptions>),
+}
+
+/// The long form of `build:`: the options Podman's build endpoint takes. Any
+/// other (`ssh`, `secrets`, `cache_from`, `additional_contexts`,
+/// `dockerfile_inline`, …) is kept in `other` and routes the stack to the
+/// compose CLI.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct BuildOptions {
+    /// The context folder, relative to the stack's folder (default `.`).
+    pub context: Option<String>,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile: Option<String>,
+    /// Build arguments (`--build-arg`).
+    pub args: Option<KeyValues>,
+    /// The stage to build.
+    pub target: Option<String>,
+    /// Labels of the image.
+    pub labels: Option<KeyValues>,
+    /// The network of `RUN` steps.
+    pub network: Option<String>,
+    /// Extra `/etc/hosts` lines of `RUN` steps.
+    pub extra_hosts: Option<ExtraHosts>,
+    /// More names for the image.
+    pub tags: Vec<String>,
+    /// Pull the base images even when present.
+    pub pull: bool,
+    /// Build without the layer cache.
+    pub no_cache: bool,
+    /// Every other option.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
 }
 
 /// The text of a stack's files, as the caller read them.

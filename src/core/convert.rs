@@ -20,8 +20,8 @@ use super::duration;
 use super::observed::{Observed, RunState};
 use super::reference;
 use super::spec::{
-    ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec, NetworkMode,
-    NetworkSpec, PortSpec, RestartPolicy, StackSpec, VolumeSpec, scoped_name,
+    BuildSpec, ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec,
+    NetworkMode, NetworkSpec, PortSpec, RestartPolicy, StackSpec, VolumeSpec, scoped_name,
 };
 
 /// The content of one `env_file:` as the edge read it.
@@ -416,7 +416,11 @@ pub fn coverage(loaded: &Loaded) -> Vec<Diagnostic> {
         let Some(service) = &ls.service else { continue };
         let name = &ls.name;
         for key in service.unsupported() {
-            if let Some(p) = at(&format!("services.{name}.{key}")) {
+            // `build.ssh` is located at `build:`.
+            let top = key.split('.').next().unwrap_or(&key);
+            if let Some(p) = at(&format!("services.{name}.{key}"))
+                .or_else(|| at(&format!("services.{name}.{top}")))
+            {
                 note(
                     p,
                     format!("service `{name}`: `{key}` is not applied by Magos: {cli}"),
@@ -463,8 +467,25 @@ fn convert_service(
     used_networks: &mut BTreeSet<String>,
 ) -> Option<ContainerSpec> {
     let project = cx.input.project;
-    let image = match (&s.image, s.other.contains_key("build")) {
-        (Some(value), _) => match reference::ImageRef::parse(value) {
+    let image = match (&s.image, s.build.is_some()) {
+        (image, true) => {
+            // Built here, tagged as podman-compose tags it: `image:` when given,
+            // else `<project>_<service>`.
+            if image.as_deref().is_some_and(|i| i.contains('@')) {
+                cx.err(
+                    name,
+                    "`image:` with `build:` names the image the build makes; it cannot be pinned by digest (remove the `@sha256:…`)".to_owned(),
+                );
+                return None;
+            }
+            let built = super::build::image_name(project, name, image.as_deref());
+            ImageRef {
+                reference: built.clone(),
+                qualified: built,
+                digest: None,
+            }
+        }
+        (Some(value), false) => match reference::ImageRef::parse(value) {
             Ok(r) => {
                 let mut qualified = r.repository();
                 if let Some(t) = r.effective_tag() {
@@ -482,15 +503,6 @@ fn convert_service(
                 return None;
             }
         },
-        (None, true) => {
-            // Built by the compose CLI, which tags it `<project>_<service>`.
-            let built = format!("{project}_{name}");
-            ImageRef {
-                reference: built.clone(),
-                qualified: format!("localhost/{built}:latest"),
-                digest: None,
-            }
-        }
         (None, false) => {
             cx.err(name, "has no `image`".to_owned());
             return None;
@@ -803,8 +815,66 @@ fn convert_service(
             }
         }
     }
+    if let Some(b) = &s.build {
+        spec.build = build_spec(cx, name, b);
+    }
     seal(cx.input, &mut spec, secret_digests);
     Some(spec)
+}
+
+/// `build:` as Magos builds it. The inputs digest is left empty: the edge that
+/// reads the context fills it in.
+fn build_spec(cx: &mut Ctx<'_>, name: &str, b: &compose::Build) -> Option<BuildSpec> {
+    let long = match b {
+        compose::Build::Short(c) => compose::BuildOptions {
+            context: Some(c.clone()),
+            ..Default::default()
+        },
+        compose::Build::Long(l) => (**l).clone(),
+    };
+    let context = long.context.as_deref().unwrap_or(".");
+    if context.contains("://") || context.starts_with("git@") {
+        cx.err(
+            name,
+            format!("`build.context` `{context}` is a remote context; Magos builds from a folder of the repository"),
+        );
+        return None;
+    }
+    let mut extra_hosts = Vec::new();
+    match &long.extra_hosts {
+        None => {}
+        Some(ExtraHosts::List(l)) => {
+            for e in l {
+                match e.split_once('=').or_else(|| e.split_once(':')) {
+                    Some((h, ip)) => extra_hosts.push(format!("{h}:{ip}")),
+                    None => cx.err(name, format!("build.extra_hosts `{e}` is not `host:ip`")),
+                }
+            }
+        }
+        Some(ExtraHosts::Map(m)) => {
+            for (h, ips) in m {
+                let ips = match ips {
+                    OneOrManyScalar::One(ip) => vec![ip.clone()],
+                    OneOrManyScalar::Many(v) => v.clone(),
+                };
+                extra_hosts.extend(ips.iter().map(|ip| format!("{h}:{}", ip.as_text())));
+            }
+        }
+    }
+    Some(BuildSpec {
+        context: resolve(cx.input.dir, context),
+        dockerfile: long.dockerfile.clone(),
+        args: key_values(long.args.as_ref()),
+        target: long.target.clone(),
+        labels: key_values(long.labels.as_ref()),
+        network: long.network.clone(),
+        extra_hosts,
+        tags: long.tags.clone(),
+        pull: long.pull,
+        no_cache: long.no_cache,
+        digest: String::new(),
+        repository: String::new(),
+    })
 }
 
 /// Points binds of encrypted files at their decrypted copies and records the
@@ -1197,13 +1267,11 @@ pub fn compose_cli_drift(stack: &StackSpec, observed: &Observed) -> Vec<DriftEnt
                 Some(format!("{:?}", c.state).to_lowercase()),
             ),
             // An image the compose CLI builds has no digest to pin.
-            Some(_) if spec.image.reference == format!("{}_{}", stack.project, spec.service) => {
-                entry(
-                    DriftState::InSync,
-                    Some("built".to_owned()),
-                    Some("built".to_owned()),
-                )
-            }
+            Some(_) if spec.build.is_some() => entry(
+                DriftState::InSync,
+                Some("built".to_owned()),
+                Some("built".to_owned()),
+            ),
             Some(c) => match &spec.image.digest {
                 None => entry(
                     DriftState::Unpinned,

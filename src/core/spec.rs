@@ -273,6 +273,46 @@ pub struct ContainerSpec {
     pub stop_grace_period: Option<Duration>,
     /// `read_only:`.
     pub read_only: bool,
+    /// `build:`: the image is built, not pulled (absent from the hash when
+    /// unused, so specs without it hash as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
+}
+
+/// How a service's image is built (`build:`), through Podman's build endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct BuildSpec {
+    /// The context folder, absolute. Not in the inputs digest (which covers
+    /// the files in it), so a moved repository does not rebuild.
+    #[serde(skip)]
+    pub context: String,
+    /// The repository's folder, which the context must stay inside (set by the
+    /// edge that reads the context; not hashed).
+    #[serde(skip)]
+    pub repository: String,
+    /// The Dockerfile, relative to the context (`None`: `Containerfile`,
+    /// `Dockerfile`, … as podman-compose looks for them).
+    pub dockerfile: Option<String>,
+    /// `args:`.
+    pub args: BTreeMap<String, String>,
+    /// `target:`.
+    pub target: Option<String>,
+    /// `labels:` of the image.
+    pub labels: BTreeMap<String, String>,
+    /// `network:` of `RUN` steps.
+    pub network: Option<String>,
+    /// `extra_hosts:` of `RUN` steps, `host:ip`.
+    pub extra_hosts: Vec<String>,
+    /// `tags:`: more names for the image.
+    pub tags: Vec<String>,
+    /// `pull: true`.
+    pub pull: bool,
+    /// `no_cache: true`.
+    pub no_cache: bool,
+    /// The digest of the build's inputs (files sent and the fields above),
+    /// filled in by the edge that reads the context; the built image carries it
+    /// as `io.magos.build-digest`.
+    pub digest: String,
 }
 
 impl ContainerSpec {
@@ -306,6 +346,7 @@ impl ContainerSpec {
             stop_signal: None,
             stop_grace_period: None,
             read_only: false,
+            build: None,
         }
     }
 

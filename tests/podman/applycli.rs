@@ -363,13 +363,14 @@ fn compose_cli_fallback_and_podman_compose_sees_native_containers() {
         tb,
         "built/compose.yaml",
         &format!(
-            "name: {built}\nservices:\n  app:\n    build: .\n    ports: [\"127.0.0.1:{p2}:8080\"]\n    stop_signal: SIGKILL\n"
+            "name: {built}\nx-magos:\n  apply: compose\nservices:\n  app:\n    build: .\n    ports: [\"127.0.0.1:{p2}:8080\"]\n    stop_signal: SIGKILL\n"
         ),
     );
     let plan = magos(tb, &repo, None, &["plan"]);
     assert!(
-        String::from_utf8_lossy(&plan.stdout)
-            .contains(&format!("{built}: podman-compose up -d (uses build)")),
+        String::from_utf8_lossy(&plan.stdout).contains(&format!(
+            "{built}: podman-compose up -d (the stack asks for it)"
+        )),
         "{}",
         show(&plan)
     );
@@ -377,8 +378,8 @@ fn compose_cli_fallback_and_podman_compose_sees_native_containers() {
     expect_exit(&o, 0);
     let log = String::from_utf8_lossy(&o.stderr);
     assert!(
-        log.contains("build"),
-        "the log does not name the key: {}",
+        log.contains("applying with the compose CLI, as the stack asks"),
+        "the log does not say why: {}",
         show(&o)
     );
     get_ok(p1);

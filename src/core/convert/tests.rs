@@ -340,7 +340,7 @@ fn unsupported_keys_route_to_the_compose_cli() {
     assert_eq!(
         c.route,
         Route::ComposeCli {
-            keys: vec!["build".into(), "deploy".into()],
+            keys: vec!["deploy".into()],
             explicit: false
         }
     );
@@ -532,4 +532,61 @@ networks:
         &EnvInputs::default(),
     );
     assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+}
+
+#[test]
+fn build_is_native_tagged_as_podman_compose_tags_it() {
+    let c = conv(
+        "services:
+  short:
+    build: ./app
+  long:
+    image: me/long:2
+    build:
+      context: app
+      dockerfile: Containerfile.prod
+      args: {VERSION: \"1\"}
+      target: run
+      labels: [a=b]
+      network: host
+      extra_hosts: [\"db:10.0.0.2\"]
+      pull: true
+  ssh:
+    build:
+      context: .
+      ssh: [default]
+",
+        &EnvInputs::default(),
+    );
+    // `ssh` is not taken by Podman's build endpoint: that stack goes to the
+    // compose CLI, and the key is named.
+    assert_eq!(
+        c.route,
+        Route::ComposeCli {
+            keys: vec!["build.ssh".into()],
+            explicit: false
+        }
+    );
+    let short = &c.spec.services[0];
+    assert_eq!(short.image.qualified, "localhost/web_short:latest");
+    let b = short.build.as_ref().unwrap();
+    assert_eq!(b.context, "/repo/web/app");
+    assert_eq!(b.dockerfile, None);
+    let long = &c.spec.services[1];
+    assert_eq!(long.image.reference, "localhost/me/long:2");
+    let b = long.build.as_ref().unwrap();
+    assert_eq!(b.dockerfile.as_deref(), Some("Containerfile.prod"));
+    assert_eq!(b.args["VERSION"], "1");
+    assert_eq!(b.target.as_deref(), Some("run"));
+    assert_eq!(b.labels["a"], "b");
+    assert_eq!(b.network.as_deref(), Some("host"));
+    assert_eq!(b.extra_hosts, ["db:10.0.0.2"]);
+    assert!(b.pull && !b.no_cache);
+    // Without `ssh:` the stack is native.
+    let c = conv("services:\n  a:\n    build: .\n", &EnvInputs::default());
+    assert_eq!(c.route, Route::Native);
+    // A spec without `build:` hashes as it did before the field existed.
+    let plain = ContainerSpec::new("p", "s", c.spec.services[0].image.clone());
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(!json.contains("\"build\""), "{json}");
 }
