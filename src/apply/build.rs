@@ -318,3 +318,79 @@ pub async fn build(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(context: &Path) -> BuildSpec {
+        BuildSpec {
+            context: context.to_string_lossy().into_owned(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_context_is_read_without_following_links_and_stays_in_the_repository() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "outside").unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        let ctx = repo.path().join("web/app");
+        std::fs::create_dir_all(ctx.join("sub")).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM x\n").unwrap();
+        std::fs::write(ctx.join("sub/a.txt"), "a").unwrap();
+        std::fs::write(ctx.join("debug.log"), "no").unwrap();
+        std::fs::write(ctx.join(".dockerignore"), "*.log\nDockerfile\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), ctx.join("link")).unwrap();
+        let c = read_context(&spec(&ctx), repo.path()).unwrap();
+        let paths: Vec<&str> = c.entries.iter().map(|e| e.path.as_str()).collect();
+        // The Dockerfile and the ignore file are sent even when listed.
+        assert_eq!(
+            paths,
+            [".dockerignore", "Dockerfile", "link", "sub", "sub/a.txt"]
+        );
+        assert_eq!(c.dockerfile, "Dockerfile");
+        let link = c.entries.iter().find(|e| e.path == "link").unwrap();
+        assert_eq!(
+            link.kind,
+            EntryKind::Symlink(outside.path().join("secret").to_string_lossy().into_owned())
+        );
+        assert!(
+            !c.entries
+                .iter()
+                .any(|e| matches!(&e.kind, EntryKind::File(d) if d == b"outside")),
+            "a link was followed"
+        );
+        // The digest changes with a file and not with a second read.
+        let d1 = digest(&spec(&ctx), &c);
+        assert_eq!(
+            d1,
+            digest(
+                &spec(&ctx),
+                &read_context(&spec(&ctx), repo.path()).unwrap()
+            )
+        );
+        std::fs::write(ctx.join("sub/a.txt"), "b").unwrap();
+        let c2 = read_context(&spec(&ctx), repo.path()).unwrap();
+        assert_ne!(d1, digest(&spec(&ctx), &c2));
+        // An ignored file does not count.
+        std::fs::write(ctx.join("debug.log"), "changed").unwrap();
+        let c3 = read_context(&spec(&ctx), repo.path()).unwrap();
+        assert_eq!(digest(&spec(&ctx), &c2), digest(&spec(&ctx), &c3));
+
+        // A context outside the repository, as written or through a link.
+        let e = read_context(&spec(outside.path()), repo.path()).unwrap_err();
+        assert!(e.contains("outside the repository"), "{e}");
+        std::os::unix::fs::symlink(outside.path(), repo.path().join("out")).unwrap();
+        let e = read_context(&spec(&repo.path().join("out")), repo.path()).unwrap_err();
+        assert!(e.contains("outside the repository"), "{e}");
+        // A Dockerfile that leaves the context, or none at all.
+        let mut s = spec(&ctx);
+        s.dockerfile = Some("../../x/Dockerfile".into());
+        let e = read_context(&s, repo.path()).unwrap_err();
+        assert!(e.contains("not inside the build context"), "{e}");
+        std::fs::remove_file(ctx.join("Dockerfile")).unwrap();
+        let e = read_context(&spec(&ctx), repo.path()).unwrap_err();
+        assert!(e.contains("no Containerfile or Dockerfile"), "{e}");
+    }
+}

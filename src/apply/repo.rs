@@ -317,6 +317,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
         // `build:` services: the inputs digest, read from their contexts.
         if error.is_none()
             && converted.route == Route::Native
+            && !options.compose_cli
             && let Err(e) = super::build::fill_digests(&mut converted.spec, &root)
         {
             error = Some(e);
