@@ -14,6 +14,7 @@
 # test bed (scripts/testbed.sh) and a built magos binary.
 #
 #   scripts/bench-corpus.sh [RUNS]     (MAGOS_BIN=target/release/magos by default)
+#   MAGOS_BENCH_ONLY=linkding,immich scripts/bench-corpus.sh   (only these stacks)
 #
 # Prints one line per measurement: the median wall time in milliseconds.
 set -euo pipefail
@@ -31,7 +32,9 @@ chown "$USER_NAME" "$WORK"
 STACKS=()
 for source in "$CORPUS"/*/SOURCE; do
     grep -q '^build: yes' "$source" && continue
-    STACKS+=("$(basename "$(dirname "$source")")")
+    name=$(basename "$(dirname "$source")")
+    [ -z "${MAGOS_BENCH_ONLY:-}" ] || [[ ",$MAGOS_BENCH_ONLY," == *",$name,"* ]] || continue
+    STACKS+=("$name")
 done
 
 # Every project either tool made from the copies: by the prefix of the compose
@@ -116,3 +119,5 @@ printf '%-34s %10s\n' "stacks" "${#STACKS[@]}"
 printf '%-34s %s\n' "magos_routes" "$ROUTES"
 printf '%-34s %10s\n' "containers_running_magos" "$M_RUNNING"
 printf '%-34s %10s\n' "containers_running_compose" "$C_RUNNING"
+# What failed under magos (the first apply's report), for the record.
+grep -h '^FAILED' "$WORK/magos.log" | sort -u | cut -c1-160 | sed 's/^/magos: /' || true

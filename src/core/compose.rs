@@ -798,6 +798,14 @@ pub fn load(src: &StackSource<'_>) -> Loaded {
             }
         }
     }
+    // `x-podman: {in_pod: false}`: podman-compose makes no pod (noted by
+    // conversion only when it does).
+    if let Some(v) = top.get("x-podman").and_then(|x| x.get("in_pod"))
+        && matches!(v, Value::Bool(false)) | v.as_str().is_some_and(|t| matches!(t, "false" | "0"))
+    {
+        out.key_positions
+            .insert("x-podman.in_pod".to_owned(), top_pos(&docs, "x-podman"));
+    }
     let services = match top.get("services") {
         Some(Value::Mapping(m)) => m.clone(),
         Some(Value::Null) => {

@@ -405,6 +405,7 @@ pub fn coverage(loaded: &Loaded) -> Vec<Diagnostic> {
         }
     }
     if !loaded.services.is_empty()
+        && at("x-podman.in_pod").is_none()
         && let Some(p) = at("services")
     {
         note(

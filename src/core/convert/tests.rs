@@ -532,6 +532,12 @@ networks:
         &EnvInputs::default(),
     );
     assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+    // Without podman-compose's pod there is nothing to note.
+    let c = conv(
+        "x-podman:\n  in_pod: false\nservices:\n  a:\n    image: nginx:1\n",
+        &EnvInputs::default(),
+    );
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
 }
 
 #[test]
