@@ -257,8 +257,19 @@ pub async fn build(
             "the service has no `build:`".to_owned(),
         ));
     };
-    let ctx = read_context(b, Path::new(&b.repository)).map_err(|e| fail(String::new(), e))?;
-    let digest = digest(b, &ctx);
+    // Reading the context and making the tar are file work: off the async
+    // workers (the daemon runs on one thread).
+    let owned = b.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let ctx = read_context(&owned, Path::new(&owned.repository))?;
+        let digest = digest(&owned, &ctx);
+        let tar = build::tar(&ctx.entries);
+        Ok::<_, String>((ctx, digest, tar))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("reading the build context failed: {e}")));
+    let (mut ctx, digest, tar) = read.map_err(|e| fail(String::new(), e))?;
+    ctx.entries = Vec::new();
     let mut labels = b.labels.clone();
     labels.insert(build::LABEL_BUILD_DIGEST.to_owned(), digest);
     let options = BuildOptions {
@@ -274,8 +285,6 @@ pub async fn build(
         pull: b.pull,
         no_cache: b.no_cache,
     };
-    let tar = build::tar(&ctx.entries);
-    drop(ctx.entries);
     tracing::info!(service = %spec.service, image = %image, dockerfile = %ctx.dockerfile_path.display(), "building");
     let mut progress = |line: &str| {
         if let Some(l) = liveness {
