@@ -186,10 +186,7 @@ fn lint_reports_everything_with_exit_1() {
     let web = &v["stacks"][4];
     assert_eq!(web["project"], "website");
     assert_eq!(web["files"][1], "apps/web/compose.override.yaml");
-    assert_eq!(
-        web["services"][0]["unsupported"],
-        serde_json::json!(["build"])
-    );
+    assert_eq!(web["services"][0]["unsupported"], serde_json::json!([]));
     assert_eq!(web["services"][1]["image"], "redis:7.2.4");
     assert_eq!(web["services"][1]["file"], "apps/web/compose.override.yaml");
     let diags = v["diagnostics"].as_array().unwrap();
@@ -256,7 +253,7 @@ fn lint_clean_repo_exit_0_and_host_selection() {
     assert!(text.contains("stack hosts/a/x"), "{text}");
     assert!(!text.contains("hosts/b/y"), "{text}");
     assert!(
-        text.ends_with("2 stacks, 2 services, 1 policies, 0 errors, 0 warnings\n"),
+        text.ends_with("2 stacks, 2 services, 1 policies, 0 errors, 0 warnings, 2 notes\n"),
         "{text}"
     );
     let out = magos(&[
@@ -269,6 +266,41 @@ fn lint_clean_repo_exit_0_and_host_selection() {
         "json",
     ]);
     assert_eq!(json(&out)["summary"]["stacks"], 1);
+}
+
+#[test]
+fn lint_notes_the_keys_magos_does_not_apply_and_its_differences_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("app/compose.yaml");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        "services:\n  web:\n    image: nginx:1.25\n    depends_on: [db]\n    deploy:\n      mode: global\n  db:\n    image: postgres:16\n",
+    )
+    .unwrap();
+    let root = dir.path().to_str().unwrap();
+    let out = magos(&["lint", "--repo", root]);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    // Notes are reported, and are not mistakes: the exit code stays 0.
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for line in [
+        "app/compose.yaml:1:1: note: podman-compose puts the project's containers in a pod",
+        "app/compose.yaml:4:5: note: service `web`: `depends_on`: podman-compose also passes `--requires`",
+        "app/compose.yaml:5:5: note: service `web`: `deploy.mode` is not applied by Magos",
+    ] {
+        assert!(text.contains(line), "{line}\nnot in:\n{text}");
+    }
+    assert!(text.ends_with("0 errors, 0 warnings, 3 notes\n"), "{text}");
+    let v = json(&magos(&["lint", "--repo", root, "--output", "json"]));
+    assert_eq!(v["summary"]["notes"], 3, "{v}");
+    assert!(
+        v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["severity"] == "note"),
+        "{v}"
+    );
 }
 
 #[test]

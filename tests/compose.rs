@@ -479,7 +479,7 @@ include:
     assert!(matches!(&web.ports[2], Port::Long { target: 443, .. }));
     assert_eq!(web.volumes.len(), 2);
     assert_eq!(web.healthcheck.as_ref().unwrap().retries, Some(3));
-    assert_eq!(web.unsupported(), ["build", "deploy.mode"]);
+    assert_eq!(web.unsupported(), ["deploy.mode"]);
     let db = loaded.services[1].service.as_ref().unwrap();
     assert!(matches!(&db.command, Some(Command::Shell(_))));
     // The merge key makes the web image line still pinnable (it is written there).

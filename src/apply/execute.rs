@@ -50,6 +50,10 @@ pub enum ApplyError {
         #[source]
         source: PodmanError,
     },
+    /// A service's image could not be built (names the service and the
+    /// Dockerfile line).
+    #[error(transparent)]
+    Build(super::build::BuildError),
     /// The spec cannot be expressed as a request.
     #[error(transparent)]
     Generate(#[from] GenerateError),
@@ -209,6 +213,10 @@ pub async fn apply_stack(
             });
             break;
         }
+        // A service whose image could not be built is not created either.
+        if action.service().is_some_and(|s| failed.contains(s)) {
+            continue;
+        }
         if let Some(service) = action.service()
             && failed.contains(service)
         {
@@ -234,6 +242,14 @@ pub async fn apply_stack(
             Action::Pull { image } => pull(client, image, liveness, display)
                 .await
                 .map_err(podman(action)),
+            Action::Build { service, .. } => {
+                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
+                    continue;
+                };
+                super::build::build(client, spec, liveness, display)
+                    .await
+                    .map_err(ApplyError::Build)
+            }
             Action::CreateNetwork { name } => {
                 let Some(net) = stack.networks.iter().find(|n| &n.name == name) else {
                     continue;
@@ -370,15 +386,7 @@ fn stop_timeout(spec: &ContainerSpec) -> u64 {
     spec.stop_grace_period.map_or(10, |d| d.as_secs())
 }
 
-/// How pull progress is shown.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum PullDisplay {
-    /// One log line per progress line (a service's journal, a pipe).
-    #[default]
-    Log,
-    /// One line on the terminal, rewritten as the pull progresses.
-    Terminal,
-}
+pub use super::display::PullDisplay;
 
 async fn pull(
     client: &Client,
@@ -393,13 +401,7 @@ async fn pull(
         }
         match display {
             PullDisplay::Log => tracing::info!(image, "{line}"),
-            PullDisplay::Terminal => {
-                use std::io::Write;
-                let line: String = line.chars().filter(|c| !c.is_control()).take(100).collect();
-                let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r\x1b[2K{image}: {line}");
-                let _ = err.flush();
-            }
+            PullDisplay::Terminal => PullDisplay::rewrite(image, line),
         }
     };
     let options = PullOptions {
@@ -407,10 +409,7 @@ async fn pull(
         tls_verify: None,
     };
     let result = client.pull_image(image, &options, &mut progress).await;
-    if display == PullDisplay::Terminal {
-        // End the rewritten line.
-        eprintln!();
-    }
+    display.end();
     result.map(|_| ())
 }
 

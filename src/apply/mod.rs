@@ -8,7 +8,9 @@
 //! Apply never touches an object without Magos's or a managed project's labels;
 //! the plan already refuses such stacks, and removals here check labels again.
 
+pub mod build;
 pub mod compose_cli;
+mod display;
 pub mod execute;
 pub mod generate;
 pub mod observe;

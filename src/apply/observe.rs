@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::core::build::LABEL_BUILD_DIGEST;
 use crate::core::observed::{Observed, ObservedContainer, ObservedImage, ObservedObject, RunState};
 use crate::podman::{Client, ContainerFilters, PodmanError};
 
@@ -40,6 +41,7 @@ pub async fn observe(client: &Client) -> Result<Observed, PodmanError> {
                 digests,
                 tags: i.repo_tags.into_iter().collect(),
                 repo_digests: i.repo_digests.into_iter().collect(),
+                build_digest: i.labels.get(LABEL_BUILD_DIGEST).cloned(),
             }
         })
         .collect();

@@ -303,9 +303,20 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
         } else if let Err(e) = mounts {
             error = Some(e);
         }
+        // `build:` services: the inputs digest, read from their contexts.
+        if error.is_none()
+            && converted.route == Route::Native
+            && !options.compose_cli
+            && let Err(e) = super::build::fill_digests(&mut converted.spec, &root)
+        {
+            error = Some(e);
+        }
         if converted.route == Route::Native && stack.loaded.error.is_none() {
             out.diagnostics
                 .extend(converted.diagnostics.iter().cloned());
+        }
+        if stack.loaded.error.is_none() {
+            out.diagnostics.extend(converted.notes.iter().cloned());
         }
         let route = match converted.route {
             Route::Native if options.compose_cli => Route::ComposeCli {
@@ -566,7 +577,13 @@ pub async fn apply_prepared(
     let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
     let p = make_plan(repo, &observed, options);
     let mut report = ApplyReport {
-        diagnostics: repo.diagnostics.clone(),
+        // Notes are for `lint` and `plan`; an apply reports what it did.
+        diagnostics: repo
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity != Severity::Note)
+            .cloned()
+            .collect(),
         ..ApplyReport::default()
     };
     let runtime = RuntimeDir::from_env(&options.env).ok();

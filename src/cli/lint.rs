@@ -9,7 +9,8 @@ use serde::Serialize;
 use super::Exit;
 use super::policy::Output;
 use crate::config::{self, Env};
-use crate::core::diag::Diagnostic;
+use crate::core::convert;
+use crate::core::diag::{Diagnostic, Severity};
 use crate::core::stacks::Selection;
 use crate::engine::{Engine, Location};
 use crate::repo;
@@ -22,8 +23,12 @@ const LINT_EXAMPLES: &str = "Examples:
 The stacks are also held to this host's trust boundary (apply.allow in the
 configuration, when there is one): what `magos apply` would refuse is reported.
 
-Exit codes: 0 no diagnostics, 1 diagnostics were reported, 2 the repository
-or the configuration could not be read.";
+Notes (`note:`) are not mistakes: the compose keys Magos does not apply itself
+(the stack goes to the compose CLI) or ignores, and where it deliberately
+differs from podman-compose, each with its file and line.
+
+Exit codes: 0 no errors or warnings (notes alone), 1 errors or warnings were
+reported, 2 the repository or the configuration could not be read.";
 
 /// `magos lint` arguments.
 #[derive(Debug, Args)]
@@ -65,6 +70,7 @@ struct Summary {
     policies: usize,
     errors: usize,
     warnings: usize,
+    notes: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +120,9 @@ pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> any
     let mut stacks = Vec::new();
     for stack in loaded.stacks {
         diagnostics.extend(stack.loaded.diagnostics.iter().cloned());
+        if stack.loaded.error.is_none() {
+            diagnostics.extend(convert::coverage(&stack.loaded));
+        }
         diagnostics.extend(repo::check_trust(&dir, &stack, &loaded.texts, &trust));
         let services = stack
             .loaded
@@ -173,11 +182,15 @@ pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> any
             .count(),
         errors: diagnostics
             .iter()
-            .filter(|d| d.severity == crate::core::diag::Severity::Error)
+            .filter(|d| d.severity == Severity::Error)
             .count(),
         warnings: diagnostics
             .iter()
-            .filter(|d| d.severity == crate::core::diag::Severity::Warning)
+            .filter(|d| d.severity == Severity::Warning)
+            .count(),
+        notes: diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Note)
             .count(),
     };
     let report = Report {
@@ -190,7 +203,7 @@ pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> any
         Output::Table => table(&report)?,
     };
     super::out(&text)?;
-    Ok(if report.diagnostics.is_empty() {
+    Ok(if report.summary.errors + report.summary.warnings == 0 {
         Exit::Success
     } else {
         Exit::Found
@@ -249,10 +262,14 @@ fn table(r: &Report) -> anyhow::Result<String> {
         }
     }
     let m = &r.summary;
-    writeln!(
+    write!(
         t,
         "{} stacks, {} services, {} policies, {} errors, {} warnings",
         m.stacks, m.services, m.policies, m.errors, m.warnings
     )?;
+    if m.notes > 0 {
+        write!(t, ", {} notes", m.notes)?;
+    }
+    writeln!(t)?;
     Ok(t)
 }

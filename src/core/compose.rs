@@ -613,20 +613,34 @@ pub struct Service {
     pub run: run::RunKeys,
     /// The MAC address of the first network's interface.
     pub mac_address: Option<String>,
+    /// `build:`: the image is built from a context (see [`Build`]).
+    pub build: Option<Build>,
     /// Every other key, kept so it can be reported as unsupported.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }
 
 impl Service {
-    /// The keys Magos does not apply itself, sorted (`x-` extensions excluded).
+    /// The keys Magos does not apply itself, sorted (`x-` extensions excluded);
+    /// options of `build:` Podman's build endpoint does not take are
+    /// `build.<key>`.
     pub fn unsupported(&self) -> Vec<String> {
+        let build = match &self.build {
+            Some(Build::Long(b)) => b
+                .other
+                .keys()
+                .filter(|k| !k.starts_with("x-"))
+                .map(|k| format!("build.{k}"))
+                .collect(),
+            _ => Vec::new(),
+        };
         let mut keys: Vec<String> = self
             .other
             .keys()
             .filter(|k| !k.starts_with("x-"))
             .filter(|k| !self.shape_key_native(k))
             .cloned()
+            .chain(build)
             .collect();
         keys.extend(self.run.unsupported());
         keys.sort();
@@ -723,6 +737,48 @@ pub fn valid_profile(p: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// `build:` of a service: a context folder, or the long form.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Build {
+    /// `build: ./dir`
+    Short(String),
+    /// `build: {context: ./dir, dockerfile: …, args: …}`
+    Long(Box<BuildOptions>),
+}
+
+/// The long form of `build:`: the options Podman's build endpoint takes. Any
+/// other (`ssh`, `secrets`, `cache_from`, `additional_contexts`,
+/// `dockerfile_inline`, …) is kept in `other` and routes the stack to the
+/// compose CLI.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct BuildOptions {
+    /// The context folder, relative to the stack's folder (default `.`).
+    pub context: Option<String>,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile: Option<String>,
+    /// Build arguments (`--build-arg`).
+    pub args: Option<KeyValues>,
+    /// The stage to build.
+    pub target: Option<String>,
+    /// Labels of the image.
+    pub labels: Option<KeyValues>,
+    /// The network of `RUN` steps.
+    pub network: Option<String>,
+    /// Extra `/etc/hosts` lines of `RUN` steps.
+    pub extra_hosts: Option<ExtraHosts>,
+    /// More names for the image.
+    pub tags: Vec<String>,
+    /// Pull the base images even when present.
+    pub pull: bool,
+    /// Build without the layer cache.
+    pub no_cache: bool,
+    /// Every other option.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
 /// The text of a stack's files, as the caller read them.
 #[derive(Debug, Clone)]
 pub struct StackSource<'a> {
@@ -776,7 +832,16 @@ pub struct Loaded {
     /// Why the stack cannot be loaded at all, when it cannot: then nothing of it
     /// may be applied, and nothing of what runs for it may be removed.
     pub error: Option<LoadError>,
+    /// Where the keys conversion reports on are written, by dotted path
+    /// (`version`, `services.web.deploy`, `networks.front.ipam`): the keys Magos
+    /// does not apply and those where it differs from podman-compose
+    /// ([`NOTED_SERVICE_KEYS`]).
+    pub key_positions: BTreeMap<String, (String, Pos)>,
 }
+
+/// Service keys whose place is recorded in [`Loaded::key_positions`] even when
+/// Magos applies them: where Magos deliberately differs from podman-compose.
+pub const NOTED_SERVICE_KEYS: &[&str] = &["depends_on", "build"];
 
 impl Loaded {
     /// Records a mistake that fails the whole stack: a diagnostic, and part of
@@ -1003,8 +1068,15 @@ pub fn load_with<'a>(src: &StackSource<'a>, extra: Extra<'a>) -> Loaded {
                 }
             }
             "x-podman" => out.x_podman = Some(v.clone()),
+            "version" | "services" => {
+                out.key_positions
+                    .insert(key.to_owned(), top_pos(&docs, key));
+            }
             k if TOP_KEYS.contains(&k) || k.starts_with("x-") => {}
-            k if SPEC_TOP_KEYS.contains(&k) => out.unsupported.push(k.to_owned()),
+            k if SPEC_TOP_KEYS.contains(&k) => {
+                out.unsupported.push(k.to_owned());
+                out.key_positions.insert(k.to_owned(), top_pos(&docs, k));
+            }
             k => {
                 let (file, pos) = top_pos(&docs, k);
                 out.fail(Diagnostic::error(
@@ -1014,6 +1086,14 @@ pub fn load_with<'a>(src: &StackSource<'a>, extra: Extra<'a>) -> Loaded {
                 ));
             }
         }
+    }
+    // `x-podman: {in_pod: false}`: podman-compose makes no pod (noted by
+    // conversion only when it does).
+    if let Some(v) = top.get("x-podman").and_then(|x| x.get("in_pod"))
+        && matches!(v, Value::Bool(false)) | v.as_str().is_some_and(|t| matches!(t, "false" | "0"))
+    {
+        out.key_positions
+            .insert("x-podman.in_pod".to_owned(), top_pos(&docs, "x-podman"));
     }
     let services = match top.get("services") {
         Some(Value::Mapping(m)) => m.clone(),
@@ -1092,6 +1172,7 @@ pub fn load_with<'a>(src: &StackSource<'a>, extra: Extra<'a>) -> Loaded {
             }
         };
         if let Some(s) = &service {
+            record_key_positions(&docs, &name, s, &v, &mut out.key_positions);
             for key in s.other.keys() {
                 if key.starts_with("x-") || SPEC_SERVICE_KEYS.contains(&key.as_str()) {
                     continue;
@@ -1128,6 +1209,30 @@ pub fn load_with<'a>(src: &StackSource<'a>, extra: Extra<'a>) -> Loaded {
             service,
             image,
         });
+    }
+    for (kind, defs) in [
+        ("networks", out.network_defs.clone()),
+        ("volumes", out.volume_defs.clone()),
+    ] {
+        let at = top_pos(&docs, kind);
+        for (name, def) in defs {
+            for k in def.other.keys() {
+                out.key_positions
+                    .insert(format!("{kind}.{name}.{k}"), at.clone());
+            }
+        }
+    }
+    for (kind, defs) in [
+        ("secrets", out.secrets.clone()),
+        ("configs", out.configs.clone()),
+    ] {
+        let at = top_pos(&docs, kind);
+        for (name, def) in defs {
+            for k in def.other.keys() {
+                out.key_positions
+                    .insert(format!("{kind}.{name}.{k}"), at.clone());
+            }
+        }
     }
     // Annotations that are not on an image line do nothing: say so.
     for doc in &docs {
@@ -1182,6 +1287,31 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
+}
+
+/// Records where a service's keys that conversion reports on are written: the
+/// ones Magos does not apply ([`Service::unsupported`]) and [`NOTED_SERVICE_KEYS`].
+fn record_key_positions(
+    docs: &[FileDoc<'_>],
+    name: &str,
+    s: &Service,
+    raw: &Value,
+    positions: &mut BTreeMap<String, (String, Pos)>,
+) {
+    let noted = NOTED_SERVICE_KEYS
+        .iter()
+        .filter(|k| raw.get(**k).is_some())
+        .map(|k| (*k).to_owned());
+    // `deploy.mode` is written at `deploy:`.
+    let unsupported: std::collections::BTreeSet<String> = s
+        .unsupported()
+        .iter()
+        .map(|k| k.split('.').next().unwrap_or(k).to_owned())
+        .collect();
+    for key in unsupported.into_iter().chain(noted) {
+        let at = service_key_pos(docs, name, &key);
+        positions.insert(format!("services.{name}.{key}"), at);
+    }
 }
 
 /// Where a service is written (the last file that has it).

@@ -20,9 +20,9 @@ use super::duration;
 use super::observed::{Observed, RunState};
 use super::reference;
 use super::spec::{
-    AttachSpec, ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec,
-    NetworkMode, NetworkSpec, PodmanSecretSpec, PortSpec, RestartPolicy, StackSpec, SubnetSpec,
-    VolumeSpec, replica_name, scoped_name,
+    AttachSpec, BuildSpec, ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef,
+    MountSpec, NetworkMode, NetworkSpec, PodmanSecretSpec, PortSpec, RestartPolicy, StackSpec,
+    SubnetSpec, VolumeSpec, replica_name, scoped_name,
 };
 
 /// The content of one `env_file:` as the edge read it.
@@ -108,6 +108,9 @@ pub struct Converted {
     pub route: Route,
     /// What could not be expressed (errors fail the native route).
     pub diagnostics: Vec<Diagnostic>,
+    /// Notes ([`coverage`]): the keys Magos does not apply itself and where it
+    /// deliberately differs from podman-compose. Never a failure.
+    pub notes: Vec<Diagnostic>,
 }
 
 impl Converted {
@@ -418,6 +421,7 @@ pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
         spec,
         route,
         diagnostics: cx.diags,
+        notes: coverage(loaded),
     }
 }
 
@@ -453,6 +457,95 @@ fn replicas(cx: &mut Ctx<'_>, s: &Service, spec: ContainerSpec) -> Vec<Container
         .collect()
 }
 
+/// Where Magos deliberately differs from podman-compose, by the service key
+/// that shows it (the "Differences from podman-compose" table of
+/// docs/stacks.md, where the difference has a place in the file).
+pub const DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "depends_on",
+        "podman-compose also passes `--requires`, so Podman starts a container's dependencies with it; Magos orders creation and start by `depends_on` itself and sets no Podman dependency",
+    ),
+    (
+        "build",
+        "podman-compose `up` builds only when the image is absent; Magos also rebuilds when the build inputs changed (context files, Dockerfile, args, target, labels)",
+    ),
+];
+
+/// The notes `magos lint` and `magos plan` show for a loaded stack, located
+/// at the key (file and line): every compose key Magos does not apply itself
+/// (the stack then goes to the compose CLI) or ignores, and every place where
+/// it deliberately differs from podman-compose ([`DIFFERENCES`], and the pod
+/// podman-compose puts a project's containers in). Pure; needs no
+/// conversion input, so a command that does not convert can call it too.
+pub fn coverage(loaded: &Loaded) -> Vec<Diagnostic> {
+    let at = |path: &str| loaded.key_positions.get(path).cloned();
+    let mut notes = Vec::new();
+    let mut note = |(file, pos): (String, Pos), message: String| {
+        notes.push(Diagnostic::note(&file, pos, message));
+    };
+    let cli =
+        "the stack is applied with the compose CLI (podman-compose) instead of the libpod API";
+    if let Some(p) = at("version") {
+        note(
+            p,
+            "`version` is obsolete and ignored (as compose ignores it)".to_owned(),
+        );
+    }
+    for key in &loaded.unsupported {
+        if let Some(p) = at(key) {
+            note(
+                p,
+                format!("top-level `{key}` is not applied by Magos: {cli}"),
+            );
+        }
+    }
+    for (path, p) in &loaded.key_positions {
+        for kind in ["networks.", "volumes.", "secrets.", "configs."] {
+            if let Some(rest) = path.strip_prefix(kind)
+                && let Some((name, key)) = rest.split_once('.')
+            {
+                let kind = kind.trim_end_matches("s.");
+                note(
+                    p.clone(),
+                    format!("{kind} `{name}`: `{key}` is not applied by Magos: {cli}"),
+                );
+            }
+        }
+    }
+    if !loaded.services.is_empty()
+        && at("x-podman.in_pod").is_none()
+        && let Some(p) = at("services")
+    {
+        note(
+            p,
+            "podman-compose puts the project's containers in a pod `pod_<project>`; Magos creates no pod, each container stands alone on the project's networks".to_owned(),
+        );
+    }
+    for ls in &loaded.services {
+        let Some(service) = &ls.service else { continue };
+        let name = &ls.name;
+        for key in service.unsupported() {
+            // `build.ssh` is located at `build:`.
+            let top = key.split('.').next().unwrap_or(&key);
+            if let Some(p) = at(&format!("services.{name}.{key}"))
+                .or_else(|| at(&format!("services.{name}.{top}")))
+            {
+                note(
+                    p,
+                    format!("service `{name}`: `{key}` is not applied by Magos: {cli}"),
+                );
+            }
+        }
+        for (key, why) in DIFFERENCES {
+            if let Some(p) = at(&format!("services.{name}.{key}")) {
+                note(p, format!("service `{name}`: `{key}`: {why}"));
+            }
+        }
+    }
+    notes.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    notes
+}
+
 fn key_values(kv: Option<&KeyValues>) -> BTreeMap<String, String> {
     match kv {
         None => BTreeMap::new(),
@@ -483,8 +576,25 @@ fn convert_service(
     used_networks: &mut BTreeSet<String>,
 ) -> Option<ContainerSpec> {
     let project = cx.input.project;
-    let image = match (&s.image, s.other.contains_key("build")) {
-        (Some(value), _) => match reference::ImageRef::parse(value) {
+    let image = match (&s.image, s.build.is_some()) {
+        (image, true) => {
+            // Built here, tagged as podman-compose tags it: `image:` when given,
+            // else `<project>_<service>`.
+            if image.as_deref().is_some_and(|i| i.contains('@')) {
+                cx.err(
+                    name,
+                    "`image:` with `build:` names the image the build makes; it cannot be pinned by digest (remove the `@sha256:…`)".to_owned(),
+                );
+                return None;
+            }
+            let built = super::build::image_name(project, name, image.as_deref());
+            ImageRef {
+                reference: built.clone(),
+                qualified: built,
+                digest: None,
+            }
+        }
+        (Some(value), false) => match reference::ImageRef::parse(value) {
             Ok(r) => {
                 let mut qualified = r.repository();
                 if let Some(t) = r.effective_tag() {
@@ -502,15 +612,6 @@ fn convert_service(
                 return None;
             }
         },
-        (None, true) => {
-            // Built by the compose CLI, which tags it `<project>_<service>`.
-            let built = format!("{project}_{name}");
-            ImageRef {
-                reference: built.clone(),
-                qualified: format!("localhost/{built}:latest"),
-                digest: None,
-            }
-        }
         (None, false) => {
             cx.err(name, "has no `image`".to_owned());
             return None;
@@ -865,6 +966,9 @@ fn convert_service(
     }
     run::apply(cx, name, s, names, &mut spec);
     service_x_podman(cx, name, s, &mut spec);
+    if let Some(b) = &s.build {
+        spec.build = build_spec(cx, name, b);
+    }
     seal(cx.input, &mut spec, secret_digests);
     Some(spec)
 }
@@ -1190,6 +1294,61 @@ fn podman_secret(
         gid: None,
         mode: None,
         as_env: false,
+    })
+}
+
+/// `build:` as Magos builds it. The inputs digest is left empty: the edge that
+/// reads the context fills it in.
+fn build_spec(cx: &mut Ctx<'_>, name: &str, b: &compose::Build) -> Option<BuildSpec> {
+    let long = match b {
+        compose::Build::Short(c) => compose::BuildOptions {
+            context: Some(c.clone()),
+            ..Default::default()
+        },
+        compose::Build::Long(l) => (**l).clone(),
+    };
+    let context = long.context.as_deref().unwrap_or(".");
+    if context.contains("://") || context.starts_with("git@") {
+        cx.err(
+            name,
+            format!("`build.context` `{context}` is a remote context; Magos builds from a folder of the repository"),
+        );
+        return None;
+    }
+    let mut extra_hosts = Vec::new();
+    match &long.extra_hosts {
+        None => {}
+        Some(ExtraHosts::List(l)) => {
+            for e in l {
+                match e.split_once('=').or_else(|| e.split_once(':')) {
+                    Some((h, ip)) => extra_hosts.push(format!("{h}:{ip}")),
+                    None => cx.err(name, format!("build.extra_hosts `{e}` is not `host:ip`")),
+                }
+            }
+        }
+        Some(ExtraHosts::Map(m)) => {
+            for (h, ips) in m {
+                let ips = match ips {
+                    OneOrManyScalar::One(ip) => vec![ip.clone()],
+                    OneOrManyScalar::Many(v) => v.clone(),
+                };
+                extra_hosts.extend(ips.iter().map(|ip| format!("{h}:{}", ip.as_text())));
+            }
+        }
+    }
+    Some(BuildSpec {
+        context: resolve(cx.input.dir, context),
+        dockerfile: long.dockerfile.clone(),
+        args: key_values(long.args.as_ref()),
+        target: long.target.clone(),
+        labels: key_values(long.labels.as_ref()),
+        network: long.network.clone(),
+        extra_hosts,
+        tags: long.tags.clone(),
+        pull: long.pull,
+        no_cache: long.no_cache,
+        digest: String::new(),
+        repository: String::new(),
     })
 }
 
@@ -1833,13 +1992,11 @@ pub fn compose_cli_drift(stack: &StackSpec, observed: &Observed) -> Vec<DriftEnt
                 Some(format!("{:?}", c.state).to_lowercase()),
             ),
             // An image the compose CLI builds has no digest to pin.
-            Some(_) if spec.image.reference == format!("{}_{}", stack.project, spec.service) => {
-                entry(
-                    DriftState::InSync,
-                    Some("built".to_owned()),
-                    Some("built".to_owned()),
-                )
-            }
+            Some(_) if spec.build.is_some() => entry(
+                DriftState::InSync,
+                Some("built".to_owned()),
+                Some("built".to_owned()),
+            ),
             Some(c) => match &spec.image.digest {
                 None => entry(
                     DriftState::Unpinned,

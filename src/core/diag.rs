@@ -14,6 +14,9 @@ pub enum Severity {
     Error,
     /// Something that works but is probably not what was meant.
     Warning,
+    /// Not a mistake: what Magos leaves to the compose CLI or ignores, and where
+    /// it deliberately differs from podman-compose. Reported, never a failure.
+    Note,
 }
 
 /// One located finding.
@@ -42,6 +45,11 @@ impl Diagnostic {
         Self::new(file, pos, Severity::Warning, message)
     }
 
+    /// A note at a position (see [`Severity::Note`]).
+    pub fn note(file: &str, pos: Pos, message: impl Into<String>) -> Self {
+        Self::new(file, pos, Severity::Note, message)
+    }
+
     fn new(file: &str, pos: Pos, severity: Severity, message: impl Into<String>) -> Self {
         let message: String = message.into();
         // One line, always: a reason is never allowed to break the report layout.
@@ -61,6 +69,7 @@ impl fmt::Display for Diagnostic {
         let sev = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         };
         write!(
             f,

@@ -5,6 +5,7 @@
 //! returns decisions, rewrites and diagnostics. Time is passed in.
 
 pub mod annotation;
+pub mod build;
 pub mod compose;
 pub mod convert;
 pub mod diag;

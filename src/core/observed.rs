@@ -99,6 +99,10 @@ pub struct ObservedImage {
     /// `RepoDigests`, fully qualified (`docker.io/library/nginx@sha256:…`): the
     /// names Podman finds a pinned reference under.
     pub repo_digests: BTreeSet<String>,
+    /// The inputs digest of an image Magos built (its
+    /// `io.magos.build-digest` label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_digest: Option<String>,
 }
 
 /// A network or volume as Podman reports it.
@@ -150,6 +154,14 @@ impl Observed {
                 .iter()
                 .any(|i| i.tags.contains(&image.qualified)),
         }
+    }
+
+    /// Whether an image Magos built from these inputs is present under this
+    /// name: tagged `qualified` and labelled with the inputs digest.
+    pub fn has_built(&self, qualified: &str, digest: &str) -> bool {
+        self.images
+            .iter()
+            .any(|i| i.tags.contains(qualified) && i.build_digest.as_deref() == Some(digest))
     }
 
     /// The containers that belong to a service of a stack, by label, falling
@@ -332,7 +344,8 @@ pub fn assess(stack: &StackSpec, spec: &ContainerSpec, observed: &Observed) -> A
             stale,
         };
     }
-    if spec.image.digest.is_none() {
+    // A built image is what its inputs digest (in the config hash) says.
+    if spec.image.digest.is_none() && spec.build.is_none() {
         return Assessment::Unpinned {
             container: container.id.clone(),
             actual: container.image_digest.clone(),

@@ -30,6 +30,14 @@ pub enum Action {
         /// What to pull.
         image: String,
     },
+    /// Build a service's image (`build:`): none with its inputs digest is
+    /// present.
+    Build {
+        /// The service.
+        service: String,
+        /// The name the image is tagged with.
+        image: String,
+    },
     /// Create a network the stack declares.
     CreateNetwork {
         /// Its name.
@@ -101,7 +109,8 @@ impl Action {
             | Action::Recreate { service, .. }
             | Action::FinishReplacement { service, .. }
             | Action::RemoveLeftover { service, .. }
-            | Action::Restart { service, .. } => Some(service),
+            | Action::Restart { service, .. }
+            | Action::Build { service, .. } => Some(service),
             _ => None,
         }
     }
@@ -111,6 +120,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Pull { image } => write!(f, "pull {image}"),
+            Action::Build { service, image } => write!(f, "build {image} (service {service})"),
             Action::CreateNetwork { name } => write!(f, "create network {name}"),
             Action::CreateVolume { name } => write!(f, "create volume {name}"),
             Action::Create { name, .. } => write!(f, "create {name}"),
@@ -343,6 +353,7 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
     let mut service_actions = Vec::new();
     let mut replaced: BTreeSet<&str> = BTreeSet::new();
     let mut pulls: Vec<String> = Vec::new();
+    let mut builds: Vec<(String, String)> = Vec::new();
     for (name, spec) in order
         .into_iter()
         .flat_map(|name| by_name[name].iter().map(move |spec| (name, *spec)))
@@ -443,7 +454,15 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
                 Action::Create { .. } | Action::Recreate { .. } | Action::FinishReplacement { .. }
             ) {
                 replaced.insert(name);
-                if !matches!(action, Action::FinishReplacement { .. }) && wants_pull(spec, observed)
+                if let Some(b) = &spec.build {
+                    if !matches!(action, Action::FinishReplacement { .. })
+                        && !observed.has_built(&spec.image.qualified, &b.digest)
+                        && !builds.iter().any(|(_, i)| *i == spec.image.qualified)
+                    {
+                        builds.push((spec.service.clone(), spec.image.qualified.clone()));
+                    }
+                } else if !matches!(action, Action::FinishReplacement { .. })
+                    && wants_pull(spec, observed)
                 {
                     let image = pull_reference(&spec.image);
                     if !pulls.contains(&image) {
@@ -455,6 +474,11 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
         }
     }
     actions.extend(pulls.into_iter().map(|image| Action::Pull { image }));
+    actions.extend(
+        builds
+            .into_iter()
+            .map(|(service, image)| Action::Build { service, image }),
+    );
     actions.extend(service_actions);
     Ok(actions)
 }

@@ -371,6 +371,10 @@ pub struct ContainerSpec {
     pub stop_grace_period: Option<Duration>,
     /// `read_only:`.
     pub read_only: bool,
+    /// `build:`: the image is built, not pulled (absent from the hash when
+    /// unused, so specs without it hash as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
     /// Fixed addresses, MAC and interface names per network (full Podman
     /// names), for the networks that set any.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -541,6 +545,42 @@ impl RunSpec {
     }
 }
 
+/// How a service's image is built (`build:`), through Podman's build endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct BuildSpec {
+    /// The context folder, absolute. Not in the inputs digest (which covers
+    /// the files in it), so a moved repository does not rebuild.
+    #[serde(skip)]
+    pub context: String,
+    /// The repository's folder, which the context must stay inside (set by the
+    /// edge that reads the context; not hashed).
+    #[serde(skip)]
+    pub repository: String,
+    /// The Dockerfile, relative to the context (`None`: `Containerfile`,
+    /// `Dockerfile`, … as podman-compose looks for them).
+    pub dockerfile: Option<String>,
+    /// `args:`.
+    pub args: BTreeMap<String, String>,
+    /// `target:`.
+    pub target: Option<String>,
+    /// `labels:` of the image.
+    pub labels: BTreeMap<String, String>,
+    /// `network:` of `RUN` steps.
+    pub network: Option<String>,
+    /// `extra_hosts:` of `RUN` steps, `host:ip`.
+    pub extra_hosts: Vec<String>,
+    /// `tags:`: more names for the image.
+    pub tags: Vec<String>,
+    /// `pull: true`.
+    pub pull: bool,
+    /// `no_cache: true`.
+    pub no_cache: bool,
+    /// The digest of the build's inputs (files sent and the fields above),
+    /// filled in by the edge that reads the context; the built image carries it
+    /// as `io.magos.build-digest`.
+    pub digest: String,
+}
+
 impl ContainerSpec {
     /// A spec with only the required parts set.
     pub fn new(project: &str, service: &str, image: ImageRef) -> Self {
@@ -579,6 +619,7 @@ impl ContainerSpec {
             uidmaps: Vec::new(),
             gidmaps: Vec::new(),
             no_hosts: false,
+            build: None,
         }
     }
 

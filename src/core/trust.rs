@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml_ng::Value;
 
-use super::compose::{Loaded, OneOrMany, Scalar, Volume};
+use super::compose::{Build, Loaded, OneOrMany, Scalar, Volume};
 use super::diag::{Diagnostic, Pos};
 use super::rewrite;
 
@@ -336,15 +336,10 @@ pub fn uses(s: &Subject<'_>) -> Vec<Use> {
                 },
             );
         }
-        let context = match svc.other.get("build") {
-            Some(Value::String(c)) => Some(c.clone()),
-            Some(Value::Mapping(m)) => Some(
-                m.get("context")
-                    .and_then(Value::as_str)
-                    .unwrap_or(".")
-                    .to_owned(),
-            ),
-            _ => None,
+        let context = match &svc.build {
+            Some(Build::Short(c)) => Some(c.clone()),
+            Some(Build::Long(b)) => Some(b.context.clone().unwrap_or_else(|| ".".to_owned())),
+            None => None,
         };
         // A remote build context (a git URL) reads nothing of the host.
         if let Some(c) = context.filter(|c| !c.contains("://") && !c.starts_with("git@")) {

@@ -30,8 +30,8 @@ use super::retry::{self, Failure, RetryPolicy};
 use super::stream::LineBuffer;
 use super::uri::{self, Query};
 use super::wire::{
-    ContainerCreateResponse, ContainerInspect, ErrorModel, Event, ExecCreate, ExecInspect,
-    HealthCheckResults, IdResponse, ImageInspect, ImagePullReport, ImageSummary, Info,
+    BuildReport, ContainerCreateResponse, ContainerInspect, ErrorModel, Event, ExecCreate,
+    ExecInspect, HealthCheckResults, IdResponse, ImageInspect, ImagePullReport, ImageSummary, Info,
     ListContainer, Network, NetworkCreate, NetworkRmReport, SpecGenerator, Version, Volume,
     VolumeCreate,
 };
@@ -182,6 +182,34 @@ pub struct PulledImage {
     pub images: Vec<String>,
 }
 
+/// What to build and how ([`Client::build_image`]).
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile, as a path inside the context.
+    pub dockerfile: String,
+    /// The names to tag the image with (the first is the one reported).
+    pub tags: Vec<String>,
+    /// Build arguments.
+    pub args: BTreeMap<String, String>,
+    /// Labels of the image.
+    pub labels: BTreeMap<String, String>,
+    /// The stage to build.
+    pub target: Option<String>,
+    /// The network mode of `RUN` steps.
+    pub network: Option<String>,
+    /// `host:ip` lines for `RUN` steps.
+    pub extra_hosts: Vec<String>,
+    /// Pull base images even when present.
+    pub pull: bool,
+    /// Do not use the layer cache.
+    pub no_cache: bool,
+}
+
+/// JSON text of a query value (maps and lists of strings always serialize).
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 /// Receives a pull's progress lines (`Copying blob …`, `Writing manifest …`).
 pub trait PullProgress {
     /// One line of progress, without its line end.
@@ -216,6 +244,8 @@ struct Call {
     body: Option<Bytes>,
     idempotent: bool,
     timeout: Duration,
+    /// The body's media type when it is not JSON (a build context's tar).
+    content_type: Option<&'static str>,
 }
 
 impl Call {
@@ -228,6 +258,7 @@ impl Call {
             body: None,
             idempotent,
             timeout: Duration::ZERO,
+            content_type: None,
         }
     }
 
@@ -326,7 +357,8 @@ impl Client {
         })?;
         let mut builder = Request::builder().method(call.method.clone()).uri(uri);
         if call.body.is_some() {
-            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+            let media = call.content_type.unwrap_or("application/json");
+            builder = builder.header(hyper::header::CONTENT_TYPE, media);
         }
         builder
             .body(Full::new(call.body.clone().unwrap_or_default()))
@@ -731,6 +763,105 @@ impl Client {
                 "podman ended the pull without naming an image".to_owned(),
             )),
         }
+    }
+
+    /// `POST /libpod/build`: builds an image from a context sent as a tar,
+    /// streaming the build's output lines to `progress`. A build that fails
+    /// after Podman answered 200 is [`PodmanError::Build`], with the last step
+    /// Podman started.
+    pub async fn build_image(
+        &self,
+        context_tar: Vec<u8>,
+        options: &BuildOptions,
+        progress: &mut (dyn PullProgress + Send),
+    ) -> Result<String, PodmanError> {
+        let mut query = Query::new()
+            .push("dockerfile", &options.dockerfile)
+            .push("buildargs", json(&options.args))
+            .push("labels", json(&options.labels))
+            .push_opt("target", options.target.as_deref())
+            .push_opt("networkmode", options.network.as_deref())
+            .push("pull", bool_str(options.pull))
+            .push("nocache", bool_str(options.no_cache))
+            .push("layers", "true")
+            .push("rm", "true");
+        if !options.extra_hosts.is_empty() {
+            query = query.push("extrahosts", json(&options.extra_hosts));
+        }
+        for t in &options.tags {
+            query = query.push("t", t);
+        }
+        let path = query.apply(&uri::libpod("build"));
+        let image = options.tags.first().cloned().unwrap_or_default();
+        let mut call = self
+            .call(Method::POST, path, format!("image {image}"))
+            .idempotent();
+        call.body = Some(Bytes::from(context_tar));
+        call.content_type = Some("application/x-tar");
+        let deadline = tokio::time::Instant::now() + self.options.pull_timeout;
+        let response = self.open_stream(&call).await?;
+        let mut body = response.into_body();
+        let mut lines = LineBuffer::new();
+        let mut id = None;
+        let mut step: Option<String> = None;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_) => {
+                    return Err(PodmanError::Timeout {
+                        endpoint: call.endpoint(),
+                        after: self.options.pull_timeout,
+                    });
+                }
+                Ok(None) => None,
+                Ok(Some(Err(e))) => {
+                    return Err(PodmanError::Transport {
+                        endpoint: call.endpoint(),
+                        source: Box::new(e),
+                    });
+                }
+                Ok(Some(Ok(frame))) => Some(frame),
+            };
+            let done = frame.is_none();
+            if let Some(data) = frame.and_then(|f| f.into_data().ok()) {
+                lines.extend(&data);
+            }
+            let mut pending: Vec<String> = std::iter::from_fn(|| lines.next_line()).collect();
+            if done {
+                pending.extend(lines.finish());
+            }
+            for line in pending {
+                let report: BuildReport = decode(&call.endpoint(), line.as_bytes())?;
+                for text in report.stream.lines().filter(|l| !l.trim().is_empty()) {
+                    if text.starts_with("STEP ") {
+                        step = Some(text.trim().to_owned());
+                    }
+                    // libpod ends a build with the image's ID on a line of its own.
+                    let t = text.trim();
+                    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        id = Some(t.to_owned());
+                    }
+                    progress.line(text.trim_end());
+                }
+                if !report.error.is_empty() {
+                    return Err(PodmanError::Build {
+                        image,
+                        message: report.error.trim().to_owned(),
+                        step,
+                    });
+                }
+                if let Some(aux) = report.aux.filter(|a| !a.id.is_empty()) {
+                    id = Some(aux.id);
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        id.ok_or_else(|| PodmanError::Build {
+            image,
+            message: "podman ended the build without naming an image".to_owned(),
+            step,
+        })
     }
 
     /// `GET /libpod/images/json`: every image in local storage.

@@ -103,6 +103,16 @@ pub enum PodmanError {
         /// Podman's error text.
         message: String,
     },
+    /// An image build failed; Podman reports this inside a successful answer.
+    #[error("building image {image} failed: {message}")]
+    Build {
+        /// The name the image was to be tagged with.
+        image: String,
+        /// Podman's error text.
+        message: String,
+        /// The last step Podman started (`STEP 2/3: RUN make`), if any.
+        step: Option<String>,
+    },
     /// The server is older than Podman 5.
     #[error(
         "podman {version} at {} is too old; Magos needs podman 5 or newer",

@@ -24,8 +24,8 @@ mod uri;
 pub mod wire;
 
 pub use client::{
-    Client, ClientOptions, ContainerFilters, EventFilters, ExecOutput, PullOptions, PullPolicy,
-    PullProgress, PulledImage,
+    BuildOptions, Client, ClientOptions, ContainerFilters, EventFilters, ExecOutput, PullOptions,
+    PullPolicy, PullProgress, PulledImage,
 };
 pub use error::PodmanError;
 pub use retry::RetryPolicy;

@@ -1242,6 +1242,32 @@ pub struct ImageSummary {
     /// `name@sha256:…` references: every manifest (index or platform) it is known by.
     #[serde(rename = "RepoDigests", default, deserialize_with = "nullable")]
     pub repo_digests: Vec<String>,
+    /// The image's labels.
+    #[serde(rename = "Labels", default, deserialize_with = "nullable")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One object of the `POST /libpod/build` stream (Docker's `JSONMessage`, as
+/// libpod writes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct BuildReport {
+    /// Output of the build (`STEP 1/3: FROM …`, a `RUN` step's output).
+    #[serde(default)]
+    pub stream: String,
+    /// The error that ended the build (the answer's status is still 200).
+    #[serde(default)]
+    pub error: String,
+    /// The built image, in the last object.
+    #[serde(default)]
+    pub aux: Option<BuildAux>,
+}
+
+/// `aux` of a build's last object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct BuildAux {
+    /// The built image's ID.
+    #[serde(rename = "ID", default)]
+    pub id: String,
 }
 
 // ---------------------------------------------------------------------------

@@ -363,13 +363,14 @@ fn compose_cli_fallback_and_podman_compose_sees_native_containers() {
         tb,
         "built/compose.yaml",
         &format!(
-            "name: {built}\nservices:\n  app:\n    build: .\n    ports: [\"127.0.0.1:{p2}:8080\"]\n    stop_signal: SIGKILL\n"
+            "name: {built}\nx-magos:\n  apply: compose\nservices:\n  app:\n    build: .\n    ports: [\"127.0.0.1:{p2}:8080\"]\n    stop_signal: SIGKILL\n"
         ),
     );
     let plan = magos(tb, &repo, None, &["plan"]);
     assert!(
-        String::from_utf8_lossy(&plan.stdout)
-            .contains(&format!("{built}: podman-compose up -d (uses build)")),
+        String::from_utf8_lossy(&plan.stdout).contains(&format!(
+            "{built}: podman-compose up -d (the stack asks for it)"
+        )),
         "{}",
         show(&plan)
     );
@@ -377,8 +378,8 @@ fn compose_cli_fallback_and_podman_compose_sees_native_containers() {
     expect_exit(&o, 0);
     let log = String::from_utf8_lossy(&o.stderr);
     assert!(
-        log.contains("build"),
-        "the log does not name the key: {}",
+        log.contains("applying with the compose CLI, as the stack asks"),
+        "the log does not say why: {}",
         show(&o)
     );
     get_ok(p1);
@@ -710,7 +711,7 @@ fn lint_and_plan_print_the_same_diagnostics() {
     let diagnostics = |out: &str| -> BTreeSet<String> {
         out.lines()
             .map(str::trim)
-            .filter(|l| l.starts_with("web/compose.yaml:"))
+            .filter(|l| l.starts_with("web/compose.yaml:") && !l.contains(": note: "))
             .map(str::to_owned)
             .collect()
     };
@@ -745,4 +746,40 @@ fn lint_and_plan_print_the_same_diagnostics() {
         "{linted:#?}"
     );
     assert_eq!(linted.len(), 3, "{linted:#?}");
+}
+
+/// `magos plan` shows, with file and line, the keys Magos leaves to the compose
+/// CLI and where it deliberately differs from podman-compose; `apply` does not
+/// repeat them.
+#[test]
+fn plan_notes_the_keys_magos_does_not_apply_with_file_and_line() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("applycli-notes");
+    let repo = Repo::new(tb, &project);
+    repo.write(
+        tb,
+        "notes/compose.yaml",
+        &format!(
+            "name: {project}\nservices:\n  web:\n    image: {image}\n    depends_on: [db]\n    deploy: {{mode: global}}\n  db:\n    image: {image}\n",
+            image = format!("{}/magos/httpd:1", tb.registry)
+        ),
+    );
+    let plan = magos(tb, &repo, None, &["plan"]);
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    for line in [
+        "notes/compose.yaml:2:1: note: podman-compose puts the project's containers in a pod",
+        "notes/compose.yaml:5:5: note: service `web`: `depends_on`: podman-compose also passes `--requires`",
+        "notes/compose.yaml:6:5: note: service `web`: `deploy.mode` is not applied by Magos",
+    ] {
+        assert!(text.contains(line), "{line}\nnot in:\n{}", show(&plan));
+    }
+    let plan = magos(tb, &repo, None, &["plan", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let notes = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "note")
+        .count();
+    assert_eq!(notes, 3, "{}", show(&plan));
 }

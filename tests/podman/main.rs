@@ -13,6 +13,7 @@ mod apply;
 mod applycli;
 mod bad_input;
 mod bounded;
+mod build;
 mod client;
 mod conformance;
 mod crash;

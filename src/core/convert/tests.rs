@@ -349,7 +349,7 @@ fn unsupported_keys_route_to_the_compose_cli() {
     assert_eq!(
         c.route,
         Route::ComposeCli {
-            keys: vec!["build".into(), "deploy.mode".into()],
+            keys: vec!["deploy.mode".into()],
             explicit: false
         }
     );
@@ -569,4 +569,120 @@ fn depending_on_a_service_scaled_to_zero_is_an_error() {
         "{:?}",
         c.diagnostics
     );
+}
+
+#[test]
+fn coverage_notes_name_each_key_magos_does_not_apply_and_each_difference() {
+    let yaml = "version: \"3.8\"
+services:
+  app:
+    image: nginx:1
+    depends_on: [db]
+    deploy:
+      mode: global
+  db:
+    image: postgres:16
+networks:
+  front:
+    attachable: true
+";
+    let c = conv(yaml, &EnvInputs::default());
+    let notes: Vec<String> = c.notes.iter().map(ToString::to_string).collect();
+    let has = |prefix: &str, words: &str| {
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with(prefix) && n.contains(words)),
+            "{prefix} … {words} not in {notes:#?}"
+        );
+    };
+    has(
+        "web/compose.yaml:1:1: note:",
+        "`version` is obsolete and ignored",
+    );
+    has("web/compose.yaml:2:1: note:", "pod `pod_<project>`");
+    has(
+        "web/compose.yaml:5:5: note:",
+        "service `app`: `depends_on`: podman-compose also passes `--requires`",
+    );
+    has(
+        "web/compose.yaml:6:5: note:",
+        "service `app`: `deploy.mode` is not applied by Magos",
+    );
+    has(
+        "web/compose.yaml:10:1: note:",
+        "network `front`: `attachable` is not applied by Magos",
+    );
+    assert_eq!(notes.len(), 5, "{notes:#?}");
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    // A stack that uses only what Magos applies, the same way, gets the pod note
+    // alone.
+    let c = conv(
+        "services:\n  a:\n    image: nginx:1\n",
+        &EnvInputs::default(),
+    );
+    assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+    // Without podman-compose's pod there is nothing to note.
+    let c = conv(
+        "x-podman:\n  in_pod: false\nservices:\n  a:\n    image: nginx:1\n",
+        &EnvInputs::default(),
+    );
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
+}
+
+#[test]
+fn build_is_native_tagged_as_podman_compose_tags_it() {
+    let c = conv(
+        "services:
+  short:
+    build: ./app
+  long:
+    image: me/long:2
+    build:
+      context: app
+      dockerfile: Containerfile.prod
+      args: {VERSION: \"1\"}
+      target: run
+      labels: [a=b]
+      network: host
+      extra_hosts: [\"db:10.0.0.2\"]
+      pull: true
+  ssh:
+    build:
+      context: .
+      ssh: [default]
+",
+        &EnvInputs::default(),
+    );
+    // `ssh` is not taken by Podman's build endpoint: that stack goes to the
+    // compose CLI, and the key is named.
+    assert_eq!(
+        c.route,
+        Route::ComposeCli {
+            keys: vec!["build.ssh".into()],
+            explicit: false
+        }
+    );
+    let short = &c.spec.services[0];
+    assert_eq!(short.image.qualified, "localhost/web_short:latest");
+    let b = short.build.as_ref().unwrap();
+    assert_eq!(b.context, "/repo/web/app");
+    assert_eq!(b.dockerfile, None);
+    let long = &c.spec.services[1];
+    assert_eq!(long.image.reference, "localhost/me/long:2");
+    let b = long.build.as_ref().unwrap();
+    assert_eq!(b.dockerfile.as_deref(), Some("Containerfile.prod"));
+    assert_eq!(b.args["VERSION"], "1");
+    assert_eq!(b.target.as_deref(), Some("run"));
+    assert_eq!(b.labels["a"], "b");
+    assert_eq!(b.network.as_deref(), Some("host"));
+    assert_eq!(b.extra_hosts, ["db:10.0.0.2"]);
+    assert!(b.pull && !b.no_cache);
+    // Without `ssh:` the stack is native.
+    let c = conv("services:\n  a:\n    build: .\n", &EnvInputs::default());
+    assert_eq!(c.route, Route::Native);
+    // A spec without `build:` hashes as it did before the field existed.
+    let plain = ContainerSpec::new("p", "s", c.spec.services[0].image.clone());
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(!json.contains("\"build\""), "{json}");
 }

@@ -91,6 +91,7 @@ fn converged(stacks: &[StackSpec]) -> Observed {
                     .iter()
                     .map(|d| format!("{repository}@{d}"))
                     .collect(),
+                build_digest: None,
             });
             o.containers.push(ObservedContainer {
                 id: format!("id-{}", s.name),
@@ -210,6 +211,7 @@ fn a_pinned_image_stored_only_under_another_repository_is_pulled() {
         digests: BTreeSet::from([digest('c')]),
         tags: BTreeSet::from(["127.0.0.1:5000/mirror/db:1".to_owned()]),
         repo_digests: BTreeSet::from([format!("127.0.0.1:5000/mirror/db@{}", digest('c'))]),
+        build_digest: None,
     });
     let mut after = web();
     after.services[1].image = image("db", Some('c'));
@@ -987,4 +989,62 @@ fn the_first_replica_hashes_as_a_spec_without_replicas() {
         second.all_labels(&stack("web", vec![]))[crate::core::spec::LABEL_CONTAINER_NUMBER],
         "2"
     );
+}
+
+#[test]
+fn a_built_image_is_built_when_no_image_carries_its_inputs_digest() {
+    let built = ImageRef {
+        reference: "localhost/web_app:latest".into(),
+        qualified: "localhost/web_app:latest".into(),
+        digest: None,
+    };
+    let mut app = ContainerSpec::new("web", "app", built);
+    app.build = Some(crate::core::spec::BuildSpec {
+        digest: digest('b'),
+        ..Default::default()
+    });
+    let st = stack("web", vec![app.clone()]);
+    // Nothing there: build, then create; never a pull.
+    let p = plan(
+        std::slice::from_ref(&st),
+        &Observed::default(),
+        PlanOptions::default(),
+    );
+    let actions: Vec<String> = p.stacks[0]
+        .actions
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let build = actions
+        .iter()
+        .position(|a| a == "build localhost/web_app:latest (service app)")
+        .unwrap_or_else(|| panic!("{actions:?}"));
+    let create = actions
+        .iter()
+        .position(|a| a == "create web_app_1")
+        .unwrap();
+    assert!(build < create, "{actions:?}");
+    assert!(
+        !actions.iter().any(|a| a.starts_with("pull")),
+        "{actions:?}"
+    );
+    // Converged, with the image labelled with the digest: nothing to do.
+    let mut o = converged(std::slice::from_ref(&st));
+    for i in &mut o.images {
+        i.build_digest = Some(digest('b'));
+    }
+    let p = plan(std::slice::from_ref(&st), &o, PlanOptions::default());
+    assert!(p.stacks[0].actions.is_empty(), "{:?}", p.stacks[0].actions);
+    // The inputs changed: the image is built again and the container recreated.
+    let mut changed = app;
+    changed.build.as_mut().unwrap().digest = digest('c');
+    let p = plan(&[stack("web", vec![changed])], &o, PlanOptions::default());
+    let actions: Vec<String> = p.stacks[0]
+        .actions
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert!(actions[0].starts_with("build "), "{actions:?}");
+    assert!(actions[1].starts_with("recreate web_app_1"), "{actions:?}");
 }
