@@ -843,6 +843,10 @@ pub struct Loaded {
 /// Magos applies them: where Magos deliberately differs from podman-compose.
 pub const NOTED_SERVICE_KEYS: &[&str] = &["depends_on", "build"];
 
+/// Service keys whose place is recorded in [`Loaded::key_positions`] so that a
+/// mistake in one of their items is reported at the key, not at the service.
+pub const LOCATED_SERVICE_KEYS: &[&str] = &["ports", "volumes"];
+
 impl Loaded {
     /// Records a mistake that fails the whole stack: a diagnostic, and part of
     /// [`Loaded::error`].
@@ -1300,6 +1304,7 @@ fn record_key_positions(
 ) {
     let noted = NOTED_SERVICE_KEYS
         .iter()
+        .chain(LOCATED_SERVICE_KEYS)
         .filter(|k| raw.get(**k).is_some())
         .map(|k| (*k).to_owned());
     // `deploy.mode` is written at `deploy:`.

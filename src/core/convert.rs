@@ -257,6 +257,21 @@ impl Ctx<'_> {
         ));
     }
 
+    /// An error in one of a service's `key:` items, located at that key.
+    fn err_at_key(&mut self, service: &str, key: &str, message: String) {
+        let (file, pos) = self
+            .loaded
+            .key_positions
+            .get(&format!("services.{service}.{key}"))
+            .cloned()
+            .unwrap_or_else(|| self.at(service));
+        self.diags.push(Diagnostic::error(
+            &file,
+            pos,
+            format!("service `{service}`: {message}"),
+        ));
+    }
+
     fn warn(&mut self, service: &str, message: String) {
         let (file, pos) = self.at(service);
         self.diags.push(Diagnostic::warning(
@@ -699,7 +714,7 @@ fn convert_service(
     for p in &s.ports {
         match port(p) {
             Ok(ps) => spec.ports.push(ps),
-            Err(e) => cx.err(name, e),
+            Err(e) => cx.err_at_key(name, "ports", e),
         }
     }
     for v in &s.volumes {
@@ -708,7 +723,7 @@ fn convert_service(
                 spec.mounts.push(m);
                 cx.anonymous.extend(anonymous);
             }
-            Err(e) => cx.err(name, e),
+            Err(e) => cx.err_at_key(name, "volumes", e),
         }
     }
     for t in one_or_many(s.tmpfs.as_ref()) {

@@ -727,8 +727,8 @@ fn lint_and_plan_print_the_same_diagnostics() {
         show(&lint),
         show(&plan)
     );
-    // Each on its own line, with its file, line and column (the conversion
-    // places a port or volume at its service's line).
+    // Each on its own line, with its file, line and column: the annotation at
+    // its `image:` line, a port at `ports:`, a volume at `volumes:`.
     let line_of = |needle: &str| -> String {
         let found: Vec<&String> = linted.iter().filter(|d| d.contains(needle)).collect();
         assert_eq!(
@@ -739,10 +739,10 @@ fn lint_and_plan_print_the_same_diagnostics() {
         found[0].split(':').nth(1).unwrap().to_owned()
     };
     assert_eq!(line_of("unknown policy `nope`"), "4", "{linted:#?}");
-    assert_eq!(line_of("`80800` is not a port number"), "3", "{linted:#?}");
+    assert_eq!(line_of("`80800` is not a port number"), "5", "{linted:#?}");
     assert_eq!(
         line_of("the target must be an absolute path"),
-        "3",
+        "7",
         "{linted:#?}"
     );
     assert_eq!(linted.len(), 3, "{linted:#?}");

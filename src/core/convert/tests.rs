@@ -424,10 +424,16 @@ fn what_cannot_be_expressed_is_a_located_error() {
             "{needle} not in {msgs:#?}"
         );
     }
-    assert!(
-        msgs.iter().all(|m| m.starts_with("web/compose.yaml:2:1:")),
-        "{msgs:#?}"
-    );
+    // At the service, or at the key whose item is wrong.
+    let at = |needle: &str| -> &str {
+        let m = msgs.iter().find(|m| m.contains(needle)).unwrap();
+        m.split(": ").next().unwrap()
+    };
+    assert_eq!(at("99999"), "web/compose.yaml:4:5", "{msgs:#?}");
+    assert_eq!(at("`undeclared`"), "web/compose.yaml:5:5", "{msgs:#?}");
+    assert_eq!(at("`/anon:bogus`"), "web/compose.yaml:5:5", "{msgs:#?}");
+    assert_eq!(at("`nope`"), "web/compose.yaml:2:1", "{msgs:#?}");
+    assert_eq!(at("`ghost`"), "web/compose.yaml:2:1", "{msgs:#?}");
 }
 
 #[test]
