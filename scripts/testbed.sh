@@ -492,6 +492,15 @@ EOF
         value=$(sysctl -n "${key%%:*}")
         [[ $value -ge ${key##*:} ]] || sysctl -qw "${key%%:*}=${key##*:}"
     done
+    # Rootless Podman binds published ports as the user, and the kernel keeps
+    # ports below net.ipv4.ip_unprivileged_port_start (1024) to root: compose files
+    # of DNS servers, reverse proxies and web apps (pi-hole on 53, caddy/traefik/
+    # nextcloud on 80 and 443, tests/corpus) publish such ports, and their owners,
+    # following pi-hole's and Podman's rootless documentation, lower this sysctl.
+    # 53 (DNS, the lowest port a corpus stack publishes) rather than 0: ports below
+    # it (ssh 22, smtp 25) stay root's.
+    value=$(sysctl -n net.ipv4.ip_unprivileged_port_start)
+    [[ $value -le 53 ]] || sysctl -qw net.ipv4.ip_unprivileged_port_start=53
     # Rootless pasta opens /dev/net/tun.
     if [[ ! -c /dev/net/tun ]]; then
         mkdir -p /dev/net

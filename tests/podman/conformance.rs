@@ -39,6 +39,13 @@
 //! aliases), the folder the copy lives in, a host port the file leaves to Podman
 //! (`- "8001"`), and addresses and MACs the file does not fix.
 //!
+//! Objects a stack's project tells its user to create first (an external volume,
+//! a secret) are created by the `setup:` lines of its `SOURCE`, run as the test
+//! user in the copy before each tool (before `magos plan` too, which checks
+//! external volumes), and removed by its `cleanup:` lines once that tool's
+//! containers are gone; `environment:` lines (`KEY=VALUE`) are set for both tools
+//! (tests/corpus/README.md).
+//!
 //! Side effects outside the copies: files with `~/` binds (minecraft,
 //! podman-compose-short) make podman-compose create those folders in the test
 //! user's home (and the compose-CLI route in root's); they are left in place.
@@ -65,29 +72,40 @@ const GATE: &str = "MAGOS_CONFORMANCE";
 /// native adds it here.
 const RATCHET: &[(&str, usize)] = &[
     ("awesome-gitea-postgres", 56),
+    ("awesome-minecraft", 28),
+    ("awesome-nextcloud-postgres", 56),
+    ("awesome-nextcloud-redis-mariadb", 84),
+    ("awesome-pihole-cloudflared-doh", 56),
     ("awesome-postgresql-pgadmin", 56),
     ("awesome-prometheus-grafana", 56),
     ("awesome-wireguard", 28),
+    ("awesome-wordpress-mysql", 56),
+    ("immich", 83),
     ("linkding", 28),
+    ("n8n-caddy", 84),
     ("nextcloud-mariadb-fpm", 140),
     ("nextcloud-postgres-apache", 112),
     ("paperless-ngx-postgres", 84),
+    ("pihole-caddy", 55),
     ("podman-compose-deps", 84),
     ("podman-compose-env-tests", 55),
     ("podman-compose-healthcheck", 27),
     ("podman-compose-extends", 84),
     ("podman-compose-interpolation", 55),
-    ("podman-compose-ipc", 56),
     ("podman-compose-ipam-default", 27),
+    ("podman-compose-ipc", 56),
     ("podman-compose-nethost", 28),
     ("podman-compose-nets-test-ip", 112),
     ("podman-compose-network", 54),
     ("podman-compose-network-interface-name", 28),
-    ("podman-compose-pid", 28),
     ("podman-compose-network-scoped-aliases", 84),
+    ("podman-compose-pid", 28),
     ("podman-compose-ports", 56),
     ("podman-compose-seccomp", 27),
     ("podman-compose-profile", 28),
+    // podman-compose 1.3.0 makes no container (it cannot parse an `environment:`
+    // secret): nothing to compare, but Magos must keep applying it.
+    ("podman-compose-secrets", 0),
     ("podman-compose-selinux", 56),
     ("podman-compose-two-nets", 27),
     ("podman-compose-uidmaps", 28),
@@ -112,6 +130,21 @@ struct Stack {
     /// Per service, the container ports (`8001/tcp`) published without a host
     /// port: Podman picks a free one on each run, so it is not compared.
     random_ports: BTreeMap<String, BTreeSet<String>>,
+    /// The `SOURCE`'s `setup:` commands, `cleanup:` commands and `environment:`
+    /// variables.
+    setup: Vec<String>,
+    cleanup: Vec<String>,
+    environment: Vec<(String, String)>,
+}
+
+/// The values of the `SOURCE` lines starting with `key: `, in order.
+fn source_lines(source: &str, key: &str) -> Vec<String> {
+    let prefix = format!("{key}: ");
+    source
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().to_owned())
+        .collect()
 }
 
 /// The container ports of a `ports:` list that have no host port.
@@ -198,8 +231,21 @@ fn corpus() -> Vec<Stack> {
                 fixed.insert(name, nets);
             }
         }
+        let source = std::fs::read_to_string(dir.join("SOURCE")).unwrap_or_default();
+        let environment = source_lines(&source, "environment")
+            .into_iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or_else(|| {
+                    panic!("{}/SOURCE: environment: {kv}: not KEY=VALUE", dir.display())
+                });
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
         stacks.push(Stack {
             name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+            setup: source_lines(&source, "setup"),
+            cleanup: source_lines(&source, "cleanup"),
+            environment,
             dir,
             build,
             fixed,
@@ -252,10 +298,30 @@ fn remove(tb: &Testbed, project: &str) {
     tb.remove_project(project);
 }
 
-/// Removes the projects when dropped, whatever the outcome.
+/// Runs a stack's `setup:` (or `cleanup:`) commands with `sh -c` as the test
+/// user in its copy; the failures, as lines for the report.
+fn run_commands(tb: &Testbed, folder: &Path, commands: &[String]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for c in commands {
+        let out = tb
+            .user_program("sh", &["-c", c])
+            .current_dir(folder)
+            .output()
+            .expect("run sh");
+        if !out.status.success() {
+            failed.push(format!("`{c}` failed: {}", last_lines(&out)));
+        }
+    }
+    failed
+}
+
+/// Removes the projects, then runs the stack's `cleanup:` commands, when
+/// dropped, whatever the outcome.
 struct Cleanup<'a> {
     tb: &'a Testbed,
     projects: Vec<String>,
+    folder: &'a Path,
+    commands: &'a [String],
 }
 
 impl Drop for Cleanup<'_> {
@@ -263,13 +329,20 @@ impl Drop for Cleanup<'_> {
         for p in &self.projects {
             remove(self.tb, p);
         }
+        run_commands(self.tb, self.folder, self.commands);
     }
 }
 
 /// `magos <args> --config <cfg> --repo <repo>` (as root on the test user's
 /// socket, as the other CLI tests run it, with the test user's home so `~/`
 /// binds resolve where podman-compose resolves them), within the step timeout.
-fn magos(tb: &Testbed, cfg: &Path, repo: &Path, args: &[&str]) -> Output {
+fn magos(
+    tb: &Testbed,
+    cfg: &Path,
+    repo: &Path,
+    args: &[&str],
+    environment: &[(String, String)],
+) -> Output {
     Command::new("timeout")
         .arg(STEP_TIMEOUT)
         .arg(env!("CARGO_BIN_EXE_magos"))
@@ -283,6 +356,7 @@ fn magos(tb: &Testbed, cfg: &Path, repo: &Path, args: &[&str]) -> Output {
         .env("HOME", tb.home())
         .env("CONTAINER_HOST", &tb.container_host)
         .env("NO_COLOR", "1")
+        .envs(environment.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run magos")
 }
@@ -566,11 +640,18 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
     let cfg = root.path().join(".magos.yaml");
     std::fs::write(&cfg, format!("apply:\n  instance: {uniq}\n")).unwrap();
     copy_tree(tb, &stack.dir, &folder);
+    let mut notes = run_commands(tb, &folder, &stack.setup);
 
     // Magos's route and project name: the folder's name (unique), or the file's
     // `name:`. podman-compose gets another unique name, or the file's too (a
     // name the file fixes is then replaced on both sides alike).
-    let plan = magos(tb, &cfg, root.path(), &["plan", "--output", "json"]);
+    let plan = magos(
+        tb,
+        &cfg,
+        root.path(),
+        &["plan", "--output", "json"],
+        &stack.environment,
+    );
     let (route, project) = plan_route(&plan);
     let project = project.unwrap_or_else(|| uniq.clone());
     let pc_project = if project == uniq {
@@ -581,31 +662,46 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
     let cleanup = Cleanup {
         tb,
         projects: vec![pc_project.clone(), project.clone()],
+        folder: &folder,
+        commands: &stack.cleanup,
     };
 
-    // podman-compose, as the test user.
+    // podman-compose, as the test user (through `env` for the stack's variables).
+    let vars: Vec<String> = stack
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut pc_args: Vec<&str> = vars.iter().map(String::as_str).collect();
+    pc_args.extend([
+        "timeout",
+        STEP_TIMEOUT,
+        "podman-compose",
+        "-p",
+        &pc_project,
+        "up",
+        "-d",
+    ]);
     let pc = tb
-        .user_program(
-            "timeout",
-            &[
-                STEP_TIMEOUT,
-                "podman-compose",
-                "-p",
-                &pc_project,
-                "up",
-                "-d",
-            ],
-        )
+        .user_program("env", &pc_args)
         .current_dir(&folder)
         .output()
         .expect("run podman-compose");
     let pc_containers = inspect_project(tb, &pc_project);
     remove(tb, &pc_project);
+    notes.extend(run_commands(tb, &folder, &stack.cleanup));
     std::fs::remove_dir_all(&folder).unwrap();
 
-    // Magos, in a fresh copy at the same path.
+    // Magos, in a fresh copy at the same path, after the setup again.
     copy_tree(tb, &stack.dir, &folder);
-    let apply = magos(tb, &cfg, root.path(), &["apply", "--no-prune"]);
+    notes.extend(run_commands(tb, &folder, &stack.setup));
+    let apply = magos(
+        tb,
+        &cfg,
+        root.path(),
+        &["apply", "--no-prune"],
+        &stack.environment,
+    );
     let mg_containers = inspect_project(tb, &project);
     drop(cleanup);
 
@@ -618,7 +714,7 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
         pc_made: pc_containers.len(),
         equal: 0,
         compared: 0,
-        diffs: Vec::new(),
+        diffs: notes.into_iter().map(|n| format!("setup: {n}")).collect(),
     };
     if !pc_ok {
         out.diffs
