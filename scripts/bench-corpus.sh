@@ -54,6 +54,9 @@ remove_all() {
         ids=$(as_user podman ps -aq --filter "label=com.docker.compose.project=$p")
         [ -z "$ids" ] || as_user podman rm -f -t 0 $ids >/dev/null 2>&1 || true
     done
+    # A project whose containers are all gone (a failed stack) can leave its pod.
+    ids=$(as_user podman pod ls --format '{{.Name}}' | grep "^pod_$PREFIX" || true)
+    [ -z "$ids" ] || as_user podman pod rm -f -t 0 $ids >/dev/null 2>&1 || true
     for kind in network volume; do
         ids=$(as_user podman $kind ls --format '{{.Name}}' | grep "^$PREFIX" || true)
         [ -z "$ids" ] || as_user podman $kind rm -f $ids >/dev/null 2>&1 || true

@@ -313,6 +313,8 @@ impl Testbed {
         for v in ids(&["volume", "ls", "-q", "--filter", &label]) {
             let _ = self.podman_cli(&["volume", "rm", "-f", &v]);
         }
+        // The pod podman-compose makes for a project routed to the compose CLI.
+        let _ = self.podman_cli(&["pod", "rm", "-f", "-t", "0", &format!("pod_{project}")]);
     }
 
     /// A request to the libpod API socket. A `GET` the busy service refuses or
