@@ -294,7 +294,8 @@ impl Testbed {
     }
 
     /// Removes every container, network and volume of a compose project (by its
-    /// `com.docker.compose.project` label), ignoring failures: for drop guards.
+    /// `com.docker.compose.project` label) and podman-compose's pod of it,
+    /// ignoring failures: for drop guards.
     pub fn remove_project(&self, project: &str) {
         let label = format!("label=com.docker.compose.project={project}");
         let ids = |args: &[&str]| {
