@@ -101,6 +101,7 @@ const RATCHET: &[(&str, usize)] = &[
     ("podman-compose-network-scoped-aliases", 84),
     ("podman-compose-pid", 28),
     ("podman-compose-ports", 56),
+    ("podman-compose-scale-deploy-replicas", 84),
     ("podman-compose-seccomp", 27),
     ("podman-compose-profile", 28),
     // podman-compose 1.3.0 makes no container (it cannot parse an `environment:`
