@@ -302,11 +302,10 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
     }
 }
 
-/// Loads the configuration and installs logging: the first step of every command
-/// that needs a configuration.
 /// Takes the Podman instance's lock and, for `run` (`state`), the state folder's
 /// ([`crate::lock`]), or fails naming the holder. `apply` works on a folder it is
 /// given, not on the state folder's clone, so it takes only the first.
+#[cfg(unix)]
 pub(crate) fn lock_instance(
     config: &config::Config,
     env: &Env,
@@ -327,6 +326,8 @@ pub(crate) fn lock_instance(
     })?)
 }
 
+/// Loads the configuration and installs logging: the first step of every command
+/// that needs a configuration.
 pub fn load_config(
     file: Option<&std::path::Path>,
     env: &Env,
