@@ -32,8 +32,9 @@ mod files;
 pub mod run;
 pub use files::{Extra, MAX_EXTRA_FILES, wanted_files};
 
-/// The service keys Magos applies itself; any other service key is reported as
-/// unsupported (`x-` extensions excepted).
+/// The service keys Magos applies itself, with the run-time ones of
+/// [`run::RUN_KEYS`]; any other service key is reported as unsupported (`x-`
+/// extensions excepted).
 pub const SERVICE_KEYS: &[&str] = &[
     "image",
     "container_name",
@@ -63,39 +64,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "tmpfs",
     "secrets",
     "configs",
-    // Run-time keys (`run::RUN_KEYS`).
-    "expose",
-    "deploy",
-    "mem_limit",
-    "mem_reservation",
-    "memswap_limit",
-    "cpus",
-    "cpu_shares",
-    "cpuset",
-    "pids_limit",
-    "shm_size",
-    "privileged",
-    "sysctls",
-    "ulimits",
-    "security_opt",
-    "group_add",
-    "init",
-    "tty",
-    "stdin_open",
-    "pid",
-    "ipc",
-    "userns_mode",
-    "oom_score_adj",
-    "logging",
-    "platform",
-    "pull_policy",
-    "dns_search",
-    "dns_opt",
-    "domainname",
     "mac_address",
-    "annotations",
-    "device_cgroup_rules",
-    "links",
 ];
 
 /// The top-level keys Magos understands (`version` is obsolete and ignored).

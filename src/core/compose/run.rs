@@ -16,7 +16,8 @@ use serde_yaml_ng::Value;
 
 use super::{KeyValues, OneOrMany, Scalar};
 
-/// The service keys of this module, for [`super::SERVICE_KEYS`].
+/// The service keys of this module; with [`super::SERVICE_KEYS`], the ones Magos
+/// applies.
 pub const RUN_KEYS: &[&str] = &[
     "expose",
     "deploy",
