@@ -568,10 +568,8 @@ fn doctor_at_200_containers_is_green_and_leaves_no_process() {
     let image = tb.require("MAGOS_TEST_IMAGE_HTTPD");
     let pinned = format!("{image}@{}", tb.manifest_digest(image));
     let tag = instance.rsplit('-').nth(1).unwrap_or("x").to_owned();
-    let mut ports = BTreeSet::new();
-    while ports.len() < 50 {
-        ports.insert(support::free_port());
-    }
+    let ports = support::free_ports_below_ephemeral(50);
+    assert_eq!(ports.len(), 50, "50 free ports below 32768");
     for (i, port) in ports.iter().enumerate() {
         let stack = repo.join(format!("ds{tag}_{i}"));
         std::fs::create_dir_all(&stack).unwrap();

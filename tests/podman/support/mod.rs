@@ -405,6 +405,18 @@ pub fn wait_until(timeout: Duration, poll: Duration, mut condition: impl FnMut()
     }
 }
 
+/// `n` ports free on 127.0.0.1 now, below Linux's ephemeral range (32768 and
+/// up), so that no outgoing connection and no `free_port` of another test takes
+/// one of them while a long apply publishes them all.
+pub fn free_ports_below_ephemeral(n: usize) -> Vec<u16> {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (0..12_000u16)
+        .map(|k| 20_000 + (start - 20_000 + k) % 12_000)
+        .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .take(n)
+        .collect()
+}
+
 /// A free TCP port on 127.0.0.1 at the time of the call.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
