@@ -700,15 +700,51 @@ impl Client {
         let call = self
             .call(Method::POST, path, format!("image {reference}"))
             .idempotent();
-        let deadline = tokio::time::Instant::now() + self.options.pull_timeout;
-        let response = self.open_stream(&call).await?;
-        let mut body = response.into_body();
-        let mut lines = LineBuffer::new();
         let mut last: Option<ImagePullReport> = None;
         let pull_failed = |message: String| PodmanError::Pull {
             reference: reference.to_owned(),
             message,
         };
+        self.each_report(&call, |report: ImagePullReport| {
+            for text in report.stream.lines().filter(|l| !l.trim().is_empty()) {
+                progress.line(text.trim_end());
+            }
+            if !report.error.is_empty() {
+                return Err(pull_failed(report.error));
+            }
+            if !report.images.is_empty() || !report.id.is_empty() {
+                last = Some(report);
+            }
+            Ok(())
+        })
+        .await?;
+        match last {
+            Some(report) => Ok(PulledImage {
+                id: if report.id.is_empty() {
+                    report.images.last().cloned().unwrap_or_default()
+                } else {
+                    report.id
+                },
+                images: report.images,
+            }),
+            None => Err(pull_failed(
+                "podman ended the pull without naming an image".to_owned(),
+            )),
+        }
+    }
+
+    /// Reads the streamed answer of `call` (a pull or a build: one JSON report
+    /// per line) to its end, within the pull time limit, handing each report
+    /// to `each`; an error of `each` ends the reading.
+    async fn each_report<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        mut each: impl FnMut(T) -> Result<(), PodmanError>,
+    ) -> Result<(), PodmanError> {
+        let deadline = tokio::time::Instant::now() + self.options.pull_timeout;
+        let response = self.open_stream(call).await?;
+        let mut body = response.into_body();
+        let mut lines = LineBuffer::new();
         loop {
             let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
                 Err(_) => {
@@ -735,33 +771,11 @@ impl Client {
                 pending.extend(lines.finish());
             }
             for line in pending {
-                let report: ImagePullReport = decode(&call.endpoint(), line.as_bytes())?;
-                for text in report.stream.lines().filter(|l| !l.trim().is_empty()) {
-                    progress.line(text.trim_end());
-                }
-                if !report.error.is_empty() {
-                    return Err(pull_failed(report.error));
-                }
-                if !report.images.is_empty() || !report.id.is_empty() {
-                    last = Some(report);
-                }
+                each(decode(&call.endpoint(), line.as_bytes())?)?;
             }
             if done {
-                break;
+                return Ok(());
             }
-        }
-        match last {
-            Some(report) => Ok(PulledImage {
-                id: if report.id.is_empty() {
-                    report.images.last().cloned().unwrap_or_default()
-                } else {
-                    report.id
-                },
-                images: report.images,
-            }),
-            None => Err(pull_failed(
-                "podman ended the pull without naming an image".to_owned(),
-            )),
         }
     }
 
@@ -798,65 +812,33 @@ impl Client {
             .idempotent();
         call.body = Some(Bytes::from(context_tar));
         call.content_type = Some("application/x-tar");
-        let deadline = tokio::time::Instant::now() + self.options.pull_timeout;
-        let response = self.open_stream(&call).await?;
-        let mut body = response.into_body();
-        let mut lines = LineBuffer::new();
         let mut id = None;
         let mut step: Option<String> = None;
-        loop {
-            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_) => {
-                    return Err(PodmanError::Timeout {
-                        endpoint: call.endpoint(),
-                        after: self.options.pull_timeout,
-                    });
+        self.each_report(&call, |report: BuildReport| {
+            for text in report.stream.lines().filter(|l| !l.trim().is_empty()) {
+                if text.starts_with("STEP ") {
+                    step = Some(text.trim().to_owned());
                 }
-                Ok(None) => None,
-                Ok(Some(Err(e))) => {
-                    return Err(PodmanError::Transport {
-                        endpoint: call.endpoint(),
-                        source: Box::new(e),
-                    });
+                // libpod ends a build with the image's ID on a line of its own.
+                let t = text.trim();
+                if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    id = Some(t.to_owned());
                 }
-                Ok(Some(Ok(frame))) => Some(frame),
-            };
-            let done = frame.is_none();
-            if let Some(data) = frame.and_then(|f| f.into_data().ok()) {
-                lines.extend(&data);
+                progress.line(text.trim_end());
             }
-            let mut pending: Vec<String> = std::iter::from_fn(|| lines.next_line()).collect();
-            if done {
-                pending.extend(lines.finish());
+            if !report.error.is_empty() {
+                return Err(PodmanError::Build {
+                    image: image.clone(),
+                    message: report.error.trim().to_owned(),
+                    step: step.clone(),
+                });
             }
-            for line in pending {
-                let report: BuildReport = decode(&call.endpoint(), line.as_bytes())?;
-                for text in report.stream.lines().filter(|l| !l.trim().is_empty()) {
-                    if text.starts_with("STEP ") {
-                        step = Some(text.trim().to_owned());
-                    }
-                    // libpod ends a build with the image's ID on a line of its own.
-                    let t = text.trim();
-                    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        id = Some(t.to_owned());
-                    }
-                    progress.line(text.trim_end());
-                }
-                if !report.error.is_empty() {
-                    return Err(PodmanError::Build {
-                        image,
-                        message: report.error.trim().to_owned(),
-                        step,
-                    });
-                }
-                if let Some(aux) = report.aux.filter(|a| !a.id.is_empty()) {
-                    id = Some(aux.id);
-                }
+            if let Some(aux) = report.aux.filter(|a| !a.id.is_empty()) {
+                id = Some(aux.id);
             }
-            if done {
-                break;
-            }
-        }
+            Ok(())
+        })
+        .await?;
         id.ok_or_else(|| PodmanError::Build {
             image,
             message: "podman ended the build without naming an image".to_owned(),
