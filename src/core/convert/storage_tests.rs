@@ -15,16 +15,12 @@ fn conv_home(yaml: &str, home: Option<&str>) -> Converted {
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
     convert(
         &loaded,
-        &ConvertInput {
-            project: "web",
-            instance: "default",
-            dir: "/repo/web",
-            config_files: vec!["web/compose.yaml".into()],
-            env: &EnvInputs::default(),
-            sealed_env: None,
-            encrypted: &BTreeMap::new(),
-            home: home.or(Some("/home/magos")),
-        },
+        &super::tests::input(
+            &EnvInputs::default(),
+            None,
+            &BTreeMap::new(),
+            home.or(Some("/home/magos")),
+        ),
     )
 }
 
@@ -220,16 +216,7 @@ fn a_home_path_without_a_known_home_is_an_error() {
     });
     let c = convert(
         &loaded,
-        &ConvertInput {
-            project: "web",
-            instance: "default",
-            dir: "/repo/web",
-            config_files: vec!["web/compose.yaml".into()],
-            env: &EnvInputs::default(),
-            sealed_env: None,
-            encrypted: &BTreeMap::new(),
-            home: None,
-        },
+        &super::tests::input(&EnvInputs::default(), None, &BTreeMap::new(), None),
     );
     assert!(
         errors(&c).iter().any(|e| e.contains("set HOME")),

@@ -21,17 +21,28 @@ fn conv_sealed(
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
     convert(
         &loaded,
-        &ConvertInput {
-            project: "web",
-            instance: "default",
-            dir: "/repo/web",
-            config_files: vec!["web/compose.yaml".into()],
-            env,
-            sealed_env,
-            encrypted,
-            home: Some("/home/magos"),
-        },
+        &input(env, sealed_env, encrypted, Some("/home/magos")),
     )
+}
+
+/// The conversion input of the stack `web` at `/repo/web` that every
+/// conversion test uses.
+pub(super) fn input<'a>(
+    env: &'a EnvInputs,
+    sealed_env: Option<&'a str>,
+    encrypted: &'a BTreeMap<String, EncryptedMount>,
+    home: Option<&'a str>,
+) -> ConvertInput<'a> {
+    ConvertInput {
+        project: "web",
+        instance: "default",
+        dir: "/repo/web",
+        config_files: vec!["web/compose.yaml".into()],
+        env,
+        sealed_env,
+        encrypted,
+        home,
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::super::{ConvertInput, Converted, EnvInputs, Route, convert};
+use super::super::{Converted, EnvInputs, Route, convert};
 use super::{bytes, cores, device_cgroup_rule, expose, security_opt};
 use crate::core::compose::{StackSource, load};
 use crate::core::diag::Severity;
@@ -20,16 +20,12 @@ fn conv(yaml: &str) -> Converted {
     assert!(loaded.error.is_none(), "{:?}", loaded.diagnostics);
     convert(
         &loaded,
-        &ConvertInput {
-            project: "web",
-            instance: "default",
-            dir: "/repo/web",
-            config_files: vec!["web/compose.yaml".into()],
-            env: &EnvInputs::default(),
-            sealed_env: None,
-            encrypted: &BTreeMap::new(),
-            home: Some("/home/magos"),
-        },
+        &super::super::tests::input(
+            &EnvInputs::default(),
+            None,
+            &BTreeMap::new(),
+            Some("/home/magos"),
+        ),
     )
 }
 
