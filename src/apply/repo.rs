@@ -194,6 +194,12 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
         }
     })?;
     let runtime = RuntimeDir::from_env(&options.env).ok();
+    // `~/` in a bind is the home of the user Magos runs as.
+    let home = options
+        .env
+        .get("HOME")
+        .map(String::as_str)
+        .filter(|h| h.starts_with('/'));
     let mut out = Repository {
         diagnostics: loaded.diagnostics,
         ..Repository::default()
@@ -259,7 +265,6 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             .collect();
         let files = config_files.iter().map(|f| root.join(f)).collect();
         let no_mounts = BTreeMap::new();
-        let home = std::env::var("HOME").ok().filter(|h| h.starts_with('/'));
         let input = ConvertInput {
             project: &project,
             instance: &options.instance,
@@ -268,7 +273,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             env: &env,
             sealed_env: dotenv.map(|(_, e)| e.digest.as_str()),
             encrypted: &no_mounts,
-            home: home.as_deref(),
+            home,
         };
         let mut converted = convert::convert(&stack.loaded, &input);
         let mut error = load_error;
