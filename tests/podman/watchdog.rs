@@ -9,7 +9,7 @@
 use std::io::{Read as _, Write as _};
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -202,6 +202,23 @@ struct Notices {
 }
 
 impl Notices {
+    /// An abstract datagram socket `magos-test-notify-<project>`, as systemd
+    /// uses for `NOTIFY_SOCKET`; its name is returned beside it.
+    fn bind(project: &str) -> (String, Self) {
+        let name = format!("magos-test-notify-{project}");
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let sock = UnixDatagram::bind_addr(&addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        (
+            name,
+            Notices {
+                sock,
+                seen: Vec::new(),
+            },
+        )
+    }
+
     /// Reads until a notice starting with `want` arrives after `since`.
     fn wait(&mut self, want: &str, since: Instant, limit: Duration) {
         let deadline = Instant::now() + limit;
@@ -240,6 +257,32 @@ impl Notices {
     }
 }
 
+/// The daemon's configuration in `dir`: `project` as its instance, a pass a
+/// second, `stuck_after: 3s`, the endpoint on `port`.
+fn daemon_config(dir: &Path, project: &str, port: u16) -> PathBuf {
+    let config = dir.join("magos.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apply:\n  instance: {project}\ndaemon:\n  interval: 1s\n  jitter: 0%\n  stuck_after: 3s\n  listen: 127.0.0.1:{port}\nstate_dir: {}\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// A proxy at `<dir>/podman.sock` in front of the test bed's Podman socket.
+fn proxy_podman(tb: &Testbed, dir: &Path) -> (PathBuf, Proxy) {
+    let upstream = tb
+        .container_host
+        .strip_prefix("unix://")
+        .expect("a unix CONTAINER_HOST");
+    let proxied = dir.join("podman.sock");
+    let proxy = Proxy::start(&proxied, Path::new(upstream));
+    (proxied, proxy)
+}
+
 fn healthz(port: u16) -> u16 {
     support::http_get(port, "/healthz").map_or(0, |r| r.status)
 }
@@ -263,32 +306,11 @@ fn watchdog_pings_stop_while_podman_hangs_and_resume_after() {
         ),
     )
     .unwrap();
-    let config = dir.path().join("magos.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "apply:\n  instance: {project}\ndaemon:\n  interval: 1s\n  jitter: 0%\n  stuck_after: 3s\n  listen: 127.0.0.1:{port}\nstate_dir: {}\n",
-            dir.path().join("state").display()
-        ),
-    )
-    .unwrap();
-    let upstream = tb
-        .container_host
-        .strip_prefix("unix://")
-        .expect("a unix CONTAINER_HOST");
-    let proxied = dir.path().join("podman.sock");
-    let proxy = Proxy::start(&proxied, Path::new(upstream));
+    let config = daemon_config(dir.path(), &project, port);
+    let (proxied, proxy) = proxy_podman(tb, dir.path());
 
     // systemd's side: an abstract socket, as systemd itself uses.
-    let name = format!("magos-test-notify-{project}");
-    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-    let sock = UnixDatagram::bind_addr(&addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut notices = Notices {
-        sock,
-        seen: Vec::new(),
-    };
+    let (name, mut notices) = Notices::bind(&project);
     let child = Command::new(env!("CARGO_BIN_EXE_magos"))
         .args(["--config", config.to_str().unwrap(), "run", "--repo"])
         .arg(repo.path())
@@ -375,30 +397,9 @@ fn a_slow_pull_longer_than_stuck_after_keeps_health_and_pings() {
         tb.manifest_digest(httpd)
     );
     std::fs::write(stack.join("compose.yaml"), &web).unwrap();
-    let config = dir.path().join("magos.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "apply:\n  instance: {project}\ndaemon:\n  interval: 1s\n  jitter: 0%\n  stuck_after: 3s\n  listen: 127.0.0.1:{port}\nstate_dir: {}\n",
-            dir.path().join("state").display()
-        ),
-    )
-    .unwrap();
-    let upstream = tb
-        .container_host
-        .strip_prefix("unix://")
-        .expect("a unix CONTAINER_HOST");
-    let proxied = dir.path().join("podman.sock");
-    let proxy = Proxy::start(&proxied, Path::new(upstream));
-    let name = format!("magos-test-notify-{project}");
-    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-    let sock = UnixDatagram::bind_addr(&addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut notices = Notices {
-        sock,
-        seen: Vec::new(),
-    };
+    let config = daemon_config(dir.path(), &project, port);
+    let (proxied, proxy) = proxy_podman(tb, dir.path());
+    let (name, mut notices) = Notices::bind(&project);
     let log = dir.path().join("magos-run.log");
     let child = Command::new(env!("CARGO_BIN_EXE_magos"))
         .args(["--config", config.to_str().unwrap(), "run", "--repo"])
