@@ -11,6 +11,7 @@ pub mod convert;
 pub mod diag;
 pub mod drift;
 pub mod duration;
+pub mod event;
 pub mod interpolate;
 pub mod observed;
 pub mod plan;

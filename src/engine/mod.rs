@@ -11,6 +11,7 @@
 
 #[cfg(unix)]
 pub mod converge;
+pub mod events;
 pub mod pin;
 pub mod source;
 pub mod workspace;
