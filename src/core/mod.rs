@@ -9,6 +9,7 @@ pub mod build;
 pub mod compose;
 pub mod convert;
 pub mod diag;
+pub mod doctor;
 pub mod drift;
 pub mod duration;
 pub mod event;

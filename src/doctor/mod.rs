@@ -3,37 +3,41 @@
 //! managed containers, names each problem in plain words with its fix, and heals
 //! what a restart heals.
 //!
-//! - `model.rs`: judging, pure: checks and their findings, whose problem each
-//!   is, the heal decision, and the readers of procfs tables, Podman's files
-//!   and `nslookup` output.
-//! - `probe.rs`: gathering on the host with the standard library and procfs
+//! Three parts:
+//! - judging, pure, in the core (`core::doctor`, also named `doctor::model`):
+//!   facts in, checks and findings out, whose problem each is, the heal
+//!   decision, and the readers of procfs tables, Podman's files and `nslookup`
+//!   output;
+//! - gathering: `probe.rs` on the host with the standard library and procfs
 //!   (device, one process scan, pid files, namespace addresses and sockets,
-//!   aardvark-dns, the Podman service's PATH, DNS and TCP probes).
-//! - this file: [`examine`] gathers the facts through the Podman client and the
-//!   probes and enters a container (exec) only to confirm a failure the host
-//!   saw; [`check_and_heal`] examines, heals within the rate limit, and checks
-//!   again that the ports answer.
+//!   aardvark-dns, the Podman service's PATH, DNS and TCP probes), and this
+//!   file's `examine`, which gathers the facts through the Podman client and
+//!   the probes, hands them to the judges, and enters a container (exec) only
+//!   to confirm a failure the host saw;
+//! - healing: `heal.rs` carries out the heals the core decides, within the
+//!   rate limit, and examines again until the ports answer.
+//!
+//! [`check_and_heal`] is the entry point: examine, then heal when asked.
 //!
 //! Linux only: pasta, procfs and the rootless netns exist nowhere else.
 
-pub mod model;
+pub mod heal;
 pub mod probe;
+
+/// The judging, pure, in the core; named here as before.
+pub use crate::core::doctor as model;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::core::plan::start_order;
 use crate::core::schedule::RestartLimiter;
-use crate::core::spec::{
-    ContainerSpec, Dependency, DependencyCondition, ImageRef, LABEL_MANAGED, LABEL_PROJECT,
-    LABEL_SERVICE, StackSpec,
-};
+use crate::core::spec::{LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE};
 use crate::podman::wire::{ContainerInspect, ExecCreate};
 use crate::podman::{Client, ContainerFilters, PodmanError};
-use crate::server::metrics::{KindLabel, Metrics};
+use crate::server::metrics::Metrics;
 use futures_util::StreamExt as _;
 
 pub use model::{
@@ -168,7 +172,7 @@ struct Examination {
 /// The check pass of the daemon and of `magos doctor`: examines, then (when
 /// `heal` is on) heals what the findings call for, within the rate limit, each
 /// action logged and counted in `metrics`' heals, and checks again until the
-/// healed problems are gone or the verify time runs out.
+/// healed problems are gone or the verify time runs out (`heal.rs`).
 pub async fn check_and_heal(
     client: &Client,
     doctor: &mut Doctor,
@@ -179,247 +183,10 @@ pub async fn check_and_heal(
         checks: first.checks.clone(),
         heals: Vec::new(),
     };
-    if !doctor.options.heal {
-        return report;
-    }
-    let facts: Vec<ContainerFacts> = first.containers.iter().map(|c| c.facts.clone()).collect();
-    let actions = model::decide(&first.checks, &facts);
-    let mut done = Vec::new();
-    for action in actions {
-        if !doctor.limiter.allow(&action.limit_key(), Instant::now()) {
-            tracing::warn!(
-                action = action.kind(),
-                target = %action.target(),
-                reason = action.reason(),
-                "heal skipped: rate limit reached"
-            );
-            count(metrics, "rate_limited");
-            report.heals.push(HealRecord {
-                detail: format!(
-                    "not done: at most {} heals per hour for {}",
-                    doctor.options.max_heals_per_hour,
-                    action.target()
-                ),
-                action,
-                outcome: HealOutcome::RateLimited,
-            });
-            continue;
-        }
-        tracing::info!(
-            action = action.kind(),
-            target = %action.target(),
-            reason = action.reason(),
-            "healing"
-        );
-        count(metrics, action.kind());
-        match carry_out(client, &doctor.options, &action, &first.containers).await {
-            Ok(()) => done.push(action),
-            Err(err) => {
-                tracing::error!(action = action.kind(), error = %err, "heal failed");
-                count(metrics, "failed");
-                report.heals.push(HealRecord {
-                    action,
-                    outcome: HealOutcome::Failed,
-                    detail: err.to_string(),
-                });
-            }
-        }
-    }
-    if done.is_empty() {
-        return report;
-    }
-    let deadline = Instant::now() + doctor.options.verify_timeout;
-    let mut remaining: BTreeMap<usize, Vec<String>>;
-    loop {
-        let again = examine(client, &doctor.options).await;
-        remaining = done
-            .iter()
-            .enumerate()
-            .filter_map(|(i, action)| {
-                let left = still_broken(action, &again);
-                (!left.is_empty()).then_some((i, left))
-            })
-            .collect();
-        if remaining.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    for (i, action) in done.into_iter().enumerate() {
-        let record = match remaining.remove(&i) {
-            None => {
-                tracing::info!(action = action.kind(), target = %action.target(), "healed");
-                HealRecord {
-                    action,
-                    outcome: HealOutcome::Healed,
-                    detail: "the checks pass again".to_owned(),
-                }
-            }
-            Some(left) => {
-                tracing::error!(
-                    action = action.kind(),
-                    target = %action.target(),
-                    left = %left.join("; "),
-                    "heal did not help"
-                );
-                count(metrics, "failed");
-                HealRecord {
-                    outcome: HealOutcome::Failed,
-                    detail: match &action {
-                        HealAction::RestartStacks { .. } => format!(
-                            "still broken after the heal: {}; containers Magos does not manage keep the rootless netns alive: stop them too, or run podman unshare --rootless-netns true as the Podman user",
-                            left.join("; ")
-                        ),
-                        HealAction::RestartContainer { .. } => {
-                            format!("still broken after the heal: {}", left.join("; "))
-                        }
-                    },
-                    action,
-                }
-            }
-        };
-        report.heals.push(record);
+    if doctor.options.heal {
+        report.heals = heal::heal(client, doctor, metrics, &first).await;
     }
     report
-}
-
-fn count(metrics: Option<&Metrics>, kind: &str) {
-    if let Some(m) = metrics {
-        m.heals
-            .get_or_create(&KindLabel {
-                kind: kind.to_owned(),
-            })
-            .inc();
-    }
-}
-
-/// The network failures that a done `action` should have fixed but are still
-/// there.
-fn still_broken(action: &HealAction, exam: &Examination) -> Vec<String> {
-    let targets: BTreeSet<String> = match action {
-        HealAction::RestartContainer { container, .. } => [container.clone()].into(),
-        HealAction::RestartStacks { stacks, .. } => exam
-            .containers
-            .iter()
-            .filter(|c| c.facts.project.as_ref().is_some_and(|p| stacks.contains(p)))
-            .map(|c| c.facts.name.clone())
-            .collect(),
-    };
-    exam.checks
-        .iter()
-        .filter(|c| {
-            c.problem.is_some() || (c.status == Status::Fail && c.cause == Some(Cause::Network))
-        })
-        .filter(|c| {
-            let owner = c.subject.split(' ').next().unwrap_or_default();
-            targets.contains(owner)
-                || (matches!(action, HealAction::RestartStacks { .. })
-                    && c.subject == "rootless-netns")
-        })
-        .map(|c| format!("{}: {}", c.subject, c.finding))
-        .collect()
-}
-
-/// Carries out one heal.
-async fn carry_out(
-    client: &Client,
-    options: &DoctorOptions,
-    action: &HealAction,
-    containers: &[Examined],
-) -> Result<(), DoctorError> {
-    match action {
-        HealAction::RestartContainer { container, .. } => client
-            .restart_container(container, options.stop_timeout)
-            .await
-            .map_err(|source| DoctorError::Podman {
-                target: container.clone(),
-                source: Box::new(source),
-            }),
-        HealAction::RestartStacks { stacks, .. } => {
-            let mut order: Vec<String> = Vec::new();
-            for stack in stacks {
-                order.extend(stack_order(stack, containers)?);
-            }
-            for name in order.iter().rev() {
-                tracing::info!(container = %name, "stopping for the rootless netns heal");
-                client
-                    .stop_container(name, Some(options.stop_timeout))
-                    .await
-                    .map_err(|source| DoctorError::Podman {
-                        target: name.clone(),
-                        source: Box::new(source),
-                    })?;
-            }
-            for name in &order {
-                tracing::info!(container = %name, "starting after the rootless netns heal");
-                client
-                    .start_container(name)
-                    .await
-                    .map_err(|source| DoctorError::Podman {
-                        target: name.clone(),
-                        source: Box::new(source),
-                    })?;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// The running containers of `stack` in start order (dependencies first), from
-/// their compose service labels and the dependencies Podman records.
-fn stack_order(stack: &str, containers: &[Examined]) -> Result<Vec<String>, DoctorError> {
-    let members: Vec<&Examined> = containers
-        .iter()
-        .filter(|c| c.facts.running && c.facts.project.as_deref() == Some(stack))
-        .collect();
-    let service_of = |c: &Examined| c.service.clone().unwrap_or_else(|| c.facts.name.clone());
-    let by_id: BTreeMap<&str, String> = members
-        .iter()
-        .flat_map(|c| {
-            [
-                (c.inspect.id.as_str(), service_of(c)),
-                (c.facts.name.as_str(), service_of(c)),
-            ]
-        })
-        .collect();
-    let image = ImageRef {
-        reference: String::new(),
-        qualified: String::new(),
-        digest: None,
-    };
-    let mut spec = StackSpec {
-        project: stack.to_owned(),
-        instance: String::new(),
-        working_dir: String::new(),
-        config_files: Vec::new(),
-        networks: Vec::new(),
-        volumes: Vec::new(),
-        services: Vec::new(),
-    };
-    let mut names = BTreeMap::new();
-    for c in &members {
-        let service = service_of(c);
-        let mut s = ContainerSpec::new(stack, &service, image.clone());
-        s.depends_on = c
-            .inspect
-            .dependencies
-            .iter()
-            .filter_map(|d| by_id.get(d.as_str()))
-            .filter(|d| **d != service)
-            .map(|d| Dependency {
-                service: d.clone(),
-                condition: DependencyCondition::ServiceStarted,
-                restart: false,
-            })
-            .collect();
-        names.insert(service, c.facts.name.clone());
-        spec.services.push(s);
-    }
-    let order = start_order(&spec).map_err(|message| DoctorError::Order {
-        stack: stack.to_owned(),
-        message,
-    })?;
-    Ok(order.iter().map(|s| names[*s].clone()).collect())
 }
 
 /// How many containers are inspected, and checked, at once.
@@ -487,35 +254,21 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
             .map(|()| i.version.version.clone()),
         Err(_) => client.check_version().await.map(|v| v.version),
     };
-    let version = match version {
-        Ok(v) => v,
-        Err(err) => {
-            checks.push(Check::bad(
-                "socket",
-                "podman",
-                Status::Fail,
-                Cause::Podman,
-                format!("Podman does not answer on {socket}: {err}"),
-                "enable the API socket: systemctl --user enable --now podman.socket (Podman 5 or newer)",
-            ));
-            return Examination { checks, containers };
-        }
-    };
-    checks.push(Check::pass(
-        "socket",
-        "podman",
-        format!("Podman {version} answers on {socket}"),
+    let version = version.map_err(|err| err.to_string());
+    checks.push(model::judge_socket(
+        &socket,
+        version.as_deref().map_err(String::as_str),
     ));
+    if version.is_err() {
+        return Examination { checks, containers };
+    }
     let info = match info {
         Ok(info) => Some(info),
         Err(err) => {
-            checks.push(Check::bad(
+            checks.push(model::podman_failed(
                 "network_cmd",
                 "podman",
-                Status::Fail,
-                Cause::Podman,
                 format!("podman info failed: {err}"),
-                "check the Podman service's log",
             ));
             None
         }
@@ -564,24 +317,18 @@ async fn examine(client: &Client, options: &DoctorOptions) -> Examination {
             for (name, r) in inspected {
                 match r {
                     Ok(inspect) => containers.push(examined(inspect)),
-                    Err(err) => checks.push(Check::bad(
+                    Err(err) => checks.push(model::podman_failed(
                         "inspect",
                         name,
-                        Status::Fail,
-                        Cause::Podman,
                         format!("cannot inspect the container: {err}"),
-                        "check the Podman service's log",
                     )),
                 }
             }
         }
-        Err(err) => checks.push(Check::bad(
+        Err(err) => checks.push(model::podman_failed(
             "containers",
             "podman",
-            Status::Fail,
-            Cause::Podman,
             format!("cannot list the managed containers: {err}"),
-            "check the Podman service's log",
         )),
     }
 
@@ -783,73 +530,24 @@ fn network_mode(inspect: &ContainerInspect) -> String {
 
 fn network_cmd_check(info: &crate::podman::wire::Info) -> Check {
     let host = &info.host;
-    if !host.security.rootless {
-        return Check::skip(
-            "network_cmd",
-            "podman",
-            "Podman runs rootful: it uses netavark bridges, not pasta",
-        );
-    }
-    match host.rootless_network_cmd.as_str() {
-        "pasta" if host.pasta.executable.is_empty() => Check::bad(
-            "network_cmd",
-            "podman",
-            Status::Fail,
-            Cause::Outside,
-            "Podman is set to network through pasta but cannot find the pasta program",
-            "install the passt package (it provides pasta), e.g. apt install passt",
-        ),
-        "pasta" => {
-            let program: Vec<&str> = [host.pasta.executable.as_str(), host.pasta.version.as_str()]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect();
-            Check::pass(
-                "network_cmd",
-                "podman",
-                format!("rootless networking through pasta ({})", program.join(" ")),
-            )
-        }
-        "" => Check::skip(
-            "network_cmd",
-            "podman",
-            "podman info does not name its rootless network command",
-        ),
-        other => Check::bad(
-            "network_cmd",
-            "podman",
-            Status::Warn,
-            Cause::Outside,
-            format!(
-                "rootless networking through {other}, not pasta: the pasta checks do not apply"
-            ),
-            "install passt and remove default_rootless_network_cmd from containers.conf to use Podman 5's default",
-        ),
-    }
+    model::judge_network_cmd(&model::NetworkCmdFacts {
+        rootless: host.security.rootless,
+        command: host.rootless_network_cmd.clone(),
+        pasta_executable: host.pasta.executable.clone(),
+        pasta_version: host.pasta.version.clone(),
+    })
 }
 
 fn tun_check() -> Check {
-    let tun = Path::new("/dev/net/tun");
-    match probe::tun_usable(tun) {
-        Ok(()) => Check::pass("tun", "host", "/dev/net/tun opens read-write"),
-        Err(e) => Check::bad(
-            "tun",
-            "host",
-            Status::Fail,
-            Cause::Outside,
-            format!(
-                "/dev/net/tun cannot be opened read-write ({e}): pasta cannot create its tap device"
-            ),
-            "load the tun module (modprobe tun) and make /dev/net/tun mode 0666; in a container or VM, pass the device through",
-        ),
-    }
+    let opened = probe::tun_usable(Path::new("/dev/net/tun"));
+    model::judge_tun(opened.as_ref().copied().map_err(String::as_str))
 }
 
 fn subid_checks(user: Option<&str>, uid: Option<u32>) -> Vec<Check> {
     let (Some(user), Some(uid)) = (user, uid) else {
         return ["subuid", "subgid"]
             .into_iter()
-            .map(|id| Check::skip(id, "host", "the Podman user is unknown"))
+            .map(model::unknown_user)
             .collect();
     };
     ["subuid", "subgid"]
@@ -857,66 +555,27 @@ fn subid_checks(user: Option<&str>, uid: Option<u32>) -> Vec<Check> {
         .map(|id| {
             let path = format!("/etc/{id}");
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let n = model::subid_count(&text, user, uid);
-            let fix = format!(
-                "as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}, then podman system migrate"
-            );
-            if n >= 65536 {
-                Check::pass(id, "host", format!("{user} has {n} subordinate ids in {path}"))
-            } else if n > 0 {
-                Check::bad(
-                    id,
-                    "host",
-                    Status::Warn,
-                    Cause::Outside,
-                    format!("{user} has only {n} subordinate ids in {path}; images that use higher ids fail"),
-                    fix,
-                )
-            } else {
-                Check::bad(
-                    id,
-                    "host",
-                    Status::Fail,
-                    Cause::Outside,
-                    format!("{user} has no subordinate id range in {path}"),
-                    fix,
-                )
-            }
+            model::judge_subid(id, user, &path, model::subid_count(&text, user, uid))
         })
         .collect()
 }
 
 fn keys_check(user: Option<&str>, uid: Option<u32>) -> Check {
     let (Some(user), Some(uid)) = (user, uid) else {
-        return Check::skip("keys", "host", "the Podman user is unknown");
+        return model::unknown_user("keys");
     };
     let text = std::fs::read_to_string("/proc/key-users").unwrap_or_default();
-    match model::key_quota(&text, uid) {
-        Some(quota) => model::judge_keys(user, quota),
-        None => Check::skip(
-            "keys",
-            "host",
-            format!("/proc/key-users has no line for {user}"),
-        ),
-    }
+    model::judge_key_users(user, model::key_quota(&text, uid))
 }
 
 fn linger_check(user: Option<&str>) -> Check {
     let Some(user) = user else {
-        return Check::skip("linger", "host", "the Podman user is unknown");
+        return model::unknown_user("linger");
     };
-    if Path::new("/var/lib/systemd/linger").join(user).exists() {
-        Check::pass("linger", "host", format!("lingering is enabled for {user}"))
-    } else {
-        Check::bad(
-            "linger",
-            "host",
-            Status::Warn,
-            Cause::Outside,
-            format!("lingering is off for {user}: its containers stop when the user logs out"),
-            format!("loginctl enable-linger {user}"),
-        )
-    }
+    model::judge_linger(
+        user,
+        Path::new("/var/lib/systemd/linger").join(user).exists(),
+    )
 }
 
 fn netns_checks(
@@ -929,48 +588,22 @@ fn netns_checks(
     let dir = probe::rootless_netns_dir(runtime_dir);
     let pid_file = dir.join("rootless-netns-conn.pid");
     let subject = "rootless-netns";
-    let Some(pid) = probe::read_pid(&pid_file) else {
-        let reason = if bridge_running {
-            format!(
-                "{} is missing although bridge-network containers run",
-                pid_file.display()
-            )
-        } else {
-            "no bridge-network container runs; Podman creates the rootless netns on demand"
-                .to_owned()
-        };
-        return vec![Check::skip("netns", subject, reason)];
-    };
-    let alive =
-        probe::process_cmdline(&options.proc_root, pid).is_some_and(|c| probe::is_pasta(&c));
-    let mut checks = Vec::new();
-    if alive {
-        checks.push(Check::pass(
-            "netns",
-            subject,
-            format!("its pasta process {pid} is alive"),
-        ));
-    } else if bridge_running {
-        checks.push(
-            Check::bad(
-                "netns",
-                subject,
-                Status::Fail,
-                Cause::Network,
-                format!("its pasta process {pid} is gone: bridge-network containers have no way out (outbound traffic and DNS upstream fail)"),
-                "restart the bridge-network stacks so Podman sets the rootless netns up again (magos doctor --heal does it)",
-            )
-            .with_problem(Problem::NetnsPastaDead),
-        );
-    } else {
-        checks.push(Check::skip(
-            "netns",
-            subject,
-            format!("its pasta process {pid} is gone, but no bridge-network container runs; Podman starts it again with the next one"),
-        ));
+    let pid = probe::read_pid(&pid_file);
+    let alive = pid.is_some_and(|pid| {
+        probe::process_cmdline(&options.proc_root, pid).is_some_and(|c| probe::is_pasta(&c))
+    });
+    let netns = model::judge_netns(&model::NetnsFacts {
+        pid_file: pid_file.display().to_string(),
+        pid,
+        alive,
+        bridge_running,
+    });
+    if pid.is_none() {
+        return vec![netns];
     }
+    let mut checks = vec![netns];
     match (probe::rootless_netns_addresses(&dir), host_addrs) {
-        (Ok(ns), Ok(host)) => checks.push(address_check(
+        (Ok(ns), Ok(host)) => checks.push(model::judge_addresses(
             "netns_addresses",
             subject,
             &model::without_subnets(&ns, subnets),
@@ -990,49 +623,6 @@ fn netns_checks(
         )),
     }
     checks
-}
-
-fn address_check(
-    id: &'static str,
-    subject: &str,
-    ns: &BTreeSet<IpAddr>,
-    host: &BTreeSet<IpAddr>,
-    what: &str,
-    problem: Problem,
-) -> Check {
-    let stale = model::stale_addresses(ns, host);
-    let copied: Vec<String> = ns
-        .iter()
-        .filter(|a| model::is_copied(a))
-        .map(IpAddr::to_string)
-        .collect();
-    if stale.is_empty() {
-        return Check::pass(
-            id,
-            subject,
-            format!(
-                "the host addresses pasta copied at start ({}) are still the host's",
-                if copied.is_empty() {
-                    "none".to_owned()
-                } else {
-                    copied.join(", ")
-                }
-            ),
-        );
-    }
-    let stale: Vec<String> = stale.iter().map(IpAddr::to_string).collect();
-    Check::bad(
-        id,
-        subject,
-        Status::Warn,
-        Cause::Network,
-        format!(
-            "{what} holds {} that the host no longer has: the host's address changed after pasta started (DHCP renew, boot before the network was up); forwards bound to it are dead",
-            stale.join(", ")
-        ),
-        "restart so pasta copies the current addresses (magos doctor --heal does it); custom pasta -a options also show up here",
-    )
-    .with_problem(problem)
 }
 
 async fn container_checks(
@@ -1072,29 +662,14 @@ async fn container_checks(
         .unwrap_or_default();
 
     if mode == "pasta" {
-        match view.pasta.get(&sandbox) {
-            Some(p) => checks.push(Check::pass(
-                "pasta",
-                name.clone(),
-                format!("its pasta process {p} is alive"),
-            )),
-            None => checks.push(
-                Check::bad(
-                    "pasta",
-                    name.clone(),
-                    Status::Fail,
-                    Cause::Network,
-                    format!("no pasta process serves its network namespace {sandbox}: its published ports and outbound traffic are dead"),
-                    "restart the container (magos doctor --heal does it)",
-                )
-                .with_problem(Problem::ContainerPastaDead {
-                    container: name.clone(),
-                }),
-            ),
-        }
+        checks.push(model::judge_container_pasta(
+            name,
+            &sandbox,
+            view.pasta.get(&sandbox).copied(),
+        ));
         match (&net_dir, view.addrs.as_ref()) {
             (Some(dir), Ok(host)) => match probe::namespace_addresses(dir) {
-                Ok(ns) => checks.push(address_check(
+                Ok(ns) => checks.push(model::judge_addresses(
                     "addresses",
                     name,
                     &ns,
@@ -1272,27 +847,12 @@ async fn upstream_check() -> Check {
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
-    match result {
-        Ok(server) => Check::pass(
-            "dns_upstream",
-            "host",
-            format!("the host's resolver {server} answers; the containers' DNS is forwarded to it"),
-        ),
-        Err(e) => Check::bad(
-            "dns_upstream",
-            "host",
-            Status::Fail,
-            Cause::Outside,
-            format!(
-                "no resolver of /etc/resolv.conf answered ({e}): names outside the stacks do not resolve in any container"
-            ),
-            "fix the host's DNS (/etc/resolv.conf); containers resolve through it",
-        ),
-    }
+    model::judge_upstream(result.as_ref().map(|s| *s).map_err(String::as_str))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::heal::count;
     use super::*;
 
     #[test]

@@ -1,10 +1,14 @@
-//! The doctor's findings and decisions, pure: what each check found, whose problem
-//! it is, which heals follow from the findings, and how a port probe and a
-//! listening table are read. No I/O: the probes in `probe.rs` and `mod.rs` gather
-//! the facts and these functions judge them.
+//! The network doctor's judging, pure: what each check found from the facts
+//! the doctor gathered, whose problem it is, which heals follow from the
+//! findings, and how procfs tables, Podman's files, a port probe and
+//! `nslookup` output are read. No I/O: `doctor/` gathers the facts (its
+//! `probe.rs` and `mod.rs`), these functions judge them, and `doctor/heal.rs`
+//! carries out the heals they decide.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+
+// An address is plain data: named from the language core, beside no socket.
+use ::core::net::IpAddr;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -987,6 +991,391 @@ pub fn resolv_nameservers(text: &str) -> Vec<IpAddr> {
         .collect()
 }
 
+// ---------------------------------------------------------------------------
+// The host and Podman, judged from the facts the doctor gathered.
+
+/// Whether Podman answered on its socket: its version, or the error.
+pub fn judge_socket(socket: &str, version: Result<&str, &str>) -> Check {
+    match version {
+        Ok(version) => Check::pass(
+            "socket",
+            "podman",
+            format!("Podman {version} answers on {socket}"),
+        ),
+        Err(err) => Check::bad(
+            "socket",
+            "podman",
+            Status::Fail,
+            Cause::Podman,
+            format!("Podman does not answer on {socket}: {err}"),
+            "enable the API socket: systemctl --user enable --now podman.socket (Podman 5 or newer)",
+        ),
+    }
+}
+
+/// A request to Podman that failed (`podman info`, the container list, one
+/// container's inspection): `id` and `subject` name the check, `what` the
+/// request's failure in words.
+pub fn podman_failed(id: &'static str, subject: impl Into<String>, what: String) -> Check {
+    Check::bad(
+        id,
+        subject,
+        Status::Fail,
+        Cause::Podman,
+        what,
+        "check the Podman service's log",
+    )
+}
+
+/// How Podman networks rootless containers, from `podman info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkCmdFacts {
+    /// Podman runs rootless.
+    pub rootless: bool,
+    /// Its rootless network command (`pasta`, `slirp4netns`, or empty).
+    pub command: String,
+    /// The pasta program Podman found (empty: none).
+    pub pasta_executable: String,
+    /// That program's version, when Podman reports it.
+    pub pasta_version: String,
+}
+
+/// Whether rootless networking goes through pasta, and pasta is there.
+pub fn judge_network_cmd(f: &NetworkCmdFacts) -> Check {
+    if !f.rootless {
+        return Check::skip(
+            "network_cmd",
+            "podman",
+            "Podman runs rootful: it uses netavark bridges, not pasta",
+        );
+    }
+    match f.command.as_str() {
+        "pasta" if f.pasta_executable.is_empty() => Check::bad(
+            "network_cmd",
+            "podman",
+            Status::Fail,
+            Cause::Outside,
+            "Podman is set to network through pasta but cannot find the pasta program",
+            "install the passt package (it provides pasta), e.g. apt install passt",
+        ),
+        "pasta" => {
+            let program: Vec<&str> = [f.pasta_executable.as_str(), f.pasta_version.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            Check::pass(
+                "network_cmd",
+                "podman",
+                format!("rootless networking through pasta ({})", program.join(" ")),
+            )
+        }
+        "" => Check::skip(
+            "network_cmd",
+            "podman",
+            "podman info does not name its rootless network command",
+        ),
+        other => Check::bad(
+            "network_cmd",
+            "podman",
+            Status::Warn,
+            Cause::Outside,
+            format!(
+                "rootless networking through {other}, not pasta: the pasta checks do not apply"
+            ),
+            "install passt and remove default_rootless_network_cmd from containers.conf to use Podman 5's default",
+        ),
+    }
+}
+
+/// Whether `/dev/net/tun` opened read-write (else why not).
+pub fn judge_tun(opened: Result<(), &str>) -> Check {
+    match opened {
+        Ok(()) => Check::pass("tun", "host", "/dev/net/tun opens read-write"),
+        Err(e) => Check::bad(
+            "tun",
+            "host",
+            Status::Fail,
+            Cause::Outside,
+            format!(
+                "/dev/net/tun cannot be opened read-write ({e}): pasta cannot create its tap device"
+            ),
+            "load the tun module (modprobe tun) and make /dev/net/tun mode 0666; in a container or VM, pass the device through",
+        ),
+    }
+}
+
+/// The checks that need the Podman user, skipped when it is unknown.
+pub fn unknown_user(id: &'static str) -> Check {
+    Check::skip(id, "host", "the Podman user is unknown")
+}
+
+/// `user`'s subordinate ids (`id` is `subuid` or `subgid`): `count` of them
+/// in the file `path`.
+pub fn judge_subid(id: &'static str, user: &str, path: &str, count: u64) -> Check {
+    let fix = format!(
+        "as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}, then podman system migrate"
+    );
+    if count >= 65536 {
+        Check::pass(
+            id,
+            "host",
+            format!("{user} has {count} subordinate ids in {path}"),
+        )
+    } else if count > 0 {
+        Check::bad(
+            id,
+            "host",
+            Status::Warn,
+            Cause::Outside,
+            format!(
+                "{user} has only {count} subordinate ids in {path}; images that use higher ids fail"
+            ),
+            fix,
+        )
+    } else {
+        Check::bad(
+            id,
+            "host",
+            Status::Fail,
+            Cause::Outside,
+            format!("{user} has no subordinate id range in {path}"),
+            fix,
+        )
+    }
+}
+
+/// Whether lingering is on for `user` (systemd keeps its services after the
+/// user logs out).
+pub fn judge_linger(user: &str, lingering: bool) -> Check {
+    if lingering {
+        Check::pass("linger", "host", format!("lingering is enabled for {user}"))
+    } else {
+        Check::bad(
+            "linger",
+            "host",
+            Status::Warn,
+            Cause::Outside,
+            format!("lingering is off for {user}: its containers stop when the user logs out"),
+            format!("loginctl enable-linger {user}"),
+        )
+    }
+}
+
+/// The key quota of `user`, when `/proc/key-users` has a line for it.
+pub fn judge_key_users(user: &str, quota: Option<(u64, u64, u64, u64)>) -> Check {
+    match quota {
+        Some(quota) => judge_keys(user, quota),
+        None => Check::skip(
+            "keys",
+            "host",
+            format!("/proc/key-users has no line for {user}"),
+        ),
+    }
+}
+
+/// Whether the host's resolver answered a name only an upstream server
+/// knows: the server that answered, or why none did.
+pub fn judge_upstream(answered: Result<IpAddr, &str>) -> Check {
+    match answered {
+        Ok(server) => Check::pass(
+            "dns_upstream",
+            "host",
+            format!("the host's resolver {server} answers; the containers' DNS is forwarded to it"),
+        ),
+        Err(e) => Check::bad(
+            "dns_upstream",
+            "host",
+            Status::Fail,
+            Cause::Outside,
+            format!(
+                "no resolver of /etc/resolv.conf answered ({e}): names outside the stacks do not resolve in any container"
+            ),
+            "fix the host's DNS (/etc/resolv.conf); containers resolve through it",
+        ),
+    }
+}
+
+/// The rootless netns's pasta process, as gathered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsFacts {
+    /// The pid file pasta writes for the rootless netns.
+    pub pid_file: String,
+    /// The pid it holds, when it can be read.
+    pub pid: Option<u32>,
+    /// That process is alive and is pasta.
+    pub alive: bool,
+    /// A container on a bridge network runs (so it needs the netns).
+    pub bridge_running: bool,
+}
+
+/// Whether the rootless netns's pasta serves the bridge-network containers.
+pub fn judge_netns(f: &NetnsFacts) -> Check {
+    let subject = "rootless-netns";
+    let Some(pid) = f.pid else {
+        let reason = if f.bridge_running {
+            format!(
+                "{} is missing although bridge-network containers run",
+                f.pid_file
+            )
+        } else {
+            "no bridge-network container runs; Podman creates the rootless netns on demand"
+                .to_owned()
+        };
+        return Check::skip("netns", subject, reason);
+    };
+    if f.alive {
+        Check::pass(
+            "netns",
+            subject,
+            format!("its pasta process {pid} is alive"),
+        )
+    } else if f.bridge_running {
+        Check::bad(
+            "netns",
+            subject,
+            Status::Fail,
+            Cause::Network,
+            format!("its pasta process {pid} is gone: bridge-network containers have no way out (outbound traffic and DNS upstream fail)"),
+            "restart the bridge-network stacks so Podman sets the rootless netns up again (magos doctor --heal does it)",
+        )
+        .with_problem(Problem::NetnsPastaDead)
+    } else {
+        Check::skip(
+            "netns",
+            subject,
+            format!(
+                "its pasta process {pid} is gone, but no bridge-network container runs; Podman starts it again with the next one"
+            ),
+        )
+    }
+}
+
+/// Whether the host addresses pasta copied into a namespace (`ns`: the
+/// rootless netns's or a container's) are still the host's (`host`); `what`
+/// names the namespace, `problem` the heal a stale one calls for.
+pub fn judge_addresses(
+    id: &'static str,
+    subject: &str,
+    ns: &BTreeSet<IpAddr>,
+    host: &BTreeSet<IpAddr>,
+    what: &str,
+    problem: Problem,
+) -> Check {
+    let stale = stale_addresses(ns, host);
+    let copied: Vec<String> = ns
+        .iter()
+        .filter(|a| is_copied(a))
+        .map(IpAddr::to_string)
+        .collect();
+    if stale.is_empty() {
+        return Check::pass(
+            id,
+            subject,
+            format!(
+                "the host addresses pasta copied at start ({}) are still the host's",
+                if copied.is_empty() {
+                    "none".to_owned()
+                } else {
+                    copied.join(", ")
+                }
+            ),
+        );
+    }
+    let stale: Vec<String> = stale.iter().map(IpAddr::to_string).collect();
+    Check::bad(
+        id,
+        subject,
+        Status::Warn,
+        Cause::Network,
+        format!(
+            "{what} holds {} that the host no longer has: the host's address changed after pasta started (DHCP renew, boot before the network was up); forwards bound to it are dead",
+            stale.join(", ")
+        ),
+        "restart so pasta copies the current addresses (magos doctor --heal does it); custom pasta -a options also show up here",
+    )
+    .with_problem(problem)
+}
+
+/// Whether a `--network pasta` container's own pasta process (`pid`, when one
+/// serves its network namespace `sandbox`) is alive.
+pub fn judge_container_pasta(container: &str, sandbox: &str, pid: Option<u32>) -> Check {
+    match pid {
+        Some(p) => Check::pass(
+            "pasta",
+            container,
+            format!("its pasta process {p} is alive"),
+        ),
+        None => Check::bad(
+            "pasta",
+            container,
+            Status::Fail,
+            Cause::Network,
+            format!("no pasta process serves its network namespace {sandbox}: its published ports and outbound traffic are dead"),
+            "restart the container (magos doctor --heal does it)",
+        )
+        .with_problem(Problem::ContainerPastaDead {
+            container: container.to_owned(),
+        }),
+    }
+}
+
+/// The network failures that a done heal `action` should have fixed but that
+/// `checks` (of the examination after it) still show; `containers` are the
+/// examined containers.
+pub fn still_broken(
+    action: &HealAction,
+    checks: &[Check],
+    containers: &[ContainerFacts],
+) -> Vec<String> {
+    let targets: BTreeSet<String> = match action {
+        HealAction::RestartContainer { container, .. } => [container.clone()].into(),
+        HealAction::RestartStacks { stacks, .. } => containers
+            .iter()
+            .filter(|c| c.project.as_ref().is_some_and(|p| stacks.contains(p)))
+            .map(|c| c.name.clone())
+            .collect(),
+    };
+    checks
+        .iter()
+        .filter(|c| {
+            c.problem.is_some() || (c.status == Status::Fail && c.cause == Some(Cause::Network))
+        })
+        .filter(|c| {
+            let owner = c.subject.split(' ').next().unwrap_or_default();
+            targets.contains(owner)
+                || (matches!(action, HealAction::RestartStacks { .. })
+                    && c.subject == "rootless-netns")
+        })
+        .map(|c| format!("{}: {}", c.subject, c.finding))
+        .collect()
+}
+
+/// The record of a heal carried out: healed when nothing of what it should
+/// fix is `left`, else failed with what is left (and, for the rootless
+/// netns, what else keeps it alive).
+pub fn heal_result(action: HealAction, left: Option<Vec<String>>) -> HealRecord {
+    match left {
+        None => HealRecord {
+            action,
+            outcome: HealOutcome::Healed,
+            detail: "the checks pass again".to_owned(),
+        },
+        Some(left) => HealRecord {
+            outcome: HealOutcome::Failed,
+            detail: match &action {
+                HealAction::RestartStacks { .. } => format!(
+                    "still broken after the heal: {}; containers Magos does not manage keep the rootless netns alive: stop them too, or run podman unshare --rootless-netns true as the Podman user",
+                    left.join("; ")
+                ),
+                HealAction::RestartContainer { .. } => {
+                    format!("still broken after the heal: {}", left.join("; "))
+                }
+            },
+            action,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1364,5 +1753,174 @@ mod tests {
             (Status::Fail, Some(Cause::Outside))
         );
         assert!(full.fix.unwrap().contains("kernel.keys.maxkeys"));
+    }
+
+    #[test]
+    fn podman_and_its_network_command_are_judged_from_facts() {
+        let up = judge_socket("/run/p.sock", Ok("5.4.2"));
+        assert_eq!(up.status, Status::Pass);
+        assert!(up.finding.contains("Podman 5.4.2 answers on /run/p.sock"));
+        let down = judge_socket("/run/p.sock", Err("connection refused"));
+        assert_eq!(
+            (down.status, down.cause),
+            (Status::Fail, Some(Cause::Podman))
+        );
+        assert!(down.fix.unwrap().contains("podman.socket"));
+
+        let pasta = NetworkCmdFacts {
+            rootless: true,
+            command: "pasta".to_owned(),
+            pasta_executable: "/usr/bin/pasta".to_owned(),
+            pasta_version: "2024_08".to_owned(),
+        };
+        let ok = judge_network_cmd(&pasta);
+        assert_eq!(ok.status, Status::Pass);
+        assert!(
+            ok.finding.contains("(/usr/bin/pasta 2024_08)"),
+            "{}",
+            ok.finding
+        );
+        let missing = judge_network_cmd(&NetworkCmdFacts {
+            pasta_executable: String::new(),
+            ..pasta.clone()
+        });
+        assert_eq!(missing.status, Status::Fail);
+        assert!(missing.fix.unwrap().contains("passt"));
+        let slirp = judge_network_cmd(&NetworkCmdFacts {
+            command: "slirp4netns".to_owned(),
+            ..pasta.clone()
+        });
+        assert_eq!(slirp.status, Status::Warn);
+        let rootful = judge_network_cmd(&NetworkCmdFacts {
+            rootless: false,
+            ..pasta
+        });
+        assert_eq!(rootful.status, Status::Skip);
+    }
+
+    #[test]
+    fn the_host_is_judged_from_facts() {
+        assert_eq!(judge_tun(Ok(())).status, Status::Pass);
+        assert_eq!(judge_tun(Err("EPERM")).status, Status::Fail);
+        assert_eq!(
+            judge_subid("subuid", "u", "/etc/subuid", 65536).status,
+            Status::Pass
+        );
+        assert_eq!(
+            judge_subid("subuid", "u", "/etc/subuid", 1000).status,
+            Status::Warn
+        );
+        let none = judge_subid("subgid", "u", "/etc/subgid", 0);
+        assert_eq!((none.id, none.status), ("subgid", Status::Fail));
+        assert!(none.fix.unwrap().contains("usermod"));
+        assert_eq!(judge_linger("u", true).status, Status::Pass);
+        let off = judge_linger("u", false);
+        assert_eq!(off.status, Status::Warn);
+        assert_eq!(off.fix.as_deref(), Some("loginctl enable-linger u"));
+        assert_eq!(judge_key_users("u", None).status, Status::Skip);
+        assert_eq!(unknown_user("keys").status, Status::Skip);
+        let resolver: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(judge_upstream(Ok(resolver)).status, Status::Pass);
+        assert_eq!(judge_upstream(Err("timed out")).status, Status::Fail);
+    }
+
+    #[test]
+    fn the_rootless_netns_and_pasta_are_judged_from_facts() {
+        let facts = NetnsFacts {
+            pid_file: "/run/user/1000/netns/rootless-netns-conn.pid".to_owned(),
+            pid: Some(42),
+            alive: false,
+            bridge_running: true,
+        };
+        let dead = judge_netns(&facts);
+        assert_eq!(dead.status, Status::Fail);
+        assert_eq!(dead.problem, Some(Problem::NetnsPastaDead));
+        let idle = judge_netns(&NetnsFacts {
+            bridge_running: false,
+            ..facts.clone()
+        });
+        assert_eq!((idle.status, idle.problem), (Status::Skip, None));
+        let alive = judge_netns(&NetnsFacts {
+            alive: true,
+            ..facts.clone()
+        });
+        assert_eq!(alive.status, Status::Pass);
+        let no_pid = judge_netns(&NetnsFacts { pid: None, ..facts });
+        assert_eq!(no_pid.status, Status::Skip);
+        assert!(no_pid.finding.contains("is missing"), "{}", no_pid.finding);
+
+        let gone = judge_container_pasta("web", "/run/netns/x", None);
+        assert_eq!(
+            gone.problem,
+            Some(Problem::ContainerPastaDead {
+                container: "web".to_owned()
+            })
+        );
+        assert_eq!(
+            judge_container_pasta("web", "/run/netns/x", Some(7)).status,
+            Status::Pass
+        );
+
+        let host: BTreeSet<IpAddr> = ["192.0.2.10".parse().unwrap()].into();
+        let ns: BTreeSet<IpAddr> = ["192.0.2.9".parse().unwrap()].into();
+        let stale = judge_addresses(
+            "addresses",
+            "web",
+            &ns,
+            &host,
+            "the container",
+            Problem::NetnsStale,
+        );
+        assert_eq!(
+            (stale.status, stale.problem),
+            (Status::Warn, Some(Problem::NetnsStale))
+        );
+        assert!(stale.finding.contains("192.0.2.9"), "{}", stale.finding);
+        let fresh = judge_addresses(
+            "addresses",
+            "web",
+            &host,
+            &host,
+            "the container",
+            Problem::NetnsStale,
+        );
+        assert_eq!(fresh.status, Status::Pass);
+    }
+
+    #[test]
+    fn a_heal_is_judged_by_what_is_still_broken_after_it() {
+        let restart = HealAction::RestartContainer {
+            container: "web".to_owned(),
+            reason: "its pasta process died".to_owned(),
+        };
+        let containers = vec![ContainerFacts {
+            name: "web".to_owned(),
+            project: Some("site".to_owned()),
+            running: true,
+            bridge: false,
+        }];
+        let still = vec![
+            judge_container_pasta("web", "/run/netns/x", None),
+            judge_container_pasta("db", "/run/netns/y", None),
+        ];
+        let left = still_broken(&restart, &still, &containers);
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].starts_with("web: "), "{left:?}");
+        let stacks = HealAction::RestartStacks {
+            stacks: vec!["site".to_owned()],
+            reason: "the rootless netns is gone".to_owned(),
+        };
+        assert_eq!(still_broken(&stacks, &still, &containers).len(), 1);
+        assert!(still_broken(&restart, &still[1..], &containers).is_empty());
+
+        let healed = heal_result(restart.clone(), None);
+        assert_eq!(healed.outcome, HealOutcome::Healed);
+        let failed = heal_result(stacks, Some(left));
+        assert_eq!(failed.outcome, HealOutcome::Failed);
+        assert!(
+            failed.detail.contains("podman unshare --rootless-netns"),
+            "{}",
+            failed.detail
+        );
     }
 }
