@@ -33,9 +33,10 @@ const FORBIDDEN: &[&str] = &[
 fn the_core_does_no_io() {
     let dir = src().join("core");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "rs") {
+    for path in rust_files(&dir, true) {
+        // A unit test file may take an `Instant` from the clock: the type has
+        // no other constructor. The code it tests takes the time passed in.
+        if path.file_name().is_some_and(|n| n == "tests.rs") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
