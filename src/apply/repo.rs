@@ -277,17 +277,11 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
         };
         let mut converted = convert::convert(&stack.loaded, &input);
         let mut error = load_error;
+        // The binds of SOPS-encrypted files are known once the binds are
+        // resolved: sealed in the converted spec, not converted again.
         let mounts = sealed::find_mounts(&converted.spec, runtime.as_ref(), &mut sealed);
-        if let Ok(found) = &mounts
-            && !found.is_empty()
-        {
-            converted = convert::convert(
-                &stack.loaded,
-                &ConvertInput {
-                    encrypted: found,
-                    ..input
-                },
-            );
+        if let Ok(found) = &mounts {
+            convert::seal_mounts(&mut converted.spec, found);
         }
         if error.is_some() {
             // Loading failed: what conversion says about the rest adds nothing.

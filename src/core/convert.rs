@@ -1370,14 +1370,7 @@ fn build_spec(cx: &mut Ctx<'_>, name: &str, b: &compose::Build) -> Option<BuildS
 /// Points binds of encrypted files at their decrypted copies and records the
 /// digest of every encrypted input the container depends on.
 fn seal(input: &ConvertInput<'_>, spec: &mut ContainerSpec, mut digests: Vec<String>) {
-    for m in &mut spec.mounts {
-        if let MountSpec::Bind { source, .. } = m
-            && let Some(e) = input.encrypted.get(source.as_str())
-        {
-            *source = e.runtime_path.clone();
-            digests.push(e.digest.clone());
-        }
-    }
+    seal_binds(spec, input.encrypted, &mut digests);
     if let Some(d) = input.sealed_env {
         let holds_placeholder =
             serde_json::to_string(&*spec).is_ok_and(|json| super::interpolate::is_sealed(&json));
@@ -1385,10 +1378,50 @@ fn seal(input: &ConvertInput<'_>, spec: &mut ContainerSpec, mut digests: Vec<Str
             digests.push(d.to_owned());
         }
     }
+    set_secret_digest(spec, digests);
+}
+
+/// Points the binds of `encrypted` files in `spec` at their decrypted copies,
+/// adding each file's digest to `digests`.
+fn seal_binds(
+    spec: &mut ContainerSpec,
+    encrypted: &BTreeMap<String, EncryptedMount>,
+    digests: &mut Vec<String>,
+) {
+    for m in &mut spec.mounts {
+        if let MountSpec::Bind { source, .. } = m
+            && let Some(e) = encrypted.get(source.as_str())
+        {
+            *source = e.runtime_path.clone();
+            digests.push(e.digest.clone());
+        }
+    }
+}
+
+fn set_secret_digest(spec: &mut ContainerSpec, mut digests: Vec<String>) {
     digests.sort();
     digests.dedup();
     if !digests.is_empty() {
         spec.secret_digest = Some(digests.join(","));
+    }
+}
+
+/// Seals a converted stack's binds of SOPS-encrypted files, found only once
+/// the binds were resolved: each is mounted from its decrypted copy and its
+/// digest joins its container's `secret_digest`. The same spec as converting
+/// with `encrypted` in the [`ConvertInput`], without converting twice.
+pub fn seal_mounts(spec: &mut StackSpec, encrypted: &BTreeMap<String, EncryptedMount>) {
+    if encrypted.is_empty() {
+        return;
+    }
+    for container in &mut spec.services {
+        let mut digests: Vec<String> = container
+            .secret_digest
+            .take()
+            .map(|d| d.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        seal_binds(container, encrypted, &mut digests);
+        set_secret_digest(container, digests);
     }
 }
 

@@ -25,6 +25,10 @@ fn conv_sealed(
     )
 }
 
+fn plain_digest(c: &Converted) -> Option<&str> {
+    c.spec.services[1].secret_digest.as_deref()
+}
+
 /// The conversion input of the stack `web` at `/repo/web` that every
 /// conversion test uses.
 pub(super) fn input<'a>(
@@ -112,6 +116,18 @@ secrets:
     let plain = &c.spec.services[1];
     assert_eq!(plain.secret_digest.as_deref(), Some("sha256:filecipher"));
     assert_eq!(c.spec.services[2].secret_digest, None);
+
+    // Sealing the binds after the conversion gives the same spec.
+    let mut later = conv_sealed(
+        yaml,
+        &env,
+        &vars,
+        Some("sha256:dotenvcipher"),
+        &BTreeMap::new(),
+    );
+    assert_eq!(plain_digest(&later), None);
+    seal_mounts(&mut later.spec, &encrypted);
+    assert_eq!(later.spec, c.spec);
 
     // Another ciphertext, another hash; the placeholder never varies.
     let other = conv_sealed(yaml, &env, &vars, Some("sha256:changed"), &encrypted);
