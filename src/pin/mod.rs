@@ -592,11 +592,17 @@ pub async fn pass(
     let mut updates = Vec::new();
     let stack_of: HashMap<usize, &Watched> = watched.iter().map(|w| (w.id, w)).collect();
     for (file, file_pins) in by_file {
-        let path = dir.join(file);
-        let before = std::fs::read_to_string(&path).map_err(|source| PinError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        // The text the stacks were loaded from, not read again.
+        let before = match stacks.texts.get(file) {
+            Some(text) => text.clone(),
+            None => {
+                let path = dir.join(file);
+                std::fs::read_to_string(&path).map_err(|source| PinError::Read {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+        };
         let mut text = before.clone();
         for (id, pin) in file_pins {
             let w = stack_of[id];
