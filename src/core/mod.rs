@@ -26,3 +26,5 @@ pub mod signature;
 pub mod spec;
 pub mod stacks;
 pub mod trust;
+pub mod unitplan;
+pub mod units_standin;
