@@ -143,6 +143,9 @@ pub struct UnitPlan {
     /// Units to restart (or start), in dependency order: those whose file is
     /// new or changed, and those whose container is missing or out of date.
     pub restart: Vec<String>,
+    /// The containers the stopped units ran (their stop removes them).
+    #[serde(skip)]
+    pub gone: Vec<String>,
 }
 
 impl UnitPlan {
@@ -266,6 +269,11 @@ pub fn plan_stack(
         .collect();
     let mut stop = start_order(&gone);
     stop.reverse();
+    let gone_containers = gone
+        .values()
+        .filter_map(|t| container_of(t))
+        .map(str::to_owned)
+        .collect();
     let moved: BTreeSet<&str> = elsewhere.iter().map(String::as_str).collect();
     let restart: Vec<String> = start_order(desired)
         .into_iter()
@@ -284,6 +292,7 @@ pub fn plan_stack(
         stop,
         replace: elsewhere,
         restart,
+        gone: gone_containers,
     }
 }
 

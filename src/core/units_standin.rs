@@ -41,6 +41,15 @@ pub fn stack_units(stack: &StackSpec, user: bool) -> Result<Vec<UnitFile>, Strin
         for (k, v) in c.all_labels(stack) {
             unit.push_str(&format!("Label={k}={v}\n"));
         }
+        if !c.secret_environment.is_empty() {
+            unit.push_str(&format!(
+                "EnvironmentFile=%t/magos/secrets/{}/{}.env\n",
+                stack.project, c.name
+            ));
+        }
+        for net in c.networks.keys() {
+            unit.push_str(&format!("Network={net}\n"));
+        }
         for p in &c.ports {
             let ip = if p.host_ip.is_empty() {
                 String::new()
