@@ -24,21 +24,29 @@ use crate::secrets::runtime::RuntimeDir;
 use crate::systemd::units::{Systemctl, UnitDirs, UnitError};
 
 use super::execute::error_chain;
-use super::repo::{RepoOptions, Repository};
+use super::prepared::Prepared;
 use super::sealed::{self, Unsealed};
 
 /// Per stack, its unit files as the repository generates them (name → text,
 /// headers included), or why they cannot be generated.
 pub type Desired = BTreeMap<String, Result<BTreeMap<String, String>, String>>;
 
-/// The unit folder of these options, when the environment names one.
-pub fn dirs(options: &RepoOptions) -> Option<UnitDirs> {
-    UnitDirs::from_env(&options.env)
+/// What of the repository an apply touches.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// This Magos instance.
+    pub instance: &'a str,
+    /// Stacks left alone this time (backing off).
+    pub skip: &'a BTreeSet<String>,
+    /// `--stack`: only that stack (the stacks given are then just it).
+    pub only: Option<&'a str>,
+    /// Stacks that could not be named (their folders).
+    pub unnamed: &'a [(String, String)],
 }
 
 /// The units of every stack the runtime runs: native, loaded, not observed.
-pub fn desired(repo: &Repository, options: &RepoOptions, user: bool) -> Desired {
-    repo.stacks
+pub fn desired(stacks: &[Prepared], instance: &str, user: bool) -> Desired {
+    stacks
         .iter()
         .filter(|s| s.error.is_none() && s.route == Route::Native && !s.observe)
         .map(|s| {
@@ -46,7 +54,7 @@ pub fn desired(repo: &Repository, options: &RepoOptions, user: bool) -> Desired 
                 units
                     .into_iter()
                     .map(|u| {
-                        let text = unitplan::with_header(&options.instance, &s.project, &u.contents);
+                        let text = unitplan::with_header(instance, &s.project, &u.contents);
                         (u.name, text)
                     })
                     .collect()
@@ -72,14 +80,13 @@ fn ours(
 /// Stacks whose units are left as they are: failed or observed stacks (a
 /// broken file must not stop what runs), stacks backing off, and with
 /// `--stack` every other stack.
-fn held(repo: &Repository, options: &RepoOptions) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> = repo
-        .stacks
+fn held(stacks: &[Prepared], scope: Scope<'_>) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = stacks
         .iter()
-        .filter(|s| s.error.is_some() || s.observe || options.skip.contains(&s.project))
+        .filter(|s| s.error.is_some() || s.observe || scope.skip.contains(&s.project))
         .map(|s| s.project.clone())
         .collect();
-    out.extend(repo.unnamed.iter().map(|(dir, _)| dir.clone()));
+    out.extend(scope.unnamed.iter().map(|(dir, _)| dir.clone()));
     out
 }
 
@@ -103,18 +110,18 @@ fn stale(sp: Option<&StackPlan>) -> BTreeSet<String> {
 /// runtime, one per stack whose units must go. Stacks whose units cannot be
 /// generated are in `desired` as errors and get no plan.
 pub fn plans(
-    repo: &Repository,
-    options: &RepoOptions,
+    stacks: &[Prepared],
+    scope: Scope<'_>,
     dirs: &UnitDirs,
     desired: &Desired,
     observed: &Observed,
     plan: &Plan,
     run: bool,
 ) -> Result<Vec<UnitPlan>, UnitError> {
-    let disk = ours(dirs, &options.instance)?;
-    let held = held(repo, options);
-    let in_repo: BTreeSet<&str> = repo.stacks.iter().map(|s| s.project.as_str()).collect();
-    let selected = |stack: &str| match &options.stack {
+    let disk = ours(dirs, scope.instance)?;
+    let held = held(stacks, scope);
+    let in_repo: BTreeSet<&str> = stacks.iter().map(|s| s.project.as_str()).collect();
+    let selected = |stack: &str| match scope.only {
         // With --stack only that stack is touched; `repo.stacks` holds just it.
         Some(_) => in_repo.contains(stack),
         None => true,
@@ -282,13 +289,13 @@ pub fn drift_entries(
     dirs: &UnitDirs,
     plans: &[UnitPlan],
     desired: &Desired,
-    repo: &Repository,
+    stacks: &[Prepared],
     entries: &mut Vec<DriftEntry>,
 ) {
     let mut orphans = Vec::new();
     let mut mark = |stack: &str, container: Option<&str>, expected: String, actual: String| {
         let service = container.and_then(|c| {
-            repo.stacks
+            stacks
                 .iter()
                 .find(|s| s.project == stack)
                 .and_then(|s| s.spec.services.iter().find(|x| x.name == c))

@@ -542,7 +542,7 @@ fn units_of(
     errors: &mut Vec<StackError>,
 ) -> Result<Units, RepoApplyError> {
     use super::quadlet;
-    let Some(dirs) = quadlet::dirs(options) else {
+    let Some(dirs) = crate::systemd::units::UnitDirs::from_env(&options.env) else {
         if options.quadlet {
             return Err(RepoApplyError::Units(
                 "neither XDG_CONFIG_HOME nor HOME is set, so there is no ~/.config/containers/systemd".to_owned(),
@@ -551,11 +551,17 @@ fn units_of(
         return Ok(Units::default());
     };
     let desired = if options.quadlet {
-        quadlet::desired(repo, options, dirs.user())
+        quadlet::desired(&repo.stacks, &options.instance, dirs.user())
     } else {
         quadlet::Desired::new()
     };
-    let plans = quadlet::plans(repo, options, &dirs, &desired, observed, p, options.quadlet)
+    let scope = quadlet::Scope {
+        instance: &options.instance,
+        skip: &options.skip,
+        only: options.stack.as_deref(),
+        unnamed: &repo.unnamed,
+    };
+    let plans = quadlet::plans(&repo.stacks, scope, &dirs, &desired, observed, p, options.quadlet)
         .map_err(|e| RepoApplyError::Units(error_chain(&e)))?;
     for (stack, files) in &desired {
         if let Err(e) = files {
@@ -1011,7 +1017,7 @@ pub async fn drift_prepared(
     let units = units_of(repo, options, &observed, &mut p, &mut errors)?;
     #[cfg(target_os = "linux")]
     if let Some(dirs) = &units.dirs {
-        super::quadlet::drift_entries(dirs, &units.plans, &units.desired, repo, &mut entries);
+        super::quadlet::drift_entries(dirs, &units.plans, &units.desired, &repo.stacks, &mut entries);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = units;

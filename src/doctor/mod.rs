@@ -18,6 +18,7 @@
 
 pub mod model;
 pub mod probe;
+pub mod quadlet;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
