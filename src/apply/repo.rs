@@ -358,6 +358,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             sealed,
             observe: stack.loaded.observe,
             profiles: cli_profiles,
+            sites: crate::core::quadlet::Sites::of(&stack.loaded),
         });
     }
     if let Some(want) = &options.stack {

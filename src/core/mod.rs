@@ -16,6 +16,7 @@ pub mod interpolate;
 pub mod observed;
 pub mod plan;
 pub mod policy;
+pub mod quadlet;
 pub mod range;
 pub mod reference;
 pub mod rewrite;
