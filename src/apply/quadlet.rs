@@ -18,7 +18,7 @@ use crate::core::drift::{DriftEntry, DriftState};
 use crate::core::observed::Observed;
 use crate::core::plan::{Action, Plan, StackPlan};
 use crate::core::unitplan::{self, Change, UnitPlan, container_of, service_of};
-use crate::core::units_standin::stack_units;
+use crate::core::quadlet::{self as convert, secret_variables, stack_units};
 use crate::podman::Client;
 use crate::secrets::runtime::RuntimeDir;
 use crate::systemd::units::{Systemctl, UnitDirs, UnitError};
@@ -45,20 +45,50 @@ pub struct Scope<'a> {
 }
 
 /// The units of every stack the runtime runs: native, loaded, not observed.
-pub fn desired(stacks: &[Prepared], instance: &str, user: bool) -> Desired {
+/// A container's decrypted variables are read from `<runtime>/<stack>/<container>.env`.
+pub fn desired(
+    stacks: &[Prepared],
+    instance: &str,
+    user: bool,
+    runtime: Option<&RuntimeDir>,
+) -> Desired {
     stacks
         .iter()
         .filter(|s| s.error.is_none() && s.route == Route::Native && !s.observe)
         .map(|s| {
-            let files = stack_units(&s.spec, user).map(|units| {
-                units
+            let mut options = convert::Options {
+                scope: if user {
+                    convert::Scope::User
+                } else {
+                    convert::Scope::System
+                },
+                ..convert::Options::default()
+            };
+            if let Some(dir) = runtime.and_then(|r| r.stack_dir(&s.project).ok()) {
+                for c in s.spec.services.iter().filter(|c| !secret_variables(c).is_empty()) {
+                    let path = dir.join(sealed::unit_env_name(&c.name));
+                    options
+                        .secret_env_files
+                        .insert(c.name.clone(), path.display().to_string());
+                }
+            }
+            let files = match stack_units(&s.spec, &s.sites, &options) {
+                Ok(units) => Ok(units
                     .into_iter()
                     .map(|u| {
                         let text = unitplan::with_header(instance, &s.project, &u.contents);
                         (u.name, text)
                     })
-                    .collect()
-            });
+                    .collect()),
+                Err(diags) => Err(match diags.as_slice() {
+                    [one] => format!("cannot be run as Quadlet units: {one}"),
+                    [first, rest @ ..] => format!(
+                        "cannot be run as Quadlet units: {first} (and {} more)",
+                        rest.len()
+                    ),
+                    [] => "cannot be run as Quadlet units".to_owned(),
+                }),
+            };
             (s.project.clone(), files)
         })
         .collect()
@@ -155,8 +185,8 @@ pub fn plans(
 }
 
 /// The container-plan actions the API still carries out under `quadlet`:
-/// pulls, builds, networks and volumes (all idempotent for Quadlet's own
-/// `--ignore` creates), so a restart finds its image present.
+/// pulls and builds, so a restart finds its image present (networks and
+/// volumes are the units' own).
 pub fn api_part(sp: &StackPlan) -> StackPlan {
     StackPlan {
         project: sp.project.clone(),
@@ -166,10 +196,7 @@ pub fn api_part(sp: &StackPlan) -> StackPlan {
             .filter(|a| {
                 matches!(
                     a,
-                    Action::Pull { .. }
-                        | Action::Build { .. }
-                        | Action::CreateNetwork { .. }
-                        | Action::CreateVolume { .. }
+                    Action::Pull { .. } | Action::Build { .. }
                 )
             })
             .cloned()
@@ -184,7 +211,7 @@ pub fn env_files(stack: &crate::core::spec::StackSpec) -> BTreeSet<String> {
     stack
         .services
         .iter()
-        .filter(|c| !c.secret_environment.is_empty())
+        .filter(|c| !secret_variables(c).is_empty())
         .map(|c| sealed::unit_env_name(&c.name))
         .collect()
 }
@@ -195,13 +222,31 @@ pub fn write_env_files(
     stack: &crate::core::spec::StackSpec,
     unsealed: &Unsealed,
 ) -> Result<(), String> {
-    for c in stack.services.iter().filter(|c| !c.secret_environment.is_empty()) {
+    for c in &stack.services {
+        let names = secret_variables(c);
+        if names.is_empty() {
+            continue;
+        }
         let Some(runtime) = runtime else {
             return Err("the stack has SOPS-encrypted variables, which its units read from the private runtime folder, but XDG_RUNTIME_DIR is not set".to_owned());
         };
-        let empty = BTreeMap::new();
-        let vars = unsealed.env.get(&c.service).unwrap_or(&empty);
-        sealed::write_unit_env(runtime, &stack.project, &c.name, vars)?;
+        let mut vars = BTreeMap::new();
+        for name in names {
+            let value = match unsealed.env.get(&c.service).and_then(|e| e.get(&name)) {
+                Some(v) => v.clone(),
+                None => {
+                    let text = c.environment.get(&name).cloned().unwrap_or_default();
+                    crate::core::interpolate::unseal(&text, &unsealed.vars)
+                        .map_err(|e| format!("service `{}`: {e}", c.service))?
+                }
+            };
+            vars.insert(name, value);
+        }
+        let written = sealed::write_unit_env(runtime, &stack.project, &c.name, &vars);
+        for v in vars.values_mut() {
+            zeroize::Zeroize::zeroize(v);
+        }
+        written?;
     }
     Ok(())
 }
@@ -248,7 +293,10 @@ pub async fn run_plan(
         }
         done.push(f.to_string());
     }
-    if !plan.files.is_empty() {
+    // Reloaded when files changed, and before any (re)start: a pass that wrote
+    // the files and failed before its reload leaves units the manager does
+    // not know yet.
+    if !plan.files.is_empty() || !plan.start.is_empty() || !plan.restart.is_empty() {
         let c = ctl.clone();
         if let Err(e) = blocking(move || c.daemon_reload()).await {
             return (done, Some(e));
@@ -258,6 +306,13 @@ pub async fn run_plan(
         match client.remove_container(name, true, false, Some(10)).await {
             Ok(()) => done.push(format!("remove container {name} (made by another runtime)")),
             Err(e) => return (done, Some(error_chain(&e))),
+        }
+    }
+    for unit in &plan.start {
+        let (c, u) = (ctl.clone(), unit.clone());
+        match blocking(move || c.start(&u)).await {
+            Ok(()) => done.push(format!("start {unit}")),
+            Err(e) => return (done, Some(e)),
         }
     }
     let mut failed = Vec::new();

@@ -552,7 +552,8 @@ fn units_of(
         return Ok(Units::default());
     };
     let desired = if options.quadlet {
-        quadlet::desired(&repo.stacks, &options.instance, dirs.user())
+        let runtime = RuntimeDir::from_env(&options.env).ok();
+        quadlet::desired(&repo.stacks, &options.instance, dirs.user(), runtime.as_ref())
     } else {
         quadlet::Desired::new()
     };
@@ -885,12 +886,6 @@ async fn apply_units(
     let Some(dirs) = &units.dirs else {
         return not_applied(&stack.project, "there is no unit folder");
     };
-    if stack.sealed.has_dotenv() {
-        return not_applied(
-            &stack.project,
-            "the stack's .env is SOPS-encrypted; its values would have to be written into unit files, so the quadlet runtime refuses it (use an encrypted env_file)",
-        );
-    }
     let keep = quadlet::env_files(&stack.spec);
     let unsealed = match sealed::open_keeping(
         &stack.project,

@@ -78,11 +78,6 @@ impl Sealed {
         out
     }
 
-    /// Whether the stack's `.env` is encrypted.
-    pub fn has_dotenv(&self) -> bool {
-        self.dotenv.is_some()
-    }
-
     /// Records the stack's encrypted `.env` (read by the repository edge).
     pub fn set_dotenv(&mut self, path: PathBuf, text: Vec<u8>) {
         self.dotenv = Some(Cipher {

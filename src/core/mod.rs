@@ -28,4 +28,3 @@ pub mod spec;
 pub mod stacks;
 pub mod trust;
 pub mod unitplan;
-pub mod units_standin;

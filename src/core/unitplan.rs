@@ -70,8 +70,10 @@ pub fn container_of(contents: &str) -> Option<&str> {
     None
 }
 
-/// The units a unit file's `[Unit]` section orders itself after or requires.
-fn dependencies(contents: &str) -> Vec<&str> {
+/// The units a unit file orders itself after or requires: those its `[Unit]`
+/// section names, and the `.network`/`.volume` units its `[Container]` uses
+/// (Quadlet adds those dependencies when it generates the service).
+fn dependencies(contents: &str) -> Vec<String> {
     let mut section = "";
     let mut out = Vec::new();
     for line in contents.lines() {
@@ -80,17 +82,22 @@ fn dependencies(contents: &str) -> Vec<&str> {
             section = line;
             continue;
         }
-        if section != "[Unit]" {
-            continue;
-        }
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
-        if matches!(
-            key.trim(),
-            "After" | "Requires" | "Wants" | "BindsTo" | "Requisite"
-        ) {
-            out.extend(value.split_whitespace());
+        match (section, key.trim()) {
+            ("[Unit]", "After" | "Requires" | "Wants" | "BindsTo" | "Requisite") => {
+                out.extend(value.split_whitespace().map(str::to_owned));
+            }
+            ("[Container]", "Network" | "Volume" | "Mount" | "Pod") => {
+                let source = value.split([':', ',']).find_map(|part| {
+                    let part = part.trim().trim_start_matches("source=");
+                    (part.ends_with(".network") || part.ends_with(".volume") || part.ends_with(".pod"))
+                        .then_some(part)
+                });
+                out.extend(source.and_then(service_of));
+            }
+            _ => {}
         }
     }
     out
@@ -140,8 +147,13 @@ pub struct UnitPlan {
     /// Containers of the stack another runtime made (no unit started them),
     /// removed before the units start.
     pub replace: Vec<String>,
-    /// Units to restart (or start), in dependency order: those whose file is
-    /// new or changed, and those whose container is missing or out of date.
+    /// Network and volume units to start (their one-shot create ignores an
+    /// existing object; a restart would restart every container needing
+    /// them), dependencies first, those whose file is new or changed.
+    pub start: Vec<String>,
+    /// Container units to restart (or start), in dependency order: those
+    /// whose file is new or changed, and those whose container is missing or
+    /// out of date.
     pub restart: Vec<String>,
     /// The containers the stopped units ran (their stop removes them).
     #[serde(skip)]
@@ -154,6 +166,7 @@ impl UnitPlan {
         self.files.is_empty()
             && self.stop.is_empty()
             && self.replace.is_empty()
+            && self.start.is_empty()
             && self.restart.is_empty()
     }
 
@@ -166,6 +179,7 @@ impl UnitPlan {
                 .iter()
                 .map(|c| format!("remove container {c} (made by another runtime)")),
         );
+        out.extend(self.start.iter().map(|u| format!("start {u}")));
         out.extend(self.restart.iter().map(|u| format!("restart {u}")));
         out
     }
@@ -204,7 +218,7 @@ pub fn start_order(files: &BTreeMap<String, String>) -> Vec<String> {
     let units: BTreeMap<String, Vec<String>> = files
         .iter()
         .filter_map(|(name, text)| {
-            let deps = dependencies(text).into_iter().map(str::to_owned).collect();
+            let deps = dependencies(text);
             service_of(name).map(|u| (u, deps))
         })
         .collect();
@@ -275,22 +289,30 @@ pub fn plan_stack(
         .map(str::to_owned)
         .collect();
     let moved: BTreeSet<&str> = elsewhere.iter().map(String::as_str).collect();
-    let restart: Vec<String> = start_order(desired)
-        .into_iter()
-        .filter(|unit| {
-            desired.iter().any(|(name, text)| {
-                service_of(name).as_deref() == Some(unit.as_str())
-                    && (changed.contains(name.as_str())
-                        || container_of(text)
-                            .is_some_and(|c| stale.contains(c) || moved.contains(c)))
-            })
-        })
-        .collect();
+    let mut start = Vec::new();
+    let mut restart = Vec::new();
+    for unit in start_order(desired) {
+        let Some((name, text)) = desired
+            .iter()
+            .find(|(name, _)| service_of(name).as_deref() == Some(unit.as_str()))
+        else {
+            continue;
+        };
+        let container = name.ends_with(".container");
+        let due = changed.contains(name.as_str())
+            || container_of(text).is_some_and(|c| stale.contains(c) || moved.contains(c));
+        match (due, container) {
+            (true, true) => restart.push(unit),
+            (true, false) => start.push(unit),
+            (false, _) => {}
+        }
+    }
     UnitPlan {
         stack: stack.to_owned(),
         files,
         stop,
         replace: elsewhere,
+        start,
         restart,
         gone: gone_containers,
     }

@@ -365,6 +365,11 @@ impl Systemctl {
         self.run(&["restart", unit], self.job_timeout).map(drop)
     }
 
+    /// `start UNIT`, waiting until it is ready.
+    pub fn start(&self, unit: &str) -> Result<(), UnitError> {
+        self.run(&["start", unit], self.job_timeout).map(drop)
+    }
+
     /// `stop UNIT…`.
     pub fn stop(&self, units: &[String]) -> Result<(), UnitError> {
         if units.is_empty() {

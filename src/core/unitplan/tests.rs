@@ -39,13 +39,18 @@ fn quadlet_names_the_units_it_generates() {
 fn dependencies_start_first_whatever_their_names() {
     let f = files(&[
         ("a_web_1.container", unit("a_web_1", &["z_db_1.service"])),
-        ("z_db_1.container", unit("z_db_1", &["a_net-network.service"])),
+        (
+            "z_db_1.container",
+            unit("z_db_1", &[]) + "Network=a_net.network\nVolume=a_data.volume:/data:Z\n",
+        ),
+        ("a_data.volume", "[Volume]\n".to_owned()),
         ("a_net.network", "[Network]\n".to_owned()),
         ("m_solo_1.container", unit("m_solo_1", &[])),
     ]);
     assert_eq!(
         start_order(&f),
         [
+            "a_data-volume.service",
             "a_net-network.service",
             "m_solo_1.service",
             "z_db_1.service",
@@ -75,14 +80,17 @@ fn only_changed_units_and_stale_containers_restart_in_order() {
         unit("s_web_1", &["s_db_1.service"]) + "Label=x=y\n",
     );
     desired.insert("s_new_1.container".into(), unit("s_new_1", &[]));
+    desired.insert("s_net.network".into(), "[Network]\n".into());
     let p = plan_stack("s", &desired, &disk, &BTreeSet::new(), vec![]);
     assert_eq!(
         p.steps(),
         [
             "stop s_old_1.service",
+            "write unit file s_net.network",
             "write unit file s_new_1.container",
             "change unit file s_web_1.container",
             "remove unit file s_old_1.container",
+            "start s_net-network.service",
             "restart s_new_1.service",
             "restart s_web_1.service",
         ]
