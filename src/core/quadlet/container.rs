@@ -436,10 +436,11 @@ fn mounts(w: &mut Writer<'_, '_, '_>, names: &Names) {
     }
     if !folders.is_empty() {
         // As the libpod route does before it creates the container: the bind's
-        // folder is made when nothing is there.
+        // folder is made when nothing is there (`-`: a file already there is
+        // not a failure; Podman mounts it).
         let mut cmd = vec!["mkdir".to_owned(), "-p".to_owned(), "--".to_owned()];
         cmd.extend(folders);
-        w.u.set("Service", "ExecStartPre", words(&cmd));
+        w.u.set("Service", "ExecStartPre", format!("-{}", words(&cmd)));
     }
 }
 
