@@ -93,8 +93,7 @@ pub(super) fn run(
     let loaded = super::load_config(file, env, &overrides, verbosity)?;
     let engine = Engine::new(&loaded.config, env)?;
     let dir = engine.checkout()?;
-    let mut options =
-        engine.repo_options(args.host.clone().or_else(crate::apply::repo::this_host));
+    let mut options = engine.repo_options(args.host.clone().or_else(crate::apply::repo::this_host));
     options.stack = args.stack.clone();
     let scope = match args.scope {
         Some(ScopeArg::User) => Scope::User,

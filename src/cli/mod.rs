@@ -9,10 +9,10 @@ mod apply;
 pub mod check;
 mod completions;
 mod config_cmd;
-#[cfg(unix)]
-mod export;
 #[cfg(target_os = "linux")]
 pub mod doctor;
+#[cfg(unix)]
+mod export;
 #[cfg(unix)]
 mod init;
 mod lint;

@@ -19,7 +19,8 @@ pub(super) struct Unit {
 impl Unit {
     /// A comment line at the top of the file.
     pub(super) fn comment(&mut self, text: &str) {
-        self.header.push(format!("# {}", text.replace(['\n', '\r'], " ")));
+        self.header
+            .push(format!("# {}", text.replace(['\n', '\r'], " ")));
     }
 
     /// Adds `key=value` to `section` (created at the end when new). A
