@@ -256,3 +256,102 @@ fn a_sealed_value_outside_the_environment_is_an_error() {
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].to_string().starts_with("web/compose.yaml:4:5: error: service `app`: `labels`: holds a value from a SOPS-encrypted `.env`"), "{e:?}");
 }
+
+/// Every field of the specs, named: a field added to `ContainerSpec`,
+/// `RunSpec`, `NetworkSpec` or `VolumeSpec` stops this test from compiling
+/// until `quadlet/` writes it (or refuses it with a located error) and the
+/// field is added here, so no setting is dropped from the units unseen.
+#[test]
+fn every_spec_field_is_mapped() {
+    use crate::core::spec::{ContainerSpec, NetworkSpec, RunSpec, VolumeSpec};
+    let (spec, _) = spec("services:\n  app:\n    image: nginx:1.27\n");
+    let ContainerSpec {
+        service: _,
+        name: _,
+        number: _,
+        image: _,
+        command: _,
+        entrypoint: _,
+        environment: _,
+        secret_environment: _,
+        secret_digest: _, // in the config hash label only
+        ports: _,
+        mounts: _,
+        networks: _,
+        network_mode: _,
+        restart: _,
+        healthcheck: _,
+        labels: _,
+        depends_on: _,
+        user: _,
+        working_dir: _,
+        hostname: _,
+        cap_add: _,
+        cap_drop: _,
+        devices: _,
+        extra_hosts: _,
+        dns: _,
+        stop_signal: _,
+        stop_grace_period: _,
+        read_only: _,
+        build: _, // refused
+        network_settings: _,
+        podman_secrets: _,
+        uidmaps: _,
+        gidmaps: _,
+        no_hosts: _,
+        run,
+    } = spec.services[0].clone();
+    let RunSpec {
+        expose: _,
+        memory: _,
+        memory_reservation: _,
+        memory_swap: _,
+        cpus_micro: _,
+        cpu_shares: _,
+        cpuset: _,
+        pids_limit: _,
+        shm_size: _,
+        privileged: _,
+        sysctls: _,
+        ulimits: _,
+        security_opt: _,
+        group_add: _,
+        init: _,
+        tty: _,
+        stdin_open: _,
+        pid: _,
+        ipc: _,
+        userns: _,
+        oom_score_adj: _,
+        logging: _,
+        platform: _,
+        pull_policy: _,
+        dns_search: _,
+        dns_opt: _,
+        annotations: _,
+        device_cgroup_rules: _,
+        restart_tries: _,
+    } = run;
+    let NetworkSpec {
+        name: _,
+        external: _,
+        driver: _,
+        internal: _,
+        labels: _,
+        ipv6: _,
+        options: _,
+        ipam_driver: _,
+        subnets: _,
+        disable_dns: _,
+        dns: _,
+        routes: _,
+    } = spec.networks[0].clone();
+    let VolumeSpec {
+        name: _,
+        external: _,
+        driver: _,
+        labels: _,
+        options: _,
+    } = VolumeSpec::default();
+}
