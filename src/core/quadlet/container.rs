@@ -277,7 +277,13 @@ fn network(w: &mut Writer<'_, '_, '_>, spec: &StackSpec, names: &Names) {
                 }
                 let mut opts: Vec<String> = aliases.iter().map(|a| format!("alias={a}")).collect();
                 if let Some(fixed) = c.network_settings.get(net) {
-                    opts.extend(fixed.static_ips.iter().map(|ip| format!("ip={ip}")));
+                    opts.extend(fixed.static_ips.iter().map(|ip| {
+                        if ip.contains(':') {
+                            format!("ip6={ip}")
+                        } else {
+                            format!("ip={ip}")
+                        }
+                    }));
                     opts.extend(fixed.mac.iter().map(|m| format!("mac={m}")));
                     opts.extend(
                         fixed
