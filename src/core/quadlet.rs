@@ -198,8 +198,11 @@ impl Errors<'_> {
     /// An error at a top-level entry (`networks.front`).
     fn top(&mut self, path: &str, message: impl std::fmt::Display) {
         let (file, pos) = self.sites.top(path);
-        self.list
-            .push(Diagnostic::error(&file, pos, format!("`{path}`: {message}")));
+        self.list.push(Diagnostic::error(
+            &file,
+            pos,
+            format!("`{path}`: {message}"),
+        ));
     }
 }
 
@@ -345,15 +348,20 @@ fn network_unit(
     u.set(
         "Unit",
         "Description",
-        unit::percent(&format!("Network {} of the stack {}", net.name, spec.project)),
+        unit::percent(&format!(
+            "Network {} of the stack {}",
+            net.name, spec.project
+        )),
     );
     let mut bad = Vec::new();
-    let mut put = |u: &mut Unit, k: &str, v: &str, what: &str| match raw(v) {
+    let mut put = |u: &mut Unit, k: &str, v: &str, what: &str| {
+        match raw(v) {
         Some(v) => u.set("Network", k, v),
         None => bad.push(format!(
             "the {what} `{}` cannot be written in a unit (a line break, a control character, a trailing backslash or white space at either end)",
             v.escape_debug()
         )),
+    }
     };
     put(&mut u, "NetworkName", &net.name, "name");
     if let Some(d) = &net.driver {
@@ -396,14 +404,26 @@ fn network_unit(
         u.set("Network", "Label", unit::word(&format!("{k}={v}")));
     }
     for r in &net.routes {
-        u.set("Network", "PodmanArgs", unit::words(&["--route", r.as_str()]));
+        u.set(
+            "Network",
+            "PodmanArgs",
+            unit::words(&["--route", r.as_str()]),
+        );
     }
     // Podman pairs `--gateway` and `--ip-range` with the subnets by position,
     // so a subnet without one may only come after every subnet with one.
     let gateways = net.subnets.iter().filter(|s| s.gateway.is_some()).count();
     let ranges = net.subnets.iter().filter(|s| s.ip_range.is_some()).count();
-    if net.subnets.iter().skip(gateways).any(|s| s.gateway.is_some())
-        || net.subnets.iter().skip(ranges).any(|s| s.ip_range.is_some())
+    if net
+        .subnets
+        .iter()
+        .skip(gateways)
+        .any(|s| s.gateway.is_some())
+        || net
+            .subnets
+            .iter()
+            .skip(ranges)
+            .any(|s| s.ip_range.is_some())
     {
         bad.push(
             "a subnet with a `gateway` or `ip_range` after one without cannot be written in a unit (Podman pairs them by position); list the subnets that set them first"
@@ -439,15 +459,20 @@ fn volume_unit(
     u.set(
         "Unit",
         "Description",
-        unit::percent(&format!("Volume {} of the stack {}", vol.name, spec.project)),
+        unit::percent(&format!(
+            "Volume {} of the stack {}",
+            vol.name, spec.project
+        )),
     );
     let mut bad = Vec::new();
-    let mut put = |u: &mut Unit, k: &str, v: &str, what: &str| match raw(v) {
+    let mut put = |u: &mut Unit, k: &str, v: &str, what: &str| {
+        match raw(v) {
         Some(v) => u.set("Volume", k, v),
         None => bad.push(format!(
             "the {what} `{}` cannot be written in a unit (a line break, a control character, a trailing backslash or white space at either end)",
             v.escape_debug()
         )),
+    }
     };
     put(&mut u, "VolumeName", &vol.name, "name");
     if let Some(d) = &vol.driver {

@@ -277,7 +277,13 @@ fn network(w: &mut Writer<'_, '_, '_>, spec: &StackSpec, names: &Names) {
                 }
                 let mut opts: Vec<String> = aliases.iter().map(|a| format!("alias={a}")).collect();
                 if let Some(fixed) = c.network_settings.get(net) {
-                    opts.extend(fixed.static_ips.iter().map(|ip| format!("ip={ip}")));
+                    opts.extend(fixed.static_ips.iter().map(|ip| {
+                        if ip.contains(':') {
+                            format!("ip6={ip}")
+                        } else {
+                            format!("ip={ip}")
+                        }
+                    }));
                     opts.extend(fixed.mac.iter().map(|m| format!("mac={m}")));
                     opts.extend(
                         fixed
@@ -286,13 +292,19 @@ fn network(w: &mut Writer<'_, '_, '_>, spec: &StackSpec, names: &Names) {
                             .map(|i| format!("interface_name={i}")),
                     );
                 }
-                w.raw("Network", &format!("{target}:{}", opts.join(",")), "networks");
+                w.raw(
+                    "Network",
+                    &format!("{target}:{}", opts.join(",")),
+                    "networks",
+                );
             }
         }
         NetworkMode::Host => w.u.set(C, "Network", "host"),
         NetworkMode::None => w.u.set(C, "Network", "none"),
         NetworkMode::Pasta(o) if o.is_empty() => w.u.set(C, "Network", "pasta"),
-        NetworkMode::Pasta(o) => w.raw("Network", &format!("pasta:{}", o.join(",")), "network_mode"),
+        NetworkMode::Pasta(o) => {
+            w.raw("Network", &format!("pasta:{}", o.join(",")), "network_mode")
+        }
         NetworkMode::Service(target) => match first_of(spec, target) {
             Some(t) => {
                 let unit = names.containers[&t.name].clone();
@@ -378,7 +390,8 @@ fn mounts(w: &mut Writer<'_, '_, '_>, names: &Names) {
                 subpath,
             } => {
                 let source = names.volumes.get(name).cloned().unwrap_or(name.clone());
-                let mut opts: Vec<String> = read_only.then(|| "ro".to_owned()).into_iter().collect();
+                let mut opts: Vec<String> =
+                    read_only.then(|| "ro".to_owned()).into_iter().collect();
                 opts.extend(options.iter().cloned());
                 if let Some(sub) = subpath {
                     // `-v` has no sub-path: `--mount` does.
@@ -436,10 +449,11 @@ fn mounts(w: &mut Writer<'_, '_, '_>, names: &Names) {
     }
     if !folders.is_empty() {
         // As the libpod route does before it creates the container: the bind's
-        // folder is made when nothing is there.
+        // folder is made when nothing is there (`-`: a file already there is
+        // not a failure; Podman mounts it).
         let mut cmd = vec!["mkdir".to_owned(), "-p".to_owned(), "--".to_owned()];
         cmd.extend(folders);
-        w.u.set("Service", "ExecStartPre", words(&cmd));
+        w.u.set("Service", "ExecStartPre", format!("-{}", words(&cmd)));
     }
 }
 
@@ -590,9 +604,11 @@ fn security(w: &mut Writer<'_, '_, '_>) {
             ("label", v) if v.starts_with("level:") => {
                 w.raw("SecurityLabelLevel", &v["level:".len()..], "security_opt")
             }
-            ("label", v) if v.starts_with("filetype:") => {
-                w.raw("SecurityLabelFileType", &v["filetype:".len()..], "security_opt")
-            }
+            ("label", v) if v.starts_with("filetype:") => w.raw(
+                "SecurityLabelFileType",
+                &v["filetype:".len()..],
+                "security_opt",
+            ),
             ("seccomp", v) => w.raw("SeccompProfile", v, "security_opt"),
             ("no-new-privileges", "" | "true") => w.u.set(C, "NoNewPrivileges", "true"),
             ("mask", v) => w.raw("Mask", v, "security_opt"),
@@ -656,7 +672,10 @@ fn dependencies(w: &mut Writer<'_, '_, '_>, spec: &StackSpec, names: &Names) {
             w.errors.at(
                 &c.service,
                 "depends_on",
-                format!("refers to service `{}`, which is not in the stack", d.service),
+                format!(
+                    "refers to service `{}`, which is not in the stack",
+                    d.service
+                ),
             );
             continue;
         }
@@ -742,11 +761,7 @@ fn lifecycle(w: &mut Writer<'_, '_, '_>, spec: &StackSpec, options: &Options) {
     if let Some(d) = c.stop_grace_period
         && d.as_secs() > 60
     {
-        w.u.set(
-            "Service",
-            "TimeoutStopSec",
-            (d.as_secs() + 30).to_string(),
-        );
+        w.u.set("Service", "TimeoutStopSec", (d.as_secs() + 30).to_string());
     }
     let target = match options.scope {
         Scope::User => "default.target",

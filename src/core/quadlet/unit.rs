@@ -19,13 +19,16 @@ pub(super) struct Unit {
 impl Unit {
     /// A comment line at the top of the file.
     pub(super) fn comment(&mut self, text: &str) {
-        self.header.push(format!("# {}", text.replace(['\n', '\r'], " ")));
+        self.header
+            .push(format!("# {}", text.replace(['\n', '\r'], " ")));
     }
 
-    /// Adds `key=value` to `section` (created at the end when new).
+    /// Adds `key=value` to `section` (created at the end when new). A
+    /// dependency already there (`[Unit]`) is not repeated.
     pub(super) fn set(&mut self, section: &'static str, key: &str, value: impl AsRef<str>) {
         let line = format!("{key}={}", value.as_ref());
         match self.sections.iter_mut().find(|(s, _)| *s == section) {
+            Some((_, lines)) if section == "Unit" && lines.contains(&line) => {}
             Some((_, lines)) => lines.push(line),
             None => self.sections.push((section, vec![line])),
         }
