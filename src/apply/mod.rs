@@ -16,6 +16,8 @@ pub mod generate;
 pub mod observe;
 pub mod prepare;
 pub mod prepared;
+#[cfg(target_os = "linux")]
+pub mod quadlet;
 pub mod repo;
 pub mod sealed;
 

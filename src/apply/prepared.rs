@@ -32,4 +32,7 @@ pub struct Prepared {
     pub observe: bool,
     /// The active compose profiles (for the compose CLI's `--profile`).
     pub profiles: Vec<String>,
+    /// Where its compose keys are written, for the located errors of its
+    /// Quadlet units ([`crate::core::quadlet::stack_units`]).
+    pub sites: crate::core::quadlet::Sites,
 }

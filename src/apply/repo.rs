@@ -48,6 +48,9 @@ pub enum RepoApplyError {
     /// Podman could not be asked what runs.
     #[error("cannot list what podman runs")]
     Observe(#[source] PodmanError),
+    /// The unit files of the `quadlet` runtime could not be read.
+    #[error("cannot read the Quadlet unit files Magos wrote: {0}")]
+    Units(String),
     /// `--stack` names no stack of the repository.
     #[error("no stack `{0}` in the repository (a project name or a stack folder)")]
     NoSuchStack(String),
@@ -66,6 +69,8 @@ pub struct RepoOptions {
     pub skip: BTreeSet<String>,
     /// Apply every stack with the compose CLI (`runtime: podman-compose`).
     pub compose_cli: bool,
+    /// Run native stacks as Quadlet units (`runtime: quadlet`).
+    pub quadlet: bool,
     /// How pull progress is shown.
     pub pull_display: PullDisplay,
     /// Which stacks the repository holds for this host.
@@ -93,6 +98,7 @@ impl RepoOptions {
             stack: None,
             skip: BTreeSet::new(),
             compose_cli: config.runtime == crate::config::Runtime::PodmanCompose,
+            quadlet: config.runtime == crate::config::Runtime::Quadlet,
             pull_display: PullDisplay::Log,
             selection: Selection {
                 host,
@@ -120,6 +126,7 @@ impl Default for RepoOptions {
             stack: None,
             skip: BTreeSet::new(),
             compose_cli: false,
+            quadlet: false,
             pull_display: PullDisplay::Log,
             selection: Selection::default(),
             env: Env::new(),
@@ -345,6 +352,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             sealed,
             observe: stack.loaded.observe,
             profiles: cli_profiles,
+            sites: crate::core::quadlet::Sites::of(&stack.loaded),
         });
     }
     if let Some(want) = &options.stack {
@@ -392,6 +400,10 @@ pub struct PlanReport {
     pub observed: Vec<String>,
     /// Diagnostics of the repository.
     pub diagnostics: Vec<Diagnostic>,
+    /// Quadlet unit files to write, change or remove and units to restart or
+    /// stop (`runtime: quadlet`, or units left from it under another runtime).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<crate::core::unitplan::UnitPlan>,
 }
 
 impl PlanReport {
@@ -400,6 +412,7 @@ impl PlanReport {
         self.stacks
             .iter()
             .all(|s| s.actions.is_empty() && s.error.is_none())
+            && self.units.is_empty()
             && self.compose_cli.is_empty()
             && self.prune.is_empty()
             && self.errors.is_empty()
@@ -485,15 +498,104 @@ pub async fn plan_repo(
 ) -> Result<PlanReport, RepoApplyError> {
     let repo = prepare(dir, options)?;
     let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
-    let p = make_plan(&repo, &observed, options);
+    let mut p = make_plan(&repo, &observed, options);
+    let mut errors = errors_of(&repo);
+    let units = units_of(&repo, options, &observed, &mut p, &mut errors)?;
     Ok(PlanReport {
         stacks: p.stacks,
         compose_cli: cli_stacks(&repo),
         prune: p.prune,
-        errors: errors_of(&repo),
+        errors,
         observed: repo.observed(),
         diagnostics: repo.diagnostics,
+        units: units.plans,
     })
+}
+
+/// The `quadlet` runtime's side of a plan.
+#[derive(Debug, Default)]
+struct Units {
+    /// The unit plans.
+    plans: Vec<crate::core::unitplan::UnitPlan>,
+    /// The units the repository generates (`runtime: quadlet` only).
+    #[cfg(target_os = "linux")]
+    desired: super::quadlet::Desired,
+    /// Where they go.
+    #[cfg(target_os = "linux")]
+    dirs: Option<crate::systemd::units::UnitDirs>,
+}
+
+/// The unit plans (see [`super::quadlet::plans`]); under `quadlet`, the
+/// container plan of a stack run by units keeps only what the API still does,
+/// and a stack whose units cannot be generated is an error.
+#[cfg(target_os = "linux")]
+fn units_of(
+    repo: &Repository,
+    options: &RepoOptions,
+    observed: &Observed,
+    p: &mut Plan,
+    errors: &mut Vec<StackError>,
+) -> Result<Units, RepoApplyError> {
+    use super::quadlet;
+    let Some(dirs) = crate::systemd::units::UnitDirs::from_env(&options.env) else {
+        if options.quadlet {
+            return Err(RepoApplyError::Units(
+                "neither XDG_CONFIG_HOME nor HOME is set, so there is no ~/.config/containers/systemd".to_owned(),
+            ));
+        }
+        return Ok(Units::default());
+    };
+    let desired = if options.quadlet {
+        let runtime = RuntimeDir::from_env(&options.env).ok();
+        quadlet::desired(&repo.stacks, &options.instance, dirs.user(), runtime.as_ref())
+    } else {
+        quadlet::Desired::new()
+    };
+    let scope = quadlet::Scope {
+        instance: &options.instance,
+        skip: &options.skip,
+        only: options.stack.as_deref(),
+        unnamed: &repo.unnamed,
+    };
+    let plans = quadlet::plans(&repo.stacks, scope, &dirs, &desired, observed, p, options.quadlet)
+        .map_err(|e| RepoApplyError::Units(error_chain(&e)))?;
+    for (stack, files) in &desired {
+        if let Err(e) = files {
+            errors.push(StackError {
+                stack: stack.clone(),
+                error: e.clone(),
+            });
+        }
+    }
+    if options.quadlet {
+        for sp in &mut p.stacks {
+            if desired.contains_key(&sp.project) {
+                *sp = quadlet::api_part(sp);
+            }
+        }
+        p.stacks.retain(|sp| desired.get(&sp.project).is_none_or(Result::is_ok));
+    }
+    Ok(Units {
+        plans,
+        desired,
+        dirs: Some(dirs),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn units_of(
+    _repo: &Repository,
+    options: &RepoOptions,
+    _observed: &Observed,
+    _p: &mut Plan,
+    _errors: &mut Vec<StackError>,
+) -> Result<Units, RepoApplyError> {
+    if options.quadlet {
+        return Err(RepoApplyError::Units(
+            "the quadlet runtime needs systemd (Linux)".to_owned(),
+        ));
+    }
+    Ok(Units::default())
 }
 
 /// What happened to one stack.
@@ -573,9 +675,32 @@ pub async fn apply_prepared(
     repo: &Repository,
     options: &RepoOptions,
 ) -> Result<ApplyReport, RepoApplyError> {
+    let mut report = ApplyReport::default();
+    // Under another runtime, the units Magos wrote go first (their containers
+    // with them), so the API never meets a unit's container.
+    #[cfg(target_os = "linux")]
+    if !options.quadlet {
+        let mut none = Plan::default();
+        let units = units_of(repo, options, &Observed::default(), &mut none, &mut Vec::new())?;
+        run_units(client, &units, &units.plans, &mut report).await;
+    }
     let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
-    let p = make_plan(repo, &observed, options);
+    let mut p = make_plan(repo, &observed, options);
+    let mut unit_errors = Vec::new();
+    let units = units_of(repo, options, &observed, &mut p, &mut unit_errors)?;
+    // Units of stacks the runtime no longer runs go before anything starts.
+    #[cfg(target_os = "linux")]
+    if options.quadlet {
+        let retired: Vec<_> = units
+            .plans
+            .iter()
+            .filter(|u| !units.desired.get(&u.stack).is_some_and(Result::is_ok))
+            .cloned()
+            .collect();
+        run_units(client, &units, &retired, &mut report).await;
+    }
     let mut report = ApplyReport {
+        stacks: std::mem::take(&mut report.stacks),
         // Notes are for `lint` and `plan`; an apply reports what it did.
         diagnostics: repo
             .diagnostics
@@ -604,10 +729,21 @@ pub async fn apply_prepared(
         match &stack.route {
             Route::Native => {
                 let Some(sp) = p.stacks.iter().find(|s| s.project == stack.project) else {
+                    if let Some(e) = unit_errors.iter().find(|e| e.stack == stack.project) {
+                        report.stacks.push(not_applied(&stack.project, &e.error));
+                    }
                     continue;
                 };
                 if let Some(e) = &sp.error {
                     report.stacks.push(not_applied(&stack.project, e));
+                    continue;
+                }
+                #[cfg(target_os = "linux")]
+                if options.quadlet {
+                    let outcome =
+                        apply_units(client, stack, sp, &units, runtime.as_ref(), options, &mut identities)
+                            .await;
+                    report.stacks.push(outcome);
                     continue;
                 }
                 // Decrypted just before use; one bad file fails its stack alone,
@@ -670,6 +806,14 @@ pub async fn apply_prepared(
             }
         }
     }
+    // A stopped unit removed its container already.
+    let gone: BTreeSet<&str> = units
+        .plans
+        .iter()
+        .flat_map(|u| &u.gone)
+        .map(String::as_str)
+        .collect();
+    p.prune.retain(|r| !gone.contains(r.name.as_str()));
     for (name, outcome) in prune(client, &p.prune).await {
         report.pruned.push(Pruned {
             container: name,
@@ -686,6 +830,107 @@ pub async fn apply_prepared(
         }
     }
     Ok(report)
+}
+
+/// Runs unit plans that stop and remove units (of stacks the runtime no longer
+/// runs), each stack's outcome in the report.
+#[cfg(target_os = "linux")]
+async fn run_units(
+    client: &Client,
+    units: &Units,
+    plans: &[crate::core::unitplan::UnitPlan],
+    report: &mut ApplyReport,
+) {
+    let Some(dirs) = &units.dirs else { return };
+    for plan in plans {
+        let (done, error) = super::quadlet::run_plan(client, dirs, plan, None).await;
+        if let Some(e) = &error {
+            tracing::error!(stack = %plan.stack, error = %e, "could not remove the stack's units");
+        } else {
+            tracing::info!(stack = %plan.stack, "removed the stack's units");
+        }
+        report.stacks.push(StackOutcome {
+            stack: plan.stack.clone(),
+            route: "quadlet",
+            done,
+            error,
+        });
+    }
+}
+
+/// One native stack under `quadlet`: decrypt (the units' environment files
+/// into the runtime folder), pull and create through the API what the units
+/// need, then the stack's unit plan.
+#[cfg(target_os = "linux")]
+async fn apply_units(
+    client: &Client,
+    stack: &Prepared,
+    sp: &StackPlan,
+    units: &Units,
+    runtime: Option<&RuntimeDir>,
+    options: &RepoOptions,
+    identities: &mut IdentityCache,
+) -> StackOutcome {
+    use super::quadlet;
+    let files = match units.desired.get(&stack.project) {
+        Some(Ok(files)) => files,
+        Some(Err(e)) => return not_applied(&stack.project, e),
+        None => return not_applied(&stack.project, "no unit files were generated"),
+    };
+    let Some(dirs) = &units.dirs else {
+        return not_applied(&stack.project, "there is no unit folder");
+    };
+    let keep = quadlet::env_files(&stack.spec);
+    let unsealed = match sealed::open_keeping(
+        &stack.project,
+        &stack.sealed,
+        runtime,
+        &options.keys,
+        identities,
+        &keep,
+    ) {
+        Ok(u) => u,
+        Err(e) => return not_applied(&stack.project, &e),
+    };
+    if let Err(e) = quadlet::write_env_files(runtime, &stack.spec, &unsealed) {
+        return not_applied(&stack.project, &e);
+    }
+    let mut done = Vec::new();
+    if !sp.actions.is_empty() {
+        let r = apply_stack(
+            client,
+            &stack.spec,
+            sp,
+            &unsealed,
+            options.progress.as_deref(),
+            options.pull_display,
+        )
+        .await;
+        done = r.done;
+        if let Some(e) = r.error {
+            return StackOutcome {
+                stack: stack.project.clone(),
+                route: "quadlet",
+                done,
+                error: Some(error_chain(&e)),
+            };
+        }
+    }
+    let mut error = None;
+    if let Some(plan) = units.plans.iter().find(|u| u.stack == stack.project) {
+        let (d, e) = quadlet::run_plan(client, dirs, plan, Some(files)).await;
+        done.extend(d);
+        error = e;
+    }
+    if let Some(e) = &error {
+        tracing::error!(stack = %stack.project, error = %e, "stack not fully applied");
+    }
+    StackOutcome {
+        stack: stack.project.clone(),
+        route: "quadlet",
+        done,
+        error,
+    }
 }
 
 /// What `drift` found.
@@ -756,8 +1001,15 @@ pub async fn drift_prepared(
             entries.extend(convert::compose_cli_drift(&stack.spec, &observed));
         }
     }
-    Ok(DriftReport {
-        entries,
-        errors: errors_of(repo),
-    })
+    let mut errors = errors_of(repo);
+    // Unit files that differ from what the repository generates.
+    let mut p = make_plan(repo, &observed, options);
+    let units = units_of(repo, options, &observed, &mut p, &mut errors)?;
+    #[cfg(target_os = "linux")]
+    if let Some(dirs) = &units.dirs {
+        super::quadlet::drift_entries(dirs, &units.plans, &units.desired, &repo.stacks, &mut entries);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = units;
+    Ok(DriftReport { entries, errors })
 }

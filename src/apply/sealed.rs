@@ -256,6 +256,20 @@ pub fn open(
     sources: &KeySources,
     cache: &mut IdentityCache,
 ) -> Result<Unsealed, String> {
+    open_keeping(project, sealed, runtime, sources, cache, &BTreeSet::new())
+}
+
+/// [`open`], keeping the stack's runtime files named in `keep` besides the
+/// decrypted mounts (the environment files of the `quadlet` runtime's units,
+/// [`write_unit_env`]).
+pub fn open_keeping(
+    project: &str,
+    sealed: &Sealed,
+    runtime: Option<&RuntimeDir>,
+    sources: &KeySources,
+    cache: &mut IdentityCache,
+    keep_also: &BTreeSet<String>,
+) -> Result<Unsealed, String> {
     let mut out = Unsealed::default();
     let mut decrypt = |c: &Cipher| -> Result<secrets::Decrypted, String> {
         let recipient = secrets::recipients(&c.text, c.format)
@@ -314,10 +328,14 @@ pub fn open(
         written.push((name.clone(), plain));
     }
     if let Some(runtime) = runtime {
-        if written.is_empty() {
+        if written.is_empty() && keep_also.is_empty() {
             runtime.remove_stack(project).map_err(|e| e.to_string())?;
         } else {
-            let keep: BTreeSet<&str> = written.iter().map(|(n, _)| n.as_str()).collect();
+            let keep: BTreeSet<&str> = written
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .chain(keep_also.iter().map(String::as_str))
+                .collect();
             for (name, plain) in &written {
                 write_if_changed(runtime, project, name, plain)?;
             }
@@ -325,6 +343,38 @@ pub fn open(
         }
     }
     Ok(out)
+}
+
+/// The name of a unit's environment file in the stack's runtime folder.
+pub fn unit_env_name(container: &str) -> String {
+    format!("{container}.env")
+}
+
+/// Writes the decrypted variables of one container as `KEY=value` lines (the
+/// `--env-file` format a unit's `EnvironmentFile=` is read with) into the
+/// stack's runtime folder, unless the same text is there already. A value with
+/// a line break cannot be written that way and is an error naming the variable.
+pub fn write_unit_env(
+    runtime: &RuntimeDir,
+    project: &str,
+    container: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let mut text = String::new();
+    for (k, v) in vars {
+        if v.contains(['\n', '\r']) {
+            text.zeroize();
+            return Err(format!(
+                "the encrypted variable {k} holds a line break, which a unit's environment file cannot carry"
+            ));
+        }
+        text.push_str(k);
+        text.push('=');
+        text.push_str(v);
+        text.push('\n');
+    }
+    let plain = Plaintext::new(text.into_bytes());
+    write_if_changed(runtime, project, &unit_env_name(container), &plain)
 }
 
 /// Writes a decrypted file unless the same content is already there (a running

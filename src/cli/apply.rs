@@ -222,6 +222,12 @@ fn plan_table(r: &PlanReport) -> String {
         };
         let _ = writeln!(s, "{}: podman-compose up -d ({why})", c.stack);
     }
+    for u in &r.units {
+        let _ = writeln!(s, "{} (quadlet units):", u.stack);
+        for step in u.steps() {
+            let _ = writeln!(s, "  {step}");
+        }
+    }
     for p in &r.prune {
         let _ = writeln!(s, "remove {} ({})", p.name, p.reason);
     }

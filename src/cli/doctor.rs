@@ -219,7 +219,13 @@ pub fn run(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(doctor::check_and_heal(&client, &mut doc, None));
+    let mut report = runtime.block_on(doctor::check_and_heal(&client, &mut doc, None));
+    // The quadlet runtime needs systemd too.
+    if config.runtime == crate::config::Runtime::Quadlet
+        && let Some(dirs) = crate::systemd::units::UnitDirs::from_env(env)
+    {
+        report.checks.extend(doctor::quadlet::checks(&dirs));
+    }
     let text = match args.output {
         Output::Table => render_table(&report),
         Output::Json => format!("{}\n", serde_json::to_string_pretty(&to_json(&report))?),

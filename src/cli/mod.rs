@@ -12,6 +12,8 @@ mod config_cmd;
 #[cfg(target_os = "linux")]
 pub mod doctor;
 #[cfg(unix)]
+mod export;
+#[cfg(unix)]
 mod init;
 mod lint;
 mod policy;
@@ -127,6 +129,10 @@ pub enum Command {
     /// Compare every service of every stack with what runs
     #[cfg(unix)]
     Drift(apply::DriftArgs),
+    /// Write the repository's stacks in another tool's format (Quadlet units)
+    #[cfg(unix)]
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Report which annotated images have an update their policy allows
     ///
     /// For every service with a policy annotation: the reference written, the
@@ -186,7 +192,7 @@ pub fn main() -> ExitCode {
 fn may_run_git(command: &Command) -> bool {
     match command {
         Command::Check(_) | Command::Update(_) => true,
-        Command::Plan(_) | Command::Apply(_) | Command::Drift(_) => true,
+        Command::Plan(_) | Command::Apply(_) | Command::Drift(_) | Command::Export(_) => true,
         #[cfg(target_os = "linux")]
         Command::Run(args) => args.once,
         _ => false,
@@ -275,6 +281,10 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
             &overrides,
             verbosity,
         ),
+        #[cfg(unix)]
+        Command::Export(cmd) => {
+            export::run(cmd, config_file.as_deref(), env, &overrides, verbosity)
+        }
         Command::Check(args) => {
             check::run(args, config_file.as_deref(), env, &overrides, verbosity)
         }

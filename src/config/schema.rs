@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Config {
     /// The GitOps repository.
     pub repo: RepoConfig,
-    /// The container runtime. Only `podman` is supported.
+    /// The container runtime: `podman`, `podman-compose` or `quadlet`.
     pub runtime: Runtime,
     /// How to reach Podman.
     pub podman: PodmanConfig,
@@ -716,6 +716,9 @@ pub enum Runtime {
     /// Every stack through the compose CLI (`podman-compose`, or `podman
     /// compose`), on the same Podman socket.
     PodmanCompose,
+    /// Every native stack as Quadlet units under
+    /// `~/.config/containers/systemd/magos/<stack>/`, run by systemd.
+    Quadlet,
 }
 
 impl Runtime {
@@ -723,11 +726,12 @@ impl Runtime {
         match s {
             "podman" => Ok(Runtime::Podman),
             "podman-compose" | "compose" => Ok(Runtime::PodmanCompose),
+            "quadlet" => Ok(Runtime::Quadlet),
             "docker" | "docker-compose" => Err(format!(
-                "runtime `{s}` is not supported; use `podman` (the libpod API) or `podman-compose` (the compose CLI on Podman)"
+                "runtime `{s}` is not supported; use `podman` (the libpod API), `podman-compose` (the compose CLI on Podman) or `quadlet` (systemd units)"
             )),
             _ => Err(format!(
-                "unknown runtime `{s}`; use `podman` (the libpod API) or `podman-compose` (the compose CLI on Podman)"
+                "unknown runtime `{s}`; use `podman` (the libpod API), `podman-compose` (the compose CLI on Podman) or `quadlet` (systemd units)"
             )),
         }
     }
@@ -738,6 +742,7 @@ impl fmt::Display for Runtime {
         f.write_str(match self {
             Runtime::Podman => "podman",
             Runtime::PodmanCompose => "podman-compose",
+            Runtime::Quadlet => "quadlet",
         })
     }
 }

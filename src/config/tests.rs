@@ -177,6 +177,18 @@ fn md_runtime_accepts_only_podman() {
 }
 
 #[test]
+fn md_runtime_quadlet_selects_the_unit_runtime() {
+    let l = load(
+        None,
+        &env(&[("MD_RUNTIME", "quadlet")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(l.config.runtime, crate::config::Runtime::Quadlet);
+    assert_eq!(l.config.runtime.to_string(), "quadlet");
+}
+
+#[test]
 fn an_unknown_dotenv_variable_is_refused_with_its_line() {
     let (dir, path) = file_with("");
     std::fs::write(dir.path().join(".env"), "# x\nMD_REPOO=/x\n").unwrap();

@@ -813,8 +813,24 @@ pub struct Loaded {
 pub const NOTED_SERVICE_KEYS: &[&str] = &["depends_on", "build"];
 
 /// Service keys whose place is recorded in [`Loaded::key_positions`] so that a
-/// mistake in one of their items is reported at the key, not at the service.
-pub const LOCATED_SERVICE_KEYS: &[&str] = &["ports", "volumes"];
+/// mistake in one of their items is reported at the key, not at the service
+/// (the keys after `volumes` for what a Quadlet unit cannot carry).
+pub const LOCATED_SERVICE_KEYS: &[&str] = &[
+    "ports",
+    "volumes",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "healthcheck",
+    "restart",
+    "labels",
+    "network_mode",
+    "user",
+    "tmpfs",
+    "pid",
+    "ipc",
+];
 
 impl Loaded {
     /// Records a mistake that fails the whole stack: a diagnostic, and part of

@@ -23,6 +23,7 @@
 
 pub mod heal;
 pub mod probe;
+pub mod quadlet;
 
 /// The judging, pure, in the core; named here as before.
 pub use crate::core::doctor as model;

@@ -12,6 +12,8 @@
 #[cfg(unix)]
 pub mod converge;
 pub mod events;
+#[cfg(unix)]
+pub mod export;
 pub mod pin;
 pub mod source;
 pub mod workspace;
