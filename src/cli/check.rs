@@ -162,6 +162,7 @@ mod tests {
             reason: "highest version in ^1".into(),
             error: error.map(str::to_owned),
             signature: None,
+            candidates: Vec::new(),
         }
     }
 

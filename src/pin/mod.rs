@@ -170,6 +170,10 @@ pub struct Row {
     /// candidates skipped for theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<signed::Report>,
+    /// Under a `verify:` rule or the `scan:` gate: every candidate judged,
+    /// best first, each with its `signature` and `scan` verdicts apart.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<signed::Candidate>,
 }
 
 /// Checks every service against the registries, in a check pass of its own;
@@ -208,6 +212,7 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
         reason: String::new(),
         error: None,
         signature: None,
+        candidates: Vec::new(),
     };
     let result: Result<(), String> = async {
         let current = ImageRef::parse(&s.image).map_err(|e| e.to_string())?;
@@ -277,7 +282,7 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
         }
         break;
         }
-        row.signature = screen.report(&mut row.reason);
+        (row.signature, row.candidates) = screen.report(&mut row.reason);
         Ok(())
     }
     .await;

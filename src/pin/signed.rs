@@ -41,6 +41,28 @@ pub struct Report {
     pub scan: Option<ScanVerdict>,
 }
 
+/// One candidate the screen judged, with its signature and scan verdicts kept
+/// apart (`candidates` of a report row), best first; the last one is the
+/// pinned one when `chosen`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// The tag.
+    pub tag: String,
+    /// Its digest.
+    pub digest: String,
+    /// Whether it is the one pinned.
+    pub chosen: bool,
+    /// Its signature check, under a `verify:` rule (`verified`, `unsigned`,
+    /// `bad_signature`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Verdict>,
+    /// Its vulnerability scan, when `scan:` is on and it was scanned
+    /// (`allowed`, `blocked`, `unscanned`); a candidate whose signature
+    /// failed is not scanned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanVerdict>,
+}
+
 /// What the check does after a candidate's verification.
 pub enum Next {
     /// Pin it.
@@ -61,6 +83,7 @@ pub struct Screen<'a> {
     chosen: Option<Verdict>,
     chosen_scan: Option<ScanVerdict>,
     skipped: Vec<Skipped>,
+    candidates: Vec<Candidate>,
 }
 
 impl<'a> Screen<'a> {
@@ -92,6 +115,7 @@ impl<'a> Screen<'a> {
             chosen: None,
             chosen_scan: None,
             skipped: Vec::new(),
+            candidates: Vec::new(),
         })
     }
 
@@ -128,15 +152,35 @@ impl<'a> Screen<'a> {
             )
         };
         let verdict = match verdict {
-            Some(v @ (Verdict::Unsigned { .. } | Verdict::BadSignature { .. })) => v,
-            signed => match self.gate(digest).await {
-                Some(ScanVerdict::Blocked { reason }) => Verdict::Blocked { reason },
-                scanned => {
-                    self.chosen_scan = scanned;
-                    self.chosen = signed;
-                    return Ok(Next::Pin);
+            Some(v @ (Verdict::Unsigned { .. } | Verdict::BadSignature { .. })) => {
+                self.candidates.push(Candidate {
+                    tag: tag.to_owned(),
+                    digest: digest.to_string(),
+                    chosen: false,
+                    signature: Some(v.clone()),
+                    scan: None,
+                });
+                v
+            }
+            signed => {
+                let scanned = self.gate(digest).await;
+                let blocked = matches!(scanned, Some(ScanVerdict::Blocked { .. }));
+                self.candidates.push(Candidate {
+                    tag: tag.to_owned(),
+                    digest: digest.to_string(),
+                    chosen: !blocked,
+                    signature: signed.clone(),
+                    scan: scanned.clone(),
+                });
+                match scanned {
+                    Some(ScanVerdict::Blocked { reason }) => Verdict::Blocked { reason },
+                    scanned => {
+                        self.chosen_scan = scanned;
+                        self.chosen = signed;
+                        return Ok(Next::Pin);
+                    }
                 }
-            },
+            }
         };
         let tried = self.skipped.len() + 1;
         Ok(match signature::next(&verdict, tried, MAX_CANDIDATES) {
@@ -188,11 +232,12 @@ impl<'a> Screen<'a> {
         });
     }
 
-    /// The row's `signature` (`None` without a rule); the skipped candidates
-    /// and the chosen one's verdict are added to `reason` for the table.
-    pub fn report(self, reason: &mut String) -> Option<Report> {
+    /// The row's `signature` (`None` without a rule or gate) and its
+    /// `candidates`; the skipped candidates and the chosen one's verdicts are
+    /// added to `reason` for the table.
+    pub fn report(self, reason: &mut String) -> (Option<Report>, Vec<Candidate>) {
         if self.keys.is_empty() && self.scan.is_none() {
-            return None;
+            return (None, Vec::new());
         }
         for s in &self.skipped {
             reason.push_str(&format!("; skipped {}: {}", s.tag, s.verdict.line()));
@@ -203,11 +248,12 @@ impl<'a> Screen<'a> {
         if let Some(v) = &self.chosen_scan {
             reason.push_str(&format!("; scan {}", v.line()));
         }
-        Some(Report {
+        let report = Report {
             chosen: self.chosen,
             skipped: self.skipped,
             scan: self.chosen_scan,
-        })
+        };
+        (Some(report), self.candidates)
     }
 }
 
@@ -274,6 +320,7 @@ mod tests {
             reason: String::new(),
             error: None,
             signature,
+            candidates: Vec::new(),
         }
     }
 

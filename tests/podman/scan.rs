@@ -145,6 +145,17 @@ fn a_trivy_report_with_a_critical_finding_blocks_the_candidate() {
     assert!(reason.contains("CVE-2026-0003"), "{reason}");
     assert_eq!(app["signature"]["scan"]["verdict"], "allowed", "{app}");
     assert_eq!(app["signature"]["scan"]["high"], 2, "{app}");
+    // Per candidate, the scan verdict in its own field, no signature asked.
+    let candidates = app["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2, "{app}");
+    assert_eq!(candidates[0]["tag"], "1.4.0");
+    assert_eq!(candidates[0]["chosen"], false);
+    assert_eq!(candidates[0]["scan"]["verdict"], "blocked", "{app}");
+    assert!(candidates[0].get("signature").is_none(), "{app}");
+    assert_eq!(candidates[1]["tag"], "1.3.0");
+    assert_eq!(candidates[1]["chosen"], true);
+    assert_eq!(candidates[1]["scan"]["verdict"], "allowed", "{app}");
+    assert_eq!(candidates[1]["scan"]["critical"], 0, "{app}");
 }
 
 #[test]

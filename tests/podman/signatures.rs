@@ -95,6 +95,30 @@ fn assert_pins_the_signed_one(tb: &Testbed, out: &Output) {
         text.contains("skipped 1.2.0: unsigned") && text.contains("skipped 1.3.0: bad signature"),
         "{text}"
     );
+    // The same, per candidate, the signature verdict in its own field.
+    let candidates = app["candidates"].as_array().unwrap();
+    let verdicts: Vec<(&str, &str, bool)> = candidates
+        .iter()
+        .map(|c| {
+            assert!(c.get("scan").is_none(), "no scan: gate: {c}");
+            (
+                c["tag"].as_str().unwrap(),
+                c["signature"]["verdict"].as_str().unwrap(),
+                c["chosen"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("1.4.0", "bad_signature", false),
+            ("1.3.0", "bad_signature", false),
+            ("1.2.0", "unsigned", false),
+            ("1.1.0", "verified", true),
+        ],
+        "{app}"
+    );
+    assert_eq!(candidates[3]["digest"], d11.as_str(), "{app}");
 }
 
 #[test]
