@@ -9,10 +9,14 @@
 #
 # The corpus is copied twice into a scratch folder; each copied folder and
 # `name:` gets the prefix `bco<pid>-` so the projects do not meet those of a
-# conformance run. Stacks with `build:` or a `service_healthy` dependency are
-# left out (see below). Stacks that fail fail for both tools alike (a bind of
-# /var/run/docker.sock, a port below 1024); the script counts them. Needs the
-# test bed (scripts/testbed.sh) and a built magos binary.
+# conformance run. Each stack's `SOURCE` setup is done first, as the
+# conformance test does it (tests/corpus/README.md): `host setup:` lines as
+# root, `setup:` lines as the test user in each copy; their cleanup lines run at
+# the end. Stacks with `build:` or a `service_healthy` dependency are left out
+# (see below). Stacks that fail fail for both tools alike (two stacks of the
+# corpus publish the same port or set the same `container_name:`, a port below
+# 1024); the script counts them. Needs the test bed (scripts/testbed.sh) and a
+# built magos binary.
 #
 #   scripts/bench-corpus.sh [RUNS]     (MAGOS_BIN=target/release/magos by default)
 #   MAGOS_BENCH_ONLY=linkding,immich scripts/bench-corpus.sh   (only these stacks)
@@ -62,7 +66,38 @@ remove_all() {
         [ -z "$ids" ] || as_user podman $kind rm -f $ids >/dev/null 2>&1 || true
     done
 }
-trap 'remove_all; rm -rf "$WORK"' EXIT
+# The values of a stack's `SOURCE` lines `KEY: value`, one a line.
+source_lines() { sed -n "s/^$2: //p" "$CORPUS/$1/SOURCE"; }
+# Runs each line of stdin with `sh -c` (as the test user if $1 is `user`), in
+# folder $2; a failed line is reported, not fatal (the stack then fails alike
+# for both tools).
+run_lines() {
+    local line
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        if [ "$1" = user ]; then
+            (cd "$2" && as_user sh -c "$line") >>"$WORK/setup.log" 2>&1 || echo "setup failed: $line" >&2
+        else
+            (cd "$2" && sh -c "$line") >>"$WORK/setup.log" 2>&1 || echo "setup failed: $line" >&2
+        fi
+    done
+}
+set_up_all() {
+    local s
+    for s in "${STACKS[@]}"; do
+        source_lines "$s" "host setup" | run_lines root /
+        source_lines "$s" setup | run_lines user "$WORK/repo/$PREFIX$s"
+        source_lines "$s" setup | run_lines user "$WORK/compose/$PREFIX$s"
+    done
+}
+clean_up_all() {
+    local s
+    for s in "${STACKS[@]}"; do
+        source_lines "$s" cleanup | run_lines user "$WORK/repo/$PREFIX$s"
+        source_lines "$s" "host cleanup" | run_lines root /
+    done
+}
+trap 'remove_all; clean_up_all; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
 copy_corpus() { # destination
@@ -77,6 +112,7 @@ copy_corpus() { # destination
 }
 copy_corpus "$WORK/repo"
 copy_corpus "$WORK/compose"
+set_up_all
 
 printf 'apply:\n  instance: %s\nlog:\n  level: error\n' "$INSTANCE" >"$WORK/magos.yaml"
 magos() { CONTAINER_HOST="unix://$SOCK" "$BIN" --config "$WORK/magos.yaml" -q "$@" >>"$WORK/magos.log" 2>&1 || true; }

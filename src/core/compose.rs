@@ -810,7 +810,7 @@ pub struct Loaded {
 
 /// Service keys whose place is recorded in [`Loaded::key_positions`] even when
 /// Magos applies them: where Magos deliberately differs from podman-compose.
-pub const NOTED_SERVICE_KEYS: &[&str] = &["depends_on", "build"];
+pub const NOTED_SERVICE_KEYS: &[&str] = &["depends_on", "build", "healthcheck"];
 
 /// Service keys whose place is recorded in [`Loaded::key_positions`] so that a
 /// mistake in one of their items is reported at the key, not at the service

@@ -484,6 +484,10 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
         "build",
         "podman-compose `up` builds only when the image is absent; Magos also rebuilds when the build inputs changed (context files, Dockerfile, args, target, labels)",
     ),
+    (
+        "healthcheck",
+        "podman-compose runs a `test:` through `/bin/sh -c` (a `CMD-SHELL` one in a second shell, a `CMD` one in a shell at all); Magos passes it as written, as the compose specification says",
+    ),
 ];
 
 /// The notes `magos lint` and `magos plan` show for a loaded stack, located

@@ -88,16 +88,16 @@ fn fails_alone_then_converges(
     assert_eq!(code, 0);
 }
 
-/// Rootless Podman refuses to bind the Docker socket (it is not there for the
-/// test user): `a` fails at create.
+/// Podman refuses to bind a host path that does not exist (one Magos does not
+/// create: outside the stack's folder and the home folder, like a missing
+/// `/var/run/docker.sock`): `a` fails at create. The path is the test's own,
+/// so no other test's host setup can make it exist.
 #[test]
 fn a_service_podman_refuses_fails_alone_with_its_dependents() {
     let Some(tb) = testbed() else { return };
-    assert!(
-        !Path::new("/var/run/docker.sock").exists(),
-        "this test needs a host without /var/run/docker.sock (Podman must refuse the bind)"
-    );
     let project = support::unique_name("alone-refused");
+    let missing = format!("/run/magos-absent-{project}.sock");
+    assert!(!Path::new(&missing).exists(), "{missing} must not exist");
     let _cleanup = Cleanup {
         tb,
         projects: vec![project.clone()],
@@ -108,14 +108,14 @@ fn a_service_podman_refuses_fails_alone_with_its_dependents() {
         tb,
         &format!("{}:1.0.0", tb.require("MAGOS_TEST_IMAGE_SEMVER")),
     );
-    let sock = "    volumes: [\"/var/run/docker.sock:/var/run/docker.sock\"]\n";
+    let sock = format!("    volumes: [\"{missing}:/var/run/docker.sock\"]\n");
     fails_alone_then_converges(
         tb,
         &repo,
         &project,
-        &stack(&project, &image, &image, sock),
+        &stack(&project, &image, &image, &sock),
         &stack(&project, &image, &image, ""),
-        "docker.sock",
+        &missing,
     );
 }
 

@@ -208,3 +208,50 @@ services:
         "{ulimits}"
     );
 }
+
+/// `ulimits:` in podman-compose's text forms (its `ulimit` integration test:
+/// `nofile=1001`, and a list of `name=soft[:hard]`) reach the containers, as
+/// `ulimit -n` and `/proc/1/limits` show.
+#[test]
+fn ulimits_in_the_podman_text_forms_reach_the_container() {
+    let Some(tb) = testbed() else { return };
+    let project = support::unique_name("ulimitstext");
+    let _cleanup = Cleanup {
+        tb,
+        projects: vec![project.clone()],
+        names: vec![],
+    };
+    let repo = Repo::new(tb, &project);
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    repo.write(
+        tb,
+        "stack/compose.yaml",
+        &format!(
+            "name: {project}
+services:
+  one:
+    image: {httpd}
+    ulimits: nofile=1001
+  many:
+    image: {httpd}
+    ulimits:
+      - nproc=1002:2002
+      - nofile=1002
+"
+        ),
+    );
+    let plan = magos(tb, &repo, None, &["plan", "--output", "json"]);
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("\"compose_cli\": []"),
+        "the stack must be native: {}",
+        support::show(&plan)
+    );
+    expect_exit(&magos(tb, &repo, None, &["apply"]), 0);
+    let one = format!("{project}_one_1");
+    let many = format!("{project}_many_1");
+    assert_eq!(exec(tb, &one, "ulimit -n"), "1001");
+    assert_eq!(exec(tb, &many, "ulimit -n"), "1002");
+    let limits = exec(tb, &many, "grep 'Max processes' /proc/1/limits");
+    let words: Vec<&str> = limits.split_whitespace().collect();
+    assert_eq!(&words[2..4], ["1002", "2002"], "{limits}");
+}

@@ -85,8 +85,9 @@ pub struct RunKeys {
     pub privileged: Option<Scalar>,
     /// Kernel parameters, map or `key=value` list.
     pub sysctls: Option<KeyValues>,
-    /// Resource limits: `nofile: 65535` or `nofile: {soft: …, hard: …}`.
-    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Resource limits: `nofile: 65535` or `nofile: {soft: …, hard: …}`; also
+    /// podman-compose's `nofile=1001` and `[nproc=1002:2002, …]` forms.
+    pub ulimits: Ulimits,
     /// Security options (`seccomp=…`, `label=…`, `apparmor=…`, `no-new-privileges`).
     pub security_opt: Vec<String>,
     /// Supplementary groups.
@@ -124,6 +125,52 @@ pub struct RunKeys {
     /// `service` or `service:alias`: a dependency, and the alias on the linked
     /// service's networks.
     pub links: Vec<String>,
+}
+
+/// `ulimits:`: the compose specification's map, or the `name=soft[:hard]`
+/// text podman-compose also reads (one, or a list of them), as `podman run
+/// --ulimit` writes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Ulimits {
+    /// `nofile: 65535`, `nofile: {soft: …, hard: …}`.
+    Map(BTreeMap<String, Ulimit>),
+    /// `[nproc=1002:2002, nofile=1002]`.
+    List(Vec<String>),
+    /// `nofile=1001`.
+    One(String),
+}
+
+impl Default for Ulimits {
+    fn default() -> Self {
+        Ulimits::Map(BTreeMap::new())
+    }
+}
+
+impl Ulimits {
+    /// Each entry as `(resource, limit)`, in the file's order (the map's: by
+    /// name); a text entry that is not `name=soft[:hard]` is an error naming it.
+    pub fn entries(&self) -> Vec<Result<(String, Ulimit), String>> {
+        let text = |t: &String| {
+            let (name, value) = t
+                .split_once('=')
+                .ok_or_else(|| format!("ulimits `{t}` is not `name=soft[:hard]`"))?;
+            let s = |v: &str| Scalar::String(v.trim().to_owned());
+            let limit = match value.split_once(':') {
+                Some((soft, hard)) => Ulimit::Pair {
+                    soft: s(soft),
+                    hard: s(hard),
+                },
+                None => Ulimit::Single(s(value)),
+            };
+            Ok((name.trim().to_owned(), limit))
+        };
+        match self {
+            Ulimits::Map(m) => m.iter().map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
+            Ulimits::List(l) => l.iter().map(text).collect(),
+            Ulimits::One(t) => vec![text(t)],
+        }
+    }
 }
 
 /// One `ulimits:` entry.

@@ -225,7 +225,15 @@ pub(super) fn apply(
             spec.run.sysctls.insert(key, value);
         }
     }
-    for (res, u) in &k.ulimits {
+    for entry in k.ulimits.entries() {
+        let (res, u) = match entry {
+            Ok(entry) => entry,
+            Err(why) => {
+                e(cx, why);
+                continue;
+            }
+        };
+        let (res, u) = (&res, &u);
         if !ULIMITS.contains(&res.as_str()) {
             e(
                 cx,

@@ -615,6 +615,8 @@ services:
       mode: global
   db:
     image: postgres:16
+    healthcheck:
+      test: pg_isready
 networks:
   front:
     attachable: true
@@ -643,10 +645,14 @@ networks:
         "service `app`: `deploy.mode` is not applied by Magos",
     );
     has(
-        "web/compose.yaml:10:1: note:",
+        "web/compose.yaml:10:5: note:",
+        "service `db`: `healthcheck`: podman-compose runs a `test:` through `/bin/sh -c`",
+    );
+    has(
+        "web/compose.yaml:12:1: note:",
         "network `front`: `attachable` is not applied by Magos",
     );
-    assert_eq!(notes.len(), 5, "{notes:#?}");
+    assert_eq!(notes.len(), 6, "{notes:#?}");
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     // A stack that uses only what Magos applies, the same way, gets the pod note
     // alone.

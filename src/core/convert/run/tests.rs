@@ -232,6 +232,32 @@ fn flags_sysctls_and_ulimits() {
     assert!(errors("    sysctls: [net.core.somaxconn]\n")[0].contains("has no value"));
 }
 
+/// podman-compose's text forms of `ulimits:` (its `ulimit` integration test):
+/// one `name=value`, or a list of `name=soft[:hard]`.
+#[test]
+fn ulimits_in_the_podman_text_forms() {
+    let one = |soft, hard| UlimitSpec { soft, hard };
+    let s = run_of("    ulimits: nofile=1001\n");
+    assert_eq!(
+        s.run.ulimits,
+        BTreeMap::from([("nofile".to_owned(), one(1001, 1001))])
+    );
+    let s = run_of("    ulimits:\n      - nproc=1002:2002\n      - nofile=1002\n");
+    assert_eq!(
+        s.run.ulimits,
+        BTreeMap::from([
+            ("nofile".to_owned(), one(1002, 1002)),
+            ("nproc".to_owned(), one(1002, 2002)),
+        ])
+    );
+    assert!(
+        errors("    ulimits: [nofile]\n")[0].contains("ulimits `nofile` is not `name=soft[:hard]`")
+    );
+    assert!(errors("    ulimits: [nofiles=5]\n")[0].contains("not a resource limit"));
+    assert!(errors("    ulimits: nofile=9:5\n")[0].contains("above the hard"));
+    assert!(errors("    ulimits: [nofile=x]\n")[0].contains("not a number"));
+}
+
 #[test]
 fn security_options_are_checked_and_normalised() {
     let s = run_of(
