@@ -716,6 +716,9 @@ pub enum Runtime {
     /// Every stack through the compose CLI (`podman-compose`, or `podman
     /// compose`), on the same Podman socket.
     PodmanCompose,
+    /// Docker Engine, through its API on `DOCKER_HOST` (stacks with keys Magos
+    /// does not apply natively go through `docker compose`).
+    Docker,
 }
 
 impl Runtime {
@@ -723,11 +726,9 @@ impl Runtime {
         match s {
             "podman" => Ok(Runtime::Podman),
             "podman-compose" | "compose" => Ok(Runtime::PodmanCompose),
-            "docker" | "docker-compose" => Err(format!(
-                "runtime `{s}` is not supported; use `podman` (the libpod API) or `podman-compose` (the compose CLI on Podman)"
-            )),
+            "docker" => Ok(Runtime::Docker),
             _ => Err(format!(
-                "unknown runtime `{s}`; use `podman` (the libpod API) or `podman-compose` (the compose CLI on Podman)"
+                "unknown runtime `{s}`; use `podman` (the libpod API), `podman-compose` (the compose CLI on Podman) or `docker` (the Docker Engine API)"
             )),
         }
     }
@@ -738,6 +739,7 @@ impl fmt::Display for Runtime {
         f.write_str(match self {
             Runtime::Podman => "podman",
             Runtime::PodmanCompose => "podman-compose",
+            Runtime::Docker => "docker",
         })
     }
 }
