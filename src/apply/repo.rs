@@ -20,13 +20,12 @@ use crate::core::plan::{Hold, Plan, PlanOptions, Removal, StackPlan, plan};
 use crate::core::shape;
 use crate::core::spec::StackSpec;
 use crate::core::stacks::Selection;
-use crate::podman::{Client, PodmanError};
 use crate::repo::{self, RepoError};
 
-use super::compose_cli::{self, ComposeCommand};
+use super::backend::Backend;
+use super::compose_cli;
 use super::execute::error_chain;
 use super::execute::{PullDisplay, apply_stack, prune};
-use super::observe::observe;
 pub use super::prepared::Prepared;
 use super::sealed::{self, Sealed};
 use crate::secrets::keys::{IdentityCache, KeySources};
@@ -45,9 +44,9 @@ pub enum RepoApplyError {
         #[source]
         source: RepoError,
     },
-    /// Podman could not be asked what runs.
-    #[error("cannot list what podman runs")]
-    Observe(#[source] PodmanError),
+    /// The container engine could not be asked what runs.
+    #[error("cannot list what the container engine runs")]
+    Observe(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// `--stack` names no stack of the repository.
     #[error("no stack `{0}` in the repository (a project name or a stack folder)")]
     NoSuchStack(String),
@@ -66,6 +65,10 @@ pub struct RepoOptions {
     pub skip: BTreeSet<String>,
     /// Apply every stack with the compose CLI (`runtime: podman-compose`).
     pub compose_cli: bool,
+    /// Docker Engine (`runtime: docker`): containers named as `docker compose`
+    /// names them, stacks the Docker mapping cannot express go to `docker
+    /// compose`.
+    pub docker: bool,
     /// How pull progress is shown.
     pub pull_display: PullDisplay,
     /// Which stacks the repository holds for this host.
@@ -93,6 +96,7 @@ impl RepoOptions {
             stack: None,
             skip: BTreeSet::new(),
             compose_cli: config.runtime == crate::config::Runtime::PodmanCompose,
+            docker: config.runtime == crate::config::Runtime::Docker,
             pull_display: PullDisplay::Log,
             selection: Selection {
                 host,
@@ -120,6 +124,7 @@ impl Default for RepoOptions {
             stack: None,
             skip: BTreeSet::new(),
             compose_cli: false,
+            docker: false,
             pull_display: PullDisplay::Log,
             selection: Selection::default(),
             env: Env::new(),
@@ -330,6 +335,12 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             },
             r => r,
         };
+        let mut spec = converted.spec;
+        let route = if options.docker {
+            super::docker::route(&mut spec, route)
+        } else {
+            route
+        };
         if route != Route::Native && error.is_none() && !sealed.is_empty() {
             error = Some(format!(
                 "the stack uses SOPS-encrypted files ({}), which Magos injects only when it applies a stack itself, not through the compose CLI",
@@ -345,7 +356,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             project,
             files,
             abs_dir,
-            spec: converted.spec,
+            spec,
             route,
             error,
             sealed,
@@ -484,13 +495,16 @@ fn cli_stacks(repo: &Repository) -> Vec<CliStack> {
 }
 
 /// Plans the repository at `dir` without changing anything.
-pub async fn plan_repo(
-    client: &Client,
+pub async fn plan_repo<C: Backend>(
+    client: &C,
     dir: &Path,
     options: &RepoOptions,
 ) -> Result<PlanReport, RepoApplyError> {
     let repo = prepare(dir, options)?;
-    let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
+    let observed = client
+        .observe()
+        .await
+        .map_err(|e| RepoApplyError::Observe(Box::new(e)))?;
     let p = make_plan(&repo, &observed, options);
     Ok(PlanReport {
         stacks: p.stacks,
@@ -564,8 +578,8 @@ fn not_applied(project: &str, error: &str) -> StackOutcome {
 /// Applies the repository at `dir`: every stack converges (natively, or with the
 /// compose CLI when it needs it), then orphans are pruned. A failing stack fails
 /// alone; the report says which.
-pub async fn apply_repo(
-    client: &Client,
+pub async fn apply_repo<C: Backend>(
+    client: &C,
     dir: &Path,
     options: &RepoOptions,
 ) -> Result<ApplyReport, RepoApplyError> {
@@ -574,12 +588,15 @@ pub async fn apply_repo(
 
 /// [`apply_repo`] for a repository already read with [`prepare`] (with the same
 /// `options`).
-pub async fn apply_prepared(
-    client: &Client,
+pub async fn apply_prepared<C: Backend>(
+    client: &C,
     repo: &Repository,
     options: &RepoOptions,
 ) -> Result<ApplyReport, RepoApplyError> {
-    let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
+    let observed = client
+        .observe()
+        .await
+        .map_err(|e| RepoApplyError::Observe(Box::new(e)))?;
     let p = make_plan(repo, &observed, options);
     let mut report = ApplyReport {
         // Notes are for `lint` and `plan`; an apply reports what it did.
@@ -653,21 +670,16 @@ pub async fn apply_prepared(
                 } else {
                     tracing::info!(stack = %stack.project, keys = %keys.join(", "), "applying with the compose CLI: these keys are not applied natively");
                 }
-                let cmd = ComposeCommand::find(&options.env);
-                let outcome = match cmd {
-                    Some(cmd) => {
-                        match compose_cli::up(&cmd, client.socket(), stack, &options.env).await {
-                            Ok(()) => compose_cli::verify(client, stack).await,
-                            Err(e) => Err(e),
-                        }
-                    }
+                let outcome = match C::compose_command(&options.env) {
+                    Some(cmd) => client.compose_up(&cmd, stack, &options.env).await,
+                    None if options.docker => Err(compose_cli::ComposeError::DockerNotFound),
                     None => Err(compose_cli::ComposeError::NotFound),
                 };
                 report.stacks.push(StackOutcome {
                     stack: stack.project.clone(),
                     route: "compose_cli",
                     done: if outcome.is_ok() {
-                        vec![format!("podman-compose up -d ({})", stack.project)]
+                        vec![format!("{} up -d ({})", C::compose_name(), stack.project)]
                     } else {
                         vec![]
                     },
@@ -711,8 +723,8 @@ impl DriftReport {
 }
 
 /// Compares every stack of the repository at `dir` with what runs.
-pub async fn drift_repo(
-    client: &Client,
+pub async fn drift_repo<C: Backend>(
+    client: &C,
     dir: &Path,
     options: &RepoOptions,
 ) -> Result<DriftReport, RepoApplyError> {
@@ -721,12 +733,15 @@ pub async fn drift_repo(
 
 /// [`drift_repo`] for a repository already read with [`prepare`] (with the same
 /// `options`).
-pub async fn drift_prepared(
-    client: &Client,
+pub async fn drift_prepared<C: Backend>(
+    client: &C,
     repo: &Repository,
     options: &RepoOptions,
 ) -> Result<DriftReport, RepoApplyError> {
-    let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
+    let observed = client
+        .observe()
+        .await
+        .map_err(|e| RepoApplyError::Observe(Box::new(e)))?;
     let natives = repo.natives();
     let protected = repo.protected();
     let hold = Hold {

@@ -136,7 +136,11 @@ pub(super) fn run(
     let engine = Engine::new(config, env)?;
     // The socket must exist; its version is not asked here (`/version` costs
     // the server most of a second, more than a whole no-op apply).
-    let client = engine.podman()?;
+    let socket = if engine.is_docker() {
+        engine.docker()?.socket().to_owned()
+    } else {
+        engine.podman()?.socket().to_owned()
+    };
     let dir = engine.checkout()?;
     match which {
         Which::Plan(a) => {
@@ -156,7 +160,7 @@ pub(super) fn run(
             })
         }
         Which::Apply(a) => {
-            let _lock = super::lock_instance(config, env, client.socket(), false)?;
+            let _lock = super::lock_instance(config, env, &socket, false)?;
             let o = options(&engine, &a.repo, a.no_prune);
             let report = engine.apply(&dir, &o)?;
             let text = match a.output {
