@@ -16,6 +16,7 @@
 //!
 //! Linux only: pasta, procfs and the rootless netns exist nowhere else.
 
+pub mod docker;
 pub mod model;
 pub mod probe;
 

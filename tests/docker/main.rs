@@ -4,5 +4,6 @@
 //! digest from the test registry on 127.0.0.1:5000, and `docker compose` sees
 //! the result. `MAGOS_REQUIRE_DOCKER=1` turns a missing engine into a failure.
 
+mod doctor;
 mod stack;
 mod support;

@@ -17,7 +17,8 @@ fn line_of<'a>(text: &'a str, needle: &str) -> &'a str {
 }
 
 #[test]
-fn a_stack_with_a_network_a_volume_and_a_healthy_dependency_serves_and_a_second_apply_changes_nothing() {
+fn a_stack_with_a_network_a_volume_and_a_healthy_dependency_serves_and_a_second_apply_changes_nothing()
+ {
     let Some(bed) = bed() else { return };
     let project = "magosdk-stack";
     let repo = Repo::new(bed, "dk-stack", &[project]);
@@ -61,7 +62,12 @@ volumes:
     assert!(page.contains("magos test bed"), "{page}");
     // web started only once db was healthy, and reached it by name.
     let from_db = std::process::Command::new("curl")
-        .args(["-sf", "-m", "5", &format!("http://127.0.0.1:{port}/db.html")])
+        .args([
+            "-sf",
+            "-m",
+            "5",
+            &format!("http://127.0.0.1:{port}/db.html"),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -113,7 +119,11 @@ volumes:
     assert!(again.contains("up to date"), "{again}");
     assert_eq!(bed.containers(project), before);
     let drift = repo.magos_exit(&["drift"], 0);
-    assert_eq!(line_of(&drift, " web ").split_whitespace().nth(2), Some("in_sync"), "{drift}");
+    assert_eq!(
+        line_of(&drift, " web ").split_whitespace().nth(2),
+        Some("in_sync"),
+        "{drift}"
+    );
     repo.magos_exit(&["plan"], 0);
 }
 
@@ -151,7 +161,10 @@ fn a_pin_bump_recreates_one_service_and_drift_reports_each_state() {
     assert_eq!(after["magosdk-pin-other-1"], before["magosdk-pin-other-1"]);
     assert_eq!(after.len(), 2, "{after:?}");
     let image = bed.docker_ok(&["inspect", "-f", "{{.Config.Image}}", "magosdk-pin-app-1"]);
-    assert!(new.ends_with(image.trim().rsplit('@').next().unwrap()), "{image}");
+    assert!(
+        new.ends_with(image.trim().rsplit('@').next().unwrap()),
+        "{image}"
+    );
     repo.magos_exit(&["drift"], 0);
 
     // A stopped container is drift; apply starts it again, as it was.
@@ -184,7 +197,10 @@ fn orphans_are_pruned_and_a_container_without_labels_is_never_touched() {
     // b leaves the repository: its container is an orphan, then removed.
     repo.write(&file, &format!("services:\n  a:\n    image: {image}\n"));
     let drift = repo.magos_exit(&["drift"], 1);
-    assert!(line_of(&drift, "magosdk-prune-b-1").contains("orphan"), "{drift}");
+    assert!(
+        line_of(&drift, "magosdk-prune-b-1").contains("orphan"),
+        "{drift}"
+    );
     let out = repo.magos_exit(&["apply"], 0);
     assert!(out.contains("magosdk-prune-b-1"), "{out}");
     let left = bed.containers(project);
@@ -200,4 +216,29 @@ fn orphans_are_pruned_and_a_container_without_labels_is_never_touched() {
     let state = bed.docker_ok(&["inspect", "-f", "{{.State.Status}}", bystander]);
     assert_eq!(state.trim(), "running");
     bed.docker_ok(&["rm", "-f", bystander]);
+}
+
+#[test]
+fn a_stack_the_docker_mapping_cannot_express_is_applied_with_docker_compose() {
+    let Some(bed) = bed() else { return };
+    let project = "magosdk-cli";
+    let repo = Repo::new(bed, "dk-cli", &[project]);
+    let image = bed.pinned("magos/semver", "1.0.0");
+    repo.write(
+        &format!("{project}/compose.yaml"),
+        &format!("services:\n  app:\n    image: {image}\n    mem_limit: 64m\n"),
+    );
+    let plan = repo.magos_exit(&["plan"], 1);
+    assert!(plan.contains(project), "{plan}");
+    let out = repo.magos_exit(&["apply"], 0);
+    assert!(out.contains("docker compose up -d"), "{out}");
+    let memory = bed.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}}",
+        "magosdk-cli-app-1",
+    ]);
+    assert_eq!(memory.trim(), (64 << 20).to_string());
+    let drift = repo.magos_exit(&["drift"], 0);
+    assert!(line_of(&drift, " app ").contains("in_sync"), "{drift}");
 }

@@ -240,9 +240,16 @@ impl Repo {
 
     fn down(&self) {
         for p in &self.projects {
-            let _ = self
-                .bed
-                .docker(&["compose", "-p", p, "down", "-v", "--remove-orphans", "-t", "0"]);
+            let _ = self.bed.docker(&[
+                "compose",
+                "-p",
+                p,
+                "down",
+                "-v",
+                "--remove-orphans",
+                "-t",
+                "0",
+            ]);
         }
     }
 }
