@@ -25,7 +25,8 @@ const APPLY_EXAMPLES: &str = "Examples:
   magos apply --repo . --stack media --no-prune
 
 Stacks that use compose keys Magos does not apply natively (build, deploy, …),
-or that say `x-magos: {apply: compose}`, are applied with podman-compose.
+or that say `x-magos: {apply: compose}`, are applied with podman-compose (with
+runtime docker: docker compose).
 Exit codes: 0 applied, 2 a stack failed (the others were still applied).";
 
 const DRIFT_EXAMPLES: &str = "Examples:
@@ -148,7 +149,7 @@ pub(super) fn run(
             let report = engine.plan(&dir, &o)?;
             let text = match a.output {
                 Output::Json => serde_json::to_string_pretty(&report)? + "\n",
-                Output::Table => plan_table(&report),
+                Output::Table => plan_table(&report, engine.is_docker()),
             };
             super::out(&text)?;
             Ok(if !report.errors.is_empty() {
@@ -201,7 +202,7 @@ fn paint(text: &str, code: &str, color: bool) -> String {
     }
 }
 
-fn plan_table(r: &PlanReport) -> String {
+fn plan_table(r: &PlanReport, docker: bool) -> String {
     let mut s = String::new();
     for d in &r.diagnostics {
         let _ = writeln!(s, "{d}");
@@ -224,7 +225,12 @@ fn plan_table(r: &PlanReport) -> String {
         } else {
             format!("uses {}", c.keys.join(", "))
         };
-        let _ = writeln!(s, "{}: podman-compose up -d ({why})", c.stack);
+        let cli = if docker {
+            "docker compose"
+        } else {
+            "podman-compose"
+        };
+        let _ = writeln!(s, "{}: {cli} up -d ({why})", c.stack);
     }
     for p in &r.prune {
         let _ = writeln!(s, "remove {} ({})", p.name, p.reason);

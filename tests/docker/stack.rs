@@ -229,7 +229,10 @@ fn a_stack_the_docker_mapping_cannot_express_is_applied_with_docker_compose() {
         &format!("services:\n  app:\n    image: {image}\n    mem_limit: 64m\n"),
     );
     let plan = repo.magos_exit(&["plan"], 1);
-    assert!(plan.contains(project), "{plan}");
+    assert!(
+        plan.contains(&format!("{project}: docker compose up -d")),
+        "{plan}"
+    );
     let out = repo.magos_exit(&["apply"], 0);
     assert!(out.contains("docker compose up -d"), "{out}");
     let memory = bed.docker_ok(&[
