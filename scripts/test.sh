@@ -5,8 +5,8 @@
 #   scripts/test.sh        as root (the test bed installs packages and starts services)
 #
 # Steps, each timed: test bed; cargo fmt --check; cargo clippy --all-targets
-# -D warnings; cargo test --all-targets and --doc with MAGOS_REQUIRE_PODMAN=1 (a
-# missing test bed fails the podman tests); the real-systemd tier
+# -D warnings; cargo test --all-targets and --doc with MAGOS_REQUIRE_PODMAN=1 and
+# MAGOS_REQUIRE_DOCKER=1 (a missing test bed fails the podman and docker tests); the real-systemd tier
 # (tests/systemd_tier.rs); the main job end to end (scripts/quickstart.sh --once --yes,
 # then clean); cargo check for x86_64-pc-windows-gnu.
 # Exits non-zero on the first failure.
@@ -53,7 +53,7 @@ set -a
 # shellcheck disable=SC1091
 . /run/magos-testbed/env
 set +a
-export MAGOS_REQUIRE_PODMAN=1
+export MAGOS_REQUIRE_PODMAN=1 MAGOS_REQUIRE_DOCKER=1
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -61,7 +61,7 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
-step "cargo test --all-targets (MAGOS_REQUIRE_PODMAN=1)"
+step "cargo test --all-targets (MAGOS_REQUIRE_PODMAN=1, MAGOS_REQUIRE_DOCKER=1)"
 TEST_LOG=$(mktemp)
 # The real-systemd tier has its own step below.
 cargo test --all-targets -- --skip systemd_tier_ 2>&1 | tee "$TEST_LOG"

@@ -26,6 +26,10 @@
 #   - An sshd (Debian's openssh-server) on 127.0.0.1 on a free port from 5022 up,
 #     with a host key and configuration of its own (under $STATE/ssh) and one
 #     authorized key that logs in as the test user, for git over ssh.
+#   - Docker Engine (Debian's docker.io, with iptables for bridge networks, and
+#     docker-compose): a rootful dockerd listening only on the unix socket
+#     /run/magos-testbed/docker.sock (group docker), with its own data root, exec
+#     root and pid file, storage driver overlay2 where the host mounts it, else vfs.
 #   - /run/magos-testbed/env: shell KEY=VALUE lines the tests read.
 #
 # Overridable: MAGOS_TESTBED_USER (default magos-test), MAGOS_TESTBED_STATE
@@ -78,6 +82,13 @@ COSIGN_DIR="$STATE/cosign"
 COSIGN_LOG="$LOGS/cosign.log"
 SIGNED_TAGS=(1.1.0 1.2.0 1.3.0 1.4.0)
 PODMAN_PID="$RUN_DIR/podman-service.pid"
+# Docker Engine: a dockerd of the test bed's own, on a unix socket only (no TCP).
+DOCKER_SOCK="$RUN_DIR/docker.sock"
+DOCKER_ROOT="$STATE/docker"
+DOCKER_EXEC_ROOT="$RUN_DIR/docker"
+DOCKER_PID="$RUN_DIR/dockerd.pid"
+DOCKER_LOG="$LOGS/dockerd.log"
+DOCKER_DRIVER_FILE="$STATE/docker-storage-driver"
 PODMAN_LOG="$LOGS/podman-service.log"
 IMAGES_DIR="$STATE/images"
 ROOTFS_TAR="$IMAGES_DIR/busybox-rootfs.tar"
@@ -91,10 +102,12 @@ export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 # podman-compose pulls python3 3.13 from trixie, so python3-venv and the pip wheel
 # its ensurepip needs come from there too. openssh-server (the sshd of git over
 # ssh) must match openssh-client, which trixie's libssl3t64 brings from trixie.
-# cosign (signing the signed test images) is packaged from trixie on.
+# cosign (signing the signed test images) is packaged from trixie on. docker.io
+# (Docker Engine 26), its iptables and docker-compose (v2) come from trixie: they must
+# share runc and containerd's versions with the podman stack.
 TRIXIE_PACKAGES=(podman passt runc crun netavark aardvark-dns nftables conmon podman-compose
     skopeo uidmap systemd systemd-container mmdebstrap python3-venv python3-pip-whl
-    openssh-server openssh-client cosign catatonit)
+    openssh-server openssh-client cosign catatonit docker.io docker-cli iptables docker-compose)
 # Packages taken from bookworm (the default release). gcc and libc6-dev: cargo's
 # linker and the C parts of dependencies (ring); iproute2: `ss` (bench-footprint.sh).
 BOOKWORM_PACKAGES=(docker-registry busybox-static age git curl openssl ca-certificates
@@ -422,6 +435,10 @@ PROGRAM_CHECKS=(
     "openssh-client|ssh-keyscan|ssh-keyscan -? 2>&1 | grep -q usage"
     "git|git http-backend|git http-backend </dev/null 2>&1 | grep -q REQUEST_METHOD"
     "docker-registry|docker-registry|docker-registry --version"
+    "docker.io|dockerd|/usr/sbin/dockerd --version"
+    "docker-cli|docker|/usr/bin/docker --version"
+    "docker-compose|docker-compose|docker-compose version"
+    "iptables|iptables|iptables --version"
     "curl|curl|curl --version"
     "openssl|openssl|openssl version"
     "apache2-utils|htpasswd|htpasswd -nbB user password"
@@ -582,6 +599,62 @@ start_podman_service() {
         die "the podman service did not answer on $sock within 60 s (log: $PODMAN_LOG)"
     fi
     done_step "pid $(cat "$PODMAN_PID"), socket $sock"
+}
+
+# ---------------------------------------------------------------------------- docker engine
+
+docker_pings() {
+    [[ -S $DOCKER_SOCK ]] &&
+        [[ $(curl -s -m 5 --unix-socket "$DOCKER_SOCK" http://d/_ping 2>/dev/null) == OK ]]
+}
+
+# overlay2 when the data root's filesystem takes an overlay mount, else vfs. Decided
+# once and kept in $DOCKER_DRIVER_FILE: a data root filled by one driver stays with it.
+docker_storage_driver() {
+    if [[ -s $DOCKER_DRIVER_FILE ]]; then cat "$DOCKER_DRIVER_FILE"; return; fi
+    local probe driver=vfs
+    probe=$(mktemp -d "$STATE/overlay-probe.XXXXXX")
+    mkdir -p "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
+    if mount -t overlay overlay \
+        -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" "$probe/merged" 2>/dev/null; then
+        umount "$probe/merged"
+        driver=overlay2
+    fi
+    rm -rf "$probe"
+    echo "$driver" >"$DOCKER_DRIVER_FILE"
+    echo "$driver"
+}
+
+start_dockerd() {
+    step "docker engine"
+    if docker_pings; then
+        done_step "already answering on $DOCKER_SOCK"
+        return
+    fi
+    if pid_alive "$DOCKER_PID"; then
+        log "   dockerd pid $(cat "$DOCKER_PID") does not answer; restarting it"
+        stop_pidfile "$DOCKER_PID" "dockerd"
+    fi
+    getent group docker >/dev/null || groupadd --system docker
+    id -nG "$TB_USER" | tr ' ' '\n' | grep -qx docker || usermod -aG docker "$TB_USER"
+    install -d -m 0710 "$DOCKER_ROOT"
+    install -d -m 0700 "$DOCKER_EXEC_ROOT"
+    rm -f "$DOCKER_SOCK"
+    local driver
+    driver=$(docker_storage_driver)
+    # No daemon.json: every setting is a flag, so a host's /etc/docker is never read
+    # for more than defaults. The registry on 127.0.0.1:5000 speaks plain HTTP.
+    daemonize "$DOCKER_PID" /usr/sbin/dockerd \
+        --host "unix://$DOCKER_SOCK" --group docker \
+        --data-root "$DOCKER_ROOT" --exec-root "$DOCKER_EXEC_ROOT" --pidfile "$RUN_DIR/dockerd.own.pid" \
+        --storage-driver "$driver" --insecure-registry "$REGISTRY" \
+        --config-file /dev/null --exec-opt native.cgroupdriver=cgroupfs \
+        </dev/null >>"$DOCKER_LOG" 2>&1
+    if ! wait_for "docker API (_ping)" 60 docker_pings; then
+        tail -20 "$DOCKER_LOG" >&2
+        die "dockerd did not answer on $DOCKER_SOCK within 60 s (log: $DOCKER_LOG)"
+    fi
+    done_step "pid $(cat "$DOCKER_PID"), socket $DOCKER_SOCK, storage driver $driver"
 }
 
 # ---------------------------------------------------------------------------- registry
@@ -1153,6 +1226,11 @@ MAGOS_TESTBED_QUADLET=/usr/libexec/podman/quadlet
 MAGOS_TESTBED_SOPS=$SOPS_BIN
 MAGOS_TESTBED_AGE=$(command -v age)
 MAGOS_TESTBED_AGE_KEYGEN=$(command -v age-keygen)
+DOCKER_HOST=unix://$DOCKER_SOCK
+MAGOS_TESTBED_DOCKER_SOCKET=$DOCKER_SOCK
+MAGOS_TESTBED_DOCKER_PID=$(cat "$DOCKER_PID" 2>/dev/null || true)
+MAGOS_TESTBED_DOCKER_LOG=$DOCKER_LOG
+MAGOS_TESTBED_DOCKER_STORAGE_DRIVER=$(cat "$DOCKER_DRIVER_FILE" 2>/dev/null || true)
 EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
     done_step "$ENV_FILE"
@@ -1182,6 +1260,8 @@ cmd_stop() {
     [[ $EUID -eq 0 ]] || die "run as root (sudo $0 stop)"
     rm -f "$ENV_FILE"
     stop_pidfile "$PODMAN_PID" "podman service"
+    stop_pidfile "$DOCKER_PID" "dockerd"
+    rm -f "$DOCKER_SOCK"
     stop_pidfile "$REGISTRY_PID" "registry"
     stop_pidfile "$AUTH_REGISTRY_PID" "registry with auth"
     stop_pidfile "$SSHD_PID" "sshd"
@@ -1195,6 +1275,12 @@ cmd_status() {
         echo "podman API: up, $(podman_socket), pid $(cat "$PODMAN_PID" 2>/dev/null || echo '?')"
     else
         echo "podman API: down"
+        rc=1
+    fi
+    if docker_pings; then
+        echo "docker:     up, $DOCKER_SOCK, pid $(cat "$DOCKER_PID" 2>/dev/null || echo '?')"
+    else
+        echo "docker:     down"
         rc=1
     fi
     if registry_answers; then
@@ -1226,6 +1312,7 @@ cmd_up() {
     install_sops
     host_quirks
     start_podman_service
+    start_dockerd
     start_registry
     start_auth_registry
     push_images
@@ -1237,6 +1324,7 @@ cmd_up() {
     cat >&2 <<EOF
 [testbed] ready in $(elapsed "$T0")s
   podman API  $(podman_socket) (user $TB_USER, pid $(cat "$PODMAN_PID"), log $PODMAN_LOG)
+  docker      $DOCKER_SOCK (pid $(cat "$DOCKER_PID"), log $DOCKER_LOG)
   registry    http://$REGISTRY (pid $(cat "$REGISTRY_PID"), storage $REGISTRY_STORAGE,
               log $REGISTRY_LOG, access log $REGISTRY_ACCESS_LOG)
   registry    https://$AUTH_REGISTRY (TLS with CA $AUTH_CA, basic auth as $AUTH_USERNAME,

@@ -32,6 +32,8 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod daemon;
+#[cfg(unix)]
+pub mod docker;
 #[cfg(target_os = "linux")]
 pub mod doctor;
 pub mod engine;

@@ -26,6 +26,12 @@ pub enum ComposeError {
         "the stack needs the compose CLI, but neither `podman-compose` nor `podman` is on PATH"
     )]
     NotFound,
+    /// Neither `docker-compose` nor `docker` (with its compose plugin) is on
+    /// `PATH` (runtime `docker`).
+    #[error(
+        "the stack needs the compose CLI, but neither `docker-compose` nor `docker` (with the compose plugin) is on PATH"
+    )]
+    DockerNotFound,
     /// The command could not be run.
     #[error("cannot run `{command}`")]
     Spawn {
@@ -96,6 +102,30 @@ impl ComposeCommand {
     }
 
     /// The full argument list for `args` on a stack.
+    /// `docker-compose` (v1, or v2 as Debian packages it), else `docker
+    /// compose` (the v2 plugin), on `PATH` as `env` gives it.
+    pub fn find_docker(env: &Env) -> Option<Self> {
+        let path = env
+            .get("PATH")
+            .cloned()
+            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_owned());
+        let lookup = |name: &str| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        };
+        if let Some(p) = lookup("docker-compose") {
+            return Some(Self {
+                program: p,
+                prefix: vec![],
+            });
+        }
+        lookup("docker").map(|p| Self {
+            program: p,
+            prefix: vec!["compose".to_owned()],
+        })
+    }
+
     pub fn args(&self, stack: &Prepared, args: &[&str]) -> Vec<String> {
         let mut out = self.prefix.clone();
         out.push("-p".to_owned());
@@ -121,7 +151,17 @@ pub async fn up(
     stack: &Prepared,
     env: &Env,
 ) -> Result<(), ComposeError> {
-    run(cmd, socket, stack, env, &["up", "-d"]).await
+    run(cmd, "CONTAINER_HOST", socket, stack, env, &["up", "-d"]).await
+}
+
+/// [`up`] for `docker compose`, pointed at the engine through `DOCKER_HOST`.
+pub async fn up_docker(
+    cmd: &ComposeCommand,
+    socket: &Path,
+    stack: &Prepared,
+    env: &Env,
+) -> Result<(), ComposeError> {
+    run(cmd, "DOCKER_HOST", socket, stack, env, &["up", "-d"]).await
 }
 
 /// Checks what the compose CLI did: every service of `stack` must have a
@@ -185,6 +225,7 @@ fn not_up(services: &[&str], containers: &[ListContainer]) -> Vec<String> {
 
 async fn run(
     cmd: &ComposeCommand,
+    host_var: &str,
     socket: &Path,
     stack: &Prepared,
     env: &Env,
@@ -196,8 +237,8 @@ async fn run(
     c.args(&argv)
         .current_dir(&stack.abs_dir)
         .env_clear()
-        .envs(env.iter().filter(|(k, _)| k.as_str() != "CONTAINER_HOST"))
-        .env("CONTAINER_HOST", format!("unix://{}", socket.display()));
+        .envs(env.iter().filter(|(k, _)| k.as_str() != host_var))
+        .env(host_var, format!("unix://{}", socket.display()));
     tracing::info!(stack = %stack.project, command = %shown, "running the compose CLI");
     let output = tokio::task::spawn_blocking(move || c.output())
         .await

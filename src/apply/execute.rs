@@ -32,10 +32,12 @@ use crate::core::spec::{
     ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, NetworkMode,
     StackSpec,
 };
-use crate::podman::{Client, PodmanError, PullOptions, PullPolicy};
+use crate::docker::DockerError;
+use crate::podman::PodmanError;
 use crate::server::Liveness;
 
-use super::generate::{self, GenerateError};
+use super::backend::{Backend, Health};
+use super::generate::GenerateError;
 use super::sealed::Unsealed;
 
 /// Why an action failed.
@@ -50,6 +52,18 @@ pub enum ApplyError {
         #[source]
         source: PodmanError,
     },
+    /// Docker Engine refused or failed a request (the cause follows in the chain).
+    #[error("{action}")]
+    Docker {
+        /// The action, as the plan prints it.
+        action: String,
+        /// Docker's error.
+        #[source]
+        source: DockerError,
+    },
+    /// A spec the Docker mapping cannot express.
+    #[error("{0}")]
+    DockerSpec(String),
     /// A service's image could not be built (names the service and the
     /// Dockerfile line).
     #[error(transparent)]
@@ -174,11 +188,8 @@ fn failed_dependency<'a>(spec: &'a ContainerSpec, failed: &BTreeSet<String>) -> 
         .find(|d| failed.contains(*d))
 }
 
-fn podman(action: &Action) -> impl FnOnce(PodmanError) -> ApplyError + '_ {
-    move |source| ApplyError::Podman {
-        action: action.to_string(),
-        source,
-    }
+fn fail<C: Backend>(action: &Action) -> impl FnOnce(C::Error) -> ApplyError + '_ {
+    move |source| C::failed(action.to_string(), source)
 }
 
 /// The longest wait for a dependency to become healthy or complete.
@@ -186,8 +197,8 @@ const DEPENDENCY_LIMIT: Duration = Duration::from_secs(600);
 
 /// Runs a stack's plan. `secrets` holds the values decrypted for it at apply
 /// time (see [`super::sealed`]).
-pub async fn apply_stack(
-    client: &Client,
+pub async fn apply_stack<C: Backend>(
+    client: &C,
     stack: &StackSpec,
     plan: &StackPlan,
     secrets: &Unsealed,
@@ -241,33 +252,31 @@ pub async fn apply_stack(
         let outcome = match action {
             Action::Pull { image } => pull(client, image, liveness, display)
                 .await
-                .map_err(podman(action)),
+                .map_err(fail::<C>(action)),
             Action::Build { service, .. } => {
                 let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
                     continue;
                 };
-                super::build::build(client, spec, liveness, display)
-                    .await
-                    .map_err(ApplyError::Build)
+                client.build(spec, liveness, display).await
             }
             Action::CreateNetwork { name } => {
                 let Some(net) = stack.networks.iter().find(|n| &n.name == name) else {
                     continue;
                 };
-                match client.create_network(&generate::network(stack, net)).await {
+                match client.create_network(stack, net).await {
                     Ok(_) => Ok(()),
-                    Err(e) if e.is_conflict() => Ok(()),
-                    Err(e) => Err(podman(action)(e)),
+                    Err(e) if C::conflict(&e) => Ok(()),
+                    Err(e) => Err(fail::<C>(action)(e)),
                 }
             }
             Action::CreateVolume { name } => {
                 let Some(vol) = stack.volumes.iter().find(|v| &v.name == name) else {
                     continue;
                 };
-                match client.create_volume(&generate::volume(stack, vol)).await {
+                match client.create_volume(stack, vol).await {
                     Ok(_) => Ok(()),
-                    Err(e) if e.is_conflict() => Ok(()),
-                    Err(e) => Err(podman(action)(e)),
+                    Err(e) if C::conflict(&e) => Ok(()),
+                    Err(e) => Err(fail::<C>(action)(e)),
                 }
             }
             Action::Create { service, name }
@@ -282,11 +291,7 @@ pub async fn apply_stack(
                         Action::Create { .. } => {
                             create_and_start(client, stack, spec, name, secrets, action).await
                         }
-                        Action::Start { .. } => client
-                            .start_container(name)
-                            .await
-                            .map(|_| ())
-                            .map_err(podman(action)),
+                        Action::Start { .. } => client.start(name).await.map_err(fail::<C>(action)),
                         _ => replace(client, stack, spec, name, secrets, action).await,
                     }
                 }
@@ -308,9 +313,9 @@ pub async fn apply_stack(
             Action::Restart { service, name, .. } => {
                 let timeout = spec_for(stack, service, name).map_or(10, stop_timeout);
                 client
-                    .restart_container(name, timeout)
+                    .restart(name, timeout)
                     .await
-                    .map_err(podman(action))
+                    .map_err(fail::<C>(action))
             }
         };
         match outcome {
@@ -325,6 +330,7 @@ pub async fn apply_stack(
                     // run it (and, later, their dependents); the others go on.
                     let cause = match &e {
                         ApplyError::Podman { source, .. } => error_chain(source),
+                        ApplyError::Docker { source, .. } => error_chain(source),
                         other => error_chain(other),
                     };
                     let users: Vec<&ContainerSpec> = stack
@@ -388,12 +394,12 @@ fn stop_timeout(spec: &ContainerSpec) -> u64 {
 
 pub use super::display::PullDisplay;
 
-async fn pull(
-    client: &Client,
+async fn pull<C: Backend>(
+    client: &C,
     image: &str,
     liveness: Option<&Liveness>,
     display: PullDisplay,
-) -> Result<(), PodmanError> {
+) -> Result<(), C::Error> {
     tracing::info!(image, "pulling");
     let mut progress = |line: &str| {
         if let Some(l) = liveness {
@@ -404,17 +410,13 @@ async fn pull(
             PullDisplay::Terminal => PullDisplay::rewrite(image, line),
         }
     };
-    let options = PullOptions {
-        policy: PullPolicy::Missing,
-        tls_verify: None,
-    };
-    let result = client.pull_image(image, &options, &mut progress).await;
+    let result = client.pull(image, &mut progress).await;
     display.end();
     result.map(|_| ())
 }
 
-async fn create_and_start(
-    client: &Client,
+async fn create_and_start<C: Backend>(
+    client: &C,
     stack: &StackSpec,
     spec: &ContainerSpec,
     name: &str,
@@ -422,12 +424,8 @@ async fn create_and_start(
     action: &Action,
 ) -> Result<(), ApplyError> {
     prepare(client, stack, spec).await?;
-    let request = generate::container(stack, spec, name, secrets)?;
-    client
-        .create_container(&request)
-        .await
-        .map_err(podman(action))?;
-    client.start_container(name).await.map_err(podman(action))?;
+    client.create(stack, spec, name, secrets, action).await?;
+    client.start(name).await.map_err(fail::<C>(action))?;
     Ok(())
 }
 
@@ -435,20 +433,19 @@ pub use crate::core::spec::replacement_name;
 
 /// The host folders and environment secrets a container needs (see
 /// [`super::prepare`]).
-async fn prepare(
-    client: &Client,
+async fn prepare<C: Backend>(
+    client: &C,
     stack: &StackSpec,
     spec: &ContainerSpec,
 ) -> Result<(), ApplyError> {
     for path in super::prepare::bind_sources(spec)? {
         tracing::info!(stack = %stack.project, service = %spec.service, "created the missing bind folder {path}");
     }
-    super::prepare::env_secrets(client, stack, spec, |v| std::env::var(v).ok()).await?;
-    Ok(())
+    client.prepare(stack, spec).await
 }
 
-async fn replace(
-    client: &Client,
+async fn replace<C: Backend>(
+    client: &C,
     stack: &StackSpec,
     spec: &ContainerSpec,
     name: &str,
@@ -459,30 +456,26 @@ async fn replace(
     // A replacement left by an interrupted apply goes first.
     remove_if_ours(client, stack, &spec.service, &next, 0, action).await?;
     prepare(client, stack, spec).await?;
-    let request = generate::container(stack, spec, &next, secrets)?;
-    client
-        .create_container(&request)
-        .await
-        .map_err(podman(action))?;
+    client.create(stack, spec, &next, secrets, action).await?;
     let timeout = stop_timeout(spec);
     if let Err(e) = remove_if_ours(client, stack, &spec.service, name, timeout, action).await {
         // Leave the old container serving; drop the unused replacement.
-        let _ = client.remove_container(&next, true, false, Some(0)).await;
+        let _ = client.remove(&next, 0).await;
         return Err(e);
     }
     client
-        .rename_container(&next, name)
+        .rename(&next, name)
         .await
-        .map_err(podman(action))?;
-    client.start_container(name).await.map_err(podman(action))?;
+        .map_err(fail::<C>(action))?;
+    client.start(name).await.map_err(fail::<C>(action))?;
     Ok(())
 }
 
 /// The end of [`replace`], after an interrupted apply: the replacement exists
 /// under its temporary name (the plan checked it matches the spec); the old
 /// container may still be there.
-async fn finish_replacement(
-    client: &Client,
+async fn finish_replacement<C: Backend>(
+    client: &C,
     stack: &StackSpec,
     spec: &ContainerSpec,
     name: &str,
@@ -498,30 +491,29 @@ async fn finish_replacement(
     )
     .await?;
     client
-        .rename_container(&replacement_name(name), name)
+        .rename(&replacement_name(name), name)
         .await
-        .map_err(podman(action))?;
-    client.start_container(name).await.map_err(podman(action))?;
+        .map_err(fail::<C>(action))?;
+    client.start(name).await.map_err(fail::<C>(action))?;
     Ok(())
 }
 
 /// Stops and removes a container if it exists and carries the labels of this
 /// stack's `service`; a container under that name without them is refused.
-async fn remove_if_ours(
-    client: &Client,
+async fn remove_if_ours<C: Backend>(
+    client: &C,
     stack: &StackSpec,
     service: &str,
     name: &str,
     timeout: u64,
     action: &Action,
 ) -> Result<(), ApplyError> {
-    let inspect = match client.inspect_container(name).await {
-        Ok(inspect) => inspect,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(podman(action)(e)),
+    let labels = match client.labels(name).await {
+        Ok(labels) => labels,
+        Err(e) if C::not_found(&e) => return Ok(()),
+        Err(e) => return Err(fail::<C>(action)(e)),
     };
-    let labels = inspect.config.as_ref().map(|c| &c.labels);
-    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    let label = |key: &str| labels.get(key).map(String::as_str);
     if label(LABEL_PROJECT) != Some(stack.project.as_str())
         || label(LABEL_SERVICE).is_some_and(|s| s != service)
     {
@@ -531,19 +523,16 @@ async fn remove_if_ours(
             project: stack.project.clone(),
         });
     }
-    let _ = client.stop_container(name, Some(timeout)).await;
-    match client
-        .remove_container(name, true, false, Some(timeout))
-        .await
-    {
+    let _ = client.stop(name, timeout).await;
+    match client.remove(name, timeout).await {
         Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(podman(action)(e)),
+        Err(e) if C::not_found(&e) => Ok(()),
+        Err(e) => Err(fail::<C>(action)(e)),
     }
 }
 
-async fn wait_for_dependencies(
-    client: &Client,
+async fn wait_for_dependencies<C: Backend>(
+    client: &C,
     stack: &StackSpec,
     spec: &ContainerSpec,
     liveness: Option<&Liveness>,
@@ -624,45 +613,37 @@ impl Poll {
     }
 }
 
-async fn wait_healthy(
-    client: &Client,
+async fn wait_healthy<C: Backend>(
+    client: &C,
     name: &str,
     deadline: Instant,
     liveness: Option<&Liveness>,
 ) -> Result<(), String> {
     let mut poll = Poll::until(deadline);
     loop {
-        let inspect = client
-            .inspect_container(name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let state = inspect.state.unwrap_or_default();
+        let state = client.state(name).await.map_err(|e| e.to_string())?;
         if !state.running {
             return Err(format!("is not running (exit code {})", state.exit_code));
         }
-        match client.run_healthcheck(name).await {
-            Ok(h) if h.status == "healthy" => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.status() == Some(409) => return Err("has no healthcheck".to_owned()),
+        match client.health(name).await {
+            Ok(Health::Healthy) => return Ok(()),
+            Ok(Health::NotYet) => {}
+            Ok(Health::NoCheck) => return Err("has no healthcheck".to_owned()),
             Err(e) => return Err(e.to_string()),
         }
         poll.wait("become healthy", liveness).await?;
     }
 }
 
-async fn wait_completed(
-    client: &Client,
+async fn wait_completed<C: Backend>(
+    client: &C,
     name: &str,
     deadline: Instant,
     liveness: Option<&Liveness>,
 ) -> Result<(), String> {
     let mut poll = Poll::until(deadline);
     loop {
-        let inspect = client
-            .inspect_container(name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let state = inspect.state.unwrap_or_default();
+        let state = client.state(name).await.map_err(|e| e.to_string())?;
         if !state.running && !state.restarting && state.status != "created" {
             return if state.exit_code == 0 {
                 Ok(())
@@ -675,7 +656,10 @@ async fn wait_completed(
 }
 
 /// Removes orphaned containers. Each is checked again for a managed label first.
-pub async fn prune(client: &Client, removals: &[Removal]) -> Vec<(String, Result<(), ApplyError>)> {
+pub async fn prune<C: Backend>(
+    client: &C,
+    removals: &[Removal],
+) -> Vec<(String, Result<(), ApplyError>)> {
     let mut results = Vec::new();
     for r in removals {
         if stop_requested() {
@@ -683,33 +667,23 @@ pub async fn prune(client: &Client, removals: &[Removal]) -> Vec<(String, Result
             break;
         }
         let outcome = async {
-            let inspect = match client.inspect_container(&r.id).await {
-                Ok(i) => i,
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => {
-                    return Err(ApplyError::Podman {
-                        action: format!("remove {}", r.name),
-                        source: e,
-                    });
-                }
+            let labels = match client.labels(&r.id).await {
+                Ok(l) => l,
+                Err(e) if C::not_found(&e) => return Ok(()),
+                Err(e) => return Err(C::failed(format!("remove {}", r.name), e)),
             };
-            let labels = inspect.config.as_ref().map(|c| &c.labels);
-            let ours = labels.is_some_and(|l| {
-                l.contains_key(LABEL_PROJECT) || l.get(LABEL_MANAGED).is_some_and(|v| v == "true")
-            });
+            let ours = labels.contains_key(LABEL_PROJECT)
+                || labels.get(LABEL_MANAGED).is_some_and(|v| v == "true");
             if !ours {
                 return Err(ApplyError::NotManaged {
                     name: r.name.clone(),
                 });
             }
-            let _ = client.stop_container(&r.id, Some(10)).await;
-            match client.remove_container(&r.id, true, false, Some(10)).await {
+            let _ = client.stop(&r.id, 10).await;
+            match client.remove(&r.id, 10).await {
                 Ok(_) => Ok(()),
-                Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(ApplyError::Podman {
-                    action: format!("remove {}", r.name),
-                    source: e,
-                }),
+                Err(e) if C::not_found(&e) => Ok(()),
+                Err(e) => Err(C::failed(format!("remove {}", r.name), e)),
             }
         }
         .await;
@@ -739,7 +713,7 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::podman::{ClientOptions, RetryPolicy};
+    use crate::podman::{Client, ClientOptions, RetryPolicy};
 
     /// A client with no socket behind it that gives up at once: any request
     /// fails with a Podman error.

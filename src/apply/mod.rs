@@ -8,9 +8,11 @@
 //! Apply never touches an object without Magos's or a managed project's labels;
 //! the plan already refuses such stacks, and removals here check labels again.
 
+pub mod backend;
 pub mod build;
 pub mod compose_cli;
 mod display;
+pub mod docker;
 pub mod execute;
 pub mod generate;
 pub mod observe;

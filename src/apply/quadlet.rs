@@ -19,7 +19,6 @@ use crate::core::observed::Observed;
 use crate::core::plan::{Action, Plan, StackPlan};
 use crate::core::unitplan::{self, Change, UnitPlan, container_of, service_of};
 use crate::core::quadlet::{self as convert, secret_variables, stack_units};
-use crate::podman::Client;
 use crate::secrets::runtime::RuntimeDir;
 use crate::systemd::units::{Systemctl, UnitDirs, UnitError};
 
@@ -255,8 +254,8 @@ pub fn write_env_files(
 /// remove containers another runtime made, restart in order. Returns what was
 /// done, and the first failure (later steps of the stack are not tried,
 /// except that a failed unit does not keep the next ones from restarting).
-pub async fn run_plan(
-    client: &Client,
+pub async fn run_plan<C: super::backend::Backend>(
+    client: &C,
     dirs: &UnitDirs,
     plan: &UnitPlan,
     desired: Option<&BTreeMap<String, String>>,
@@ -303,7 +302,7 @@ pub async fn run_plan(
         }
     }
     for name in &plan.replace {
-        match client.remove_container(name, true, false, Some(10)).await {
+        match client.remove(name, 10).await {
             Ok(()) => done.push(format!("remove container {name} (made by another runtime)")),
             Err(e) => return (done, Some(error_chain(&e))),
         }

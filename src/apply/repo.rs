@@ -20,13 +20,12 @@ use crate::core::plan::{Hold, Plan, PlanOptions, Removal, StackPlan, plan};
 use crate::core::shape;
 use crate::core::spec::StackSpec;
 use crate::core::stacks::Selection;
-use crate::podman::{Client, PodmanError};
 use crate::repo::{self, RepoError};
 
-use super::compose_cli::{self, ComposeCommand};
+use super::backend::Backend;
+use super::compose_cli;
 use super::execute::error_chain;
 use super::execute::{PullDisplay, apply_stack, prune};
-use super::observe::observe;
 pub use super::prepared::Prepared;
 use super::sealed::{self, Sealed};
 use crate::secrets::keys::{IdentityCache, KeySources};
@@ -45,9 +44,9 @@ pub enum RepoApplyError {
         #[source]
         source: RepoError,
     },
-    /// Podman could not be asked what runs.
-    #[error("cannot list what podman runs")]
-    Observe(#[source] PodmanError),
+    /// The container engine could not be asked what runs.
+    #[error("cannot list what the container engine runs")]
+    Observe(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The unit files of the `quadlet` runtime could not be read.
     #[error("cannot read the Quadlet unit files Magos wrote: {0}")]
     Units(String),
@@ -71,6 +70,10 @@ pub struct RepoOptions {
     pub compose_cli: bool,
     /// Run native stacks as Quadlet units (`runtime: quadlet`).
     pub quadlet: bool,
+    /// Docker Engine (`runtime: docker`): containers named as `docker compose`
+    /// names them, stacks the Docker mapping cannot express go to `docker
+    /// compose`.
+    pub docker: bool,
     /// How pull progress is shown.
     pub pull_display: PullDisplay,
     /// Which stacks the repository holds for this host.
@@ -99,6 +102,7 @@ impl RepoOptions {
             skip: BTreeSet::new(),
             compose_cli: config.runtime == crate::config::Runtime::PodmanCompose,
             quadlet: config.runtime == crate::config::Runtime::Quadlet,
+            docker: config.runtime == crate::config::Runtime::Docker,
             pull_display: PullDisplay::Log,
             selection: Selection {
                 host,
@@ -127,6 +131,7 @@ impl Default for RepoOptions {
             skip: BTreeSet::new(),
             compose_cli: false,
             quadlet: false,
+            docker: false,
             pull_display: PullDisplay::Log,
             selection: Selection::default(),
             env: Env::new(),
@@ -331,6 +336,12 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             },
             r => r,
         };
+        let mut spec = converted.spec;
+        let route = if options.docker {
+            super::docker::route(&mut spec, route)
+        } else {
+            route
+        };
         if route != Route::Native && error.is_none() && !sealed.is_empty() {
             error = Some(format!(
                 "the stack uses SOPS-encrypted files ({}), which Magos injects only when it applies a stack itself, not through the compose CLI",
@@ -346,7 +357,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             project,
             files,
             abs_dir,
-            spec: converted.spec,
+            spec,
             route,
             error,
             sealed,
@@ -491,13 +502,16 @@ fn cli_stacks(repo: &Repository) -> Vec<CliStack> {
 }
 
 /// Plans the repository at `dir` without changing anything.
-pub async fn plan_repo(
-    client: &Client,
+pub async fn plan_repo<C: Backend>(
+    client: &C,
     dir: &Path,
     options: &RepoOptions,
 ) -> Result<PlanReport, RepoApplyError> {
     let repo = prepare(dir, options)?;
-    let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
+    let observed = client
+        .observe()
+        .await
+        .map_err(|e| RepoApplyError::Observe(Box::new(e)))?;
     let mut p = make_plan(&repo, &observed, options);
     let mut errors = errors_of(&repo);
     let units = units_of(&repo, options, &observed, &mut p, &mut errors)?;
@@ -537,6 +551,10 @@ fn units_of(
     errors: &mut Vec<StackError>,
 ) -> Result<Units, RepoApplyError> {
     use super::quadlet;
+    // Quadlet units are Podman's: a Docker host has none to plan or retire.
+    if options.docker {
+        return Ok(Units::default());
+    }
     let Some(dirs) = crate::systemd::units::UnitDirs::from_env(&options.env) else {
         if options.quadlet {
             return Err(RepoApplyError::Units(
@@ -660,8 +678,8 @@ fn not_applied(project: &str, error: &str) -> StackOutcome {
 /// Applies the repository at `dir`: every stack converges (natively, or with the
 /// compose CLI when it needs it), then orphans are pruned. A failing stack fails
 /// alone; the report says which.
-pub async fn apply_repo(
-    client: &Client,
+pub async fn apply_repo<C: Backend>(
+    client: &C,
     dir: &Path,
     options: &RepoOptions,
 ) -> Result<ApplyReport, RepoApplyError> {
@@ -670,8 +688,8 @@ pub async fn apply_repo(
 
 /// [`apply_repo`] for a repository already read with [`prepare`] (with the same
 /// `options`).
-pub async fn apply_prepared(
-    client: &Client,
+pub async fn apply_prepared<C: Backend>(
+    client: &C,
     repo: &Repository,
     options: &RepoOptions,
 ) -> Result<ApplyReport, RepoApplyError> {
@@ -684,7 +702,10 @@ pub async fn apply_prepared(
         let units = units_of(repo, options, &Observed::default(), &mut none, &mut Vec::new())?;
         run_units(client, &units, &units.plans, &mut report).await;
     }
-    let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
+    let observed = client
+        .observe()
+        .await
+        .map_err(|e| RepoApplyError::Observe(Box::new(e)))?;
     let mut p = make_plan(repo, &observed, options);
     let mut unit_errors = Vec::new();
     let units = units_of(repo, options, &observed, &mut p, &mut unit_errors)?;
@@ -783,21 +804,16 @@ pub async fn apply_prepared(
                 } else {
                     tracing::info!(stack = %stack.project, keys = %keys.join(", "), "applying with the compose CLI: these keys are not applied natively");
                 }
-                let cmd = ComposeCommand::find(&options.env);
-                let outcome = match cmd {
-                    Some(cmd) => {
-                        match compose_cli::up(&cmd, client.socket(), stack, &options.env).await {
-                            Ok(()) => compose_cli::verify(client, stack).await,
-                            Err(e) => Err(e),
-                        }
-                    }
+                let outcome = match C::compose_command(&options.env) {
+                    Some(cmd) => client.compose_up(&cmd, stack, &options.env).await,
+                    None if options.docker => Err(compose_cli::ComposeError::DockerNotFound),
                     None => Err(compose_cli::ComposeError::NotFound),
                 };
                 report.stacks.push(StackOutcome {
                     stack: stack.project.clone(),
                     route: "compose_cli",
                     done: if outcome.is_ok() {
-                        vec![format!("podman-compose up -d ({})", stack.project)]
+                        vec![format!("{} up -d ({})", C::compose_name(), stack.project)]
                     } else {
                         vec![]
                     },
@@ -835,8 +851,8 @@ pub async fn apply_prepared(
 /// Runs unit plans that stop and remove units (of stacks the runtime no longer
 /// runs), each stack's outcome in the report.
 #[cfg(target_os = "linux")]
-async fn run_units(
-    client: &Client,
+async fn run_units<C: Backend>(
+    client: &C,
     units: &Units,
     plans: &[crate::core::unitplan::UnitPlan],
     report: &mut ApplyReport,
@@ -862,8 +878,8 @@ async fn run_units(
 /// into the runtime folder), pull and create through the API what the units
 /// need, then the stack's unit plan.
 #[cfg(target_os = "linux")]
-async fn apply_units(
-    client: &Client,
+async fn apply_units<C: Backend>(
+    client: &C,
     stack: &Prepared,
     sp: &StackPlan,
     units: &Units,
@@ -950,8 +966,8 @@ impl DriftReport {
 }
 
 /// Compares every stack of the repository at `dir` with what runs.
-pub async fn drift_repo(
-    client: &Client,
+pub async fn drift_repo<C: Backend>(
+    client: &C,
     dir: &Path,
     options: &RepoOptions,
 ) -> Result<DriftReport, RepoApplyError> {
@@ -960,12 +976,15 @@ pub async fn drift_repo(
 
 /// [`drift_repo`] for a repository already read with [`prepare`] (with the same
 /// `options`).
-pub async fn drift_prepared(
-    client: &Client,
+pub async fn drift_prepared<C: Backend>(
+    client: &C,
     repo: &Repository,
     options: &RepoOptions,
 ) -> Result<DriftReport, RepoApplyError> {
-    let observed = observe(client).await.map_err(RepoApplyError::Observe)?;
+    let observed = client
+        .observe()
+        .await
+        .map_err(|e| RepoApplyError::Observe(Box::new(e)))?;
     let natives = repo.natives();
     let protected = repo.protected();
     let hold = Hold {

@@ -25,7 +25,8 @@ const APPLY_EXAMPLES: &str = "Examples:
   magos apply --repo . --stack media --no-prune
 
 Stacks that use compose keys Magos does not apply natively (build, deploy, …),
-or that say `x-magos: {apply: compose}`, are applied with podman-compose.
+or that say `x-magos: {apply: compose}`, are applied with podman-compose (with
+runtime docker: docker compose).
 Exit codes: 0 applied, 2 a stack failed (the others were still applied).";
 
 const DRIFT_EXAMPLES: &str = "Examples:
@@ -136,7 +137,11 @@ pub(super) fn run(
     let engine = Engine::new(config, env)?;
     // The socket must exist; its version is not asked here (`/version` costs
     // the server most of a second, more than a whole no-op apply).
-    let client = engine.podman()?;
+    let socket = if engine.is_docker() {
+        engine.docker()?.socket().to_owned()
+    } else {
+        engine.podman()?.socket().to_owned()
+    };
     let dir = engine.checkout()?;
     match which {
         Which::Plan(a) => {
@@ -144,7 +149,7 @@ pub(super) fn run(
             let report = engine.plan(&dir, &o)?;
             let text = match a.output {
                 Output::Json => serde_json::to_string_pretty(&report)? + "\n",
-                Output::Table => plan_table(&report),
+                Output::Table => plan_table(&report, engine.is_docker()),
             };
             super::out(&text)?;
             Ok(if !report.errors.is_empty() {
@@ -156,7 +161,7 @@ pub(super) fn run(
             })
         }
         Which::Apply(a) => {
-            let _lock = super::lock_instance(config, env, client.socket(), false)?;
+            let _lock = super::lock_instance(config, env, &socket, false)?;
             let o = options(&engine, &a.repo, a.no_prune);
             let report = engine.apply(&dir, &o)?;
             let text = match a.output {
@@ -197,7 +202,7 @@ fn paint(text: &str, code: &str, color: bool) -> String {
     }
 }
 
-fn plan_table(r: &PlanReport) -> String {
+fn plan_table(r: &PlanReport, docker: bool) -> String {
     let mut s = String::new();
     for d in &r.diagnostics {
         let _ = writeln!(s, "{d}");
@@ -220,7 +225,12 @@ fn plan_table(r: &PlanReport) -> String {
         } else {
             format!("uses {}", c.keys.join(", "))
         };
-        let _ = writeln!(s, "{}: podman-compose up -d ({why})", c.stack);
+        let cli = if docker {
+            "docker compose"
+        } else {
+            "podman-compose"
+        };
+        let _ = writeln!(s, "{}: {cli} up -d ({why})", c.stack);
     }
     for u in &r.units {
         let _ = writeln!(s, "{} (quadlet units):", u.stack);

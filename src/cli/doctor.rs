@@ -203,6 +203,9 @@ pub fn run(
 ) -> anyhow::Result<Exit> {
     let loaded = super::load_config(file, env, overrides, verbosity)?;
     let config = &loaded.config;
+    if config.runtime == crate::config::Runtime::Docker {
+        return docker(args, env);
+    }
     let client = Client::locate(
         config.podman.socket.as_ref().map(|s| s.path()),
         env,
@@ -226,6 +229,28 @@ pub fn run(
     {
         report.checks.extend(doctor::quadlet::checks(&dirs));
     }
+    let text = match args.output {
+        Output::Table => render_table(&report),
+        Output::Json => format!("{}\n", serde_json::to_string_pretty(&to_json(&report))?),
+    };
+    super::out(&text)?;
+    Ok(if report.ok() {
+        Exit::Success
+    } else {
+        Exit::Found
+    })
+}
+
+/// `magos doctor` with `runtime: docker`: the engine's socket, version and
+/// storage driver ([`doctor::docker`]); nothing to heal.
+fn docker(args: &DoctorArgs, env: &Env) -> anyhow::Result<Exit> {
+    if args.heal {
+        tracing::info!("--heal: nothing to heal on Docker (the network checks are Podman's)");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(doctor::docker::examine(env));
     let text = match args.output {
         Output::Table => render_table(&report),
         Output::Json => format!("{}\n", serde_json::to_string_pretty(&to_json(&report))?),

@@ -29,7 +29,7 @@ elsewhere) holding only the keys given; every other key keeps the default of the
 reference, configs/magos.yaml. A file holding a token or a webhook secret is
 readable by its owner only. An existing file is never replaced without --force
 (except the untouched reference configuration that install.sh puts there).
-Then it checks the Podman socket, the repository (reachable, readable, the branch
+Then it checks the Podman socket (the Docker Engine's with --runtime docker), the repository (reachable, readable, the branch
 exists), the GitHub App, the age key and the webhook secret.
 
 Exit codes: 0 written and every check passed, 1 written but a check failed,
@@ -90,6 +90,11 @@ pub struct InitArgs {
     /// /run/podman/podman.sock]
     #[arg(long, value_name = "PATH")]
     pub podman_socket: Option<String>,
+    /// The container engine: podman (the libpod API), podman-compose (the
+    /// compose CLI on Podman) or docker (the Docker Engine API on DOCKER_HOST)
+    /// [default: podman]
+    #[arg(long, value_name = "RUNTIME", value_parser = ["podman", "podman-compose", "docker"])]
+    pub runtime: Option<String>,
     /// Replace an existing configuration file
     #[arg(long)]
     pub force: bool,
@@ -260,6 +265,9 @@ fn gather(
     }
     if let Some(socket) = &args.podman_socket {
         values.push(("podman.socket", Value::Text(socket.clone())));
+    }
+    if let Some(runtime) = &args.runtime {
+        values.push(("runtime", Value::Text(runtime.clone())));
     }
     if let Some(key) = &args.age_key_file {
         values.push(("secrets.age_key_file", Value::Text(absolute(key)?)));
@@ -455,17 +463,35 @@ fn check(config: &Config, env: &Env) -> anyhow::Result<Vec<Checked>> {
     let mut checks = Vec::new();
 
     let socket = config.podman.socket.as_ref().map(|s| s.path());
-    checks.push(Checked::new(
-        "podman",
-        runtime.block_on(async {
-            let (client, version) = Client::connect(socket, env, ClientOptions::default()).await?;
-            Ok::<_, crate::podman::PodmanError>(format!(
-                "Podman {} answers on {}",
-                version.version,
-                client.socket().display()
-            ))
-        }),
-    ));
+    if config.runtime == crate::config::Runtime::Docker {
+        checks.push(Checked::new(
+            "docker",
+            runtime.block_on(async {
+                let (client, version) =
+                    crate::docker::Client::connect(env, crate::docker::ClientOptions::default())
+                        .await?;
+                Ok::<_, crate::docker::DockerError>(format!(
+                    "Docker {} (API {}) answers on {}",
+                    version.version,
+                    client.api_version(),
+                    client.socket().display()
+                ))
+            }),
+        ));
+    } else {
+        checks.push(Checked::new(
+            "podman",
+            runtime.block_on(async {
+                let (client, version) =
+                    Client::connect(socket, env, ClientOptions::default()).await?;
+                Ok::<_, crate::podman::PodmanError>(format!(
+                    "Podman {} answers on {}",
+                    version.version,
+                    client.socket().display()
+                ))
+            }),
+        ));
+    }
 
     checks.push(Checked::new(
         "repository",
@@ -634,6 +660,7 @@ mod tests {
             age_key_file: None,
             webhook_secret_file: None,
             podman_socket: None,
+            runtime: None,
             force: false,
             no_check: true,
             interactive: true,

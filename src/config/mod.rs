@@ -164,7 +164,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "MD_RUNTIME",
         key: "runtime",
-        doc: "`podman` (the libpod API) or `podman-compose` (the compose CLI)",
+        doc: "`podman` (the libpod API), `podman-compose` (the compose CLI) or `docker` (the Docker Engine API)",
     },
     EnvVar {
         name: "CONTAINER_HOST",

@@ -719,6 +719,9 @@ pub enum Runtime {
     /// Every native stack as Quadlet units under
     /// `~/.config/containers/systemd/magos/<stack>/`, run by systemd.
     Quadlet,
+    /// Docker Engine, through its API on `DOCKER_HOST` (stacks with keys Magos
+    /// does not apply natively go through `docker compose`).
+    Docker,
 }
 
 impl Runtime {
@@ -727,11 +730,9 @@ impl Runtime {
             "podman" => Ok(Runtime::Podman),
             "podman-compose" | "compose" => Ok(Runtime::PodmanCompose),
             "quadlet" => Ok(Runtime::Quadlet),
-            "docker" | "docker-compose" => Err(format!(
-                "runtime `{s}` is not supported; use `podman` (the libpod API), `podman-compose` (the compose CLI on Podman) or `quadlet` (systemd units)"
-            )),
+            "docker" => Ok(Runtime::Docker),
             _ => Err(format!(
-                "unknown runtime `{s}`; use `podman` (the libpod API), `podman-compose` (the compose CLI on Podman) or `quadlet` (systemd units)"
+                "unknown runtime `{s}`; use `podman` (the libpod API), `podman-compose` (the compose CLI on Podman), `quadlet` (systemd units) or `docker` (the Docker Engine API)"
             )),
         }
     }
@@ -743,6 +744,7 @@ impl fmt::Display for Runtime {
             Runtime::Podman => "podman",
             Runtime::PodmanCompose => "podman-compose",
             Runtime::Quadlet => "quadlet",
+            Runtime::Docker => "docker",
         })
     }
 }

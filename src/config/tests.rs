@@ -154,24 +154,25 @@ fn precedence_is_flag_env_dotenv_file_default() {
 }
 
 #[test]
-fn md_runtime_accepts_only_podman() {
-    assert!(
-        load(
-            None,
-            &env(&[("MD_RUNTIME", "podman")]),
-            &Overrides::default()
-        )
-        .is_ok()
-    );
+fn md_runtime_accepts_podman_podman_compose_and_docker() {
+    for (value, runtime) in [
+        ("podman", Runtime::Podman),
+        ("podman-compose", Runtime::PodmanCompose),
+        ("docker", Runtime::Docker),
+    ] {
+        let config = load(None, &env(&[("MD_RUNTIME", value)]), &Overrides::default()).unwrap();
+        assert_eq!(config.config.runtime, runtime);
+        assert_eq!(config.config.runtime.to_string(), value);
+    }
     let err = load(
         None,
-        &env(&[("MD_RUNTIME", "docker")]),
+        &env(&[("MD_RUNTIME", "containerd")]),
         &Overrides::default(),
     )
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("MD_RUNTIME") && err.contains("not supported"),
+        err.contains("MD_RUNTIME") && err.contains("unknown runtime") && err.contains("docker"),
         "{err}"
     );
 }

@@ -52,6 +52,11 @@ impl RepoReconciler {
         stopping: Arc<AtomicBool>,
         progress: Arc<Liveness>,
     ) -> anyhow::Result<Self> {
+        if config.runtime == crate::config::Runtime::Docker {
+            anyhow::bail!(
+                "`magos run` applies through Podman only for now; with runtime docker, run `magos apply` from a timer (see docs/docker.md)"
+            );
+        }
         let engine = Engine::on(&config, &env, tokio::runtime::Handle::current())?;
         let client = engine.podman()?.clone();
         #[cfg(target_os = "linux")]

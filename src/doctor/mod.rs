@@ -21,6 +21,7 @@
 //!
 //! Linux only: pasta, procfs and the rootless netns exist nowhere else.
 
+pub mod docker;
 pub mod heal;
 pub mod probe;
 pub mod quadlet;

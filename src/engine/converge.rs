@@ -1,4 +1,5 @@
-//! Plan, apply and drift of a repository folder against the engine's Podman.
+//! Plan, apply and drift of a repository folder against the engine's Podman
+//! (or Docker Engine, with `runtime: docker`).
 
 use std::path::Path;
 
@@ -10,6 +11,10 @@ use super::Engine;
 impl Engine {
     /// What `apply` would do to the stacks of `dir`, changing nothing.
     pub fn plan(&self, dir: &Path, options: &RepoOptions) -> anyhow::Result<PlanReport> {
+        if self.is_docker() {
+            let client = self.docker()?;
+            return Ok(self.block_on(repo::plan_repo(client, dir, options))?);
+        }
         let client = self.podman()?;
         Ok(self.block_on(repo::plan_repo(client, dir, options))?)
     }
@@ -17,12 +22,20 @@ impl Engine {
     /// Converges the stacks of `dir`: each applied on its own, a failing one
     /// reported while the others go on.
     pub fn apply(&self, dir: &Path, options: &RepoOptions) -> anyhow::Result<ApplyReport> {
+        if self.is_docker() {
+            let client = self.docker()?;
+            return Ok(self.block_on(repo::apply_repo(client, dir, options))?);
+        }
         let client = self.podman()?;
         Ok(self.block_on(repo::apply_repo(client, dir, options))?)
     }
 
     /// How what runs differs from the stacks of `dir`.
     pub fn drift(&self, dir: &Path, options: &RepoOptions) -> anyhow::Result<DriftReport> {
+        if self.is_docker() {
+            let client = self.docker()?;
+            return Ok(self.block_on(repo::drift_repo(client, dir, options))?);
+        }
         let client = self.podman()?;
         Ok(self.block_on(repo::drift_repo(client, dir, options))?)
     }

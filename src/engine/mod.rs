@@ -51,6 +51,8 @@ pub struct Engine {
     app: Mutex<Option<Option<Arc<GithubApp>>>>,
     #[cfg(unix)]
     podman: std::sync::OnceLock<crate::podman::Client>,
+    #[cfg(unix)]
+    docker: std::sync::OnceLock<crate::docker::Client>,
     keys: KeySources,
     runtime_dir: Option<crate::secrets::runtime::RuntimeDir>,
 }
@@ -86,6 +88,8 @@ impl Engine {
             app: Mutex::new(None),
             #[cfg(unix)]
             podman: std::sync::OnceLock::new(),
+            #[cfg(unix)]
+            docker: std::sync::OnceLock::new(),
             keys: KeySources::from_env(env, config.secrets.age_key_file.as_deref()),
             runtime_dir: crate::secrets::runtime::RuntimeDir::from_env(env).ok(),
         })
@@ -137,6 +141,25 @@ impl Engine {
         )?;
         let client = crate::podman::Client::new(socket, crate::podman::ClientOptions::default());
         Ok(self.podman.get_or_init(|| client))
+    }
+
+    /// The Docker Engine client (`runtime: docker`): the socket is located and
+    /// the API version agreed on first use.
+    #[cfg(unix)]
+    pub fn docker(&self) -> anyhow::Result<&crate::docker::Client> {
+        if let Some(c) = self.docker.get() {
+            return Ok(c);
+        }
+        let (client, _) = self.block_on(crate::docker::Client::connect(
+            &self.env,
+            crate::docker::ClientOptions::default(),
+        ))?;
+        Ok(self.docker.get_or_init(|| client))
+    }
+
+    /// Whether stacks are applied through Docker Engine (`runtime: docker`).
+    pub fn is_docker(&self) -> bool {
+        self.config.runtime == crate::config::Runtime::Docker
     }
 
     /// The options of a repository apply, plan or drift for this configuration
