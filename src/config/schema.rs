@@ -9,7 +9,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The whole configuration. Unknown keys are refused at every level.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The GitOps repository.
@@ -38,6 +38,203 @@ pub struct Config {
     pub log: LogConfig,
     /// The daemon (`magos run`).
     pub daemon: DaemonConfig,
+    /// Where events (pins, applies, failures) are sent: one entry per sink.
+    pub notify: Vec<NotifySink>,
+    /// A condition that lasts (a failing pass, a drifted service) is sent
+    /// once, then again after this long while it lasts.
+    pub notify_repeat: HumanDuration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            repo: RepoConfig::default(),
+            runtime: Runtime::default(),
+            podman: PodmanConfig::default(),
+            apply: ApplyConfig::default(),
+            doctor: DoctorConfig::default(),
+            registries: RegistriesConfig::default(),
+            verify: Vec::new(),
+            scan: ScanConfig::default(),
+            secrets: SecretsConfig::default(),
+            github: GithubConfig::default(),
+            state_dir: None,
+            log: LogConfig::default(),
+            daemon: DaemonConfig::default(),
+            notify: Vec::new(),
+            notify_repeat: HumanDuration(Duration::from_secs(24 * 3600)),
+        }
+    }
+}
+
+/// One `notify:` entry: where events go and which ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawSink")]
+pub struct NotifySink {
+    /// The kind of receiver, which decides the request's shape.
+    pub kind: SinkKind,
+    /// Where the request goes (never shown whole: it may hold a token).
+    pub url: NotifyUrl,
+    /// The receiver's token (ntfy and webhook: `Authorization: Bearer`;
+    /// gotify: `X-Gotify-Key`; apprise: the Apprise URLs to notify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// The kinds of event sent; default every kind but `applied`.
+    pub events: Vec<crate::core::event::EventKind>,
+    /// Webhook only: the key of the `X-Magos-Signature-256` HMAC-SHA256 of the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+}
+
+/// A `notify:` entry as written, checked into a [`NotifySink`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    kind: SinkKind,
+    url: NotifyUrl,
+    #[serde(default)]
+    token: Option<Secret>,
+    #[serde(default = "NotifySink::default_events")]
+    events: Vec<crate::core::event::EventKind>,
+    #[serde(default)]
+    secret: Option<Secret>,
+}
+
+impl TryFrom<RawSink> for NotifySink {
+    type Error = String;
+
+    fn try_from(raw: RawSink) -> Result<Self, String> {
+        if raw.secret.is_some() && raw.kind != SinkKind::Webhook {
+            return Err(format!(
+                "`secret` signs `webhook` requests only; remove it from this `{}` sink (its credential goes in `token`)",
+                raw.kind
+            ));
+        }
+        if [&raw.token, &raw.secret]
+            .into_iter()
+            .flatten()
+            .any(|s| s.expose().is_empty())
+        {
+            return Err("`token` and `secret` must not be empty".to_owned());
+        }
+        Ok(Self {
+            kind: raw.kind,
+            url: raw.url,
+            token: raw.token,
+            events: raw.events,
+            secret: raw.secret,
+        })
+    }
+}
+
+impl NotifySink {
+    /// Every kind of event but `applied` (which a busy repository sends often).
+    pub fn default_events() -> Vec<crate::core::event::EventKind> {
+        use crate::core::event::EventKind;
+        EventKind::ALL
+            .into_iter()
+            .filter(|k| *k != EventKind::Applied)
+            .collect()
+    }
+}
+
+/// `notify[].kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// One signed JSON document per event, POSTed to `url`.
+    Webhook,
+    /// An ntfy topic URL.
+    Ntfy,
+    /// A Gotify server.
+    Gotify,
+    /// A Discord webhook URL.
+    Discord,
+    /// An Apprise API endpoint (`/notify` or `/notify/KEY`).
+    Apprise,
+}
+
+impl SinkKind {
+    /// The name used in the configuration and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Webhook => "webhook",
+            SinkKind::Ntfy => "ntfy",
+            SinkKind::Gotify => "gotify",
+            SinkKind::Discord => "discord",
+            SinkKind::Apprise => "apprise",
+        }
+    }
+}
+
+impl fmt::Display for SinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An `http://` or `https://` URL of a notification receiver. It may carry a
+/// token (a Discord webhook's path, a `?token=` query, `user:password@`), so
+/// only its scheme and host are ever shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NotifyUrl(String);
+
+impl NotifyUrl {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let Some((scheme, rest)) = t.split_once("://") else {
+            return Err("a notification URL starts with http:// or https://".to_owned());
+        };
+        if !matches!(scheme, "http" | "https") {
+            return Err(format!(
+                "`{scheme}://`: a notification URL starts with http:// or https://"
+            ));
+        }
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or("");
+        if host.is_empty() || t.contains(char::is_whitespace) {
+            // Never echo what might hold a token.
+            return Err("the notification URL has no host or holds white space".to_owned());
+        }
+        Ok(Self(t.to_owned()))
+    }
+
+    /// The URL as given, credentials included: only for the request itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Scheme and host (and port), then `/…` when a path or query follows:
+    /// what logs and errors may show.
+    pub fn redacted(&self) -> String {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let host = rest[..end].rsplit('@').next().unwrap_or("");
+        let tail = rest[end..].trim_start_matches('/');
+        if tail.is_empty() {
+            format!("{scheme}://{host}")
+        } else {
+            format!("{scheme}://{host}/…")
+        }
+    }
+}
+
+impl fmt::Debug for NotifyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for NotifyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for NotifyUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
 }
 
 /// One `verify:` entry: a cosign public key (PEM, ECDSA P-256) that must have
@@ -1093,6 +1290,7 @@ macro_rules! deserialize_via_parse {
 
 deserialize_via_parse!(
     ApiUrl,
+    NotifyUrl,
     Runtime,
     RepoUrl,
     Branch,
@@ -1201,6 +1399,8 @@ impl Config {
         "daemon.http.header_timeout",
         "daemon.http.idle_timeout",
         "daemon.http.max_connections",
+        "notify",
+        "notify_repeat",
     ];
 
     /// Sets one key from a string (an environment variable, a `.env` line or a flag).
@@ -1270,6 +1470,7 @@ impl Config {
                 self.daemon.registry_webhook_secret = Some(parse_secret(value)?)
             }
             "daemon.observe" => self.daemon.observe = parse_bool(value)?,
+            "notify_repeat" => self.notify_repeat = HumanDuration::parse(value)?,
             _ => return Err(format!("`{key}` cannot be set from a variable")),
         }
         Ok(())
