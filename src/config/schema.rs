@@ -138,40 +138,7 @@ impl NotifySink {
     }
 }
 
-/// `notify[].kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    /// One signed JSON document per event, POSTed to `url`.
-    Webhook,
-    /// An ntfy topic URL.
-    Ntfy,
-    /// A Gotify server.
-    Gotify,
-    /// A Discord webhook URL.
-    Discord,
-    /// An Apprise API endpoint (`/notify` or `/notify/KEY`).
-    Apprise,
-}
-
-impl SinkKind {
-    /// The name used in the configuration and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkKind::Webhook => "webhook",
-            SinkKind::Ntfy => "ntfy",
-            SinkKind::Gotify => "gotify",
-            SinkKind::Discord => "discord",
-            SinkKind::Apprise => "apprise",
-        }
-    }
-}
-
-impl fmt::Display for SinkKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::core::notify::SinkKind;
 
 /// An `http://` or `https://` URL of a notification receiver. It may carry a
 /// token (a Discord webhook's path, a `?token=` query, `user:password@`), so
