@@ -38,6 +38,7 @@ pub mod engine;
 pub mod git;
 pub mod lock;
 pub mod logging;
+pub mod notify;
 pub mod pin;
 #[cfg(unix)]
 pub mod podman;
