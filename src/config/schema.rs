@@ -84,6 +84,8 @@ pub struct NotifySink {
     /// Webhook only: the key of the `X-Magos-Signature-256` HMAC-SHA256 of the body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<Secret>,
+    /// The time limit of one attempt (three attempts at most).
+    pub timeout: HumanDuration,
 }
 
 /// A `notify:` entry as written, checked into a [`NotifySink`].
@@ -98,6 +100,8 @@ struct RawSink {
     events: Vec<crate::core::event::EventKind>,
     #[serde(default)]
     secret: Option<Secret>,
+    #[serde(default = "NotifySink::default_timeout")]
+    timeout: HumanDuration,
 }
 
 impl TryFrom<RawSink> for NotifySink {
@@ -123,11 +127,17 @@ impl TryFrom<RawSink> for NotifySink {
             token: raw.token,
             events: raw.events,
             secret: raw.secret,
+            timeout: raw.timeout,
         })
     }
 }
 
 impl NotifySink {
+    /// Ten seconds.
+    pub fn default_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(10))
+    }
+
     /// Every kind of event but `applied` (which a busy repository sends often).
     pub fn default_events() -> Vec<crate::core::event::EventKind> {
         use crate::core::event::EventKind;

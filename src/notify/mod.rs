@@ -27,7 +27,8 @@ pub use journal::Journal;
 pub struct Delivery {
     /// Attempts before giving up.
     pub attempts: u32,
-    /// The time limit of one attempt (connect to last byte).
+    /// The time limit of one attempt (connect to last byte); a sink's
+    /// `timeout` replaces it. Also the limit of connecting.
     pub timeout: Duration,
     /// The pause after the first failed attempt; doubled after each next one.
     pub backoff: Duration,
@@ -82,7 +83,6 @@ impl Notifier {
             reqwest::Client::builder()
                 .user_agent(concat!("magos/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(delivery.timeout)
-                .timeout(delivery.timeout)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| tracing::error!(error = %e.without_url(), "cannot build the notification client; no notification will be sent"))
@@ -126,7 +126,11 @@ impl Notifier {
             };
             let request = notify::request(&target, event);
             let label = format!("{} {}", sink.kind, sink.url.redacted());
-            let (http, delivery, failed) = (http.clone(), self.delivery, self.failed.clone());
+            let delivery = Delivery {
+                timeout: sink.timeout.0,
+                ..self.delivery
+            };
+            let (http, failed) = (http.clone(), self.failed.clone());
             let kind = event.kind;
             running.push(self.handle.spawn(async move {
                 if let Err(error) = deliver(&http, &request, delivery).await {
@@ -160,7 +164,9 @@ async fn deliver(http: &reqwest::Client, request: &Request, delivery: Delivery) 
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .unwrap_or(reqwest::Method::POST);
-        let mut builder = http.request(method, &request.url);
+        let mut builder = http
+            .request(method, &request.url)
+            .timeout(delivery.timeout);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
