@@ -9,9 +9,9 @@ mod apply;
 pub mod check;
 mod completions;
 mod config_cmd;
-pub mod history;
 #[cfg(target_os = "linux")]
 pub mod doctor;
+pub mod history;
 #[cfg(unix)]
 mod init;
 mod lint;

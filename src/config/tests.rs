@@ -500,7 +500,11 @@ fn notification_sinks_are_read_with_their_defaults_and_never_show_secrets() {
     assert_eq!(n[0].kind, SinkKind::Ntfy);
     assert_eq!(n[0].token.as_ref().unwrap().expose(), "tk_SECRETTOKEN");
     assert_eq!(n[0].events, NotifySink::default_events());
-    assert!(!n[0].events.contains(&crate::core::event::EventKind::Applied));
+    assert!(
+        !n[0]
+            .events
+            .contains(&crate::core::event::EventKind::Applied)
+    );
     use crate::core::event::EventKind;
     assert_eq!(n[1].events, vec![EventKind::Pinned, EventKind::PassFailed]);
     assert_eq!(n[1].secret.as_ref().unwrap().expose(), "HMACSECRET");

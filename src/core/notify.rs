@@ -140,9 +140,11 @@ pub fn message(e: &Event) -> String {
         lines.push(format!("image: {image}"));
     }
     match (&e.from_digest, &e.to_digest) {
-        (Some(from), Some(to)) => {
-            lines.push(format!("digest: {} → {}", short_digest(from), short_digest(to)))
-        }
+        (Some(from), Some(to)) => lines.push(format!(
+            "digest: {} → {}",
+            short_digest(from),
+            short_digest(to)
+        )),
         (None, Some(to)) => lines.push(format!("digest: {}", short_digest(to))),
         (Some(from), None) => lines.push(format!("digest was: {}", short_digest(from))),
         (None, None) => {}
@@ -199,7 +201,11 @@ pub fn request(target: &Target, e: &Event) -> Request {
                     "Tags",
                     format!(
                         "{},{}",
-                        if failure { "warning" } else { "white_check_mark" },
+                        if failure {
+                            "warning"
+                        } else {
+                            "white_check_mark"
+                        },
                         e.kind.as_str()
                     ),
                 ),

@@ -81,6 +81,12 @@ impl RepoReconciler {
         })
     }
 
+    /// Waits for the notifications under way, at most `limit` (before the
+    /// process exits).
+    pub async fn flush_notifications(&self, limit: std::time::Duration) {
+        self.engine.flush_notifications(limit).await;
+    }
+
     /// The Podman client (for the event stream).
     pub fn client(&self) -> &Client {
         &self.client
@@ -287,12 +293,15 @@ impl RepoReconciler {
             for h in &report.heals {
                 tracing::info!(action = ?h.action.kind(), target = %h.action.target(), outcome = ?h.outcome, "network heal");
                 if h.outcome == crate::doctor::model::HealOutcome::Healed {
-                    let event = Event::new(EventKind::Healed, now())
-                        .reason(format!("{}: {}", h.action.reason(), h.detail));
+                    let event = Event::new(EventKind::Healed, now()).reason(format!(
+                        "{}: {}",
+                        h.action.reason(),
+                        h.detail
+                    ));
                     self.engine.emit(match &h.action {
-                        crate::doctor::model::HealAction::RestartContainer { container, .. } => {
-                            event.service(container)
-                        }
+                        crate::doctor::model::HealAction::RestartContainer {
+                            container, ..
+                        } => event.service(container),
                         crate::doctor::model::HealAction::RestartStacks { .. } => {
                             event.stack(h.action.target())
                         }
@@ -511,7 +520,9 @@ impl RepoReconciler {
     fn finish(&mut self, report: &PassReport, started: Instant) {
         self.count_registry_requests();
         match &report.error {
-            Some(e) => self.engine.emit(Event::new(EventKind::PassFailed, now()).reason(e)),
+            Some(e) => self
+                .engine
+                .emit(Event::new(EventKind::PassFailed, now()).reason(e)),
             None => self.engine.settle(EventKind::PassFailed, None, None),
         }
         let ok = report.ok();

@@ -78,6 +78,17 @@ impl Engine {
         self.notifier.count_failures_in(counter);
     }
 
+    /// Waits for the notifications under way, at most `limit` (a process
+    /// about to exit: `run --once`, the daemon stopping).
+    pub async fn flush_notifications(&self, limit: std::time::Duration) {
+        if tokio::time::timeout(limit, self.notifier.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("notifications still under way are abandoned");
+        }
+    }
+
     /// The event journal, when there is a state folder.
     pub fn journal(&self) -> Option<&crate::notify::Journal> {
         self.journal.as_ref()

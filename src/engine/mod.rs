@@ -70,7 +70,7 @@ impl Drop for Engine {
     /// its own time limit and bounded attempts) before its runtime goes.
     fn drop(&mut self) {
         if let Rt::Owned(r) = &self.rt {
-            r.block_on(self.notifier.flush());
+            r.block_on(self.flush_notifications(std::time::Duration::from_secs(15)));
         }
     }
 }
@@ -96,11 +96,17 @@ impl Engine {
             Rt::Owned(r) => r.handle().clone(),
             Rt::Shared(h) => h.clone(),
         };
-        let notifier =
-            crate::notify::Notifier::new(&config.notify, handle, crate::notify::Delivery::default());
+        let notifier = crate::notify::Notifier::new(
+            &config.notify,
+            handle,
+            crate::notify::Delivery::default(),
+        );
         let journal = crate::config::state_dir(config, env)
             .map(|dir| crate::notify::Journal::new(&dir, crate::notify::journal::MAX_BYTES));
-        let dedupe = journal.as_ref().map(|j| j.load_dedupe()).unwrap_or_default();
+        let dedupe = journal
+            .as_ref()
+            .map(|j| j.load_dedupe())
+            .unwrap_or_default();
         Ok(Self {
             notifier,
             journal,

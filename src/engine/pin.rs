@@ -369,7 +369,9 @@ impl Engine {
                     .iter()
                     .filter(|u| services.contains(&(u.stack.clone(), u.service.clone())))
                 {
-                    self.emit(update_event(EventKind::PullRequest, u, &commit).reason(link.clone()));
+                    self.emit(
+                        update_event(EventKind::PullRequest, u, &commit).reason(link.clone()),
+                    );
                 }
             }
             proposed.push(Proposed {

@@ -154,7 +154,11 @@ impl Notifier {
 /// Tries `request` up to `delivery.attempts` times. A refusal that asking
 /// again cannot change (a 4xx other than 408 and 429) ends it at once. The
 /// error names the status or the transport failure, never the URL.
-async fn deliver(http: &reqwest::Client, request: &Request, delivery: Delivery) -> Result<(), String> {
+async fn deliver(
+    http: &reqwest::Client,
+    request: &Request,
+    delivery: Delivery,
+) -> Result<(), String> {
     let mut pause = delivery.backoff;
     let mut last = String::new();
     for attempt in 1..=delivery.attempts.max(1) {
@@ -162,11 +166,9 @@ async fn deliver(http: &reqwest::Client, request: &Request, delivery: Delivery) 
             tokio::time::sleep(pause).await;
             pause = pause.saturating_mul(2);
         }
-        let method = reqwest::Method::from_bytes(request.method.as_bytes())
-            .unwrap_or(reqwest::Method::POST);
-        let mut builder = http
-            .request(method, &request.url)
-            .timeout(delivery.timeout);
+        let method =
+            reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut builder = http.request(method, &request.url).timeout(delivery.timeout);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
@@ -207,4 +209,105 @@ fn error_text(e: reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::config::{HumanDuration, NotifyUrl, SinkKind};
+    use crate::core::event::EventKind;
+
+    /// A receiver on 127.0.0.1 answering the statuses of `answers` in turn
+    /// (the last one from then on); the address and the requests counted.
+    async fn receiver(answers: Vec<u16>) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (seen, answers) = (seen.clone(), answers.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_req| {
+                        let n = seen.fetch_add(1, Ordering::SeqCst);
+                        let status = answers[n.min(answers.len() - 1)];
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (addr, count)
+    }
+
+    fn notifier(addr: std::net::SocketAddr) -> Notifier {
+        let sink = NotifySink {
+            kind: SinkKind::Webhook,
+            url: NotifyUrl::parse(&format!("http://{addr}/hook")).unwrap(),
+            token: None,
+            events: NotifySink::default_events(),
+            secret: None,
+            timeout: HumanDuration(Duration::from_secs(5)),
+        };
+        Notifier::new(
+            &[sink],
+            tokio::runtime::Handle::current(),
+            Delivery {
+                attempts: 3,
+                timeout: Duration::from_secs(5),
+                backoff: Duration::from_millis(1),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_failing_receiver_is_asked_again_until_it_accepts() {
+        let (addr, count) = receiver(vec![503, 503, 200]).await;
+        let n = notifier(addr);
+        n.send(&Event::new(EventKind::Pinned, 1));
+        n.flush().await;
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        assert_eq!(n.failures(), 0);
+    }
+
+    #[tokio::test]
+    async fn attempts_are_bounded_and_a_final_refusal_is_not_repeated() {
+        let (addr, count) = receiver(vec![500]).await;
+        let n = notifier(addr);
+        n.send(&Event::new(EventKind::PassFailed, 1));
+        n.flush().await;
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        assert_eq!(n.failures(), 1);
+
+        let (addr, count) = receiver(vec![401]).await;
+        let n = notifier(addr);
+        n.send(&Event::new(EventKind::PassFailed, 1));
+        n.flush().await;
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(n.failures(), 1);
+    }
+
+    #[tokio::test]
+    async fn only_the_kinds_a_receiver_wants_are_sent() {
+        let (addr, count) = receiver(vec![200]).await;
+        let n = notifier(addr);
+        // `applied` is not among the default kinds.
+        n.send(&Event::new(EventKind::Applied, 1));
+        n.flush().await;
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+    }
 }

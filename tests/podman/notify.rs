@@ -229,7 +229,11 @@ fn a_pass_notifies_pinned_then_applied_once_each_and_a_hanging_receiver_does_not
         ["pinned", "applied"],
         "{journal}"
     );
-    let out = magos(tb, &config, &["history", "--since", "1d", "--output", "json"]);
+    let out = magos(
+        tb,
+        &config,
+        &["history", "--since", "1d", "--output", "json"],
+    );
     assert!(out.status.success(), "{}", support::show(&out));
     let history: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(history, journaled);

@@ -92,7 +92,10 @@ fn ntfy_gets_a_plain_text_publication_with_title_tags_and_priority() {
             body: PINNED_MESSAGE.as_bytes().to_vec(),
         }
     );
-    let r = request(&target(SinkKind::Ntfy, "https://ntfy.sh/homelab"), &failed());
+    let r = request(
+        &target(SinkKind::Ntfy, "https://ntfy.sh/homelab"),
+        &failed(),
+    );
     assert_eq!(
         r.headers,
         vec![
@@ -203,10 +206,7 @@ fn a_lasting_state_is_sent_once_then_reminded_after_the_repeat() {
     assert_eq!(d.admit(&at(day), day), Admit::Reminder);
     assert_eq!(d.admit(&at(day + 300), day), Admit::Quiet);
     // Another reason class is another state.
-    assert_eq!(
-        d.admit(&failed().reason("push refused"), day),
-        Admit::New
-    );
+    assert_eq!(d.admit(&failed().reason("push refused"), day), Admit::New);
     // Once the state is over, the next failure is a change of state again.
     assert!(d.settle(EventKind::PassFailed, None, None));
     assert_eq!(d.admit(&at(day + 600), day), Admit::New);
