@@ -393,29 +393,16 @@ impl Dedupe {
         verdict
     }
 
-    /// The states of `kind` (of `stack`, of `service`, when given) are over:
+    /// The states of `kind` for which `over(stack, service)` holds are over:
     /// the next such event is a change of state again. Returns whether any was.
-    pub fn settle(&mut self, kind: EventKind, stack: Option<&str>, service: Option<&str>) -> bool {
+    pub fn settle(
+        &mut self,
+        kind: EventKind,
+        over: impl Fn(Option<&str>, Option<&str>) -> bool,
+    ) -> bool {
         let before = self.sent.len();
-        self.sent.retain(|_, s| {
-            !(s.kind == kind
-                && stack.is_none_or(|st| s.stack.as_deref() == Some(st))
-                && service.is_none_or(|sv| s.service.as_deref() == Some(sv)))
-        });
-        self.sent.len() != before
-    }
-
-    /// The states of `kind` whose `(stack, service)` is not in `current`
-    /// are over (e.g. the services no longer drifted). Returns whether any was.
-    pub fn settle_all_but(&mut self, kind: EventKind, current: &[(String, String)]) -> bool {
-        let before = self.sent.len();
-        self.sent.retain(|_, s| {
-            s.kind != kind
-                || current.iter().any(|(st, sv)| {
-                    s.stack.as_deref() == Some(st.as_str())
-                        && s.service.as_deref() == Some(sv.as_str())
-                })
-        });
+        self.sent
+            .retain(|_, s| s.kind != kind || !over(s.stack.as_deref(), s.service.as_deref()));
         self.sent.len() != before
     }
 

@@ -440,7 +440,11 @@ impl Reconciler for RepoReconciler {
                     self.engine.emit(event);
                     drifted.push((e.stack.clone(), service));
                 }
-                self.engine.settle_all_but(EventKind::Drift, &drifted);
+                self.engine.settle(EventKind::Drift, |stack, service| {
+                    !drifted
+                        .iter()
+                        .any(|(st, sv)| (Some(st.as_str()), Some(sv.as_str())) == (stack, service))
+                });
                 self.metrics.drift.clear();
                 let mut counts: BTreeMap<(String, DriftState), i64> = BTreeMap::new();
                 for e in &d.entries {
@@ -519,11 +523,26 @@ impl Reconciler for RepoReconciler {
 impl RepoReconciler {
     fn finish(&mut self, report: &PassReport, started: Instant) {
         self.count_registry_requests();
+        // A pass that failed as a whole, and each stack that failed in it.
         match &report.error {
             Some(e) => self
                 .engine
                 .emit(Event::new(EventKind::PassFailed, now()).reason(e)),
-            None => self.engine.settle(EventKind::PassFailed, None, None),
+            None => self
+                .engine
+                .settle(EventKind::PassFailed, |stack, _| stack.is_none()),
+        }
+        for s in &report.stacks {
+            match &s.error {
+                Some(e) => self.engine.emit(
+                    Event::new(EventKind::PassFailed, now())
+                        .stack(&s.stack)
+                        .reason(e),
+                ),
+                None => self.engine.settle(EventKind::PassFailed, |stack, _| {
+                    stack == Some(s.stack.as_str())
+                }),
+            }
         }
         let ok = report.ok();
         self.metrics

@@ -51,20 +51,12 @@ impl Engine {
         self.notifier.send(&event);
     }
 
-    /// The states of `kind` (of `stack`, of `service`, when given) are over:
-    /// the next such event is sent at once (e.g. a pass succeeded again).
-    pub fn settle(&self, kind: EventKind, stack: Option<&str>, service: Option<&str>) {
+    /// The states of `kind` for which `over(stack, service)` holds are over:
+    /// the next such event is sent at once (a pass succeeded again, a service
+    /// is back in sync).
+    pub fn settle(&self, kind: EventKind, over: impl Fn(Option<&str>, Option<&str>) -> bool) {
         let mut dedupe = self.dedupe.lock().unwrap_or_else(|e| e.into_inner());
-        if dedupe.settle(kind, stack, service) {
-            self.save_dedupe(&dedupe);
-        }
-    }
-
-    /// The states of `kind` whose `(stack, service)` is not in `current` are
-    /// over (e.g. the services no longer drifted).
-    pub fn settle_all_but(&self, kind: EventKind, current: &[(String, String)]) {
-        let mut dedupe = self.dedupe.lock().unwrap_or_else(|e| e.into_inner());
-        if dedupe.settle_all_but(kind, current) {
+        if dedupe.settle(kind, over) {
             self.save_dedupe(&dedupe);
         }
     }

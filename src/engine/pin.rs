@@ -247,10 +247,23 @@ impl Engine {
             UpdateOutcome::Pushed { commit, attempts } => Written::Pushed { commit, attempts },
             UpdateOutcome::Committed { commit, kept } => Written::Committed { commit, kept },
         };
-        if let Written::Pushed { commit, .. } | Written::Committed { commit, .. } = &written {
-            for u in &pass.updates {
-                self.emit(update_event(EventKind::Pinned, u, commit));
+        match &written {
+            Written::Pushed { commit, .. } => {
+                for u in &pass.updates {
+                    self.emit(update_event(EventKind::Pinned, u, commit));
+                }
             }
+            Written::Committed { commit, kept } => {
+                for u in &pass.updates {
+                    let event = update_event(EventKind::Pinned, u, commit);
+                    let reason = format!(
+                        "{} (not pushed: kept on the local branch {kept})",
+                        event.reason.as_deref().unwrap_or_default()
+                    );
+                    self.emit(event.reason(reason));
+                }
+            }
+            Written::Unchanged { .. } | Written::Proposed(_) => {}
         }
         let remote = checkout.remote();
         Ok(WriteBack {
