@@ -48,7 +48,8 @@ impl Default for Delivery {
 pub struct Notifier {
     sinks: Arc<Vec<NotifySink>>,
     handle: tokio::runtime::Handle,
-    http: Option<reqwest::Client>,
+    /// Made on first use: a command that sends nothing builds no TLS client.
+    http: std::sync::OnceLock<Option<reqwest::Client>>,
     delivery: Delivery,
     failed: Counter,
     running: Mutex<Vec<JoinHandle<()>>>,
@@ -76,22 +77,10 @@ impl Notifier {
     /// A notifier for `sinks`, whose requests run on the runtime of `handle`.
     /// Nothing is contacted yet.
     pub fn new(sinks: &[NotifySink], handle: tokio::runtime::Handle, delivery: Delivery) -> Self {
-        let http = if sinks.is_empty() {
-            None
-        } else {
-            install_crypto_provider();
-            reqwest::Client::builder()
-                .user_agent(concat!("magos/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(delivery.timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| tracing::error!(error = %e.without_url(), "cannot build the notification client; no notification will be sent"))
-                .ok()
-        };
         Self {
             sinks: Arc::new(sinks.to_vec()),
             handle,
-            http,
+            http: std::sync::OnceLock::new(),
             delivery,
             failed: Counter::default(),
             running: Mutex::new(Vec::new()),
@@ -109,9 +98,28 @@ impl Notifier {
         self.failed.get()
     }
 
+    /// The HTTP client, made on first use (`None` when it cannot be made).
+    fn http(&self) -> Option<&reqwest::Client> {
+        self.http
+            .get_or_init(|| {
+                install_crypto_provider();
+                reqwest::Client::builder()
+                    .user_agent(concat!("magos/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(self.delivery.timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| tracing::error!(error = %e.without_url(), "cannot build the notification client; no notification will be sent"))
+                    .ok()
+            })
+            .as_ref()
+    }
+
     /// Sends `event` to every receiver that wants its kind, in the background.
     pub fn send(&self, event: &Event) {
-        let Some(http) = &self.http else { return };
+        if !self.sinks.iter().any(|s| s.events.contains(&event.kind)) {
+            return;
+        }
+        let Some(http) = self.http() else { return };
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|t| !t.is_finished());
         for (i, sink) in self.sinks.iter().enumerate() {
