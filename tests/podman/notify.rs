@@ -244,3 +244,94 @@ fn a_pass_notifies_pinned_then_applied_once_each_and_a_hanging_receiver_does_not
         "{text}"
     );
 }
+
+/// The `kind`s of the journal in `state`, in order (every event: the
+/// receivers' `events` choose among them).
+fn journaled(state: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(state.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            e["kind"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_failing_pass_is_notified_once_and_again_once_it_recovered_and_failed_anew() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mgnotfail").replace('-', "_");
+    let http_port = support::free_port();
+    let image = tb.require("MAGOS_TEST_IMAGE_HTTPD");
+    let remote = Remote::new(dir.path());
+    remote.push(
+        &format!("{project}/compose.yaml"),
+        &format!(
+            "services:\n  web:\n    image: {image}@{}\n    stop_signal: SIGKILL\n",
+            tb.manifest_digest(image)
+        ),
+        "a stack",
+    );
+    let (good, got) = receiver();
+    let state = dir.path().join("state");
+    let config = dir.path().join("magos.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repo:\n  url: file://{}\napply:\n  instance: {project}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nstate_dir: {}\nnotify:\n  - kind: webhook\n    url: http://{good}/hook\n",
+            remote.bare.display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let mut running = Running::start(tb, dir.path(), &config, &project);
+    running.wait_notice("READY=1", Duration::from_secs(180));
+    assert_eq!(journaled(&state), ["applied"], "nothing failed");
+
+    // The remote disappears: two passes fail the same way, one event.
+    let away = dir.path().join("away.git");
+    std::fs::rename(&remote.bare, &away).unwrap();
+    for _ in 0..2 {
+        announce_push(http_port);
+        running.wait_notice("STATUS=pass failed", Duration::from_secs(120));
+    }
+    assert_eq!(
+        journaled(&state),
+        ["applied", "pass_failed"],
+        "logs:\n{}",
+        running.logs()
+    );
+
+    // It comes back: a good pass ends the failure; the next one is new again.
+    std::fs::rename(&away, &remote.bare).unwrap();
+    announce_push(http_port);
+    running.wait_notice("STATUS=1/1 stacks in sync", Duration::from_secs(120));
+    std::fs::rename(&remote.bare, &away).unwrap();
+    announce_push(http_port);
+    running.wait_notice("STATUS=pass failed", Duration::from_secs(120));
+    assert_eq!(
+        journaled(&state),
+        ["applied", "pass_failed", "pass_failed"],
+        "logs:\n{}",
+        running.logs()
+    );
+
+    // The receiver got the two, not one per failing pass.
+    let arrived = support::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        kinds(&got).len() >= 2
+    });
+    assert!(arrived, "got {:?}", kinds(&got));
+    let (code, logs) = running.stop();
+    assert!(code.success(), "exit {code:?}; logs:\n{logs}");
+    assert_eq!(kinds(&got), ["pass_failed", "pass_failed"], "logs:\n{logs}");
+    let first = got.lock().unwrap()[0].json();
+    assert!(
+        first["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("writing pins back failed"),
+        "{first}"
+    );
+}
