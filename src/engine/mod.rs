@@ -69,7 +69,10 @@ impl Drop for Engine {
     /// A command's engine waits for the notifications under way (each has
     /// its own time limit and bounded attempts) before its runtime goes.
     fn drop(&mut self) {
-        if let Rt::Owned(r) = &self.rt {
+        // (Never from inside a runtime, where blocking on one is refused.)
+        if let Rt::Owned(r) = &self.rt
+            && tokio::runtime::Handle::try_current().is_err()
+        {
             r.block_on(self.flush_notifications(std::time::Duration::from_secs(15)));
         }
     }
