@@ -335,3 +335,71 @@ fn a_failing_pass_is_notified_once_and_again_once_it_recovered_and_failed_anew()
         "{first}"
     );
 }
+
+#[test]
+fn a_drifted_service_is_notified_once_until_it_is_back_in_line() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mgnotdrift").replace('-', "_");
+    let http_port = support::free_port();
+    let image = tb.require("MAGOS_TEST_IMAGE_HTTPD");
+    let remote = Remote::new(dir.path());
+    let file = format!("{project}/compose.yaml");
+    let stack = format!(
+        "services:\n  web:\n    image: {image}@{}\n    stop_signal: SIGKILL\n",
+        tb.manifest_digest(image)
+    );
+    remote.push(&file, &stack, "a stack");
+    let (good, got) = receiver();
+    let state = dir.path().join("state");
+    let config = dir.path().join("magos.yaml");
+    // Observe mode: nothing is applied, so the service stays missing.
+    std::fs::write(
+        &config,
+        format!(
+            "repo:\n  url: file://{}\napply:\n  instance: {project}\ndaemon:\n  observe: true\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nstate_dir: {}\nnotify:\n  - kind: webhook\n    url: http://{good}/hook\n    events: [drift]\n",
+            remote.bare.display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let mut running = Running::start(tb, dir.path(), &config, &project);
+    running.wait_notice("READY=1", Duration::from_secs(180));
+    announce_push(http_port);
+    running.wait_notice("STATUS=", Duration::from_secs(120));
+    assert_eq!(journaled(&state), ["drift"], "logs:\n{}", running.logs());
+
+    // The stack leaves the repository: its drift is over. It comes back: new.
+    crate::git_fixture::git(&remote.work, &["rm", "-q", &file]);
+    crate::git_fixture::git(&remote.work, &["commit", "-q", "-m", "no stack"]);
+    crate::git_fixture::git(&remote.work, &["push", "-q", "origin", "HEAD:main"]);
+    announce_push(http_port);
+    running.wait_notice("STATUS=0/0 stacks in sync", Duration::from_secs(120));
+    remote.push(&file, &stack, "the stack again");
+    announce_push(http_port);
+    running.wait_notice("STATUS=0/1 stacks in sync", Duration::from_secs(120));
+    assert_eq!(
+        journaled(&state),
+        ["drift", "drift"],
+        "logs:\n{}",
+        running.logs()
+    );
+
+    let arrived = support::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        kinds(&got).len() >= 2
+    });
+    let (code, logs) = running.stop();
+    assert!(code.success(), "exit {code:?}; logs:\n{logs}");
+    assert!(arrived, "got {:?}; logs:\n{logs}", kinds(&got));
+    assert_eq!(kinds(&got), ["drift", "drift"], "logs:\n{logs}");
+    let first = got.lock().unwrap()[0].json();
+    assert_eq!(first["stack"], project.as_str());
+    assert_eq!(first["service"], "web");
+    assert!(
+        first["reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("missing"),
+        "{first}"
+    );
+}
