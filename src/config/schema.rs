@@ -9,7 +9,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The whole configuration. Unknown keys are refused at every level.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The GitOps repository.
@@ -42,28 +42,29 @@ pub struct Config {
     pub notify: Vec<NotifySink>,
     /// A condition that lasts (a failing pass, a drifted service) is sent
     /// once, then again after this long while it lasts.
-    pub notify_repeat: HumanDuration,
+    pub notify_repeat: NotifyRepeat,
 }
 
-impl Default for Config {
+/// `notify_repeat`: how long a lasting state stays quiet before it is sent
+/// again; 24 hours unless set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyRepeat(pub Duration);
+
+impl Default for NotifyRepeat {
     fn default() -> Self {
-        Self {
-            repo: RepoConfig::default(),
-            runtime: Runtime::default(),
-            podman: PodmanConfig::default(),
-            apply: ApplyConfig::default(),
-            doctor: DoctorConfig::default(),
-            registries: RegistriesConfig::default(),
-            verify: Vec::new(),
-            scan: ScanConfig::default(),
-            secrets: SecretsConfig::default(),
-            github: GithubConfig::default(),
-            state_dir: None,
-            log: LogConfig::default(),
-            daemon: DaemonConfig::default(),
-            notify: Vec::new(),
-            notify_repeat: HumanDuration(Duration::from_secs(24 * 3600)),
-        }
+        Self(Duration::from_secs(24 * 3600))
+    }
+}
+
+impl NotifyRepeat {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        HumanDuration::parse(s).map(|d| Self(d.0))
+    }
+}
+
+impl Serialize for NotifyRepeat {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HumanDuration(self.0).serialize(s)
     }
 }
 
@@ -1268,6 +1269,7 @@ macro_rules! deserialize_via_parse {
 deserialize_via_parse!(
     ApiUrl,
     NotifyUrl,
+    NotifyRepeat,
     Runtime,
     RepoUrl,
     Branch,
@@ -1447,7 +1449,7 @@ impl Config {
                 self.daemon.registry_webhook_secret = Some(parse_secret(value)?)
             }
             "daemon.observe" => self.daemon.observe = parse_bool(value)?,
-            "notify_repeat" => self.notify_repeat = HumanDuration::parse(value)?,
+            "notify_repeat" => self.notify_repeat = NotifyRepeat::parse(value)?,
             _ => return Err(format!("`{key}` cannot be set from a variable")),
         }
         Ok(())

@@ -510,7 +510,7 @@ fn notification_sinks_are_read_with_their_defaults_and_never_show_secrets() {
     assert_eq!(n[1].secret.as_ref().unwrap().expose(), "HMACSECRET");
     assert_eq!(
         l.config.notify_repeat,
-        HumanDuration(std::time::Duration::from_secs(6 * 3600))
+        NotifyRepeat(std::time::Duration::from_secs(6 * 3600))
     );
     let shown = format!(
         "{:?}\n{}",
@@ -536,7 +536,7 @@ fn notification_sinks_are_read_with_their_defaults_and_never_show_secrets() {
     .unwrap();
     assert_eq!(
         l.config.notify_repeat,
-        HumanDuration(std::time::Duration::from_secs(1800))
+        NotifyRepeat(std::time::Duration::from_secs(1800))
     );
 }
 
