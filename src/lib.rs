@@ -40,6 +40,7 @@ pub mod engine;
 pub mod git;
 pub mod lock;
 pub mod logging;
+pub mod notify;
 pub mod pin;
 #[cfg(unix)]
 pub mod podman;

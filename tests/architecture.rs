@@ -51,6 +51,7 @@ fn the_core_does_no_io() {
 /// The single-purpose edges: each talks to one thing.
 const EDGES: &[&str] = &[
     "git", "registry", "podman", "docker", "secrets", "server", "systemd", "lock", "logging",
+    "notify",
 ];
 
 /// The front ends: the only modules that may use the engine.

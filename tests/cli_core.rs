@@ -419,3 +419,59 @@ fn lint_reads_a_git_url_as_it_reads_a_folder() {
     assert!(from_url.contains("80800"), "{from_url}");
     assert!(from_url.contains("unknown policy `nope`"), "{from_url}");
 }
+
+#[test]
+fn history_prints_the_journal_filtered_by_age_and_teaches_its_flags() {
+    let state = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old = now - 3 * 86_400;
+    std::fs::write(
+        state.path().join("events.jsonl"),
+        format!(
+            "{{\"kind\":\"pass_failed\",\"at\":{old},\"reason\":\"git fetch failed\"}}\n{{\"kind\":\"pinned\",\"at\":{now},\"stack\":\"web\",\"service\":\"app\",\"reason\":\"tag 1.2.0\"}}\n"
+        ),
+    )
+    .unwrap();
+    let history = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_magos"))
+            .arg("history")
+            .args(args)
+            .env_remove("MAGOS_CONFIG")
+            .env("HOME", state.path())
+            .env("XDG_CONFIG_HOME", state.path())
+            .env("MD_STATE_DIR", state.path())
+            .output()
+            .expect("run magos")
+    };
+    let out = history(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("pass_failed  -  git fetch failed"), "{text}");
+    let out = history(&["--since", "1d", "--output", "json"]);
+    let v = json(&out);
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["kind"], "pinned");
+    assert_eq!(v[0]["service"], "app");
+    let out = history(&["--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--since yesterday"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = history(&["--help"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Examples:") && text.contains("--since 1d"),
+        "{text}"
+    );
+}

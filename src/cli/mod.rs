@@ -11,6 +11,7 @@ mod completions;
 mod config_cmd;
 #[cfg(target_os = "linux")]
 pub mod doctor;
+pub mod history;
 #[cfg(unix)]
 mod export;
 #[cfg(unix)]
@@ -163,6 +164,14 @@ pub enum Command {
     /// pets the watchdog while it makes progress. `--once` runs one pass.
     #[cfg(target_os = "linux")]
     Run(run::RunArgs),
+    /// Show what Magos did and told its owner: pins, applies, failures
+    ///
+    /// Prints the events of the journal in the state folder, oldest first:
+    /// pins and pull requests, applies, failed soaks and rollbacks, drift,
+    /// network heals and failed passes, each with its stack, service, image,
+    /// digests, commit and reason. The same events go to the `notify:`
+    /// receivers.
+    History(history::HistoryArgs),
     /// Print shell completions: bash, zsh, fish, elvish or powershell
     ///
     /// For example `magos completions bash >~/.local/share/bash-completion/completions/magos`;
@@ -296,6 +305,9 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         #[cfg(target_os = "linux")]
         Command::Doctor(args) => {
             doctor::run(args, config_file.as_deref(), env, &overrides, verbosity)
+        }
+        Command::History(args) => {
+            history::run(args, config_file.as_deref(), env, &overrides, verbosity)
         }
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),

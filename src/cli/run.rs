@@ -67,6 +67,9 @@ pub fn run(
                 skip: BTreeSet::new(),
             };
             let report = reconciler.pass(request, &daemon.shared.liveness).await;
+            reconciler
+                .flush_notifications(std::time::Duration::from_secs(15))
+                .await;
             super::out(&format!("{}\n", report.summary()))?;
             return Ok(if !report.ok() {
                 Exit::Error
@@ -83,6 +86,9 @@ pub fn run(
         }
         let client = reconciler.client().clone();
         service::serve(&mut reconciler, &config, &daemon, notifier, Some(client)).await?;
+        reconciler
+            .flush_notifications(std::time::Duration::from_secs(5))
+            .await;
         Ok(Exit::Success)
     })
 }

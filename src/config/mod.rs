@@ -281,6 +281,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "daemon.observe",
         doc: "`true`: monitor only, change nothing",
     },
+    EnvVar {
+        name: "MD_NOTIFY_REPEAT",
+        key: "notify_repeat",
+        doc: "how often a lasting failure is notified again",
+    },
 ];
 
 /// Where the configuration file is looked for when `--config` is not given:

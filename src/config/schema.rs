@@ -38,6 +38,181 @@ pub struct Config {
     pub log: LogConfig,
     /// The daemon (`magos run`).
     pub daemon: DaemonConfig,
+    /// Where events (pins, applies, failures) are sent: one entry per sink.
+    pub notify: Vec<NotifySink>,
+    /// A condition that lasts (a failing pass, a drifted service) is sent
+    /// once, then again after this long while it lasts.
+    pub notify_repeat: NotifyRepeat,
+}
+
+/// `notify_repeat`: how long a lasting state stays quiet before it is sent
+/// again; 24 hours unless set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyRepeat(pub Duration);
+
+impl Default for NotifyRepeat {
+    fn default() -> Self {
+        Self(Duration::from_secs(24 * 3600))
+    }
+}
+
+impl NotifyRepeat {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        HumanDuration::parse(s).map(|d| Self(d.0))
+    }
+}
+
+impl Serialize for NotifyRepeat {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HumanDuration(self.0).serialize(s)
+    }
+}
+
+/// One `notify:` entry: where events go and which ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawSink")]
+pub struct NotifySink {
+    /// The kind of receiver, which decides the request's shape.
+    pub kind: SinkKind,
+    /// Where the request goes (never shown whole: it may hold a token).
+    pub url: NotifyUrl,
+    /// The receiver's token (ntfy and webhook: `Authorization: Bearer`;
+    /// gotify: `X-Gotify-Key`; apprise: the Apprise URLs to notify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// The kinds of event sent; default every kind but `applied`.
+    pub events: Vec<crate::core::event::EventKind>,
+    /// Webhook only: the key of the `X-Magos-Signature-256` HMAC-SHA256 of the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// The time limit of one attempt (three attempts at most).
+    pub timeout: HumanDuration,
+}
+
+/// A `notify:` entry as written, checked into a [`NotifySink`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    kind: SinkKind,
+    url: NotifyUrl,
+    #[serde(default)]
+    token: Option<Secret>,
+    #[serde(default = "NotifySink::default_events")]
+    events: Vec<crate::core::event::EventKind>,
+    #[serde(default)]
+    secret: Option<Secret>,
+    #[serde(default = "NotifySink::default_timeout")]
+    timeout: HumanDuration,
+}
+
+impl TryFrom<RawSink> for NotifySink {
+    type Error = String;
+
+    fn try_from(raw: RawSink) -> Result<Self, String> {
+        if raw.secret.is_some() && raw.kind != SinkKind::Webhook {
+            return Err(format!(
+                "`secret` signs `webhook` requests only; remove it from this `{}` sink (its credential goes in `token`)",
+                raw.kind
+            ));
+        }
+        if [&raw.token, &raw.secret]
+            .into_iter()
+            .flatten()
+            .any(|s| s.expose().is_empty())
+        {
+            return Err("`token` and `secret` must not be empty".to_owned());
+        }
+        Ok(Self {
+            kind: raw.kind,
+            url: raw.url,
+            token: raw.token,
+            events: raw.events,
+            secret: raw.secret,
+            timeout: raw.timeout,
+        })
+    }
+}
+
+impl NotifySink {
+    /// Ten seconds.
+    pub fn default_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(10))
+    }
+
+    /// Every kind of event but `applied` (which a busy repository sends often).
+    pub fn default_events() -> Vec<crate::core::event::EventKind> {
+        use crate::core::event::EventKind;
+        EventKind::ALL
+            .into_iter()
+            .filter(|k| *k != EventKind::Applied)
+            .collect()
+    }
+}
+
+pub use crate::core::notify::SinkKind;
+
+/// An `http://` or `https://` URL of a notification receiver. It may carry a
+/// token (a Discord webhook's path, a `?token=` query, `user:password@`), so
+/// only its scheme and host are ever shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NotifyUrl(String);
+
+impl NotifyUrl {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let Some((scheme, rest)) = t.split_once("://") else {
+            return Err("a notification URL starts with http:// or https://".to_owned());
+        };
+        if !matches!(scheme, "http" | "https") {
+            return Err(format!(
+                "`{scheme}://`: a notification URL starts with http:// or https://"
+            ));
+        }
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or("");
+        if host.is_empty() || t.contains(char::is_whitespace) {
+            // Never echo what might hold a token.
+            return Err("the notification URL has no host or holds white space".to_owned());
+        }
+        Ok(Self(t.to_owned()))
+    }
+
+    /// The URL as given, credentials included: only for the request itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Scheme and host (and port), then `/…` when a path or query follows:
+    /// what logs and errors may show.
+    pub fn redacted(&self) -> String {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let host = rest[..end].rsplit('@').next().unwrap_or("");
+        let tail = rest[end..].trim_start_matches('/');
+        if tail.is_empty() {
+            format!("{scheme}://{host}")
+        } else {
+            format!("{scheme}://{host}/…")
+        }
+    }
+}
+
+impl fmt::Debug for NotifyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for NotifyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for NotifyUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
 }
 
 /// One `verify:` entry: a cosign public key (PEM, ECDSA P-256) that must have
@@ -1100,6 +1275,8 @@ macro_rules! deserialize_via_parse {
 
 deserialize_via_parse!(
     ApiUrl,
+    NotifyUrl,
+    NotifyRepeat,
     Runtime,
     RepoUrl,
     Branch,
@@ -1208,6 +1385,8 @@ impl Config {
         "daemon.http.header_timeout",
         "daemon.http.idle_timeout",
         "daemon.http.max_connections",
+        "notify",
+        "notify_repeat",
     ];
 
     /// Sets one key from a string (an environment variable, a `.env` line or a flag).
@@ -1277,6 +1456,7 @@ impl Config {
                 self.daemon.registry_webhook_secret = Some(parse_secret(value)?)
             }
             "daemon.observe" => self.daemon.observe = parse_bool(value)?,
+            "notify_repeat" => self.notify_repeat = NotifyRepeat::parse(value)?,
             _ => return Err(format!("`{key}` cannot be set from a variable")),
         }
         Ok(())

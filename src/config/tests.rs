@@ -501,3 +501,98 @@ fn active_profiles_come_from_the_file_or_compose_profiles() {
     .to_string();
     assert!(msg.contains("COMPOSE_PROFILES"), "{msg}");
 }
+
+#[test]
+fn notification_sinks_are_read_with_their_defaults_and_never_show_secrets() {
+    let (_d, path) = file_with(
+        "notify:\n  - kind: ntfy\n    url: https://ntfy.example.org/magos-topic\n    token: tk_SECRETTOKEN\n  - kind: webhook\n    url: https://hooks.example.org/in?key=QUERYSECRET\n    secret: HMACSECRET\n    events: [pinned, pass_failed]\n  - kind: discord\n    url: https://discord.com/api/webhooks/1/PATHSECRET\nnotify_repeat: 6h\n",
+    );
+    let l = load(Some(&path), &Env::new(), &Overrides::default()).unwrap();
+    let n = &l.config.notify;
+    assert_eq!(n.len(), 3);
+    assert_eq!(n[0].kind, SinkKind::Ntfy);
+    assert_eq!(n[0].token.as_ref().unwrap().expose(), "tk_SECRETTOKEN");
+    assert_eq!(n[0].events, NotifySink::default_events());
+    assert!(
+        !n[0]
+            .events
+            .contains(&crate::core::event::EventKind::Applied)
+    );
+    use crate::core::event::EventKind;
+    assert_eq!(n[1].events, vec![EventKind::Pinned, EventKind::PassFailed]);
+    assert_eq!(n[1].secret.as_ref().unwrap().expose(), "HMACSECRET");
+    assert_eq!(
+        l.config.notify_repeat,
+        NotifyRepeat(std::time::Duration::from_secs(6 * 3600))
+    );
+    let shown = format!(
+        "{:?}\n{}",
+        l.config,
+        serde_yaml_ng::to_string(&l.config).unwrap()
+    );
+    for secret in [
+        "SECRETTOKEN",
+        "QUERYSECRET",
+        "HMACSECRET",
+        "PATHSECRET",
+        "magos-topic",
+    ] {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+    }
+    assert!(shown.contains("https://discord.com/…"), "{shown}");
+    // The environment sets the repeat.
+    let l = load(
+        Some(&path),
+        &env(&[("MD_NOTIFY_REPEAT", "30m")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        l.config.notify_repeat,
+        NotifyRepeat(std::time::Duration::from_secs(1800))
+    );
+}
+
+#[test]
+fn a_bad_notification_sink_names_file_line_and_key() {
+    let cases = [
+        (
+            "notify:\n  - kind: slack\n    url: https://x.example\n",
+            2,
+            "unknown variant `slack`",
+        ),
+        (
+            "notify:\n  - kind: ntfy\n    url: ftp://x.example/t\n",
+            3,
+            "notify[0].url: `ftp://`: a notification URL starts with http:// or https://",
+        ),
+        (
+            "notify:\n  - kind: ntfy\n    url: https://x.example/t\n    events: [pinned, deployed]\n",
+            4,
+            "unknown variant `deployed`",
+        ),
+        (
+            "notify:\n  - kind: ntfy\n    url: https://x.example/t\n    secret: NOTSHOWN\n",
+            4,
+            "`secret` signs `webhook` requests only",
+        ),
+        (
+            "notify:\n  - kind: ntfy\n    url: https://x.example/t\n    tokn: NOTSHOWN\n",
+            4,
+            "unknown field `tokn`",
+        ),
+    ];
+    for (text, line, want) in cases {
+        let (_d, path) = file_with(text);
+        let msg = load(Some(&path), &Env::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(&format!("{}:{line}:", path.display())),
+            "{text}: {msg}"
+        );
+        assert!(msg.contains(want), "{text}: {msg}");
+        assert!(msg.contains("notify"), "{text}: {msg}");
+        assert!(!msg.contains("NOTSHOWN"), "{text}: {msg}");
+    }
+}

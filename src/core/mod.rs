@@ -14,6 +14,7 @@ pub mod drift;
 pub mod duration;
 pub mod event;
 pub mod interpolate;
+pub mod notify;
 pub mod observed;
 pub mod plan;
 pub mod policy;

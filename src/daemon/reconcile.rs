@@ -14,6 +14,8 @@ use crate::apply::repo::{RepoApplyError, Repository, apply_prepared, drift_prepa
 use crate::apply::{RepoOptions, stoppable};
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
+use crate::core::event::{Event, EventKind};
+use crate::engine::events::now;
 use crate::engine::pin::{Problem, Written};
 use crate::engine::{Engine, Location};
 use crate::podman::Client;
@@ -37,6 +39,9 @@ pub struct RepoReconciler {
     progress: Arc<Liveness>,
     #[cfg(target_os = "linux")]
     doctor: crate::doctor::Doctor,
+    /// The followed branch's head as the last write-back saw it: the commit
+    /// an `applied` event names.
+    head: Option<String>,
 }
 
 impl RepoReconciler {
@@ -57,7 +62,8 @@ impl RepoReconciler {
                 "`magos run` applies through Podman only for now; with runtime docker, run `magos apply` from a timer (see docs/docker.md)"
             );
         }
-        let engine = Engine::on(&config, &env, tokio::runtime::Handle::current())?;
+        let mut engine = Engine::on(&config, &env, tokio::runtime::Handle::current())?;
+        engine.count_notification_failures_in(metrics.notifications_failed.clone());
         let client = engine.podman()?.clone();
         #[cfg(target_os = "linux")]
         let doctor = crate::doctor::Doctor::new(crate::doctor::DoctorOptions::for_daemon(
@@ -76,7 +82,14 @@ impl RepoReconciler {
             progress,
             #[cfg(target_os = "linux")]
             doctor,
+            head: None,
         })
+    }
+
+    /// Waits for the notifications under way, at most `limit` (before the
+    /// process exits).
+    pub async fn flush_notifications(&self, limit: std::time::Duration) {
+        self.engine.flush_notifications(limit).await;
     }
 
     /// The Podman client (for the event stream).
@@ -91,7 +104,7 @@ impl RepoReconciler {
     /// Syncs the repository and writes pins back; returns the folder to apply and
     /// the number of services pinned.
     async fn sync_and_pin(
-        &self,
+        &mut self,
         liveness: &Liveness,
         report: &mut PassReport,
     ) -> anyhow::Result<PathBuf> {
@@ -158,6 +171,13 @@ impl RepoReconciler {
                     }
                 };
                 log_write_back(&written);
+                match &written.written {
+                    Written::Unchanged { head } => self.head = Some(head.clone()),
+                    Written::Pushed { commit, .. } | Written::Committed { commit, .. } => {
+                        self.head = Some(commit.clone());
+                    }
+                    Written::Proposed(_) => {}
+                }
                 if written.failed() {
                     self.metrics.error("pin");
                     report.error.get_or_insert_with(|| {
@@ -241,6 +261,19 @@ impl RepoReconciler {
             };
             match applied {
                 Ok(r) => {
+                    for s in r.stacks.iter().filter(|s| !s.done.is_empty()) {
+                        let mut done = s.done.join("; ");
+                        if done.len() > 500 {
+                            done = format!("{}…", done.chars().take(500).collect::<String>());
+                        }
+                        let mut event = Event::new(EventKind::Applied, now())
+                            .stack(&s.stack)
+                            .reason(done);
+                        if let Some(head) = &self.head {
+                            event = event.commit(head);
+                        }
+                        self.engine.emit(event);
+                    }
                     for s in r.stacks {
                         if let Some(e) = &s.error {
                             self.metrics.error("apply");
@@ -264,6 +297,21 @@ impl RepoReconciler {
                     .await;
             for h in &report.heals {
                 tracing::info!(action = ?h.action.kind(), target = %h.action.target(), outcome = ?h.outcome, "network heal");
+                if h.outcome == crate::doctor::model::HealOutcome::Healed {
+                    let event = Event::new(EventKind::Healed, now()).reason(format!(
+                        "{}: {}",
+                        h.action.reason(),
+                        h.detail
+                    ));
+                    self.engine.emit(match &h.action {
+                        crate::doctor::model::HealAction::RestartContainer {
+                            container, ..
+                        } => event.service(container),
+                        crate::doctor::model::HealAction::RestartStacks { .. } => {
+                            event.stack(h.action.target())
+                        }
+                    });
+                }
             }
         }
         outcomes
@@ -380,6 +428,28 @@ impl Reconciler for RepoReconciler {
         let mut stacks: BTreeMap<String, StackOutcome> = BTreeMap::new();
         match drift {
             Ok(d) => {
+                let mut drifted = Vec::new();
+                for e in d.entries.iter().filter(|e| e.state.is_drift()) {
+                    let service = e
+                        .service
+                        .clone()
+                        .or_else(|| e.container.clone())
+                        .unwrap_or_default();
+                    let mut event = Event::new(EventKind::Drift, now())
+                        .stack(&e.stack)
+                        .service(&service)
+                        .reason(e.state.as_str());
+                    if let Some(expected) = &e.expected {
+                        event = event.reason(format!("{}: expected {expected}", e.state));
+                    }
+                    self.engine.emit(event);
+                    drifted.push((e.stack.clone(), service));
+                }
+                self.engine.settle(EventKind::Drift, |stack, service| {
+                    !drifted
+                        .iter()
+                        .any(|(st, sv)| (Some(st.as_str()), Some(sv.as_str())) == (stack, service))
+                });
                 self.metrics.drift.clear();
                 let mut counts: BTreeMap<(String, DriftState), i64> = BTreeMap::new();
                 for e in &d.entries {
@@ -437,8 +507,9 @@ impl Reconciler for RepoReconciler {
     async fn reload(&mut self) -> Result<(), String> {
         let loaded = crate::config::load(self.config_file.as_deref(), &self.env, &self.overrides)
             .map_err(|e| e.to_string())?;
-        let engine = Engine::on(&loaded.config, &self.env, tokio::runtime::Handle::current())
+        let mut engine = Engine::on(&loaded.config, &self.env, tokio::runtime::Handle::current())
             .map_err(|e| format!("{e:#}"))?;
+        engine.count_notification_failures_in(self.metrics.notifications_failed.clone());
         let client = engine.podman().map_err(|e| format!("{e:#}"))?.clone();
         #[cfg(target_os = "linux")]
         {
@@ -457,6 +528,27 @@ impl Reconciler for RepoReconciler {
 impl RepoReconciler {
     fn finish(&mut self, report: &PassReport, started: Instant) {
         self.count_registry_requests();
+        // A pass that failed as a whole, and each stack that failed in it.
+        match &report.error {
+            Some(e) => self
+                .engine
+                .emit(Event::new(EventKind::PassFailed, now()).reason(e)),
+            None => self
+                .engine
+                .settle(EventKind::PassFailed, |stack, _| stack.is_none()),
+        }
+        for s in &report.stacks {
+            match &s.error {
+                Some(e) => self.engine.emit(
+                    Event::new(EventKind::PassFailed, now())
+                        .stack(&s.stack)
+                        .reason(e),
+                ),
+                None => self.engine.settle(EventKind::PassFailed, |stack, _| {
+                    stack == Some(s.stack.as_str())
+                }),
+            }
+        }
         let ok = report.ok();
         self.metrics
             .passes

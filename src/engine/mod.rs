@@ -55,11 +55,30 @@ pub struct Engine {
     docker: std::sync::OnceLock<crate::docker::Client>,
     keys: KeySources,
     runtime_dir: Option<crate::secrets::runtime::RuntimeDir>,
+    /// Sends events to the `notify:` receivers in the background.
+    notifier: crate::notify::Notifier,
+    /// The event journal in the state folder (`None` without one).
+    journal: Option<crate::notify::Journal>,
+    /// The states already sent, kept in the state folder between runs.
+    dedupe: Mutex<crate::core::notify::Dedupe>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Engine {
+    /// A command's engine waits for the notifications under way (each has
+    /// its own time limit and bounded attempts) before its runtime goes.
+    fn drop(&mut self) {
+        // (Never from inside a runtime, where blocking on one is refused.)
+        if let Rt::Owned(r) = &self.rt
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            r.block_on(self.flush_notifications(std::time::Duration::from_secs(15)));
+        }
     }
 }
 
@@ -80,7 +99,25 @@ impl Engine {
     }
 
     fn build(config: &Config, env: &Env, rt: Rt) -> anyhow::Result<Self> {
+        let handle = match &rt {
+            Rt::Owned(r) => r.handle().clone(),
+            Rt::Shared(h) => h.clone(),
+        };
+        let notifier = crate::notify::Notifier::new(
+            &config.notify,
+            handle,
+            crate::notify::Delivery::default(),
+        );
+        let journal = crate::config::state_dir(config, env)
+            .map(|dir| crate::notify::Journal::new(&dir, crate::notify::journal::MAX_BYTES));
+        let dedupe = journal
+            .as_ref()
+            .map(|j| j.load_dedupe())
+            .unwrap_or_default();
         Ok(Self {
+            notifier,
+            journal,
+            dedupe: Mutex::new(dedupe),
             config: config.clone(),
             env: env.clone(),
             registry: std::sync::OnceLock::new(),

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use crate::config::{PrGrouping, RepoMode};
 use crate::core::diag::{Diagnostic, Severity};
+use crate::core::event::{Event, EventKind};
 use crate::core::stacks::Selection;
 use crate::git::github::{self, GithubApp, PullRequest, RepoSlug};
 use crate::git::{Checkout, Identity, ProposeOutcome, UpdateOptions, UpdateOutcome, message};
@@ -246,6 +247,24 @@ impl Engine {
             UpdateOutcome::Pushed { commit, attempts } => Written::Pushed { commit, attempts },
             UpdateOutcome::Committed { commit, kept } => Written::Committed { commit, kept },
         };
+        match &written {
+            Written::Pushed { commit, .. } => {
+                for u in &pass.updates {
+                    self.emit(update_event(EventKind::Pinned, u, commit));
+                }
+            }
+            Written::Committed { commit, kept } => {
+                for u in &pass.updates {
+                    let event = update_event(EventKind::Pinned, u, commit);
+                    let reason = format!(
+                        "{} (not pushed: kept on the local branch {kept})",
+                        event.reason.as_deref().unwrap_or_default()
+                    );
+                    self.emit(event.reason(reason));
+                }
+            }
+            Written::Unchanged { .. } | Written::Proposed(_) => {}
+        }
         let remote = checkout.remote();
         Ok(WriteBack {
             url: remote.url().to_owned(),
@@ -350,6 +369,24 @@ impl Engine {
                     (None, Vec::new())
                 }
             };
+            if pushed {
+                let link = pull_request
+                    .as_ref()
+                    .map(|pr| {
+                        let (PullRequest::Opened(n) | PullRequest::Updated(n)) = pr;
+                        format!("pull request #{n}: {title}")
+                    })
+                    .unwrap_or_else(|| format!("branch {branch}: {title}"));
+                for u in first
+                    .updates
+                    .iter()
+                    .filter(|u| services.contains(&(u.stack.clone(), u.service.clone())))
+                {
+                    self.emit(
+                        update_event(EventKind::PullRequest, u, &commit).reason(link.clone()),
+                    );
+                }
+            }
             proposed.push(Proposed {
                 branch,
                 title,
@@ -393,6 +430,24 @@ impl Engine {
             .personal_token(creds.password.expose().to_owned())
             .build()?)
     }
+}
+
+/// The event of a pin (or a proposed pin) of `u` in `commit`: the image
+/// without tag or digest, the digest before (when the line had one) and after.
+fn update_event(kind: EventKind, u: &pin::Update, commit: &str) -> Event {
+    let digest = |value: &str| value.split_once('@').map(|(_, d)| d.to_owned());
+    let name = u.new.split_once('@').map_or(u.new.as_str(), |(n, _)| n);
+    let image = match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => &name[..i],
+        _ => name,
+    };
+    Event::new(kind, super::events::now())
+        .stack(&u.stack)
+        .service(&u.service)
+        .image(image)
+        .digests(digest(&u.old), digest(&u.new))
+        .commit(commit)
+        .reason(format!("tag {}", u.tag))
 }
 
 /// One pull request to propose: its branch, the `(stack, service)` pairs it

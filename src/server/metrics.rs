@@ -69,6 +69,8 @@ pub struct Metrics {
     pub errors: Family<KindLabel, Counter>,
     /// Network healing actions by kind.
     pub heals: Family<KindLabel, Counter>,
+    /// Notifications a receiver never accepted (after every attempt).
+    pub notifications_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -124,6 +126,12 @@ impl Metrics {
         registry.register("errors", "Errors by kind", errors.clone());
         let heals = Family::<KindLabel, Counter>::default();
         registry.register("heals", "Network healing actions by kind", heals.clone());
+        let notifications_failed = Counter::default();
+        registry.register(
+            "notifications_failed",
+            "Notifications a receiver never accepted, after every attempt",
+            notifications_failed.clone(),
+        );
         Self {
             registry,
             passes,
@@ -135,6 +143,7 @@ impl Metrics {
             ratelimit_remaining,
             errors,
             heals,
+            notifications_failed,
         }
     }
 

@@ -153,13 +153,13 @@ pub(crate) fn magos(tb: &Testbed, config: &Path, args: &[&str]) -> Output {
 }
 
 /// A bare git remote on disk (branch `main`) and a clone that pushes to it.
-struct Remote {
-    bare: PathBuf,
-    work: PathBuf,
+pub(crate) struct Remote {
+    pub(crate) bare: PathBuf,
+    pub(crate) work: PathBuf,
 }
 
 impl Remote {
-    fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         let bare = dir.join("homelab.git");
         std::fs::create_dir(&bare).unwrap();
         git(&bare, &["init", "-q", "--bare", "-b", "main"]);
@@ -172,7 +172,7 @@ impl Remote {
 
     /// Writes `file` (relative to the repository), commits it and pushes it to
     /// `main`; returns the commit.
-    fn push(&self, file: &str, contents: &str, message: &str) -> String {
+    pub(crate) fn push(&self, file: &str, contents: &str, message: &str) -> String {
         let path = self.work.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, contents).unwrap();
@@ -183,7 +183,7 @@ impl Remote {
     }
 
     /// Pulls `main` and returns `file` as it is there.
-    fn pull(&self, file: &str) -> String {
+    pub(crate) fn pull(&self, file: &str) -> String {
         git(&self.work, &["pull", "-q", "--ff-only", "origin", "main"]);
         std::fs::read_to_string(self.work.join(file)).unwrap()
     }

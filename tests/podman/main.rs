@@ -24,6 +24,7 @@ mod doctor;
 mod fails_alone;
 mod git_ssh;
 mod init;
+mod notify;
 mod pinning;
 mod pull_progress;
 mod registry;
