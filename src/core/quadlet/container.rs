@@ -476,20 +476,28 @@ fn health(w: &mut Writer<'_, '_, '_>) {
         return;
     }
     // `--health-cmd` reads a JSON array whose first word is `CMD-SHELL` as
-    // it stands, any other array of two words or more as `CMD` + the words.
+    // it stands, any other array of two words or more as `CMD` + the words,
+    // and `CMD word` (no JSON) as `CMD` + the words split at white space.
     let cmd = match h.test.first().map(String::as_str) {
         Some("NONE") => "none".to_owned(),
         Some("CMD-SHELL") => serde_json::to_string(&h.test).expect("strings serialize"),
         Some("CMD") if h.test.len() > 2 => {
             serde_json::to_string(&h.test[1..]).expect("strings serialize")
         }
+        Some("CMD")
+            if h.test.len() == 2
+                && !h.test[1].is_empty()
+                && !h.test[1].contains(char::is_whitespace) =>
+        {
+            format!("CMD {}", h.test[1])
+        }
         Some("CMD") if h.test.len() == 2 => {
             w.errors.at(
                 &c.service,
                 "healthcheck",
                 format!(
-                    "a one-word `CMD` test (`{}`) cannot be written as Quadlet's `HealthCmd=`, which Podman reads as a shell command; write it as `[\"CMD-SHELL\", \"{}\"]`",
-                    h.test[1], h.test[1]
+                    "a one-word `CMD` test holding white space (`{}`) cannot be written as Quadlet's `HealthCmd=`; split it into its words",
+                    h.test[1]
                 ),
             );
             return;

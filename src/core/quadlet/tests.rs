@@ -162,11 +162,24 @@ fn a_built_image_comes_from_the_build_unit() {
 #[test]
 fn healthchecks_podman_cannot_take_from_a_unit_are_errors() {
     let e = errors(
-        "services:\n  app:\n    image: nginx:1.27\n    healthcheck:\n      test: [\"CMD\", \"/ok\"]\n  db:\n    image: postgres:16\n    healthcheck:\n      test: [\"CMD\", \"pg_isready\", \"-q\"]\n      start_interval: 2s\n",
+        "services:\n  app:\n    image: nginx:1.27\n    healthcheck:\n      test: [\"CMD\", \"/ok now\"]\n  db:\n    image: postgres:16\n    healthcheck:\n      test: [\"CMD\", \"pg_isready\", \"-q\"]\n      start_interval: 2s\n",
     );
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].starts_with("web/compose.yaml:4:5: error: service `app`: `healthcheck`: a one-word `CMD` test (`/ok`)"), "{e:?}");
-    assert!(e[1].starts_with("web/compose.yaml:8:5: error: service `db`: `healthcheck`: `start_interval` has no Quadlet key"), "{e:?}");
+    assert!(
+        e[0].starts_with("web/compose.yaml:4:5: error: service `app`: `healthcheck`: a one-word `CMD` test holding white space (`/ok now`)"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("web/compose.yaml:8:5: error: service `db`: `healthcheck`: `start_interval` has no Quadlet key"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_one_word_cmd_test_stays_a_cmd_test() {
+    let u = units("services:\n  app:\n    image: nginx:1.27\n    healthcheck:\n      test: [\"CMD\", \"/ok\"]\n")
+        .unwrap();
+    assert!(unit(&u, "web-app.container").contains("\nHealthCmd=CMD /ok\n"));
 }
 
 #[test]
