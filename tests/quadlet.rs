@@ -46,12 +46,18 @@ fn export(case: &str) -> Vec<UnitFile> {
         },
     );
     assert!(!converted.has_errors(), "{:?}", converted.diagnostics);
+    let mut spec = converted.spec;
+    // What the edge that reads a build context fills in.
+    for c in &mut spec.services {
+        if let Some(b) = &mut c.build {
+            b.digest = format!("sha256:{}", "b".repeat(64));
+        }
+    }
     let options = Options {
         scope: Scope::User,
         ..Options::default()
     };
-    stack_units(&converted.spec, &Sites::of(&loaded), &options)
-        .unwrap_or_else(|e| panic!("{case}: {e:#?}"))
+    stack_units(&spec, &Sites::of(&loaded), &options).unwrap_or_else(|e| panic!("{case}: {e:#?}"))
 }
 
 /// Compares the units of `case` with its `expected/` folder, file by file.
@@ -98,6 +104,11 @@ fn dependencies_restarts_replicas_and_secrets() {
     check("deps");
 }
 
+#[test]
+fn builds_become_build_units() {
+    check("build");
+}
+
 /// Podman's Quadlet generator: the test bed's (`MAGOS_TESTBED_QUADLET`), else
 /// where Podman installs it. Missing, the test fails: it is part of the test
 /// bed's `podman` package (`scripts/testbed.sh`).
@@ -114,8 +125,8 @@ fn generator() -> PathBuf {
 }
 
 /// The corpus stacks that cannot be exported, and a word of why: `build:`
-/// (a unit cannot build; most of their contexts are not in the corpus
-/// either) and the two files the compose loader refuses.
+/// contexts the corpus does not hold, and the two files the compose loader
+/// refuses.
 const NOT_EXPORTED: &[(&str, &str)] = &[
     ("awesome-flask-redis", "build"),
     ("awesome-nginx-golang-postgres", "build"),
@@ -123,7 +134,6 @@ const NOT_EXPORTED: &[(&str, &str)] = &[
     ("freshrss", "build"),
     ("mealie", "build"),
     ("nextcloud-proxy-mariadb-fpm", "build"),
-    ("podman-compose-extra-hosts", "build"),
     ("podman-compose-ulimit", "cannot be loaded"),
     ("podman-compose-yamlmagic", "cannot be loaded"),
 ];
@@ -218,4 +228,60 @@ fn the_corpus_exports_to_units_the_generator_accepts() {
         exported += 1;
     }
     assert_eq!(exported, stacks.len() - NOT_EXPORTED.len());
+}
+
+/// `magos export quadlet` in a folder of its own: the files it writes, then
+/// nothing rewritten on a second run, then the unit of a service taken out
+/// of the stack removed (and a file it did not write kept).
+#[test]
+fn export_writes_leaves_unchanged_and_removes_its_own_units() {
+    let repo = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let stack = repo.path().join("web");
+    std::fs::create_dir(&stack).unwrap();
+    let two = "services:\n  app:\n    image: docker.io/library/nginx:1.27\n  cache:\n    image: docker.io/library/redis:7\n";
+    std::fs::write(stack.join("compose.yaml"), two).unwrap();
+    let export = || {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_magos"))
+            .args(["export", "quadlet", "--scope", "user", "--repo"])
+            .arg(repo.path())
+            .arg("--out")
+            .arg(out.path())
+            .env_remove("MAGOS_CONFIG")
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+        assert!(
+            run.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        stdout.replace(&format!("{}/", out.path().display()), "")
+    };
+    assert_eq!(
+        export(),
+        "wrote web/web-app.container\nwrote web/web-cache.container\nwrote web/web-default.network\n"
+    );
+    assert_eq!(
+        export(),
+        "unchanged web/web-app.container\nunchanged web/web-cache.container\nunchanged web/web-default.network\n"
+    );
+    std::fs::write(
+        out.path().join("web/mine.container"),
+        "[Container]\nImage=x\n",
+    )
+    .unwrap();
+    std::fs::write(
+        stack.join("compose.yaml"),
+        "services:\n  app:\n    image: docker.io/library/nginx:1.27\n",
+    )
+    .unwrap();
+    assert_eq!(
+        export(),
+        "unchanged web/web-app.container\nunchanged web/web-default.network\nremoved web/web-cache.container\n"
+    );
+    assert!(out.path().join("web/mine.container").is_file());
+    assert!(!out.path().join("web/web-cache.container").exists());
 }

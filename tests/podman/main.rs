@@ -27,6 +27,7 @@ mod init;
 mod notify;
 mod pinning;
 mod pull_progress;
+mod quadlet_export;
 mod registry;
 mod runkeys;
 mod runtime;
