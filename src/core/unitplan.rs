@@ -92,8 +92,10 @@ fn dependencies(contents: &str) -> Vec<String> {
             ("[Container]", "Network" | "Volume" | "Mount" | "Pod") => {
                 let source = value.split([':', ',']).find_map(|part| {
                     let part = part.trim().trim_start_matches("source=");
-                    (part.ends_with(".network") || part.ends_with(".volume") || part.ends_with(".pod"))
-                        .then_some(part)
+                    (part.ends_with(".network")
+                        || part.ends_with(".volume")
+                        || part.ends_with(".pod"))
+                    .then_some(part)
                 });
                 out.extend(source.and_then(service_of));
             }
@@ -187,7 +189,10 @@ impl UnitPlan {
 
 /// The files to write, change and remove so that `disk` equals `desired`
 /// (name → text both).
-pub fn diff(desired: &BTreeMap<String, String>, disk: &BTreeMap<String, String>) -> Vec<FileChange> {
+pub fn diff(
+    desired: &BTreeMap<String, String>,
+    disk: &BTreeMap<String, String>,
+) -> Vec<FileChange> {
     let mut out = Vec::new();
     for (name, text) in desired {
         match disk.get(name) {
@@ -321,13 +326,7 @@ pub fn plan_stack(
 /// The plan that removes every unit of a stack (`disk`): it left the
 /// repository, or its runtime is no longer `quadlet`.
 pub fn retire_stack(stack: &str, disk: &BTreeMap<String, String>) -> UnitPlan {
-    plan_stack(
-        stack,
-        &BTreeMap::new(),
-        disk,
-        &BTreeSet::new(),
-        Vec::new(),
-    )
+    plan_stack(stack, &BTreeMap::new(), disk, &BTreeSet::new(), Vec::new())
 }
 
 #[cfg(test)]

@@ -35,7 +35,11 @@ pub fn checks(dirs: &UnitDirs) -> Vec<Check> {
     if dirs.user() {
         let uid = rustix::process::getuid().as_raw().to_string();
         out.push(match units::linger(&uid) {
-            Ok(true) => Check::pass("linger", "host", "the user lingers: its units start at boot"),
+            Ok(true) => Check::pass(
+                "linger",
+                "host",
+                "the user lingers: its units start at boot",
+            ),
             Ok(false) => Check::bad(
                 "linger",
                 "host",

@@ -27,9 +27,18 @@ fn the_header_names_the_instance() {
 
 #[test]
 fn quadlet_names_the_units_it_generates() {
-    assert_eq!(service_of("web_app_1.container").unwrap(), "web_app_1.service");
-    assert_eq!(service_of("web_default.network").unwrap(), "web_default-network.service");
-    assert_eq!(service_of("web_data.volume").unwrap(), "web_data-volume.service");
+    assert_eq!(
+        service_of("web_app_1.container").unwrap(),
+        "web_app_1.service"
+    );
+    assert_eq!(
+        service_of("web_default.network").unwrap(),
+        "web_default-network.service"
+    );
+    assert_eq!(
+        service_of("web_data.volume").unwrap(),
+        "web_data-volume.service"
+    );
     assert_eq!(service_of("notes.txt"), None);
     assert_eq!(container_of(&unit("web_app_1", &[])), Some("web_app_1"));
     assert_eq!(container_of("[Unit]\nContainerName=no\n"), None);
