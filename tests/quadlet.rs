@@ -219,3 +219,59 @@ fn the_corpus_exports_to_units_the_generator_accepts() {
     }
     assert_eq!(exported, stacks.len() - NOT_EXPORTED.len());
 }
+
+/// `magos export quadlet` in a folder of its own: the files it writes, then
+/// nothing rewritten on a second run, then the unit of a service taken out
+/// of the stack removed (and a file it did not write kept).
+#[test]
+fn export_writes_leaves_unchanged_and_removes_its_own_units() {
+    let repo = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let stack = repo.path().join("web");
+    std::fs::create_dir(&stack).unwrap();
+    let two = "services:\n  app:\n    image: docker.io/library/nginx:1.27\n  cache:\n    image: docker.io/library/redis:7\n";
+    std::fs::write(stack.join("compose.yaml"), two).unwrap();
+    let export = || {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_magos"))
+            .args(["export", "quadlet", "--scope", "user", "--repo"])
+            .arg(repo.path())
+            .arg("--out")
+            .arg(out.path())
+            .env_remove("MAGOS_CONFIG")
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+        assert!(
+            run.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        stdout.replace(&format!("{}/", out.path().display()), "")
+    };
+    assert_eq!(
+        export(),
+        "wrote web/web-app.container\nwrote web/web-cache.container\nwrote web/web-default.network\n"
+    );
+    assert_eq!(
+        export(),
+        "unchanged web/web-app.container\nunchanged web/web-cache.container\nunchanged web/web-default.network\n"
+    );
+    std::fs::write(
+        out.path().join("web/mine.container"),
+        "[Container]\nImage=x\n",
+    )
+    .unwrap();
+    std::fs::write(
+        stack.join("compose.yaml"),
+        "services:\n  app:\n    image: docker.io/library/nginx:1.27\n",
+    )
+    .unwrap();
+    assert_eq!(
+        export(),
+        "unchanged web/web-app.container\nunchanged web/web-default.network\nremoved web/web-cache.container\n"
+    );
+    assert!(out.path().join("web/mine.container").is_file());
+    assert!(!out.path().join("web/web-cache.container").exists());
+}

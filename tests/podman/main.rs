@@ -26,6 +26,7 @@ mod git_ssh;
 mod init;
 mod pinning;
 mod pull_progress;
+mod quadlet_export;
 mod registry;
 mod runkeys;
 mod runtime;
