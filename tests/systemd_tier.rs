@@ -920,7 +920,7 @@ fn systemd_tier_quadlet_runtime() {
         "doctor",
     ]);
     let doctor_out = String::from_utf8_lossy(&doctor.stdout).into_owned();
-    for id in ["systemd-manager", "linger", "quadlet-generator"] {
+    for id in ["systemd_manager", "quadlet_linger", "quadlet_generator"] {
         assert!(
             doctor_out
                 .lines()
@@ -1046,6 +1046,29 @@ fn systemd_tier_quadlet_runtime() {
         Duration::from_secs(60),
         || http_get(QUADLET_STACK_PORT).is_some(),
         || g.diagnostics(web),
+    );
+
+    // Back to the API: the units stop (their containers go with them) and their
+    // files go before the API creates the containers; one container per
+    // service. Then to units again.
+    let back = magos_ok(&g, "podman", &["apply"]);
+    assert!(back.contains(&format!("stop {web}")), "{back}");
+    assert!(
+        !g.path(&units).exists(),
+        "units left under the podman runtime"
+    );
+    let api = app_containers(&g);
+    assert_eq!(api.len(), 2, "{api:?}");
+    assert!(api.iter().all(|(_, u)| u.is_empty()), "{api:?}");
+    let drift = magos(&g, "podman", &["drift"]);
+    assert_eq!(drift.status.code(), Some(0), "{}", show(&drift));
+    magos_ok(&g, "quadlet", &["apply"]);
+    assert_eq!(
+        app_containers(&g),
+        [
+            ("app_db_1".to_owned(), db.to_owned()),
+            ("app_web_1".to_owned(), web.to_owned())
+        ]
     );
 
     // The stack leaves the repository: its units stop, their files and its

@@ -423,3 +423,6 @@ pub fn drift_entries(
     }
     entries.extend(orphans);
 }
+
+#[cfg(test)]
+mod tests;
