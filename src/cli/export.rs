@@ -19,7 +19,7 @@ const QUADLET_EXAMPLES: &str = "Examples:
 
 Each stack's units go to OUT/<project>/: <project>-<service>.container per
 container, <project>-<net>.network and <project>-<vol>.volume per network and
-volume the stack creates. A unit file of an earlier export (it starts with
+volume the stack creates, <project>-<service>.build per service with build:. A unit file of an earlier export (it starts with
 \"# Made by Magos\") that the stack no longer makes is removed; other files are
 left alone. A compose setting a unit cannot carry is an error naming its file,
 line and key; the other stacks are still written. docs/quadlet.md has the
@@ -31,7 +31,7 @@ were written).";
 /// `magos export` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
-    /// Write the stacks as Quadlet units (.container, .network, .volume)
+    /// Write the stacks as Quadlet units (.container, .network, .volume, .build)
     ///
     /// Reads the stacks as `magos plan` does (profiles, hosts/<NAME>/, the
     /// trust boundary apply.allow) and writes, per stack, the units Podman's

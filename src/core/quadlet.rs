@@ -1,6 +1,7 @@
 //! A converted stack as Quadlet units: one `.container` file per container,
 //! one `.network` per network and one `.volume` per named volume the stack
-//! creates, which Podman's systemd generator turns into services.
+//! creates, one `.build` per service with `build:`, which Podman's systemd
+//! generator turns into services.
 //!
 //! The units express the same containers the libpod route creates: same
 //! names (`ContainerName=` as podman-compose names them), same compose and
@@ -15,9 +16,10 @@
 //!
 //! Unit names: `<project>-<service>.container` (`-<n>` added for replicas
 //! after the first), `<project>-<key>.network` and `<project>-<key>.volume`,
-//! where `<key>` is the object's Podman name without the `<project>_` prefix.
-//! Systemd runs them as `<project>-<service>.service`,
-//! `<project>-<key>-network.service` and `<project>-<key>-volume.service`.
+//! where `<key>` is the object's Podman name without the `<project>_` prefix,
+//! and `<project>-<service>.build`. Systemd runs them as
+//! `<project>-<service>.service`, `<project>-<key>-network.service`,
+//! `<project>-<key>-volume.service` and `<project>-<service>-build.service`.
 
 mod container;
 mod unit;
@@ -229,6 +231,11 @@ pub fn stack_units(
             units.push(u);
         }
     }
+    for c in spec.services.iter().filter(|c| c.number <= 1) {
+        if let Some(u) = container::build_unit(spec, c, &names, &mut errors) {
+            units.push(u);
+        }
+    }
     for c in &spec.services {
         if let Some(u) = container::unit(spec, c, &names, options, &mut errors) {
             units.push(u);
@@ -264,6 +271,8 @@ pub(crate) struct Names {
     networks: BTreeMap<String, String>,
     /// Volume Podman name → unit file name (created volumes only).
     volumes: BTreeMap<String, String>,
+    /// Service with `build:` → its `.build` unit file name.
+    builds: BTreeMap<String, String>,
 }
 
 impl Names {
@@ -285,6 +294,15 @@ impl Names {
                 .iter()
                 .filter(|v| !v.external)
                 .map(|v| (v.name.clone(), object_unit_name(spec, &v.name, "volume")))
+                .collect(),
+            builds: spec
+                .services
+                .iter()
+                .filter(|c| c.build.is_some())
+                .map(|c| {
+                    let base = unit_safe(&format!("{}-{}", spec.project, c.service));
+                    (c.service.clone(), format!("{base}.build"))
+                })
                 .collect(),
         }
     }

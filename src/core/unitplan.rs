@@ -89,6 +89,12 @@ fn dependencies(contents: &str) -> Vec<String> {
             ("[Unit]", "After" | "Requires" | "Wants" | "BindsTo" | "Requisite") => {
                 out.extend(value.split_whitespace().map(str::to_owned));
             }
+            ("[Container]", "Image") => {
+                let image = value.trim();
+                if image.ends_with(".build") || image.ends_with(".image") {
+                    out.extend(service_of(image));
+                }
+            }
             ("[Container]", "Network" | "Volume" | "Mount" | "Pod") => {
                 let source = value.split([':', ',']).find_map(|part| {
                     let part = part.trim().trim_start_matches("source=");

@@ -128,6 +128,8 @@ services:
       nofile: 4096
     init: true
     stop_signal: SIGTERM
+    healthcheck:
+      test: ["CMD", "true"]
 volumes:
   data: {{}}
 "#
@@ -196,6 +198,20 @@ volumes:
             .any(|l| l == r#"GREETING=say "hi" $HOME 50%"#),
         "{inspect}"
     );
+    // The healthchecks as compose wrote them (Podman reads `HealthCmd=`).
+    for (service, want) in [
+        ("db", r#"["CMD","test","-d","/"]"#),
+        ("app", r#"["CMD","true"]"#),
+    ] {
+        let test = tb.podman_ok(&[
+            "container",
+            "inspect",
+            &format!("{project}_{service}_1"),
+            "--format",
+            "{{json .Config.Healthcheck.Test}}",
+        ]);
+        assert_eq!(test.trim(), want, "{service}");
+    }
     let o = magos(tb, &repo, None, &["drift", "--stack", &project]);
     expect_exit(&o, 0);
     let text = String::from_utf8_lossy(&o.stdout);

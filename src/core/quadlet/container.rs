@@ -39,7 +39,7 @@ pub(super) fn unit(
     w.u.section("Service");
     w.u.section("Install");
 
-    identity(&mut w, spec);
+    identity(&mut w, spec, names);
     process(&mut w, options);
     network(&mut w, spec, names);
     mounts(&mut w, names);
@@ -114,16 +114,13 @@ impl Writer<'_, '_, '_> {
 }
 
 /// Image, name, labels, annotations.
-fn identity(w: &mut Writer<'_, '_, '_>, spec: &StackSpec) {
+fn identity(w: &mut Writer<'_, '_, '_>, spec: &StackSpec, names: &Names) {
     let c = w.c;
-    if c.build.is_some() {
-        w.errors.at(
-            &c.service,
-            "build",
-            "a unit cannot build the image; build and push it, then name it in `image:` (Magos pins it there)",
-        );
+    match names.builds.get(&c.service) {
+        // Quadlet builds it first (the `.build` unit's service).
+        Some(build) if c.build.is_some() => w.u.set(C, "Image", build),
+        _ => w.raw("Image", &pull_reference(&c.image), "image"),
     }
-    w.raw("Image", &pull_reference(&c.image), "image");
     w.raw("ContainerName", &c.name, "container_name");
     for (k, v) in c.all_labels(spec) {
         if is_sealed(&v) {
@@ -479,20 +476,28 @@ fn health(w: &mut Writer<'_, '_, '_>) {
         return;
     }
     // `--health-cmd` reads a JSON array whose first word is `CMD-SHELL` as
-    // it stands, any other array of two words or more as `CMD` + the words.
+    // it stands, any other array of two words or more as `CMD` + the words,
+    // and `CMD word` (no JSON) as `CMD` + the words split at white space.
     let cmd = match h.test.first().map(String::as_str) {
         Some("NONE") => "none".to_owned(),
         Some("CMD-SHELL") => serde_json::to_string(&h.test).expect("strings serialize"),
         Some("CMD") if h.test.len() > 2 => {
             serde_json::to_string(&h.test[1..]).expect("strings serialize")
         }
+        Some("CMD")
+            if h.test.len() == 2
+                && !h.test[1].is_empty()
+                && !h.test[1].contains(char::is_whitespace) =>
+        {
+            format!("CMD {}", h.test[1])
+        }
         Some("CMD") if h.test.len() == 2 => {
             w.errors.at(
                 &c.service,
                 "healthcheck",
                 format!(
-                    "a one-word `CMD` test (`{}`) cannot be written as Quadlet's `HealthCmd=`, which Podman reads as a shell command; write it as `[\"CMD-SHELL\", \"{}\"]`",
-                    h.test[1], h.test[1]
+                    "a one-word `CMD` test holding white space (`{}`) cannot be written as Quadlet's `HealthCmd=`; split it into its words",
+                    h.test[1]
                 ),
             );
             return;
@@ -776,4 +781,97 @@ fn first_of<'a>(spec: &'a StackSpec, service: &str) -> Option<&'a ContainerSpec>
         .iter()
         .filter(|s| s.service == service)
         .min_by_key(|s| s.number)
+}
+
+/// The `.build` unit of a service with `build:` (one for all its replicas):
+/// the image Magos would build through the API, tagged with the same name
+/// and labelled with the same inputs digest.
+pub(super) fn build_unit(
+    spec: &StackSpec,
+    c: &ContainerSpec,
+    names: &Names,
+    errors: &mut Errors<'_>,
+) -> Option<UnitFile> {
+    let b = c.build.as_ref()?;
+    let before = errors.list.len();
+    let mut w = Writer {
+        u: Unit::default(),
+        c,
+        errors,
+    };
+    header(&mut w.u, spec);
+    w.u.set(
+        "Unit",
+        "Description",
+        unit::percent(&format!(
+            "Image of service {} of the stack {}",
+            c.service, spec.project
+        )),
+    );
+    const B: &str = "Build";
+    let raw_b = |w: &mut Writer<'_, '_, '_>, key: &str, value: &str| {
+        match raw(value) {
+        Some(v) => w.u.set(B, key, v),
+        None => w.errors.at(
+            &c.service,
+            "build",
+            format!(
+                "`{}` cannot be written as Quadlet's `{key}=` (a line break, a control character, a trailing backslash or white space at either end)",
+                value.escape_debug()
+            ),
+        ),
+    }
+    };
+    raw_b(&mut w, "ImageTag", &c.image.qualified);
+    for t in &b.tags {
+        raw_b(&mut w, "ImageTag", t);
+    }
+    raw_b(&mut w, "SetWorkingDirectory", &b.context);
+    if let Some(f) = &b.dockerfile {
+        let file = if f.starts_with('/') {
+            f.clone()
+        } else {
+            format!("{}/{f}", b.context.trim_end_matches('/'))
+        };
+        raw_b(&mut w, "File", &file);
+    }
+    if let Some(t) = &b.target {
+        raw_b(&mut w, "Target", t);
+    }
+    if let Some(n) = &b.network {
+        raw_b(&mut w, "Network", n);
+    }
+    if b.pull {
+        w.u.set(B, "Pull", "always");
+    }
+    let mut labels = b.labels.clone();
+    labels.insert(
+        crate::core::build::LABEL_BUILD_DIGEST.to_owned(),
+        b.digest.clone(),
+    );
+    for (k, v) in &labels {
+        w.u.set(B, "Label", word(&format!("{k}={v}")));
+    }
+    for (k, v) in &b.args {
+        w.u.set(
+            B,
+            "PodmanArgs",
+            words(&["--build-arg".to_owned(), format!("{k}={v}")]),
+        );
+    }
+    for h in &b.extra_hosts {
+        w.u.set(B, "PodmanArgs", words(&["--add-host", h.as_str()]));
+    }
+    if b.no_cache {
+        w.u.set(B, "PodmanArgs", "--no-cache");
+    }
+    // A build may take longer than systemd's 90 seconds.
+    w.u.set("Service", "TimeoutStartSec", "3600");
+    if w.errors.list.len() > before {
+        return None;
+    }
+    Some(UnitFile {
+        name: names.builds[&c.service].clone(),
+        contents: w.u.render(),
+    })
 }

@@ -140,25 +140,46 @@ fn keys_magos_does_not_apply_are_errors_at_their_line() {
 }
 
 #[test]
-fn build_is_an_error_at_its_key() {
-    let e = errors("services:\n  app:\n    image: app:1\n    build: .\n");
-    assert_eq!(e.len(), 1, "{e:?}");
-    assert!(
-        e[0].starts_with(
-            "web/compose.yaml:4:5: error: service `app`: `build`: a unit cannot build the image"
-        ),
-        "{e:?}"
+fn a_built_image_comes_from_the_build_unit() {
+    let u = units("services:\n  app:\n    image: app:1\n    build: .\n").unwrap();
+    let names: Vec<&str> = u.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["web-app.build", "web-app.container", "web-default.network"]
     );
+    assert_eq!(u[0].service(), "web-app-build.service");
+    assert!(unit(&u, "web-app.container").contains("\nImage=web-app.build\n"));
+    let b = unit(&u, "web-app.build");
+    assert!(b.contains("\nSetWorkingDirectory=/repo/web\n"), "{b}");
+    assert!(
+        b.lines()
+            .any(|l| l.starts_with("ImageTag=") && l.ends_with("app:1")),
+        "{b}"
+    );
+    assert!(b.contains("\nLabel=io.magos.build-digest="), "{b}");
 }
 
 #[test]
 fn healthchecks_podman_cannot_take_from_a_unit_are_errors() {
     let e = errors(
-        "services:\n  app:\n    image: nginx:1.27\n    healthcheck:\n      test: [\"CMD\", \"/ok\"]\n  db:\n    image: postgres:16\n    healthcheck:\n      test: [\"CMD\", \"pg_isready\", \"-q\"]\n      start_interval: 2s\n",
+        "services:\n  app:\n    image: nginx:1.27\n    healthcheck:\n      test: [\"CMD\", \"/ok now\"]\n  db:\n    image: postgres:16\n    healthcheck:\n      test: [\"CMD\", \"pg_isready\", \"-q\"]\n      start_interval: 2s\n",
     );
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].starts_with("web/compose.yaml:4:5: error: service `app`: `healthcheck`: a one-word `CMD` test (`/ok`)"), "{e:?}");
-    assert!(e[1].starts_with("web/compose.yaml:8:5: error: service `db`: `healthcheck`: `start_interval` has no Quadlet key"), "{e:?}");
+    assert!(
+        e[0].starts_with("web/compose.yaml:4:5: error: service `app`: `healthcheck`: a one-word `CMD` test holding white space (`/ok now`)"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("web/compose.yaml:8:5: error: service `db`: `healthcheck`: `start_interval` has no Quadlet key"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_one_word_cmd_test_stays_a_cmd_test() {
+    let u = units("services:\n  app:\n    image: nginx:1.27\n    healthcheck:\n      test: [\"CMD\", \"/ok\"]\n")
+        .unwrap();
+    assert!(unit(&u, "web-app.container").contains("\nHealthCmd=CMD /ok\n"));
 }
 
 #[test]
@@ -258,7 +279,7 @@ fn a_sealed_value_outside_the_environment_is_an_error() {
 }
 
 /// Every field of the specs, named: a field added to `ContainerSpec`,
-/// `RunSpec`, `NetworkSpec` or `VolumeSpec` stops this test from compiling
+/// `RunSpec`, `NetworkSpec`, `VolumeSpec` or `BuildSpec` stops this test from compiling
 /// until `quadlet/` writes it (or refuses it with a located error) and the
 /// field is added here, so no setting is dropped from the units unseen.
 #[test]
@@ -294,7 +315,7 @@ fn every_spec_field_is_mapped() {
         stop_signal: _,
         stop_grace_period: _,
         read_only: _,
-        build: _, // refused
+        build: _, // the `.build` unit
         network_settings: _,
         podman_secrets: _,
         uidmaps: _,
@@ -354,4 +375,18 @@ fn every_spec_field_is_mapped() {
         labels: _,
         options: _,
     } = VolumeSpec::default();
+    let crate::core::spec::BuildSpec {
+        context: _,
+        repository: _, // checked by the edge that reads the context
+        dockerfile: _,
+        args: _,
+        target: _,
+        labels: _,
+        network: _,
+        extra_hosts: _,
+        tags: _,
+        pull: _,
+        no_cache: _,
+        digest: _,
+    } = crate::core::spec::BuildSpec::default();
 }

@@ -54,13 +54,18 @@ fn dependencies_start_first_whatever_their_names() {
         ),
         ("a_data.volume", "[Volume]\n".to_owned()),
         ("a_net.network", "[Network]\n".to_owned()),
-        ("m_solo_1.container", unit("m_solo_1", &[])),
+        (
+            "m_solo_1.container",
+            unit("m_solo_1", &[]) + "Image=m_app.build\n",
+        ),
+        ("m_app.build", "[Build]\n".to_owned()),
     ]);
     assert_eq!(
         start_order(&f),
         [
             "a_data-volume.service",
             "a_net-network.service",
+            "m_app-build.service",
             "m_solo_1.service",
             "z_db_1.service",
             "a_web_1.service"
