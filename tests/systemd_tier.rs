@@ -31,6 +31,8 @@ const CONTAINER_STACK_PORT: u16 = 18433;
 const LISTEN_PORT: u16 = 18434;
 const CONTAINER_LISTEN_PORT: u16 = 18435;
 const ROOT_LISTEN_PORT: u16 = 18436;
+/// The web service of the stack the `quadlet` runtime runs.
+const QUADLET_STACK_PORT: u16 = 18437;
 /// `daemon.stuck_after` in the guests: a step stalled this long stops the pings.
 const STUCK_AFTER: &str = "3s";
 
@@ -815,4 +817,270 @@ fn root_ok(g: &Guest, cmd: &[&str]) -> String {
         &g.verb("root", cmd),
         &format!("as root in the guest: {cmd:?}"),
     )
+}
+
+/// `magos` as the guest user, with `runtime` (`MD_RUNTIME`), in its folder of
+/// stacks `~/gitops`.
+fn magos(g: &Guest, runtime: &str, args: &[&str]) -> Output {
+    let md = format!("MD_RUNTIME={runtime}");
+    let mut cmd = vec!["env", md.as_str(), "/opt/magos/bin/magos"];
+    cmd.extend_from_slice(args);
+    cmd.extend_from_slice(&["--repo", "/home/magos/gitops"]);
+    g.user(&cmd)
+}
+
+fn magos_ok(g: &Guest, runtime: &str, args: &[&str]) -> String {
+    stdout_ok(
+        &magos(g, runtime, args),
+        &format!("magos {args:?} (runtime {runtime})"),
+    )
+}
+
+/// The stack `app`: `web` waits for `db` to be healthy; `web_image` is web's
+/// image reference.
+fn write_app(g: &Guest, db_image: &str, web_image: &str) {
+    g.write_home(
+        "gitops/app/compose.yaml",
+        &format!(
+            "services:\n  db:\n    image: {db_image}\n    healthcheck:\n      test: [\"CMD-SHELL\", \"test -d /www\"]\n      interval: 1s\n      retries: 30\n\
+             \x20 web:\n    image: {web_image}\n    ports:\n      - \"127.0.0.1:{QUADLET_STACK_PORT}:8080\"\n    depends_on:\n      db:\n        condition: service_healthy\n"
+        ),
+    );
+}
+
+/// Builds `repo:tag` in the guest from `image` with a label of its own (so each
+/// tag has its own digest), pushes it to the test registry and returns
+/// `repo:tag@digest`, pinned as Magos pins.
+fn push_variant(g: &Guest, image: &str, repo: &str, tag: &str) -> String {
+    let script = format!(
+        "cd ~ && podman pull -q {image} >/dev/null && \
+         printf 'FROM {image}\\nLABEL io.magos.tier.variant={tag}\\n' >Containerfile.{tag} && \
+         podman build -q --pull=never -f Containerfile.{tag} -t {repo}:{tag} . >/dev/null && \
+         podman push -q --digestfile digest.{tag} {repo}:{tag} && cat digest.{tag}"
+    );
+    let digest = g.user_ok(&["sh", "-ec", &script]);
+    format!("{repo}:{tag}@{}", digest.trim())
+}
+
+/// The containers of the stack `app` (any state): name and the unit that
+/// started it (empty when the API made it).
+fn app_containers(g: &Guest) -> Vec<(String, String)> {
+    g.user_ok(&[
+        "podman",
+        "ps",
+        "-a",
+        "--filter",
+        "label=com.docker.compose.project=app",
+        "--format",
+        "{{.Names}} {{index .Labels \"PODMAN_SYSTEMD_UNIT\"}}",
+    ])
+    .lines()
+    .map(|l| {
+        let (n, u) = l.split_once(' ').unwrap_or((l, ""));
+        (n.to_owned(), u.trim().replace("<no value>", ""))
+    })
+    .collect()
+}
+
+/// `runtime: quadlet`: a stack that ran through the API moves to units with no
+/// duplicate container, starts in dependency order (`service_healthy`), is in
+/// sync for `drift`, a second apply changes nothing, a pin bump restarts only
+/// that unit, a unit file edited by hand is drift, the user's manager
+/// restarted (linger) brings the stack back with no Magos pass, and a stack
+/// removed from the repository loses its units and containers.
+#[test]
+fn systemd_tier_quadlet_runtime() {
+    if !tier_available() {
+        return;
+    }
+    let image = registry().unwrap();
+    let g = Guest::up("quadlet");
+    enable_podman_socket(&g);
+    let host = image.split('/').next().unwrap();
+    let repo = format!("{host}/magos/quadlet-tier-{}", std::process::id());
+    let v1 = push_variant(&g, &image, &repo, "1");
+    let v2 = push_variant(&g, &image, &repo, "2");
+    let image = v1;
+    let db = "app-db.service";
+    let web = "app-web.service";
+    let units = format!("/home/{GUEST_USER}/.config/containers/systemd/magos/app");
+    write_app(&g, &image, &image);
+
+    // First through the API.
+    magos_ok(&g, "podman", &["apply"]);
+    let api = app_containers(&g);
+    assert_eq!(api.len(), 2, "{api:?}");
+    assert!(api.iter().all(|(_, u)| u.is_empty()), "{api:?}");
+
+    // Then as units: the API's containers make way, none is left twice.
+    let doctor = g.user(&[
+        "env",
+        "MD_RUNTIME=quadlet",
+        "/opt/magos/bin/magos",
+        "doctor",
+    ]);
+    let doctor_out = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    for id in ["systemd_manager", "quadlet_linger", "quadlet_generator"] {
+        assert!(
+            doctor_out
+                .lines()
+                .any(|l| l.starts_with("PASS") && l.contains(id)),
+            "magos doctor under quadlet: {id}\n{}",
+            show(&doctor)
+        );
+    }
+    let plan = magos(&g, "quadlet", &["plan"]);
+    let plan_out = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        plan_out.contains("write unit file app-web.container")
+            && plan_out.contains("remove container app_web_1 (made by another runtime)"),
+        "{}",
+        show(&plan)
+    );
+    let applied = magos_ok(&g, "quadlet", &["apply"]);
+    assert!(applied.contains(&format!("restart {web}")), "{applied}");
+    assert!(g.active(db), "{}", g.diagnostics(db));
+    assert!(g.active(web), "{}", g.diagnostics(web));
+    let running = app_containers(&g);
+    assert_eq!(
+        running,
+        [
+            ("app_db_1".to_owned(), db.to_owned()),
+            ("app_web_1".to_owned(), web.to_owned())
+        ],
+        "one container per service, each started by its unit"
+    );
+    // In order: web started only once db was active, i.e. healthy
+    // (Notify=healthy).
+    let db_ready: u64 = g.prop(db, "ActiveEnterTimestampMonotonic").parse().unwrap();
+    let web_started: u64 = g
+        .prop(web, "InactiveExitTimestampMonotonic")
+        .parse()
+        .unwrap();
+    assert!(
+        db_ready > 0 && db_ready <= web_started,
+        "web started at {web_started}, before db was healthy at {db_ready}"
+    );
+    wait_for(
+        "the web unit to serve on 127.0.0.1",
+        Duration::from_secs(60),
+        || http_get(QUADLET_STACK_PORT).is_some(),
+        || g.diagnostics(web),
+    );
+    let drift = magos(&g, "quadlet", &["drift"]);
+    assert_eq!(drift.status.code(), Some(0), "{}", show(&drift));
+
+    // Idempotent: nothing written, nothing restarted.
+    let web_file = g.path(&format!("{units}/app-web.container"));
+    let mtime = || std::fs::metadata(&web_file).unwrap().modified().unwrap();
+    let before = (
+        mtime(),
+        g.prop(db, "InvocationID"),
+        g.prop(web, "InvocationID"),
+    );
+    let again = magos_ok(&g, "quadlet", &["apply"]);
+    assert!(again.contains("app: up to date"), "{again}");
+    assert_eq!(
+        (
+            mtime(),
+            g.prop(db, "InvocationID"),
+            g.prop(web, "InvocationID")
+        ),
+        before
+    );
+
+    // A pin bump of web restarts web alone.
+    write_app(&g, &image, &v2);
+    let bumped = magos_ok(&g, "quadlet", &["apply"]);
+    assert!(
+        bumped.contains("change unit file app-web.container")
+            && bumped.contains(&format!("restart {web}"))
+            && !bumped.contains(&format!("restart {db}")),
+        "{bumped}"
+    );
+    assert_eq!(g.prop(db, "InvocationID"), before.1, "db was restarted");
+    assert_ne!(
+        g.prop(web, "InvocationID"),
+        before.2,
+        "web was not restarted"
+    );
+    assert!(g.active(web), "{}", g.diagnostics(web));
+    let drift = magos(&g, "quadlet", &["drift"]);
+    assert_eq!(drift.status.code(), Some(0), "{}", show(&drift));
+
+    // A unit file edited by hand is config drift.
+    let mut text = std::fs::read_to_string(&web_file).unwrap();
+    text.push_str("# edited by hand\n");
+    std::fs::write(&web_file, text).unwrap();
+    let drift = magos(&g, "quadlet", &["drift"]);
+    let drift_out = String::from_utf8_lossy(&drift.stdout).into_owned();
+    assert_eq!(drift.status.code(), Some(1), "{}", show(&drift));
+    assert!(
+        drift_out
+            .lines()
+            .any(|l| l.contains("web") && l.contains("config_drift")),
+        "{drift_out}"
+    );
+    magos_ok(&g, "quadlet", &["apply"]);
+    let drift = magos(&g, "quadlet", &["drift"]);
+    assert_eq!(drift.status.code(), Some(0), "{}", show(&drift));
+
+    // The user's manager restarted (as at boot, with linger): the units come
+    // back with no Magos pass.
+    let web_before = g.prop(web, "InvocationID");
+    let restart = g.script(&[
+        "raw",
+        "systemctl",
+        "restart",
+        &format!("user@{GUEST_UID}.service"),
+    ]);
+    assert!(restart.status.success(), "{}", show(&restart));
+    wait_for(
+        "the stack's units to be active again after the manager's restart",
+        Duration::from_secs(120),
+        || g.active(db) && g.active(web) && g.prop(web, "InvocationID") != web_before,
+        || g.diagnostics(web),
+    );
+    wait_for(
+        "the web unit to serve again",
+        Duration::from_secs(60),
+        || http_get(QUADLET_STACK_PORT).is_some(),
+        || g.diagnostics(web),
+    );
+
+    // Back to the API: the units stop (their containers go with them) and their
+    // files go before the API creates the containers; one container per
+    // service. Then to units again.
+    let back = magos_ok(&g, "podman", &["apply"]);
+    assert!(back.contains(&format!("stop {web}")), "{back}");
+    assert!(
+        !g.path(&units).exists(),
+        "units left under the podman runtime"
+    );
+    let api = app_containers(&g);
+    assert_eq!(api.len(), 2, "{api:?}");
+    assert!(api.iter().all(|(_, u)| u.is_empty()), "{api:?}");
+    let drift = magos(&g, "podman", &["drift"]);
+    assert_eq!(drift.status.code(), Some(0), "{}", show(&drift));
+    magos_ok(&g, "quadlet", &["apply"]);
+    assert_eq!(
+        app_containers(&g),
+        [
+            ("app_db_1".to_owned(), db.to_owned()),
+            ("app_web_1".to_owned(), web.to_owned())
+        ]
+    );
+
+    // The stack leaves the repository: its units stop, their files and its
+    // containers go.
+    std::fs::remove_dir_all(g.path("/home/magos/gitops/app")).unwrap();
+    g.write_home("gitops/README", "no stacks\n");
+    let removed = magos_ok(&g, "quadlet", &["apply"]);
+    assert!(removed.contains(&format!("stop {web}")), "{removed}");
+    assert!(!g.path(&units).exists(), "the stack's unit folder is left");
+    assert!(!g.active(web) && !g.active(db));
+    assert_eq!(app_containers(&g), []);
+    assert!(http_get(QUADLET_STACK_PORT).is_none());
+    let drift = magos(&g, "quadlet", &["drift"]);
+    assert_eq!(drift.status.code(), Some(0), "{}", show(&drift));
 }

@@ -17,8 +17,8 @@ use crate::core::convert::Route;
 use crate::core::drift::{DriftEntry, DriftState};
 use crate::core::observed::Observed;
 use crate::core::plan::{Action, Plan, StackPlan};
-use crate::core::unitplan::{self, Change, UnitPlan, container_of, service_of};
 use crate::core::quadlet::{self as convert, secret_variables, stack_units};
+use crate::core::unitplan::{self, Change, UnitPlan, container_of, service_of};
 use crate::secrets::runtime::RuntimeDir;
 use crate::systemd::units::{Systemctl, UnitDirs, UnitError};
 
@@ -64,7 +64,12 @@ pub fn desired(
                 ..convert::Options::default()
             };
             if let Some(dir) = runtime.and_then(|r| r.stack_dir(&s.project).ok()) {
-                for c in s.spec.services.iter().filter(|c| !secret_variables(c).is_empty()) {
+                for c in s
+                    .spec
+                    .services
+                    .iter()
+                    .filter(|c| !secret_variables(c).is_empty())
+                {
                     let path = dir.join(sealed::unit_env_name(&c.name));
                     options
                         .secret_env_files
@@ -192,12 +197,7 @@ pub fn api_part(sp: &StackPlan) -> StackPlan {
         actions: sp
             .actions
             .iter()
-            .filter(|a| {
-                matches!(
-                    a,
-                    Action::Pull { .. } | Action::Build { .. }
-                )
-            })
+            .filter(|a| matches!(a, Action::Pull { .. } | Action::Build { .. }))
             .cloned()
             .collect(),
         error: sp.error.clone(),
@@ -356,7 +356,10 @@ pub fn drift_entries(
                 .map(|x| x.service.clone())
         });
         if let Some(e) = entries.iter_mut().find(|e| {
-            e.stack == stack && service.is_some() && e.service == service && e.container.as_deref() == container
+            e.stack == stack
+                && service.is_some()
+                && e.service == service
+                && e.container.as_deref() == container
         }) {
             if !e.state.is_drift() || e.state == DriftState::Unpinned {
                 e.state = DriftState::ConfigDrift;
@@ -388,13 +391,20 @@ pub fn drift_entries(
                     container: None,
                 }),
                 change => {
-                    let container = files.and_then(|d| d.get(&f.file)).and_then(|t| container_of(t));
+                    let container = files
+                        .and_then(|d| d.get(&f.file))
+                        .and_then(|t| container_of(t));
                     let actual = if change == Change::Write {
                         format!("{path} is missing")
                     } else {
                         format!("{path} differs")
                     };
-                    mark(&p.stack, container, format!("unit file {} as the repository generates it", f.file), actual);
+                    mark(
+                        &p.stack,
+                        container,
+                        format!("unit file {} as the repository generates it", f.file),
+                        actual,
+                    );
                 }
             }
         }
@@ -402,10 +412,16 @@ pub fn drift_entries(
             mark(
                 &p.stack,
                 Some(c),
-                format!("started by {}", service_of(&format!("{c}.container")).unwrap_or_default()),
+                format!(
+                    "started by {}",
+                    service_of(&format!("{c}.container")).unwrap_or_default()
+                ),
                 "created by another runtime".to_owned(),
             );
         }
     }
     entries.extend(orphans);
 }
+
+#[cfg(test)]
+mod tests;

@@ -565,7 +565,12 @@ fn units_of(
     };
     let desired = if options.quadlet {
         let runtime = RuntimeDir::from_env(&options.env).ok();
-        quadlet::desired(&repo.stacks, &options.instance, dirs.user(), runtime.as_ref())
+        quadlet::desired(
+            &repo.stacks,
+            &options.instance,
+            dirs.user(),
+            runtime.as_ref(),
+        )
     } else {
         quadlet::Desired::new()
     };
@@ -575,8 +580,16 @@ fn units_of(
         only: options.stack.as_deref(),
         unnamed: &repo.unnamed,
     };
-    let plans = quadlet::plans(&repo.stacks, scope, &dirs, &desired, observed, p, options.quadlet)
-        .map_err(|e| RepoApplyError::Units(error_chain(&e)))?;
+    let plans = quadlet::plans(
+        &repo.stacks,
+        scope,
+        &dirs,
+        &desired,
+        observed,
+        p,
+        options.quadlet,
+    )
+    .map_err(|e| RepoApplyError::Units(error_chain(&e)))?;
     for (stack, files) in &desired {
         if let Err(e) = files {
             errors.push(StackError {
@@ -591,7 +604,8 @@ fn units_of(
                 *sp = quadlet::api_part(sp);
             }
         }
-        p.stacks.retain(|sp| desired.get(&sp.project).is_none_or(Result::is_ok));
+        p.stacks
+            .retain(|sp| desired.get(&sp.project).is_none_or(Result::is_ok));
     }
     Ok(Units {
         plans,
@@ -699,7 +713,13 @@ pub async fn apply_prepared<C: Backend>(
     #[cfg(target_os = "linux")]
     if !options.quadlet {
         let mut none = Plan::default();
-        let units = units_of(repo, options, &Observed::default(), &mut none, &mut Vec::new())?;
+        let units = units_of(
+            repo,
+            options,
+            &Observed::default(),
+            &mut none,
+            &mut Vec::new(),
+        )?;
         run_units(client, &units, &units.plans, &mut report).await;
     }
     let observed = client
@@ -761,9 +781,16 @@ pub async fn apply_prepared<C: Backend>(
                 }
                 #[cfg(target_os = "linux")]
                 if options.quadlet {
-                    let outcome =
-                        apply_units(client, stack, sp, &units, runtime.as_ref(), options, &mut identities)
-                            .await;
+                    let outcome = apply_units(
+                        client,
+                        stack,
+                        sp,
+                        &units,
+                        runtime.as_ref(),
+                        options,
+                        &mut identities,
+                    )
+                    .await;
                     report.stacks.push(outcome);
                     continue;
                 }
@@ -1026,7 +1053,13 @@ pub async fn drift_prepared<C: Backend>(
     let units = units_of(repo, options, &observed, &mut p, &mut errors)?;
     #[cfg(target_os = "linux")]
     if let Some(dirs) = &units.dirs {
-        super::quadlet::drift_entries(dirs, &units.plans, &units.desired, &repo.stacks, &mut entries);
+        super::quadlet::drift_entries(
+            dirs,
+            &units.plans,
+            &units.desired,
+            &repo.stacks,
+            &mut entries,
+        );
     }
     #[cfg(not(target_os = "linux"))]
     let _ = units;

@@ -89,11 +89,19 @@ fn dependencies(contents: &str) -> Vec<String> {
             ("[Unit]", "After" | "Requires" | "Wants" | "BindsTo" | "Requisite") => {
                 out.extend(value.split_whitespace().map(str::to_owned));
             }
+            ("[Container]", "Image") => {
+                let image = value.trim();
+                if image.ends_with(".build") || image.ends_with(".image") {
+                    out.extend(service_of(image));
+                }
+            }
             ("[Container]", "Network" | "Volume" | "Mount" | "Pod") => {
                 let source = value.split([':', ',']).find_map(|part| {
                     let part = part.trim().trim_start_matches("source=");
-                    (part.ends_with(".network") || part.ends_with(".volume") || part.ends_with(".pod"))
-                        .then_some(part)
+                    (part.ends_with(".network")
+                        || part.ends_with(".volume")
+                        || part.ends_with(".pod"))
+                    .then_some(part)
                 });
                 out.extend(source.and_then(service_of));
             }
@@ -187,7 +195,10 @@ impl UnitPlan {
 
 /// The files to write, change and remove so that `disk` equals `desired`
 /// (name → text both).
-pub fn diff(desired: &BTreeMap<String, String>, disk: &BTreeMap<String, String>) -> Vec<FileChange> {
+pub fn diff(
+    desired: &BTreeMap<String, String>,
+    disk: &BTreeMap<String, String>,
+) -> Vec<FileChange> {
     let mut out = Vec::new();
     for (name, text) in desired {
         match disk.get(name) {
@@ -321,13 +332,7 @@ pub fn plan_stack(
 /// The plan that removes every unit of a stack (`disk`): it left the
 /// repository, or its runtime is no longer `quadlet`.
 pub fn retire_stack(stack: &str, disk: &BTreeMap<String, String>) -> UnitPlan {
-    plan_stack(
-        stack,
-        &BTreeMap::new(),
-        disk,
-        &BTreeSet::new(),
-        Vec::new(),
-    )
+    plan_stack(stack, &BTreeMap::new(), disk, &BTreeSet::new(), Vec::new())
 }
 
 #[cfg(test)]

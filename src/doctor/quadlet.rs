@@ -18,9 +18,9 @@ pub fn checks(dirs: &UnitDirs) -> Vec<Check> {
         "the system's systemd manager"
     };
     out.push(match Systemctl::for_dirs(dirs).reachable() {
-        Ok(state) => Check::pass("systemd-manager", "host", format!("{manager} answers ({state})")),
+        Ok(state) => Check::pass("systemd_manager", "host", format!("{manager} answers ({state})")),
         Err(e) => Check::bad(
-            "systemd-manager",
+            "systemd_manager",
             "host",
             Status::Fail,
             Cause::Outside,
@@ -35,9 +35,13 @@ pub fn checks(dirs: &UnitDirs) -> Vec<Check> {
     if dirs.user() {
         let uid = rustix::process::getuid().as_raw().to_string();
         out.push(match units::linger(&uid) {
-            Ok(true) => Check::pass("linger", "host", "the user lingers: its units start at boot"),
+            Ok(true) => Check::pass(
+                "quadlet_linger",
+                "host",
+                "the user lingers: its units start at boot",
+            ),
             Ok(false) => Check::bad(
-                "linger",
+                "quadlet_linger",
                 "host",
                 Status::Fail,
                 Cause::Outside,
@@ -45,7 +49,7 @@ pub fn checks(dirs: &UnitDirs) -> Vec<Check> {
                 format!("sudo loginctl enable-linger {uid}"),
             ),
             Err(e) => Check::bad(
-                "linger",
+                "quadlet_linger",
                 "host",
                 Status::Warn,
                 Cause::Outside,
@@ -56,12 +60,12 @@ pub fn checks(dirs: &UnitDirs) -> Vec<Check> {
     }
     out.push(match units::generator() {
         Some(path) => Check::pass(
-            "quadlet-generator",
+            "quadlet_generator",
             "host",
             format!("Podman's Quadlet generator is {}", path.display()),
         ),
         None => Check::bad(
-            "quadlet-generator",
+            "quadlet_generator",
             "host",
             Status::Fail,
             Cause::Podman,

@@ -87,7 +87,10 @@ impl UnitDirs {
     /// variable.
     pub fn from_env(env: &Env) -> Option<Self> {
         if is_root() {
-            return Some(Self::at(PathBuf::from("/etc/containers/systemd/magos"), false));
+            return Some(Self::at(
+                PathBuf::from("/etc/containers/systemd/magos"),
+                false,
+            ));
         }
         let config = env
             .get("XDG_CONFIG_HOME")
@@ -191,7 +194,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UnitError> {
         .prefix(".magos-tmp-")
         .tempfile_in(dir)
         .map_err(io("cannot create a temporary file in", dir))?;
-    tmp.write_all(bytes).map_err(io("cannot write", tmp.path()))?;
+    tmp.write_all(bytes)
+        .map_err(io("cannot write", tmp.path()))?;
     tmp.as_file()
         .sync_all()
         .map_err(io("cannot sync", tmp.path()))?;
@@ -204,10 +208,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UnitError> {
 
 /// The installed generator, if any.
 pub fn generator() -> Option<PathBuf> {
-    GENERATORS
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+    GENERATORS.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
 /// Runs Podman's generator in dry-run mode on a staged copy of `files` (name →
@@ -221,7 +222,10 @@ pub fn validate(
     let staged = tempfile::Builder::new()
         .prefix("magos-quadlet-")
         .tempdir()
-        .map_err(io("cannot create a staging folder in", &std::env::temp_dir()))?;
+        .map_err(io(
+            "cannot create a staging folder in",
+            &std::env::temp_dir(),
+        ))?;
     for (name, text) in files {
         write_atomic(&staged.path().join(name), text.as_bytes())?;
     }
@@ -438,7 +442,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dirs = UnitDirs::at(tmp.path().join("magos"), true);
         assert!(dirs.read_all().unwrap().is_empty());
-        dirs.write("web", "web_a_1.container", "[Container]\n").unwrap();
+        dirs.write("web", "web_a_1.container", "[Container]\n")
+            .unwrap();
         std::fs::write(dirs.stack_dir("web").join("notes.txt"), "x").unwrap();
         let all = dirs.read_all().unwrap();
         assert_eq!(all.len(), 1);
@@ -464,7 +469,10 @@ mod tests {
         }
         let env: Env = [("HOME".to_owned(), "/home/u".to_owned())].into();
         let dirs = UnitDirs::from_env(&env).unwrap();
-        assert_eq!(dirs.root(), Path::new("/home/u/.config/containers/systemd/magos"));
+        assert_eq!(
+            dirs.root(),
+            Path::new("/home/u/.config/containers/systemd/magos")
+        );
     }
 
     /// The real generator: a good file passes, a bad key fails naming the

@@ -27,9 +27,18 @@ fn the_header_names_the_instance() {
 
 #[test]
 fn quadlet_names_the_units_it_generates() {
-    assert_eq!(service_of("web_app_1.container").unwrap(), "web_app_1.service");
-    assert_eq!(service_of("web_default.network").unwrap(), "web_default-network.service");
-    assert_eq!(service_of("web_data.volume").unwrap(), "web_data-volume.service");
+    assert_eq!(
+        service_of("web_app_1.container").unwrap(),
+        "web_app_1.service"
+    );
+    assert_eq!(
+        service_of("web_default.network").unwrap(),
+        "web_default-network.service"
+    );
+    assert_eq!(
+        service_of("web_data.volume").unwrap(),
+        "web_data-volume.service"
+    );
     assert_eq!(service_of("notes.txt"), None);
     assert_eq!(container_of(&unit("web_app_1", &[])), Some("web_app_1"));
     assert_eq!(container_of("[Unit]\nContainerName=no\n"), None);
@@ -45,13 +54,18 @@ fn dependencies_start_first_whatever_their_names() {
         ),
         ("a_data.volume", "[Volume]\n".to_owned()),
         ("a_net.network", "[Network]\n".to_owned()),
-        ("m_solo_1.container", unit("m_solo_1", &[])),
+        (
+            "m_solo_1.container",
+            unit("m_solo_1", &[]) + "Image=m_app.build\n",
+        ),
+        ("m_app.build", "[Build]\n".to_owned()),
     ]);
     assert_eq!(
         start_order(&f),
         [
             "a_data-volume.service",
             "a_net-network.service",
+            "m_app-build.service",
             "m_solo_1.service",
             "z_db_1.service",
             "a_web_1.service"
