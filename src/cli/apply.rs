@@ -157,6 +157,7 @@ pub(super) fn run(
         }
         Which::Apply(a) => {
             let _lock = super::lock_instance(config, env, client.socket(), false)?;
+            engine.write_signature_policy()?;
             let o = options(&engine, &a.repo, a.no_prune);
             let report = engine.apply(&dir, &o)?;
             let text = match a.output {

@@ -54,6 +54,7 @@ impl RepoReconciler {
     ) -> anyhow::Result<Self> {
         let engine = Engine::on(&config, &env, tokio::runtime::Handle::current())?;
         let client = engine.podman()?.clone();
+        engine.write_signature_policy()?;
         #[cfg(target_os = "linux")]
         let doctor = crate::doctor::Doctor::new(crate::doctor::DoctorOptions::for_daemon(
             &config.doctor,
@@ -435,6 +436,9 @@ impl Reconciler for RepoReconciler {
         let engine = Engine::on(&loaded.config, &self.env, tokio::runtime::Handle::current())
             .map_err(|e| format!("{e:#}"))?;
         let client = engine.podman().map_err(|e| format!("{e:#}"))?.clone();
+        engine
+            .write_signature_policy()
+            .map_err(|e| format!("{e:#}"))?;
         #[cfg(target_os = "linux")]
         {
             self.doctor = crate::doctor::Doctor::new(crate::doctor::DoctorOptions::for_daemon(
