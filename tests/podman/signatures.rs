@@ -414,3 +414,112 @@ fn podman_pulls_under_the_written_policy_take_the_signed_image_only() {
         "{stderr}"
     );
 }
+
+/// A signature stored as an OCI 1.1 referrer (`cosign sign
+/// --registry-referrers-mode=oci-1-1`, with a key generated here) of an image
+/// pushed to a repository of its own. The test bed's registry (Debian's
+/// docker-registry, distribution 2.8) has no referrers API: it answers `404`
+/// there, so cosign keeps the referrers in the index tagged `sha256-<hex>` (the
+/// referrers tag schema), which Magos reads after asking the API.
+#[test]
+fn a_signature_stored_as_a_referrer_is_found() {
+    let Some(tb) = testbed() else { return };
+    let cosign = tb.require("MAGOS_TESTBED_COSIGN");
+    let source = format!("{}:1.2.0", tb.require("MAGOS_TEST_IMAGE_SIGNED"));
+    let name = crate::support::unique_name("referrers");
+    let repo = format!("{}/magos/{name}", tb.registry);
+    tb.podman_ok(&["pull", "-q", &source]);
+    tb.podman_ok(&["push", "-q", &source, &format!("{repo}:1.0.0")]);
+    let digest = tb.manifest_digest(&format!("{repo}:1.0.0"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cosign_run = |args: &[&str]| {
+        let out = Command::new(cosign)
+            .args(args)
+            .current_dir(tmp.path())
+            .env("COSIGN_PASSWORD", "")
+            .env("COSIGN_EXPERIMENTAL", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cosign {args:?}: {}", show(&out));
+    };
+    cosign_run(&["generate-key-pair", "--output-key-prefix", "referrer"]);
+    cosign_run(&[
+        "sign",
+        "--yes",
+        "--key",
+        "referrer.key",
+        "--tlog-upload=false",
+        "--allow-insecure-registry",
+        "--allow-http-registry",
+        "--registry-referrers-mode=oci-1-1",
+        &format!("{repo}@{digest}"),
+    ]);
+    let hex = digest.trim_start_matches("sha256:");
+    let status = |method: &str, path: String| {
+        tb.registry_request(
+            method,
+            &path,
+            &[("Accept", crate::support::MANIFEST_ACCEPT)],
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(
+        status("GET", format!("/v2/magos/{name}/referrers/{digest}")),
+        404,
+        "the registry has no referrers API"
+    );
+    assert_eq!(
+        status(
+            "HEAD",
+            format!("/v2/magos/{name}/manifests/sha256-{hex}.sig")
+        ),
+        404,
+        "no .sig tag: the signature is only a referrer"
+    );
+    assert_eq!(
+        status("HEAD", format!("/v2/magos/{name}/manifests/sha256-{hex}")),
+        200,
+        "the referrers tag"
+    );
+
+    let check_with = |key: &Path| {
+        write_files(
+            &tmp.path().join("repo"),
+            &[(
+                "referrers/compose.yaml",
+                format!("services:\n  app:\n    image: {repo}:1.0.0 # {SEMVER}\n"),
+            )],
+        );
+        std::fs::write(
+            tmp.path().join("magos.yaml"),
+            format!(
+                "registries:\n  insecure: [\"{}\"]\nstate_dir: {}\nverify:\n  - match: \"{repo}\"\n    key: {}\n",
+                tb.registry,
+                tmp.path().join("state").display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let out = run(tmp.path());
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        row(&out)
+    };
+    let app = check_with(&tmp.path().join("referrer.pub"));
+    assert_eq!(app["tag"], "1.0.0", "{app}");
+    assert_eq!(app["signature"]["chosen"]["verdict"], "verified", "{app}");
+    assert_eq!(app["candidates"][0]["signature"]["verdict"], "verified");
+
+    // Under another key the referrer is read and refused for its key.
+    let app = check_with(Path::new(tb.require("MAGOS_TESTBED_COSIGN_KEY")));
+    let skipped = &app["signature"]["skipped"][0];
+    assert_eq!(skipped["verdict"], "bad_signature", "{app}");
+    assert!(
+        skipped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not by the key"),
+        "{app}"
+    );
+}
