@@ -162,6 +162,9 @@ pub(super) fn run(
         }
         Which::Apply(a) => {
             let _lock = super::lock_instance(config, env, &socket, false)?;
+            if !engine.is_docker() {
+                engine.write_signature_policy()?;
+            }
             let o = options(&engine, &a.repo, a.no_prune);
             let report = engine.apply(&dir, &o)?;
             let text = match a.output {

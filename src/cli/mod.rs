@@ -11,9 +11,9 @@ mod completions;
 mod config_cmd;
 #[cfg(target_os = "linux")]
 pub mod doctor;
-pub mod history;
 #[cfg(unix)]
 mod export;
+pub mod history;
 #[cfg(unix)]
 mod init;
 mod lint;

@@ -242,6 +242,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "GitHub REST API base URL (GitHub Enterprise Server)",
     },
     EnvVar {
+        name: "MD_VERIFY_POLICY",
+        key: "verify_policy",
+        doc: "`write`: Podman's policy.json requires the `verify:` keys too; `off`",
+    },
+    EnvVar {
         name: "MD_STATE_DIR",
         key: "state_dir",
         doc: "where Magos keeps its clone and state",

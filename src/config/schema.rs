@@ -26,6 +26,10 @@ pub struct Config {
     pub registries: RegistriesConfig,
     /// Signature verification: cosign public keys and the images they cover.
     pub verify: Vec<VerifyRule>,
+    /// `write`: Podman's signature policy (`~/.config/containers/policy.json`
+    /// and `registries.d`) is made to require the `verify:` keys too; `off`:
+    /// only Magos checks them.
+    pub verify_policy: VerifyPolicy,
     /// The vulnerability gate: a scanner run on every candidate.
     pub scan: ScanConfig,
     /// SOPS secrets.
@@ -230,6 +234,31 @@ pub struct VerifyRule {
     pub pattern: Option<String>,
     /// The PEM public key file (`cosign.pub`).
     pub key: PathBuf,
+}
+
+/// `verify_policy`: whether Magos writes its `verify:` rules into Podman's
+/// signature policy, so that Podman refuses at pull what Magos would not pin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyPolicy {
+    /// Podman's policy is left alone.
+    #[default]
+    Off,
+    /// `sigstoreSigned` requirements for the rules' repositories are written
+    /// into the user's `policy.json`, and `registries.d/magos.yaml` makes
+    /// Podman read their cosign signatures.
+    Write,
+}
+
+impl VerifyPolicy {
+    /// `off` or `write`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "off" => Ok(VerifyPolicy::Off),
+            "write" => Ok(VerifyPolicy::Write),
+            _ => Err(format!("`{s}` is not `off` or `write`")),
+        }
+    }
 }
 
 /// `scan:`, the vulnerability gate.
@@ -1361,6 +1390,7 @@ impl Config {
         "registries.list_max_bytes",
         "registries.list_timeout",
         "verify",
+        "verify_policy",
         "scan.command",
         "scan.block",
         "scan.on_error",
@@ -1408,6 +1438,7 @@ impl Config {
             "repo.ssh_key" => self.repo.ssh_key = Some(non_empty_path(value)?),
             "repo.known_hosts" => self.repo.known_hosts = Some(non_empty_path(value)?),
             "scan.timeout" => self.scan.timeout = HumanDuration::parse(value)?,
+            "verify_policy" => self.verify_policy = VerifyPolicy::parse(value)?,
             "runtime" => self.runtime = Runtime::parse(value)?,
             "podman.socket" => self.podman.socket = Some(SocketPath::parse(value)?),
             "apply.prune" => {

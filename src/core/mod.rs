@@ -26,6 +26,7 @@ pub mod scan;
 pub mod schedule;
 pub mod shape;
 pub mod signature;
+pub mod sigpolicy;
 pub mod spec;
 pub mod stacks;
 pub mod trust;

@@ -65,6 +65,7 @@ impl RepoReconciler {
         let mut engine = Engine::on(&config, &env, tokio::runtime::Handle::current())?;
         engine.count_notification_failures_in(metrics.notifications_failed.clone());
         let client = engine.podman()?.clone();
+        engine.write_signature_policy()?;
         #[cfg(target_os = "linux")]
         let doctor = crate::doctor::Doctor::new(crate::doctor::DoctorOptions::for_daemon(
             &config.doctor,
@@ -511,6 +512,9 @@ impl Reconciler for RepoReconciler {
             .map_err(|e| format!("{e:#}"))?;
         engine.count_notification_failures_in(self.metrics.notifications_failed.clone());
         let client = engine.podman().map_err(|e| format!("{e:#}"))?.clone();
+        engine
+            .write_signature_policy()
+            .map_err(|e| format!("{e:#}"))?;
         #[cfg(target_os = "linux")]
         {
             self.doctor = crate::doctor::Doctor::new(crate::doctor::DoctorOptions::for_daemon(

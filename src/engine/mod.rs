@@ -199,6 +199,48 @@ impl Engine {
         self.config.runtime == crate::config::Runtime::Docker
     }
 
+    /// With `verify_policy: write`, makes this user's Podman signature policy
+    /// require the `verify:` keys at pull (`podman::sigpolicy`); without it,
+    /// nothing. Rules Podman cannot express are warned about.
+    #[cfg(unix)]
+    pub fn write_signature_policy(&self) -> anyhow::Result<()> {
+        use crate::podman::sigpolicy;
+        if self.config.verify_policy != crate::config::VerifyPolicy::Write {
+            return Ok(());
+        }
+        let Some(home) = self.env.get("HOME").filter(|h| !h.is_empty()) else {
+            anyhow::bail!(
+                "verify_policy: write needs HOME: Podman reads its signature policy under ~/.config/containers"
+            );
+        };
+        let written = sigpolicy::write(
+            &sigpolicy::PolicyPaths::for_home(std::path::Path::new(home)),
+            &self.config.verify,
+        )?;
+        for why in &written.unwritten {
+            tracing::warn!("{why}; Podman does not enforce it at pull (Magos still checks it)");
+        }
+        for scope in &written.left_to_others {
+            tracing::warn!(
+                scope,
+                "another registries.d file defines this scope: it must set use-sigstore-attachments: true for Podman to find the signatures"
+            );
+        }
+        if !written.changed.is_empty() {
+            let files: Vec<String> = written
+                .changed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            tracing::info!(
+                files = %files.join(", "),
+                scopes = %written.scopes.join(", "),
+                "Podman's signature policy now requires the verify: keys"
+            );
+        }
+        Ok(())
+    }
+
     /// The options of a repository apply, plan or drift for this configuration
     /// and the stacks of `host` (every host's when `None`).
     #[cfg(unix)]

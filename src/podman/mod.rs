@@ -18,6 +18,7 @@ mod client;
 mod error;
 mod retry;
 pub mod signal;
+pub mod sigpolicy;
 pub mod socket;
 mod stream;
 mod uri;

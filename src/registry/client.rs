@@ -54,12 +54,14 @@ pub struct RequestCounts {
     pub token_gets: u64,
     /// Requests answered `429` (and retried or given up).
     pub rate_limited: u64,
+    /// `GET …/referrers/…` (OCI 1.1 referrers API, for cosign signatures).
+    pub referrers: u64,
 }
 
 impl RequestCounts {
     /// Every request made to the registry itself (token endpoint excluded).
     pub fn registry_requests(&self) -> u64 {
-        self.tag_pages + self.manifest_heads + self.manifest_gets + self.blob_gets
+        self.tag_pages + self.manifest_heads + self.manifest_gets + self.blob_gets + self.referrers
     }
 }
 
@@ -69,6 +71,7 @@ enum Kind {
     ManifestHead,
     ManifestGet,
     BlobGet,
+    Referrers,
 }
 
 /// The answer to a successful request.
@@ -518,6 +521,48 @@ impl RegistryClient {
         }
     }
 
+    /// The OCI 1.1 referrers of `digest` whose artifact type is
+    /// `artifact_type` (an image index), or `None` when the registry has no
+    /// referrers API (it answers `404`, `400`, `405` or `501` there).
+    pub(super) async fn referrers(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        artifact_type: &str,
+        limit: usize,
+    ) -> Result<Option<bytes::Bytes>, RegistryError> {
+        let host = self.host(image)?;
+        let mut url = format!(
+            "{}/v2/{}/referrers/{digest}",
+            self.base(image),
+            image.repository()
+        );
+        // A media type's `/` and `+` are the only characters it has that a
+        // query value must escape.
+        url.push_str("?artifactType=");
+        url.push_str(&artifact_type.replace('/', "%2F").replace('+', "%2B"));
+        match self
+            .fetch(
+                &host,
+                image,
+                Kind::Referrers,
+                Method::GET,
+                &url,
+                Some("application/vnd.oci.image.index.v1+json"),
+                limit,
+            )
+            .await
+        {
+            Ok(fetched) => Ok(Some(fetched.body)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(RegistryError::Status {
+                status: 400 | 405 | 501,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn manifest_url(&self, image: &ImageRef, reference: &str) -> String {
         format!(
             "{}/v2/{}/manifests/{reference}",
@@ -698,6 +743,7 @@ impl RegistryClient {
                 Kind::ManifestHead => c.manifest_heads += 1,
                 Kind::ManifestGet => c.manifest_gets += 1,
                 Kind::BlobGet => c.blob_gets += 1,
+                Kind::Referrers => c.referrers += 1,
             });
             let sent = request.send().await;
             {

@@ -4,6 +4,13 @@
 //! simple-signing payload (JSON naming the signed manifest digest and the
 //! repository), its annotation `dev.cosignproject.cosign/signature` the
 //! base64 ECDSA-SHA256 signature of that payload.
+//!
+//! Signed with `--registry-referrers-mode=oci-1-1`, the same manifest is an OCI
+//! 1.1 referrer of the candidate instead (artifact type
+//! `application/vnd.dev.cosign.artifact.sig.v1+json`, `subject` the candidate):
+//! listed by the registry's referrers API, or, where the registry has none, in
+//! the image index tagged `sha256-H` (the referrers tag schema) that cosign
+//! keeps there. All three places are read.
 
 use base64::Engine as _;
 use p256::ecdsa::Signature;
@@ -24,6 +31,36 @@ const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 const LIMIT: usize = 256 << 10;
 /// Signature layers looked at per candidate, at most.
 const MAX_LAYERS: usize = 16;
+/// The artifact type of a cosign signature stored as an OCI 1.1 referrer.
+pub const SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
+#[derive(Deserialize)]
+struct Index {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    digest: String,
+    #[serde(rename = "artifactType", default)]
+    artifact_type: Option<String>,
+}
+
+/// The digests of the cosign signature manifests an image index of referrers
+/// (the referrers API's answer, or the referrers tag schema's index) lists, at
+/// most [`MAX_LAYERS`]. Pure.
+pub fn signature_referrers(index: &[u8]) -> Result<Vec<Digest>, String> {
+    let index: Index =
+        serde_json::from_slice(index).map_err(|e| format!("not an image index: {e}"))?;
+    Ok(index
+        .manifests
+        .iter()
+        .filter(|d| d.artifact_type.as_deref() == Some(SIGNATURE_ARTIFACT))
+        .filter_map(|d| Digest::parse(&d.digest).ok())
+        .take(MAX_LAYERS)
+        .collect())
+}
 
 #[derive(Deserialize)]
 struct SigManifest {
@@ -109,9 +146,10 @@ pub fn judge(
 }
 
 impl Check {
-    /// Checks the cosign signatures of `repository@digest` with `keys`. A
-    /// registry that cannot be asked is an error; what the signatures say is
-    /// the verdict.
+    /// Checks the cosign signatures of `repository@digest` with `keys`: the
+    /// `sha256-<hex>.sig` tag first, then the OCI 1.1 referrers (the referrers
+    /// API, else the `sha256-<hex>` referrers tag). A registry that cannot be
+    /// asked is an error; what the signatures say is the verdict.
     pub async fn verify(
         &self,
         repository: &ImageRef,
@@ -121,18 +159,97 @@ impl Check {
         let (algorithm, hex) = digest.as_str().split_once(':').unwrap_or(("sha256", ""));
         let tag = format!("{algorithm}-{hex}.sig");
         let client = self.client();
-        let Some(body) = client.raw(repository, &tag, false, LIMIT).await? else {
-            return Ok(Verdict::Unsigned {
-                reason: format!("no cosign signature (no tag {tag})"),
-            });
+        let mut reasons = Vec::new();
+        let mut manifests = 0usize;
+        if let Some(body) = client.raw(repository, &tag, false, LIMIT).await? {
+            manifests += 1;
+            let shown = format!("{}:{tag}", repository.repository_key());
+            if let Some(key) = self
+                .judge_manifest(repository, digest, keys, &body, &shown, &mut reasons)
+                .await?
+            {
+                return Ok(Verdict::Verified { key });
+            }
+        }
+        let (index, shown) = match client
+            .referrers(repository, digest, SIGNATURE_ARTIFACT, LIMIT)
+            .await?
+        {
+            Some(index) => (Some(index), format!("the referrers of {digest}")),
+            None => {
+                let schema_tag = format!("{algorithm}-{hex}");
+                (
+                    client.raw(repository, &schema_tag, false, LIMIT).await?,
+                    format!("{}:{schema_tag}", repository.repository_key()),
+                )
+            }
         };
+        let referrers = match index {
+            Some(index) => {
+                signature_referrers(&index).map_err(|message| RegistryError::Malformed {
+                    host: repository.api_host().to_owned(),
+                    url: shown.clone(),
+                    message,
+                })?
+            }
+            None => Vec::new(),
+        };
+        for referrer in referrers {
+            let Some(body) = client
+                .raw(repository, referrer.as_str(), false, LIMIT)
+                .await?
+            else {
+                reasons.push(format!("its referrer {referrer} is missing"));
+                continue;
+            };
+            if referrer.recompute(&body) != referrer {
+                reasons.push(format!("its referrer does not match {referrer}"));
+                continue;
+            }
+            manifests += 1;
+            let shown = format!("{}@{referrer}", repository.repository_key());
+            if let Some(key) = self
+                .judge_manifest(repository, digest, keys, &body, &shown, &mut reasons)
+                .await?
+            {
+                return Ok(Verdict::Verified { key });
+            }
+        }
+        if manifests == 0 && reasons.is_empty() {
+            return Ok(Verdict::Unsigned {
+                reason: format!("no cosign signature (no tag {tag}, no referrer)"),
+            });
+        }
+        if reasons.is_empty() {
+            return Ok(Verdict::Unsigned {
+                reason: format!("{tag} holds no cosign signature"),
+            });
+        }
+        reasons.dedup();
+        Ok(Verdict::BadSignature {
+            reason: reasons.join("; "),
+        })
+    }
+
+    /// Judges each simple-signing layer of one signature manifest (`body`,
+    /// found at `shown`): the key's fingerprint when one is valid, else the
+    /// reasons added to `reasons`.
+    async fn judge_manifest(
+        &self,
+        repository: &ImageRef,
+        digest: &Digest,
+        keys: &[&VerifyKey],
+        body: &[u8],
+        shown: &str,
+        reasons: &mut Vec<String>,
+    ) -> Result<Option<String>, RegistryError> {
+        let client = self.client();
         let manifest: SigManifest =
-            serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
+            serde_json::from_slice(body).map_err(|e| RegistryError::Malformed {
                 host: repository.api_host().to_owned(),
-                url: format!("{}:{tag}", repository.repository_key()),
+                url: shown.to_owned(),
                 message: format!("not a signature manifest: {e}"),
             })?;
-        let mut reasons = Vec::new();
         for layer in manifest
             .layers
             .iter()
@@ -159,19 +276,11 @@ impl Check {
                 continue;
             }
             match judge(&payload, signature, repository, digest, keys) {
-                Ok(key) => return Ok(Verdict::Verified { key }),
+                Ok(key) => return Ok(Some(key)),
                 Err(why) => reasons.push(why),
             }
         }
-        if reasons.is_empty() {
-            return Ok(Verdict::Unsigned {
-                reason: format!("{tag} holds no cosign signature"),
-            });
-        }
-        reasons.dedup();
-        Ok(Verdict::BadSignature {
-            reason: reasons.join("; "),
-        })
+        Ok(None)
     }
 }
 
@@ -245,6 +354,27 @@ mod tests {
             .is_err()
         );
         assert!(judge(&p, "%%%", &repo, &d, &[&trusted]).is_err());
+    }
+
+    /// The referrers tag index Debian's cosign 2 wrote for an image of the test
+    /// bed's registry (`cosign sign --registry-referrers-mode=oci-1-1`; the
+    /// registry has no referrers API), with an entry of another type added.
+    #[test]
+    fn the_signature_referrers_of_an_index_are_its_cosign_entries() {
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":728,"digest":"sha256:cc35a7eb7bfffd92cc5d2cfdfc675f102a19389a3ea7bffb90ae88e4d1543640","artifactType":"application/vnd.dev.cosign.artifact.sig.v1+json"},{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":700,"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","artifactType":"application/spdx+json"}]}"#;
+        let found = signature_referrers(index).unwrap();
+        assert_eq!(
+            found,
+            [Digest::parse(
+                "sha256:cc35a7eb7bfffd92cc5d2cfdfc675f102a19389a3ea7bffb90ae88e4d1543640"
+            )
+            .unwrap()]
+        );
+        assert_eq!(
+            signature_referrers(br#"{"schemaVersion":2,"manifests":[]}"#).unwrap(),
+            []
+        );
+        assert!(signature_referrers(br#"{"manifests": 3}"#).is_err());
     }
 
     #[test]
