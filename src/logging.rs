@@ -25,8 +25,8 @@ pub struct LogSetup {
 
 impl LogSetup {
     /// Decides the setup. `verbosity` is the number of `-v` minus the number of `-q`.
-    /// `MAGOS_LOG` (a `tracing` filter such as `magos=debug,hyper=info`) wins over
-    /// the level when set.
+    /// `MD_LOG` (or its alias `MAGOS_LOG`: a `tracing` filter such as
+    /// `magos=debug,hyper=info`) wins over the level when set.
     pub fn new(
         format: LogFormat,
         level: LogLevel,
@@ -44,7 +44,7 @@ impl LogSetup {
         let base = LEVELS.iter().position(|l| *l == level).unwrap_or(2) as i16;
         let index = (base + i16::from(verbosity)).clamp(0, 4) as usize;
         let level = LEVELS[index];
-        let filter = match env.get("MAGOS_LOG").filter(|v| !v.is_empty()) {
+        let filter = match crate::config::own_var(env, "MD_LOG") {
             Some(directive) => directive.clone(),
             // Dependencies stay at warn unless tracing is asked for.
             None if level == LogLevel::Trace => "trace".to_owned(),
@@ -139,5 +139,13 @@ mod tests {
             false,
         );
         assert_eq!(custom.filter, "magos=trace");
+        let both = LogSetup::new(
+            LogFormat::Text,
+            LogLevel::Info,
+            0,
+            &env(&[("MD_LOG", "magos=debug"), ("MAGOS_LOG", "magos=trace")]),
+            false,
+        );
+        assert_eq!(both.filter, "magos=debug");
     }
 }

@@ -8,6 +8,7 @@ fn magos(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_magos"));
     cmd.args(args)
         .env_remove("MAGOS_CONFIG")
+        .env_remove("MD_CONFIG")
         .env("HOME", "/nonexistent");
     for var in [
         "MD_REPO",

@@ -7,6 +7,7 @@ fn magos(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_magos"))
         .args(args)
         .env_remove("MAGOS_CONFIG")
+        .env_remove("MD_CONFIG")
         .env("NO_COLOR", "1")
         .output()
         .expect("run magos")

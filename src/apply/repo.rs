@@ -205,6 +205,18 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             source,
         }
     })?;
+    prepare_loaded(&root, &loaded, options)
+}
+
+/// Converts the stacks of the repository at `root` (canonical), as
+/// `repo::load` read them with `options.selection` and `options.env`: each
+/// stack file is read once, for every command that reports on it.
+pub fn prepare_loaded(
+    root: &Path,
+    loaded: &repo::RepoStacks,
+    options: &RepoOptions,
+) -> Result<Repository, RepoApplyError> {
+    let root = root.to_path_buf();
     let runtime = RuntimeDir::from_env(&options.env).ok();
     // `~/` in a bind is the home of the user Magos runs as.
     let home = options
@@ -213,10 +225,11 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
         .map(String::as_str)
         .filter(|h| h.starts_with('/'));
     let mut out = Repository {
-        diagnostics: loaded.diagnostics,
+        diagnostics: loaded.diagnostics.clone(),
         ..Repository::default()
     };
-    for mut stack in loaded.stacks {
+    for stack in &loaded.stacks {
+        let mut stack = stack.clone();
         // Services no active profile enables are not part of the stack.
         // The compose CLI gets the active profiles by name (`*` spelled out:
         // podman-compose does not know it).

@@ -12,6 +12,7 @@ use crate::config::{self, Env};
 use crate::core::convert;
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::stacks::Selection;
+use crate::engine::workspace::Workspace;
 use crate::engine::{Engine, Location};
 use crate::repo;
 
@@ -115,15 +116,23 @@ pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> any
         Location::Remote(_) => Engine::new(&config, env)?.checkout()?,
     };
     let trust = repo::Trust::from_config(&config, env);
-    let loaded = repo::load(&dir, &sel, env)?;
-    let mut diagnostics = loaded.diagnostics;
+    // Every stack file read once, converted once: what is reported here is
+    // what `plan` and `apply` report.
+    let workspace = Workspace::read(&config, env, &dir, sel)?;
+    let loaded = &workspace.stacks;
+    let mut diagnostics = loaded.diagnostics.clone();
     let mut stacks = Vec::new();
-    for stack in loaded.stacks {
+    for stack in &loaded.stacks {
         diagnostics.extend(stack.loaded.diagnostics.iter().cloned());
         if stack.loaded.error.is_none() {
             diagnostics.extend(convert::coverage(&stack.loaded));
         }
-        diagnostics.extend(repo::check_trust(&dir, &stack, &loaded.texts, &trust));
+        diagnostics.extend(repo::check_trust(
+            &workspace.root,
+            stack,
+            &loaded.texts,
+            &trust,
+        ));
         let services = stack
             .loaded
             .services
@@ -158,19 +167,17 @@ pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> any
             files: std::iter::once(stack.def.compose_file.clone())
                 .chain(stack.def.override_file.clone())
                 .collect(),
-            dir: stack.def.dir,
-            project: stack.project,
-            host: stack.def.host,
-            unsupported: stack.loaded.unsupported,
+            dir: stack.def.dir.clone(),
+            project: stack.project.clone(),
+            host: stack.def.host.clone(),
+            unsupported: stack.loaded.unsupported.clone(),
             services,
         });
     }
     // The conversion's diagnostics (a bad port, a bad volume, …), as `plan`
     // and `apply` report them.
     #[cfg(unix)]
-    diagnostics.extend(crate::engine::workspace::diagnostics(
-        &config, env, &dir, sel,
-    )?);
+    diagnostics.extend(workspace.repo.diagnostics.iter().cloned());
     crate::engine::workspace::sort(&mut diagnostics);
     let summary = Summary {
         stacks: stacks.len(),

@@ -70,8 +70,9 @@ configs/magos.yaml.";
 #[derive(Debug, Parser)]
 #[command(name = "magos", version, about, long_about = None, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
-    /// Configuration file [default: $MAGOS_CONFIG, ~/.config/magos/magos.yaml,
-    /// /etc/magos/magos.yaml, else built-in defaults]
+    /// Configuration file [default: $MD_CONFIG (alias $MAGOS_CONFIG),
+    /// ~/.config/magos/magos.yaml, /etc/magos/magos.yaml, else built-in
+    /// defaults]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

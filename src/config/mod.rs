@@ -293,12 +293,44 @@ pub const ENV_VARS: &[EnvVar] = &[
     },
 ];
 
+/// The prefix of every environment variable of Magos's own: the variables of
+/// the configuration keys ([`ENV_VARS`]) and [`OWN_VARS`].
+pub const ENV_PREFIX: &str = "MD_";
+
+/// The variables of Magos's own that set no configuration key: the name, the
+/// older `MAGOS_` spelling still read as its alias, and what it is for.
+pub const OWN_VARS: &[(&str, &str, &str)] = &[
+    (
+        "MD_CONFIG",
+        "MAGOS_CONFIG",
+        "the configuration file when --config is not given",
+    ),
+    (
+        "MD_LOG",
+        "MAGOS_LOG",
+        "a log filter (magos=debug,hyper=info) that wins over log.level",
+    ),
+];
+
+/// The value of one of Magos's own variables ([`OWN_VARS`]: `name` is its
+/// `MD_` name), set and not empty: the `MD_` spelling, else its `MAGOS_`
+/// alias. When both are set the `MD_` one wins.
+pub fn own_var<'a>(env: &'a Env, name: &str) -> Option<&'a String> {
+    let set = |k: &str| env.get(k).filter(|v| !v.is_empty());
+    set(name).or_else(|| {
+        OWN_VARS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .and_then(|(_, alias, _)| set(alias))
+    })
+}
+
 /// Where the configuration file is looked for when `--config` is not given:
-/// `$MAGOS_CONFIG`, then `$XDG_CONFIG_HOME/magos/magos.yaml` (or
+/// `$MD_CONFIG` (or its alias `$MAGOS_CONFIG`), then `$XDG_CONFIG_HOME/magos/magos.yaml` (or
 /// `~/.config/magos/magos.yaml`), then `/etc/magos/magos.yaml`. Only an existing file
 /// counts; with none, the built-in defaults (those of `configs/magos.yaml`) apply.
 pub fn default_config_path(env: &Env) -> Option<PathBuf> {
-    if let Some(p) = env.get("MAGOS_CONFIG").filter(|p| !p.is_empty()) {
+    if let Some(p) = own_var(env, "MD_CONFIG") {
         return Some(PathBuf::from(p));
     }
     let mut candidates = Vec::new();

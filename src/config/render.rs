@@ -83,12 +83,13 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
 
-/// Where `magos init` writes when `--config` is not given: `$MAGOS_CONFIG`, else
+/// Where `magos init` writes when `--config` is not given: `$MD_CONFIG` (or its
+/// alias `$MAGOS_CONFIG`), else
 /// `/etc/magos/magos.yaml` for root, else `$XDG_CONFIG_HOME/magos/magos.yaml`
 /// (or `~/.config/magos/magos.yaml`): the first place the loader looks.
 pub fn init_path(env: &Env, root: bool) -> Option<PathBuf> {
     let get = |k: &str| env.get(k).filter(|v| !v.is_empty());
-    if let Some(p) = get("MAGOS_CONFIG") {
+    if let Some(p) = super::own_var(env, "MD_CONFIG") {
         return Some(PathBuf::from(p));
     }
     if root {

@@ -268,6 +268,48 @@ fn default_config_path_prefers_magos_config_then_xdg() {
 }
 
 #[test]
+fn magos_own_variables_have_the_md_prefix_and_their_magos_aliases() {
+    // Magos's own variables have one prefix; the others are other tools'
+    // (CONTAINER_HOST, SOPS_AGE_KEY_FILE, GITHUB_APP_ID, …).
+    for var in ENV_VARS {
+        assert!(!var.name.starts_with("MAGOS_"), "{}", var.name);
+    }
+    for (name, alias, _) in OWN_VARS {
+        assert!(name.starts_with(ENV_PREFIX), "{name}");
+        assert_eq!(alias.strip_prefix("MAGOS_"), name.strip_prefix(ENV_PREFIX));
+    }
+    let path = |vars: &[(&str, &str)]| default_config_path(&env(vars));
+    let md = Some(PathBuf::from("/md.yaml"));
+    assert_eq!(path(&[("MD_CONFIG", "/md.yaml")]), md);
+    assert_eq!(
+        path(&[("MAGOS_CONFIG", "/alias.yaml")]),
+        Some(PathBuf::from("/alias.yaml"))
+    );
+    // Both set, differently: the MD_ one wins; an empty one counts as unset.
+    assert_eq!(
+        path(&[("MD_CONFIG", "/md.yaml"), ("MAGOS_CONFIG", "/alias.yaml")]),
+        md
+    );
+    assert_eq!(
+        path(&[("MD_CONFIG", ""), ("MAGOS_CONFIG", "/alias.yaml")]),
+        Some(PathBuf::from("/alias.yaml"))
+    );
+    let e = env(&[("MD_LOG", "magos=debug"), ("MAGOS_LOG", "magos=trace")]);
+    assert_eq!(
+        own_var(&e, "MD_LOG").map(String::as_str),
+        Some("magos=debug")
+    );
+    let e = env(&[("MAGOS_LOG", "magos=trace")]);
+    assert_eq!(
+        own_var(&e, "MD_LOG").map(String::as_str),
+        Some("magos=trace")
+    );
+    // The init path follows the same rule.
+    let e = env(&[("MD_CONFIG", "/md.yaml"), ("MAGOS_CONFIG", "/alias.yaml")]);
+    assert_eq!(render::init_path(&e, false), md);
+}
+
+#[test]
 fn the_commit_settings_are_read_and_checked() {
     let (_d, path) = file_with(
         "repo:\n  commit:\n    message: \"bump {services}\\n\\n{changes}\"\n    author_name: Bot\n    author_email: bot@example.org\n",

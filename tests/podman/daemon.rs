@@ -140,7 +140,8 @@ pub(crate) fn magos_command(tb: &Testbed, config: &Path) -> Command {
         .env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .env_remove("MD_REPO")
-        .env_remove("MAGOS_CONFIG");
+        .env_remove("MAGOS_CONFIG")
+        .env_remove("MD_CONFIG");
     cmd
 }
 

@@ -46,6 +46,7 @@ fn a_pull_shows_its_progress_as_log_lines() {
         .env("CONTAINER_HOST", &tb.container_host)
         .env("NO_COLOR", "1")
         .env_remove("MAGOS_CONFIG")
+        .env_remove("MD_CONFIG")
         .output()
         .expect("run magos apply");
     let logs = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -12,6 +12,7 @@ fn plan(repo: &std::path::Path, runtime: &str) -> serde_json::Value {
         .env("CONTAINER_HOST", &tb.container_host)
         .env("MD_RUNTIME", runtime)
         .env_remove("MAGOS_CONFIG")
+        .env_remove("MD_CONFIG")
         .output()
         .expect("run magos plan");
     assert!(
