@@ -20,7 +20,7 @@ use crate::config::Env;
 
 use super::compose_cli::{self, ComposeCommand, ComposeError};
 use super::display::PullDisplay;
-use super::execute::ApplyError;
+use super::error::ApplyError;
 use super::generate;
 use super::prepared::Prepared;
 use super::sealed::Unsealed;

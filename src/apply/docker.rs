@@ -24,7 +24,7 @@ use crate::server::Liveness;
 use super::backend::{Backend, Health, State};
 use super::compose_cli::{self, ComposeCommand, ComposeError};
 use super::display::PullDisplay;
-use super::execute::ApplyError;
+use super::error::ApplyError;
 use super::prepared::Prepared;
 use super::sealed::Unsealed;
 
@@ -309,5 +309,64 @@ impl Backend for Client {
 
     fn compose_name() -> &'static str {
         "docker compose"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::spec::ImageRef as SpecImage;
+
+    fn stack(memory: Option<i64>) -> StackSpec {
+        let mut spec = ContainerSpec::new(
+            "web",
+            "app",
+            SpecImage {
+                reference: "nginx:1.27".into(),
+                qualified: "docker.io/library/nginx:1.27".into(),
+                digest: None,
+            },
+        );
+        spec.run.memory = memory;
+        StackSpec {
+            project: "web".into(),
+            instance: "default".into(),
+            working_dir: "/repo/web".into(),
+            config_files: vec![],
+            networks: vec![],
+            volumes: vec![],
+            services: vec![spec],
+        }
+    }
+
+    #[test]
+    fn docker_s_short_names_are_read_fully_qualified() {
+        assert_eq!(qualified("nginx:1.27"), "docker.io/library/nginx:1.27");
+        assert_eq!(
+            qualified(
+                "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+            ),
+            "docker.io/library/nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        );
+        assert_eq!(
+            qualified("127.0.0.1:5000/magos/httpd:1"),
+            "127.0.0.1:5000/magos/httpd:1"
+        );
+    }
+
+    #[test]
+    fn a_stack_is_renamed_and_routed_to_docker_compose_only_for_what_docker_cannot_express() {
+        let mut native = stack(None);
+        assert_eq!(route(&mut native, Route::Native), Route::Native);
+        assert_eq!(native.services[0].name, "web-app-1");
+        let mut limited = stack(Some(64 << 20));
+        match route(&mut limited, Route::Native) {
+            Route::ComposeCli { keys, explicit } => {
+                assert!(!explicit);
+                assert!(keys[0].starts_with("run-time"), "{keys:?}");
+            }
+            Route::Native => panic!("a memory limit is not applied natively on Docker"),
+        }
+        assert_eq!(limited.services[0].name, "web-app-1");
     }
 }

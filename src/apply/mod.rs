@@ -13,6 +13,7 @@ pub mod build;
 pub mod compose_cli;
 mod display;
 pub mod docker;
+mod error;
 pub mod execute;
 pub mod generate;
 pub mod observe;

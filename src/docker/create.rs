@@ -450,3 +450,153 @@ pub fn container(
     body.host_config = host;
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::spec::{
+        HealthSpec, ImageRef, LABEL_CONFIG_HASH, LABEL_CONTAINER_NUMBER, LABEL_PROJECT,
+        LABEL_SERVICE, MountSpec, PortSpec,
+    };
+    use std::time::Duration;
+
+    fn stack(services: Vec<ContainerSpec>) -> StackSpec {
+        StackSpec {
+            project: "web".into(),
+            instance: "default".into(),
+            working_dir: "/repo/web".into(),
+            config_files: vec!["compose.yaml".into()],
+            networks: vec![],
+            volumes: vec![],
+            services,
+        }
+    }
+
+    fn spec(service: &str) -> ContainerSpec {
+        let mut s = ContainerSpec::new(
+            "web",
+            service,
+            ImageRef {
+                reference: "127.0.0.1:5000/magos/httpd:1@sha256:abc".into(),
+                qualified: "127.0.0.1:5000/magos/httpd:1".into(),
+                digest: Some("sha256:abc".into()),
+            },
+        );
+        s.networks.insert("web_default".into(), vec![]);
+        s
+    }
+
+    #[test]
+    fn containers_are_named_as_docker_compose_names_them_and_container_name_stays() {
+        let mut own = spec("db");
+        own.name = "my-db".into();
+        let mut s = stack(vec![spec("app"), own]);
+        s.services[0].number = 1;
+        compose_names(&mut s);
+        assert_eq!(s.services[0].name, "web-app-1");
+        assert_eq!(s.services[1].name, "my-db");
+    }
+
+    #[test]
+    fn a_container_carries_docker_compose_s_labels_and_is_created_by_digest() {
+        let s = stack(vec![spec("app")]);
+        let body = container(&s, &s.services[0], &BTreeMap::new()).unwrap();
+        assert_eq!(body.image, "127.0.0.1:5000/magos/httpd@sha256:abc");
+        let l = &body.labels;
+        assert_eq!(l[LABEL_PROJECT], "web");
+        assert_eq!(l[LABEL_SERVICE], "app");
+        assert_eq!(l[LABEL_CONTAINER_NUMBER], "1");
+        assert_eq!(l[LABEL_ONEOFF], "False");
+        assert_eq!(l[LABEL_COMPOSE_CONFIG_HASH], l[LABEL_CONFIG_HASH]);
+        assert!(l.contains_key(LABEL_COMPOSE_VERSION));
+        assert_eq!(body.host_config.network_mode, "web_default");
+        assert_eq!(
+            body.networking_config.endpoints_config["web_default"].aliases,
+            ["app"]
+        );
+    }
+
+    #[test]
+    fn ports_mounts_and_healthchecks_become_docker_fields() {
+        let mut c = spec("app");
+        c.ports.push(PortSpec {
+            host_ip: "127.0.0.1".into(),
+            host_port: 8080,
+            container_port: 80,
+            range: 2,
+            protocol: "tcp".into(),
+        });
+        c.mounts.push(MountSpec::Volume {
+            name: "web_data".into(),
+            target: "/data".into(),
+            read_only: true,
+            options: vec!["nocopy".into()],
+            subpath: None,
+        });
+        c.mounts.push(MountSpec::Tmpfs {
+            target: "/tmp".into(),
+            options: vec!["size=64m".into()],
+        });
+        c.healthcheck = Some(HealthSpec {
+            test: vec!["CMD".into(), "true".into()],
+            interval: Some(Duration::from_secs(2)),
+            timeout: None,
+            start_period: None,
+            retries: Some(3),
+            start_interval: None,
+        });
+        let s = stack(vec![c]);
+        let body = container(&s, &s.services[0], &BTreeMap::new()).unwrap();
+        let b = &body.host_config.port_bindings;
+        assert_eq!(b["80/tcp"][0].host_port, "8080");
+        assert_eq!(b["81/tcp"][0].host_port, "8081");
+        assert_eq!(b["81/tcp"][0].host_ip, "127.0.0.1");
+        let m = &body.host_config.mounts;
+        assert_eq!((m[0].kind.as_str(), m[0].read_only), ("volume", true));
+        assert!(m[0].volume_options.as_ref().unwrap().no_copy);
+        assert_eq!(
+            m[1].tmpfs_options.as_ref().unwrap().size_bytes,
+            Some(64 << 20)
+        );
+        let h = body.healthcheck.unwrap();
+        assert_eq!((h.interval, h.retries), (Some(2_000_000_000), Some(3)));
+    }
+
+    #[test]
+    fn what_the_mapping_cannot_express_is_named_and_refused() {
+        let mut c = spec("app");
+        assert!(unsupported(&c).is_empty());
+        c.run.memory = Some(64 << 20);
+        c.devices.push("/dev/fuse".into());
+        let keys = unsupported(&c);
+        assert!(keys.iter().any(|k| k == "devices"), "{keys:?}");
+        assert!(keys.iter().any(|k| k.starts_with("run-time")), "{keys:?}");
+        let s = stack(vec![c]);
+        let e = container(&s, &s.services[0], &BTreeMap::new()).unwrap_err();
+        assert!(e.contains("service `app`") && e.contains("devices"), "{e}");
+    }
+
+    #[test]
+    fn networks_and_volumes_carry_their_compose_keys() {
+        let s = stack(vec![]);
+        let n = network(
+            &s,
+            &NetworkSpec {
+                name: "web_back".into(),
+                ..NetworkSpec::default()
+            },
+        );
+        assert_eq!(n.labels[LABEL_NETWORK], "back");
+        assert_eq!(n.labels[LABEL_PROJECT], "web");
+        assert_eq!(n.driver, "bridge");
+        let v = volume(
+            &s,
+            &VolumeSpec {
+                name: "web_data".into(),
+                ..VolumeSpec::default()
+            },
+        );
+        assert_eq!(v.labels[LABEL_VOLUME], "data");
+        assert_eq!(v.driver, "local");
+    }
+}
