@@ -102,7 +102,7 @@ fn secrets_from_the_environment_never_show() {
 
 #[test]
 fn an_unsupported_runtime_is_refused() {
-    let (code, _, err) = magos(&["config", "check"], &[("MD_RUNTIME", "docker")]);
+    let (code, _, err) = magos(&["config", "check"], &[("MD_RUNTIME", "lxc")]);
     assert_eq!(code, 2);
     assert!(
         err.contains("MD_RUNTIME") && err.contains("podman"),

@@ -76,7 +76,7 @@ fn a_wrong_type_names_file_line_and_key() {
 #[test]
 fn a_bad_value_names_file_line_and_key() {
     for (text, line, key) in [
-        ("runtime: docker\n", 1, "runtime"),
+        ("runtime: lxc\n", 1, "runtime"),
         (
             "registries:\n  timeout: 5 minutes\n",
             2,
