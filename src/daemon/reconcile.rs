@@ -384,8 +384,12 @@ impl Reconciler for RepoReconciler {
                     if e.state != DriftState::Orphan {
                         s.services += 1;
                     }
-                    if e.state.is_drift() {
+                    if e.state.is_ailing() {
+                        s.ailing += 1;
+                    } else if e.state.is_drift() {
                         s.drifted += 1;
+                    }
+                    if e.state.is_drift() {
                         tracing::warn!(
                             stack = %e.stack,
                             service = e.service.as_deref().unwrap_or(""),

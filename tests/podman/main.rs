@@ -27,6 +27,7 @@ mod init;
 mod pinning;
 mod pull_progress;
 mod registry;
+mod rollback;
 mod runkeys;
 mod runtime;
 mod scan;
