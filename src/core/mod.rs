@@ -23,6 +23,7 @@ pub mod scan;
 pub mod schedule;
 pub mod shape;
 pub mod signature;
+pub mod soak;
 pub mod spec;
 pub mod stacks;
 pub mod trust;
