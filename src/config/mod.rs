@@ -281,6 +281,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "daemon.observe",
         doc: "`true`: monitor only, change nothing",
     },
+    EnvVar {
+        name: "MD_ROLLBACK_ENABLED",
+        key: "rollback.enabled",
+        doc: "`false`: keep a changed service even when it fails its soak",
+    },
+    EnvVar {
+        name: "MD_ROLLBACK_SOAK",
+        key: "rollback.soak",
+        doc: "how long a changed service is watched before it is trusted",
+    },
 ];
 
 /// Where the configuration file is looked for when `--config` is not given:
