@@ -18,6 +18,7 @@ pub mod plan;
 pub mod policy;
 pub mod range;
 pub mod reference;
+pub mod rollback;
 pub mod rewrite;
 pub mod scan;
 pub mod schedule;

@@ -13,6 +13,7 @@
 pub mod converge;
 pub mod events;
 pub mod pin;
+pub mod rollback;
 pub mod source;
 pub mod workspace;
 

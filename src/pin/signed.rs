@@ -274,6 +274,7 @@ mod tests {
             reason: String::new(),
             error: None,
             signature,
+            rejected: None,
         }
     }
 
