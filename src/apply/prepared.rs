@@ -32,4 +32,6 @@ pub struct Prepared {
     pub observe: bool,
     /// The active compose profiles (for the compose CLI's `--profile`).
     pub profiles: Vec<String>,
+    /// Each service's `x-magos` soak keys (`soak`, `rollback`).
+    pub soak: std::collections::BTreeMap<String, crate::core::compose::soak::SoakOptions>,
 }

@@ -351,6 +351,15 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
             sealed,
             observe: stack.loaded.observe,
             profiles: cli_profiles,
+            soak: stack
+                .loaded
+                .services
+                .iter()
+                .filter_map(|s| {
+                    let options = s.service.as_ref()?.soak_options().ok()?;
+                    Some((s.name.clone(), options))
+                })
+                .collect(),
         });
     }
     if let Some(want) = &options.stack {

@@ -95,6 +95,10 @@ pub struct Held {
     /// The commit that brought it, when known.
     #[serde(default)]
     pub commit: Option<String>,
+    /// The last good image line (`repo:1.0.0@sha256:…`) run instead, when the
+    /// failed change was an image change Magos pinned.
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 /// Everything `rollback.json` holds.
@@ -220,6 +224,7 @@ mod tests {
             config_hash: "bad".into(),
             reason: "r".into(),
             commit: Some("c1".into()),
+            from: None,
         });
         assert!(s.holding("web", "app", "bad").is_some());
         assert!(s.holding("web", "db", "bad").is_none());

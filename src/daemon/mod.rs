@@ -10,6 +10,8 @@ pub mod reconcile;
 pub use crate::core::schedule;
 #[cfg(unix)]
 pub mod service;
+#[cfg(unix)]
+pub mod soak;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -48,6 +48,18 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Labels `stack`, `service`, `reason` of a rollback.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RollbackLabels {
+    /// The stack's project name.
+    pub stack: String,
+    /// The service.
+    pub service: String,
+    /// Why its soak failed (`unhealthy`, `not_healthy`, `died`, `restarted`,
+    /// `removed`).
+    pub reason: String,
+}
+
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Registry,
@@ -69,6 +81,8 @@ pub struct Metrics {
     pub errors: Family<KindLabel, Counter>,
     /// Network healing actions by kind.
     pub heals: Family<KindLabel, Counter>,
+    /// Services rolled back after a failed soak.
+    pub rollbacks: Family<RollbackLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -124,6 +138,12 @@ impl Metrics {
         registry.register("errors", "Errors by kind", errors.clone());
         let heals = Family::<KindLabel, Counter>::default();
         registry.register("heals", "Network healing actions by kind", heals.clone());
+        let rollbacks = Family::<RollbackLabels, Counter>::default();
+        registry.register(
+            "rollbacks",
+            "Services rolled back after a failed soak, by stack, service and reason",
+            rollbacks.clone(),
+        );
         Self {
             registry,
             passes,
@@ -135,6 +155,7 @@ impl Metrics {
             ratelimit_remaining,
             errors,
             heals,
+            rollbacks,
         }
     }
 
