@@ -115,6 +115,8 @@ pub struct PassReport {
     pub error: Option<String>,
     /// Image updates pinned in this pass.
     pub updates: usize,
+    /// Services rolled back after a failed soak in this pass.
+    pub rolled_back: usize,
 }
 
 impl PassReport {
@@ -156,6 +158,9 @@ impl PassReport {
         }
         if self.updates > 0 {
             line.push_str(&format!(", {} updates pinned", self.updates));
+        }
+        if self.rolled_back > 0 {
+            line.push_str(&format!(", {} rolled back", self.rolled_back));
         }
         if !failed.is_empty() {
             let first = self

@@ -386,9 +386,24 @@ impl Reconciler for RepoReconciler {
             _ => Vec::new(),
         };
         let outcomes = self.apply(repo.as_ref(), &apply_options, liveness).await;
-        if let Ok(repo) = &repo {
-            let failing = self.soak(repo, &apply_options, candidates, &outcomes, liveness).await;
-            held.extend(failing);
+        if let Ok(prepared) = &repo {
+            let rolled = self
+                .soak(prepared, &apply_options, candidates, &outcomes, liveness)
+                .await;
+            held.extend(rolled.failing);
+            report.rolled_back = rolled.services;
+            if rolled.reverted {
+                // The revert changed the checkout: drift compares with it.
+                let (dir, read_options) = (dir.clone(), options.clone());
+                if let Ok(mut again) =
+                    tokio::task::spawn_blocking(move || prepare(&dir, &read_options)).await
+                {
+                    if let Ok(again) = &mut again {
+                        soak::apply_holds(&mut self.rollback, again);
+                    }
+                    repo = again;
+                }
+            }
         }
         if let Some(e) = &outcomes.failed {
             report.error = Some(e.clone());
@@ -500,7 +515,7 @@ impl RepoReconciler {
         candidates: Vec<soak::Candidate>,
         outcomes: &Applied,
         liveness: &Liveness,
-    ) -> BTreeMap<String, String> {
+    ) -> soak::RolledBack {
         let started = soak::start(&mut self.rollback, candidates, &outcomes.stacks);
         if started > 0
             && let Err(e) = self.engine.save_rollback_state(&self.rollback)
@@ -508,7 +523,7 @@ impl RepoReconciler {
             tracing::error!(error = %format!("{e:#}"), "cannot save the soak state");
         }
         if self.rollback.soaks.is_empty() || self.stopping.load(Ordering::Acquire) {
-            return BTreeMap::new();
+            return soak::RolledBack::default();
         }
         let decided = {
             let _step = liveness.begin("soak changed services");
@@ -529,7 +544,7 @@ impl RepoReconciler {
             }
         }
         if failed.is_empty() {
-            return BTreeMap::new();
+            return soak::RolledBack::default();
         }
         let _step = liveness.begin("roll back failed services");
         soak::roll_back(
@@ -542,7 +557,6 @@ impl RepoReconciler {
             &self.metrics,
         )
         .await
-        .failing
     }
 
     fn finish(&mut self, report: &PassReport, started: Instant) {

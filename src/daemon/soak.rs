@@ -394,8 +394,12 @@ fn image_of(s: &Soaking) -> (String, Option<String>) {
 /// What the rollback of failed soaks did, for the pass report.
 #[derive(Debug, Default)]
 pub struct RolledBack {
-    /// Per stack, the error to report.
+    /// Per stack, the error to report (a rollback that failed on the host).
     pub failing: BTreeMap<String, String>,
+    /// How many services were rolled back.
+    pub services: usize,
+    /// Whether a revert changed the checkout (the stacks must be read again).
+    pub reverted: bool,
 }
 
 /// Rolls back the services whose soak failed: records the rejected digest and
@@ -473,7 +477,8 @@ pub async fn roll_back(
         unnamed: Vec::new(),
         failed_dirs: BTreeSet::new(),
     };
-    out.failing = apply_holds(state, &mut held);
+    out.services = reverts.len();
+    let _ = apply_holds(state, &mut held);
     let mut only = options.clone();
     only.prune = false;
     match apply_prepared(client, &held, &only).await {
@@ -501,6 +506,7 @@ pub async fn roll_back(
                 {
                     Ok(Ok(crate::engine::rollback::Reverted::Pushed { commit })) => {
                         tracing::info!(stack = %s.stack, service = %s.service, commit = %commit, "pushed the revert of the failed pin");
+                        out.reverted = true;
                         Some(commit)
                     }
                     Ok(Ok(crate::engine::rollback::Reverted::Committed { commit, kept })) => {

@@ -37,6 +37,7 @@ impl Reconciler for Recorder {
             stacks,
             error: None,
             updates: 0,
+            rolled_back: 0,
         }
     }
 
@@ -309,10 +310,11 @@ fn the_status_line_counts_unhealthy_services_apart_from_drift() {
         stacks: vec![web, media],
         error: None,
         updates: 0,
+        rolled_back: 1,
     };
     assert!(report.drifted());
     assert_eq!(
         report.summary(),
-        "1/2 stacks in sync, 1 services unhealthy or restarting"
+        "1/2 stacks in sync, 1 services unhealthy or restarting, 1 rolled back"
     );
 }

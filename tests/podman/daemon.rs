@@ -92,7 +92,7 @@ impl<'a> Running<'a> {
     }
 
     /// The last `STATUS=` line received.
-    fn last_status(&self) -> String {
+    pub(crate) fn last_status(&self) -> String {
         self.seen
             .iter()
             .rev()
@@ -153,13 +153,13 @@ pub(crate) fn magos(tb: &Testbed, config: &Path, args: &[&str]) -> Output {
 }
 
 /// A bare git remote on disk (branch `main`) and a clone that pushes to it.
-struct Remote {
-    bare: PathBuf,
-    work: PathBuf,
+pub(crate) struct Remote {
+    pub(crate) bare: PathBuf,
+    pub(crate) work: PathBuf,
 }
 
 impl Remote {
-    fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         let bare = dir.join("homelab.git");
         std::fs::create_dir(&bare).unwrap();
         git(&bare, &["init", "-q", "--bare", "-b", "main"]);
@@ -172,7 +172,7 @@ impl Remote {
 
     /// Writes `file` (relative to the repository), commits it and pushes it to
     /// `main`; returns the commit.
-    fn push(&self, file: &str, contents: &str, message: &str) -> String {
+    pub(crate) fn push(&self, file: &str, contents: &str, message: &str) -> String {
         let path = self.work.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, contents).unwrap();
@@ -183,7 +183,7 @@ impl Remote {
     }
 
     /// Pulls `main` and returns `file` as it is there.
-    fn pull(&self, file: &str) -> String {
+    pub(crate) fn pull(&self, file: &str) -> String {
         git(&self.work, &["pull", "-q", "--ff-only", "origin", "main"]);
         std::fs::read_to_string(self.work.join(file)).unwrap()
     }
@@ -192,7 +192,12 @@ impl Remote {
 /// A configuration for `magos run` against `remote`: this test's instance, an
 /// hourly interval (only the test's triggers run passes), the HTTP endpoint on
 /// `http_port` with the webhook secret.
-fn write_config(dir: &Path, remote: &Remote, project: &str, http_port: u16) -> PathBuf {
+pub(crate) fn write_config(
+    dir: &Path,
+    remote: &Remote,
+    project: &str,
+    http_port: u16,
+) -> PathBuf {
     let config = dir.join("magos.yaml");
     std::fs::write(
         &config,
@@ -283,7 +288,7 @@ pub(crate) fn announce_push(http_port: u16) {
 }
 
 /// A container's libpod inspect, or `None` when it does not exist.
-fn inspect(tb: &Testbed, name: &str) -> Option<serde_json::Value> {
+pub(crate) fn inspect(tb: &Testbed, name: &str) -> Option<serde_json::Value> {
     let r = tb
         .libpod("GET", &format!("/v5.0.0/libpod/containers/{name}/json"))
         .expect("ask libpod");
@@ -309,7 +314,7 @@ pub(crate) fn id_and_running(tb: &Testbed, name: &str) -> Option<(String, bool)>
 }
 
 /// A variable as the running container sees it.
-fn container_env(tb: &Testbed, name: &str, var: &str) -> String {
+pub(crate) fn container_env(tb: &Testbed, name: &str, var: &str) -> String {
     tb.podman_ok(&["exec", name, "sh", "-c", &format!("echo ${var}")])
         .trim()
         .to_owned()
