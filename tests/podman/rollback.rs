@@ -252,3 +252,79 @@ fn a_failing_pin_is_rolled_back_reverted_in_git_and_not_pinned_again() {
     let (code, logs) = running.stop();
     assert!(code.success(), "exit {code:?}; logs:\n{logs}");
 }
+
+/// A crash-looping image without a healthcheck is rolled back too (its line
+/// restored by a commit of its own, since the pin commit pinned two
+/// services); a service marked `x-magos: {rollback: false}` keeps the new
+/// version.
+#[test]
+fn a_crash_loop_is_rolled_back_and_rollback_false_is_kept() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mgloop").replace('-', "_");
+    let http_port = support::free_port();
+    let semver = tb.require("MAGOS_TEST_IMAGE_SEMVER");
+    let mut own = OwnRepository::new(tb, "mgloop");
+    let v1 = own.push(&format!("{semver}:1.0.0"), "1.0.0");
+    let image = own.image.clone();
+    // The image copied to 1.1.0 (MAGOS_IMAGE_VERSION=1.2.0) exits at once.
+    let service = |name: &str, keys: &str| {
+        format!(
+            "  {name}:
+    image: {image}:1.0.0 # {{\"magos\": {{\"policy\": \"semver\", \"range\": \">=1.0.0 <2.0.0\"}}}}
+    command: [sh, -c, \"test \\\"$$MAGOS_IMAGE_VERSION\\\" != 1.2.0 && exec sleep 2147483647\"]
+    restart: always
+    stop_signal: SIGKILL
+    x-magos: {keys}
+"
+        )
+    };
+    let remote = Remote::new(dir.path());
+    let file = format!("{project}/compose.yaml");
+    remote.push(
+        &file,
+        &format!(
+            "services:\n{}{}",
+            service("crashy", "{soak: 3s}"),
+            service("keeper", "{soak: 3s, rollback: false}")
+        ),
+        "two services at 1.0.0",
+    );
+    let config = write_config(dir.path(), &remote, &project, http_port);
+    let mut running = Running::start(tb, dir.path(), &config, &project);
+    running.wait_notice("READY=1", Duration::from_secs(180));
+    assert_eq!(
+        running.last_status(),
+        "STATUS=1/1 stacks in sync, 2 updates pinned",
+        "{}",
+        running.logs()
+    );
+
+    let v2 = own.push(&format!("{semver}:1.2.0"), "1.1.0");
+    let finished = push_pass(&running, http_port);
+    assert!(
+        finished.contains("2 updates pinned, 1 rolled back"),
+        "{}",
+        running.logs()
+    );
+    let crashy = inspect(tb, &format!("{project}_crashy_1")).unwrap();
+    assert_eq!(crashy["ImageName"], format!("{image}@{v1}").as_str());
+    let keeper = inspect(tb, &format!("{project}_keeper_1")).unwrap();
+    assert_eq!(keeper["ImageName"], format!("{image}@{v2}").as_str());
+    let compose = remote.pull(&file);
+    assert!(compose.contains(&format!("image: {image}:1.0.0@{v1} #")), "{compose}");
+    assert!(compose.contains(&format!("image: {image}:1.1.0@{v2} #")), "{compose}");
+    let message = git(&remote.work, &["log", "-1", "--format=%B"]);
+    assert!(
+        message.starts_with(&format!("Roll back {project}/crashy to {image}:1.0.0@{v1}")),
+        "{message}"
+    );
+    let trailer = format!("Magos-Rollback: {image}@{v2}: ");
+    assert!(
+        message.contains(&format!("{trailer}it exited with code 1"))
+            || message.contains(&format!("{trailer}its restart policy restarted it")),
+        "{message}"
+    );
+    let (code, logs) = running.stop();
+    assert!(code.success(), "exit {code:?}; logs:\n{logs}");
+}
