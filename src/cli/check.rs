@@ -185,6 +185,26 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_digest_shows_as_rejected_with_its_reason_and_time() {
+        let mut r = row(Some(false), None);
+        r.rejected = Some(crate::core::rollback::Rejected {
+            image: "ghcr.io/o/app".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            tag: Some("1.1".into()),
+            reason: "its healthcheck reported unhealthy".into(),
+            at: 86_400,
+        });
+        let table = render(&[r], Output::Table).unwrap();
+        let line = table.lines().nth(1).unwrap();
+        assert!(line.contains(" rejected "), "{table}");
+        assert!(
+            line.contains("1.1 failed a soak at 1970-01-02 00:00:00 UTC: its healthcheck reported unhealthy"),
+            "{table}"
+        );
+        assert!(line.contains("magos rejected --clear ghcr.io/o/app@sha256:"), "{table}");
+    }
+
+    #[test]
     fn table_and_json() {
         let rows = [
             row(Some(true), None),
