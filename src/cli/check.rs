@@ -198,10 +198,15 @@ mod tests {
         let line = table.lines().nth(1).unwrap();
         assert!(line.contains(" rejected "), "{table}");
         assert!(
-            line.contains("1.1 failed a soak at 1970-01-02 00:00:00 UTC: its healthcheck reported unhealthy"),
+            line.contains(
+                "1.1 failed a soak at 1970-01-02 00:00:00 UTC: its healthcheck reported unhealthy"
+            ),
             "{table}"
         );
-        assert!(line.contains("magos rejected --clear ghcr.io/o/app@sha256:"), "{table}");
+        assert!(
+            line.contains("magos rejected --clear ghcr.io/o/app@sha256:"),
+            "{table}"
+        );
     }
 
     #[test]

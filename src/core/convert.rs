@@ -2034,7 +2034,6 @@ pub fn compose_cli_drift(stack: &StackSpec, observed: &Observed) -> Vec<DriftEnt
 
 mod run;
 
-
 /// The spec's image for an `image:` value as written (`repo:1.0@sha256:…`):
 /// the same reading conversion gives it, so a value restored by a rollback
 /// hashes as it did.

@@ -5,9 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::observed::{
-    Ailment, Assessment, Observed, RunState, Stale, assess, leftover, orphans,
-};
+use super::observed::{Ailment, Assessment, Observed, RunState, Stale, assess, leftover, orphans};
 use super::spec::StackSpec;
 
 /// A service's drift state.

@@ -208,7 +208,10 @@ mod tests {
         s.reject(rejected("reg/app", "sha256:b"));
         assert_eq!(s.rejected.len(), 1);
         assert!(s.rejected("reg/app", "sha256:b").is_some());
-        assert!(s.rejected("reg/app", "sha256:c").is_none(), "a newer digest is not rejected");
+        assert!(
+            s.rejected("reg/app", "sha256:c").is_none(),
+            "a newer digest is not rejected"
+        );
         assert!(s.rejected("reg/other", "sha256:b").is_none());
         assert!(!s.clear("reg/app@sha256:c"));
         assert!(s.clear("reg/app@sha256:b"));
@@ -263,8 +266,13 @@ mod tests {
             "reg/app@sha256:b",
             &Failure::Restarted,
         );
-        assert!(m.starts_with("Roll back web/app to reg/app:1.0.0@sha256:a\n"), "{m}");
-        assert!(m.ends_with("Magos-Rollback: reg/app@sha256:b: its restart policy restarted it (crash loop)\n"));
+        assert!(
+            m.starts_with("Roll back web/app to reg/app:1.0.0@sha256:a\n"),
+            "{m}"
+        );
+        assert!(m.ends_with(
+            "Magos-Rollback: reg/app@sha256:b: its restart policy restarted it (crash loop)\n"
+        ));
     }
 
     #[test]

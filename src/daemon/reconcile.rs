@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::apply::repo::{RepoApplyError, Repository, apply_prepared, drift_prepared, prepare};
 use super::soak::{self, Pinned};
+use crate::apply::repo::{RepoApplyError, Repository, apply_prepared, drift_prepared, prepare};
 use crate::apply::{RepoOptions, stoppable};
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
@@ -70,7 +70,10 @@ impl RepoReconciler {
             crate::core::rollback::State::default()
         });
         if !rollback.soaks.is_empty() {
-            tracing::info!(soaks = rollback.soaks.len(), "resuming the soaks of the last run");
+            tracing::info!(
+                soaks = rollback.soaks.len(),
+                "resuming the soaks of the last run"
+            );
         }
         Ok(Self {
             config_file,
@@ -540,7 +543,9 @@ impl RepoReconciler {
         for (s, verdict) in decided {
             match verdict {
                 crate::core::soak::Verdict::Failed { failure, .. } => failed.push((s, failure)),
-                _ => tracing::info!(stack = %s.stack, service = %s.service, image = %s.to, "passed its soak"),
+                _ => {
+                    tracing::info!(stack = %s.stack, service = %s.service, image = %s.to, "passed its soak")
+                }
             }
         }
         if failed.is_empty() {

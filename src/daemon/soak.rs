@@ -282,7 +282,11 @@ pub async fn watch(
             if now < w.next_check {
                 continue;
             }
-            let interval = s.soak.rules.health.map_or(1000, |h| h.interval_ms.min(5000));
+            let interval = s
+                .soak
+                .rules
+                .health
+                .map_or(1000, |h| h.interval_ms.min(5000));
             w.next_check = now + i64::try_from(interval.max(200)).unwrap_or(1000);
             let inspect = match client.inspect_container(&s.container).await {
                 Ok(i) => i,
@@ -316,7 +320,9 @@ pub async fn watch(
                         },
                         now,
                     ),
-                    Err(e) => tracing::debug!(container = %s.container, error = %e, "healthcheck not run"),
+                    Err(e) => {
+                        tracing::debug!(container = %s.container, error = %e, "healthcheck not run")
+                    }
                 }
             }
         }
@@ -338,7 +344,11 @@ pub async fn watch(
         }
         liveness.progress();
         // Wait for an event, the next due check, or the first deadline.
-        let next_check = watches.values().map(|w| w.next_check).min().unwrap_or(now + 1000);
+        let next_check = watches
+            .values()
+            .map(|w| w.next_check)
+            .min()
+            .unwrap_or(now + 1000);
         let deadline = state
             .soaks
             .iter()
@@ -426,10 +436,7 @@ pub async fn roll_back(
                 .stack(&s.stack)
                 .service(&s.service)
                 .image(&image)
-                .digests(
-                    s.from.as_deref().and_then(digest_of),
-                    s.to_digest.clone(),
-                )
+                .digests(s.from.as_deref().and_then(digest_of), s.to_digest.clone())
                 .reason(failure.to_string()),
         );
         metrics

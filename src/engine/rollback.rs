@@ -108,7 +108,10 @@ impl Engine {
         image_at_digest: &str,
     ) -> anyhow::Result<Reverted> {
         let (Some(pin), Some(from)) = (&soaking.pin, &soaking.from) else {
-            anyhow::bail!("{} was not pinned by Magos: nothing to revert", soaking.who());
+            anyhow::bail!(
+                "{} was not pinned by Magos: nothing to revert",
+                soaking.who()
+            );
         };
         let (checkout, _app) = self.authed(checkout)?;
         let options = UpdateOptions {

@@ -101,6 +101,20 @@ impl<'a> Running<'a> {
             .unwrap_or_default()
     }
 
+    /// Kills the daemon with SIGKILL (nothing of it runs after this), leaving
+    /// its containers, and frees the notify socket's path for the next one;
+    /// returns its logs.
+    pub(crate) fn kill9(&mut self, dir: &Path) -> String {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(dir.join("notify.sock"));
+        let logs = self.logs();
+        let _ = std::fs::rename(&self.log, dir.join("magos-run-killed.log"));
+        logs
+    }
+
     pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -192,12 +206,7 @@ impl Remote {
 /// A configuration for `magos run` against `remote`: this test's instance, an
 /// hourly interval (only the test's triggers run passes), the HTTP endpoint on
 /// `http_port` with the webhook secret.
-pub(crate) fn write_config(
-    dir: &Path,
-    remote: &Remote,
-    project: &str,
-    http_port: u16,
-) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, remote: &Remote, project: &str, http_port: u16) -> PathBuf {
     let config = dir.join("magos.yaml");
     std::fs::write(
         &config,

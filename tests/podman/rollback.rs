@@ -116,7 +116,11 @@ fn push_pass(running: &Running<'_>, http_port: u16) -> String {
             None => false,
         }
     });
-    assert!(done, "the push's pass never finished; logs:\n{}", running.logs());
+    assert!(
+        done,
+        "the push's pass never finished; logs:\n{}",
+        running.logs()
+    );
     line
 }
 
@@ -248,7 +252,11 @@ fn a_failing_pin_is_rolled_back_reverted_in_git_and_not_pinned_again() {
     );
     let kept = inspect(tb, &name).expect("the app container exists");
     assert_eq!(kept["ImageName"], format!("{image}@{v3}").as_str());
-    assert!(remote.pull(&file).contains(&format!("{image}:1.2.0@{v3} #")));
+    assert!(
+        remote
+            .pull(&file)
+            .contains(&format!("{image}:1.2.0@{v3} #"))
+    );
     let (code, logs) = running.stop();
     assert!(code.success(), "exit {code:?}; logs:\n{logs}");
 }
@@ -312,8 +320,14 @@ fn a_crash_loop_is_rolled_back_and_rollback_false_is_kept() {
     let keeper = inspect(tb, &format!("{project}_keeper_1")).unwrap();
     assert_eq!(keeper["ImageName"], format!("{image}@{v2}").as_str());
     let compose = remote.pull(&file);
-    assert!(compose.contains(&format!("image: {image}:1.0.0@{v1} #")), "{compose}");
-    assert!(compose.contains(&format!("image: {image}:1.1.0@{v2} #")), "{compose}");
+    assert!(
+        compose.contains(&format!("image: {image}:1.0.0@{v1} #")),
+        "{compose}"
+    );
+    assert!(
+        compose.contains(&format!("image: {image}:1.1.0@{v2} #")),
+        "{compose}"
+    );
     let message = git(&remote.work, &["log", "-1", "--format=%B"]);
     assert!(
         message.starts_with(&format!("Roll back {project}/crashy to {image}:1.0.0@{v1}")),
@@ -326,5 +340,72 @@ fn a_crash_loop_is_rolled_back_and_rollback_false_is_kept() {
         "{message}"
     );
     let (code, logs) = running.stop();
+    assert!(code.success(), "exit {code:?}; logs:\n{logs}");
+}
+
+/// `kill -9` during a soak: the restarted daemon resumes the soak from the
+/// state folder, reaches the failed verdict and rolls back as the first one
+/// would have (1.0.0 by its digest, the pin reverted with the trailer).
+#[test]
+fn a_daemon_killed_during_a_soak_finishes_it_after_a_restart() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mgkill").replace('-', "_");
+    let http_port = support::free_port();
+    let semver = tb.require("MAGOS_TEST_IMAGE_SEMVER");
+    let mut own = OwnRepository::new(tb, "mgkill");
+    let v1 = own.push(&format!("{semver}:1.0.0"), "1.0.0");
+    let image = own.image.clone();
+    let remote = Remote::new(dir.path());
+    let file = format!("{project}/compose.yaml");
+    // A start period: the failing checks of 1.1.0 do not count for 8s, so the
+    // soak is pending (not healthy yet) long enough to be interrupted.
+    let stack = scenario_stack(&image, "1.0.0", "").replace(
+        "      retries: 1\n",
+        "      retries: 1\n      start_period: 8s\n",
+    );
+    remote.push(&file, &stack, "app at 1.0.0");
+    let config = write_config(dir.path(), &remote, &project, http_port);
+    let mut first = Running::start(tb, dir.path(), &config, &project);
+    first.wait_notice("READY=1", Duration::from_secs(180));
+    let good = remote.pull(&file);
+
+    let v2 = own.push(&format!("{semver}:1.2.0"), "1.1.0");
+    announce_push(http_port);
+    let soaking = support::wait_until(Duration::from_secs(120), Duration::from_millis(50), || {
+        first.logs().contains("changed; soaking")
+    });
+    assert!(soaking, "{}", first.logs());
+    let killed = first.kill9(dir.path());
+    assert!(
+        !killed.contains("failed its soak"),
+        "killed too late:\n{killed}"
+    );
+    let state = std::fs::read_to_string(dir.path().join("state/rollback.json")).unwrap();
+    assert!(state.contains(&format!("{project}_app_1")), "{state}");
+
+    let mut second = Running::start(tb, dir.path(), &config, &project);
+    second.wait_notice("READY=1", Duration::from_secs(180));
+    assert!(
+        second.logs().contains("resuming the soaks of the last run"),
+        "{}",
+        second.logs()
+    );
+    assert!(
+        second.last_status().contains("1 rolled back"),
+        "{}",
+        second.logs()
+    );
+    let inspected = inspect(tb, &format!("{project}_app_1")).unwrap();
+    assert_eq!(inspected["ImageName"], format!("{image}@{v1}").as_str());
+    assert_eq!(remote.pull(&file), good);
+    let message = git(&remote.work, &["log", "-1", "--format=%B"]);
+    assert!(
+        message.contains(&format!(
+            "Magos-Rollback: {image}@{v2}: its healthcheck reported unhealthy"
+        )),
+        "{message}"
+    );
+    let (code, logs) = second.stop();
     assert!(code.success(), "exit {code:?}; logs:\n{logs}");
 }

@@ -34,7 +34,9 @@ impl Service {
         for (k, v) in map {
             match k.as_str() {
                 Some("soak") => {
-                    let text = v.as_str().ok_or("`x-magos.soak` must be a duration like `30s`")?;
+                    let text = v
+                        .as_str()
+                        .ok_or("`x-magos.soak` must be a duration like `30s`")?;
                     let d = crate::core::duration::parse(text)
                         .map_err(|e| format!("`x-magos.soak`: {e}"))?;
                     out.soak = Some(d);
@@ -90,6 +92,9 @@ mod tests {
         let e = service("image: a\nx-magos: {sok: 1s}")
             .soak_options()
             .unwrap_err();
-        assert!(e.contains("x-magos.sok") && e.contains("soak, rollback"), "{e}");
+        assert!(
+            e.contains("x-magos.sok") && e.contains("soak, rollback"),
+            "{e}"
+        );
     }
 }

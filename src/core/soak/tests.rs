@@ -147,7 +147,11 @@ fn restart_no_may_exit_zero_but_not_fail() {
 fn facts_from_before_the_start_and_removals() {
     let mut s = soak(None, false, 10);
     s.observe(Fact::Died { exit_code: 1 }, T0 - 1);
-    assert_eq!(s.verdict(T0 + 10 * S), Verdict::Passed, "an old death is not this container's");
+    assert_eq!(
+        s.verdict(T0 + 10 * S),
+        Verdict::Passed,
+        "an old death is not this container's"
+    );
     s.observe(Fact::Removed, T0 + 11 * S);
     assert_eq!(failed(s.verdict(T0 + 11 * S)), Some(Failure::Removed));
 }
@@ -179,7 +183,11 @@ fn rules_come_from_the_spec() {
     });
     let r = Rules::for_spec(&spec, Duration::from_secs(1));
     assert!(!r.may_exit);
-    assert_eq!(r.health, health(5, 30, 3), "Podman's defaults fill the gaps");
+    assert_eq!(
+        r.health,
+        health(5, 30, 3),
+        "Podman's defaults fill the gaps"
+    );
     spec.healthcheck.as_mut().unwrap().test = vec!["NONE".into()];
     assert_eq!(Rules::for_spec(&spec, Duration::ZERO).health, None);
 }
