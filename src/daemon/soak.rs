@@ -356,7 +356,9 @@ pub async fn watch(
             .min()
             .unwrap_or(next_check)
             .min(next_check);
-        let wait = Duration::from_millis(u64::try_from((deadline - now).max(10)).unwrap_or(10));
+        // At most a second, so the loop's liveness sees progress.
+        let wait =
+            Duration::from_millis(u64::try_from((deadline - now).clamp(10, 1000)).unwrap_or(10));
         let event = async {
             match events.as_mut() {
                 Some(stream) => stream.next().await,

@@ -205,13 +205,14 @@ impl Remote {
 
 /// A configuration for `magos run` against `remote`: this test's instance, an
 /// hourly interval (only the test's triggers run passes), the HTTP endpoint on
-/// `http_port` with the webhook secret.
+/// `http_port` with the webhook secret, and soaks of 2 seconds (a service's own
+/// `x-magos.soak` says otherwise).
 pub(crate) fn write_config(dir: &Path, remote: &Remote, project: &str, http_port: u16) -> PathBuf {
     let config = dir.join("magos.yaml");
     std::fs::write(
         &config,
         format!(
-            "repo:\n  url: file://{}\napply:\n  instance: {project}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nstate_dir: {}\n",
+            "repo:\n  url: file://{}\napply:\n  instance: {project}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nrollback:\n  soak: 2s\nstate_dir: {}\n",
             remote.bare.display(),
             dir.join("state").display()
         ),
