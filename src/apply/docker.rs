@@ -97,6 +97,13 @@ pub async fn observe(client: &Client) -> Result<Observed, DockerError> {
             state: RunState::from_libpod(&c.state),
             image_digest: pulled_by.get(c.image_id.as_str()).map(|d| (*d).clone()),
             image_id: c.image_id.clone(),
+            // Docker's list says the health in `Status`; restarts are counted
+            // only by inspect, so a crash loop shows as `restarting` while the
+            // engine restarts the container.
+            vitals: crate::core::observed::Vitals {
+                health: crate::core::observed::Health::from_docker_status(&c.status),
+                restarts: 0,
+            },
         })
         .collect();
     Ok(Observed {

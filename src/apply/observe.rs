@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::build::LABEL_BUILD_DIGEST;
-use crate::core::observed::{Observed, ObservedContainer, ObservedImage, ObservedObject, RunState};
+use crate::core::observed::{
+    Health, Observed, ObservedContainer, ObservedImage, ObservedObject, RunState, Vitals,
+};
 use crate::podman::{Client, ContainerFilters, PodmanError};
 
 /// Lists containers (running or not), images, networks and volumes.
@@ -54,6 +56,11 @@ pub async fn observe(client: &Client) -> Result<Observed, PodmanError> {
             labels: c.labels,
             state: RunState::from_libpod(&c.state),
             image_id: c.image_id,
+            // libpod's list puts the health status in `Status`.
+            vitals: Vitals {
+                health: Health::from_libpod(&c.status),
+                restarts: c.restarts,
+            },
         })
         .collect();
     Ok(Observed {

@@ -35,4 +35,6 @@ pub struct Prepared {
     /// Where its compose keys are written, for the located errors of its
     /// Quadlet units ([`crate::core::quadlet::stack_units`]).
     pub sites: crate::core::quadlet::Sites,
+    /// Each service's `x-magos` soak keys (`soak`, `rollback`).
+    pub soak: std::collections::BTreeMap<String, crate::core::compose::soak::SoakOptions>,
 }

@@ -377,6 +377,15 @@ pub fn prepare_loaded(
             observe: stack.loaded.observe,
             profiles: cli_profiles,
             sites: crate::core::quadlet::Sites::of(&stack.loaded),
+            soak: stack
+                .loaded
+                .services
+                .iter()
+                .filter_map(|s| {
+                    let options = s.service.as_ref()?.soak_options().ok()?;
+                    Some((s.name.clone(), options))
+                })
+                .collect(),
         });
     }
     if let Some(want) = &options.stack {

@@ -363,8 +363,17 @@ fn drift_table(r: &DriftReport, color: bool) -> String {
     for e in &r.errors {
         let _ = writeln!(s, "{}: error: {}", e.stack, e.error);
     }
-    let drifted = r.entries.iter().filter(|e| e.state.is_drift()).count();
-    let _ = writeln!(s, "{} service(s), {drifted} drifted", r.entries.len());
+    let drifted = r
+        .entries
+        .iter()
+        .filter(|e| e.state.is_drift() && !e.state.is_ailing())
+        .count();
+    let ailing = r.entries.iter().filter(|e| e.state.is_ailing()).count();
+    let _ = write!(s, "{} service(s), {drifted} drifted", r.entries.len());
+    if ailing > 0 {
+        let _ = write!(s, ", {ailing} unhealthy or restarting");
+    }
+    s.push('\n');
     s
 }
 

@@ -94,11 +94,22 @@ pub fn render(rows: &[Row], output: Output) -> anyhow::Result<String> {
                         r.chosen.clone().unwrap_or_else(|| "-".to_owned()),
                         match (&r.error, r.update) {
                             (Some(_), _) => "error".to_owned(),
+                            (None, _) if r.rejected.is_some() => "rejected".to_owned(),
                             (None, Some(true)) => "yes".to_owned(),
                             (None, Some(false)) => "no".to_owned(),
                             (None, None) => "-".to_owned(),
                         },
-                        r.error.clone().unwrap_or_else(|| r.reason.clone()),
+                        match (&r.error, &r.rejected) {
+                            (Some(e), _) => e.clone(),
+                            (None, Some(rej)) => format!(
+                                "{} failed a soak at {}: {}; `magos rejected --clear {}` allows it again",
+                                rej.tag.as_deref().unwrap_or(&rej.digest),
+                                at_utc(rej.at),
+                                rej.reason,
+                                rej.key()
+                            ),
+                            (None, None) => r.reason.clone(),
+                        },
                     ]
                 })
                 .collect();
@@ -132,6 +143,13 @@ pub fn render(rows: &[Row], output: Output) -> anyhow::Result<String> {
     }
 }
 
+/// Unix seconds as `2026-01-02 03:04:05 UTC`.
+pub fn at_utc(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| at.to_string())
+}
+
 /// The exit code for a report: 0 when every service was checked, 2 when any
 /// could not be or the repository has errors (`diagnostics`: an invalid
 /// annotation, a stack that cannot be loaded).
@@ -163,7 +181,33 @@ mod tests {
             error: error.map(str::to_owned),
             signature: None,
             candidates: Vec::new(),
+            rejected: None,
         }
+    }
+
+    #[test]
+    fn a_rejected_digest_shows_as_rejected_with_its_reason_and_time() {
+        let mut r = row(Some(false), None);
+        r.rejected = Some(crate::core::rollback::Rejected {
+            image: "ghcr.io/o/app".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            tag: Some("1.1".into()),
+            reason: "its healthcheck reported unhealthy".into(),
+            at: 86_400,
+        });
+        let table = render(&[r], Output::Table).unwrap();
+        let line = table.lines().nth(1).unwrap();
+        assert!(line.contains(" rejected "), "{table}");
+        assert!(
+            line.contains(
+                "1.1 failed a soak at 1970-01-02 00:00:00 UTC: its healthcheck reported unhealthy"
+            ),
+            "{table}"
+        );
+        assert!(
+            line.contains("magos rejected --clear ghcr.io/o/app@sha256:"),
+            "{table}"
+        );
     }
 
     #[test]

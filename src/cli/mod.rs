@@ -18,6 +18,7 @@ pub mod history;
 mod init;
 mod lint;
 mod policy;
+mod rejected;
 #[cfg(target_os = "linux")]
 mod run;
 mod secrets;
@@ -147,6 +148,12 @@ pub enum Command {
     /// diff (--dry-run), in a folder (--no-commit), or as one commit on Magos's
     /// clone of repo.url, pushed (or proposed as pull requests, repo.mode).
     Update(update::UpdateArgs),
+    /// List the digests that failed a soak, or allow one again
+    ///
+    /// The daemon rolls back a changed service that fails its soak and rejects
+    /// its digest: no policy pins it again until a newer digest appears, or
+    /// until `--clear IMAGE@DIGEST`.
+    Rejected(rejected::RejectedArgs),
     /// Check rootless Podman networking (pasta, ports, DNS) and heal it
     ///
     /// Checks the Podman socket, pasta, /dev/net/tun, subordinate ids, lingering,
@@ -300,6 +307,9 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
         }
         Command::Update(args) => {
             update::run(args, config_file.as_deref(), env, &overrides, verbosity)
+        }
+        Command::Rejected(args) => {
+            rejected::run(args, config_file.as_deref(), env, &overrides, verbosity)
         }
         #[cfg(target_os = "linux")]
         Command::Run(args) => run::run(args, config_file.as_deref(), env, &overrides, verbosity),

@@ -291,6 +291,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "notify_repeat",
         doc: "how often a lasting failure is notified again",
     },
+    EnvVar {
+        name: "MD_ROLLBACK_ENABLED",
+        key: "rollback.enabled",
+        doc: "`false`: keep a changed service even when it fails its soak",
+    },
+    EnvVar {
+        name: "MD_ROLLBACK_SOAK",
+        key: "rollback.soak",
+        doc: "how long a changed service is watched before it is trusted",
+    },
 ];
 
 /// The prefix of every environment variable of Magos's own: the variables of

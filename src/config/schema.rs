@@ -22,6 +22,8 @@ pub struct Config {
     pub apply: ApplyConfig,
     /// The rootless network doctor.
     pub doctor: DoctorConfig,
+    /// Soak and rollback of changed services.
+    pub rollback: RollbackConfig,
     /// Container registries.
     pub registries: RegistriesConfig,
     /// Signature verification: cosign public keys and the images they cover.
@@ -765,6 +767,28 @@ impl Default for DoctorConfig {
     }
 }
 
+/// `rollback:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RollbackConfig {
+    /// After the daemon changes a service (a new digest or a new definition)
+    /// it watches it for `soak`; a service that fails (unhealthy, a crash
+    /// loop, an exit) is rolled back on the host and its pin reverted in git.
+    pub enabled: bool,
+    /// How long a changed service is watched (`x-magos: {soak: …}` per
+    /// service).
+    pub soak: HumanDuration,
+}
+
+impl Default for RollbackConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            soak: HumanDuration(Duration::from_secs(120)),
+        }
+    }
+}
+
 /// An instance name: letters, digits, `.`, `_` and `-`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InstanceName(String);
@@ -1382,6 +1406,8 @@ impl Config {
         "apply.profiles",
         "doctor.heal",
         "doctor.max_heals_per_hour",
+        "rollback.enabled",
+        "rollback.soak",
         "registries.auth_file",
         "registries.registries_conf",
         "registries.insecure",
@@ -1488,6 +1514,8 @@ impl Config {
             }
             "daemon.observe" => self.daemon.observe = parse_bool(value)?,
             "notify_repeat" => self.notify_repeat = NotifyRepeat::parse(value)?,
+            "rollback.enabled" => self.rollback.enabled = parse_bool(value)?,
+            "rollback.soak" => self.rollback.soak = HumanDuration::parse(value)?,
             _ => return Err(format!("`{key}` cannot be set from a variable")),
         }
         Ok(())

@@ -30,6 +30,7 @@ use super::rewrite::{self, ImageSite};
 
 mod files;
 pub mod run;
+pub mod soak;
 pub use files::{Extra, MAX_EXTRA_FILES, wanted_files};
 
 /// The service keys Magos applies itself, with the run-time ones of
@@ -1162,6 +1163,14 @@ pub fn load_with<'a>(src: &StackSource<'a>, extra: Extra<'a>) -> Loaded {
         };
         if let Some(s) = &service {
             record_key_positions(&docs, &name, s, &v, &mut out.key_positions);
+            if let Err(e) = s.soak_options() {
+                let (file, pos) = service_key_pos(&docs, &name, "x-magos");
+                out.fail(Diagnostic::error(
+                    &file,
+                    pos,
+                    format!("service `{name}`: {e}"),
+                ));
+            }
             for key in s.other.keys() {
                 if key.starts_with("x-") || SPEC_SERVICE_KEYS.contains(&key.as_str()) {
                     continue;

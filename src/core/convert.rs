@@ -613,19 +613,8 @@ fn convert_service(
                 digest: None,
             }
         }
-        (Some(value), false) => match reference::ImageRef::parse(value) {
-            Ok(r) => {
-                let mut qualified = r.repository();
-                if let Some(t) = r.effective_tag() {
-                    qualified.push(':');
-                    qualified.push_str(t);
-                }
-                ImageRef {
-                    reference: value.clone(),
-                    qualified,
-                    digest: r.digest.as_ref().map(|d| d.as_str().to_owned()),
-                }
-            }
+        (Some(value), false) => match image_ref(value) {
+            Ok(r) => r,
             Err(e) => {
                 cx.err(name, format!("invalid image `{value}`: {e}"));
                 return None;
@@ -2081,6 +2070,23 @@ pub fn compose_cli_drift(stack: &StackSpec, observed: &Observed) -> Vec<DriftEnt
 }
 
 mod run;
+
+/// The spec's image for an `image:` value as written (`repo:1.0@sha256:…`):
+/// the same reading conversion gives it, so a value restored by a rollback
+/// hashes as it did.
+pub fn image_ref(value: &str) -> Result<ImageRef, String> {
+    let r = reference::ImageRef::parse(value).map_err(|e| e.to_string())?;
+    let mut qualified = r.repository();
+    if let Some(t) = r.effective_tag() {
+        qualified.push(':');
+        qualified.push_str(t);
+    }
+    Ok(ImageRef {
+        reference: value.to_owned(),
+        qualified,
+        digest: r.digest.as_ref().map(|d| d.as_str().to_owned()),
+    })
+}
 
 #[cfg(test)]
 mod tests;

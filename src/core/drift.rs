@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::observed::{Assessment, Observed, RunState, Stale, assess, leftover, orphans};
+use super::observed::{Ailment, Assessment, Observed, RunState, Stale, assess, leftover, orphans};
 use super::spec::StackSpec;
 
 /// A service's drift state.
@@ -30,6 +30,11 @@ pub enum DriftState {
     Interrupted,
     /// A container of a managed project that no service claims.
     Orphan,
+    /// Runs the repository's definition, but its healthcheck fails.
+    Unhealthy,
+    /// Runs the repository's definition, but its restart policy keeps
+    /// restarting it (a crash loop).
+    Restarting,
 }
 
 impl DriftState {
@@ -44,12 +49,20 @@ impl DriftState {
             DriftState::Unpinned => "unpinned",
             DriftState::Interrupted => "interrupted",
             DriftState::Orphan => "orphan",
+            DriftState::Unhealthy => "unhealthy",
+            DriftState::Restarting => "restarting",
         }
     }
 
     /// Whether this state counts as drift (exit code 1 of `magos drift`).
     pub fn is_drift(self) -> bool {
         self != DriftState::InSync
+    }
+
+    /// Whether this state says the service runs as defined but is not well
+    /// (`unhealthy`, `restarting`).
+    pub fn is_ailing(self) -> bool {
+        matches!(self, DriftState::Unhealthy | DriftState::Restarting)
     }
 }
 
@@ -129,6 +142,38 @@ pub fn drift(stacks: &[StackSpec], observed: &Observed, instance: &str) -> Vec<D
                     Some(actual.to_owned()),
                     container,
                 ));
+                continue;
+            }
+            // A container that runs (or should run) the repository's
+            // definition but is not well: its health and restarts decide.
+            let ailing = match &assessment {
+                Assessment::InSync { container } | Assessment::Unpinned { container, .. } => {
+                    Some(container)
+                }
+                Assessment::Stopped {
+                    container,
+                    stale: None,
+                    ..
+                } => Some(container),
+                _ => None,
+            }
+            .and_then(|id| observed.containers.iter().find(|c| &c.id == id))
+            .and_then(|c| Some((c, c.vitals.ailment(c.state)?)));
+            if let Some((c, ailment)) = ailing {
+                entries.push(match ailment {
+                    Ailment::Unhealthy => entry(
+                        DriftState::Unhealthy,
+                        Some("healthy".to_owned()),
+                        Some("unhealthy: its healthcheck fails".to_owned()),
+                        Some(c.name.clone()),
+                    ),
+                    Ailment::Restarting { restarts } => entry(
+                        DriftState::Restarting,
+                        Some("running".to_owned()),
+                        Some(format!("restarted {restarts} times (crash loop)")),
+                        Some(c.name.clone()),
+                    ),
+                });
                 continue;
             }
             entries.push(match assessment {

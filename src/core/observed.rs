@@ -49,6 +49,9 @@ pub struct ObservedContainer {
     pub image_id: String,
     /// The digest Podman recorded for the container's image (`ImageDigest`).
     pub image_digest: Option<String>,
+    /// Its health and restarts.
+    #[serde(default)]
+    pub vitals: Vitals,
 }
 
 impl ObservedContainer {
@@ -83,6 +86,86 @@ impl ObservedContainer {
                 .labels
                 .get(LABEL_INSTANCE)
                 .is_some_and(|v| v == instance)
+    }
+}
+
+/// A container's health, as its healthcheck last reported it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No healthcheck (or none reported yet).
+    #[default]
+    None,
+    /// In its start period, not yet healthy.
+    Starting,
+    /// The last checks passed.
+    Healthy,
+    /// `retries` checks in a row failed.
+    Unhealthy,
+}
+
+impl Health {
+    /// Reads libpod's health status (`healthy`, `unhealthy`, `starting`, or
+    /// empty for a container without a healthcheck).
+    pub fn from_libpod(status: &str) -> Self {
+        match status.to_ascii_lowercase().as_str() {
+            "healthy" => Health::Healthy,
+            "unhealthy" => Health::Unhealthy,
+            "starting" => Health::Starting,
+            _ => Health::None,
+        }
+    }
+
+    /// Reads Docker's list status, which ends with the health in parentheses
+    /// (`Up 3 minutes (healthy)`, `Up 2 seconds (health: starting)`).
+    pub fn from_docker_status(status: &str) -> Self {
+        let Some(open) = status.rfind('(') else {
+            return Health::None;
+        };
+        let inner = status[open + 1..].trim_end_matches(')');
+        Health::from_libpod(inner.strip_prefix("health: ").unwrap_or(inner))
+    }
+}
+
+/// How many restarts by its restart policy make a container a crash loop
+/// even while it happens to be running. Podman resets the count when the
+/// container is created again (a recreate by Magos).
+pub const CRASH_LOOP_RESTARTS: u64 = 3;
+
+/// What Podman says of a container's health and of its restarts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Vitals {
+    /// Its health.
+    pub health: Health,
+    /// How often its restart policy restarted it since it was created.
+    pub restarts: u64,
+}
+
+/// Why a container that runs the right definition is still not well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ailment {
+    /// Its healthcheck fails.
+    Unhealthy,
+    /// Its restart policy keeps restarting it: restarted and down right now,
+    /// or restarted [`CRASH_LOOP_RESTARTS`] times.
+    Restarting {
+        /// Restarts so far.
+        restarts: u64,
+    },
+}
+
+impl Vitals {
+    /// Whether a container in `state` with these vitals is ailing.
+    pub fn ailment(&self, state: RunState) -> Option<Ailment> {
+        let looping = self.restarts >= CRASH_LOOP_RESTARTS
+            || (self.restarts > 0 && state != RunState::Running);
+        if looping {
+            return Some(Ailment::Restarting {
+                restarts: self.restarts,
+            });
+        }
+        (state == RunState::Running && self.health == Health::Unhealthy)
+            .then_some(Ailment::Unhealthy)
     }
 }
 
@@ -435,6 +518,28 @@ fn repository(qualified: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn docker_list_status_carries_the_health() {
+        use super::Health;
+        assert_eq!(
+            Health::from_docker_status("Up 3 minutes (healthy)"),
+            Health::Healthy
+        );
+        assert_eq!(
+            Health::from_docker_status("Up 1 second (health: starting)"),
+            Health::Starting
+        );
+        assert_eq!(
+            Health::from_docker_status("Up 9 minutes (unhealthy)"),
+            Health::Unhealthy
+        );
+        assert_eq!(
+            Health::from_docker_status("Exited (0) 2 seconds ago"),
+            Health::None
+        );
+        assert_eq!(Health::from_docker_status("Up 2 hours"), Health::None);
+    }
+
     use super::repository;
 
     #[test]

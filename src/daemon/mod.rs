@@ -10,6 +10,8 @@ pub mod reconcile;
 pub use crate::core::schedule;
 #[cfg(unix)]
 pub mod service;
+#[cfg(unix)]
+pub mod soak;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -82,8 +84,11 @@ pub struct StackOutcome {
     pub stack: String,
     /// Why it failed, if it did.
     pub error: Option<String>,
-    /// Services not in sync after the pass.
+    /// Services not in sync after the pass (unhealthy and restarting ones
+    /// aside).
     pub drifted: usize,
+    /// Services that run their definition but are unhealthy or restarting.
+    pub ailing: usize,
     /// Services in the stack.
     pub services: usize,
 }
@@ -95,6 +100,7 @@ impl StackOutcome {
             stack,
             error: None,
             drifted: 0,
+            ailing: 0,
             services: 0,
         }
     }
@@ -109,6 +115,8 @@ pub struct PassReport {
     pub error: Option<String>,
     /// Image updates pinned in this pass.
     pub updates: usize,
+    /// Services rolled back after a failed soak in this pass.
+    pub rolled_back: usize,
 }
 
 impl PassReport {
@@ -117,9 +125,9 @@ impl PassReport {
         self.error.is_none() && self.stacks.iter().all(|s| s.error.is_none())
     }
 
-    /// Whether any service drifted.
+    /// Whether any service drifted (or is unhealthy or restarting).
     pub fn drifted(&self) -> bool {
-        self.stacks.iter().any(|s| s.drifted > 0)
+        self.stacks.iter().any(|s| s.drifted > 0 || s.ailing > 0)
     }
 
     /// One line for `STATUS=` and the log.
@@ -135,17 +143,24 @@ impl PassReport {
             .map(|s| s.stack.as_str())
             .collect();
         let drifted: usize = self.stacks.iter().map(|s| s.drifted).sum();
+        let ailing: usize = self.stacks.iter().map(|s| s.ailing).sum();
         let in_sync = self
             .stacks
             .iter()
-            .filter(|s| s.error.is_none() && s.drifted == 0)
+            .filter(|s| s.error.is_none() && s.drifted == 0 && s.ailing == 0)
             .count();
         let mut line = format!("{in_sync}/{total} stacks in sync");
         if drifted > 0 {
             line.push_str(&format!(", {drifted} services drifted"));
         }
+        if ailing > 0 {
+            line.push_str(&format!(", {ailing} services unhealthy or restarting"));
+        }
         if self.updates > 0 {
             line.push_str(&format!(", {} updates pinned", self.updates));
+        }
+        if self.rolled_back > 0 {
+            line.push_str(&format!(", {} rolled back", self.rolled_back));
         }
         if !failed.is_empty() {
             let first = self

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use super::soak::{self, Pinned};
 use crate::apply::repo::{RepoApplyError, Repository, apply_prepared, drift_prepared, prepare};
 use crate::apply::{RepoOptions, stoppable};
 use crate::config::{Config, Env, Overrides};
@@ -42,6 +43,9 @@ pub struct RepoReconciler {
     /// The followed branch's head as the last write-back saw it: the commit
     /// an `applied` event names.
     head: Option<String>,
+    /// Soaks under way, rejected digests and held definitions (also in the
+    /// state folder).
+    rollback: crate::core::rollback::State,
 }
 
 impl RepoReconciler {
@@ -71,10 +75,23 @@ impl RepoReconciler {
             &config.doctor,
             config.apply.instance.as_str(),
         ));
+        // A daemon killed during a soak finishes it: the soaks are in the
+        // state folder.
+        let rollback = engine.rollback_state().unwrap_or_else(|e| {
+            tracing::error!(error = %format!("{e:#}"), "cannot read the rollback state; starting without it");
+            crate::core::rollback::State::default()
+        });
+        if !rollback.soaks.is_empty() {
+            tracing::info!(
+                soaks = rollback.soaks.len(),
+                "resuming the soaks of the last run"
+            );
+        }
         Ok(Self {
             config_file,
             overrides,
             env,
+            rollback,
             engine: Arc::new(engine),
             client,
             counted: BTreeMap::new(),
@@ -108,13 +125,13 @@ impl RepoReconciler {
         &mut self,
         liveness: &Liveness,
         report: &mut PassReport,
-    ) -> anyhow::Result<PathBuf> {
+    ) -> anyhow::Result<(PathBuf, Pinned)> {
         let location = self.engine.location()?;
         match location {
             Location::Folder(dir) => {
                 // A plain folder is applied as it is; pins are written only to a
                 // git remote (`magos update --no-commit` rewrites a folder).
-                Ok(dir)
+                Ok((dir, Pinned::default()))
             }
             Location::Remote(checkout) => {
                 let workdir = checkout.workdir().to_owned();
@@ -140,7 +157,7 @@ impl RepoReconciler {
                             report.error = Some(format!("checking registries failed: {e:#}"));
                         }
                     }
-                    return Ok(workdir);
+                    return Ok((workdir, Pinned::default()));
                 }
                 let _step = liveness.begin("sync, check registries and write pins back");
                 let written =
@@ -168,7 +185,7 @@ impl RepoReconciler {
                             })
                             .await??;
                         }
-                        return Ok(workdir);
+                        return Ok((workdir, Pinned::default()));
                     }
                 };
                 log_write_back(&written);
@@ -189,7 +206,7 @@ impl RepoReconciler {
                 self.metrics
                     .updates_applied
                     .inc_by(written.pinned.len() as u64);
-                Ok(workdir)
+                Ok((workdir, Pinned::of(&written)))
             }
         }
     }
@@ -371,13 +388,13 @@ impl Reconciler for RepoReconciler {
         let only = request
             .containers_only()
             .and_then(|stacks| Some((stacks, self.checked_out()?)));
-        let (only, dir) = match only {
+        let (only, dir, pinned) = match only {
             Some((stacks, dir)) => {
                 tracing::info!(stacks = %stacks.iter().cloned().collect::<Vec<_>>().join(", "), "re-applying the stacks of the container events");
-                (Some(stacks), dir)
+                (Some(stacks), dir, Pinned::default())
             }
             None => match self.sync_and_pin(liveness, &mut report).await {
-                Ok(dir) => (None, dir),
+                Ok((dir, pinned)) => (None, dir, pinned),
                 Err(e) => {
                     self.metrics.error("sync");
                     report.error = Some(format!("{e:#}"));
@@ -388,7 +405,7 @@ impl Reconciler for RepoReconciler {
         };
         // The stacks are read once for apply and drift.
         let options = self.options(&request.skip);
-        let repo = {
+        let mut repo = {
             let _step = liveness.begin("read the stacks");
             // Reading and converting the stacks is file I/O and parsing: off the
             // one async thread, so `/healthz` and the webhooks answer meanwhile.
@@ -413,7 +430,38 @@ impl Reconciler for RepoReconciler {
                     .map(|s| s.project.clone()),
             );
         }
+        // A definition that failed its soak is held back: its last good image
+        // runs instead, or its stack is left alone and reported.
+        let mut held = match &mut repo {
+            Ok(repo) => soak::apply_holds(&mut self.rollback, repo),
+            Err(_) => BTreeMap::new(),
+        };
+        let candidates = match &repo {
+            Ok(repo) if !self.stopping.load(Ordering::Acquire) => {
+                soak::candidates(&self.client, repo, &apply_options, self.config(), &pinned).await
+            }
+            _ => Vec::new(),
+        };
         let outcomes = self.apply(repo.as_ref(), &apply_options, liveness).await;
+        if let Ok(prepared) = &repo {
+            let rolled = self
+                .soak(prepared, &apply_options, candidates, &outcomes, liveness)
+                .await;
+            held.extend(rolled.failing);
+            report.rolled_back = rolled.services;
+            if rolled.reverted {
+                // The revert changed the checkout: drift compares with it.
+                let (dir, read_options) = (dir.clone(), options.clone());
+                if let Ok(mut again) =
+                    tokio::task::spawn_blocking(move || prepare(&dir, &read_options)).await
+                {
+                    if let Ok(again) = &mut again {
+                        soak::apply_holds(&mut self.rollback, again);
+                    }
+                    repo = again;
+                }
+            }
+        }
         if let Some(e) = &outcomes.failed {
             report.error = Some(e.clone());
         }
@@ -460,8 +508,12 @@ impl Reconciler for RepoReconciler {
                     if e.state != DriftState::Orphan {
                         s.services += 1;
                     }
-                    if e.state.is_drift() {
+                    if e.state.is_ailing() {
+                        s.ailing += 1;
+                    } else if e.state.is_drift() {
                         s.drifted += 1;
+                    }
+                    if e.state.is_drift() {
                         tracing::warn!(
                             stack = %e.stack,
                             service = e.service.as_deref().unwrap_or(""),
@@ -500,6 +552,13 @@ impl Reconciler for RepoReconciler {
                 s.error = error;
             }
         }
+        for (stack, why) in held {
+            stacks
+                .entry(stack.clone())
+                .or_insert_with(|| StackOutcome::new(stack))
+                .error
+                .get_or_insert(why);
+        }
         report.stacks = stacks.into_values().collect();
         self.finish(&report, started);
         report
@@ -530,6 +589,61 @@ impl Reconciler for RepoReconciler {
 }
 
 impl RepoReconciler {
+    /// Soaks the services this pass changed (and those a killed daemon left),
+    /// and rolls back the ones that fail. Returns the stacks to report failing.
+    async fn soak(
+        &mut self,
+        repo: &Repository,
+        options: &RepoOptions,
+        candidates: Vec<soak::Candidate>,
+        outcomes: &Applied,
+        liveness: &Liveness,
+    ) -> soak::RolledBack {
+        let started = soak::start(&mut self.rollback, candidates, &outcomes.stacks);
+        if started > 0
+            && let Err(e) = self.engine.save_rollback_state(&self.rollback)
+        {
+            tracing::error!(error = %format!("{e:#}"), "cannot save the soak state");
+        }
+        if self.rollback.soaks.is_empty() || self.stopping.load(Ordering::Acquire) {
+            return soak::RolledBack::default();
+        }
+        let decided = {
+            let _step = liveness.begin("soak changed services");
+            soak::watch(
+                &self.client,
+                &self.engine,
+                &mut self.rollback,
+                liveness,
+                &self.stopping,
+            )
+            .await
+        };
+        let mut failed = Vec::new();
+        for (s, verdict) in decided {
+            match verdict {
+                crate::core::soak::Verdict::Failed { failure, .. } => failed.push((s, failure)),
+                _ => {
+                    tracing::info!(stack = %s.stack, service = %s.service, image = %s.to, "passed its soak")
+                }
+            }
+        }
+        if failed.is_empty() {
+            return soak::RolledBack::default();
+        }
+        let _step = liveness.begin("roll back failed services");
+        soak::roll_back(
+            &self.engine,
+            &self.client,
+            &mut self.rollback,
+            repo,
+            options,
+            failed,
+            &self.metrics,
+        )
+        .await
+    }
+
     fn finish(&mut self, report: &PassReport, started: Instant) {
         self.count_registry_requests();
         // A pass that failed as a whole, and each stack that failed in it.

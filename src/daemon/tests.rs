@@ -24,6 +24,7 @@ impl Reconciler for Recorder {
                 error: (s == "web" && self.fail_web.load(Ordering::SeqCst))
                     .then(|| "boom".to_owned()),
                 drifted: 0,
+                ailing: 0,
                 services: 1,
             })
             .collect();
@@ -36,6 +37,7 @@ impl Reconciler for Recorder {
             stacks,
             error: None,
             updates: 0,
+            rolled_back: 0,
         }
     }
 
@@ -296,4 +298,23 @@ fn only_this_instances_containers_trigger_a_pass() {
     assert!(event_trigger(&event("died", &ours), "lab").is_none());
     assert!(event_trigger(&event("died", &ours[1..]), "home").is_none());
     assert!(event_trigger(&event("died", &[("name", "x")]), "home").is_none());
+}
+
+#[test]
+fn the_status_line_counts_unhealthy_services_apart_from_drift() {
+    let mut web = StackOutcome::new("web".to_owned());
+    web.ailing = 1;
+    web.services = 2;
+    let media = StackOutcome::new("media".to_owned());
+    let report = PassReport {
+        stacks: vec![web, media],
+        error: None,
+        updates: 0,
+        rolled_back: 1,
+    };
+    assert!(report.drifted());
+    assert_eq!(
+        report.summary(),
+        "1/2 stacks in sync, 1 services unhealthy or restarting, 1 rolled back"
+    );
 }

@@ -15,6 +15,7 @@ pub mod events;
 #[cfg(unix)]
 pub mod export;
 pub mod pin;
+pub mod rollback;
 pub mod source;
 pub mod workspace;
 

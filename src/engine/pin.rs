@@ -175,7 +175,15 @@ impl WriteBack {
 impl Engine {
     /// A pin pass over the checkout at `dir`, writing nothing.
     fn pin_pass(&self, check: &Check, dir: &Path, now: SystemTime) -> Result<Pass, pin::PinError> {
-        self.block_on(pin::pass(check, dir, &Selection::default(), &self.env, now))
+        let rejected = self.rejected();
+        self.block_on(pin::pass_with(
+            check,
+            dir,
+            &Selection::default(),
+            &self.env,
+            now,
+            &rejected,
+        ))
     }
 
     /// A pin pass over the folder `dir` as it is, writing nothing.

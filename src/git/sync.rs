@@ -92,6 +92,13 @@ impl Checkout {
         Ok(Synced { head, branches })
     }
 
+    /// The subject line of a commit of the clone.
+    pub fn subject(&self, commit: &str) -> Result<String, GitError> {
+        let _lock = self.lock()?;
+        let out = self.run_git(&["log", "-1", "--format=%s", commit, "--"])?;
+        Ok(out.trim_end().to_owned())
+    }
+
     /// Brings the work tree to the remote branch as the last fetch saw it
     /// (`refs/remotes/origin/<branch>`), without asking the remote: after a
     /// failed update, the commit that could not be pushed leaves the followed

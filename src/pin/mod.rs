@@ -174,6 +174,9 @@ pub struct Row {
     /// best first, each with its `signature` and `scan` verdicts apart.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<signed::Candidate>,
+    /// The chosen digest failed a soak and is rejected: why and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<crate::core::rollback::Rejected>,
 }
 
 /// Checks every service against the registries, in a check pass of its own;
@@ -213,6 +216,7 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
         error: None,
         signature: None,
         candidates: Vec::new(),
+        rejected: None,
     };
     let result: Result<(), String> = async {
         let current = ImageRef::parse(&s.image).map_err(|e| e.to_string())?;
@@ -545,6 +549,20 @@ pub async fn pass(
     env: &Vars,
     now: SystemTime,
 ) -> Result<Pass, PinError> {
+    pass_with(check, dir, sel, env, now, &[]).await
+}
+
+/// [`pass`], never pinning a digest of `rejected` (one that failed a soak):
+/// its row says so and keeps the current pin; a newer digest is pinned as
+/// usual.
+pub async fn pass_with(
+    check: &Check,
+    dir: &Path,
+    sel: &Selection,
+    env: &Vars,
+    now: SystemTime,
+    rejected: &[crate::core::rollback::Rejected],
+) -> Result<Pass, PinError> {
     let stacks = repo::load(dir, sel, env).map_err(|source| PinError::Repo {
         path: dir.to_owned(),
         source,
@@ -555,7 +573,28 @@ pub async fn pass(
     }
     let policies = CorePolicies::new(&stacks);
     let watched = policies.list();
-    let rows = check_with(check, &policies, &watched, now).await;
+    let mut rows = check_with(check, &policies, &watched, now).await;
+    for (w, row) in watched.iter().zip(rows.iter_mut()) {
+        let Some(digest) = &row.digest else { continue };
+        let Ok(watch) = ImageRef::parse(&w.watch) else {
+            continue;
+        };
+        let image = watch.repository_key();
+        if let Some(r) = rejected
+            .iter()
+            .find(|r| r.image == image && &r.digest == digest)
+        {
+            row.rejected = Some(r.clone());
+            if row.update == Some(true) {
+                row.update = Some(false);
+                row.reason = format!(
+                    "{} is rejected (it failed a soak: {}); keeping the current pin",
+                    row.tag.as_deref().unwrap_or(digest),
+                    r.reason
+                );
+            }
+        }
+    }
     // Stacks marked `x-magos: {observe: true}` are checked, never pinned.
     let observed: BTreeSet<String> = stacks
         .stacks

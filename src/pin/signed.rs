@@ -321,6 +321,7 @@ mod tests {
             error: None,
             signature,
             candidates: Vec::new(),
+            rejected: None,
         }
     }
 

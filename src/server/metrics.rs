@@ -48,6 +48,18 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Labels `stack`, `service`, `reason` of a rollback.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RollbackLabels {
+    /// The stack's project name.
+    pub stack: String,
+    /// The service.
+    pub service: String,
+    /// Why its soak failed (`unhealthy`, `not_healthy`, `died`, `restarted`,
+    /// `removed`).
+    pub reason: String,
+}
+
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Registry,
@@ -71,6 +83,8 @@ pub struct Metrics {
     pub heals: Family<KindLabel, Counter>,
     /// Notifications a receiver never accepted (after every attempt).
     pub notifications_failed: Counter,
+    /// Services rolled back after a failed soak.
+    pub rollbacks: Family<RollbackLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -132,6 +146,12 @@ impl Metrics {
             "Notifications a receiver never accepted, after every attempt",
             notifications_failed.clone(),
         );
+        let rollbacks = Family::<RollbackLabels, Counter>::default();
+        registry.register(
+            "rollbacks",
+            "Services rolled back after a failed soak, by stack, service and reason",
+            rollbacks.clone(),
+        );
         Self {
             registry,
             passes,
@@ -144,6 +164,7 @@ impl Metrics {
             errors,
             heals,
             notifications_failed,
+            rollbacks,
         }
     }
 

@@ -92,13 +92,27 @@ impl<'a> Running<'a> {
     }
 
     /// The last `STATUS=` line received.
-    fn last_status(&self) -> String {
+    pub(crate) fn last_status(&self) -> String {
         self.seen
             .iter()
             .rev()
             .find(|l| l.starts_with("STATUS="))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Kills the daemon with SIGKILL (nothing of it runs after this), leaving
+    /// its containers, and frees the notify socket's path for the next one;
+    /// returns its logs.
+    pub(crate) fn kill9(&mut self, dir: &Path) -> String {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(dir.join("notify.sock"));
+        let logs = self.logs();
+        let _ = std::fs::rename(&self.log, dir.join("magos-run-killed.log"));
+        logs
     }
 
     pub(crate) fn logs(&self) -> String {
@@ -192,13 +206,14 @@ impl Remote {
 
 /// A configuration for `magos run` against `remote`: this test's instance, an
 /// hourly interval (only the test's triggers run passes), the HTTP endpoint on
-/// `http_port` with the webhook secret.
-fn write_config(dir: &Path, remote: &Remote, project: &str, http_port: u16) -> PathBuf {
+/// `http_port` with the webhook secret, and soaks of 2 seconds (a service's own
+/// `x-magos.soak` says otherwise).
+pub(crate) fn write_config(dir: &Path, remote: &Remote, project: &str, http_port: u16) -> PathBuf {
     let config = dir.join("magos.yaml");
     std::fs::write(
         &config,
         format!(
-            "repo:\n  url: file://{}\napply:\n  instance: {project}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nstate_dir: {}\n",
+            "repo:\n  url: file://{}\napply:\n  instance: {project}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nrollback:\n  soak: 2s\nstate_dir: {}\n",
             remote.bare.display(),
             dir.join("state").display()
         ),
@@ -284,7 +299,7 @@ pub(crate) fn announce_push(http_port: u16) {
 }
 
 /// A container's libpod inspect, or `None` when it does not exist.
-fn inspect(tb: &Testbed, name: &str) -> Option<serde_json::Value> {
+pub(crate) fn inspect(tb: &Testbed, name: &str) -> Option<serde_json::Value> {
     let r = tb
         .libpod("GET", &format!("/v5.0.0/libpod/containers/{name}/json"))
         .expect("ask libpod");
@@ -310,7 +325,7 @@ pub(crate) fn id_and_running(tb: &Testbed, name: &str) -> Option<(String, bool)>
 }
 
 /// A variable as the running container sees it.
-fn container_env(tb: &Testbed, name: &str, var: &str) -> String {
+pub(crate) fn container_env(tb: &Testbed, name: &str, var: &str) -> String {
     tb.podman_ok(&["exec", name, "sh", "-c", &format!("echo ${var}")])
         .trim()
         .to_owned()

@@ -280,7 +280,7 @@ fn a_container_death_reapplies_only_its_stack_without_git_or_registries() {
     std::fs::write(
         &config,
         format!(
-            "repo:\n  url: http://x-access-token:{TOKEN}@{}/me/homelab.git\napply:\n  instance: {instance}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nstate_dir: {}\n",
+            "repo:\n  url: http://x-access-token:{TOKEN}@{}/me/homelab.git\napply:\n  instance: {instance}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nrollback:\n  soak: 2s\nstate_dir: {}\n",
             backend.addr,
             dir.path().join("state").display()
         ),

@@ -29,6 +29,7 @@ mod pinning;
 mod pull_progress;
 mod quadlet_export;
 mod registry;
+mod rollback;
 mod runkeys;
 mod runtime;
 mod scan;

@@ -264,7 +264,7 @@ fn daemon_config(dir: &Path, project: &str, port: u16) -> PathBuf {
     std::fs::write(
         &config,
         format!(
-            "apply:\n  instance: {project}\ndaemon:\n  interval: 1s\n  jitter: 0%\n  stuck_after: 3s\n  listen: 127.0.0.1:{port}\nstate_dir: {}\n",
+            "apply:\n  instance: {project}\ndaemon:\n  interval: 1s\n  jitter: 0%\n  stuck_after: 3s\n  listen: 127.0.0.1:{port}\nrollback:\n  soak: 2s\nstate_dir: {}\n",
             dir.join("state").display()
         ),
     )

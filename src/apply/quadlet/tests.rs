@@ -25,6 +25,7 @@ fn stack(project: &str, error: Option<&str>) -> Prepared {
         observe: false,
         profiles: vec![],
         sites: Default::default(),
+        soak: Default::default(),
     }
 }
 

@@ -100,6 +100,7 @@ fn converged(stacks: &[StackSpec]) -> Observed {
                 state: RunState::Running,
                 image_id,
                 image_digest: s.image.digest.clone(),
+                vitals: Default::default(),
             });
         }
     }
@@ -333,6 +334,7 @@ fn a_foreign_container_blocks_only_its_stack() {
         state: RunState::Running,
         image_id: "x".into(),
         image_digest: None,
+        vitals: Default::default(),
     });
     let p = plan(&stacks, &o, PlanOptions::default());
     let err = p.stacks[0].error.as_deref().unwrap();
@@ -363,6 +365,7 @@ fn orphans_of_managed_projects_are_pruned_and_nothing_else() {
         state: RunState::Running,
         image_id: "x".into(),
         image_digest: None,
+        vitals: Default::default(),
     });
     o.containers.push(ObservedContainer {
         id: "other-compose".into(),
@@ -374,6 +377,7 @@ fn orphans_of_managed_projects_are_pruned_and_nothing_else() {
         state: RunState::Running,
         image_id: "x".into(),
         image_digest: None,
+        vitals: Default::default(),
     });
     // Another Magos instance's stack on the same Podman.
     let theirs = stack("theirs", vec![svc("theirs", "y", 'y')]);
@@ -389,6 +393,7 @@ fn orphans_of_managed_projects_are_pruned_and_nothing_else() {
         state: RunState::Running,
         image_id: "x".into(),
         image_digest: None,
+        vitals: Default::default(),
     });
     // The repository now has only `web`, without `db`.
     let new = [stack("web", vec![svc("web", "app", 'a')])];
@@ -683,6 +688,7 @@ fn a_foreign_container_under_the_replacement_name_is_never_touched() {
         state: RunState::Running,
         image_id: "img-user".into(),
         image_digest: None,
+        vitals: Default::default(),
     });
     let p = plan(&[after], &o, PlanOptions::default());
     let err = p.stacks[0].error.as_deref().unwrap();
@@ -1047,4 +1053,42 @@ fn a_built_image_is_built_when_no_image_carries_its_inputs_digest() {
     assert_eq!(actions.len(), 2, "{actions:?}");
     assert!(actions[0].starts_with("build "), "{actions:?}");
     assert!(actions[1].starts_with("recreate web_app_1"), "{actions:?}");
+}
+
+#[test]
+fn a_failing_healthcheck_or_a_crash_loop_is_reported_but_not_planned() {
+    use crate::core::observed::{CRASH_LOOP_RESTARTS, Health, Vitals};
+    let stacks = [web()];
+    let mut o = converged(&stacks);
+    o.containers[0].vitals.health = Health::Unhealthy;
+    o.containers[1].vitals = Vitals {
+        health: Health::None,
+        restarts: 1,
+    };
+    o.containers[1].state = RunState::Stopped;
+    assert_eq!(
+        states(&stacks, &o),
+        [
+            ("app".to_owned(), DriftState::Unhealthy),
+            ("db".to_owned(), DriftState::Restarting)
+        ]
+    );
+    // Running again after a restart is not yet a loop; often is.
+    o.containers[1].state = RunState::Running;
+    assert_eq!(states(&stacks, &o)[1].1, DriftState::InSync);
+    o.containers[1].vitals.restarts = CRASH_LOOP_RESTARTS;
+    assert_eq!(states(&stacks, &o)[1].1, DriftState::Restarting);
+    // Starting and healthy are in sync; an unhealthy container that runs an
+    // old definition is image drift first (the apply replaces it).
+    o.containers[0].vitals.health = Health::Starting;
+    assert_eq!(states(&stacks, &o)[0].1, DriftState::InSync);
+    o.containers[0].vitals.health = Health::Unhealthy;
+    let mut moved = web();
+    moved.services[0].image = image("app", Some('c'));
+    assert_eq!(
+        states(&[moved], &o)[0].1,
+        DriftState::ImageDrift,
+        "a stale container is stale before it is unhealthy"
+    );
+    assert!(DriftState::Unhealthy.is_drift() && DriftState::Unhealthy.is_ailing());
 }

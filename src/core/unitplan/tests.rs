@@ -131,6 +131,7 @@ fn containers_another_runtime_made_are_replaced_by_their_units() {
         state: RunState::Running,
         image_id: String::new(),
         image_digest: None,
+        vitals: Default::default(),
     };
     let observed = Observed {
         containers: vec![
