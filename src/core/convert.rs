@@ -560,9 +560,28 @@ pub fn coverage(loaded: &Loaded) -> Vec<Diagnostic> {
                 note(p, format!("service `{name}`: `{key}`: {why}"));
             }
         }
+        if let Some(port) = empty_host_address(service)
+            && let Some(p) = at(&format!("services.{name}.ports"))
+        {
+            note(
+                p,
+                format!(
+                    "service `{name}`: port `{port}` has an empty host address: podman-compose passes it to Podman, which refuses it; Magos publishes it on every address, as docker compose does"
+                ),
+            );
+        }
     }
     notes.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     notes
+}
+
+/// The first short-syntax port of `service` written with an empty host address
+/// (`:2283:2283`), which podman-compose and Magos read differently.
+fn empty_host_address(service: &Service) -> Option<String> {
+    service.ports.iter().find_map(|p| match p {
+        Port::Short(text) => Some(text.as_text()).filter(|t| t.starts_with(':')),
+        Port::Long { .. } => None,
+    })
 }
 
 fn key_values(kv: Option<&KeyValues>) -> BTreeMap<String, String> {

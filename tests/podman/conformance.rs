@@ -8,7 +8,7 @@
 //! Every run holds a ratchet: the stacks of [`RATCHET`], which Magos applies
 //! natively today, must still be applied natively with at least the recorded
 //! number of fields equal to podman-compose's. With `MAGOS_CONFORMANCE=1` it
-//! takes every stack without `build:` instead (about 15 minutes) and asserts the
+//! takes every stack without `build:` instead (about 8 minutes) and asserts the
 //! acceptance of the compose-coverage work:
 //! `MAGOS_CONFORMANCE=1 MAGOS_REQUIRE_PODMAN=1 cargo test --test podman
 //! conformance:: -- --nocapture` prints the score.

@@ -604,6 +604,30 @@ fn depending_on_a_service_scaled_to_zero_is_an_error() {
     );
 }
 
+/// immich's `${EXPOSE_PORT-:2283:2283}` with `EXPOSE_PORT` unset: a port with
+/// an empty host address, which podman-compose cannot publish and Magos
+/// publishes on every address; `lint` and `plan` say so at `ports:`.
+#[test]
+fn a_port_with_an_empty_host_address_is_noted() {
+    let c = conv(
+        "services:\n  app:\n    image: nginx:1\n    ports:\n      - ${EXPOSE_PORT-:2283:2283}\n      - 8080:80\n",
+        &EnvInputs::default(),
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let notes: Vec<String> = c.notes.iter().map(ToString::to_string).collect();
+    assert!(
+        notes.iter().any(|n| n.starts_with(
+            "web/compose.yaml:4:5: note: service `app`: port `:2283:2283` has an empty host address"
+        )),
+        "{notes:#?}"
+    );
+    let c = conv(
+        "services:\n  app:\n    image: nginx:1\n    ports: [\"8080:80\"]\n",
+        &EnvInputs::default(),
+    );
+    assert_eq!(c.notes.len(), 1, "only the pod note: {:?}", c.notes);
+}
+
 #[test]
 fn coverage_notes_name_each_key_magos_does_not_apply_and_each_difference() {
     let yaml = "version: \"3.8\"
