@@ -472,6 +472,25 @@ pub fn stale_addresses(namespace: &BTreeSet<IpAddr>, host: &BTreeSet<IpAddr>) ->
         .collect()
 }
 
+/// `addrs` without the gateways of bridge networks drawn from Podman's default
+/// subnet pools (`10.88.0.0/16` for `podman`, then `/24`s from `10.89.0.0` up to
+/// `10.255.255.0`): the rootless netns's `info.json` keeps the gateway of a
+/// bridge whose network was removed while the netns stayed up, and such an
+/// address is no host address pasta copied.
+pub fn without_pool_gateways(addrs: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
+    addrs
+        .iter()
+        .filter(|a| match a {
+            IpAddr::V4(v4) => {
+                let [a, b, _, d] = v4.octets();
+                !(a == 10 && b >= 88 && d == 1)
+            }
+            IpAddr::V6(_) => true,
+        })
+        .copied()
+        .collect()
+}
+
 /// Whether `addr` is inside the CIDR `subnet` (`10.89.0.0/24`, `fd00::/64`); a
 /// malformed subnet contains nothing.
 pub fn in_subnet(addr: &IpAddr, subnet: &str) -> bool {
@@ -1515,6 +1534,26 @@ mod tests {
         let ns: BTreeSet<IpAddr> = [a("192.0.2.2"), a("10.89.0.1"), a("10.89.3.1")].into();
         let kept = without_subnets(&ns, &["10.89.0.0/24".into(), "10.89.3.0/24".into()]);
         assert_eq!(kept, [a("192.0.2.2")].into());
+    }
+
+    #[test]
+    fn gateways_of_removed_pool_networks_are_not_copied_host_addresses() {
+        let ns: BTreeSet<IpAddr> = [
+            "10.89.2.1",
+            "10.88.0.1",
+            "10.200.7.1",
+            "192.0.2.2",
+            "10.89.2.7",
+            "fd00::2",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let kept: Vec<String> = without_pool_gateways(&ns)
+            .iter()
+            .map(IpAddr::to_string)
+            .collect();
+        assert_eq!(kept, ["10.89.2.7", "192.0.2.2", "fd00::2"]);
     }
 
     #[test]

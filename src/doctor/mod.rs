@@ -608,7 +608,7 @@ fn netns_checks(
         (Ok(ns), Ok(host)) => checks.push(model::judge_addresses(
             "netns_addresses",
             subject,
-            &model::without_subnets(&ns, subnets),
+            &model::without_pool_gateways(&model::without_subnets(&ns, subnets)),
             host,
             "the rootless netns",
             Problem::NetnsStale,
