@@ -350,83 +350,118 @@ fn header(u: &mut Unit, spec: &StackSpec) {
     ));
 }
 
+/// A network or volume unit being written: its header and description set,
+/// and the values a unit cannot carry collected as errors at the object's
+/// compose path (`networks.<key>`, `volumes.<key>`).
+struct ObjectUnit {
+    /// The unit's own section (`Network`, `Volume`).
+    section: &'static str,
+    path: String,
+    unit: Unit,
+    bad: Vec<String>,
+}
+
+impl ObjectUnit {
+    fn new(spec: &StackSpec, section: &'static str, top: &str, name: &str) -> Self {
+        let key = name
+            .strip_prefix(&format!("{}_", spec.project))
+            .unwrap_or(name);
+        let mut unit = Unit::default();
+        header(&mut unit, spec);
+        unit.set(
+            "Unit",
+            "Description",
+            unit::percent(&format!("{section} {name} of the stack {}", spec.project)),
+        );
+        Self {
+            section,
+            path: format!("{top}.{key}"),
+            unit,
+            bad: Vec::new(),
+        }
+    }
+
+    /// `key=value` in the object's section, the value written as it is.
+    fn set(&mut self, key: &str, value: impl AsRef<str>) {
+        self.unit.set(self.section, key, value);
+    }
+
+    /// `key=value` where the value must fit a unit line unquoted; `what`
+    /// names it in the error when it does not.
+    fn put(&mut self, key: &str, value: &str, what: &str) {
+        match raw(value) {
+            Some(v) => self.unit.set(self.section, key, v),
+            None => self.bad.push(format!(
+                "the {what} `{}` cannot be written in a unit (a line break, a control character, a trailing backslash or white space at either end)",
+                value.escape_debug()
+            )),
+        }
+    }
+
+    /// The unit named `name`, or `None` with each problem reported.
+    fn finish(self, name: &str, errors: &mut Errors<'_>) -> Option<UnitFile> {
+        if !self.bad.is_empty() {
+            for b in self.bad {
+                errors.top(&self.path, b);
+            }
+            return None;
+        }
+        Some(UnitFile {
+            name: name.to_owned(),
+            contents: self.unit.render(),
+        })
+    }
+}
+
 fn network_unit(
     spec: &StackSpec,
     net: &NetworkSpec,
     names: &Names,
     errors: &mut Errors<'_>,
 ) -> Option<UnitFile> {
-    let key = net
-        .name
-        .strip_prefix(&format!("{}_", spec.project))
-        .unwrap_or(&net.name);
-    let path = format!("networks.{key}");
-    let mut u = Unit::default();
-    header(&mut u, spec);
-    u.set(
-        "Unit",
-        "Description",
-        unit::percent(&format!(
-            "Network {} of the stack {}",
-            net.name, spec.project
-        )),
-    );
-    let mut bad = Vec::new();
-    let mut put = |u: &mut Unit, k: &str, v: &str, what: &str| {
-        match raw(v) {
-        Some(v) => u.set("Network", k, v),
-        None => bad.push(format!(
-            "the {what} `{}` cannot be written in a unit (a line break, a control character, a trailing backslash or white space at either end)",
-            v.escape_debug()
-        )),
-    }
-    };
-    put(&mut u, "NetworkName", &net.name, "name");
+    let mut o = ObjectUnit::new(spec, "Network", "networks", &net.name);
+    o.put("NetworkName", &net.name, "name");
     if let Some(d) = &net.driver {
-        put(&mut u, "Driver", d, "driver");
+        o.put("Driver", d, "driver");
     }
     if net.internal {
-        u.set("Network", "Internal", "true");
+        o.set("Internal", "true");
     }
     if net.ipv6 {
-        u.set("Network", "IPv6", "true");
+        o.set("IPv6", "true");
     }
     if let Some(d) = &net.ipam_driver {
-        put(&mut u, "IPAMDriver", d, "IPAM driver");
+        o.put("IPAMDriver", d, "IPAM driver");
     }
     for s in &net.subnets {
-        put(&mut u, "Subnet", &s.subnet, "subnet");
+        o.put("Subnet", &s.subnet, "subnet");
     }
     for s in &net.subnets {
         if let Some(g) = &s.gateway {
-            put(&mut u, "Gateway", g, "gateway");
+            o.put("Gateway", g, "gateway");
         }
     }
     for s in &net.subnets {
         if let Some(r) = &s.ip_range {
-            put(&mut u, "IPRange", r, "range");
+            o.put("IPRange", r, "range");
         }
     }
     for (k, v) in &net.options {
-        put(&mut u, "Options", &format!("{k}={v}"), "driver option");
+        o.put("Options", &format!("{k}={v}"), "driver option");
     }
     if net.disable_dns {
-        u.set("Network", "DisableDNS", "true");
+        o.set("DisableDNS", "true");
     }
     for d in &net.dns {
-        put(&mut u, "DNS", d, "DNS server");
+        o.put("DNS", d, "DNS server");
     }
     let mut labels = net.labels.clone();
     labels.extend(stack_labels(&spec.project, &spec.instance));
     for (k, v) in &labels {
-        u.set("Network", "Label", unit::word(&format!("{k}={v}")));
+        o.set("Label", unit::word(&format!("{k}={v}")));
     }
     for r in &net.routes {
-        u.set(
-            "Network",
-            "PodmanArgs",
-            unit::words(&["--route", r.as_str()]),
-        );
+        o.set("PodmanArgs", unit::words(&["--route", r.as_str()]));
     }
     // Podman pairs `--gateway` and `--ip-range` with the subnets by position,
     // so a subnet without one may only come after every subnet with one.
@@ -443,22 +478,12 @@ fn network_unit(
             .skip(ranges)
             .any(|s| s.ip_range.is_some())
     {
-        bad.push(
+        o.bad.push(
             "a subnet with a `gateway` or `ip_range` after one without cannot be written in a unit (Podman pairs them by position); list the subnets that set them first"
                 .to_owned(),
         );
     }
-    let failed = !bad.is_empty();
-    for b in bad {
-        errors.top(&path, b);
-    }
-    if failed {
-        return None;
-    }
-    Some(UnitFile {
-        name: names.networks[&net.name].clone(),
-        contents: u.render(),
-    })
+    o.finish(&names.networks[&net.name], errors)
 }
 
 fn volume_unit(
@@ -467,42 +492,17 @@ fn volume_unit(
     names: &Names,
     errors: &mut Errors<'_>,
 ) -> Option<UnitFile> {
-    let key = vol
-        .name
-        .strip_prefix(&format!("{}_", spec.project))
-        .unwrap_or(&vol.name);
-    let path = format!("volumes.{key}");
-    let mut u = Unit::default();
-    header(&mut u, spec);
-    u.set(
-        "Unit",
-        "Description",
-        unit::percent(&format!(
-            "Volume {} of the stack {}",
-            vol.name, spec.project
-        )),
-    );
-    let mut bad = Vec::new();
-    let mut put = |u: &mut Unit, k: &str, v: &str, what: &str| {
-        match raw(v) {
-        Some(v) => u.set("Volume", k, v),
-        None => bad.push(format!(
-            "the {what} `{}` cannot be written in a unit (a line break, a control character, a trailing backslash or white space at either end)",
-            v.escape_debug()
-        )),
-    }
-    };
-    put(&mut u, "VolumeName", &vol.name, "name");
+    let mut o = ObjectUnit::new(spec, "Volume", "volumes", &vol.name);
+    o.put("VolumeName", &vol.name, "name");
     if let Some(d) = &vol.driver {
-        put(&mut u, "Driver", d, "driver");
+        o.put("Driver", d, "driver");
     }
     for (k, v) in &vol.options {
         match k.as_str() {
-            "type" => put(&mut u, "Type", v, "type"),
-            "o" => put(&mut u, "Options", v, "mount options"),
-            "device" => put(&mut u, "Device", v, "device"),
-            _ => u.set(
-                "Volume",
+            "type" => o.put("Type", v, "type"),
+            "o" => o.put("Options", v, "mount options"),
+            "device" => o.put("Device", v, "device"),
+            _ => o.set(
                 "PodmanArgs",
                 unit::words(&["--opt".to_owned(), format!("{k}={v}")]),
             ),
@@ -511,19 +511,9 @@ fn volume_unit(
     let mut labels = vol.labels.clone();
     labels.extend(stack_labels(&spec.project, &spec.instance));
     for (k, v) in &labels {
-        u.set("Volume", "Label", unit::word(&format!("{k}={v}")));
+        o.set("Label", unit::word(&format!("{k}={v}")));
     }
-    let failed = !bad.is_empty();
-    for b in bad {
-        errors.top(&path, b);
-    }
-    if failed {
-        return None;
-    }
-    Some(UnitFile {
-        name: names.volumes[&vol.name].clone(),
-        contents: u.render(),
-    })
+    o.finish(&names.volumes[&vol.name], errors)
 }
 
 /// The variables of a container whose values Magos decrypts at apply time
