@@ -568,6 +568,30 @@ EOF
 
 # ---------------------------------------------------------------------------- podman API
 
+# When every process of the test user was killed (a logout, an OOM kill, a
+# stopped session), Podman's database still holds running containers whose
+# conmon is gone and no pause process keeps the user namespace: each podman
+# command then fails with "invalid internal status, try resetting the pause
+# process with podman system migrate". Migrate stops those containers; Podman
+# 5.4 may crash after stopping one of them, so it is repeated until `podman
+# info` answers (at most once per container, plus one).
+recover_pause_process() {
+    local err tries=0 limit
+    err=$(upodman info --format '{{.Host.Security.Rootless}}' 2>&1 >/dev/null) && return 0
+    if [[ $err != *"system migrate"* ]]; then
+        log "   podman info fails: ${err##*$'\n'}"
+        return 0
+    fi
+    limit=$(($(find "$(user_home)"/.local/share/containers/storage/*-containers \
+        -maxdepth 1 -mindepth 1 -type d 2>/dev/null | wc -l) + 1))
+    log "   the user's pause process is gone; resetting it with podman system migrate"
+    until upodman info --format '{{.Host.Security.Rootless}}' >/dev/null 2>&1; do
+        ((tries++ < limit)) || die "podman system migrate did not recover the user namespace after $limit tries"
+        upodman system migrate >>"$PODMAN_LOG" 2>&1 || true
+    done
+    log "   recovered after $tries migrate runs"
+}
+
 start_podman_service() {
     step "rootless podman API"
     local sock
@@ -581,6 +605,7 @@ start_podman_service() {
         stop_pidfile "$PODMAN_PID" "podman service"
     fi
     rm -f "$sock"
+    recover_pause_process
     local uid gid home
     uid=$(uid_of)
     gid=$(id -g "$TB_USER")
