@@ -9,7 +9,7 @@
 # What it does, said before it changes anything:
 #   1. Rootless Podman 5 and a local registry holding the example's images
 #      (scripts/testbed.sh: a user magos-test with its Podman API socket, registries
-#      on 127.0.0.1:5000 and :5443, busybox-based images, sops in /usr/local/bin).
+#      on 127.0.0.1:5010 and :5443, busybox-based images, sops in /usr/local/bin).
 #      Where the distribution packages Podman 5 (Debian 13 and later, Ubuntu 24.10 and
 #      later) every package comes from it. On Debian 12 Podman 5 comes from Debian 13
 #      "trixie", pinned low: that moves installed packages (libc6, systemd, python3, apt,
@@ -109,7 +109,7 @@ plan=$("$ROOT/scripts/testbed.sh" plan) || die "cannot set up the test bed here 
 printf '%s\n' "$plan" | sed 's/^/    /'
 cat <<TEXT
     a user magos-test (subordinate ids, a rootless Podman API socket), registries on
-    127.0.0.1:5000 and 127.0.0.1:5443 (data in /var/lib/magos-testbed), sops in
+    127.0.0.1:5010 and 127.0.0.1:5443 (data in /var/lib/magos-testbed), sops in
     /opt/magos-testbed and /usr/local/bin, /etc/containers/containers.conf.d/50-magos-testbed.conf
     (runc, cgroupfs, events to a file), and $DEMO (the git remote, Magos's state)
 TEXT

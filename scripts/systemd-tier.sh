@@ -102,6 +102,15 @@ as_user() { raw systemd-run --user -M "$GUEST_USER@" --pipe --wait --quiet --col
 user_ctl() { raw systemctl --user -M "$GUEST_USER@" "$@"; }
 
 # ------------------------------------------------------------------------------- up
+# The test bed's plain-HTTP registry (host:port): MAGOS_TEST_REGISTRY, else the one
+# scripts/testbed.sh wrote in its env file.
+test_registry() {
+    local r=${MAGOS_TEST_REGISTRY:-}
+    [[ -n $r ]] || r=$(sed -n 's/^MAGOS_TEST_REGISTRY=//p' /run/magos-testbed/env 2>/dev/null)
+    [[ -n $r ]] || die "MAGOS_TEST_REGISTRY is not set and /run/magos-testbed/env names no registry (run scripts/testbed.sh up)"
+    echo "$r"
+}
+
 customise() {
     local R=$1
     chroot "$R" useradd -m -u "$GUEST_UID" -s /bin/bash "$GUEST_USER" || die "useradd in the guest"
@@ -114,8 +123,10 @@ customise() {
     done
     printf '[containers]\npids_limit = 0\n' >"$R/etc/containers/containers.conf"
     # The test registry on the host's loopback speaks plain HTTP.
+    local registry
+    registry=$(test_registry) || exit 2
     mkdir -p "$R/etc/containers/registries.conf.d"
-    printf '[[registry]]\nlocation = "127.0.0.1:5000"\ninsecure = true\n' \
+    printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$registry" \
         >"$R/etc/containers/registries.conf.d/50-magos-tier.conf"
     cat >"$R/etc/systemd/system/unmask-proc.service" <<'EOF'
 [Unit]

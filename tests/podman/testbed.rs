@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::support::{self, HttpResponse, Testbed, testbed};
 
 /// The repository path of an image reference on the test registry
-/// (`127.0.0.1:5000/magos/semver` → `magos/semver`).
+/// (`$MAGOS_TEST_REGISTRY/magos/semver` → `magos/semver`).
 fn repository_of<'a>(tb: &Testbed, image: &'a str) -> &'a str {
     let rest = image
         .strip_prefix(tb.registry.as_str())

@@ -357,7 +357,7 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json";
 
 impl Testbed {
-    /// The digest the test registry gives `image` (`127.0.0.1:5000/repo:tag`), from
+    /// The digest the test registry gives `image` (`$MAGOS_TEST_REGISTRY/repo:tag`), from
     /// a `HEAD` of its manifest.
     pub fn manifest_digest(&self, image: &str) -> String {
         let (repo, tag) = image.rsplit_once(':').expect("the image has a tag");
