@@ -28,9 +28,12 @@ use super::policy::Policy;
 use super::reference::{Digest, ImageRef};
 use super::rewrite::{self, ImageSite};
 
+mod differences;
 mod files;
 pub mod run;
 pub mod soak;
+
+pub use differences::{TextDifference, TextDifferenceKind};
 pub use files::{Extra, MAX_EXTRA_FILES, wanted_files};
 
 /// The service keys Magos applies itself, with the run-time ones of
@@ -807,6 +810,9 @@ pub struct Loaded {
     /// does not apply and those where it differs from podman-compose
     /// ([`NOTED_SERVICE_KEYS`]).
     pub key_positions: BTreeMap<String, (String, Pos)>,
+    /// Where podman-compose reads an `environment:` or a label otherwise than
+    /// Magos, as only the text before interpolation shows (`differences`).
+    pub text_differences: Vec<TextDifference>,
 }
 
 /// Service keys whose place is recorded in [`Loaded::key_positions`] even when
@@ -1208,6 +1214,7 @@ pub fn load_with<'a>(src: &StackSource<'a>, extra: Extra<'a>) -> Loaded {
             image,
         });
     }
+    out.text_differences = differences::find(&docs, src.vars);
     for (kind, defs) in [
         ("networks", out.network_defs.clone()),
         ("volumes", out.volume_defs.clone()),

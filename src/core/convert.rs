@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::compose::{
     self, Command, DependsOn, ExtraHosts, FileRef, KeyValues, Loaded, OneOrMany, OneOrManyScalar,
-    Port, Scalar, Service, ServiceNetworks, TopObject, Volume,
+    Port, Scalar, Service, ServiceNetworks, TextDifference, TextDifferenceKind, TopObject, Volume,
 };
 use super::diag::{Diagnostic, Pos};
 use super::drift::{DriftEntry, DriftState};
@@ -493,8 +493,11 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
 /// The notes `magos lint` and `magos plan` show for a loaded stack, located
 /// at the key (file and line): every compose key Magos does not apply itself
 /// (the stack then goes to the compose CLI) or ignores, and every place where
-/// it deliberately differs from podman-compose ([`DIFFERENCES`], and the pod
-/// podman-compose puts a project's containers in). Pure; needs no
+/// it deliberately differs from podman-compose ([`DIFFERENCES`], the pod
+/// podman-compose puts a project's containers in, a port with an empty host
+/// address, a service without `networks:` where the file declares others, and
+/// the places only the text before interpolation shows:
+/// [`Loaded::text_differences`]). Pure; needs no
 /// conversion input, so a command that does not convert can call it too.
 pub fn coverage(loaded: &Loaded) -> Vec<Diagnostic> {
     let at = |path: &str| loaded.key_positions.get(path).cloned();
@@ -570,9 +573,57 @@ pub fn coverage(loaded: &Loaded) -> Vec<Diagnostic> {
                 ),
             );
         }
+        if let Some(why) = without_networks(loaded, service)
+            && let Some(p) = loaded.positions.get(name)
+        {
+            note(
+                p.clone(),
+                format!("service `{name}` has no `networks:`: {why}"),
+            );
+        }
+    }
+    for d in &loaded.text_differences {
+        note((d.file.clone(), d.pos), text_difference(d));
     }
     notes.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     notes
+}
+
+/// How podman-compose and Magos place a service with neither `networks:` nor
+/// `network_mode:` differently, when they do: in a file that declares networks
+/// but not `default`.
+fn without_networks(loaded: &Loaded, service: &Service) -> Option<String> {
+    if service.networks.is_some()
+        || service.network_mode.is_some()
+        || loaded.networks.is_empty()
+        || loaded.networks.iter().any(|n| n == "default")
+    {
+        return None;
+    }
+    let theirs = match loaded.networks.as_slice() {
+        [only] => format!("the file's only network, `{only}`"),
+        _ => "Podman's `podman` network, as the file declares several".to_owned(),
+    };
+    Some(format!(
+        "podman-compose puts it on {theirs}; Magos puts it on the project's `default` network (`<project>_default`), as the compose specification says"
+    ))
+}
+
+/// The note of a [`TextDifference`].
+fn text_difference(d: &TextDifference) -> String {
+    let service = &d.service;
+    match &d.kind {
+        TextDifferenceKind::EnvSelfReference { var, refers } => {
+            let refers: Vec<String> = refers.iter().map(|r| format!("`{r}`")).collect();
+            format!(
+                "service `{service}`: `environment:` `{var}` refers to {} of the same `environment:`: podman-compose takes the value from there; Magos interpolates from its environment and the stack's `.env` only, as the compose specification says (set the variable there for the same value)",
+                refers.join(", ")
+            )
+        }
+        TextDifferenceKind::LabelKeyVariable { entry } => format!(
+            "service `{service}`: label `{entry}` has a variable in its key: podman-compose interpolates only the value and names the label as written; Magos interpolates the whole entry, as compose does with any string"
+        ),
+    }
 }
 
 /// The first short-syntax port of `service` written with an empty host address

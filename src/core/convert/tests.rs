@@ -676,7 +676,16 @@ networks:
         "web/compose.yaml:12:1: note:",
         "network `front`: `attachable` is not applied by Magos",
     );
-    assert_eq!(notes.len(), 6, "{notes:#?}");
+    // Neither service says `networks:` in a file that declares `front` only.
+    has(
+        "web/compose.yaml:3:1: note:",
+        "service `app` has no `networks:`: podman-compose puts it on the file's only network, `front`",
+    );
+    has(
+        "web/compose.yaml:8:1: note:",
+        "service `db` has no `networks:`",
+    );
+    assert_eq!(notes.len(), 8, "{notes:#?}");
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     // A stack that uses only what Magos applies, the same way, gets the pod note
     // alone.
@@ -748,4 +757,91 @@ fn build_is_native_tagged_as_podman_compose_tags_it() {
     let plain = ContainerSpec::new("p", "s", c.spec.services[0].image.clone());
     let json = serde_json::to_string(&plain).unwrap();
     assert!(!json.contains("\"build\""), "{json}");
+}
+
+/// The three differences from podman-compose that the loaded (interpolated)
+/// services no longer show: a service without `networks:` in a file that
+/// declares others, an `environment:` value naming a variable of the same
+/// `environment:` that Magos's variables lack, and a list-form label whose key
+/// has a variable. Each is a note at its line; what reads alike is not noted.
+#[test]
+fn podman_compose_reading_differences_are_noted_at_their_lines() {
+    let yaml = "services:
+  app:
+    image: nginx:1
+    environment:
+      ZZVAR1: myval1
+      ZZVAR2: 2-$ZZVAR1
+      SAME: ${SAME}
+      OUTSIDE: ${FROM_ENV}-$ZZVAR1x-$$ZZVAR1
+      KNOWN: $FROM_ENV
+    labels:
+      - \"$TEST_LABELS=x\"
+      - plain=${TEST_LABELS}
+  db:
+    image: postgres:16
+    networks: [back]
+  worker:
+    image: nginx:1
+    environment:
+      - A=1
+      - B=${A}
+networks:
+  back: {}
+";
+    let vars = Vars::from([
+        ("FROM_ENV".to_owned(), "e".to_owned()),
+        ("TEST_LABELS".to_owned(), "T".to_owned()),
+        ("ZZVAR1x".to_owned(), "z".to_owned()),
+    ]);
+    let loaded = load(&StackSource {
+        compose: ("web/compose.yaml", yaml),
+        override_file: None,
+        vars: &vars,
+    });
+    let notes: Vec<String> = coverage(&loaded).iter().map(ToString::to_string).collect();
+    let expected = [
+        "web/compose.yaml:1:1: note: podman-compose puts the project's containers in a pod",
+        "web/compose.yaml:2:1: note: service `app` has no `networks:`: podman-compose puts it on the file's only network, `back`; Magos puts it on the project's `default` network",
+        "web/compose.yaml:6:7: note: service `app`: `environment:` `ZZVAR2` refers to `ZZVAR1` of the same `environment:`: podman-compose takes the value from there",
+        "web/compose.yaml:7:7: note: service `app`: `environment:` `SAME` refers to `SAME` of the same",
+        "web/compose.yaml:11:7: note: service `app`: label `$TEST_LABELS=x` has a variable in its key: podman-compose interpolates only the value",
+        "web/compose.yaml:16:1: note: service `worker` has no `networks:`",
+        "web/compose.yaml:20:7: note: service `worker`: `environment:` `B` refers to `A` of the same",
+    ];
+    assert_eq!(notes.len(), expected.len(), "{notes:#?}");
+    for (n, e) in notes.iter().zip(expected) {
+        assert!(n.starts_with(e), "{n}\n  does not start with\n{e}");
+    }
+    // A file that declares `default`, or none, places such a service alike;
+    // with `ZZVAR1` among Magos's variables both read `2-$ZZVAR1` alike.
+    for yaml in [
+        "services:\n  app:\n    image: nginx:1\nnetworks:\n  default: {}\n  back: {}\n",
+        "services:\n  app:\n    image: nginx:1\n    environment:\n      ZZVAR1: a\n      ZZVAR2: 2-$ZZVAR1\n",
+    ] {
+        let vars = Vars::from([("ZZVAR1".to_owned(), "x".to_owned())]);
+        let loaded = load(&StackSource {
+            compose: ("web/compose.yaml", yaml),
+            override_file: None,
+            vars: &vars,
+        });
+        let notes: Vec<String> = coverage(&loaded).iter().map(ToString::to_string).collect();
+        assert_eq!(notes.len(), 1, "only the pod note: {notes:#?}");
+    }
+    // Several networks: Podman's `podman` network.
+    let loaded = load(&StackSource {
+        compose: (
+            "web/compose.yaml",
+            "services:\n  app:\n    image: nginx:1\nnetworks:\n  a: {}\n  b: {}\n",
+        ),
+        override_file: None,
+        vars: &Vars::new(),
+    });
+    let notes: Vec<String> = coverage(&loaded).iter().map(ToString::to_string).collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("Podman's `podman` network")),
+        "{notes:#?}"
+    );
 }
