@@ -2095,7 +2095,7 @@ mod run;
 /// hashes as it did.
 pub fn image_ref(value: &str) -> Result<ImageRef, String> {
     let r = reference::ImageRef::parse(value).map_err(|e| e.to_string())?;
-    let mut qualified = r.repository();
+    let mut qualified = r.repository_key();
     if let Some(t) = r.effective_tag() {
         qualified.push(':');
         qualified.push_str(t);

@@ -396,7 +396,7 @@ pub async fn watch(
 
 /// The image without tag or digest, and `image@digest`, of a soaked service.
 fn image_of(s: &Soaking) -> (String, Option<String>) {
-    let repo = crate::registry::ImageRef::parse(&s.to)
+    let repo = crate::registry::parse_image(&s.to)
         .map(|r| r.repository_key())
         .unwrap_or_else(|_| s.to.clone());
     let at = s.to_digest.as_ref().map(|d| format!("{repo}@{d}"));
@@ -453,9 +453,7 @@ pub async fn roll_back(
             state.reject(Rejected {
                 image: image.clone(),
                 digest: d.clone(),
-                tag: crate::registry::ImageRef::parse(&s.to)
-                    .ok()
-                    .and_then(|r| r.tag().map(str::to_owned)),
+                tag: crate::registry::parse_image(&s.to).ok().and_then(|r| r.tag),
                 reason: failure.to_string(),
                 at: at_s,
             });
