@@ -186,7 +186,7 @@ pub async fn candidates(
                 config_hash: spec.config_hash(),
                 from: update.map(|u| u.old.clone()),
                 to: update.map_or_else(|| spec.image.reference.clone(), |u| u.new.clone()),
-                to_digest: spec.image.digest.clone(),
+                to_digest: spec.image.digest.as_ref().map(ToString::to_string),
                 pin,
                 soak,
                 rules: Rules::for_spec(spec, soak),

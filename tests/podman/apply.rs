@@ -11,8 +11,8 @@ use magos::core::drift::{DriftState, drift};
 use magos::core::observed::Observed;
 use magos::core::plan::{Action, PlanOptions, plan};
 use magos::core::spec::{
-    ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec, NetworkSpec,
-    PortSpec, StackSpec, VolumeSpec, scoped_name,
+    ContainerImage, ContainerSpec, Dependency, DependencyCondition, HealthSpec, MountSpec,
+    NetworkSpec, PortSpec, StackSpec, VolumeSpec, scoped_name,
 };
 use magos::podman::{Client, ClientOptions};
 
@@ -22,13 +22,13 @@ fn client(tb: &Testbed) -> Client {
     Client::new(&tb.podman_socket, ClientOptions::default())
 }
 
-fn pinned(tb: &Testbed, image: &str) -> ImageRef {
+fn pinned(tb: &Testbed, image: &str) -> ContainerImage {
     let digest = tb.manifest_digest(image);
     let (name, tag) = image.rsplit_once(':').unwrap();
-    ImageRef {
+    ContainerImage {
         reference: format!("{name}:{tag}@{digest}"),
         qualified: image.to_owned(),
-        digest: Some(digest),
+        digest: Some(magos::core::reference::Digest::parse(&digest).unwrap()),
     }
 }
 
