@@ -15,6 +15,7 @@ use futures_util::StreamExt as _;
 
 use crate::apply::RepoOptions;
 use crate::apply::repo::{Repository, apply_prepared};
+use crate::apply::{Progress, Stop};
 use crate::config::Config;
 use crate::core::convert::image_ref;
 use crate::core::event::{Event, EventKind};
@@ -423,6 +424,7 @@ pub async fn roll_back(
     state: &mut State,
     repo: &Repository,
     options: &RepoOptions,
+    progress: &Progress,
     failed: Vec<(Soaking, Failure)>,
     metrics: &crate::server::Metrics,
 ) -> RolledBack {
@@ -488,7 +490,8 @@ pub async fn roll_back(
     let _ = apply_holds(state, &mut held);
     let mut only = options.clone();
     only.prune = false;
-    match apply_prepared(client, &held, &only).await {
+    // A rollback runs to its end: it is what makes the host good again.
+    match apply_prepared(client, &held, &only, progress, &Stop::never()).await {
         Ok(r) => {
             for st in r.stacks {
                 if let Some(e) = st.error {
