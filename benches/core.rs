@@ -14,7 +14,9 @@ use magos::core::interpolate::Vars;
 use magos::core::plan::start_order;
 use magos::core::policy::Candidate;
 use magos::core::rewrite::{Edit, rewrite_all};
-use magos::core::spec::{ContainerSpec, Dependency, DependencyCondition, ImageRef, StackSpec};
+use magos::core::spec::{
+    ContainerImage, ContainerSpec, Dependency, DependencyCondition, StackSpec,
+};
 
 fn median(mut runs: Vec<Duration>) -> Duration {
     runs.sort();
@@ -81,7 +83,7 @@ fn repository() -> Vec<(String, String)> {
 /// `n` services, each waiting on the one declared after it (the order is the
 /// declaration order reversed), the last tenth independent.
 fn chain(n: usize) -> StackSpec {
-    let image = ImageRef {
+    let image = ContainerImage {
         reference: "busybox:1".into(),
         qualified: "docker.io/library/busybox:1".into(),
         digest: None,

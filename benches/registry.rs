@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use magos::cli::check::{Choice, Policies, Watched, check_services};
-use magos::registry::{ImageRef, RegistryClient, Settings};
+use magos::registry::{RegistryClient, Settings};
 
 const REPOS: usize = 10;
 const TAGS: [&str; 5] = ["1.0.0", "1.2.0", "1.2.3", "2.0.0", "v2.3.1"];
@@ -74,7 +74,7 @@ fn main() {
     for r in 0..REPOS {
         let repo = format!("{registry}/magos/bench-{r}");
         let have = rt
-            .block_on(setup.tags(&ImageRef::parse(&repo).unwrap()))
+            .block_on(setup.tags(&magos::registry::parse_image(&repo).unwrap()))
             .unwrap_or_default();
         for tag in TAGS.iter().filter(|t| !have.iter().any(|h| h == *t)) {
             let status = std::process::Command::new("runuser")

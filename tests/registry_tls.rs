@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use magos::registry::{ImageRef, RegistryClient, RegistryError, Settings};
+use magos::registry::{RegistryClient, RegistryError, Settings};
 
 struct Pki {
     ca_pem: String,
@@ -90,7 +90,7 @@ async fn tls_with_the_ring_provider_and_a_certs_d_ca() {
     let pki = pki();
     let (port, server) = tls_server(&pki).await;
     let host = format!("127.0.0.1:{port}");
-    let image = ImageRef::parse(&format!("{host}/team/app:1.0")).unwrap();
+    let image = magos::registry::parse_image(&format!("{host}/team/app:1.0")).unwrap();
 
     let certs_d = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(certs_d.path().join(&host)).unwrap();
@@ -174,7 +174,7 @@ async fn credentials_never_go_to_a_plain_http_realm() {
         .push_file(certs_d.path().join("auth.json"), &auth)
         .unwrap();
     let client = RegistryClient::new(settings);
-    let image = ImageRef::parse(&format!("{host}/team/app:1.0")).unwrap();
+    let image = magos::registry::parse_image(&format!("{host}/team/app:1.0")).unwrap();
     let err = client.tags(&image).await.unwrap_err();
     assert!(
         matches!(err, RegistryError::Token { .. }) && err.to_string().contains("plain HTTP"),

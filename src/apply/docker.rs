@@ -322,7 +322,7 @@ impl Backend for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::spec::ImageRef as SpecImage;
+    use crate::core::spec::ContainerImage as SpecImage;
 
     fn stack(memory: Option<i64>) -> StackSpec {
         let mut spec = ContainerSpec::new(

@@ -16,15 +16,12 @@
 //! fails the services that run it (and their dependents) the same way. A
 //! network or volume that fails stops the stack.
 //!
-//! An apply run inside [`stoppable`] stops at its next safe point once its flag
-//! is raised (the daemon's SIGTERM/SIGINT): before an action, or while waiting
-//! for a dependency. An action already under way, a replacement above all, is
-//! carried out to its end.
+//! An apply given a [`Stop`] stops at its next safe point once its flag is
+//! raised (the daemon's SIGTERM/SIGINT): before an action, or while waiting for
+//! a dependency. An action already under way, a replacement above all, is
+//! carried out to its end. Progress is marked on the [`Progress`] it is given.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::core::plan::{Action, Removal, StackPlan, pull_reference};
@@ -35,28 +32,10 @@ use crate::core::spec::{
 use crate::server::Liveness;
 
 use super::backend::{Backend, Health};
+pub use super::control::{Progress, Stop};
 pub use super::error::ApplyError;
 pub(crate) use super::error::error_chain;
 use super::sealed::Unsealed;
-
-tokio::task_local! {
-    /// Raised when the apply under way should stop at its next safe point.
-    static STOP: Arc<AtomicBool>;
-}
-
-/// Runs `apply` (e.g. [`apply_stack`], or a whole repository's apply) so that it
-/// stops at its next safe point once `stop` is raised: no further action starts,
-/// a dependency is no longer awaited, no further orphan is removed. An action
-/// already started is finished, so no container is left half-replaced.
-pub async fn stoppable<F: Future>(stop: Arc<AtomicBool>, apply: F) -> F::Output {
-    STOP.scope(stop, apply).await
-}
-
-/// Whether the surrounding [`stoppable`] asks to stop.
-fn stop_requested() -> bool {
-    STOP.try_with(|s| s.load(Ordering::Acquire))
-        .unwrap_or(false)
-}
 
 /// What happened to one stack.
 #[derive(Debug)]
@@ -93,15 +72,18 @@ fn fail<C: Backend>(action: &Action) -> impl FnOnce(C::Error) -> ApplyError + '_
 const DEPENDENCY_LIMIT: Duration = Duration::from_secs(600);
 
 /// Runs a stack's plan. `secrets` holds the values decrypted for it at apply
-/// time (see [`super::sealed`]).
+/// time (see [`super::sealed`]); progress is marked on `progress`, and once
+/// `stop` is raised no further action starts.
 pub async fn apply_stack<C: Backend>(
     client: &C,
     stack: &StackSpec,
     plan: &StackPlan,
     secrets: &Unsealed,
-    liveness: Option<&Liveness>,
+    progress: &Progress,
+    stop: &Stop,
     display: PullDisplay,
 ) -> StackResult {
+    let liveness = progress.liveness();
     let mut result = StackResult {
         project: stack.project.clone(),
         done: Vec::new(),
@@ -111,10 +93,8 @@ pub async fn apply_stack<C: Backend>(
     let mut failed: BTreeSet<String> = BTreeSet::new();
     let mut failures: Vec<(String, ApplyError)> = Vec::new();
     for action in &plan.actions {
-        if let Some(l) = liveness {
-            l.progress();
-        }
-        if stop_requested() {
+        progress.mark();
+        if stop.requested() {
             tracing::warn!(stack = %stack.project, "stopping before {action}");
             result.error = Some(ApplyError::Stopped {
                 action: action.to_string(),
@@ -183,7 +163,7 @@ pub async fn apply_stack<C: Backend>(
                     continue;
                 };
                 async {
-                    wait_for_dependencies(client, stack, spec, liveness).await?;
+                    wait_for_dependencies(client, stack, spec, liveness, stop).await?;
                     match action {
                         Action::Create { .. } => {
                             create_and_start(client, stack, spec, name, secrets, action).await
@@ -199,7 +179,7 @@ pub async fn apply_stack<C: Backend>(
                     continue;
                 };
                 async {
-                    wait_for_dependencies(client, stack, spec, liveness).await?;
+                    wait_for_dependencies(client, stack, spec, liveness, stop).await?;
                     finish_replacement(client, stack, spec, name, action).await
                 }
                 .await
@@ -433,6 +413,7 @@ async fn wait_for_dependencies<C: Backend>(
     stack: &StackSpec,
     spec: &ContainerSpec,
     liveness: Option<&Liveness>,
+    stop: &Stop,
 ) -> Result<(), ApplyError> {
     // Every container of the dependency (each of its replicas) must be ready.
     let mut targets: Vec<(&crate::core::spec::Dependency, &ContainerSpec)> = Vec::new();
@@ -458,12 +439,12 @@ async fn wait_for_dependencies<C: Backend>(
                         "has no healthcheck, so it can never be healthy".to_owned(),
                     ));
                 }
-                wait_healthy(client, &target.name, deadline, liveness)
+                wait_healthy(client, &target.name, deadline, liveness, stop)
                     .await
                     .map_err(fail)?;
             }
             DependencyCondition::ServiceCompletedSuccessfully => {
-                wait_completed(client, &target.name, deadline, liveness)
+                wait_completed(client, &target.name, deadline, liveness, stop)
                     .await
                     .map_err(fail)?;
             }
@@ -491,8 +472,13 @@ impl Poll {
     }
 
     /// Waits before the next poll, or fails once the deadline passed.
-    async fn wait(&mut self, what: &str, liveness: Option<&Liveness>) -> Result<(), String> {
-        if stop_requested() {
+    async fn wait(
+        &mut self,
+        what: &str,
+        liveness: Option<&Liveness>,
+        stop: &Stop,
+    ) -> Result<(), String> {
+        if stop.requested() {
             return Err("is no longer awaited: magos is stopping".to_owned());
         }
         if Instant::now() >= self.deadline {
@@ -515,6 +501,7 @@ async fn wait_healthy<C: Backend>(
     name: &str,
     deadline: Instant,
     liveness: Option<&Liveness>,
+    stop: &Stop,
 ) -> Result<(), String> {
     let mut poll = Poll::until(deadline);
     loop {
@@ -528,7 +515,7 @@ async fn wait_healthy<C: Backend>(
             Ok(Health::NoCheck) => return Err("has no healthcheck".to_owned()),
             Err(e) => return Err(e.to_string()),
         }
-        poll.wait("become healthy", liveness).await?;
+        poll.wait("become healthy", liveness, stop).await?;
     }
 }
 
@@ -537,6 +524,7 @@ async fn wait_completed<C: Backend>(
     name: &str,
     deadline: Instant,
     liveness: Option<&Liveness>,
+    stop: &Stop,
 ) -> Result<(), String> {
     let mut poll = Poll::until(deadline);
     loop {
@@ -548,18 +536,20 @@ async fn wait_completed<C: Backend>(
                 Err(format!("exited with code {}", state.exit_code))
             };
         }
-        poll.wait("complete", liveness).await?;
+        poll.wait("complete", liveness, stop).await?;
     }
 }
 
-/// Removes orphaned containers. Each is checked again for a managed label first.
+/// Removes orphaned containers. Each is checked again for a managed label first;
+/// once `stop` is raised, no further one is removed.
 pub async fn prune<C: Backend>(
     client: &C,
     removals: &[Removal],
+    stop: &Stop,
 ) -> Vec<(String, Result<(), ApplyError>)> {
     let mut results = Vec::new();
     for r in removals {
-        if stop_requested() {
+        if stop.requested() {
             tracing::warn!(container = %r.name, "stopping: orphan left for the next apply");
             break;
         }
@@ -599,6 +589,8 @@ pub async fn prune<C: Backend>(
 mod tests {
     use super::*;
     use crate::podman::{Client, ClientOptions, RetryPolicy};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
 
     /// A client with no socket behind it that gives up at once: any request
     /// fails with a Podman error.
@@ -638,17 +630,15 @@ mod tests {
     async fn a_raised_stop_starts_no_action() {
         let client = nowhere();
         let (spec, plan) = stack();
-        let stop = Arc::new(AtomicBool::new(true));
-        let r = stoppable(
-            stop,
-            apply_stack(
-                &client,
-                &spec,
-                &plan,
-                &Unsealed::default(),
-                None,
-                PullDisplay::Log,
-            ),
+        let stop = Stop::on(Arc::new(AtomicBool::new(true)));
+        let r = apply_stack(
+            &client,
+            &spec,
+            &plan,
+            &Unsealed::default(),
+            &Progress::none(),
+            &stop,
+            PullDisplay::Log,
         )
         .await;
         assert!(r.done.is_empty());
@@ -663,16 +653,14 @@ mod tests {
     async fn without_a_raised_stop_the_action_runs() {
         let client = nowhere();
         let (spec, plan) = stack();
-        let lowered = stoppable(
-            Arc::new(AtomicBool::new(false)),
-            apply_stack(
-                &client,
-                &spec,
-                &plan,
-                &Unsealed::default(),
-                None,
-                PullDisplay::Log,
-            ),
+        let lowered = apply_stack(
+            &client,
+            &spec,
+            &plan,
+            &Unsealed::default(),
+            &Progress::none(),
+            &Stop::on(Arc::new(AtomicBool::new(false))),
+            PullDisplay::Log,
         )
         .await;
         assert!(matches!(lowered.error, Some(ApplyError::Podman { .. })));
@@ -681,7 +669,8 @@ mod tests {
             &spec,
             &plan,
             &Unsealed::default(),
-            None,
+            &Progress::none(),
+            &Stop::never(),
             PullDisplay::Log,
         )
         .await;

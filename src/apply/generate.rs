@@ -605,7 +605,7 @@ pub fn volume(stack: &StackSpec, vol: &VolumeSpec) -> VolumeCreate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::spec::{AttachSpec, ImageRef, PodmanSecretSpec, SubnetSpec};
+    use crate::core::spec::{AttachSpec, ContainerImage, PodmanSecretSpec, SubnetSpec};
 
     fn stack() -> StackSpec {
         StackSpec {
@@ -694,7 +694,7 @@ mod tests {
         let mut spec = ContainerSpec::new(
             "web",
             "app",
-            ImageRef {
+            ContainerImage {
                 reference: "nginx:1".into(),
                 qualified: "docker.io/library/nginx:1".into(),
                 digest: None,
@@ -771,7 +771,7 @@ mod run_tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::core::spec::{ImageRef, LogSpec, UlimitSpec};
+    use crate::core::spec::{ContainerImage, LogSpec, UlimitSpec};
 
     fn stack(services: Vec<ContainerSpec>) -> StackSpec {
         StackSpec {
@@ -789,7 +789,7 @@ mod run_tests {
         let mut s = ContainerSpec::new(
             "web",
             service,
-            ImageRef {
+            ContainerImage {
                 reference: "nginx:1".into(),
                 qualified: "docker.io/library/nginx:1".into(),
                 digest: None,

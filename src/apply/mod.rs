@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod build;
 pub mod compose_cli;
+mod control;
 mod display;
 pub mod docker;
 mod error;
@@ -24,6 +25,7 @@ pub mod quadlet;
 pub mod repo;
 pub mod sealed;
 
-pub use execute::{ApplyError, PullDisplay, StackResult, apply_stack, prune, stoppable};
+pub use control::{Progress, Stop};
+pub use execute::{ApplyError, PullDisplay, StackResult, apply_stack, prune};
 pub use observe::observe;
 pub use repo::{ApplyReport, RepoOptions, apply_repo, drift_repo, plan_repo};

@@ -25,7 +25,7 @@ use crate::repo::{self, RepoError};
 use super::backend::Backend;
 use super::compose_cli;
 use super::execute::error_chain;
-use super::execute::{PullDisplay, apply_stack, prune};
+use super::execute::{Progress, PullDisplay, Stop, apply_stack, prune};
 pub use super::prepared::Prepared;
 use super::sealed::{self, Sealed};
 use crate::secrets::keys::{IdentityCache, KeySources};
@@ -84,9 +84,6 @@ pub struct RepoOptions {
     pub keys: KeySources,
     /// What a stack may ask of this host (`apply.allow`).
     pub trust: repo::Trust,
-    /// Where a long apply marks progress (each action, each pulled layer): the
-    /// daemon's liveness record, so a busy apply is not taken for a stuck one.
-    pub progress: Option<std::sync::Arc<crate::server::Liveness>>,
     /// The active compose profiles (`apply.profiles`, `COMPOSE_PROFILES`).
     pub profiles: Vec<String>,
 }
@@ -111,7 +108,6 @@ impl RepoOptions {
             env: env.clone(),
             keys: KeySources::from_env(env, config.secrets.age_key_file.as_deref()),
             trust: repo::Trust::from_config(config, env),
-            progress: None,
             profiles: config
                 .apply
                 .profiles
@@ -137,7 +133,6 @@ impl Default for RepoOptions {
             env: Env::new(),
             keys: KeySources::default(),
             trust: repo::Trust::default(),
-            progress: None,
             profiles: Vec::new(),
         }
     }
@@ -713,13 +708,17 @@ fn not_applied(project: &str, error: &str) -> StackOutcome {
 
 /// Applies the repository at `dir`: every stack converges (natively, or with the
 /// compose CLI when it needs it), then orphans are pruned. A failing stack fails
-/// alone; the report says which.
+/// alone; the report says which. Progress is marked on `progress` (each action,
+/// each pulled layer); once `stop` is raised, no further action or orphan
+/// removal starts.
 pub async fn apply_repo<C: Backend>(
     client: &C,
     dir: &Path,
     options: &RepoOptions,
+    progress: &Progress,
+    stop: &Stop,
 ) -> Result<ApplyReport, RepoApplyError> {
-    apply_prepared(client, &prepare(dir, options)?, options).await
+    apply_prepared(client, &prepare(dir, options)?, options, progress, stop).await
 }
 
 /// [`apply_repo`] for a repository already read with [`prepare`] (with the same
@@ -728,6 +727,8 @@ pub async fn apply_prepared<C: Backend>(
     client: &C,
     repo: &Repository,
     options: &RepoOptions,
+    progress: &Progress,
+    stop: &Stop,
 ) -> Result<ApplyReport, RepoApplyError> {
     let mut report = ApplyReport::default();
     // Under another runtime, the units Magos wrote go first (their containers
@@ -810,6 +811,7 @@ pub async fn apply_prepared<C: Backend>(
                         &units,
                         runtime.as_ref(),
                         options,
+                        (progress, stop),
                         &mut identities,
                     )
                     .await;
@@ -836,7 +838,8 @@ pub async fn apply_prepared<C: Backend>(
                     &stack.spec,
                     sp,
                     &unsealed,
-                    options.progress.as_deref(),
+                    progress,
+                    stop,
                     options.pull_display,
                 )
                 .await;
@@ -879,7 +882,7 @@ pub async fn apply_prepared<C: Backend>(
         .map(String::as_str)
         .collect();
     p.prune.retain(|r| !gone.contains(r.name.as_str()));
-    for (name, outcome) in prune(client, &p.prune).await {
+    for (name, outcome) in prune(client, &p.prune, stop).await {
         report.pruned.push(Pruned {
             container: name,
             error: outcome.err().map(|e| error_chain(&e)),
@@ -934,6 +937,7 @@ async fn apply_units<C: Backend>(
     units: &Units,
     runtime: Option<&RuntimeDir>,
     options: &RepoOptions,
+    (progress, stop): (&Progress, &Stop),
     identities: &mut IdentityCache,
 ) -> StackOutcome {
     use super::quadlet;
@@ -967,7 +971,8 @@ async fn apply_units<C: Backend>(
             &stack.spec,
             sp,
             &unsealed,
-            options.progress.as_deref(),
+            progress,
+            stop,
             options.pull_display,
         )
         .await;

@@ -166,7 +166,12 @@ pub(super) fn run(
                 engine.write_signature_policy()?;
             }
             let o = options(&engine, &a.repo, a.no_prune);
-            let report = engine.apply(&dir, &o)?;
+            let report = engine.apply(
+                &dir,
+                &o,
+                &crate::apply::Progress::none(),
+                &crate::apply::Stop::never(),
+            )?;
             let text = match a.output {
                 Output::Json => serde_json::to_string_pretty(&report)? + "\n",
                 Output::Table => apply_table(&report, color),

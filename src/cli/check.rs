@@ -175,7 +175,10 @@ mod tests {
             current: "ghcr.io/o/app:1.0".into(),
             chosen: update.map(|_| format!("ghcr.io/o/app:1.1@sha256:{}", "a".repeat(64))),
             tag: update.map(|_| "1.1".to_owned()),
-            digest: update.map(|_| format!("sha256:{}", "a".repeat(64))),
+            digest: update.map(|_| {
+                crate::core::reference::Digest::parse(&format!("sha256:{}", "a".repeat(64)))
+                    .unwrap()
+            }),
             update,
             reason: "highest version in ^1".into(),
             error: error.map(str::to_owned),

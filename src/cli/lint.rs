@@ -147,7 +147,7 @@ pub(super) fn run(args: &LintArgs, config_file: Option<&Path>, env: &Env) -> any
                     normalized: reference.map(|r| r.normalized()),
                     repository: match (policy, reference) {
                         (Some(p), Some(r)) => Some(p.repository(r)),
-                        (None, Some(r)) => Some(r.repository()),
+                        (None, Some(r)) => Some(r.repository_key()),
                         _ => None,
                     },
                     policy: policy.map(|p| p.to_string()),

@@ -226,7 +226,10 @@ mod tests {
         let c = r#" {"magos": {"policy": "semver", "repo": "ghcr.io/jpvargasdev/lexcodex"}}"#;
         let p = parse_comment(c).unwrap().unwrap();
         assert_eq!(p.name(), "semver");
-        assert_eq!(p.repo.unwrap().repository(), "ghcr.io/jpvargasdev/lexcodex");
+        assert_eq!(
+            p.repo.unwrap().repository_key(),
+            "ghcr.io/jpvargasdev/lexcodex"
+        );
     }
 
     #[test]

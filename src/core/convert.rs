@@ -20,9 +20,9 @@ use super::duration;
 use super::observed::{Observed, RunState};
 use super::reference;
 use super::spec::{
-    AttachSpec, BuildSpec, ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef,
-    MountSpec, NetworkMode, NetworkSpec, PodmanSecretSpec, PortSpec, RestartPolicy, StackSpec,
-    SubnetSpec, VolumeSpec, replica_name, scoped_name,
+    AttachSpec, BuildSpec, ContainerImage, ContainerSpec, Dependency, DependencyCondition,
+    HealthSpec, MountSpec, NetworkMode, NetworkSpec, PodmanSecretSpec, PortSpec, RestartPolicy,
+    StackSpec, SubnetSpec, VolumeSpec, replica_name, scoped_name,
 };
 
 /// The content of one `env_file:` as the edge read it.
@@ -677,7 +677,7 @@ fn convert_service(
                 return None;
             }
             let built = super::build::image_name(project, name, image.as_deref());
-            ImageRef {
+            ContainerImage {
                 reference: built.clone(),
                 qualified: built,
                 digest: None,
@@ -2118,17 +2118,17 @@ pub fn compose_cli_drift(stack: &StackSpec, observed: &Observed) -> Vec<DriftEnt
                     let runs = c.image_digest.as_deref() == Some(pinned.as_str())
                         || observed
                             .image_digests(&c.image_id)
-                            .is_some_and(|d| d.contains(pinned));
+                            .is_some_and(|d| d.contains(pinned.as_str()));
                     if runs {
                         entry(
                             DriftState::InSync,
-                            Some(pinned.clone()),
-                            Some(pinned.clone()),
+                            Some(pinned.to_string()),
+                            Some(pinned.to_string()),
                         )
                     } else {
                         entry(
                             DriftState::ImageDrift,
-                            Some(pinned.clone()),
+                            Some(pinned.to_string()),
                             c.image_digest.clone(),
                         )
                     }
@@ -2144,17 +2144,17 @@ mod run;
 /// The spec's image for an `image:` value as written (`repo:1.0@sha256:…`):
 /// the same reading conversion gives it, so a value restored by a rollback
 /// hashes as it did.
-pub fn image_ref(value: &str) -> Result<ImageRef, String> {
+pub fn image_ref(value: &str) -> Result<ContainerImage, String> {
     let r = reference::ImageRef::parse(value).map_err(|e| e.to_string())?;
-    let mut qualified = r.repository();
+    let mut qualified = r.repository_key();
     if let Some(t) = r.effective_tag() {
         qualified.push(':');
         qualified.push_str(t);
     }
-    Ok(ImageRef {
+    Ok(ContainerImage {
         reference: value.to_owned(),
         qualified,
-        digest: r.digest.as_ref().map(|d| d.as_str().to_owned()),
+        digest: r.digest,
     })
 }
 

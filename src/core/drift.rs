@@ -113,7 +113,7 @@ pub fn drift(stacks: &[StackSpec], observed: &Observed, instance: &str) -> Vec<D
                 actual,
                 container,
             };
-            let pinned = spec.image.digest.clone();
+            let pinned = spec.image.digest.as_ref().map(ToString::to_string);
             let assessment = assess(stack, spec, observed);
             if !matches!(assessment, Assessment::Foreign { .. })
                 && leftover(stack, spec, observed).is_some()
@@ -235,8 +235,8 @@ pub fn drift(stacks: &[StackSpec], observed: &Observed, instance: &str) -> Vec<D
                         .and_then(|c| c.image_digest.clone());
                     entry(
                         DriftState::InSync,
-                        pinned,
-                        actual.or_else(|| spec.image.digest.clone()),
+                        pinned.clone(),
+                        actual.or(pinned),
                         name_of(&container),
                     )
                 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::spec::{
-    ContainerSpec, ImageRef, LABEL_CONFIG_HASH, LABEL_CONTAINER_NUMBER, LABEL_INSTANCE,
+    ContainerImage, ContainerSpec, LABEL_CONFIG_HASH, LABEL_CONTAINER_NUMBER, LABEL_INSTANCE,
     LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, StackSpec, replacement_name,
 };
 
@@ -226,7 +226,7 @@ impl Observed {
     /// repository and digest (the same manifest stored under another repository
     /// does not count: Podman would not find it by this name), else by its
     /// qualified tag.
-    pub fn has_image(&self, image: &ImageRef) -> bool {
+    pub fn has_image(&self, image: &ContainerImage) -> bool {
         match &image.digest {
             Some(d) => {
                 let wanted = format!("{}@{d}", repository(&image.qualified));
@@ -448,10 +448,10 @@ fn staleness(
         let runs_pinned = container.image_digest.as_deref() == Some(pinned.as_str())
             || observed
                 .image_digests(&container.image_id)
-                .is_some_and(|d| d.contains(pinned));
+                .is_some_and(|d| d.contains(pinned.as_str()));
         if !runs_pinned {
             return Some(Stale::Image {
-                expected: pinned.clone(),
+                expected: pinned.to_string(),
                 actual: container.image_digest.clone(),
             });
         }

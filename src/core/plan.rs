@@ -17,7 +17,7 @@ use super::observed::{
     orphans,
 };
 use super::spec::{
-    ContainerSpec, ImageRef, LABEL_WORKING_DIR, NetworkMode, NetworkSpec, PullPolicy,
+    ContainerImage, ContainerSpec, LABEL_WORKING_DIR, NetworkMode, NetworkSpec, PullPolicy,
     SharedNamespace, StackSpec,
 };
 
@@ -286,7 +286,7 @@ pub fn subnet_difference(net: &NetworkSpec, found: &ObservedObject) -> Option<(S
 }
 
 /// The image reference to pull: by digest when pinned.
-pub fn pull_reference(image: &ImageRef) -> String {
+pub fn pull_reference(image: &ContainerImage) -> String {
     match &image.digest {
         Some(d) => format!("{}@{d}", image.qualified),
         None => image.qualified.clone(),

@@ -302,7 +302,7 @@ impl Policy {
 
     /// The repository whose tags are watched: `repo` if given, else the image's.
     pub fn repository(&self, image: &ImageRef) -> String {
-        self.repo.as_ref().unwrap_or(image).repository()
+        self.repo.as_ref().unwrap_or(image).repository_key()
     }
 
     /// Picks a tag among the candidates.

@@ -23,9 +23,21 @@ pub struct ImageRef {
     pub digest: Option<Digest>,
 }
 
-/// A content digest: `sha256:` followed by 64 lower-case hexadecimal digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A content digest: `sha256:` followed by 64 lower-case hexadecimal digits (what
+/// a compose file pins and Magos writes), or, for content a registry serves,
+/// `sha512:` followed by 128 ([`Digest::parse_any`]). Checked once where it is
+/// read; serialised as its text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct Digest(String);
+
+/// Why a digest a registry served (or a caller gave) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not a digest ({reason})")]
+pub struct DigestError {
+    input: String,
+    reason: &'static str,
+}
 
 impl Digest {
     /// Checks and wraps a digest.
@@ -49,10 +61,71 @@ impl Digest {
         Ok(Self(text.to_owned()))
     }
 
+    /// Reads `algorithm:hex` as registries serve it: `sha256` (64 hex digits)
+    /// or `sha512` (128), lower-case.
+    pub fn parse_any(input: &str) -> Result<Self, DigestError> {
+        let err = |reason| DigestError {
+            input: input.chars().take(140).collect(),
+            reason,
+        };
+        let (algorithm, hex) = input.split_once(':').ok_or_else(|| err("no `:`"))?;
+        let len = match algorithm {
+            "sha256" => 64,
+            "sha512" => 128,
+            _ => return Err(err("only sha256 and sha512 are supported")),
+        };
+        if hex.len() != len {
+            return Err(err("wrong length"));
+        }
+        if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(err("not lower-case hexadecimal"));
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    /// This digest, when it is one a compose file may pin (`sha256`); a
+    /// registry's `sha512` digest is refused as [`Digest::parse`] refuses it.
+    pub fn pinnable(&self) -> Result<&Self, ReferenceError> {
+        if self.0.starts_with("sha256:") {
+            Ok(self)
+        } else {
+            Err(ReferenceError::new(
+                &self.0,
+                "a digest must be `sha256:` followed by 64 lower-case hex digits",
+            ))
+        }
+    }
+
+    /// The sha256 digest of some bytes.
+    pub fn sha256_of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self(format!("sha256:{}", hex(&sha2::Sha256::digest(bytes))))
+    }
+
+    /// The digest of `bytes` with this digest's algorithm.
+    pub fn recompute(&self, bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        if self.0.starts_with("sha512:") {
+            Self(format!("sha512:{}", hex(&sha2::Sha512::digest(bytes))))
+        } else {
+            Self::sha256_of(bytes)
+        }
+    }
+
     /// The digest text, `sha256:…`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 impl fmt::Display for Digest {
@@ -123,9 +196,52 @@ impl ImageRef {
         })
     }
 
-    /// The fully qualified repository, `docker.io/library/nginx`.
-    pub fn repository(&self) -> String {
+    /// The fully qualified repository, `docker.io/library/nginx`: the key of a
+    /// tag listing.
+    pub fn repository_key(&self) -> String {
         format!("{}/{}", self.registry, self.path)
+    }
+
+    /// The same image in its normalised spelling: the name is
+    /// `registry/path`, and the tag the effective one (`latest` unless only a
+    /// digest is given). It displays as [`ImageRef::normalized`], and two
+    /// spellings of one image are equal once canonical (the registry edge's
+    /// form, the key of what a check remembers).
+    pub fn canonical(&self) -> Self {
+        Self {
+            name: self.repository_key(),
+            registry: self.registry.clone(),
+            path: self.path.clone(),
+            tag: self.effective_tag().map(str::to_owned),
+            digest: self.digest.clone(),
+        }
+    }
+
+    /// The same repository with another tag and no digest.
+    pub fn with_tag(&self, tag: &str) -> Self {
+        Self {
+            tag: Some(tag.to_owned()),
+            digest: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same reference pinned to a digest (the tag is kept for display).
+    pub fn with_digest(&self, digest: Digest) -> Self {
+        Self {
+            digest: Some(digest),
+            ..self.clone()
+        }
+    }
+
+    /// What goes after `/manifests/` in the distribution API: the digest when
+    /// there is one, else the effective tag.
+    pub fn manifest_reference(&self) -> &str {
+        match (&self.digest, self.effective_tag()) {
+            (Some(d), _) => d.as_str(),
+            (None, Some(t)) => t,
+            (None, None) => "latest",
+        }
     }
 
     /// The tag podman would use: the written one, else `latest` unless a digest is
@@ -141,7 +257,7 @@ impl ImageRef {
     /// The normalised form, as podman would pull it:
     /// `docker.io/library/nginx:latest`, `ghcr.io/o/app:1@sha256:…`.
     pub fn normalized(&self) -> String {
-        let mut s = self.repository();
+        let mut s = self.repository_key();
         if let Some(t) = self.effective_tag() {
             s.push(':');
             s.push_str(t);
@@ -418,5 +534,88 @@ mod tests {
         assert!(Digest::parse(&D[..70]).is_err());
         assert!(Digest::parse(&D.replace("sha256", "sha512")).is_err());
         assert!(Digest::parse(&format!("{D}0")).is_err());
+    }
+
+    #[test]
+    fn edge_cases_of_the_one_reference_type() {
+        // A registry with a port, no tag: the port is the registry's, not a tag.
+        let r = ImageRef::parse("registry.local:5000/team/app").unwrap();
+        assert_eq!(r.registry, "registry.local:5000");
+        assert_eq!(r.path, "team/app");
+        assert_eq!(r.tag, None);
+        assert_eq!(r.effective_tag(), Some("latest"));
+        assert_eq!(r.manifest_reference(), "latest");
+        assert_eq!(r.to_string(), "registry.local:5000/team/app");
+        // A registry with a port and a tag.
+        let r = ImageRef::parse("127.0.0.1:5000/a:1.2").unwrap();
+        assert_eq!(r.registry, "127.0.0.1:5000");
+        assert_eq!(r.tag.as_deref(), Some("1.2"));
+        // Digest only: no effective tag, the digest is what a manifest asks.
+        let r = ImageRef::parse(&format!("127.0.0.1:5000/a@{D}")).unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.effective_tag(), None);
+        assert_eq!(r.manifest_reference(), D);
+        assert_eq!(r.canonical().to_string(), format!("127.0.0.1:5000/a@{D}"));
+        // Tag and digest: both kept, the digest wins for a manifest.
+        let r = ImageRef::parse(&format!("ghcr.io/o/app:1@{D}")).unwrap();
+        assert_eq!(r.tag.as_deref(), Some("1"));
+        assert_eq!(r.digest.as_ref().map(Digest::as_str), Some(D));
+        assert_eq!(r.manifest_reference(), D);
+        assert_eq!(r.to_string(), format!("ghcr.io/o/app:1@{D}"));
+        assert_eq!(r.with_tag("2").to_string(), "ghcr.io/o/app:2");
+        // Upper-case and otherwise invalid digests are refused, naming the rule.
+        for bad in [
+            format!("nginx@{}", D.to_uppercase()),
+            format!("nginx@sha256:{}", "A".repeat(64)),
+            "nginx@sha256:".to_owned(),
+            "nginx@sha256".to_owned(),
+            format!("nginx@{D}@{D}"),
+            format!("nginx@sha256:{}g", &D[7..70]),
+        ] {
+            let e = ImageRef::parse(&bad).unwrap_err();
+            assert!(e.reason.contains("digest"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn canonical_spellings_are_equal_and_display_normalised() {
+        let short = ImageRef::parse("nginx").unwrap().canonical();
+        let long = ImageRef::parse("docker.io/library/nginx:latest")
+            .unwrap()
+            .canonical();
+        assert_eq!(short, long);
+        assert_eq!(short.to_string(), "docker.io/library/nginx:latest");
+        assert_eq!(short.to_string(), short.normalized());
+        assert_ne!(ImageRef::parse("nginx").unwrap(), short, "spelling kept");
+    }
+
+    #[test]
+    fn digests_served_by_registries() {
+        assert!(Digest::parse_any(&format!("sha256:{}", "0".repeat(64))).is_ok());
+        let d512 = Digest::parse_any(&format!("sha512:{}", "f".repeat(128))).unwrap();
+        assert!(d512.pinnable().is_err(), "only sha256 is pinned");
+        assert!(Digest::parse(d512.as_str()).is_err());
+        assert!(Digest::parse_any(D).unwrap().pinnable().is_ok());
+        for (bad, why) in [
+            (
+                format!("sha256:{}", "A".repeat(64)),
+                "not lower-case hexadecimal",
+            ),
+            ("sha256:abc".to_owned(), "wrong length"),
+            ("md5:abc".to_owned(), "only sha256 and sha512 are supported"),
+            ("nocolon".to_owned(), "no `:`"),
+        ] {
+            let e = Digest::parse_any(&bad).unwrap_err().to_string();
+            assert_eq!(e, format!("`{bad}` is not a digest ({why})"));
+        }
+        assert_eq!(
+            Digest::sha256_of(b"").as_str(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(d512.recompute(b"").as_str().len(), 7 + 128);
+        assert_eq!(
+            serde_json::to_string(&Digest::parse(D).unwrap()).unwrap(),
+            format!("\"{D}\"")
+        );
     }
 }

@@ -163,16 +163,19 @@ pub struct VolumeSpec {
     pub options: BTreeMap<String, String>,
 }
 
-/// An image reference as the repository pins it.
+/// The image a container runs, as its spec records it (and hashes it): the
+/// reference written in the repository, its fully qualified name and its digest.
+/// Made from a parsed [`crate::core::reference::ImageRef`] (`convert::image_ref`)
+/// or named by a build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageRef {
+pub struct ContainerImage {
     /// The reference as written (e.g. `ghcr.io/o/app:1.2.3@sha256:…`).
     pub reference: String,
     /// The fully qualified `name:tag`, as Podman records it in `RepoTags`
     /// (`nginx:1.27` → `docker.io/library/nginx:1.27`).
     pub qualified: String,
     /// The pinned digest, `sha256:<hex>`, when the reference has one.
-    pub digest: Option<String>,
+    pub digest: Option<crate::core::reference::Digest>,
 }
 
 /// When a dependency counts as ready.
@@ -320,7 +323,7 @@ pub struct ContainerSpec {
     #[serde(skip_serializing_if = "is_first")]
     pub number: u32,
     /// The image, as pinned.
-    pub image: ImageRef,
+    pub image: ContainerImage,
     /// Replaces the image's command.
     pub command: Option<Vec<String>>,
     /// Replaces the image's entrypoint.
@@ -583,7 +586,7 @@ pub struct BuildSpec {
 
 impl ContainerSpec {
     /// A spec with only the required parts set.
-    pub fn new(project: &str, service: &str, image: ImageRef) -> Self {
+    pub fn new(project: &str, service: &str, image: ContainerImage) -> Self {
         Self {
             service: service.to_owned(),
             name: default_container_name(project, service),
@@ -684,8 +687,8 @@ pub fn scoped_name(project: &str, key: &str) -> String {
 mod tests {
     use super::*;
 
-    fn image() -> ImageRef {
-        ImageRef {
+    fn image() -> ContainerImage {
+        ContainerImage {
             reference: "nginx:1.27".into(),
             qualified: "docker.io/library/nginx:1.27".into(),
             digest: None,
@@ -707,7 +710,9 @@ mod tests {
         b.environment.insert("A".into(), "1".into());
         assert_ne!(a.config_hash(), b.config_hash());
         let mut c = a.clone();
-        c.image.digest = Some(format!("sha256:{}", "a".repeat(64)));
+        c.image.digest = Some(
+            crate::core::reference::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+        );
         assert_ne!(a.config_hash(), c.config_hash());
         assert_eq!(a.config_hash().len(), 64);
     }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::soak::{self, Pinned};
 use crate::apply::repo::{RepoApplyError, Repository, apply_prepared, drift_prepared, prepare};
-use crate::apply::{RepoOptions, stoppable};
+use crate::apply::{Progress, RepoOptions, Stop};
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
 use crate::core::event::{Event, EventKind};
@@ -267,11 +267,15 @@ impl RepoReconciler {
         }
         {
             let _step = liveness.begin("apply stacks");
-            // SIGTERM/SIGINT stop the apply at its next safe point.
+            // SIGTERM/SIGINT stop the apply at its next safe point; each
+            // action and pulled layer marks progress on the loop's liveness.
             let applied = match repo {
-                Ok(repo) => stoppable(
-                    self.stopping.clone(),
-                    apply_prepared(&self.client, repo, options),
+                Ok(repo) => apply_prepared(
+                    &self.client,
+                    repo,
+                    options,
+                    &Progress::to(self.progress.clone()),
+                    &Stop::on(self.stopping.clone()),
                 )
                 .await
                 .map_err(|e| format!("{e:#}")),
@@ -421,7 +425,6 @@ impl Reconciler for RepoReconciler {
             }
         };
         let mut apply_options = options.clone();
-        apply_options.progress = Some(self.progress.clone());
         if let (Some(only), Ok(repo)) = (&only, &repo) {
             apply_options.skip.extend(
                 repo.stacks
@@ -638,6 +641,7 @@ impl RepoReconciler {
             &mut self.rollback,
             repo,
             options,
+            &Progress::to(self.progress.clone()),
             failed,
             &self.metrics,
         )

@@ -15,6 +15,7 @@ use futures_util::StreamExt as _;
 
 use crate::apply::RepoOptions;
 use crate::apply::repo::{Repository, apply_prepared};
+use crate::apply::{Progress, Stop};
 use crate::config::Config;
 use crate::core::convert::image_ref;
 use crate::core::event::{Event, EventKind};
@@ -186,7 +187,7 @@ pub async fn candidates(
                 config_hash: spec.config_hash(),
                 from: update.map(|u| u.old.clone()),
                 to: update.map_or_else(|| spec.image.reference.clone(), |u| u.new.clone()),
-                to_digest: spec.image.digest.clone(),
+                to_digest: spec.image.digest.as_ref().map(ToString::to_string),
                 pin,
                 soak,
                 rules: Rules::for_spec(spec, soak),
@@ -396,7 +397,7 @@ pub async fn watch(
 
 /// The image without tag or digest, and `image@digest`, of a soaked service.
 fn image_of(s: &Soaking) -> (String, Option<String>) {
-    let repo = crate::registry::ImageRef::parse(&s.to)
+    let repo = crate::registry::parse_image(&s.to)
         .map(|r| r.repository_key())
         .unwrap_or_else(|_| s.to.clone());
     let at = s.to_digest.as_ref().map(|d| format!("{repo}@{d}"));
@@ -423,6 +424,7 @@ pub async fn roll_back(
     state: &mut State,
     repo: &Repository,
     options: &RepoOptions,
+    progress: &Progress,
     failed: Vec<(Soaking, Failure)>,
     metrics: &crate::server::Metrics,
 ) -> RolledBack {
@@ -453,9 +455,7 @@ pub async fn roll_back(
             state.reject(Rejected {
                 image: image.clone(),
                 digest: d.clone(),
-                tag: crate::registry::ImageRef::parse(&s.to)
-                    .ok()
-                    .and_then(|r| r.tag().map(str::to_owned)),
+                tag: crate::registry::parse_image(&s.to).ok().and_then(|r| r.tag),
                 reason: failure.to_string(),
                 at: at_s,
             });
@@ -490,7 +490,8 @@ pub async fn roll_back(
     let _ = apply_holds(state, &mut held);
     let mut only = options.clone();
     only.prune = false;
-    match apply_prepared(client, &held, &only).await {
+    // A rollback runs to its end: it is what makes the host good again.
+    match apply_prepared(client, &held, &only, progress, &Stop::never()).await {
         Ok(r) => {
             for st in r.stacks {
                 if let Some(e) = st.error {

@@ -455,7 +455,7 @@ pub fn container(
 mod tests {
     use super::*;
     use crate::core::spec::{
-        HealthSpec, ImageRef, LABEL_CONFIG_HASH, LABEL_CONTAINER_NUMBER, LABEL_PROJECT,
+        ContainerImage, HealthSpec, LABEL_CONFIG_HASH, LABEL_CONTAINER_NUMBER, LABEL_PROJECT,
         LABEL_SERVICE, MountSpec, PortSpec,
     };
     use std::time::Duration;
@@ -472,14 +472,16 @@ mod tests {
         }
     }
 
+    const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
     fn spec(service: &str) -> ContainerSpec {
         let mut s = ContainerSpec::new(
             "web",
             service,
-            ImageRef {
-                reference: "127.0.0.1:5000/magos/httpd:1@sha256:abc".into(),
+            ContainerImage {
+                reference: format!("127.0.0.1:5000/magos/httpd:1@{D}"),
                 qualified: "127.0.0.1:5000/magos/httpd:1".into(),
-                digest: Some("sha256:abc".into()),
+                digest: Some(crate::core::reference::Digest::parse(D).unwrap()),
             },
         );
         s.networks.insert("web_default".into(), vec![]);
@@ -501,7 +503,7 @@ mod tests {
     fn a_container_carries_docker_compose_s_labels_and_is_created_by_digest() {
         let s = stack(vec![spec("app")]);
         let body = container(&s, &s.services[0], &BTreeMap::new()).unwrap();
-        assert_eq!(body.image, "127.0.0.1:5000/magos/httpd@sha256:abc");
+        assert_eq!(body.image, format!("127.0.0.1:5000/magos/httpd@{D}"));
         let l = &body.labels;
         assert_eq!(l[LABEL_PROJECT], "web");
         assert_eq!(l[LABEL_SERVICE], "app");

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::core::doctor::{self as model, ContainerFacts, HealAction, HealOutcome, HealRecord};
 use crate::core::plan::start_order;
-use crate::core::spec::{ContainerSpec, Dependency, DependencyCondition, ImageRef, StackSpec};
+use crate::core::spec::{
+    ContainerImage, ContainerSpec, Dependency, DependencyCondition, StackSpec,
+};
 use crate::podman::Client;
 use crate::server::metrics::{KindLabel, Metrics};
 
@@ -178,7 +180,7 @@ fn stack_order(stack: &str, containers: &[Examined]) -> Result<Vec<String>, Doct
             ]
         })
         .collect();
-    let image = ImageRef {
+    let image = ContainerImage {
         reference: String::new(),
         qualified: String::new(),
         digest: None,

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::apply::RepoOptions;
 use crate::apply::repo::{self, ApplyReport, DriftReport, PlanReport};
+use crate::apply::{Progress, RepoOptions, Stop};
 
 use super::Engine;
 
@@ -20,14 +20,21 @@ impl Engine {
     }
 
     /// Converges the stacks of `dir`: each applied on its own, a failing one
-    /// reported while the others go on.
-    pub fn apply(&self, dir: &Path, options: &RepoOptions) -> anyhow::Result<ApplyReport> {
+    /// reported while the others go on. Each action and pulled layer marks
+    /// `progress`; once `stop` is raised, the apply stops at its next safe point.
+    pub fn apply(
+        &self,
+        dir: &Path,
+        options: &RepoOptions,
+        progress: &Progress,
+        stop: &Stop,
+    ) -> anyhow::Result<ApplyReport> {
         if self.is_docker() {
             let client = self.docker()?;
-            return Ok(self.block_on(repo::apply_repo(client, dir, options))?);
+            return Ok(self.block_on(repo::apply_repo(client, dir, options, progress, stop))?);
         }
         let client = self.podman()?;
-        Ok(self.block_on(repo::apply_repo(client, dir, options))?)
+        Ok(self.block_on(repo::apply_repo(client, dir, options, progress, stop))?)
     }
 
     /// How what runs differs from the stacks of `dir`.

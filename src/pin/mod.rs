@@ -32,7 +32,7 @@ use crate::core::rewrite;
 use crate::core::stacks::Selection;
 use crate::git::message::PinChange;
 use crate::git::{Change, FileEdit};
-use crate::registry::{Check, Digest, ImageRef, Platform, RegistryClient};
+use crate::registry::{Check, Digest, Platform, RegistryClient};
 use crate::repo::{self, RepoStacks};
 
 /// How many creation times a `minAge` policy may ask for one service before
@@ -158,7 +158,7 @@ pub struct Row {
     pub tag: Option<String>,
     /// The chosen tag's digest (the index digest of a multi-arch image, unless
     /// the policy names a platform).
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// Whether the chosen pin differs from the written one; `None` when nothing
     /// was chosen or an error stopped the check.
     pub update: Option<bool>,
@@ -219,8 +219,8 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
         rejected: None,
     };
     let result: Result<(), String> = async {
-        let current = ImageRef::parse(&s.image).map_err(|e| e.to_string())?;
-        let watch = ImageRef::parse(&s.watch).map_err(|e| e.to_string())?;
+        let current = crate::registry::parse_image(&s.image).map_err(|e| e.to_string())?;
+        let watch = crate::registry::parse_image(&s.watch).map_err(|e| e.to_string())?;
         let platform = s
             .platform
             .as_deref()
@@ -273,9 +273,9 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
                 // The pin written back is the image's own line with the chosen
                 // tag and digest (the watched repository may be a mirror).
                 row.update =
-                    Some(current.tag() != Some(tag.as_str()) || current.digest() != Some(&digest));
+                    Some(current.tag.as_deref() != Some(tag.as_str()) || current.digest.as_ref() != Some(&digest));
                 row.chosen = Some(format!("{}:{tag}@{digest}", watch.repository_key()));
-                row.digest = Some(digest.to_string());
+                row.digest = Some(digest);
                 row.tag = Some(tag);
             }
             Choice::Keep { reason } => {
@@ -325,7 +325,7 @@ impl<'a> CorePolicies<'a> {
                     None => policy
                         .repo
                         .as_ref()
-                        .map_or_else(|| image.value.clone(), |r| r.repository()),
+                        .map_or_else(|| image.value.clone(), |r| r.repository_key()),
                 };
                 let id = services.len();
                 services.push((
@@ -576,20 +576,20 @@ pub async fn pass_with(
     let mut rows = check_with(check, &policies, &watched, now).await;
     for (w, row) in watched.iter().zip(rows.iter_mut()) {
         let Some(digest) = &row.digest else { continue };
-        let Ok(watch) = ImageRef::parse(&w.watch) else {
+        let Ok(watch) = crate::registry::parse_image(&w.watch) else {
             continue;
         };
         let image = watch.repository_key();
         if let Some(r) = rejected
             .iter()
-            .find(|r| r.image == image && &r.digest == digest)
+            .find(|r| r.image == image && r.digest == digest.as_str())
         {
             row.rejected = Some(r.clone());
             if row.update == Some(true) {
                 row.update = Some(false);
                 row.reason = format!(
                     "{} is rejected (it failed a soak: {}); keeping the current pin",
-                    row.tag.as_deref().unwrap_or(digest),
+                    row.tag.as_deref().unwrap_or(digest.as_str()),
                     r.reason
                 );
             }
@@ -614,14 +614,12 @@ pub async fn pass_with(
             tracing::info!(service = %who, tag = %tag, "update available; not pinned: the stack is observed");
             continue;
         }
-        let pin = crate::core::reference::Digest::parse(digest)
-            .map_err(|e| e.to_string())
-            .and_then(|d| {
-                policies
-                    .service(w.id)
-                    .ok_or_else(|| "unknown service".to_owned())?
-                    .pin(tag, &d)
-            });
+        let pin = digest.pinnable().map_err(|e| e.to_string()).and_then(|d| {
+            policies
+                .service(w.id)
+                .ok_or_else(|| "unknown service".to_owned())?
+                .pin(tag, d)
+        });
         match pin {
             Ok(p) => pins.push((w.id, p)),
             Err(why) => refused.push(format!("{who}: {why}")),

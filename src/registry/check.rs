@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 
 use super::client::RegistryClient;
 use super::manifest::Manifest;
-use super::reference::{Digest, ImageRef, Platform};
+use super::reference::{Digest, ImageRef, Platform, api_host};
 use super::{RateLimit, RegistryError};
 
 type Memo<K, V> = Mutex<HashMap<K, Arc<OnceCell<Result<V, RegistryError>>>>>;
@@ -129,7 +129,7 @@ impl Check {
                 self.down
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .entry(image.api_host().to_owned())
+                    .entry(api_host(&image.registry).to_owned())
                     .or_insert_with(|| err.clone());
             }
             result
@@ -142,7 +142,7 @@ impl Check {
         self.down
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(image.api_host())
+            .get(api_host(&image.registry))
             .cloned()
     }
 }

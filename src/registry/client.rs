@@ -15,7 +15,7 @@ use super::RegistryError;
 use super::auth::{self, Challenge, TokenCache};
 use super::helper;
 use super::manifest::{Manifest, ManifestKind, parse_manifest};
-use super::reference::{Digest, ImageRef, Platform};
+use super::reference::{Digest, ImageRef, Platform, api_host};
 use super::settings::{Credentials, Found, ListBudget, Settings};
 use super::wire::{self, RateLimit};
 
@@ -188,7 +188,7 @@ impl RegistryClient {
     }
 
     fn host(&self, image: &ImageRef) -> Result<Arc<Host>, RegistryError> {
-        let name = image.api_host();
+        let name = api_host(&image.registry);
         let mut hosts = self.inner.hosts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = hosts.get(name) {
             return Ok(h.clone());
@@ -236,9 +236,9 @@ impl RegistryClient {
             .inner
             .settings
             .insecure
-            .is_insecure(image.registry(), image.repository());
+            .is_insecure(image.registry.as_str(), image.path.as_str());
         let scheme = if insecure { "http" } else { "https" };
-        format!("{scheme}://{}", image.api_host())
+        format!("{scheme}://{}", api_host(&image.registry))
     }
 
     /// Every tag of the image's repository, following pagination until the list
@@ -256,7 +256,7 @@ impl RegistryClient {
         let budget = self.inner.settings.list_budget;
         let over = |what: String, key| RegistryError::ListBudget {
             host: host.name.clone(),
-            repository: image.repository().to_owned(),
+            repository: image.path.as_str().to_owned(),
             what,
             key,
         };
@@ -292,7 +292,7 @@ impl RegistryClient {
         let host = host.clone();
         let base = self.base(image);
         let page_size = self.inner.settings.tag_page_size.map(|n| n.max(1));
-        let first = format!("{base}/v2/{}/tags/list", image.repository());
+        let first = format!("{base}/v2/{}/tags/list", image.path.as_str());
         let mut url = page_url(&first, page_size, None);
         let mut tags = Vec::new();
         let mut seen = HashSet::new();
@@ -374,7 +374,7 @@ impl RegistryClient {
             .await?;
         match header_digest(&host, &fetched)? {
             Some(digest) => {
-                if let Some(want) = image.digest()
+                if let Some(want) = image.digest.as_ref()
                     && want != &digest
                 {
                     return Err(RegistryError::Malformed {
@@ -438,7 +438,7 @@ impl RegistryClient {
         let url = format!(
             "{}/v2/{}/blobs/{config}",
             self.base(image),
-            image.repository()
+            image.path.as_str()
         );
         let fetched = self
             .fetch(
@@ -504,7 +504,7 @@ impl RegistryClient {
             let url = format!(
                 "{}/v2/{}/blobs/{reference}",
                 self.base(image),
-                image.repository()
+                image.path.as_str()
             );
             (Kind::BlobGet, url, None)
         } else {
@@ -535,7 +535,7 @@ impl RegistryClient {
         let mut url = format!(
             "{}/v2/{}/referrers/{digest}",
             self.base(image),
-            image.repository()
+            image.path.as_str()
         );
         // A media type's `/` and `+` are the only characters it has that a
         // query value must escape.
@@ -567,7 +567,7 @@ impl RegistryClient {
         format!(
             "{}/v2/{}/manifests/{reference}",
             self.base(image),
-            image.repository()
+            image.path.as_str()
         )
     }
 
@@ -589,7 +589,7 @@ impl RegistryClient {
                 MANIFEST_LIMIT,
             )
             .await?;
-        let requested = Digest::parse(reference).ok();
+        let requested = Digest::parse_any(reference).ok();
         let claimed = header_digest(host, &fetched)?;
         let content_type = fetched
             .headers
@@ -626,7 +626,10 @@ impl RegistryClient {
         image: &ImageRef,
     ) -> Result<Option<Credentials>, RegistryError> {
         let settings = &self.inner.settings;
-        let (helper, server) = match settings.auth.find(image.registry(), image.repository()) {
+        let (helper, server) = match settings
+            .auth
+            .find(image.registry.as_str(), image.path.as_str())
+        {
             None => return Ok(None),
             Some(Found::Stored(c)) => return Ok(Some(c.clone())),
             Some(Found::Helper { helper, server }) => (helper.to_owned(), server),
@@ -647,14 +650,14 @@ impl RegistryClient {
         if let Some(c) = cached() {
             return Ok(c);
         }
-        let registry = image.registry().to_owned();
+        let registry = image.registry.as_str().to_owned();
         let timeout = settings.timeout;
         let program = helper::program(&helper);
         let got =
             tokio::task::spawn_blocking(move || helper::get(&helper, &registry, &server, timeout))
                 .await
                 .map_err(|e| RegistryError::CredentialHelper {
-                    registry: image.registry().to_owned(),
+                    registry: image.registry.as_str().to_owned(),
                     helper: program,
                     message: format!("the task running it failed: {e}"),
                 })??;
@@ -689,7 +692,7 @@ impl RegistryClient {
                 status: 0,
                 message: "the client is shutting down".to_owned(),
             })?;
-        let scope = auth::pull_scope(image.repository());
+        let scope = auth::pull_scope(image.path.as_str());
         let credentials = self.credentials(host, image).await?;
         let credentials = credentials.as_ref();
         let secure = url.starts_with("https://");
@@ -980,7 +983,7 @@ fn header_digest(host: &Host, fetched: &Fetched) -> Result<Option<Digest>, Regis
                 url: fetched.url.clone(),
                 message: "`Docker-Content-Digest` is not text".to_owned(),
             })?;
-            Digest::parse(text.trim())
+            Digest::parse_any(text.trim())
                 .map(Some)
                 .map_err(|e| RegistryError::Malformed {
                     host: host.name.clone(),
@@ -1022,7 +1025,7 @@ fn transport_error(host: &Host, url: &str, timeout: Duration, e: reqwest::Error)
 fn unauthorized(host: &Host, image: &ImageRef, credentials: Option<&Credentials>) -> RegistryError {
     RegistryError::Unauthorized {
         host: host.name.clone(),
-        repository: image.repository().to_owned(),
+        repository: image.path.as_str().to_owned(),
         with_credentials: credentials.is_some(),
     }
 }

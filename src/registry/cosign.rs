@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::RegistryError;
 use super::check::Check;
 use super::keys::VerifyKey;
-use super::reference::{Digest, ImageRef};
+use super::reference::{Digest, ImageRef, api_host, parse_image};
 use crate::core::signature::Verdict;
 
 /// The media type of a simple-signing payload layer.
@@ -57,7 +57,7 @@ pub fn signature_referrers(index: &[u8]) -> Result<Vec<Digest>, String> {
         .manifests
         .iter()
         .filter(|d| d.artifact_type.as_deref() == Some(SIGNATURE_ARTIFACT))
-        .filter_map(|d| Digest::parse(&d.digest).ok())
+        .filter_map(|d| Digest::parse_any(&d.digest).ok())
         .take(MAX_LAYERS)
         .collect())
 }
@@ -133,7 +133,7 @@ pub fn judge(
             payload.critical.image.docker_manifest_digest
         ));
     }
-    let signed_repo = ImageRef::parse(&payload.critical.identity.docker_reference)
+    let signed_repo = parse_image(&payload.critical.identity.docker_reference)
         .map(|r| r.repository_key())
         .unwrap_or_else(|_| payload.critical.identity.docker_reference.clone());
     if signed_repo != repository.repository_key() {
@@ -187,7 +187,7 @@ impl Check {
         let referrers = match index {
             Some(index) => {
                 signature_referrers(&index).map_err(|message| RegistryError::Malformed {
-                    host: repository.api_host().to_owned(),
+                    host: api_host(&repository.registry).to_owned(),
                     url: shown.clone(),
                     message,
                 })?
@@ -246,7 +246,7 @@ impl Check {
         let client = self.client();
         let manifest: SigManifest =
             serde_json::from_slice(body).map_err(|e| RegistryError::Malformed {
-                host: repository.api_host().to_owned(),
+                host: api_host(&repository.registry).to_owned(),
                 url: shown.to_owned(),
                 message: format!("not a signature manifest: {e}"),
             })?;
@@ -260,7 +260,7 @@ impl Check {
                 reasons.push("a payload without a signature annotation".to_owned());
                 continue;
             };
-            let Ok(layer_digest) = Digest::parse(&layer.digest) else {
+            let Ok(layer_digest) = Digest::parse_any(&layer.digest) else {
                 reasons.push(format!("a layer with digest {}", layer.digest));
                 continue;
             };
@@ -322,7 +322,7 @@ mod tests {
     fn a_signature_is_valid_only_for_its_key_digest_and_repository() {
         let (signing, trusted) = key(7);
         let (_, other) = key(9);
-        let repo = ImageRef::parse("127.0.0.1:5000/magos/signed").unwrap();
+        let repo = parse_image("127.0.0.1:5000/magos/signed").unwrap();
         let d = Digest::sha256_of(b"one");
         let p = payload("127.0.0.1:5000/magos/signed", d.as_str());
         let sig = sign(&signing, &p);
@@ -335,7 +335,7 @@ mod tests {
         assert!(e.contains("not by the key sha256:"), "{e}");
         let e = judge(&p, &sig, &repo, &Digest::sha256_of(b"two"), &[&trusted]).unwrap_err();
         assert!(e.contains(&format!("is for {d}")), "{e}");
-        let elsewhere = ImageRef::parse("127.0.0.1:5000/magos/other").unwrap();
+        let elsewhere = parse_image("127.0.0.1:5000/magos/other").unwrap();
         let e = judge(&p, &sig, &elsewhere, &d, &[&trusted]).unwrap_err();
         assert!(e.contains("repository 127.0.0.1:5000/magos/signed"), "{e}");
         // A payload changed after signing.
@@ -365,7 +365,7 @@ mod tests {
         let found = signature_referrers(index).unwrap();
         assert_eq!(
             found,
-            [Digest::parse(
+            [Digest::parse_any(
                 "sha256:cc35a7eb7bfffd92cc5d2cfdfc675f102a19389a3ea7bffb90ae88e4d1543640"
             )
             .unwrap()]

@@ -140,7 +140,7 @@ pub fn parse_manifest(
                 return Err(format!("unsupported media type {media_type}"));
             }
             ManifestKind::Image {
-                config: Digest::parse(&m.config.digest).map_err(|e| format!("config: {e}"))?,
+                config: Digest::parse_any(&m.config.digest).map_err(|e| format!("config: {e}"))?,
             }
         }
         OciManifest::ImageIndex(index) => {
@@ -158,7 +158,8 @@ pub fn parse_manifest(
                         architecture: p.architecture.to_string(),
                         variant: p.variant,
                     }),
-                    digest: Digest::parse(&e.digest).map_err(|e| format!("manifests[{i}]: {e}"))?,
+                    digest: Digest::parse_any(&e.digest)
+                        .map_err(|e| format!("manifests[{i}]: {e}"))?,
                 });
             }
             ManifestKind::Index { entries }
@@ -194,7 +195,7 @@ mod tests {
         assert_eq!(
             m.kind,
             ManifestKind::Image {
-                config: Digest::parse(&d('1')).unwrap()
+                config: Digest::parse_any(&d('1')).unwrap()
             }
         );
         let body = index(&format!(
@@ -238,13 +239,13 @@ mod tests {
     #[test]
     fn digests_must_match_the_content() {
         let right = Digest::sha256_of(IMAGE.as_bytes());
-        let wrong = Digest::parse(&d('9')).unwrap();
+        let wrong = Digest::parse_any(&d('9')).unwrap();
         assert!(parse_manifest(IMAGE.as_bytes(), None, Some(&right), Some(&right)).is_ok());
         let e = parse_manifest(IMAGE.as_bytes(), None, None, Some(&wrong)).unwrap_err();
         assert!(e.contains("does not match"), "{e}");
         let e = parse_manifest(IMAGE.as_bytes(), None, Some(&wrong), None).unwrap_err();
         assert!(e.contains("does not match"), "{e}");
-        let sha512 = Digest::parse(&format!("sha512:{}", "0".repeat(128))).unwrap();
+        let sha512 = Digest::parse_any(&format!("sha512:{}", "0".repeat(128))).unwrap();
         let e = parse_manifest(IMAGE.as_bytes(), None, Some(&sha512), None).unwrap_err();
         assert!(e.contains("sha512:"), "{e}");
     }
@@ -278,7 +279,7 @@ mod tests {
 
     #[test]
     fn platform_entries() {
-        let d = |c: char| Digest::parse(&d(c)).unwrap();
+        let d = |c: char| Digest::parse_any(&d(c)).unwrap();
         let m = Manifest {
             digest: d('0'),
             media_type: OCI_IMAGE_INDEX_MEDIA_TYPE.into(),

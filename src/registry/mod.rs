@@ -32,7 +32,7 @@ pub use check::Check;
 pub use client::{RegistryClient, RequestCounts, install_crypto_provider};
 pub use keys::VerifyKey;
 pub use manifest::{IndexEntry, Manifest, ManifestKind};
-pub use reference::{Digest, DigestError, ImageRef, Platform, api_host};
+pub use reference::{Digest, DigestError, ImageRef, Platform, api_host, parse_image};
 pub use settings::{AuthStore, Credentials, InsecureRule, InsecureRules, ListBudget, Settings};
 pub use wire::RateLimit;
 

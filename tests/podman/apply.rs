@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use magos::apply::sealed::Unsealed;
-use magos::apply::{PullDisplay, apply_stack, observe, prune};
+use magos::apply::{Progress, PullDisplay, Stop, apply_stack, observe, prune};
 use magos::core::drift::{DriftState, drift};
 use magos::core::observed::Observed;
 use magos::core::plan::{Action, PlanOptions, plan};
 use magos::core::spec::{
-    ContainerSpec, Dependency, DependencyCondition, HealthSpec, ImageRef, MountSpec, NetworkSpec,
-    PortSpec, StackSpec, VolumeSpec, scoped_name,
+    ContainerImage, ContainerSpec, Dependency, DependencyCondition, HealthSpec, MountSpec,
+    NetworkSpec, PortSpec, StackSpec, VolumeSpec, scoped_name,
 };
 use magos::podman::{Client, ClientOptions};
 
@@ -22,13 +22,13 @@ fn client(tb: &Testbed) -> Client {
     Client::new(&tb.podman_socket, ClientOptions::default())
 }
 
-fn pinned(tb: &Testbed, image: &str) -> ImageRef {
+fn pinned(tb: &Testbed, image: &str) -> ContainerImage {
     let digest = tb.manifest_digest(image);
     let (name, tag) = image.rsplit_once(':').unwrap();
-    ImageRef {
+    ContainerImage {
         reference: format!("{name}:{tag}@{digest}"),
         qualified: image.to_owned(),
-        digest: Some(digest),
+        digest: Some(magos::core::reference::Digest::parse(&digest).unwrap()),
     }
 }
 
@@ -174,7 +174,16 @@ async fn converge(c: &Client, stacks: &[StackSpec]) -> Observed {
     );
     for (stack, sp) in stacks.iter().zip(&p.stacks) {
         assert!(sp.error.is_none(), "plan error: {:?}", sp.error);
-        let r = apply_stack(c, stack, sp, &Unsealed::default(), None, PullDisplay::Log).await;
+        let r = apply_stack(
+            c,
+            stack,
+            sp,
+            &Unsealed::default(),
+            &Progress::none(),
+            &Stop::never(),
+            PullDisplay::Log,
+        )
+        .await;
         assert!(
             r.error.is_none(),
             "apply of {}: {}",
@@ -182,7 +191,7 @@ async fn converge(c: &Client, stacks: &[StackSpec]) -> Observed {
             r.error.unwrap()
         );
     }
-    for (name, r) in prune(c, &p.prune).await {
+    for (name, r) in prune(c, &p.prune, &Stop::never()).await {
         r.unwrap_or_else(|e| panic!("prune {name}: {e}"));
     }
     observe(c).await.expect("observe")
@@ -380,7 +389,8 @@ async fn a_refused_spec_leaves_the_running_container_alone() {
         &broken[0],
         &p.stacks[0],
         &Unsealed::default(),
-        None,
+        &Progress::none(),
+        &Stop::never(),
         PullDisplay::Log,
     )
     .await;

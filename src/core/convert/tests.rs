@@ -170,7 +170,7 @@ networks:
     let app = &c.spec.services[0];
     assert_eq!(app.name, "web_app_1");
     assert_eq!(app.image.qualified, "docker.io/library/nginx:1.27");
-    assert_eq!(app.image.digest.as_deref(), Some(DIGEST));
+    assert_eq!(app.image.digest.as_ref().map(|d| d.as_str()), Some(DIGEST));
     assert_eq!(app.networks["web_front"], vec!["www".to_owned()]);
     assert_eq!(
         app.mounts,

@@ -7,18 +7,24 @@ use crate::core::spec::{
     Dependency, DependencyCondition, NetworkSpec, VolumeSpec, replacement_name, scoped_name,
 };
 
+/// A valid digest per letter: `'b'` → `sha256:bbbb…`, a letter past `f` by its
+/// code (`'j'` → `sha256:6a6a…`).
 fn digest(c: char) -> String {
-    format!("sha256:{}", c.to_string().repeat(64))
+    if c.is_ascii_hexdigit() {
+        format!("sha256:{}", c.to_string().repeat(64))
+    } else {
+        format!("sha256:{}", format!("{:02x}", c as u8).repeat(32))
+    }
 }
 
-fn image(name: &str, d: Option<char>) -> ImageRef {
-    ImageRef {
+fn image(name: &str, d: Option<char>) -> ContainerImage {
+    ContainerImage {
         reference: match d {
             Some(c) => format!("{name}:1@{}", digest(c)),
             None => format!("{name}:1"),
         },
         qualified: format!("127.0.0.1:5000/{name}:1"),
-        digest: d.map(digest),
+        digest: d.map(|c| crate::core::reference::Digest::parse(&digest(c)).unwrap()),
     }
 }
 
@@ -83,7 +89,7 @@ fn converged(stacks: &[StackSpec]) -> Observed {
             let repository = s.image.qualified.rsplit_once(':').unwrap().0;
             o.images.push(ObservedImage {
                 id: image_id.clone(),
-                digests: s.image.digest.iter().cloned().collect(),
+                digests: s.image.digest.iter().map(ToString::to_string).collect(),
                 tags: BTreeSet::from([s.image.qualified.clone()]),
                 repo_digests: s
                     .image
@@ -99,7 +105,7 @@ fn converged(stacks: &[StackSpec]) -> Observed {
                 labels: s.all_labels(st),
                 state: RunState::Running,
                 image_id,
-                image_digest: s.image.digest.clone(),
+                image_digest: s.image.digest.as_ref().map(ToString::to_string),
                 vitals: Default::default(),
             });
         }
@@ -999,7 +1005,7 @@ fn the_first_replica_hashes_as_a_spec_without_replicas() {
 
 #[test]
 fn a_built_image_is_built_when_no_image_carries_its_inputs_digest() {
-    let built = ImageRef {
+    let built = ContainerImage {
         reference: "localhost/web_app:latest".into(),
         qualified: "localhost/web_app:latest".into(),
         digest: None,

@@ -158,11 +158,11 @@ fn facts_from_before_the_start_and_removals() {
 
 #[test]
 fn rules_come_from_the_spec() {
-    use crate::core::spec::{ContainerSpec, ImageRef};
+    use crate::core::spec::{ContainerImage, ContainerSpec};
     let mut spec = ContainerSpec::new(
         "web",
         "app",
-        ImageRef {
+        ContainerImage {
             reference: "app:1".into(),
             qualified: "docker.io/library/app:1".into(),
             digest: None,

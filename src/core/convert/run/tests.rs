@@ -7,8 +7,8 @@ use crate::core::compose::{StackSource, load};
 use crate::core::diag::Severity;
 use crate::core::interpolate::Vars;
 use crate::core::spec::{
-    ContainerSpec, DependencyCondition, ImageRef, LogSpec, PullPolicy, RestartPolicy, RunSpec,
-    SharedNamespace, UlimitSpec,
+    ContainerImage, ContainerSpec, DependencyCondition, LogSpec, PullPolicy, RestartPolicy,
+    RunSpec, SharedNamespace, UlimitSpec,
 };
 
 fn conv(yaml: &str) -> Converted {
@@ -404,7 +404,7 @@ fn healthcheck_disable_false_without_test_keeps_the_image_check() {
 fn a_spec_without_run_settings_hashes_as_before() {
     // The hash of a spec that uses none of these keys, as Magos computed it
     // before they existed: upgrading must not recreate running containers.
-    let image = ImageRef {
+    let image = ContainerImage {
         reference: "nginx:1.27".into(),
         qualified: "docker.io/library/nginx:1.27".into(),
         digest: None,
