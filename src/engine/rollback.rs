@@ -178,7 +178,18 @@ impl Engine {
         if self.config.repo.mode == RepoMode::PullRequest {
             return self.propose_revert(&checkout, app.as_deref(), &options, soaking, &message, compute);
         }
-        let outcome = checkout.update(&options, compute)?;
+        let outcome = match checkout.update(&options, compute) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The revert that could not be pushed is kept on its
+                // `magos/unpushed-…` branch; the work tree goes back to what
+                // the remote holds, so the hold still sees the failed pin.
+                if let Err(a) = checkout.align_to_fetched() {
+                    tracing::warn!(error = %a, "cannot realign the clone after a failed revert");
+                }
+                return Err(e.into());
+            }
+        };
         Ok(match outcome {
             UpdateOutcome::Unchanged { .. } => Reverted::Unchanged,
             UpdateOutcome::Pushed { commit, .. } => Reverted::Pushed { commit },
