@@ -101,6 +101,43 @@ pub struct Held {
     pub from: Option<String>,
 }
 
+/// A pin Magos proposed in a pull request (pull-request mode): when a person
+/// merges it and it fails its soak, it is Magos's pin to undo, by a pull
+/// request of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposedPin {
+    /// The stack.
+    pub stack: String,
+    /// The service.
+    pub service: String,
+    /// The file holding the image line, relative to the repository.
+    pub file: String,
+    /// The image line's value the pull request replaced.
+    pub old: String,
+    /// The value it proposed (`repo:1.1.0@sha256:…`).
+    pub new: String,
+    /// The pull-request branch's commit.
+    pub commit: String,
+    /// Whether the commit pinned this service alone.
+    pub alone: bool,
+}
+
+/// The git half of a rollback that could not be done yet (the push or the
+/// pull request failed): tried again on the next passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRevert {
+    /// The failed soak, with Magos's pin and the last good line.
+    pub soaking: Soaking,
+    /// Why it failed.
+    pub failure: Failure,
+    /// `image@digest` of the failed pin, for the trailer.
+    pub image_at: String,
+    /// The attempts so far.
+    pub attempts: u32,
+    /// The last attempt's error.
+    pub error: String,
+}
+
 /// Everything `rollback.json` holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -113,6 +150,12 @@ pub struct State {
     /// Definitions held back.
     #[serde(default)]
     pub held: Vec<Held>,
+    /// Pins proposed in pull requests, the newest per service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proposed: Vec<ProposedPin>,
+    /// Reverts still to push or propose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverts: Vec<PendingRevert>,
 }
 
 impl State {
@@ -149,6 +192,37 @@ impl State {
         self.held
             .retain(|o| !(o.stack == h.stack && o.service == h.service));
         self.held.push(h);
+    }
+
+    /// Remembers a proposed pin, replacing an older proposal for its service.
+    pub fn propose(&mut self, p: ProposedPin) {
+        self.proposed
+            .retain(|o| !(o.stack == p.stack && o.service == p.service));
+        self.proposed.push(p);
+    }
+
+    /// Takes the proposal that pinned `stack/service` to `digest`, if any: the
+    /// definition the repository now asks for is Magos's merged pin.
+    pub fn take_proposal(
+        &mut self,
+        stack: &str,
+        service: &str,
+        digest: &str,
+    ) -> Option<ProposedPin> {
+        let i = self.proposed.iter().position(|p| {
+            p.stack == stack
+                && p.service == service
+                && p.new.rsplit_once('@').is_some_and(|(_, d)| d == digest)
+        })?;
+        Some(self.proposed.remove(i))
+    }
+
+    /// Records a revert to try again, replacing an older one of its service.
+    pub fn pend(&mut self, r: PendingRevert) {
+        self.reverts.retain(|o| {
+            !(o.soaking.stack == r.soaking.stack && o.soaking.service == r.soaking.service)
+        });
+        self.reverts.push(r);
     }
 
     /// The hold on a service whose repository definition hashes to `hash`;
@@ -275,10 +349,70 @@ mod tests {
         ));
     }
 
+    fn proposal(service: &str, new: &str) -> ProposedPin {
+        ProposedPin {
+            stack: "web".into(),
+            service: service.into(),
+            file: "web/compose.yaml".into(),
+            old: "reg/app:1.0.0@sha256:a".into(),
+            new: new.into(),
+            commit: "c1".into(),
+            alone: true,
+        }
+    }
+
+    #[test]
+    fn a_merged_proposal_is_found_by_its_digest_once() {
+        let mut s = State::default();
+        s.propose(proposal("app", "reg/app:1.1.0@sha256:b"));
+        s.propose(proposal("app", "reg/app:1.2.0@sha256:c"));
+        s.propose(proposal("db", "reg/db:2@sha256:d"));
+        assert_eq!(s.proposed.len(), 2, "the newest proposal per service");
+        assert!(
+            s.take_proposal("web", "app", "sha256:b").is_none(),
+            "a superseded proposal is forgotten"
+        );
+        assert!(s.take_proposal("web", "db", "sha256:c").is_none());
+        let p = s.take_proposal("web", "app", "sha256:c").unwrap();
+        assert_eq!(p.old, "reg/app:1.0.0@sha256:a");
+        assert!(s.take_proposal("web", "app", "sha256:c").is_none());
+        assert_eq!(s.proposed.len(), 1);
+    }
+
     #[test]
     fn the_state_reads_back_what_it_wrote() {
         let mut s = State::default();
         s.reject(rejected("reg/app", "sha256:b"));
+        let bare = serde_json::to_string(&s).unwrap();
+        assert!(
+            !bare.contains("proposed") && !bare.contains("reverts"),
+            "an older Magos reads what a state without them writes: {bare}"
+        );
+        s.propose(proposal("app", "reg/app:1.1.0@sha256:b"));
+        s.pend(PendingRevert {
+            soaking: Soaking {
+                stack: "web".into(),
+                service: "app".into(),
+                container: "web_app_1".into(),
+                config_hash: "h".into(),
+                from: Some("reg/app:1.0.0@sha256:a".into()),
+                to: "reg/app:1.1.0@sha256:b".into(),
+                to_digest: Some("sha256:b".into()),
+                pin: None,
+                soak: Soak::new(
+                    crate::core::soak::Rules {
+                        health: None,
+                        may_exit: false,
+                        soak_ms: 1000,
+                    },
+                    0,
+                ),
+            },
+            failure: Failure::Unhealthy,
+            image_at: "reg/app@sha256:b".into(),
+            attempts: 1,
+            error: "refused".into(),
+        });
         let back: State = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         let empty: State = serde_json::from_str("{}").unwrap();

@@ -398,7 +398,21 @@ impl Reconciler for RepoReconciler {
                 (Some(stacks), dir, Pinned::default())
             }
             None => match self.sync_and_pin(liveness, &mut report).await {
-                Ok((dir, pinned)) => (None, dir, pinned),
+                Ok((dir, mut pinned)) => {
+                    // Pull-request mode: the pins proposed, to undo one that
+                    // a person merged and that fails.
+                    if soak::remember_proposals(&mut self.rollback, &mut pinned)
+                        && let Err(e) = self.engine.save_rollback_state(&self.rollback)
+                    {
+                        tracing::error!(error = %format!("{e:#}"), "cannot save the proposed pins");
+                    }
+                    // The reverts an earlier pass could not push or propose.
+                    if !self.config().daemon.observe && !self.rollback.reverts.is_empty() {
+                        let _step = liveness.begin("retry the reverts of failed pins");
+                        soak::retry_reverts(&self.engine, &mut self.rollback).await;
+                    }
+                    (None, dir, pinned)
+                }
                 Err(e) => {
                     self.metrics.error("sync");
                     report.error = Some(format!("{e:#}"));

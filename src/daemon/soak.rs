@@ -20,10 +20,13 @@ use crate::config::Config;
 use crate::core::convert::image_ref;
 use crate::core::event::{Event, EventKind};
 use crate::core::observed::{Assessment, Health, assess};
-use crate::core::rollback::{Held, PinCommit, Rejected, Soaking, State};
+use crate::core::rollback::{
+    Held, PendingRevert, PinCommit, ProposedPin, Rejected, Soaking, State,
+};
 use crate::core::soak::{Fact, Failure, Rules, Soak, Verdict};
 use crate::engine::Engine;
 use crate::engine::pin::Written;
+use crate::engine::rollback::Reverted;
 use crate::pin::Update;
 use crate::podman::{Client, EventFilters};
 use crate::server::Liveness;
@@ -43,10 +46,16 @@ pub struct Pinned {
     pub updates: Vec<Update>,
     /// The commit that holds them (pushed or kept locally).
     pub commit: Option<String>,
+    /// Pull-request mode: the pins this pass proposed.
+    pub proposals: Vec<ProposedPin>,
+    /// Pull-request mode: every pin still proposed (see
+    /// [`remember_proposals`]); one the branch now holds was merged.
+    pub proposed: Vec<ProposedPin>,
 }
 
 impl Pinned {
-    /// From a write-back (pull requests are not on the branch: nothing).
+    /// From a write-back (pull requests are not on the branch: they are
+    /// remembered as proposals).
     pub fn of(w: &crate::engine::WriteBack) -> Self {
         let commit = match &w.written {
             Written::Pushed { commit, .. } | Written::Committed { commit, .. } => {
@@ -54,6 +63,26 @@ impl Pinned {
             }
             _ => None,
         };
+        let mut proposals = Vec::new();
+        if let Written::Proposed(list) = &w.written {
+            for p in list {
+                for u in w.pinned.iter().filter(|u| {
+                    p.services
+                        .iter()
+                        .any(|(stack, service)| *stack == u.stack && *service == u.service)
+                }) {
+                    proposals.push(ProposedPin {
+                        stack: u.stack.clone(),
+                        service: u.service.clone(),
+                        file: u.file.clone(),
+                        old: u.old.clone(),
+                        new: u.new.clone(),
+                        commit: p.commit.clone(),
+                        alone: p.services.len() == 1,
+                    });
+                }
+            }
+        }
         Self {
             updates: if commit.is_some() {
                 w.pinned.clone()
@@ -61,6 +90,8 @@ impl Pinned {
                 Vec::new()
             },
             commit,
+            proposals,
+            proposed: Vec::new(),
         }
     }
 }
@@ -172,21 +203,39 @@ pub async fn candidates(
                 .updates
                 .iter()
                 .find(|u| u.stack == p.project && u.service == spec.service);
+            // Pull-request mode: a pin Magos proposed that a person merged.
+            let proposal = match (update, spec.image.digest.as_deref()) {
+                (None, Some(d)) => pinned.proposed.iter().find(|q| {
+                    q.stack == p.project
+                        && q.service == spec.service
+                        && digest_of(&q.new).as_deref() == Some(d)
+                }),
+                _ => None,
+            };
             let pin = match (update, &pinned.commit) {
                 (Some(u), Some(commit)) => Some(PinCommit {
                     commit: commit.clone(),
                     alone: pinned.updates.len() == 1,
                     file: u.file.clone(),
                 }),
-                _ => None,
+                _ => proposal.map(|p| PinCommit {
+                    commit: p.commit.clone(),
+                    alone: p.alone,
+                    file: p.file.clone(),
+                }),
             };
             out.push(Candidate {
                 stack: p.project.clone(),
                 service: spec.service.clone(),
                 container: spec.name.clone(),
                 config_hash: spec.config_hash(),
-                from: update.map(|u| u.old.clone()),
-                to: update.map_or_else(|| spec.image.reference.clone(), |u| u.new.clone()),
+                from: update
+                    .map(|u| u.old.clone())
+                    .or_else(|| proposal.map(|q| q.old.clone())),
+                to: update
+                    .map(|u| u.new.clone())
+                    .or_else(|| proposal.map(|q| q.new.clone()))
+                    .unwrap_or_else(|| spec.image.reference.clone()),
                 to_digest: spec.image.digest.as_ref().map(ToString::to_string),
                 pin,
                 soak,
@@ -210,6 +259,10 @@ pub fn start(
             continue;
         }
         tracing::info!(stack = %c.stack, service = %c.service, soak = %crate::core::duration::format(c.soak), "changed; soaking");
+        // A merged proposal is now this soak's pin.
+        if let Some(d) = &c.to_digest {
+            state.take_proposal(&c.stack, &c.service, d);
+        }
         state.start(Soaking {
             stack: c.stack,
             service: c.service,
@@ -503,51 +556,141 @@ pub async fn roll_back(
         }
         Err(e) => tracing::error!(error = %format!("{e:#}"), "rolling back failed"),
     }
-    // Then git: Magos's own pins are reverted; a person's change never is.
+    // Then git: Magos's own pins are reverted (a revert that cannot be
+    // pushed or proposed now is tried again on the next passes); a person's
+    // change never is.
     for (s, failure, image_at) in reverts {
-        let commit = match (&s.pin, engine.location()) {
-            (Some(_), Ok(crate::engine::Location::Remote(checkout)))
-                if engine.config().repo.mode != crate::config::RepoMode::PullRequest =>
-            {
-                let (e, s2, f) = (engine.clone(), s.clone(), failure);
-                let at = image_at.clone().unwrap_or_else(|| s.to.clone());
-                match tokio::task::spawn_blocking(move || e.revert_pin(checkout, &s2, &f, &at))
-                    .await
-                {
-                    Ok(Ok(crate::engine::rollback::Reverted::Pushed { commit })) => {
-                        tracing::info!(stack = %s.stack, service = %s.service, commit = %commit, "pushed the revert of the failed pin");
-                        out.reverted = true;
-                        Some(commit)
-                    }
-                    Ok(Ok(crate::engine::rollback::Reverted::Committed { commit, kept })) => {
-                        tracing::warn!(stack = %s.stack, service = %s.service, commit = %commit, kept = %kept, "the revert could not be pushed; kept on a local branch");
-                        Some(commit)
-                    }
-                    Ok(Ok(crate::engine::rollback::Reverted::Unchanged)) => None,
-                    Ok(Err(e)) => {
-                        tracing::error!(stack = %s.stack, service = %s.service, error = %format!("{e:#}"), "cannot revert the failed pin; holding the last good image");
-                        None
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "the revert task failed");
-                        None
-                    }
-                }
+        let at = image_at.clone().unwrap_or_else(|| s.to.clone());
+        let reverted = if s.pin.is_some() {
+            revert(engine, &s, failure, &at).await
+        } else {
+            None
+        };
+        let mut reason = failure.to_string();
+        let commit = match reverted {
+            Some(Ok(Reverted::Pushed { commit })) => {
+                tracing::info!(stack = %s.stack, service = %s.service, commit = %commit, "pushed the revert of the failed pin");
+                out.reverted = true;
+                Some(commit)
             }
-            _ => None,
+            Some(Ok(Reverted::Committed { commit, kept })) => {
+                tracing::warn!(stack = %s.stack, service = %s.service, commit = %commit, kept = %kept, "the revert could not be pushed; kept on a local branch");
+                Some(commit)
+            }
+            Some(Ok(Reverted::Proposed {
+                branch,
+                commit,
+                pull_request,
+            })) => {
+                tracing::info!(stack = %s.stack, service = %s.service, branch = %branch, commit = %commit, pull_request, "proposed the revert of the failed pin");
+                reason = format!("{reason}; revert proposed in pull request #{pull_request}");
+                Some(commit)
+            }
+            Some(Ok(Reverted::Unchanged)) | None => None,
+            Some(Err(error)) => {
+                tracing::error!(stack = %s.stack, service = %s.service, error = %error, "cannot revert the failed pin now; holding the last good image, trying again on the next pass");
+                state.pend(PendingRevert {
+                    soaking: s.clone(),
+                    failure,
+                    image_at: at,
+                    attempts: 1,
+                    error,
+                });
+                if let Err(e) = engine.save_rollback_state(state) {
+                    tracing::error!(error = %format!("{e:#}"), "cannot save the revert to try again");
+                }
+                None
+            }
         };
         let mut event = Event::new(EventKind::RolledBack, now_ms() / 1000)
             .stack(&s.stack)
             .service(&s.service)
             .image(image_of(&s).0)
             .digests(s.to_digest.clone(), s.from.as_deref().and_then(digest_of))
-            .reason(failure.to_string());
+            .reason(reason);
         if let Some(c) = commit {
             event = event.commit(c);
         }
         engine.emit(event);
     }
     out
+}
+
+/// The git half of one rollback, off the async workers: `None` when the
+/// repository is a local folder (nothing to write to), else what
+/// [`Engine::revert_pin`] did or its error.
+async fn revert(
+    engine: &Arc<Engine>,
+    s: &Soaking,
+    failure: Failure,
+    image_at: &str,
+) -> Option<Result<Reverted, String>> {
+    let Ok(crate::engine::Location::Remote(checkout)) = engine.location() else {
+        return None;
+    };
+    let (e, s, at) = (engine.clone(), s.clone(), image_at.to_owned());
+    Some(
+        match tokio::task::spawn_blocking(move || e.revert_pin(checkout, &s, &failure, &at)).await
+        {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(e) => Err(format!("the revert task failed: {e}")),
+        },
+    )
+}
+
+/// Tries again the reverts an earlier pass could not push or propose.
+/// Returns whether one landed on the followed branch (the checkout changed).
+pub async fn retry_reverts(engine: &Arc<Engine>, state: &mut State) -> bool {
+    if state.reverts.is_empty() {
+        return false;
+    }
+    let mut changed = false;
+    for mut r in std::mem::take(&mut state.reverts) {
+        let who = r.soaking.who();
+        match revert(engine, &r.soaking, r.failure, &r.image_at).await {
+            Some(Ok(Reverted::Pushed { commit })) => {
+                tracing::info!(service = %who, commit = %commit, attempts = r.attempts + 1, "pushed the revert of the failed pin");
+                changed = true;
+            }
+            Some(Ok(Reverted::Committed { commit, kept })) => {
+                tracing::warn!(service = %who, commit = %commit, kept = %kept, "the revert could not be pushed; kept on a local branch");
+            }
+            Some(Ok(Reverted::Proposed {
+                branch,
+                commit,
+                pull_request,
+            })) => {
+                tracing::info!(service = %who, branch = %branch, commit = %commit, pull_request, attempts = r.attempts + 1, "proposed the revert of the failed pin");
+            }
+            Some(Ok(Reverted::Unchanged)) => {
+                tracing::info!(service = %who, "the failed pin is no longer on the branch; nothing to revert");
+            }
+            Some(Err(error)) => {
+                r.attempts += 1;
+                tracing::error!(service = %who, attempts = r.attempts, error = %error, "cannot revert the failed pin yet; trying again on the next pass");
+                r.error = error;
+                state.reverts.push(r);
+            }
+            None => {}
+        }
+    }
+    if let Err(e) = engine.save_rollback_state(state) {
+        tracing::error!(error = %format!("{e:#}"), "cannot save the reverts to try again");
+    }
+    changed
+}
+
+/// Remembers the pins this pass proposed in pull requests (pull-request
+/// mode), and gives the pass every pin still proposed: one a person merged
+/// is Magos's to undo if it fails. Returns whether the state changed.
+pub fn remember_proposals(state: &mut State, pinned: &mut Pinned) -> bool {
+    let changed = !pinned.proposals.is_empty();
+    for p in std::mem::take(&mut pinned.proposals) {
+        state.propose(p);
+    }
+    pinned.proposed = state.proposed.clone();
+    changed
 }
 
 /// The digest of an image line's value, if pinned.

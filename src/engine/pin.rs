@@ -68,6 +68,8 @@ pub struct Proposed {
     pub pull_request: Option<PullRequest>,
     /// Superseded pull requests closed.
     pub closed: Vec<u64>,
+    /// The services it pins, `(stack, service)`.
+    pub services: Vec<(String, String)>,
 }
 
 /// Something a pin pass could not do; the rest is still done.
@@ -402,6 +404,7 @@ impl Engine {
                 pushed,
                 pull_request,
                 closed,
+                services,
             });
         }
         Ok(WriteBack {
@@ -416,7 +419,7 @@ impl Engine {
 
     /// The API client of pull-request mode: the App's installation, else the
     /// token given in `repo.url`.
-    async fn api_client(&self, app: Option<&GithubApp>) -> anyhow::Result<octocrab::Octocrab> {
+    pub(super) async fn api_client(&self, app: Option<&GithubApp>) -> anyhow::Result<octocrab::Octocrab> {
         if let Some(app) = app {
             return Ok(app.client().await?);
         }

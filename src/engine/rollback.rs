@@ -2,7 +2,8 @@
 //! folder: soaks under way, rejected digests, held definitions), written
 //! atomically so a Magos killed during a soak finishes the verdict after a
 //! restart; and the git half of a rollback, the revert of a pin Magos
-//! committed, pushed with the same never-force loop as the pins.
+//! committed, pushed with the same never-force loop as the pins (or, in
+//! pull-request mode, proposed as a pull request).
 
 use std::io::Write as _;
 use std::num::NonZeroU32;
@@ -10,10 +11,14 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
+use crate::config::RepoMode;
 use crate::core::rewrite;
 use crate::core::rollback::{Soaking, State, revert_message};
 use crate::core::soak::Failure;
-use crate::git::{Change, Checkout, FileEdit, Identity, UpdateOptions, UpdateOutcome};
+use crate::git::github::{self, GithubApp, PullRequest, RepoSlug};
+use crate::git::{
+    Change, Checkout, FileEdit, Identity, ProposeOutcome, UpdateOptions, UpdateOutcome,
+};
 
 use super::Engine;
 use super::pin::MAX_ATTEMPTS;
@@ -35,6 +40,16 @@ pub enum Reverted {
         commit: String,
         /// The branch holding it.
         kept: String,
+    },
+    /// Pull-request mode: the revert is on its own branch, proposed as a
+    /// pull request.
+    Proposed {
+        /// The branch.
+        branch: String,
+        /// Its head (the revert).
+        commit: String,
+        /// The pull request's number.
+        pull_request: u64,
     },
     /// The branch no longer holds the failed pin (someone changed the line):
     /// nothing to revert.
@@ -95,11 +110,12 @@ impl Engine {
         }
     }
 
-    /// Reverts the failed pin of `soaking` on the followed branch: on the
-    /// fresh head, the service's image line is given back its previous value
-    /// byte for byte (when it still holds the failed pin), committed with the
-    /// `Magos-Rollback` trailer and pushed, recomputed when the remote moved.
-    /// Blocking.
+    /// Reverts the failed pin of `soaking`: on the fresh head, the service's
+    /// image line is given back its previous value byte for byte (when it
+    /// still holds the failed pin), committed with the `Magos-Rollback`
+    /// trailer and pushed to the followed branch, recomputed when the remote
+    /// moved; in pull-request mode, pushed to a `magos/…-rollback-…` branch
+    /// and proposed as a pull request instead. Blocking.
     pub fn revert_pin(
         &self,
         checkout: Checkout,
@@ -113,13 +129,19 @@ impl Engine {
                 soaking.who()
             );
         };
-        let (checkout, _app) = self.authed(checkout)?;
+        let (checkout, app) = self.authed(checkout)?;
         let options = UpdateOptions {
             identity: Identity::from_config(&self.config.repo.commit),
             push: true,
             max_attempts: NonZeroU32::new(MAX_ATTEMPTS).unwrap_or(NonZeroU32::MIN),
         };
-        let subject = checkout.subject(&pin.commit).ok();
+        // `git revert`'s form names the pin commit: only when the branch has
+        // it (a pull request squashed on merge left another commit there).
+        let subject = if checkout.contains(&pin.commit) {
+            checkout.subject(&pin.commit).ok()
+        } else {
+            None
+        };
         let message = revert_message(
             subject.as_deref(),
             pin,
@@ -128,7 +150,7 @@ impl Engine {
             image_at_digest,
             failure,
         );
-        let outcome = checkout.update(&options, |dir| {
+        let compute = |dir: &std::path::Path| {
             let path = dir.join(&pin.file);
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -152,11 +174,74 @@ impl Engine {
                 }],
                 message: message.clone(),
             }))
-        })?;
+        };
+        if self.config.repo.mode == RepoMode::PullRequest {
+            return self.propose_revert(&checkout, app.as_deref(), &options, soaking, &message, compute);
+        }
+        let outcome = match checkout.update(&options, compute) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The revert that could not be pushed is kept on its
+                // `magos/unpushed-…` branch; the work tree goes back to what
+                // the remote holds, so the hold still sees the failed pin.
+                if let Err(a) = checkout.align_to_fetched() {
+                    tracing::warn!(error = %a, "cannot realign the clone after a failed revert");
+                }
+                return Err(e.into());
+            }
+        };
         Ok(match outcome {
             UpdateOutcome::Unchanged { .. } => Reverted::Unchanged,
             UpdateOutcome::Pushed { commit, .. } => Reverted::Pushed { commit },
             UpdateOutcome::Committed { commit, kept } => Reverted::Committed { commit, kept },
+        })
+    }
+
+    /// Pull-request mode: the revert goes to the branch
+    /// `magos/<stack>-<service>-rollback-<tag>` and is proposed as a pull
+    /// request into the followed branch, which is never written. A newer pin
+    /// of the service supersedes it (its pull request closes this one).
+    fn propose_revert(
+        &self,
+        checkout: &Checkout,
+        app: Option<&GithubApp>,
+        options: &UpdateOptions,
+        soaking: &Soaking,
+        message: &str,
+        compute: impl FnMut(&std::path::Path) -> anyhow::Result<Option<Change>>,
+    ) -> anyhow::Result<Reverted> {
+        let slug = RepoSlug::from_url(checkout.remote().url())?;
+        let api = self.block_on(self.api_client(app))?;
+        let tag = crate::registry::ImageRef::parse(&soaking.to)
+            .ok()
+            .and_then(|r| r.tag().map(str::to_owned))
+            .or_else(|| soaking.to_digest.as_ref().map(|d| d.chars().skip(7).take(12).collect()))
+            .unwrap_or_default();
+        let branch = github::pull_request_branch(
+            &soaking.stack,
+            &soaking.service,
+            &format!("rollback-{tag}"),
+        );
+        let commit = match checkout.propose(options, &branch, compute)? {
+            ProposeOutcome::Unchanged { .. } => return Ok(Reverted::Unchanged),
+            ProposeOutcome::UpToDate { commit, .. } | ProposeOutcome::Pushed { commit, .. } => {
+                commit
+            }
+        };
+        let title = message.lines().next().unwrap_or("Roll back a failed pin");
+        let pr = self.block_on(github::ensure_pull_request(
+            &api,
+            &slug,
+            &branch,
+            checkout.remote().branch(),
+            title,
+            message,
+        ))?;
+        let (PullRequest::Opened(number) | PullRequest::Updated(number)) = pr;
+        Ok(Reverted::Proposed {
+            branch,
+            commit,
+            pull_request: number,
         })
     }
 }

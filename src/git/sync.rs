@@ -99,6 +99,17 @@ impl Checkout {
         Ok(out.trim_end().to_owned())
     }
 
+    /// Whether `commit` is in the history of the work tree's head (a pull
+    /// request merged by a merge commit or a fast-forward is; a squashed or
+    /// rebased one is not). An unknown commit is not.
+    pub fn contains(&self, commit: &str) -> bool {
+        let Ok(_lock) = self.lock() else {
+            return false;
+        };
+        self.run_git(&["merge-base", "--is-ancestor", commit, "HEAD"])
+            .is_ok()
+    }
+
     /// Brings the work tree to the remote branch as the last fetch saw it
     /// (`refs/remotes/origin/<branch>`), without asking the remote: after a
     /// failed update, the commit that could not be pushed leaves the followed

@@ -28,7 +28,7 @@ const URL_TOKEN: &str = "urltok-5b19e0";
 
 /// One request a receiver got: its headers and body.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -41,13 +41,13 @@ impl Received {
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 }
 
 /// A receiver that answers 200 and keeps every request.
-fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Received>>>) {
+pub(crate) fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Received>>>) {
     let got: Arc<Mutex<Vec<Received>>> = Arc::default();
     let keep = got.clone();
     let addr = local_http::serve(move |req: Request<Incoming>| {
@@ -95,7 +95,7 @@ fn still_open(stream: &TcpStream) -> bool {
     }
 }
 
-fn kinds(got: &Mutex<Vec<Received>>) -> Vec<String> {
+pub(crate) fn kinds(got: &Mutex<Vec<Received>>) -> Vec<String> {
     got.lock()
         .unwrap()
         .iter()
