@@ -316,8 +316,13 @@ fn a_daemon_killed_during_a_soak_finishes_it_after_a_restart() {
 
     let v2 = own.push(&format!("{semver}:1.2.0"), "1.1.0");
     announce_push(http_port);
+    // Soaking, and the soak written to the state folder (the log line comes
+    // just before the write).
+    let state_file = dir.path().join("state/rollback.json");
     let soaking = support::wait_until(Duration::from_secs(120), Duration::from_millis(50), || {
         first.logs().contains("changed; soaking")
+            && std::fs::read_to_string(&state_file)
+                .is_ok_and(|s| s.contains(&format!("{project}_app_1")))
     });
     assert!(soaking, "{}", first.logs());
     let killed = first.kill9(dir.path());
@@ -325,8 +330,6 @@ fn a_daemon_killed_during_a_soak_finishes_it_after_a_restart() {
         !killed.contains("failed its soak"),
         "killed too late:\n{killed}"
     );
-    let state = std::fs::read_to_string(dir.path().join("state/rollback.json")).unwrap();
-    assert!(state.contains(&format!("{project}_app_1")), "{state}");
 
     let mut second = Running::start(tb, dir.path(), &config, &project);
     second.wait_notice("READY=1", Duration::from_secs(180));
