@@ -58,9 +58,10 @@ pub fn run(
             daemon.metrics.clone(),
             daemon.stopping.clone(),
             daemon.shared.liveness.clone(),
-        )?;
+        )
+        .await?;
         // Held until the process ends: one Magos per state folder and instance.
-        let _lock = super::lock_instance(&config, env, reconciler.client().socket(), true)?;
+        let _lock = super::lock_instance(&config, env, reconciler.containers().socket(), true)?;
         if args.once {
             let request = PassRequest {
                 reasons: vec![Reason::Startup],
@@ -84,8 +85,8 @@ pub fn run(
         if notifier.is_some() {
             tracing::info!("started by systemd: reporting readiness and status");
         }
-        let client = reconciler.client().clone();
-        service::serve(&mut reconciler, &config, &daemon, notifier, Some(client)).await?;
+        let containers = reconciler.containers().clone();
+        service::serve(&mut reconciler, &config, &daemon, notifier, Some(containers)).await?;
         reconciler
             .flush_notifications(std::time::Duration::from_secs(5))
             .await;

@@ -11,15 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::soak::{self, Pinned};
-use crate::apply::repo::{RepoApplyError, Repository, apply_prepared, drift_prepared, prepare};
+use crate::apply::repo::{RepoApplyError, Repository, prepare};
 use crate::apply::{Progress, RepoOptions, Stop};
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
 use crate::core::event::{Event, EventKind};
 use crate::engine::events::now;
 use crate::engine::pin::{Problem, Written};
+use crate::engine::containers::Containers;
 use crate::engine::{Engine, Location};
-use crate::podman::Client;
 use crate::server::metrics::{DriftLabels, RegistryLabel, RequestLabels, ResultLabel};
 use crate::server::{Liveness, Metrics};
 
@@ -31,7 +31,8 @@ pub struct RepoReconciler {
     overrides: Overrides,
     env: Env,
     engine: Arc<Engine>,
-    client: Client,
+    /// Podman or Docker Engine, as `runtime:` says.
+    containers: Containers,
     /// Registry responses already counted into the metrics, by host and status.
     counted: BTreeMap<(String, String), u64>,
     metrics: Arc<Metrics>,
@@ -52,7 +53,7 @@ impl RepoReconciler {
     /// A reconciler for a loaded configuration. `config_file` and `overrides` are
     /// kept to reload it on `SIGHUP`. Call it inside the daemon's tokio runtime:
     /// the engine runs its async work there.
-    pub fn new(
+    pub async fn new(
         config: Config,
         config_file: Option<PathBuf>,
         overrides: Overrides,
@@ -61,14 +62,9 @@ impl RepoReconciler {
         stopping: Arc<AtomicBool>,
         progress: Arc<Liveness>,
     ) -> anyhow::Result<Self> {
-        if config.runtime == crate::config::Runtime::Docker {
-            anyhow::bail!(
-                "`magos run` applies through Podman only for now; with runtime docker, run `magos apply` from a timer (see docs/docker.md)"
-            );
-        }
         let mut engine = Engine::on(&config, &env, tokio::runtime::Handle::current())?;
         engine.count_notification_failures_in(metrics.notifications_failed.clone());
-        let client = engine.podman()?.clone();
+        let containers = engine.containers().await?;
         engine.write_signature_policy()?;
         #[cfg(target_os = "linux")]
         let doctor = crate::doctor::Doctor::new(crate::doctor::DoctorOptions::for_daemon(
@@ -93,7 +89,7 @@ impl RepoReconciler {
             env,
             rollback,
             engine: Arc::new(engine),
-            client,
+            containers,
             counted: BTreeMap::new(),
             metrics,
             stopping,
@@ -110,9 +106,9 @@ impl RepoReconciler {
         self.engine.flush_notifications(limit).await;
     }
 
-    /// The Podman client (for the event stream).
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The container engine (for the event stream).
+    pub fn containers(&self) -> &Containers {
+        &self.containers
     }
 
     fn config(&self) -> &Config {
@@ -270,8 +266,7 @@ impl RepoReconciler {
             // SIGTERM/SIGINT stop the apply at its next safe point; each
             // action and pulled layer marks progress on the loop's liveness.
             let applied = match repo {
-                Ok(repo) => apply_prepared(
-                    &self.client,
+                Ok(repo) => self.containers.apply(
                     repo,
                     options,
                     &Progress::to(self.progress.clone()),
@@ -311,12 +306,15 @@ impl RepoReconciler {
                 }
             }
         }
+        // The network doctor heals rootless Podman's networking; Docker has
+        // none of it to heal.
         #[cfg(target_os = "linux")]
-        if self.config().doctor.heal && !self.stopping.load(Ordering::Acquire) {
+        if let Some(client) = self.containers.podman().filter(|_| {
+            self.engine.config().doctor.heal && !self.stopping.load(Ordering::Acquire)
+        }) {
             let _step = liveness.begin("check rootless networking");
             let report =
-                crate::doctor::check_and_heal(&self.client, &mut self.doctor, Some(&self.metrics))
-                    .await;
+                crate::doctor::check_and_heal(client, &mut self.doctor, Some(&self.metrics)).await;
             for h in &report.heals {
                 tracing::info!(action = ?h.action.kind(), target = %h.action.target(), outcome = ?h.outcome, "network heal");
                 if h.outcome == crate::doctor::model::HealOutcome::Healed {
@@ -455,7 +453,8 @@ impl Reconciler for RepoReconciler {
         };
         let candidates = match &repo {
             Ok(repo) if !self.stopping.load(Ordering::Acquire) => {
-                soak::candidates(&self.client, repo, &apply_options, self.config(), &pinned).await
+                soak::candidates(&self.containers, repo, &apply_options, self.config(), &pinned)
+                    .await
             }
             _ => Vec::new(),
         };
@@ -485,7 +484,8 @@ impl Reconciler for RepoReconciler {
         let drift = match &repo {
             Ok(repo) => {
                 let _step = liveness.begin("compare with what runs");
-                drift_prepared(&self.client, repo, &options)
+                self.containers
+                    .drift(repo, &options)
                     .await
                     .map_err(|e| format!("{e:#}"))
             }
@@ -587,7 +587,7 @@ impl Reconciler for RepoReconciler {
         let mut engine = Engine::on(&loaded.config, &self.env, tokio::runtime::Handle::current())
             .map_err(|e| format!("{e:#}"))?;
         engine.count_notification_failures_in(self.metrics.notifications_failed.clone());
-        let client = engine.podman().map_err(|e| format!("{e:#}"))?.clone();
+        let containers = engine.containers().await.map_err(|e| format!("{e:#}"))?;
         engine
             .write_signature_policy()
             .map_err(|e| format!("{e:#}"))?;
@@ -599,7 +599,7 @@ impl Reconciler for RepoReconciler {
             ));
         }
         self.engine = Arc::new(engine);
-        self.client = client;
+        self.containers = containers;
         self.counted.clear();
         Ok(())
     }
@@ -628,7 +628,7 @@ impl RepoReconciler {
         let decided = {
             let _step = liveness.begin("soak changed services");
             soak::watch(
-                &self.client,
+                &self.containers,
                 &self.engine,
                 &mut self.rollback,
                 liveness,
@@ -651,7 +651,7 @@ impl RepoReconciler {
         let _step = liveness.begin("roll back failed services");
         soak::roll_back(
             &self.engine,
-            &self.client,
+            &self.containers,
             &mut self.rollback,
             repo,
             options,

@@ -1,7 +1,8 @@
 //! `magos run` as a service: wires the loop to its triggers (signals, webhooks,
-//! Podman events) and its reporters (systemd, the HTTP endpoint, the log).
+//! the container engine's events) and its reporters (systemd, the HTTP
+//! endpoint, the log).
 //!
-//! Linux/unix only: signals, the notify socket and the Podman event stream.
+//! Linux/unix only: signals, the notify socket and the engine's event stream.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,9 +14,9 @@ use tokio::sync::mpsc;
 use super::schedule::{Backoff, RestartLimiter};
 use super::{Control, LoopSettings, PassReport, Reason, Reconciler, Reporter, Shared, run_loop};
 use crate::config::Config;
+use crate::core::observed::Health;
 use crate::core::spec::{LABEL_INSTANCE, LABEL_MANAGED, LABEL_PROJECT};
-use crate::podman::wire::Event;
-use crate::podman::{Client, EventFilters};
+use crate::engine::containers::{ContainerEvent, Containers, EventFilter, Happened};
 use crate::server::{self, HookTrigger, Liveness, Metrics};
 use crate::systemd::notify::{Notice, Notifier};
 
@@ -96,13 +97,14 @@ impl Daemon {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. `client` is used for Podman events.
+/// Runs the daemon until SIGTERM/SIGINT. `containers` is the engine whose
+/// container events trigger passes (Podman's or Docker's).
 pub async fn serve<R: Reconciler>(
     reconciler: &mut R,
     config: &Config,
     daemon: &Daemon,
     notifier: Option<Notifier>,
-    client: Option<Client>,
+    containers: Option<Containers>,
 ) -> anyhow::Result<PassReport> {
     let (control_tx, control_rx) = mpsc::channel::<Control>(64);
     let watchdog_every = notifier.as_ref().and_then(Notifier::watchdog_ping_interval);
@@ -193,9 +195,9 @@ pub async fn serve<R: Reconciler>(
         });
     }
 
-    // Podman events: a managed container that died, was removed or turned
+    // Container events: a managed container that died, was removed or turned
     // unhealthy triggers a pass, within the restart limit.
-    if let Some(client) = client {
+    if let Some(containers) = containers {
         let tx = control_tx.clone();
         let limit = RestartLimiter::new(
             config.daemon.restart_limit as usize,
@@ -203,7 +205,7 @@ pub async fn serve<R: Reconciler>(
         );
         let metrics = daemon.metrics.clone();
         let instance = config.apply.instance.as_str().to_owned();
-        tasks.spawn(watch_events(client, instance, tx, limit, metrics));
+        tasks.spawn(watch_events(containers, instance, tx, limit, metrics));
     }
 
     let settings = LoopSettings {
@@ -239,12 +241,13 @@ pub async fn serve<R: Reconciler>(
     Ok(report)
 }
 
-/// Follows Podman's container events and turns those of the containers this
-/// instance manages (another Magos instance's are not its business) into pass
-/// triggers. The stream is reopened with backoff when it ends (the service may
-/// exit when idle and be socket-activated again).
+/// Follows the engine's container events and turns those of the containers
+/// this instance manages (another Magos instance's are not its business) into
+/// pass triggers. The stream is reopened with backoff when it ends (Podman's
+/// service may exit when idle and be socket-activated again; dockerd may
+/// restart).
 async fn watch_events(
-    client: Client,
+    containers: Containers,
     instance: String,
     tx: mpsc::Sender<Control>,
     mut limit: RestartLimiter,
@@ -252,11 +255,11 @@ async fn watch_events(
 ) {
     let mut pause = Duration::from_secs(1);
     loop {
-        let filters = EventFilters {
+        let filter = EventFilter {
             labels: vec![format!("{LABEL_INSTANCE}={instance}")],
-            ..EventFilters::containers()
+            ..EventFilter::default()
         };
-        match client.events(&filters).await {
+        match containers.events(&filter).await {
             Ok(mut stream) => {
                 pause = Duration::from_secs(1);
                 while let Some(event) = stream.next().await {
@@ -284,39 +287,33 @@ async fn watch_events(
                     }
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "podman events unavailable; retrying"),
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), engine = containers.name(), "container events unavailable; retrying")
+            }
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(30));
     }
 }
 
-/// The pass a Podman event asks for: a container of this instance's stacks that
-/// died, was removed or turned unhealthy. Containers of other Magos instances
-/// sharing the Podman service are theirs to heal.
-pub fn event_trigger(event: &Event, instance: &str) -> Option<Reason> {
-    let attrs = &event.actor.attributes;
+/// The pass a container event asks for: a container of this instance's
+/// stacks that died, was removed or turned unhealthy. Containers of other
+/// Magos instances sharing the engine are theirs to heal.
+pub fn event_trigger(event: &ContainerEvent, instance: &str) -> Option<Reason> {
+    let attrs = &event.attributes;
     if attrs.get(LABEL_MANAGED).is_none_or(|v| v != "true")
         || attrs.get(LABEL_INSTANCE).is_none_or(|v| v != instance)
     {
         return None;
     }
-    let action = event.action.as_str();
-    let unhealthy = action == "health_status"
-        && (event.health_status == "unhealthy"
-            || attrs.get("health_status").is_some_and(|s| s == "unhealthy"));
-    if !(matches!(action, "died" | "remove") || unhealthy) {
-        return None;
+    match event.happened {
+        Happened::Died { .. } | Happened::Removed | Happened::Health(Health::Unhealthy) => {}
+        Happened::Health(_) => return None,
     }
     let stack = attrs.get(LABEL_PROJECT)?.clone();
-    let container = attrs
-        .get("name")
-        .cloned()
-        .unwrap_or_else(|| event.actor.id.clone());
-    let event = if unhealthy { "unhealthy" } else { action }.to_owned();
     Some(Reason::Container {
         stack,
-        container,
-        event,
+        container: event.name.clone(),
+        event: event.happened.word().to_owned(),
     })
 }

@@ -1,7 +1,9 @@
 //! The daemon's verify-and-undo step: which services a pass changes, their
-//! soak after the apply (Podman's event stream, health status and restart
-//! count, with healthchecks run through the API at the service's interval,
-//! since a host without a user systemd manager never runs them), and the
+//! soak after the apply (the engine's event stream, health status and restart
+//! count, read through [`Containers`] for Podman and Docker alike: Podman's
+//! healthchecks are run through the API at the service's interval, since a
+//! host without a user systemd manager never runs them; Docker runs its own
+//! and its health is read), and the
 //! rollback of a service that fails: its last good image on the host at once,
 //! then the revert of Magos's pin in git. The verdict itself is
 //! [`crate::core::soak`]; the state lives in the state folder
@@ -14,21 +16,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt as _;
 
 use crate::apply::RepoOptions;
-use crate::apply::repo::{Repository, apply_prepared};
+use crate::apply::repo::Repository;
 use crate::apply::{Progress, Stop};
 use crate::config::Config;
 use crate::core::convert::image_ref;
 use crate::core::event::{Event, EventKind};
-use crate::core::observed::{Assessment, Health, assess};
+use crate::core::observed::{Assessment, assess};
 use crate::core::rollback::{
     Held, PendingRevert, PinCommit, ProposedPin, Rejected, Soaking, State,
 };
 use crate::core::soak::{Fact, Failure, Rules, Soak, Verdict};
 use crate::engine::Engine;
+use crate::engine::containers::{Containers, EventFilter, Happened};
 use crate::engine::pin::Written;
 use crate::engine::rollback::Reverted;
 use crate::pin::Update;
-use crate::podman::{Client, EventFilters};
 use crate::server::Liveness;
 
 /// Unix milliseconds now.
@@ -163,7 +165,7 @@ pub fn apply_holds(state: &mut State, repo: &mut Repository) -> BTreeMap<String,
 /// The services of `repo` the apply will change (a running container whose
 /// image or definition differs), with what a rollback needs.
 pub async fn candidates(
-    client: &Client,
+    containers: &Containers,
     repo: &Repository,
     options: &RepoOptions,
     config: &Config,
@@ -172,7 +174,7 @@ pub async fn candidates(
     if !config.rollback.enabled || config.daemon.observe {
         return Vec::new();
     }
-    let Ok(observed) = crate::apply::observe(client).await else {
+    let Ok(observed) = containers.observe().await else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -204,7 +206,8 @@ pub async fn candidates(
                 .iter()
                 .find(|u| u.stack == p.project && u.service == spec.service);
             // Pull-request mode: a pin Magos proposed that a person merged.
-            let proposal = match (update, spec.image.digest.as_deref()) {
+            let digest = spec.image.digest.as_ref().map(ToString::to_string);
+            let proposal = match (update, digest.as_deref()) {
                 (None, Some(d)) => pinned.proposed.iter().find(|q| {
                     q.stack == p.project
                         && q.service == spec.service
@@ -281,7 +284,7 @@ pub fn start(
 
 /// What one watched container had at the start of the watch.
 struct Watch {
-    restarts: Option<i32>,
+    restarts: Option<i64>,
     next_check: i64,
 }
 
@@ -289,7 +292,7 @@ struct Watch {
 /// saving the state after every fact. Returns the decided soaks with their
 /// verdicts; they are removed from `state`.
 pub async fn watch(
-    client: &Client,
+    containers: &Containers,
     engine: &Engine,
     state: &mut State,
     liveness: &Liveness,
@@ -305,21 +308,16 @@ pub async fn watch(
         .map(|s| s.soak.started_at / 1000)
         .min()
         .unwrap_or(0);
-    let filters = EventFilters {
-        types: vec!["container".to_owned()],
-        actions: vec![
-            "died".to_owned(),
-            "health_status".to_owned(),
-            "remove".to_owned(),
-        ],
+    let filter = EventFilter {
         containers: state.soaks.iter().map(|s| s.container.clone()).collect(),
-        since: Some(since.to_string()),
-        ..EventFilters::default()
+        since: Some(since),
+        ..EventFilter::default()
     };
-    let mut events = match client.events(&filters).await {
+    let engine_name = containers.name();
+    let mut events = match containers.events(&filter).await {
         Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot read Podman's events; the soak polls instead");
+            tracing::warn!(error = %format!("{e:#}"), "cannot read {engine_name}'s events; the soak polls instead");
             None
         }
     };
@@ -342,9 +340,9 @@ pub async fn watch(
                 .health
                 .map_or(1000, |h| h.interval_ms.min(5000));
             w.next_check = now + i64::try_from(interval.max(200)).unwrap_or(1000);
-            let inspect = match client.inspect_container(&s.container).await {
-                Ok(i) => i,
-                Err(e) if e.is_not_found() => {
+            let st = match containers.inspect(&s.container).await {
+                Ok(Some(i)) => i,
+                Ok(None) => {
                     s.soak.observe(Fact::Removed, now);
                     continue;
                 }
@@ -354,11 +352,10 @@ pub async fn watch(
                 }
             };
             match w.restarts {
-                None => w.restarts = Some(inspect.restart_count),
-                Some(r) if inspect.restart_count > r => s.soak.observe(Fact::Restarted, now),
+                None => w.restarts = Some(st.restart_count),
+                Some(r) if st.restart_count > r => s.soak.observe(Fact::Restarted, now),
                 Some(_) => {}
             }
-            let st = inspect.state.unwrap_or_default();
             if !st.running && !st.restarting && st.status != "created" && st.status != "running" {
                 s.soak.observe(
                     Fact::Died {
@@ -367,13 +364,8 @@ pub async fn watch(
                     now,
                 );
             } else if st.running && s.soak.rules.health.is_some() {
-                match client.run_healthcheck(&s.container).await {
-                    Ok(h) => s.soak.observe(
-                        Fact::Health {
-                            health: Health::from_libpod(&h.status),
-                        },
-                        now,
-                    ),
+                match containers.health(&s.container).await {
+                    Ok(health) => s.soak.observe(Fact::Health { health }, now),
                     Err(e) => {
                         tracing::debug!(container = %s.container, error = %e, "healthcheck not run")
                     }
@@ -422,23 +414,17 @@ pub async fn watch(
         tokio::select! {
             e = event => match e {
                 Some(Ok(e)) => {
-                    let at = if e.time_nano > 0 { e.time_nano / 1_000_000 } else { e.time * 1000 };
-                    let fact = match e.action.as_str() {
-                        "died" => Some(Fact::Died {
-                            exit_code: e.attribute("containerExitCode").and_then(|c| c.parse().ok()).unwrap_or(-1),
-                        }),
-                        "health_status" => Some(Fact::Health { health: Health::from_libpod(&e.health_status) }),
-                        "remove" => Some(Fact::Removed),
-                        _ => None,
+                    let fact = match e.happened {
+                        Happened::Died { exit_code } => Fact::Died { exit_code },
+                        Happened::Health(health) => Fact::Health { health },
+                        Happened::Removed => Fact::Removed,
                     };
-                    if let (Some(fact), Some(name)) = (fact, e.name()) {
-                        for s in state.soaks.iter_mut().filter(|s| s.container == name) {
-                            s.soak.observe(fact, at);
-                        }
+                    for s in state.soaks.iter_mut().filter(|s| s.container == e.name) {
+                        s.soak.observe(fact, e.at_ms);
                     }
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "Podman's event stream failed; the soak polls instead");
+                    tracing::warn!(error = %e, "{engine_name}'s event stream failed; the soak polls instead");
                     events = None;
                 }
                 None => events = None,
@@ -473,7 +459,7 @@ pub struct RolledBack {
 /// must follow it), then reverts Magos's pin in git.
 pub async fn roll_back(
     engine: &Arc<Engine>,
-    client: &Client,
+    containers: &Containers,
     state: &mut State,
     repo: &Repository,
     options: &RepoOptions,
@@ -544,7 +530,7 @@ pub async fn roll_back(
     let mut only = options.clone();
     only.prune = false;
     // A rollback runs to its end: it is what makes the host good again.
-    match apply_prepared(client, &held, &only, progress, &Stop::never()).await {
+    match containers.apply(&held, &only, progress, &Stop::never()).await {
         Ok(r) => {
             for st in r.stacks {
                 if let Some(e) = st.error {

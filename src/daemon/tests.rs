@@ -257,20 +257,19 @@ async fn the_watchdog_is_petted_only_while_the_loop_progresses() {
 #[cfg(unix)]
 #[test]
 fn only_this_instances_containers_trigger_a_pass() {
-    use crate::podman::wire::{Actor, Event};
+    use crate::core::observed::Health;
+    use crate::engine::containers::{ContainerEvent, Happened};
     use service::event_trigger;
-    let event = |action: &str, labels: &[(&str, &str)]| Event {
-        kind: "container".into(),
-        action: action.into(),
-        actor: Actor {
-            id: "abc123".into(),
-            attributes: labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        },
-        ..Event::default()
+    let event = |happened: Happened, labels: &[(&str, &str)]| ContainerEvent {
+        happened,
+        name: "web_app_1".into(),
+        attributes: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        at_ms: 0,
     };
+    let died = Happened::Died { exit_code: 1 };
     let ours = [
         ("io.magos.managed", "true"),
         ("io.magos.instance", "home"),
@@ -278,26 +277,24 @@ fn only_this_instances_containers_trigger_a_pass() {
         ("name", "web_app_1"),
     ];
     assert_eq!(
-        event_trigger(&event("died", &ours), "home"),
+        event_trigger(&event(died, &ours), "home"),
         Some(Reason::Container {
             stack: "web".into(),
             container: "web_app_1".into(),
             event: "died".into(),
         })
     );
-    assert!(event_trigger(&event("remove", &ours), "home").is_some());
-    assert!(event_trigger(&event("start", &ours), "home").is_none());
-    let mut unhealthy = event("health_status", &ours);
-    unhealthy.health_status = "unhealthy".into();
+    assert!(event_trigger(&event(Happened::Removed, &ours), "home").is_some());
     assert!(matches!(
-        event_trigger(&unhealthy, "home"),
+        event_trigger(&event(Happened::Health(Health::Unhealthy), &ours), "home"),
         Some(Reason::Container { event, .. }) if event == "unhealthy"
     ));
-    assert!(event_trigger(&event("health_status", &ours), "home").is_none());
-    // Another Magos instance on the same Podman service, or no Magos at all.
-    assert!(event_trigger(&event("died", &ours), "lab").is_none());
-    assert!(event_trigger(&event("died", &ours[1..]), "home").is_none());
-    assert!(event_trigger(&event("died", &[("name", "x")]), "home").is_none());
+    assert!(event_trigger(&event(Happened::Health(Health::Healthy), &ours), "home").is_none());
+    assert!(event_trigger(&event(Happened::Health(Health::Starting), &ours), "home").is_none());
+    // Another Magos instance on the same engine, or no Magos at all.
+    assert!(event_trigger(&event(died, &ours), "lab").is_none());
+    assert!(event_trigger(&event(died, &ours[1..]), "home").is_none());
+    assert!(event_trigger(&event(died, &[("name", "x")]), "home").is_none());
 }
 
 #[test]

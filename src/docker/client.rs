@@ -96,7 +96,7 @@ fn encode(s: &str) -> String {
 }
 
 /// `path?k=v&…`, values encoded.
-fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
+pub(super) fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
         return path.to_owned();
     }
@@ -281,6 +281,64 @@ impl Client {
             .expect(Method::POST, path, object, Some(bytes), ok, Duration::ZERO)
             .await?;
         decode(path, &answer)
+    }
+
+    /// `GET path` whose answer is a stream: the response's body once the
+    /// engine answered 200 (the answer's head has the usual time limit, the
+    /// body none), else the engine's error.
+    pub(super) async fn open_stream(
+        &self,
+        path: &str,
+        object: &str,
+    ) -> Result<hyper::body::Incoming, DockerError> {
+        let endpoint = format!("GET {}", path.split('?').next().unwrap_or(path));
+        let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, path).into();
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(uri)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| DockerError::Request(e.to_string()))?;
+        let response = match tokio::time::timeout(self.options.timeout, self.http.request(request))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return Err(DockerError::Unreachable {
+                    socket: self.socket.clone(),
+                    endpoint,
+                    source: Box::new(e),
+                });
+            }
+            Err(_) => {
+                return Err(DockerError::Timeout {
+                    endpoint,
+                    after: self.options.timeout,
+                });
+            }
+        };
+        if response.status() == StatusCode::OK {
+            return Ok(response.into_body());
+        }
+        let status = response.status().as_u16();
+        let bytes = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|b| b.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_owned());
+        Err(DockerError::Api {
+            endpoint,
+            object: object.to_owned(),
+            status,
+            message,
+        })
+    }
+
+    /// The agreed API's path of `endpoint` (`/v1.45/events`).
+    pub(super) fn versioned(&self, endpoint: &str) -> String {
+        self.url(endpoint)
     }
 
     // -- system ----------------------------------------------------------------

@@ -11,6 +11,8 @@
 //!   go to `/v<API>/…`, the API version agreed with the engine by
 //!   [`Client::connect`] (the engine's own, at most [`MAX_API`]); an engine older
 //!   than [`MIN_API`] (Docker 20.10) is refused.
+//! - [`events`]: `GET /events`, the engine's event stream (filtered by type,
+//!   action, container and label), one parsed event per line.
 //! - [`wire`]: serde structs of the JSON bodies; [`create`]: a service's
 //!   [`crate::core::spec::ContainerSpec`] as a `POST /containers/create` body,
 //!   labelled as `docker compose` labels its containers.
@@ -18,11 +20,13 @@
 mod client;
 pub mod create;
 mod error;
+pub mod events;
 pub mod socket;
 pub mod wire;
 
 pub use client::{Client, ClientOptions};
 pub use error::DockerError;
+pub use events::{Event, EventFilters, EventStream};
 pub use socket::{locate_socket, socket_candidates};
 
 /// The newest API version Magos speaks (Docker 26).

@@ -120,6 +120,9 @@ pub struct ContainerInspect {
     /// The run state.
     #[serde(default)]
     pub state: ContainerState,
+    /// How often its restart policy restarted it since it was created.
+    #[serde(default)]
+    pub restart_count: i64,
     /// The configuration it was created with.
     #[serde(default)]
     pub config: InspectConfig,

@@ -10,6 +10,8 @@
 //! and render.
 
 #[cfg(unix)]
+pub mod containers;
+#[cfg(unix)]
 pub mod converge;
 pub mod events;
 #[cfg(unix)]

@@ -214,7 +214,7 @@ impl Engine {
         let api = self.block_on(self.api_client(app))?;
         let tag = crate::registry::ImageRef::parse(&soaking.to)
             .ok()
-            .and_then(|r| r.tag().map(str::to_owned))
+            .and_then(|r| r.tag)
             .or_else(|| soaking.to_digest.as_ref().map(|d| d.chars().skip(7).take(12).collect()))
             .unwrap_or_default();
         let branch = github::pull_request_branch(

@@ -4,6 +4,13 @@
 //! digest from the test registry (`MAGOS_TEST_REGISTRY`), and `docker compose` sees
 //! the result. `MAGOS_REQUIRE_DOCKER=1` turns a missing engine into a failure.
 
+#[path = "../common/git.rs"]
+mod git_fixture;
+
+#[path = "../common/daemon.rs"]
+mod daemon_fixture;
+
+mod daemon;
 mod doctor;
 mod stack;
 mod support;

@@ -6,136 +6,52 @@
 //! tag plus a commit end pinned, deployed and in sync; SIGTERM in the middle of
 //! an apply leaves a state the next pass converges.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use crate::git_fixture::git;
 use crate::support::{self, Testbed, testbed};
 
-/// The webhook secret of every configuration here.
-pub(crate) const WEBHOOK_SECRET: &str = "test-webhook-secret";
+pub(crate) use crate::daemon_fixture::{Remote, WEBHOOK_SECRET, announce_push};
+use crate::daemon_fixture::{Notified, post};
 
-/// `magos run` under test, with the notify socket it reports to. Dropping it
+/// `magos run` under test on the test bed's Podman ([`Notified`]). Dropping it
 /// kills the daemon and removes the stack's objects, whatever the outcome.
 pub(crate) struct Running<'a> {
     tb: &'a Testbed,
-    child: Option<Child>,
+    daemon: Notified,
     project: String,
-    notify: UnixDatagram,
-    /// Every notify line received so far.
-    seen: Vec<String>,
-    /// The daemon's standard error (a file: a pipe nobody reads could fill up).
-    log: PathBuf,
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.daemon.kill();
         self.tb.remove_project(&self.project);
+    }
+}
+
+impl std::ops::Deref for Running<'_> {
+    type Target = Notified;
+    fn deref(&self) -> &Notified {
+        &self.daemon
+    }
+}
+
+impl std::ops::DerefMut for Running<'_> {
+    fn deref_mut(&mut self) -> &mut Notified {
+        &mut self.daemon
     }
 }
 
 impl<'a> Running<'a> {
     /// Starts `magos run` with `config`, a notify socket and a watchdog, in `dir`.
     pub(crate) fn start(tb: &'a Testbed, dir: &Path, config: &Path, project: &str) -> Self {
-        let notify_path = dir.join("notify.sock");
-        let notify = UnixDatagram::bind(&notify_path).unwrap();
-        notify
-            .set_read_timeout(Some(Duration::from_millis(250)))
-            .unwrap();
-        let log = dir.join("magos-run.log");
-        let child = magos_command(tb, config)
-            .arg("run")
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env("WATCHDOG_USEC", "1000000")
-            .env_remove("WATCHDOG_PID")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("start magos run");
         Running {
             tb,
-            child: Some(child),
+            daemon: Notified::start(magos_command(tb, config), dir),
             project: project.to_owned(),
-            notify,
-            seen: Vec::new(),
-            log,
         }
-    }
-
-    /// Reads notify datagrams until a line starts with `want`; returns that line.
-    pub(crate) fn wait_notice(&mut self, want: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        let mut buf = [0u8; 4096];
-        while Instant::now() < deadline {
-            if let Ok(n) = self.notify.recv(&mut buf) {
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                self.seen.extend(text.lines().map(str::to_owned));
-                if let Some(hit) = text.lines().find(|l| l.starts_with(want)) {
-                    return hit.to_owned();
-                }
-            }
-        }
-        panic!(
-            "no `{want}` from magos run within {}s; saw {:?}; logs:\n{}",
-            limit.as_secs(),
-            self.seen,
-            self.logs()
-        );
-    }
-
-    /// The last `STATUS=` line received.
-    pub(crate) fn last_status(&self) -> String {
-        self.seen
-            .iter()
-            .rev()
-            .find(|l| l.starts_with("STATUS="))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Kills the daemon with SIGKILL (nothing of it runs after this), leaving
-    /// its containers, and frees the notify socket's path for the next one;
-    /// returns its logs.
-    pub(crate) fn kill9(&mut self, dir: &Path) -> String {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_file(dir.join("notify.sock"));
-        let logs = self.logs();
-        let _ = std::fs::rename(&self.log, dir.join("magos-run-killed.log"));
-        logs
-    }
-
-    pub(crate) fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM, waits for `STOPPING=1` and the exit; returns the exit
-    /// status and the daemon's logs.
-    pub(crate) fn stop(&mut self) -> (ExitStatus, String) {
-        support::sigterm(self.child.as_ref().expect("the daemon runs"));
-        self.wait_notice("STOPPING=1", Duration::from_secs(30));
-        let child = self.child.as_mut().unwrap();
-        let exited =
-            support::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
-                child.try_wait().unwrap().is_some()
-            });
-        assert!(
-            exited,
-            "magos run did not exit within 60s of SIGTERM; logs:\n{}",
-            self.logs()
-        );
-        let status = self.child.take().unwrap().wait().unwrap();
-        (status, self.logs())
     }
 }
 
@@ -167,59 +83,12 @@ pub(crate) fn magos(tb: &Testbed, config: &Path, args: &[&str]) -> Output {
         .expect("run magos")
 }
 
-/// A bare git remote on disk (branch `main`) and a clone that pushes to it.
-pub(crate) struct Remote {
-    pub(crate) bare: PathBuf,
-    pub(crate) work: PathBuf,
-}
-
-impl Remote {
-    pub(crate) fn new(dir: &Path) -> Self {
-        let bare = dir.join("homelab.git");
-        std::fs::create_dir(&bare).unwrap();
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        git(dir, &["clone", "-q", bare.to_str().unwrap(), "work"]);
-        Remote {
-            bare,
-            work: dir.join("work"),
-        }
-    }
-
-    /// Writes `file` (relative to the repository), commits it and pushes it to
-    /// `main`; returns the commit.
-    pub(crate) fn push(&self, file: &str, contents: &str, message: &str) -> String {
-        let path = self.work.join(file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, contents).unwrap();
-        git(&self.work, &["add", "-A"]);
-        git(&self.work, &["commit", "-q", "-m", message]);
-        git(&self.work, &["push", "-q", "origin", "HEAD:main"]);
-        git(&self.work, &["rev-parse", "HEAD"]).trim().to_owned()
-    }
-
-    /// Pulls `main` and returns `file` as it is there.
-    pub(crate) fn pull(&self, file: &str) -> String {
-        git(&self.work, &["pull", "-q", "--ff-only", "origin", "main"]);
-        std::fs::read_to_string(self.work.join(file)).unwrap()
-    }
-}
-
 /// A configuration for `magos run` against `remote`: this test's instance, an
 /// hourly interval (only the test's triggers run passes), the HTTP endpoint on
 /// `http_port` with the webhook secret, and soaks of 2 seconds (a service's own
 /// `x-magos.soak` says otherwise).
 pub(crate) fn write_config(dir: &Path, remote: &Remote, project: &str, http_port: u16) -> PathBuf {
-    let config = dir.join("magos.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "repo:\n  url: file://{}\napply:\n  instance: {project}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{http_port}\n  webhook_secret: {WEBHOOK_SECRET}\nrollback:\n  soak: 2s\nstate_dir: {}\n",
-            remote.bare.display(),
-            dir.join("state").display()
-        ),
-    )
-    .unwrap();
-    config
+    crate::daemon_fixture::write_config_with(dir, remote, project, http_port, "")
 }
 
 /// Two daemons on one state folder, two on one Podman instance with different
@@ -289,13 +158,6 @@ fn a_second_magos_is_refused_naming_the_first_ones_pid() {
         "after the first stopped: {}",
         String::from_utf8_lossy(&once.stderr)
     );
-}
-
-/// A signed push webhook for `main`; asserts it is accepted.
-pub(crate) fn announce_push(http_port: u16) {
-    let body = br#"{"ref":"refs/heads/main"}"#;
-    let sig = magos::server::webhook::sign(WEBHOOK_SECRET.as_bytes(), body);
-    assert_eq!(post(http_port, "/hooks/github", &sig, body), 202);
 }
 
 /// A container's libpod inspect, or `None` when it does not exist.
@@ -695,23 +557,4 @@ fn sigterm_during_an_apply_leaves_a_state_the_next_pass_converges() {
     assert_eq!(summary.trim(), "1/1 stacks in sync");
     assert_eq!(container_env(tb, &b, "MAGOS_IMAGE_VERSION"), "1.2.0");
     assert_in_sync(tb, &config, &remote, &project, &["a", "b"]);
-}
-
-/// A POST with a body and a signature; returns the status.
-fn post(port: u16, path: &str, signature: &str, body: &[u8]) -> u16 {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-GitHub-Event: push\r\nX-Hub-Signature-256: {signature}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut response = String::new();
-    let _ = s.read_to_string(&mut response);
-    response
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }

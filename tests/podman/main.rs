@@ -9,6 +9,9 @@ mod support;
 #[path = "../common/git.rs"]
 mod git_fixture;
 
+#[path = "../common/daemon.rs"]
+mod daemon_fixture;
+
 mod apply;
 mod applycli;
 mod bad_input;

@@ -8,6 +8,7 @@ use crate::applycli::{Cleanup, Repo, drift_json, expect_exit, pinned};
 use crate::daemon::{
     OwnRepository, Remote, Running, announce_push, container_env, inspect, magos, write_config,
 };
+use crate::daemon_fixture::{push_pass, scenario_stack};
 use crate::git_fixture::git;
 use crate::support::{self, show, testbed};
 
@@ -85,63 +86,6 @@ services:
         "{}",
         show(&table)
     );
-}
-
-/// Announces a push and waits for the pass it runs (a pass the push's reason
-/// is part of, not one of the container events' passes) to finish; returns
-/// that pass's `pass finished` log line.
-fn push_pass(running: &Running<'_>, http_port: u16) -> String {
-    let passes = |logs: &str| -> Vec<u64> {
-        logs.lines()
-            .filter(|l| l.contains("pass started reasons=git push"))
-            .filter_map(|l| l.split("pass{n=").nth(1)?.split('}').next()?.parse().ok())
-            .collect()
-    };
-    let before = passes(&running.logs()).into_iter().max().unwrap_or(0);
-    announce_push(http_port);
-    let mut line = String::new();
-    let done = support::wait_until(Duration::from_secs(180), Duration::from_millis(100), || {
-        let logs = running.logs();
-        let Some(n) = passes(&logs).into_iter().find(|n| *n > before) else {
-            return false;
-        };
-        // Passes run one at a time: the first `pass finished` after it is its.
-        let started = format!("pass{{n={n}}}: pass started");
-        let after = logs.lines().skip_while(|l| !l.contains(&started));
-        match after.into_iter().find(|l| l.contains("pass finished")) {
-            Some(l) => {
-                line = l.to_owned();
-                true
-            }
-            None => false,
-        }
-    });
-    assert!(
-        done,
-        "the push's pass never finished; logs:\n{}",
-        running.logs()
-    );
-    line
-}
-
-/// The stack of the rollback scenario: `app` follows the 1.x releases of
-/// `image`, soaked 3 seconds. Its healthcheck fails on the image whose
-/// `MAGOS_IMAGE_VERSION` is 1.2.0 (the test bed's semver image copied to the
-/// bad tag below); `extra` goes under `app`'s keys.
-fn scenario_stack(image: &str, tag_and_digest: &str, extra: &str) -> String {
-    format!(
-        "services:
-  app:
-    image: {image}:{tag_and_digest} # {{\"magos\": {{\"policy\": \"semver\", \"range\": \">=1.0.0 <2.0.0\"}}}}
-    stop_signal: SIGKILL
-    healthcheck:
-      test: [CMD-SHELL, \"test \\\"$$MAGOS_IMAGE_VERSION\\\" != 1.2.0\"]
-      interval: 1s
-      timeout: 5s
-      retries: 1
-    x-magos: {{soak: 3s}}
-{extra}"
-    )
 }
 
 /// The issue's scenario with `magos run`: 1.0.0 runs healthy; 1.1.0, whose
@@ -450,8 +394,13 @@ fn a_daemon_killed_during_a_soak_finishes_it_after_a_restart() {
 
     let v2 = own.push(&format!("{semver}:1.2.0"), "1.1.0");
     announce_push(http_port);
+    // Soaking, and the soak written to the state folder (the log line comes
+    // just before the write).
+    let state_file = dir.path().join("state/rollback.json");
     let soaking = support::wait_until(Duration::from_secs(120), Duration::from_millis(50), || {
         first.logs().contains("changed; soaking")
+            && std::fs::read_to_string(&state_file)
+                .is_ok_and(|s| s.contains(&format!("{project}_app_1")))
     });
     assert!(soaking, "{}", first.logs());
     let killed = first.kill9(dir.path());
@@ -459,8 +408,6 @@ fn a_daemon_killed_during_a_soak_finishes_it_after_a_restart() {
         !killed.contains("failed its soak"),
         "killed too late:\n{killed}"
     );
-    let state = std::fs::read_to_string(dir.path().join("state/rollback.json")).unwrap();
-    assert!(state.contains(&format!("{project}_app_1")), "{state}");
 
     let mut second = Running::start(tb, dir.path(), &config, &project);
     second.wait_notice("READY=1", Duration::from_secs(180));
