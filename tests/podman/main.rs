@@ -9,6 +9,11 @@ mod support;
 #[path = "../common/git.rs"]
 mod git_fixture;
 
+// The Docker conformance test uses a part of it too.
+#[allow(dead_code)]
+#[path = "../common/conformance.rs"]
+mod corpus;
+
 mod apply;
 mod applycli;
 mod bad_input;
