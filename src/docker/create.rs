@@ -320,9 +320,13 @@ pub fn container(
         NetworkMode::Bridge => {
             for (net, aliases) in &spec.networks {
                 let mut aliases = aliases.clone();
-                // Compose makes every service reachable by its name on its networks.
+                // Compose makes every service reachable by its name on its
+                // networks, and each container by its own name.
                 if !aliases.contains(&spec.service) {
                     aliases.insert(0, spec.service.clone());
+                }
+                if !aliases.contains(&spec.name) {
+                    aliases.insert(0, spec.name.clone());
                 }
                 let fixed = spec.network_settings.get(net).cloned().unwrap_or_default();
                 let ipv4 = fixed.static_ips.iter().find(|ip| !ip.contains(':'));
@@ -499,7 +503,8 @@ mod tests {
 
     #[test]
     fn a_container_carries_docker_compose_s_labels_and_is_created_by_digest() {
-        let s = stack(vec![spec("app")]);
+        let mut s = stack(vec![spec("app")]);
+        compose_names(&mut s);
         let body = container(&s, &s.services[0], &BTreeMap::new()).unwrap();
         assert_eq!(body.image, "127.0.0.1:5000/magos/httpd@sha256:abc");
         let l = &body.labels;
@@ -512,8 +517,11 @@ mod tests {
         assert_eq!(body.host_config.network_mode, "web_default");
         assert_eq!(
             body.networking_config.endpoints_config["web_default"].aliases,
-            ["app"]
+            ["web-app-1", "app"]
         );
+        // No ports: an empty map, as `docker compose` sends, not none.
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["HostConfig"]["PortBindings"], serde_json::json!({}));
     }
 
     #[test]

@@ -406,8 +406,8 @@ pub struct HostConfig {
     /// `bridge`, `host`, `none`, `container:<id>`, or a network's name.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub network_mode: String,
-    /// `port/proto` → bindings.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// `port/proto` → bindings; sent empty too, as `docker compose` sends
+    /// it (the container then reports `{}`, not `null`).
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     /// Mounts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
