@@ -4,6 +4,12 @@
 //! digest from the test registry on 127.0.0.1:5000, and `docker compose` sees
 //! the result. `MAGOS_REQUIRE_DOCKER=1` turns a missing engine into a failure.
 
+// The Podman conformance test uses a part of it too.
+#[allow(dead_code)]
+#[path = "../common/conformance.rs"]
+mod corpus;
+
+mod conformance;
 mod doctor;
 mod stack;
 mod support;
