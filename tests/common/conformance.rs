@@ -226,11 +226,11 @@ pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack)
         if matches!(o.route, Route::ComposeCli(_)) {
             cli.push(stack.name.clone());
         }
-        // Refused: Magos failed where the peer made containers. Where it made
-        // none either (a missing external volume, a privileged port), the file
-        // cannot run here at all.
+        // Refused: Magos failed where the peer made containers and succeeded.
+        // Where it failed too (a missing external volume, a port already
+        // taken), the file cannot run here at all.
         let magos_failed = matches!(o.route, Route::Refused(_)) || !o.apply_ok;
-        if magos_failed && o.peer_made > 0 {
+        if magos_failed && o.peer_made > 0 && o.peer_ok {
             refused += 1;
         } else if magos_failed {
             both_failed.push(stack.name.clone());
@@ -652,6 +652,12 @@ pub fn fields(
                 &m["Name"]
             } else {
                 &m["Source"]
+            };
+            // An anonymous volume's name is new on each run, whatever the tool.
+            let anonymous = json!("<anonymous>");
+            let source = match source.as_str() {
+                Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => &anonymous,
+                _ => source,
             };
             json!({
                 "type": m["Type"], "source": source, "destination": m["Destination"],
