@@ -30,6 +30,7 @@ mod fails_alone;
 mod git_ssh;
 mod init;
 mod notify;
+mod parallel;
 mod pinning;
 mod pull_progress;
 mod quadlet_export;
