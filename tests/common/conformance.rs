@@ -315,6 +315,8 @@ pub struct Listed {
     pub env_self_refs: BTreeSet<String>,
     /// It publishes a port with an empty host address (`:2283:2283`).
     pub empty_host_ip: bool,
+    /// Its `environment:` entries written without a value (`- TZ`, `TZ:`).
+    pub bare_env: BTreeSet<String>,
 }
 
 /// The `${VAR}`/`$VAR` names a text refers to.
@@ -343,19 +345,28 @@ pub fn references(text: &str) -> BTreeSet<String> {
 /// What [`Listed`] needs of one service.
 pub fn listed_of(svc: &serde_yaml_ng::Value) -> Listed {
     let mut env = BTreeMap::new();
+    let mut bare_env = BTreeSet::new();
     match svc.get("environment") {
         Some(serde_yaml_ng::Value::Mapping(m)) => {
             for (k, v) in m {
+                let k = k.as_str().unwrap_or_default().to_owned();
                 let v = match v {
                     serde_yaml_ng::Value::String(s) => s.clone(),
+                    serde_yaml_ng::Value::Null => {
+                        bare_env.insert(k.clone());
+                        String::new()
+                    }
                     _ => String::new(),
                 };
-                env.insert(k.as_str().unwrap_or_default().to_owned(), v);
+                env.insert(k, v);
             }
         }
         Some(serde_yaml_ng::Value::Sequence(l)) => {
             for e in l.iter().filter_map(|e| e.as_str()) {
                 let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                if !e.contains('=') {
+                    bare_env.insert(k.to_owned());
+                }
                 env.insert(k.to_owned(), v.to_owned());
             }
         }
@@ -377,6 +388,7 @@ pub fn listed_of(svc: &serde_yaml_ng::Value) -> Listed {
         no_networks: svc.get("networks").is_none() && svc.get("network_mode").is_none(),
         env_self_refs,
         empty_host_ip,
+        bare_env,
     }
 }
 

@@ -362,25 +362,44 @@ fn listed_difference(listed: &Listed, field: &str, pc: &Value, mg: &Value) -> Op
                 && p.values().next() == m.values().next();
             same.then_some("a service without `networks:`")
         }
-        // Variables interpolated from the same `environment:`.
-        "env" if !listed.env_self_refs.is_empty() => {
+        // Variables interpolated from the same `environment:`, and entries
+        // without a value that podman-compose leaves out while Magos takes
+        // them from its environment and the `.env`.
+        "env" if !listed.env_self_refs.is_empty() || !listed.bare_env.is_empty() => {
+            let key = |e: &Value| -> String {
+                let e = e.as_str().unwrap_or_default();
+                e.split('=').next().unwrap_or("").to_owned()
+            };
             let strip = |v: &Value| -> Vec<Value> {
                 v.as_array()
                     .into_iter()
                     .flatten()
                     .filter(|e| {
-                        let k = e
-                            .as_str()
-                            .unwrap_or_default()
-                            .split('=')
-                            .next()
-                            .unwrap_or("");
-                        !listed.env_self_refs.contains(k)
+                        let k = key(e);
+                        !listed.env_self_refs.contains(&k) && !listed.bare_env.contains(&k)
                     })
                     .cloned()
                     .collect()
             };
-            (strip(pc) == strip(mg)).then_some("`environment:` referring to itself")
+            // podman-compose sets none of the entries without a value.
+            let pc_bare = pc
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| listed.bare_env.contains(&key(e)));
+            if pc_bare || strip(pc) != strip(mg) {
+                return None;
+            }
+            let mg_bare = mg
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| listed.bare_env.contains(&key(e)));
+            Some(if mg_bare {
+                "an `environment:` entry without a value"
+            } else {
+                "`environment:` referring to itself"
+            })
         }
         // List-form label keys left as written (`$VAR=…`).
         "labels" => {
