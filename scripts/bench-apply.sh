@@ -18,30 +18,12 @@ WORK=$(mktemp -d /var/tmp/magos-bench-XXXXXX)
 chown "$USER_NAME" "$WORK"
 trap 'cleanup; rm -rf "$WORK"' EXIT
 
-write_stack() { # dir project rev
-    local dir=$1 project=$2 rev=$3 base
-    mkdir -p "$dir"
-    {
-        echo "name: $project"
-        echo "services:"
-        for i in $(seq 1 $N); do
-            echo "  s$i:"
-            echo "    image: $PINNED"
-            echo "    stop_signal: SIGKILL"
-            echo "    stop_grace_period: 1s"
-            [ "$i" = 1 ] && echo "    environment: {REV: \"$rev\"}"
-        done
-    } >"$dir/compose.yaml.tmp"
-    mv "$dir/compose.yaml.tmp" "$dir/compose.yaml"
-    chown -R "$USER_NAME" "$dir"
-}
-
 P=benchmagos
 C=benchcompose
 F=benchfloor
 printf 'apply:\n  instance: bench\n' >"$WORK/magos.yaml"
-write_stack "$WORK/repo/$P" "$P" 0
-write_stack "$WORK/compose" "$C" 0
+write_stack "$WORK/repo/$P" "$P" 0 "$USER_NAME"
+write_stack "$WORK/compose" "$C" 0 "$USER_NAME"
 
 magos() { CONTAINER_HOST="unix://$SOCK" "$BIN" --config "$WORK/magos.yaml" -q "$@" --repo "$WORK/repo" >/dev/null; }
 pc() { (cd "$WORK/compose" && as_user podman-compose -p "$C" "$@" >/dev/null 2>&1); }
@@ -74,12 +56,12 @@ for run in $(seq 1 "$RUNS"); do
     cleanup
     R[magos_cold]+="$(measure cold magos apply) "
     R[magos_noop]+="$(measure noop magos apply) "
-    write_stack "$WORK/repo/$P" "$P" "$run"
+    write_stack "$WORK/repo/$P" "$P" "$run" "$USER_NAME"
     R[magos_change]+="$(measure change magos apply) "
     R[magos_drift]+="$(measure drift magos drift) "
     R[compose_cold]+="$(measure cold pc up -d) "
     R[compose_noop]+="$(measure noop pc up -d) "
-    write_stack "$WORK/compose" "$C" "$run"
+    write_stack "$WORK/compose" "$C" "$run" "$USER_NAME"
     R[compose_change]+="$(measure change pc up -d) "
     R[floor_cold]+="$(measure cold floor_cold) "
     R[floor_noop]+="$(measure noop floor_list) "

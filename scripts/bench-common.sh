@@ -1,6 +1,7 @@
 # The header the benchmarks share (sourced, not run): the test bed's
 # description, the magos binary, running as the test user, the libpod API,
-# timing, and the busybox httpd image pinned by digest and pulled.
+# timing, the busybox httpd image pinned by digest and pulled, and the
+# N-service stack the apply benchmarks write.
 #
 #   MAGOS_TESTBED_ENV=...  the test bed's description (default /run/magos-testbed/env)
 #   MAGOS_BIN=...          the binary (default target/release/magos)
@@ -30,3 +31,23 @@ digest=$(curl -sfI -H 'Accept: application/vnd.oci.image.index.v1+json, applicat
     "http://${MAGOS_TEST_REGISTRY}/v2/magos/httpd/manifests/1" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')
 PINNED="${IMAGE}@${digest}"
 as_user podman pull -q "$PINNED" >/dev/null
+
+# Writes an N-service busybox httpd stack (service s1 carries REV, so a new rev
+# changes one service) to DIR/compose.yaml, atomically; owned by OWNER if given.
+write_stack() { # dir project rev [owner]
+    local dir=$1 project=$2 rev=$3 owner=${4:-}
+    mkdir -p "$dir"
+    {
+        echo "name: $project"
+        echo "services:"
+        for i in $(seq 1 "$N"); do
+            echo "  s$i:"
+            echo "    image: $PINNED"
+            echo "    stop_signal: SIGKILL"
+            echo "    stop_grace_period: 1s"
+            [ "$i" = 1 ] && echo "    environment: {REV: \"$rev\"}"
+        done
+    } >"$dir/compose.yaml.tmp"
+    mv "$dir/compose.yaml.tmp" "$dir/compose.yaml"
+    if [ -n "$owner" ]; then chown -R "$owner" "$dir"; fi
+}

@@ -20,23 +20,6 @@ export DOCKER_HOST
 WORK=$(mktemp -d /var/tmp/magos-bench-docker-XXXXXX)
 trap 'cleanup; rm -rf "$WORK"' EXIT
 
-write_stack() { # dir project rev
-    local dir=$1 project=$2 rev=$3
-    mkdir -p "$dir"
-    {
-        echo "name: $project"
-        echo "services:"
-        for i in $(seq 1 $N); do
-            echo "  s$i:"
-            echo "    image: $PINNED"
-            echo "    stop_signal: SIGKILL"
-            echo "    stop_grace_period: 1s"
-            [ "$i" = 1 ] && echo "    environment: {REV: \"$rev\"}"
-        done
-    } >"$dir/compose.yaml.tmp"
-    mv "$dir/compose.yaml.tmp" "$dir/compose.yaml"
-}
-
 P=benchdockermagos
 C=benchdockercompose
 printf 'runtime: docker\napply:\n  instance: bench-docker\n' >"$WORK/magos.yaml"

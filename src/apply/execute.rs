@@ -21,13 +21,13 @@
 //! a dependency. An action already under way, a replacement above all, is
 //! carried out to its end. Progress is marked on the [`Progress`] it is given.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::core::plan::{Action, Removal, StackPlan, pull_reference};
 use crate::core::spec::{
     ContainerSpec, DependencyCondition, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, NetworkMode,
-    StackSpec,
+    SharedNamespace, StackSpec,
 };
 use crate::server::Liveness;
 
@@ -71,9 +71,54 @@ fn fail<C: Backend>(action: &Action) -> impl FnOnce(C::Error) -> ApplyError + '_
 /// The longest wait for a dependency to become healthy or complete.
 const DEPENDENCY_LIMIT: Duration = Duration::from_secs(600);
 
+/// How many services' containers are created, started or replaced at once.
+pub const PARALLEL_SERVICES: usize = 8;
+
+/// Whether `action` acts on one service's containers (the second phase of
+/// [`apply_stack`]), not on the stack's images, networks or volumes.
+fn is_container_action(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Create { .. }
+            | Action::Start { .. }
+            | Action::Recreate { .. }
+            | Action::FinishReplacement { .. }
+            | Action::RemoveLeftover { .. }
+            | Action::Restart { .. }
+    )
+}
+
+/// The services `service`'s containers need before theirs start: its
+/// `depends_on`, and the services whose network, PID or IPC namespace it joins.
+fn needs<'a>(stack: &'a StackSpec, service: &str) -> BTreeSet<&'a str> {
+    let mut out = BTreeSet::new();
+    for spec in stack.services.iter().filter(|s| s.service == service) {
+        out.extend(spec.depends_on.iter().map(|d| d.service.as_str()));
+        if let NetworkMode::Service(target) = &spec.network_mode {
+            out.insert(target.as_str());
+        }
+        for ns in [&spec.run.pid, &spec.run.ipc] {
+            if let Some(SharedNamespace::Service(target)) = ns {
+                out.insert(target.as_str());
+            }
+        }
+    }
+    out.remove(service);
+    out
+}
+
 /// Runs a stack's plan. `secrets` holds the values decrypted for it at apply
 /// time (see [`super::sealed`]); progress is marked on `progress`, and once
 /// `stop` is raised no further action starts.
+///
+/// First the stack-wide actions (pulls, builds, networks, volumes), one after
+/// the other in the plan's order; then the services' container actions: each
+/// service's in the plan's order, services that do not need each other (see
+/// [`needs`]) at the same time, up to [`PARALLEL_SERVICES`], a service only once
+/// every service it needs is done (so `service_healthy` and
+/// `service_completed_successfully` waits still see their dependency's
+/// container). What was done and what failed are reported in the plan's order,
+/// whatever order the services finished in.
 pub async fn apply_stack<C: Backend>(
     client: &C,
     stack: &StackSpec,
@@ -91,114 +136,31 @@ pub async fn apply_stack<C: Backend>(
     };
     // Services that failed, or depend on one that did: skipped from then on.
     let mut failed: BTreeSet<String> = BTreeSet::new();
-    let mut failures: Vec<(String, ApplyError)> = Vec::new();
-    for action in &plan.actions {
+    // By the index of the action in the plan, for a report in the plan's order.
+    let mut failures: Vec<(usize, String, ApplyError)> = Vec::new();
+    let mut done: Vec<(usize, String)> = Vec::new();
+    let mut stopped: Option<usize> = None;
+    for (index, action) in plan.actions.iter().enumerate() {
+        if is_container_action(action) {
+            continue;
+        }
         progress.mark();
         if stop.requested() {
-            tracing::warn!(stack = %stack.project, "stopping before {action}");
-            result.error = Some(ApplyError::Stopped {
-                action: action.to_string(),
-            });
+            stopped = Some(index);
             break;
         }
         // A service whose image could not be built is not created either.
         if action.service().is_some_and(|s| failed.contains(s)) {
             continue;
         }
-        if let Some(service) = action.service()
-            && failed.contains(service)
-        {
-            // Already failed (its image could not be pulled, or another of its
-            // containers was refused): reported once.
+        let Some(outcome) = run_action(client, stack, action, secrets, liveness, stop, display).await
+        else {
             continue;
-        }
-        if let Some(service) = action.service()
-            && let Some(spec) = stack.services.iter().find(|s| s.service == service)
-            && let Some(dependency) = failed_dependency(spec, &failed)
-        {
-            let e = ApplyError::Dependency {
-                service: service.to_owned(),
-                dependency: dependency.to_owned(),
-                why: "failed".to_owned(),
-            };
-            tracing::error!(stack = %stack.project, error = %e, "{action}: not tried");
-            failed.insert(service.to_owned());
-            failures.push((service.to_owned(), e));
-            continue;
-        }
-        let outcome = match action {
-            Action::Pull { image } => pull(client, image, liveness, display)
-                .await
-                .map_err(fail::<C>(action)),
-            Action::Build { service, .. } => {
-                let Some(spec) = stack.services.iter().find(|s| &s.service == service) else {
-                    continue;
-                };
-                client.build(spec, liveness, display).await
-            }
-            Action::CreateNetwork { name } => {
-                let Some(net) = stack.networks.iter().find(|n| &n.name == name) else {
-                    continue;
-                };
-                match client.create_network(stack, net).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if C::conflict(&e) => Ok(()),
-                    Err(e) => Err(fail::<C>(action)(e)),
-                }
-            }
-            Action::CreateVolume { name } => {
-                let Some(vol) = stack.volumes.iter().find(|v| &v.name == name) else {
-                    continue;
-                };
-                match client.create_volume(stack, vol).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if C::conflict(&e) => Ok(()),
-                    Err(e) => Err(fail::<C>(action)(e)),
-                }
-            }
-            Action::Create { service, name }
-            | Action::Start { service, name }
-            | Action::Recreate { service, name, .. } => {
-                let Some(spec) = spec_for(stack, service, name) else {
-                    continue;
-                };
-                async {
-                    wait_for_dependencies(client, stack, spec, liveness, stop).await?;
-                    match action {
-                        Action::Create { .. } => {
-                            create_and_start(client, stack, spec, name, secrets, action).await
-                        }
-                        Action::Start { .. } => client.start(name).await.map_err(fail::<C>(action)),
-                        _ => replace(client, stack, spec, name, secrets, action).await,
-                    }
-                }
-                .await
-            }
-            Action::FinishReplacement { service, name } => {
-                let Some(spec) = spec_for(stack, service, name) else {
-                    continue;
-                };
-                async {
-                    wait_for_dependencies(client, stack, spec, liveness, stop).await?;
-                    finish_replacement(client, stack, spec, name, action).await
-                }
-                .await
-            }
-            Action::RemoveLeftover { service, name } => {
-                remove_if_ours(client, stack, service, name, 0, action).await
-            }
-            Action::Restart { service, name, .. } => {
-                let timeout = spec_for(stack, service, name).map_or(10, stop_timeout);
-                client
-                    .restart(name, timeout)
-                    .await
-                    .map_err(fail::<C>(action))
-            }
         };
         match outcome {
             Ok(()) => {
                 tracing::info!(stack = %stack.project, "{action}");
-                result.done.push(action.to_string());
+                done.push((index, action.to_string()));
             }
             Err(e) => {
                 tracing::error!(stack = %stack.project, error = %error_chain(&e), "apply failed");
@@ -222,6 +184,7 @@ pub async fn apply_stack<C: Backend>(
                     for spec in users {
                         if failed.insert(spec.service.clone()) {
                             failures.push((
+                                index,
                                 spec.service.clone(),
                                 ApplyError::Pull {
                                     image: image.clone(),
@@ -233,10 +196,11 @@ pub async fn apply_stack<C: Backend>(
                     continue;
                 }
                 match action.service() {
-                    // A service Podman refuses fails alone (with its dependents).
+                    // A service whose image cannot be built fails alone (with
+                    // its dependents).
                     Some(service) => {
                         failed.insert(service.to_owned());
-                        failures.push((service.to_owned(), e));
+                        failures.push((index, service.to_owned(), e));
                     }
                     None => {
                         result.error = Some(e);
@@ -246,15 +210,281 @@ pub async fn apply_stack<C: Backend>(
             }
         }
     }
+    if result.error.is_none() && stopped.is_none() {
+        let run = ServiceRun {
+            stack,
+            secrets,
+            progress,
+            stop,
+            display,
+        };
+        run.services(
+            client,
+            plan,
+            &mut failed,
+            &mut failures,
+            &mut done,
+            &mut stopped,
+        )
+        .await;
+    }
+    done.sort_by_key(|(i, _)| *i);
+    result.done = done.into_iter().map(|(_, d)| d).collect();
+    if let Some(i) = stopped {
+        let action = plan.actions[i].to_string();
+        tracing::warn!(stack = %stack.project, "stopping before {action}");
+        result.error = Some(ApplyError::Stopped { action });
+    }
     if !failures.is_empty() {
         // A stack-wide failure or a stop came later; the services' failures
         // still name each service.
+        failures.sort_by_key(|(i, _, _)| *i);
+        let mut failures: Vec<(String, ApplyError)> =
+            failures.into_iter().map(|(_, s, e)| (s, e)).collect();
         if let Some(later) = result.error.take() {
             failures.push((stack.project.clone(), later));
         }
         result.error = Some(ApplyError::Services { failures });
     }
     result
+}
+
+/// What every service's actions share in the second phase of [`apply_stack`].
+struct ServiceRun<'a> {
+    stack: &'a StackSpec,
+    secrets: &'a Unsealed,
+    progress: &'a Progress,
+    stop: &'a Stop,
+    display: PullDisplay,
+}
+
+/// What one service's actions gave: per action (by its index in the plan)
+/// its outcome, and the index of the first action a stop kept from starting.
+type ServiceOutcome = (Vec<(usize, Result<(), ApplyError>)>, Option<usize>);
+
+impl ServiceRun<'_> {
+    /// Runs the container actions of the plan, service by service, services
+    /// that do not need each other concurrently.
+    async fn services<C: Backend>(
+        &self,
+        client: &C,
+        plan: &StackPlan,
+        failed: &mut BTreeSet<String>,
+        failures: &mut Vec<(usize, String, ApplyError)>,
+        done: &mut Vec<(usize, String)>,
+        stopped: &mut Option<usize>,
+    ) {
+        use futures_util::StreamExt as _;
+
+        // Each service's actions, services in the order of their first action.
+        let mut pending: Vec<(&str, Vec<(usize, &Action)>)> = Vec::new();
+        for (index, action) in plan.actions.iter().enumerate() {
+            let Some(service) = action.service().filter(|_| is_container_action(action)) else {
+                continue;
+            };
+            match pending.iter_mut().find(|(s, _)| *s == service) {
+                Some((_, list)) => list.push((index, action)),
+                None => pending.push((service, vec![(index, action)])),
+            }
+        }
+        // A service waits only for the services of this plan it needs: the
+        // others are as the plan left them.
+        let in_plan: BTreeSet<&str> = pending.iter().map(|(s, _)| *s).collect();
+        let mut waits_for: BTreeMap<&str, BTreeSet<&str>> = pending
+            .iter()
+            .map(|(s, _)| {
+                let mut n = needs(self.stack, s);
+                n.retain(|d| in_plan.contains(d));
+                (*s, n)
+            })
+            .collect();
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        loop {
+            // Start every service whose needs are done, in the plan's order.
+            let mut i = 0;
+            while i < pending.len() && running.len() < PARALLEL_SERVICES {
+                let ready = waits_for[pending[i].0].is_empty()
+                    // Needs in a cycle (the plan refuses them): in order.
+                    || (running.is_empty() && i == 0 && !pending.iter().any(|(s, _)| waits_for[s].is_empty()));
+                if !ready {
+                    i += 1;
+                    continue;
+                }
+                let (service, actions) = pending.remove(i);
+                if stopped.is_some() || self.stop.requested() {
+                    let first = actions[0].0;
+                    *stopped = Some(stopped.map_or(first, |s| s.min(first)));
+                    continue;
+                }
+                if failed.contains(service) {
+                    // Its image could not be pulled or built: reported once.
+                    for w in waits_for.values_mut() {
+                        w.remove(service);
+                    }
+                    i = 0;
+                    continue;
+                }
+                let dependency = self
+                    .stack
+                    .services
+                    .iter()
+                    .filter(|s| s.service == service)
+                    .find_map(|spec| failed_dependency(spec, failed));
+                if let Some(dependency) = dependency {
+                    let e = ApplyError::Dependency {
+                        service: service.to_owned(),
+                        dependency: dependency.to_owned(),
+                        why: "failed".to_owned(),
+                    };
+                    tracing::error!(stack = %self.stack.project, error = %e, "{}: not tried", actions[0].1);
+                    failed.insert(service.to_owned());
+                    failures.push((actions[0].0, service.to_owned(), e));
+                    for w in waits_for.values_mut() {
+                        w.remove(service);
+                    }
+                    // A service it unblocked may come before it: look again.
+                    i = 0;
+                    continue;
+                }
+                running.push(self.service(client, service, actions));
+            }
+            let Some((service, (outcomes, stop))) = running.next().await else {
+                if pending.is_empty() {
+                    break;
+                }
+                continue;
+            };
+            if let Some(s) = stop {
+                *stopped = Some(stopped.map_or(s, |x| x.min(s)));
+            }
+            for (index, outcome) in outcomes {
+                let action = &plan.actions[index];
+                match outcome {
+                    Ok(()) => {
+                        tracing::info!(stack = %self.stack.project, "{action}");
+                        done.push((index, action.to_string()));
+                    }
+                    Err(e) => {
+                        tracing::error!(stack = %self.stack.project, error = %error_chain(&e), "apply failed");
+                        // A service the engine refuses fails alone (with its
+                        // dependents).
+                        failed.insert(service.to_owned());
+                        failures.push((index, service.to_owned(), e));
+                    }
+                }
+            }
+            for w in waits_for.values_mut() {
+                w.remove(service);
+            }
+        }
+    }
+
+    /// One service's actions, in the plan's order, until one fails or a stop
+    /// is asked for.
+    async fn service<'s, C: Backend>(
+        &self,
+        client: &C,
+        service: &'s str,
+        actions: Vec<(usize, &Action)>,
+    ) -> (&'s str, ServiceOutcome) {
+        let mut outcomes = Vec::new();
+        for (index, action) in actions {
+            self.progress.mark();
+            if self.stop.requested() {
+                return (service, (outcomes, Some(index)));
+            }
+            let Some(outcome) = run_action(
+                client,
+                self.stack,
+                action,
+                self.secrets,
+                self.progress.liveness(),
+                self.stop,
+                self.display,
+            )
+            .await
+            else {
+                continue;
+            };
+            let failed = outcome.is_err();
+            outcomes.push((index, outcome));
+            if failed {
+                break;
+            }
+        }
+        (service, (outcomes, None))
+    }
+}
+
+/// Carries out one action; `None` when the stack has nothing it names.
+async fn run_action<C: Backend>(
+    client: &C,
+    stack: &StackSpec,
+    action: &Action,
+    secrets: &Unsealed,
+    liveness: Option<&Liveness>,
+    stop: &Stop,
+    display: PullDisplay,
+) -> Option<Result<(), ApplyError>> {
+    Some(match action {
+        Action::Pull { image } => pull(client, image, liveness, display)
+            .await
+            .map_err(fail::<C>(action)),
+        Action::Build { service, .. } => {
+            let spec = stack.services.iter().find(|s| &s.service == service)?;
+            client.build(spec, liveness, display).await
+        }
+        Action::CreateNetwork { name } => {
+            let net = stack.networks.iter().find(|n| &n.name == name)?;
+            match client.create_network(stack, net).await {
+                Ok(_) => Ok(()),
+                Err(e) if C::conflict(&e) => Ok(()),
+                Err(e) => Err(fail::<C>(action)(e)),
+            }
+        }
+        Action::CreateVolume { name } => {
+            let vol = stack.volumes.iter().find(|v| &v.name == name)?;
+            match client.create_volume(stack, vol).await {
+                Ok(_) => Ok(()),
+                Err(e) if C::conflict(&e) => Ok(()),
+                Err(e) => Err(fail::<C>(action)(e)),
+            }
+        }
+        Action::Create { service, name }
+        | Action::Start { service, name }
+        | Action::Recreate { service, name, .. } => {
+            let spec = spec_for(stack, service, name)?;
+            async {
+                wait_for_dependencies(client, stack, spec, liveness, stop).await?;
+                match action {
+                    Action::Create { .. } => {
+                        create_and_start(client, stack, spec, name, secrets, action).await
+                    }
+                    Action::Start { .. } => client.start(name).await.map_err(fail::<C>(action)),
+                    _ => replace(client, stack, spec, name, secrets, action).await,
+                }
+            }
+            .await
+        }
+        Action::FinishReplacement { service, name } => {
+            let spec = spec_for(stack, service, name)?;
+            async {
+                wait_for_dependencies(client, stack, spec, liveness, stop).await?;
+                finish_replacement(client, stack, spec, name, action).await
+            }
+            .await
+        }
+        Action::RemoveLeftover { service, name } => {
+            remove_if_ours(client, stack, service, name, 0, action).await
+        }
+        Action::Restart { service, name, .. } => {
+            let timeout = spec_for(stack, service, name).map_or(10, stop_timeout);
+            client
+                .restart(name, timeout)
+                .await
+                .map_err(fail::<C>(action))
+        }
+    })
 }
 
 /// The spec of the service's container `name` (one of its replicas), else the

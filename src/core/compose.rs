@@ -802,6 +802,11 @@ pub struct Loaded {
     pub compose_files: Vec<String>,
     /// Everything wrong, located.
     pub diagnostics: Vec<Diagnostic>,
+    /// The values of the variables that `environment:` entries name without
+    /// one (`- TZ`, `TZ:`), from the interpolation variables (Magos's
+    /// environment over the stack's `.env`), as compose resolves them; a name
+    /// set in neither is absent.
+    pub bare_env: Vars,
     /// Why the stack cannot be loaded at all, when it cannot: then nothing of it
     /// may be applied, and nothing of what runs for it may be removed.
     pub error: Option<LoadError>,
@@ -1026,6 +1031,7 @@ pub fn load_with<'a>(src: &StackSource<'a>, extra: Extra<'a>) -> Loaded {
     let stack_dir = src.compose.0.rsplit_once('/').map_or("", |(d, _)| d);
     let included = top.contains_key("include");
     files::resolve_include(&mut top, &docs, stack_dir, src, extra, &mut out);
+    out.bare_env = bare_environment(&top, src.vars);
     for (k, v) in &top {
         let Some(key) = k.as_str() else {
             let (file, pos) = (src.compose.0, Pos::START);
@@ -1690,6 +1696,42 @@ fn names(v: &Value) -> Vec<String> {
 /// Interpolates every string value (keys are left alone, as the spec says). A
 /// failed substitution (`${VAR:?…}` with VAR unset, a malformed `${…}`) fails the
 /// stack: the text is never used literally.
+/// The variables of `vars` that the services' `environment:` entries name
+/// without a value (`- TZ`, or `TZ:` with nothing after it).
+fn bare_environment(top: &Mapping, vars: &Vars) -> Vars {
+    let mut out = Vars::new();
+    let Some(Value::Mapping(services)) = top.get("services") else {
+        return out;
+    };
+    let mut take = |k: &str| {
+        if let Some(v) = vars.get(k) {
+            out.insert(k.to_owned(), v.clone());
+        }
+    };
+    for svc in services.values() {
+        match svc.get("environment") {
+            Some(Value::Sequence(list)) => {
+                for k in list.iter().filter_map(Value::as_str) {
+                    if !k.contains('=') {
+                        take(k);
+                    }
+                }
+            }
+            Some(Value::Mapping(map)) => {
+                for (k, v) in map {
+                    if v.is_null()
+                        && let Some(k) = k.as_str()
+                    {
+                        take(k);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn interpolate_value(v: &mut Value, doc: &FileDoc<'_>, vars: &Vars, out: &mut Loaded) {
     match v {
         Value::String(s) if interpolate::has_variables(s) => {

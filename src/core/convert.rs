@@ -308,6 +308,14 @@ impl Ctx<'_> {
 }
 
 /// Converts a loaded stack.
+/// The warning for an `environment:` entry without a value whose variable is
+/// set neither in Magos's environment nor in the stack's `.env`.
+fn unset_environment(k: &str) -> String {
+    format!(
+        "environment `{k}` has no value and is set neither in Magos's environment nor in the stack's `.env`; it is left out"
+    )
+}
+
 pub fn convert(loaded: &Loaded, input: &ConvertInput<'_>) -> Converted {
     let mut cx = Ctx {
         input,
@@ -748,10 +756,13 @@ fn convert_service(
                     Some(v) => {
                         spec.environment.insert(k.clone(), v.as_text());
                     }
-                    None => cx.warn(
-                        name,
-                        format!("environment `{k}` has no value; it is left out"),
-                    ),
+                    // Compose takes it from the environment and the `.env`.
+                    None => match cx.loaded.bare_env.get(k) {
+                        Some(v) => {
+                            spec.environment.insert(k.clone(), v.clone());
+                        }
+                        None => cx.warn(name, unset_environment(k)),
+                    },
                 }
             }
         }
@@ -761,10 +772,12 @@ fn convert_service(
                     Some((k, v)) => {
                         spec.environment.insert(k.to_owned(), v.to_owned());
                     }
-                    None => cx.warn(
-                        name,
-                        format!("environment `{e}` has no value; it is left out"),
-                    ),
+                    None => match cx.loaded.bare_env.get(e) {
+                        Some(v) => {
+                            spec.environment.insert(e.clone(), v.clone());
+                        }
+                        None => cx.warn(name, unset_environment(e)),
+                    },
                 }
             }
         }

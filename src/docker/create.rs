@@ -19,8 +19,8 @@ use crate::core::spec::{
 
 use super::wire::{
     BindOptions, ContainerCreate, Empty, EndpointIpam, EndpointSettings, HealthConfig, HostConfig,
-    Ipam, IpamConfig, Mount, NetworkCreate, NetworkingConfig, PortBinding, TmpfsOptions,
-    VolumeCreate, VolumeOptions,
+    Ipam, IpamConfig, Mount, NetworkCreate, NetworkingConfig, PortBinding, VolumeCreate,
+    VolumeOptions,
 };
 
 /// Label: the hash `docker compose` compares to decide a recreate (Magos writes
@@ -319,11 +319,12 @@ pub fn container(
     host.network_mode = match &spec.network_mode {
         NetworkMode::Bridge => {
             for (net, aliases) in &spec.networks {
-                let mut aliases = aliases.clone();
-                // Compose makes every service reachable by its name on its networks.
-                if !aliases.contains(&spec.service) {
-                    aliases.insert(0, spec.service.clone());
-                }
+                // As `docker compose` gives them: the container's name, the
+                // service's, then the file's aliases (a repeated name too).
+                let aliases: Vec<String> = [spec.name.clone(), spec.service.clone()]
+                    .into_iter()
+                    .chain(aliases.iter().cloned())
+                    .collect();
                 let fixed = spec.network_settings.get(net).cloned().unwrap_or_default();
                 let ipv4 = fixed.static_ips.iter().find(|ip| !ip.contains(':'));
                 let ipv6 = fixed.static_ips.iter().find(|ip| ip.contains(':'));
@@ -430,20 +431,11 @@ pub fn container(
                 }),
                 ..Mount::default()
             },
+            // As `docker compose` makes a `tmpfs:` entry: `HostConfig.Tmpfs`,
+            // its options as written (`size=64m,mode=1777`).
             MountSpec::Tmpfs { target, options } => {
-                let mut t = TmpfsOptions::default();
-                for o in options {
-                    if let Some((size, mode)) = tmpfs_option(o) {
-                        t.size_bytes = size.or(t.size_bytes);
-                        t.mode = mode.or(t.mode);
-                    }
-                }
-                Mount {
-                    kind: "tmpfs".to_owned(),
-                    target: target.clone(),
-                    tmpfs_options: Some(t),
-                    ..Mount::default()
-                }
+                host.tmpfs.insert(target.clone(), options.join(","));
+                continue;
             }
         });
     }
@@ -501,7 +493,8 @@ mod tests {
 
     #[test]
     fn a_container_carries_docker_compose_s_labels_and_is_created_by_digest() {
-        let s = stack(vec![spec("app")]);
+        let mut s = stack(vec![spec("app")]);
+        compose_names(&mut s);
         let body = container(&s, &s.services[0], &BTreeMap::new()).unwrap();
         assert_eq!(body.image, format!("127.0.0.1:5000/magos/httpd@{D}"));
         let l = &body.labels;
@@ -514,8 +507,11 @@ mod tests {
         assert_eq!(body.host_config.network_mode, "web_default");
         assert_eq!(
             body.networking_config.endpoints_config["web_default"].aliases,
-            ["app"]
+            ["web-app-1", "app"]
         );
+        // No ports: an empty map, as `docker compose` sends, not none.
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["HostConfig"]["PortBindings"], serde_json::json!({}));
     }
 
     #[test]
@@ -556,10 +552,8 @@ mod tests {
         let m = &body.host_config.mounts;
         assert_eq!((m[0].kind.as_str(), m[0].read_only), ("volume", true));
         assert!(m[0].volume_options.as_ref().unwrap().no_copy);
-        assert_eq!(
-            m[1].tmpfs_options.as_ref().unwrap().size_bytes,
-            Some(64 << 20)
-        );
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(body.host_config.tmpfs["/tmp"], "size=64m");
         let h = body.healthcheck.unwrap();
         assert_eq!((h.interval, h.retries), (Some(2_000_000_000), Some(3)));
     }

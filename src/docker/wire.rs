@@ -409,12 +409,15 @@ pub struct HostConfig {
     /// `bridge`, `host`, `none`, `container:<id>`, or a network's name.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub network_mode: String,
-    /// `port/proto` → bindings.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// `port/proto` → bindings; sent empty too, as `docker compose` sends
+    /// it (the container then reports `{}`, not `null`).
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     /// Mounts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
+    /// tmpfs mounts: target → options (`size=64m,mode=1777`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tmpfs: BTreeMap<String, String>,
     /// The restart policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,

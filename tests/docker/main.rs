@@ -11,6 +11,12 @@ mod git_fixture;
 mod daemon_fixture;
 
 mod daemon;
+// The Podman conformance test uses a part of it too.
+#[allow(dead_code)]
+#[path = "../common/conformance.rs"]
+mod corpus;
+
+mod conformance;
 mod doctor;
 mod stack;
 mod support;

@@ -13,6 +13,10 @@
 //! `MAGOS_CONFORMANCE=1 MAGOS_REQUIRE_PODMAN=1 cargo test --test podman
 //! conformance:: -- --nocapture` prints the score.
 //!
+//! The corpus, the compared fields, their comparison and the ratchet are shared
+//! with the Docker conformance test (`tests/common/conformance.rs`); this file
+//! holds the Podman side and podman-compose's listed differences.
+//!
 //! `MAGOS_CONFORMANCE_ONLY=a,b` limits the run to those corpus folders, and
 //! `MAGOS_CONFORMANCE_REPORT=FILE` also writes the per-file report to FILE.
 //!
@@ -71,16 +75,16 @@
 //! container one tool made and the other did not counts all its fields unequal,
 //! unless a listed difference explains it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::support::{self, Testbed, show, testbed};
+use crate::corpus::{
+    Listed, Outcome, Peer, Side, Stack, compare, last_lines, plan_route, run_host_commands, sorted,
+};
+use crate::support::{self, Testbed, testbed};
 
-/// The variable that selects the whole corpus and the acceptance.
-const GATE: &str = "MAGOS_CONFORMANCE";
 /// The stacks Magos applies natively today, each with the number of compared
 /// fields found equal to podman-compose's (the rest are podman-compose's own
 /// departures from the compose specification: tests/corpus/README.md). A change
@@ -138,239 +142,6 @@ const RATCHET: &[(&str, usize)] = &[
 ];
 /// How long one `podman-compose up -d` or `magos apply` may take (seconds).
 const STEP_TIMEOUT: &str = "300";
-/// The acceptance: share of compared fields that must be equal.
-const FIELDS_EQUAL_MIN: f64 = 0.98;
-
-/// One corpus stack.
-struct Stack {
-    name: String,
-    dir: PathBuf,
-    build: bool,
-    /// Per service, what the file fixes of its networks: `ip:<key>` (an
-    /// `ipv4_address`/`ipv6_address` on network `<key>`), `mac:<key>`, or `mac:*`
-    /// (`mac_address` on the service).
-    fixed: BTreeMap<String, BTreeSet<String>>,
-    /// Per service, the container ports (`8001/tcp`) published without a host
-    /// port: Podman picks a free one on each run, so it is not compared.
-    random_ports: BTreeMap<String, BTreeSet<String>>,
-    /// The `SOURCE`'s `setup:` commands, `cleanup:` commands and `environment:`
-    /// variables.
-    setup: Vec<String>,
-    cleanup: Vec<String>,
-    environment: Vec<(String, String)>,
-    /// The `SOURCE`'s `host setup:` and `host cleanup:` commands, run as root:
-    /// host paths outside anything the rootless test user may create.
-    host_setup: Vec<String>,
-    host_cleanup: Vec<String>,
-    /// The `SOURCE`'s `invalid:` line: why the compose specification rejects
-    /// the file (Magos must refuse it, and it is left out of the acceptance).
-    invalid: Option<String>,
-    /// Whether a service waits for another's `service_healthy`.
-    waits_healthy: bool,
-    /// What the listed differences need to know of the file, per service.
-    listed: BTreeMap<String, Listed>,
-}
-
-/// The places of a service where a listed difference can show.
-#[derive(Default)]
-struct Listed {
-    /// It has neither `networks:` nor `network_mode:`.
-    no_networks: bool,
-    /// Its `environment:` variables whose value refers to another variable of
-    /// the same `environment:`.
-    env_self_refs: BTreeSet<String>,
-    /// It publishes a port with an empty host address (`:2283:2283`).
-    empty_host_ip: bool,
-}
-
-/// The `${VAR}`/`$VAR` names a text refers to.
-fn references(text: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        rest = &rest[i + 1..];
-        if let Some(r) = rest.strip_prefix('$') {
-            rest = r;
-            continue;
-        }
-        let braced = rest.starts_with('{');
-        let body = rest.trim_start_matches('{');
-        let end = body
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(body.len());
-        if end > 0 {
-            out.insert(body[..end].to_owned());
-        }
-        rest = if braced { body } else { &body[end..] };
-    }
-    out
-}
-
-/// What [`Listed`] needs of one service.
-fn listed_of(svc: &serde_yaml_ng::Value) -> Listed {
-    let mut env = BTreeMap::new();
-    match svc.get("environment") {
-        Some(serde_yaml_ng::Value::Mapping(m)) => {
-            for (k, v) in m {
-                let v = match v {
-                    serde_yaml_ng::Value::String(s) => s.clone(),
-                    _ => String::new(),
-                };
-                env.insert(k.as_str().unwrap_or_default().to_owned(), v);
-            }
-        }
-        Some(serde_yaml_ng::Value::Sequence(l)) => {
-            for e in l.iter().filter_map(|e| e.as_str()) {
-                let (k, v) = e.split_once('=').unwrap_or((e, ""));
-                env.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        _ => {}
-    }
-    let env_self_refs = env
-        .iter()
-        .filter(|(_, v)| references(v).iter().any(|r| env.contains_key(r)))
-        .map(|(k, _)| k.clone())
-        .collect();
-    let empty_host_ip = svc
-        .get("ports")
-        .and_then(|p| p.as_sequence())
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str())
-        .any(|p| p.starts_with(':') || p.contains("-:"));
-    Listed {
-        no_networks: svc.get("networks").is_none() && svc.get("network_mode").is_none(),
-        env_self_refs,
-        empty_host_ip,
-    }
-}
-
-/// The values of the `SOURCE` lines starting with `key: `, in order.
-fn source_lines(source: &str, key: &str) -> Vec<String> {
-    let prefix = format!("{key}: ");
-    source
-        .lines()
-        .filter_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.trim().to_owned())
-        .collect()
-}
-
-/// The container ports of a `ports:` list that have no host port.
-fn ports_without_host_port(ports: Option<&serde_yaml_ng::Value>) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for p in ports.and_then(|p| p.as_sequence()).into_iter().flatten() {
-        if let Some(m) = p.as_mapping() {
-            let field = |k: &str| {
-                m.get(k).map(|v| match v {
-                    serde_yaml_ng::Value::Number(n) => n.to_string(),
-                    other => other.as_str().unwrap_or_default().to_owned(),
-                })
-            };
-            if field("published").is_none_or(|p| p.is_empty()) {
-                let proto = field("protocol").unwrap_or_else(|| "tcp".to_owned());
-                out.insert(format!("{}/{proto}", field("target").unwrap_or_default()));
-            }
-            continue;
-        }
-        let text = match p {
-            serde_yaml_ng::Value::Number(n) => n.to_string(),
-            other => other.as_str().unwrap_or_default().to_owned(),
-        };
-        let (spec, proto) = text.split_once('/').unwrap_or((&text, "tcp"));
-        let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-        if parts.len() == 1 || parts.get(1) == Some(&"") {
-            out.insert(format!("{}/{proto}", parts[0]));
-        }
-    }
-    out
-}
-
-const COMPOSE_NAMES: [&str; 4] = [
-    "compose.yaml",
-    "compose.yml",
-    "docker-compose.yaml",
-    "docker-compose.yml",
-];
-
-fn corpus() -> Vec<Stack> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-    let mut stacks = Vec::new();
-    for entry in std::fs::read_dir(&root).expect("read tests/corpus") {
-        let dir = entry.unwrap().path();
-        let Some(file) = COMPOSE_NAMES
-            .iter()
-            .map(|n| dir.join(n))
-            .find(|p| p.is_file())
-        else {
-            continue;
-        };
-        let text = std::fs::read_to_string(&file).unwrap();
-        let doc: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let mut build = false;
-        let mut listed = BTreeMap::new();
-        let mut fixed = BTreeMap::new();
-        let mut random_ports = BTreeMap::new();
-        if let Some(services) = doc.get("services").and_then(|s| s.as_mapping()) {
-            for (name, svc) in services {
-                let name = name.as_str().unwrap_or_default().to_owned();
-                build |= svc.get("build").is_some();
-                listed.insert(name.clone(), listed_of(svc));
-                let mut nets = BTreeSet::new();
-                if svc.get("mac_address").is_some() {
-                    nets.insert("mac:*".to_owned());
-                }
-                if let Some(m) = svc.get("networks").and_then(|n| n.as_mapping()) {
-                    for (net, cfg) in m {
-                        let net = net.as_str().unwrap_or_default();
-                        if ["ipv4_address", "ipv6_address"]
-                            .iter()
-                            .any(|k| cfg.get(k).is_some())
-                        {
-                            nets.insert(format!("ip:{net}"));
-                        }
-                        if ["mac_address", "x-podman.mac_address"]
-                            .iter()
-                            .any(|k| cfg.get(k).is_some())
-                        {
-                            nets.insert(format!("mac:{net}"));
-                        }
-                    }
-                }
-                random_ports.insert(name.clone(), ports_without_host_port(svc.get("ports")));
-                fixed.insert(name, nets);
-            }
-        }
-        let source = std::fs::read_to_string(dir.join("SOURCE")).unwrap_or_default();
-        let environment = source_lines(&source, "environment")
-            .into_iter()
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or_else(|| {
-                    panic!("{}/SOURCE: environment: {kv}: not KEY=VALUE", dir.display())
-                });
-                (k.to_owned(), v.to_owned())
-            })
-            .collect();
-        stacks.push(Stack {
-            name: dir.file_name().unwrap().to_string_lossy().into_owned(),
-            setup: source_lines(&source, "setup"),
-            cleanup: source_lines(&source, "cleanup"),
-            host_setup: source_lines(&source, "host setup"),
-            host_cleanup: source_lines(&source, "host cleanup"),
-            invalid: source_lines(&source, "invalid").into_iter().next(),
-            waits_healthy: text.contains("service_healthy"),
-            listed,
-            environment,
-            dir,
-            build,
-            fixed,
-            random_ports,
-        });
-    }
-    stacks.sort_by(|a, b| a.name.cmp(&b.name));
-    stacks
-}
 
 /// Copies a folder, giving every file and folder to the test user.
 fn copy_tree(tb: &Testbed, from: &Path, to: &Path) {
@@ -422,23 +193,6 @@ fn run_commands(tb: &Testbed, folder: &Path, commands: &[String]) -> Vec<String>
         let out = tb
             .user_program("sh", &["-c", c])
             .current_dir(folder)
-            .output()
-            .expect("run sh");
-        if !out.status.success() {
-            failed.push(format!("`{c}` failed: {}", last_lines(&out)));
-        }
-    }
-    failed
-}
-
-/// Runs a stack's `host setup:` (or `host cleanup:`) commands with `sh -c` as
-/// root in `/`; the failures, as lines for the report.
-fn run_host_commands(commands: &[String]) -> Vec<String> {
-    let mut failed = Vec::new();
-    for c in commands {
-        let out = Command::new("sh")
-            .args(["-c", c])
-            .current_dir("/")
             .output()
             .expect("run sh");
         if !out.status.success() {
@@ -549,281 +303,6 @@ fn magos(
         .expect("run magos")
 }
 
-/// The route `magos plan` gives the stack, with its project name and the keys
-/// (compose CLI) or error (refused) that explain it.
-#[derive(Debug)]
-enum Route {
-    Native,
-    ComposeCli(Vec<String>),
-    Refused(String),
-}
-
-fn plan_route(plan: &Output) -> (Route, Option<String>) {
-    let Ok(v) = serde_json::from_slice::<Value>(&plan.stdout) else {
-        return (Route::Refused(show(plan)), None);
-    };
-    let name = |x: &Value, k: &str| x[k].as_str().map(str::to_owned);
-    if let Some(c) = v["compose_cli"].as_array().and_then(|a| a.first()) {
-        let keys = c["keys"]
-            .as_array()
-            .map(|k| {
-                k.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        return (Route::ComposeCli(keys), name(c, "stack"));
-    }
-    if let Some(e) = v["errors"].as_array().and_then(|a| a.first()) {
-        return (
-            Route::Refused(e["error"].as_str().unwrap_or("?").to_owned()),
-            name(e, "stack"),
-        );
-    }
-    if let Some(s) = v["stacks"].as_array().and_then(|a| a.first()) {
-        if let Some(e) = s["error"].as_str() {
-            return (Route::Refused(e.to_owned()), name(s, "project"));
-        }
-        return (Route::Native, name(s, "project"));
-    }
-    (Route::Refused("not in the plan".to_owned()), None)
-}
-
-/// Replaces the stack's folder, the project name and the container's id in every
-/// string.
-fn normalize(v: &Value, folder: &str, project: &str, id: &str) -> Value {
-    match v {
-        Value::String(s) => {
-            let mut s = s.replace(folder, "<folder>").replace(project, "<project>");
-            if id.len() >= 12 {
-                s = s.replace(id, "<id>").replace(&id[..12], "<id>");
-            }
-            Value::String(s)
-        }
-        Value::Array(a) => Value::Array(
-            a.iter()
-                .map(|x| normalize(x, folder, project, id))
-                .collect(),
-        ),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, x)| {
-                    let k = k.replace(project, "<project>");
-                    (k, normalize(x, folder, project, id))
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-fn sorted(v: &Value) -> Value {
-    match v {
-        Value::Array(a) => {
-            let mut a = a.clone();
-            a.sort_by_key(|x| x.to_string());
-            Value::Array(a)
-        }
-        Value::Null => json!([]),
-        other => other.clone(),
-    }
-}
-
-/// Labels a user wrote (not the ones the tools add).
-fn user_labels(labels: &Value) -> Value {
-    let added = |k: &str| {
-        k.starts_with("com.docker.compose.")
-            || k.starts_with("io.podman.compose.")
-            || k.starts_with("io.magos.")
-            || k == "PODMAN_SYSTEMD_UNIT"
-    };
-    match labels.as_object() {
-        Some(o) => Value::Object(
-            o.iter()
-                .filter(|(k, _)| !added(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        None => json!({}),
-    }
-}
-
-/// The compared fields of one container, normalized.
-fn fields(
-    c: &Value,
-    folder: &str,
-    project: &str,
-    fixed: &BTreeSet<String>,
-    random_ports: &BTreeSet<String>,
-) -> BTreeMap<&'static str, Value> {
-    let id = c["Id"].as_str().unwrap_or_default();
-    let mut n = normalize(c, folder, project, id);
-    if let Some(bindings) = n["HostConfig"]["PortBindings"].as_object_mut() {
-        for (port, list) in bindings.iter_mut() {
-            if random_ports.contains(port) {
-                for b in list.as_array_mut().into_iter().flatten() {
-                    b["HostPort"] = json!("<random>");
-                }
-            }
-        }
-    }
-    let (cfg, host) = (&n["Config"], &n["HostConfig"]);
-    let mut mounts: Vec<Value> = n["Mounts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|m| {
-            let source = if m["Type"] == "volume" {
-                &m["Name"]
-            } else {
-                &m["Source"]
-            };
-            json!({
-                "type": m["Type"], "source": source, "destination": m["Destination"],
-                "options": sorted(&m["Options"]), "rw": m["RW"], "propagation": m["Propagation"],
-            })
-        })
-        .collect();
-    mounts.sort_by_key(|m| m["destination"].to_string());
-    let mut networks = serde_json::Map::new();
-    if let Some(nets) = n["NetworkSettings"]["Networks"].as_object() {
-        for (name, net) in nets {
-            let key = name.strip_prefix("<project>_").unwrap_or(name);
-            let mut e = json!({ "aliases": sorted(&net["Aliases"]) });
-            if fixed.contains(&format!("ip:{key}")) {
-                e["ip"] = net["IPAddress"].clone();
-                e["ipv6"] = net["GlobalIPv6Address"].clone();
-            }
-            if fixed.contains(&format!("mac:{key}")) || fixed.contains("mac:*") {
-                e["mac"] = net["MacAddress"].clone();
-            }
-            networks.insert(name.clone(), e);
-        }
-    }
-    let log = &host["LogConfig"];
-    BTreeMap::from([
-        ("env", sorted(&cfg["Env"])),
-        ("cmd", cfg["Cmd"].clone()),
-        ("entrypoint", cfg["Entrypoint"].clone()),
-        ("user", cfg["User"].clone()),
-        ("workdir", cfg["WorkingDir"].clone()),
-        ("ports", host["PortBindings"].clone()),
-        ("mounts", Value::Array(mounts)),
-        ("restart", host["RestartPolicy"].clone()),
-        (
-            "healthcheck",
-            json!([cfg["Healthcheck"], cfg["HealthcheckOnFailureAction"]]),
-        ),
-        (
-            "capabilities",
-            json!([sorted(&host["CapAdd"]), sorted(&host["CapDrop"])]),
-        ),
-        ("devices", sorted(&host["Devices"])),
-        ("privileged", host["Privileged"].clone()),
-        ("read_only", host["ReadonlyRootfs"].clone()),
-        ("tmpfs", host["Tmpfs"].clone()),
-        ("shm_size", host["ShmSize"].clone()),
-        (
-            "memory_cpu",
-            json!([
-                host["Memory"],
-                host["MemoryReservation"],
-                host["MemorySwap"],
-                host["NanoCpus"],
-                host["CpuShares"],
-                host["CpuQuota"],
-                host["CpuPeriod"],
-                host["CpusetCpus"],
-                host["PidsLimit"],
-            ]),
-        ),
-        ("ulimits", sorted(&host["Ulimits"])),
-        ("sysctls", host["Sysctls"].clone()),
-        ("security_opt", sorted(&host["SecurityOpt"])),
-        ("extra_hosts", sorted(&host["ExtraHosts"])),
-        (
-            "dns",
-            json!([
-                sorted(&host["Dns"]),
-                sorted(&host["DnsOptions"]),
-                sorted(&host["DnsSearch"])
-            ]),
-        ),
-        ("hostname", json!([cfg["Hostname"], cfg["Domainname"]])),
-        (
-            "networks",
-            json!([host["NetworkMode"], Value::Object(networks)]),
-        ),
-        (
-            "stop_signal",
-            json!([cfg["StopSignal"], cfg["StopTimeout"]]),
-        ),
-        ("labels", user_labels(&cfg["Labels"])),
-        (
-            "log_config",
-            json!([log["Type"], log["Config"], log["Tag"], log["Size"]]),
-        ),
-        ("init", host["Init"].as_bool().unwrap_or(false).into()),
-        ("tty", json!([cfg["Tty"], cfg["OpenStdin"]])),
-    ])
-}
-
-/// Containers by (service, container number).
-fn by_service(containers: &[Value]) -> BTreeMap<(String, String), &Value> {
-    containers
-        .iter()
-        .map(|c| {
-            let l = &c["Config"]["Labels"];
-            let s = l["com.docker.compose.service"].as_str().unwrap_or("?");
-            let n = l["com.docker.compose.container-number"]
-                .as_str()
-                .unwrap_or("1");
-            ((s.to_owned(), n.to_owned()), c)
-        })
-        .collect()
-}
-
-/// What one stack gave.
-struct Outcome {
-    route: Route,
-    apply_ok: bool,
-    pc_ok: bool,
-    /// How many containers podman-compose made.
-    pc_made: usize,
-    equal: usize,
-    compared: usize,
-    /// Fields (or whole containers' fields) not compared because they show a
-    /// listed difference.
-    skipped: usize,
-    diffs: Vec<String>,
-    /// What `magos apply` printed.
-    apply_output: String,
-}
-
-/// The port of the test bed's own listeners (the registries, sshd) that a
-/// failed `magos apply` could not publish, if that is why it failed.
-fn held_port(apply_output: &str) -> Option<String> {
-    if !apply_output.contains("address already in use") {
-        return None;
-    }
-    let port = |var: &str| {
-        std::env::var(var)
-            .ok()
-            .map(|v| v.rsplit(':').next().unwrap_or_default().to_owned())
-    };
-    [
-        port("MAGOS_TEST_REGISTRY"),
-        port("MAGOS_TEST_REGISTRY_AUTH"),
-        port("MAGOS_TESTBED_SSH_PORT"),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| {
-        !p.is_empty() && apply_output.contains(&format!(":{p}: bind: address already in use"))
-    })
-}
-
 /// Python's `shlex.quote`, as podman-compose quotes a healthcheck's words.
 fn sh_quote(s: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c);
@@ -883,25 +362,44 @@ fn listed_difference(listed: &Listed, field: &str, pc: &Value, mg: &Value) -> Op
                 && p.values().next() == m.values().next();
             same.then_some("a service without `networks:`")
         }
-        // Variables interpolated from the same `environment:`.
-        "env" if !listed.env_self_refs.is_empty() => {
+        // Variables interpolated from the same `environment:`, and entries
+        // without a value that podman-compose leaves out while Magos takes
+        // them from its environment and the `.env`.
+        "env" if !listed.env_self_refs.is_empty() || !listed.bare_env.is_empty() => {
+            let key = |e: &Value| -> String {
+                let e = e.as_str().unwrap_or_default();
+                e.split('=').next().unwrap_or("").to_owned()
+            };
             let strip = |v: &Value| -> Vec<Value> {
                 v.as_array()
                     .into_iter()
                     .flatten()
                     .filter(|e| {
-                        let k = e
-                            .as_str()
-                            .unwrap_or_default()
-                            .split('=')
-                            .next()
-                            .unwrap_or("");
-                        !listed.env_self_refs.contains(k)
+                        let k = key(e);
+                        !listed.env_self_refs.contains(&k) && !listed.bare_env.contains(&k)
                     })
                     .cloned()
                     .collect()
             };
-            (strip(pc) == strip(mg)).then_some("`environment:` referring to itself")
+            // podman-compose sets none of the entries without a value.
+            let pc_bare = pc
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| listed.bare_env.contains(&key(e)));
+            if pc_bare || strip(pc) != strip(mg) {
+                return None;
+            }
+            let mg_bare = mg
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| listed.bare_env.contains(&key(e)));
+            Some(if mg_bare {
+                "an `environment:` entry without a value"
+            } else {
+                "`environment:` referring to itself"
+            })
         }
         // List-form label keys left as written (`$VAR=…`).
         "labels" => {
@@ -928,31 +426,6 @@ fn listed_failure(listed: &Listed, pc_output: &str) -> Option<&'static str> {
         return Some("`secrets: {x: {environment: VAR}}`");
     }
     None
-}
-
-fn clip(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 160 {
-        format!("{}…", s.chars().take(160).collect::<String>())
-    } else {
-        s
-    }
-}
-
-/// The last lines a command printed (standard output, then error), on one line.
-fn last_lines(o: &Output) -> String {
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.contains("cgroups-v1"))
-        .collect();
-    let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
-    format!("{} (exit {:?})", tail, o.status.code())
 }
 
 fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
@@ -1030,8 +503,8 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
     let mut out = Outcome {
         route,
         apply_ok,
-        pc_ok,
-        pc_made: pc_containers.len(),
+        peer_ok: pc_ok,
+        peer_made: pc_containers.len(),
         equal: 0,
         compared: 0,
         skipped: 0,
@@ -1050,210 +523,41 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
         out.diffs
             .push(format!("magos apply failed: {}", last_lines(&apply)));
     }
-    let (pcs, mgs) = (by_service(&pc_containers), by_service(&mg_containers));
-    let keys: BTreeSet<_> = pcs.keys().chain(mgs.keys()).cloned().collect();
-    let none = BTreeSet::new();
-    let no_listed = Listed::default();
     let pc_output = format!(
         "{}{}",
         String::from_utf8_lossy(&pc.stdout),
         String::from_utf8_lossy(&pc.stderr)
     );
-    for key @ (service, number) in &keys {
-        let listed = stack.listed.get(service).unwrap_or(&no_listed);
-        let fixed = stack.fixed.get(service).unwrap_or(&none);
-        let random = stack.random_ports.get(service).unwrap_or(&none);
-        let folder = folder.to_string_lossy();
-        let a = pcs
-            .get(key)
-            .map(|c| fields(c, &folder, &pc_project, fixed, random));
-        let b = mgs
-            .get(key)
-            .map(|c| fields(c, &folder, &project, fixed, random));
-        match (a, b) {
-            (Some(a), Some(b)) => {
-                for (field, va) in &a {
-                    let vb = b.get(field).unwrap_or(&Value::Null);
-                    if va != vb
-                        && let Some(row) = listed_difference(listed, field, va, vb)
-                    {
-                        out.skipped += 1;
-                        out.diffs.push(format!(
-                            "{service}#{number} {field}: skipped, a listed difference ({row})"
-                        ));
-                        continue;
-                    }
-                    out.compared += 1;
-                    if b.get(field) == Some(va) {
-                        out.equal += 1;
-                    } else {
-                        out.diffs.push(format!(
-                            "{service}#{number} {field}: podman-compose {} | magos {}",
-                            clip(va),
-                            clip(b.get(field).unwrap_or(&Value::Null))
-                        ));
-                    }
-                }
-            }
-            (Some(a), None) => {
-                out.compared += a.len();
-                out.diffs
-                    .push(format!("{service}#{number}: no container from magos"));
-            }
-            (None, Some(b)) if listed_failure(listed, &pc_output).is_some() => {
-                out.skipped += b.len();
-                out.diffs.push(format!(
-                    "{service}#{number}: no container from podman-compose: skipped, a listed difference ({})",
-                    listed_failure(listed, &pc_output).unwrap_or_default()
-                ));
-            }
-            (None, Some(b)) => {
-                out.compared += b.len();
-                out.diffs.push(format!(
-                    "{service}#{number}: no container from podman-compose"
-                ));
-            }
-            (None, None) => {}
-        }
-    }
+    compare(
+        &PODMAN_COMPOSE,
+        stack,
+        &folder,
+        Side {
+            project: &pc_project,
+            containers: &pc_containers,
+        },
+        Side {
+            project: &project,
+            containers: &mg_containers,
+        },
+        &pc_output,
+        &mut out,
+    );
     out
 }
+
+/// podman-compose and the rows of docs/stacks.md's "Differences from
+/// podman-compose".
+const PODMAN_COMPOSE: Peer = Peer {
+    name: "podman-compose",
+    listed_difference,
+    listed_failure,
+    all_native: true,
+};
 
 #[test]
 fn corpus_matches_podman_compose() {
     let Some(tb) = testbed() else { return };
     let _netns = support::rootless_netns_lock();
-    let whole = std::env::var(GATE).as_deref() == Ok("1");
-    let only = std::env::var("MAGOS_CONFORMANCE_ONLY").ok();
-    let stacks: Vec<Stack> = corpus()
-        .into_iter()
-        .filter(|s| match only.as_deref() {
-            Some(o) => o.split(',').any(|x| x == s.name),
-            None => whole || RATCHET.iter().any(|(name, _)| *name == s.name),
-        })
-        .collect();
-    if !whole && only.is_none() {
-        assert_eq!(
-            stacks.len(),
-            RATCHET.len(),
-            "every RATCHET stack is in tests/corpus"
-        );
-    }
-    let mut worse = Vec::new();
-    assert!(!stacks.is_empty(), "no corpus stack selected");
-
-    let (mut files, mut native, mut refused, mut equal, mut compared) = (0, 0, 0, 0, 0);
-    let mut skipped = 0;
-    let (mut invalid, mut held) = (Vec::new(), Vec::new());
-    let mut both_failed = Vec::new();
-    let mut built = Vec::new();
-    let mut report = String::new();
-    for stack in &stacks {
-        if stack.build {
-            built.push(stack.name.clone());
-            continue;
-        }
-        let o = run_stack(tb, stack);
-        let route = match &o.route {
-            Route::Native => "native".to_owned(),
-            Route::ComposeCli(keys) => format!("compose-cli ({})", keys.join(", ")),
-            Route::Refused(e) => format!("refused ({})", e.lines().next().unwrap_or("")),
-        };
-        equal += o.equal;
-        compared += o.compared;
-        skipped += o.skipped;
-        let report_line = |report: &mut String, note: &str| {
-            let line = format!(
-                "{}: {route}; apply {}; podman-compose {}; fields {}/{} equal, {} skipped{note}\n",
-                stack.name,
-                if o.apply_ok { "ok" } else { "FAILED" },
-                if o.pc_ok { "ok" } else { "failed" },
-                o.equal,
-                o.compared,
-                o.skipped,
-            );
-            eprint!("{line}");
-            report.push_str(&line);
-            for d in &o.diffs {
-                let d = format!("    {d}\n");
-                eprint!("{d}");
-                report.push_str(&d);
-            }
-        };
-        // A file the compose specification rejects: Magos must refuse it; it
-        // is no file of the acceptance.
-        if let Some(why) = &stack.invalid {
-            if !matches!(o.route, Route::Refused(_)) {
-                worse.push(format!(
-                    "{}: not refused, but its SOURCE says it is invalid: {why}",
-                    stack.name
-                ));
-            }
-            invalid.push(stack.name.clone());
-            report_line(&mut report, &format!(" (invalid: {why})"));
-            continue;
-        }
-        // A port the test bed itself listens on (the registry's 5000): the
-        // host cannot give it, whatever the tool; the fields still count.
-        if !o.apply_ok
-            && matches!(o.route, Route::Native)
-            && let Some(port) = held_port(&o.apply_output)
-        {
-            held.push(format!("{} (port {port})", stack.name));
-            report_line(&mut report, &format!(" (port {port} is the test bed's)"));
-            continue;
-        }
-        files += 1;
-        let is_native = matches!(o.route, Route::Native) && o.apply_ok;
-        if let Some((_, min)) = RATCHET.iter().find(|(name, _)| *name == stack.name)
-            && (!is_native || o.equal < *min)
-        {
-            worse.push(format!(
-                "{}: native {is_native}, {} fields equal (recorded: native, {min})",
-                stack.name, o.equal
-            ));
-        }
-        native += usize::from(is_native);
-        // Refused: Magos failed where podman-compose made containers. Where
-        // podman-compose made none either (a missing external volume, a
-        // privileged port), the file cannot run here at all.
-        let magos_failed = matches!(o.route, Route::Refused(_)) || !o.apply_ok;
-        if magos_failed && o.pc_made > 0 {
-            refused += 1;
-        } else if magos_failed {
-            both_failed.push(stack.name.clone());
-        }
-        report_line(&mut report, "");
-    }
-    let share = if compared == 0 {
-        0.0
-    } else {
-        equal as f64 / compared as f64
-    };
-    let score = format!(
-        "conformance: {native}/{files} files without build: applied natively, \
-         {equal}/{compared} fields equal ({:.1} %, {skipped} more skipped as listed \
-         differences), {refused} refused where podman-compose made containers; \
-         both failed: {}; invalid (refused, as they must be): {}; a port the test \
-         bed holds: {}; not applied (build:): {}",
-        share * 100.0,
-        both_failed.join(", "),
-        invalid.join(", "),
-        held.join(", "),
-        built.join(", ")
-    );
-    eprintln!("{score}");
-    if let Ok(path) = std::env::var("MAGOS_CONFORMANCE_REPORT") {
-        std::fs::write(path, format!("{report}{score}\n")).expect("write the report");
-    }
-    assert!(
-        worse.is_empty(),
-        "worse than recorded:\n{}\n{score}",
-        worse.join("\n")
-    );
-    if whole {
-        assert_eq!(native, files, "{score}");
-        assert!(share >= FIELDS_EQUAL_MIN, "{score}");
-        assert_eq!(refused, 0, "{score}");
-    }
+    crate::corpus::check(&PODMAN_COMPOSE, RATCHET, |stack| run_stack(tb, stack));
 }

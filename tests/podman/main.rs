@@ -11,6 +11,10 @@ mod git_fixture;
 
 #[path = "../common/daemon.rs"]
 mod daemon_fixture;
+// The Docker conformance test uses a part of it too.
+#[allow(dead_code)]
+#[path = "../common/conformance.rs"]
+mod corpus;
 
 mod apply;
 mod applycli;
@@ -28,6 +32,7 @@ mod fails_alone;
 mod git_ssh;
 mod init;
 mod notify;
+mod parallel;
 mod pinning;
 mod pull_progress;
 mod quadlet_export;

@@ -845,3 +845,50 @@ networks:
         "{notes:#?}"
     );
 }
+
+#[test]
+fn an_environment_entry_without_a_value_takes_the_variable_as_compose_does() {
+    let yaml = "services:\n  db:\n    image: postgres:16\n    environment:\n      - POSTGRES_USER\n      - UNSET_HERE\n  app:\n    image: postgres:16\n    environment:\n      POSTGRES_DB:\n      LEFT:\n";
+    let vars = Vars::from([
+        ("POSTGRES_USER".to_owned(), "user".to_owned()),
+        ("POSTGRES_DB".to_owned(), "n8n".to_owned()),
+    ]);
+    let loaded = load(&StackSource {
+        compose: ("web/compose.yaml", yaml),
+        override_file: None,
+        vars: &vars,
+    });
+    let c = convert(
+        &loaded,
+        &input(
+            &EnvInputs::default(),
+            None,
+            &BTreeMap::new(),
+            Some("/home/magos"),
+        ),
+    );
+    let env = |s: &str| {
+        c.spec
+            .services
+            .iter()
+            .find(|x| x.service == s)
+            .unwrap()
+            .environment
+            .clone()
+    };
+    assert_eq!(
+        env("db"),
+        BTreeMap::from([("POSTGRES_USER".to_owned(), "user".to_owned())])
+    );
+    assert_eq!(
+        env("app"),
+        BTreeMap::from([("POSTGRES_DB".to_owned(), "n8n".to_owned())])
+    );
+    // Set nowhere: left out, with a warning naming it.
+    let warned: Vec<&str> = c.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        warned.iter().any(|m| m.contains("`UNSET_HERE`"))
+            && warned.iter().any(|m| m.contains("`LEFT`")),
+        "{warned:?}"
+    );
+}
