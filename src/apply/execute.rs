@@ -153,7 +153,8 @@ pub async fn apply_stack<C: Backend>(
         if action.service().is_some_and(|s| failed.contains(s)) {
             continue;
         }
-        let Some(outcome) = run_action(client, stack, action, secrets, liveness, stop, display).await
+        let Some(outcome) =
+            run_action(client, stack, action, secrets, liveness, stop, display).await
         else {
             continue;
         };

@@ -530,7 +530,10 @@ pub async fn roll_back(
     let mut only = options.clone();
     only.prune = false;
     // A rollback runs to its end: it is what makes the host good again.
-    match containers.apply(&held, &only, progress, &Stop::never()).await {
+    match containers
+        .apply(&held, &only, progress, &Stop::never())
+        .await
+    {
         Ok(r) => {
             for st in r.stacks {
                 if let Some(e) = st.error {
@@ -616,8 +619,7 @@ async fn revert(
     };
     let (e, s, at) = (engine.clone(), s.clone(), image_at.to_owned());
     Some(
-        match tokio::task::spawn_blocking(move || e.revert_pin(checkout, &s, &failure, &at)).await
-        {
+        match tokio::task::spawn_blocking(move || e.revert_pin(checkout, &s, &failure, &at)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(format!("{e:#}")),
             Err(e) => Err(format!("the revert task failed: {e}")),

@@ -15,8 +15,8 @@ use std::pin::Pin;
 
 use futures_util::{Stream, StreamExt as _};
 
-use crate::apply::{Progress, RepoOptions, Stop};
 use crate::apply::repo::{self, ApplyReport, DriftReport, RepoApplyError, Repository};
+use crate::apply::{Progress, RepoOptions, Stop};
 use crate::core::observed::{Health, Observed};
 
 use super::Engine;
@@ -318,12 +318,12 @@ impl Engine {
         if let Some(c) = self.docker.get() {
             return Ok(Containers::Docker(c.clone()));
         }
-        let (client, _) = crate::docker::Client::connect(
-            &self.env,
-            crate::docker::ClientOptions::default(),
-        )
-        .await?;
-        Ok(Containers::Docker(self.docker.get_or_init(|| client).clone()))
+        let (client, _) =
+            crate::docker::Client::connect(&self.env, crate::docker::ClientOptions::default())
+                .await?;
+        Ok(Containers::Docker(
+            self.docker.get_or_init(|| client).clone(),
+        ))
     }
 }
 
