@@ -930,6 +930,7 @@ async fn run_units<C: Backend>(
 /// into the runtime folder), pull and create through the API what the units
 /// need, then the stack's unit plan.
 #[cfg(target_os = "linux")]
+#[allow(clippy::too_many_arguments)] // each is a separate input of the stack's apply
 async fn apply_units<C: Backend>(
     client: &C,
     stack: &Prepared,

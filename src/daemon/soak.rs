@@ -457,6 +457,7 @@ pub struct RolledBack {
 /// Rolls back the services whose soak failed: records the rejected digest and
 /// the hold, applies the last good image at once (the service and those that
 /// must follow it), then reverts Magos's pin in git.
+#[allow(clippy::too_many_arguments)] // each is a separate input of the rollback
 pub async fn roll_back(
     engine: &Arc<Engine>,
     containers: &Containers,
