@@ -86,7 +86,14 @@ pub fn run(
             tracing::info!("started by systemd: reporting readiness and status");
         }
         let containers = reconciler.containers().clone();
-        service::serve(&mut reconciler, &config, &daemon, notifier, Some(containers)).await?;
+        service::serve(
+            &mut reconciler,
+            &config,
+            &daemon,
+            notifier,
+            Some(containers),
+        )
+        .await?;
         reconciler
             .flush_notifications(std::time::Duration::from_secs(5))
             .await;

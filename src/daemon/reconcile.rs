@@ -16,9 +16,9 @@ use crate::apply::{RepoOptions, stoppable};
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
 use crate::core::event::{Event, EventKind};
+use crate::engine::containers::Containers;
 use crate::engine::events::now;
 use crate::engine::pin::{Problem, Written};
-use crate::engine::containers::Containers;
 use crate::engine::{Engine, Location};
 use crate::server::metrics::{DriftLabels, RegistryLabel, RequestLabels, ResultLabel};
 use crate::server::{Liveness, Metrics};
@@ -265,12 +265,9 @@ impl RepoReconciler {
             let _step = liveness.begin("apply stacks");
             // SIGTERM/SIGINT stop the apply at its next safe point.
             let applied = match repo {
-                Ok(repo) => stoppable(
-                    self.stopping.clone(),
-                    self.containers.apply(repo, options),
-                )
-                .await
-                .map_err(|e| format!("{e:#}")),
+                Ok(repo) => stoppable(self.stopping.clone(), self.containers.apply(repo, options))
+                    .await
+                    .map_err(|e| format!("{e:#}")),
                 Err(e) => Err(format!("{e:#}")),
             };
             match applied {
@@ -306,9 +303,11 @@ impl RepoReconciler {
         // The network doctor heals rootless Podman's networking; Docker has
         // none of it to heal.
         #[cfg(target_os = "linux")]
-        if let Some(client) = self.containers.podman().filter(|_| {
-            self.engine.config().doctor.heal && !self.stopping.load(Ordering::Acquire)
-        }) {
+        if let Some(client) = self
+            .containers
+            .podman()
+            .filter(|_| self.engine.config().doctor.heal && !self.stopping.load(Ordering::Acquire))
+        {
             let _step = liveness.begin("check rootless networking");
             let report =
                 crate::doctor::check_and_heal(client, &mut self.doctor, Some(&self.metrics)).await;
@@ -437,8 +436,14 @@ impl Reconciler for RepoReconciler {
         };
         let candidates = match &repo {
             Ok(repo) if !self.stopping.load(Ordering::Acquire) => {
-                soak::candidates(&self.containers, repo, &apply_options, self.config(), &pinned)
-                    .await
+                soak::candidates(
+                    &self.containers,
+                    repo,
+                    &apply_options,
+                    self.config(),
+                    &pinned,
+                )
+                .await
             }
             _ => Vec::new(),
         };

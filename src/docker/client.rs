@@ -298,24 +298,23 @@ impl Client {
             .uri(uri)
             .body(Full::new(Bytes::new()))
             .map_err(|e| DockerError::Request(e.to_string()))?;
-        let response = match tokio::time::timeout(self.options.timeout, self.http.request(request))
-            .await
-        {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                return Err(DockerError::Unreachable {
-                    socket: self.socket.clone(),
-                    endpoint,
-                    source: Box::new(e),
-                });
-            }
-            Err(_) => {
-                return Err(DockerError::Timeout {
-                    endpoint,
-                    after: self.options.timeout,
-                });
-            }
-        };
+        let response =
+            match tokio::time::timeout(self.options.timeout, self.http.request(request)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    return Err(DockerError::Unreachable {
+                        socket: self.socket.clone(),
+                        endpoint,
+                        source: Box::new(e),
+                    });
+                }
+                Err(_) => {
+                    return Err(DockerError::Timeout {
+                        endpoint,
+                        after: self.options.timeout,
+                    });
+                }
+            };
         if response.status() == StatusCode::OK {
             return Ok(response.into_body());
         }

@@ -316,12 +316,12 @@ impl Engine {
         if let Some(c) = self.docker.get() {
             return Ok(Containers::Docker(c.clone()));
         }
-        let (client, _) = crate::docker::Client::connect(
-            &self.env,
-            crate::docker::ClientOptions::default(),
-        )
-        .await?;
-        Ok(Containers::Docker(self.docker.get_or_init(|| client).clone()))
+        let (client, _) =
+            crate::docker::Client::connect(&self.env, crate::docker::ClientOptions::default())
+                .await?;
+        Ok(Containers::Docker(
+            self.docker.get_or_init(|| client).clone(),
+        ))
     }
 }
 

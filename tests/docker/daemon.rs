@@ -99,7 +99,10 @@ fn docker_config(bed: &Bed, dir: &Path, remote: &Remote, project: &str, port: u1
         remote,
         project,
         port,
-        &format!("runtime: docker\nregistries:\n  insecure: [\"{}\"]\n", bed.registry),
+        &format!(
+            "runtime: docker\nregistries:\n  insecure: [\"{}\"]\n",
+            bed.registry
+        ),
     )
 }
 
@@ -137,7 +140,11 @@ impl OwnImage {
             ])
             .output()
             .expect("run skopeo");
-        assert!(out.status.success(), "skopeo copy {from} {to}: {}", show(&out));
+        assert!(
+            out.status.success(),
+            "skopeo copy {from} {to}: {}",
+            show(&out)
+        );
         let repo = self.image.split_once('/').unwrap().1;
         let digest = self.bed.digest(repo, tag);
         self.digests.push(digest.clone());
@@ -149,7 +156,9 @@ impl Drop for OwnImage {
     fn drop(&mut self) {
         let repo = self.image.split_once('/').unwrap().1.to_owned();
         for d in &self.digests {
-            let _ = self.bed.docker(&["rmi", "-f", &format!("{}@{d}", self.image)]);
+            let _ = self
+                .bed
+                .docker(&["rmi", "-f", &format!("{}@{d}", self.image)]);
             let _ = Command::new("curl")
                 .args(["-s", "-m", "10", "-X", "DELETE"])
                 .arg(format!(
@@ -258,7 +267,10 @@ fn run_applies_a_stack_on_docker_heals_a_killed_container_and_applies_a_pin_bump
             .is_some_and(|s| s.starts_with("true ") && !s.ends_with(&started))
     });
     let logs = running.daemon.logs();
-    assert!(healed, "the killed container was not re-applied; logs:\n{logs}");
+    assert!(
+        healed,
+        "the killed container was not re-applied; logs:\n{logs}"
+    );
     assert!(
         logs.contains(&format!("container={name}"))
             && logs.contains("managed container event: re-applying")

@@ -13,8 +13,8 @@ use std::time::Duration;
 use crate::git_fixture::git;
 use crate::support::{self, Testbed, testbed};
 
-pub(crate) use crate::daemon_fixture::{Remote, WEBHOOK_SECRET, announce_push};
 use crate::daemon_fixture::{Notified, post};
+pub(crate) use crate::daemon_fixture::{Remote, WEBHOOK_SECRET, announce_push};
 
 /// `magos run` under test on the test bed's Podman ([`Notified`]). Dropping it
 /// kills the daemon and removes the stack's objects, whatever the outcome.
