@@ -8,7 +8,7 @@
 # -D warnings; cargo test --all-targets and --doc with MAGOS_REQUIRE_PODMAN=1 and
 # MAGOS_REQUIRE_DOCKER=1 (a missing test bed fails the podman and docker tests); the real-systemd tier
 # (tests/systemd_tier.rs); the main job end to end (scripts/quickstart.sh --once --yes,
-# then clean); cargo check for x86_64-pc-windows-gnu.
+# then clean; again with --runtime docker); cargo check for x86_64-pc-windows-gnu.
 # Exits non-zero on the first failure.
 set -euo pipefail
 
@@ -101,6 +101,15 @@ step "the main job: scripts/quickstart.sh --once --yes, then clean"
 if ! scripts/quickstart.sh --once --yes </dev/null; then
     scripts/quickstart.sh clean </dev/null || true
     echo "the quick start's main job failed (above)" >&2
+    exit 1
+fi
+scripts/quickstart.sh clean </dev/null
+# The same through the test bed's Docker Engine (`runtime: docker`; magos doctor
+# must pass too).
+step "the main job on Docker: scripts/quickstart.sh --runtime docker --once --yes, then clean"
+if ! scripts/quickstart.sh --runtime docker --once --yes </dev/null; then
+    scripts/quickstart.sh clean </dev/null || true
+    echo "the quick start's main job on Docker failed (above)" >&2
     exit 1
 fi
 scripts/quickstart.sh clean </dev/null
