@@ -43,6 +43,9 @@ pub struct RepoReconciler {
     /// The followed branch's head as the last write-back saw it: the commit
     /// an `applied` event names.
     head: Option<String>,
+    /// The definitions the last pass ran (`stack/service`): the last good
+    /// one of a service a person's change replaces.
+    previous: BTreeMap<String, crate::core::spec::ContainerSpec>,
     /// Soaks under way, rejected digests and held definitions (also in the
     /// state folder).
     rollback: crate::core::rollback::State,
@@ -101,6 +104,7 @@ impl RepoReconciler {
             #[cfg(target_os = "linux")]
             doctor,
             head: None,
+            previous: BTreeMap::new(),
         })
     }
 
@@ -446,38 +450,75 @@ impl Reconciler for RepoReconciler {
         }
         // A definition that failed its soak is held back: its last good image
         // runs instead, or its stack is left alone and reported.
+        let unheld = repo.as_ref().ok().map(|r| r.stacks.clone());
         let mut held = match &mut repo {
             Ok(repo) => soak::apply_holds(&mut self.rollback, repo),
             Err(_) => BTreeMap::new(),
         };
         let candidates = match &repo {
             Ok(repo) if !self.stopping.load(Ordering::Acquire) => {
-                soak::candidates(&self.client, repo, &apply_options, self.config(), &pinned).await
+                soak::candidates(
+                    &self.client,
+                    repo,
+                    &apply_options,
+                    self.config(),
+                    &pinned,
+                    &self.previous,
+                )
+                .await
             }
             _ => Vec::new(),
         };
         let outcomes = self.apply(repo.as_ref(), &apply_options, liveness).await;
-        if let Ok(prepared) = &repo {
+        if let (Ok(repo_now), Some(unheld)) = (&mut repo, unheld) {
+            // The rollback starts from the repository's own definitions.
+            let mut unheld = Repository {
+                stacks: unheld,
+                diagnostics: Vec::new(),
+                unnamed: Vec::new(),
+                failed_dirs: BTreeSet::new(),
+            };
             let rolled = self
-                .soak(prepared, &apply_options, candidates, &outcomes, liveness)
+                .soak(&unheld, &apply_options, candidates, &outcomes, liveness)
                 .await;
-            held.extend(rolled.failing);
             report.rolled_back = rolled.services;
-            if rolled.reverted {
-                // The revert changed the checkout: drift compares with it.
+            if rolled.failed > 0 {
+                // Drift compares with what runs now: the new holds too, on the
+                // checkout a revert changed, else on the definitions read.
                 let (dir, read_options) = (dir.clone(), options.clone());
-                if let Ok(mut again) =
-                    tokio::task::spawn_blocking(move || prepare(&dir, &read_options)).await
-                {
-                    if let Ok(again) = &mut again {
-                        soak::apply_holds(&mut self.rollback, again);
-                    }
-                    repo = again;
+                let again = if rolled.reverted {
+                    tokio::task::spawn_blocking(move || prepare(&dir, &read_options))
+                        .await
+                        .ok()
+                } else {
+                    None
+                };
+                match again {
+                    Some(again) => repo = again,
+                    None => std::mem::swap(&mut repo_now.stacks, &mut unheld.stacks),
                 }
+                held = match &mut repo {
+                    Ok(repo) => soak::apply_holds(&mut self.rollback, repo),
+                    Err(_) => BTreeMap::new(),
+                };
             }
+            held.extend(rolled.failing);
         }
         if let Some(e) = &outcomes.failed {
             report.error = Some(e.clone());
+        }
+        if let Ok(repo) = &repo {
+            self.previous = repo
+                .stacks
+                .iter()
+                .filter(|p| p.error.is_none())
+                .flat_map(|p| {
+                    p.spec
+                        .services
+                        .iter()
+                        .map(|spec| (format!("{}/{}", p.project, spec.service), spec.clone()))
+                })
+                .collect();
         }
         let drift = match &repo {
             Ok(repo) => {
@@ -638,6 +679,7 @@ impl RepoReconciler {
             match verdict {
                 crate::core::soak::Verdict::Failed { failure, .. } => failed.push((s, failure)),
                 _ => {
+                    self.rollback.last_good.remove(&s.who());
                     tracing::info!(stack = %s.stack, service = %s.service, image = %s.to, "passed its soak")
                 }
             }
