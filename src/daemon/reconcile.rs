@@ -198,7 +198,12 @@ impl RepoReconciler {
                     Written::Pushed { commit, .. } | Written::Committed { commit, .. } => {
                         self.head = Some(commit.clone());
                     }
-                    Written::Proposed(_) => {}
+                    Written::Proposed(_) => {
+                        // The followed branch as synced for the proposals.
+                        if let Ok(Location::Remote(checkout)) = self.engine.location() {
+                            self.head = checkout.head();
+                        }
+                    }
                 }
                 if written.failed() {
                     self.metrics.error("pin");
@@ -210,7 +215,11 @@ impl RepoReconciler {
                 self.metrics
                     .updates_applied
                     .inc_by(written.pinned.len() as u64);
-                Ok((workdir, Pinned::of(&written)))
+                let mut pinned = Pinned::of(&written);
+                if matches!(written.written, Written::Proposed(_)) {
+                    pinned.head = self.head.clone();
+                }
+                Ok((workdir, pinned))
             }
         }
     }
