@@ -707,8 +707,7 @@ async fn revert(
     };
     let (e, s, at) = (engine.clone(), s.clone(), image_at.to_owned());
     Some(
-        match tokio::task::spawn_blocking(move || e.revert_pin(checkout, &s, &failure, &at)).await
-        {
+        match tokio::task::spawn_blocking(move || e.revert_pin(checkout, &s, &failure, &at)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(format!("{e:#}")),
             Err(e) => Err(format!("the revert task failed: {e}")),

@@ -419,7 +419,10 @@ impl Engine {
 
     /// The API client of pull-request mode: the App's installation, else the
     /// token given in `repo.url`.
-    pub(super) async fn api_client(&self, app: Option<&GithubApp>) -> anyhow::Result<octocrab::Octocrab> {
+    pub(super) async fn api_client(
+        &self,
+        app: Option<&GithubApp>,
+    ) -> anyhow::Result<octocrab::Octocrab> {
         if let Some(app) = app {
             return Ok(app.client().await?);
         }

@@ -176,7 +176,14 @@ impl Engine {
             }))
         };
         if self.config.repo.mode == RepoMode::PullRequest {
-            return self.propose_revert(&checkout, app.as_deref(), &options, soaking, &message, compute);
+            return self.propose_revert(
+                &checkout,
+                app.as_deref(),
+                &options,
+                soaking,
+                &message,
+                compute,
+            );
         }
         let outcome = match checkout.update(&options, compute) {
             Ok(outcome) => outcome,
@@ -215,7 +222,12 @@ impl Engine {
         let tag = crate::registry::ImageRef::parse(&soaking.to)
             .ok()
             .and_then(|r| r.tag().map(str::to_owned))
-            .or_else(|| soaking.to_digest.as_ref().map(|d| d.chars().skip(7).take(12).collect()))
+            .or_else(|| {
+                soaking
+                    .to_digest
+                    .as_ref()
+                    .map(|d| d.chars().skip(7).take(12).collect())
+            })
             .unwrap_or_default();
         let branch = github::pull_request_branch(
             &soaking.stack,

@@ -164,7 +164,11 @@ fn a_failing_pin_is_rolled_back_reverted_in_git_and_not_pinned_again() {
     let config = write_config(dir.path(), &remote, &project, http_port);
     // A receiver on 127.0.0.1 of the four events the issue follows.
     let (receiver, got) = crate::notify::receiver();
-    with_notify(&config, receiver, "[pinned, applied, unhealthy, rolled_back]");
+    with_notify(
+        &config,
+        receiver,
+        "[pinned, applied, unhealthy, rolled_back]",
+    );
     let mut running = Running::start(tb, dir.path(), &config, &project);
     running.wait_notice("READY=1", Duration::from_secs(180));
     assert_eq!(
@@ -233,7 +237,14 @@ fn a_failing_pin_is_rolled_back_reverted_in_git_and_not_pinned_again() {
     let events = wait_events(&got, 6, &running);
     assert_eq!(
         crate::notify::kinds(&got),
-        ["pinned", "applied", "pinned", "applied", "unhealthy", "rolled_back"],
+        [
+            "pinned",
+            "applied",
+            "pinned",
+            "applied",
+            "unhealthy",
+            "rolled_back"
+        ],
         "{events:#?}"
     );
     let revert = git(&remote.work, &["rev-parse", "HEAD"]);
@@ -561,10 +572,21 @@ fn in_pull_request_mode_the_revert_of_a_merged_pin_arrives_as_a_pull_request() {
     let v2 = own.push(&format!("{semver}:1.2.0"), "1.1.0");
     let before = git(&bare, &["rev-parse", "main"]);
     push_pass(&running, http_port);
-    assert_eq!(git(&bare, &["rev-parse", "main"]), before, "{}", running.logs());
+    assert_eq!(
+        git(&bare, &["rev-parse", "main"]),
+        before,
+        "{}",
+        running.logs()
+    );
     let pin_branch = {
         let state = github.state.lock().unwrap();
-        assert_eq!(state.pulls.len(), 1, "{:?}; logs:\n{}", state.pulls, running.logs());
+        assert_eq!(
+            state.pulls.len(),
+            1,
+            "{:?}; logs:\n{}",
+            state.pulls,
+            running.logs()
+        );
         state.pulls[0].head.clone()
     };
     assert_eq!(
@@ -575,7 +597,10 @@ fn in_pull_request_mode_the_revert_of_a_merged_pin_arrives_as_a_pull_request() {
 
     // A person merges it (a fast-forward), as GitHub would, closing it.
     git(&other, &["fetch", "-q", "origin"]);
-    git(&other, &["merge", "-q", "--ff-only", &format!("origin/{pin_branch}")]);
+    git(
+        &other,
+        &["merge", "-q", "--ff-only", &format!("origin/{pin_branch}")],
+    );
     git(&other, &["push", "-q", "origin", "main"]);
     github.state.lock().unwrap().pulls[0].open = false;
     let merged = git(&bare, &["rev-parse", "main"]);
@@ -589,12 +614,23 @@ fn in_pull_request_mode_the_revert_of_a_merged_pin_arrives_as_a_pull_request() {
     assert_eq!(inspected["State"]["Running"], true, "{inspected}");
     assert_eq!(inspected["ImageName"], format!("{image}@{v1}").as_str());
     // The followed branch is untouched: no revert pushed there, no force-push.
-    assert_eq!(git(&bare, &["rev-parse", "main"]), merged, "{}", running.logs());
+    assert_eq!(
+        git(&bare, &["rev-parse", "main"]),
+        merged,
+        "{}",
+        running.logs()
+    );
     // The revert: a pull request of its own, its branch one commit on top of
     // the merged pin, the file as it was before the pin, with the trailer.
     let revert_pull = {
         let state = github.state.lock().unwrap();
-        assert_eq!(state.pulls.len(), 2, "{:?}; logs:\n{}", state.pulls, running.logs());
+        assert_eq!(
+            state.pulls.len(),
+            2,
+            "{:?}; logs:\n{}",
+            state.pulls,
+            running.logs()
+        );
         assert!(state.refused.is_empty(), "{:?}", state.refused);
         state.pulls[1].clone()
     };
@@ -606,7 +642,10 @@ fn in_pull_request_mode_the_revert_of_a_merged_pin_arrives_as_a_pull_request() {
     );
     let branch = revert_pull.head.clone();
     assert_eq!(git(&bare, &["rev-parse", &format!("{branch}~1")]), merged);
-    assert_eq!(git(&bare, &["show", &format!("{branch}:{file}")]), good.trim_end());
+    assert_eq!(
+        git(&bare, &["show", &format!("{branch}:{file}")]),
+        good.trim_end()
+    );
     let message = git(&bare, &["log", "-1", "--format=%B", &branch]);
     let pin_subject = git(&bare, &["log", "-1", "--format=%s", &pin_commit]);
     assert!(
@@ -637,9 +676,9 @@ fn in_pull_request_mode_the_revert_of_a_merged_pin_arrives_as_a_pull_request() {
         running.logs()
     );
     assert!(
-        running
-            .logs()
-            .contains("failed its soak (its healthcheck reported unhealthy); running the last good image"),
+        running.logs().contains(
+            "failed its soak (its healthcheck reported unhealthy); running the last good image"
+        ),
         "{}",
         running.logs()
     );
@@ -652,7 +691,10 @@ fn in_pull_request_mode_the_revert_of_a_merged_pin_arrives_as_a_pull_request() {
 
     // A person merges the revert: in sync again, nothing pinned.
     git(&other, &["fetch", "-q", "origin"]);
-    git(&other, &["merge", "-q", "--ff-only", &format!("origin/{branch}")]);
+    git(
+        &other,
+        &["merge", "-q", "--ff-only", &format!("origin/{branch}")],
+    );
     git(&other, &["push", "-q", "origin", "main"]);
     let finished = push_pass(&running, http_port);
     assert!(
@@ -733,7 +775,11 @@ fn a_revert_whose_push_fails_is_pushed_on_a_later_pass() {
         serde_json::from_str(&state).unwrap()
     };
     let state = pending();
-    assert_eq!(state["reverts"].as_array().map(Vec::len), Some(1), "{state}");
+    assert_eq!(
+        state["reverts"].as_array().map(Vec::len),
+        Some(1),
+        "{state}"
+    );
     assert_eq!(state["reverts"][0]["attempts"], 1, "{state}");
 
     // Declined again: the host stays on 1.0.0, the stack is reported.
