@@ -3,9 +3,12 @@
 //! digests are rejected, which definitions are held back, and the message of a
 //! revert commit.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::soak::{Failure, Soak};
+use super::spec::ContainerSpec;
 
 /// The trailer a rollback commit carries.
 pub const TRAILER: &str = "Magos-Rollback";
@@ -44,6 +47,10 @@ pub struct Soaking {
     /// Magos's pin commit, when Magos made the change.
     #[serde(default)]
     pub pin: Option<PinCommit>,
+    /// The commit the followed branch was at when a person's change was
+    /// applied (Magos's own pins name theirs in `pin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// The verdict's state.
     pub soak: Soak,
 }
@@ -156,6 +163,11 @@ pub struct State {
     /// Reverts still to push or propose.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverts: Vec<PendingRevert>,
+    /// The definitions that ran before a person's change, by `stack/service`,
+    /// run again while that change is held. Kept in memory only: after a
+    /// restart a held change of a person is left as it runs.
+    #[serde(skip)]
+    pub last_good: BTreeMap<String, ContainerSpec>,
 }
 
 impl State {
@@ -399,6 +411,7 @@ mod tests {
                 to: "reg/app:1.1.0@sha256:b".into(),
                 to_digest: Some("sha256:b".into()),
                 pin: None,
+                commit: None,
                 soak: Soak::new(
                     crate::core::soak::Rules {
                         health: None,

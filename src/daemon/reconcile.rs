@@ -44,6 +44,9 @@ pub struct RepoReconciler {
     /// The followed branch's head as the last write-back saw it: the commit
     /// an `applied` event names.
     head: Option<String>,
+    /// The definitions the last pass ran (`stack/service`): the last good
+    /// one of a service a person's change replaces.
+    previous: BTreeMap<String, crate::core::spec::ContainerSpec>,
     /// Soaks under way, rejected digests and held definitions (also in the
     /// state folder).
     rollback: crate::core::rollback::State,
@@ -97,6 +100,7 @@ impl RepoReconciler {
             #[cfg(target_os = "linux")]
             doctor,
             head: None,
+            previous: BTreeMap::new(),
         })
     }
 
@@ -190,7 +194,12 @@ impl RepoReconciler {
                     Written::Pushed { commit, .. } | Written::Committed { commit, .. } => {
                         self.head = Some(commit.clone());
                     }
-                    Written::Proposed(_) => {}
+                    Written::Proposed(_) => {
+                        // The followed branch as synced for the proposals.
+                        if let Ok(Location::Remote(checkout)) = self.engine.location() {
+                            self.head = checkout.head();
+                        }
+                    }
                 }
                 if written.failed() {
                     self.metrics.error("pin");
@@ -202,7 +211,11 @@ impl RepoReconciler {
                 self.metrics
                     .updates_applied
                     .inc_by(written.pinned.len() as u64);
-                Ok((workdir, Pinned::of(&written)))
+                let mut pinned = Pinned::of(&written);
+                if matches!(written.written, Written::Proposed(_)) {
+                    pinned.head = self.head.clone();
+                }
+                Ok((workdir, pinned))
             }
         }
     }
@@ -451,6 +464,7 @@ impl Reconciler for RepoReconciler {
         }
         // A definition that failed its soak is held back: its last good image
         // runs instead, or its stack is left alone and reported.
+        let unheld = repo.as_ref().ok().map(|r| r.stacks.clone());
         let mut held = match &mut repo {
             Ok(repo) => soak::apply_holds(&mut self.rollback, repo),
             Err(_) => BTreeMap::new(),
@@ -463,33 +477,62 @@ impl Reconciler for RepoReconciler {
                     &apply_options,
                     self.config(),
                     &pinned,
+                    &self.previous,
                 )
                 .await
             }
             _ => Vec::new(),
         };
         let outcomes = self.apply(repo.as_ref(), &apply_options, liveness).await;
-        if let Ok(prepared) = &repo {
+        if let (Ok(repo_now), Some(unheld)) = (&mut repo, unheld) {
+            // The rollback starts from the repository's own definitions.
+            let mut unheld = Repository {
+                stacks: unheld,
+                diagnostics: Vec::new(),
+                unnamed: Vec::new(),
+                failed_dirs: BTreeSet::new(),
+            };
             let rolled = self
-                .soak(prepared, &apply_options, candidates, &outcomes, liveness)
+                .soak(&unheld, &apply_options, candidates, &outcomes, liveness)
                 .await;
-            held.extend(rolled.failing);
             report.rolled_back = rolled.services;
-            if rolled.reverted {
-                // The revert changed the checkout: drift compares with it.
+            if rolled.failed > 0 {
+                // Drift compares with what runs now: the new holds too, on the
+                // checkout a revert changed, else on the definitions read.
                 let (dir, read_options) = (dir.clone(), options.clone());
-                if let Ok(mut again) =
-                    tokio::task::spawn_blocking(move || prepare(&dir, &read_options)).await
-                {
-                    if let Ok(again) = &mut again {
-                        soak::apply_holds(&mut self.rollback, again);
-                    }
-                    repo = again;
+                let again = if rolled.reverted {
+                    tokio::task::spawn_blocking(move || prepare(&dir, &read_options))
+                        .await
+                        .ok()
+                } else {
+                    None
+                };
+                match again {
+                    Some(again) => repo = again,
+                    None => std::mem::swap(&mut repo_now.stacks, &mut unheld.stacks),
                 }
+                held = match &mut repo {
+                    Ok(repo) => soak::apply_holds(&mut self.rollback, repo),
+                    Err(_) => BTreeMap::new(),
+                };
             }
+            held.extend(rolled.failing);
         }
         if let Some(e) = &outcomes.failed {
             report.error = Some(e.clone());
+        }
+        if let Ok(repo) = &repo {
+            self.previous = repo
+                .stacks
+                .iter()
+                .filter(|p| p.error.is_none())
+                .flat_map(|p| {
+                    p.spec
+                        .services
+                        .iter()
+                        .map(|spec| (format!("{}/{}", p.project, spec.service), spec.clone()))
+                })
+                .collect();
         }
         let drift = match &repo {
             Ok(repo) => {
@@ -651,6 +694,7 @@ impl RepoReconciler {
             match verdict {
                 crate::core::soak::Verdict::Failed { failure, .. } => failed.push((s, failure)),
                 _ => {
+                    self.rollback.last_good.remove(&s.who());
                     tracing::info!(stack = %s.stack, service = %s.service, image = %s.to, "passed its soak")
                 }
             }

@@ -26,6 +26,7 @@ use crate::core::rollback::{
     Held, PendingRevert, PinCommit, ProposedPin, Rejected, Soaking, State,
 };
 use crate::core::soak::{Fact, Failure, Rules, Soak, Verdict};
+use crate::core::spec::{ContainerSpec, LABEL_CONFIG_HASH};
 use crate::engine::Engine;
 use crate::engine::containers::{Containers, EventFilter, Happened};
 use crate::engine::pin::Written;
@@ -53,6 +54,8 @@ pub struct Pinned {
     /// Pull-request mode: every pin still proposed (see
     /// [`remember_proposals`]); one the branch now holds was merged.
     pub proposed: Vec<ProposedPin>,
+    /// The followed branch's commit this pass applies, when known.
+    pub head: Option<String>,
 }
 
 impl Pinned {
@@ -64,6 +67,10 @@ impl Pinned {
                 Some(commit.clone())
             }
             _ => None,
+        };
+        let head = match &w.written {
+            Written::Unchanged { head } => Some(head.clone()),
+            _ => commit.clone(),
         };
         let mut proposals = Vec::new();
         if let Written::Proposed(list) = &w.written {
@@ -94,6 +101,7 @@ impl Pinned {
             commit,
             proposals,
             proposed: Vec::new(),
+            head,
         }
     }
 }
@@ -109,6 +117,8 @@ pub struct Candidate {
     to: String,
     to_digest: Option<String>,
     pin: Option<PinCommit>,
+    commit: Option<String>,
+    last_good: Option<ContainerSpec>,
     soak: Duration,
     rules: Rules,
 }
@@ -127,7 +137,7 @@ pub fn apply_holds(state: &mut State, repo: &mut Repository) -> BTreeMap<String,
         let mut block = None;
         for spec in &mut p.spec.services {
             let hash = spec.config_hash();
-            let Some(h) = state.holding(&project, &spec.service, &hash) else {
+            let Some(h) = state.holding(&project, &spec.service, &hash).cloned() else {
                 continue;
             };
             let commit = h
@@ -135,6 +145,21 @@ pub fn apply_holds(state: &mut State, repo: &mut Repository) -> BTreeMap<String,
                 .as_deref()
                 .map(|c| format!(" (commit {c})"))
                 .unwrap_or_default();
+            let who = format!("{project}/{}", spec.service);
+            if h.from.is_none()
+                && let Some(last_good) = state.last_good.get(&who)
+            {
+                // A person's change: the definition that ran before it.
+                failing.insert(
+                    project.clone(),
+                    format!(
+                        "{who}: the repository's definition{commit} failed its soak ({}); running the last good definition",
+                        h.reason
+                    ),
+                );
+                *spec = last_good.clone();
+                continue;
+            }
             match h.from.as_deref().map(image_ref) {
                 Some(Ok(last_good)) => {
                     failing.insert(
@@ -170,6 +195,7 @@ pub async fn candidates(
     options: &RepoOptions,
     config: &Config,
     pinned: &Pinned,
+    previous: &BTreeMap<String, ContainerSpec>,
 ) -> Vec<Candidate> {
     if !config.rollback.enabled || config.daemon.observe {
         return Vec::new();
@@ -215,6 +241,21 @@ pub async fn candidates(
                 }),
                 _ => None,
             };
+            // A person's change: what runs now (the last pass's definition,
+            // when the container was made from it) is the last good one.
+            let last_good = if update.is_none() && proposal.is_none() {
+                let running = observed
+                    .containers_for(&p.spec, spec)
+                    .into_iter()
+                    .find(|c| c.name == spec.name)
+                    .and_then(|c| c.labels.get(LABEL_CONFIG_HASH).cloned());
+                previous
+                    .get(&format!("{}/{}", p.project, spec.service))
+                    .filter(|old| running.as_deref() == Some(old.config_hash().as_str()))
+                    .cloned()
+            } else {
+                None
+            };
             let pin = match (update, &pinned.commit) {
                 (Some(u), Some(commit)) => Some(PinCommit {
                     commit: commit.clone(),
@@ -240,7 +281,13 @@ pub async fn candidates(
                     .or_else(|| proposal.map(|q| q.new.clone()))
                     .unwrap_or_else(|| spec.image.reference.clone()),
                 to_digest: spec.image.digest.as_ref().map(ToString::to_string),
+                commit: if pin.is_none() {
+                    pinned.head.clone()
+                } else {
+                    None
+                },
                 pin,
+                last_good,
                 soak,
                 rules: Rules::for_spec(spec, soak),
             });
@@ -266,6 +313,11 @@ pub fn start(
         if let Some(d) = &c.to_digest {
             state.take_proposal(&c.stack, &c.service, d);
         }
+        let who = format!("{}/{}", c.stack, c.service);
+        match c.last_good {
+            Some(spec) => state.last_good.insert(who, spec),
+            None => state.last_good.remove(&who),
+        };
         state.start(Soaking {
             stack: c.stack,
             service: c.service,
@@ -275,6 +327,7 @@ pub fn start(
             to: c.to,
             to_digest: c.to_digest,
             pin: c.pin,
+            commit: c.commit,
             soak: Soak::new(c.rules, now),
         });
         n += 1;
@@ -450,6 +503,8 @@ pub struct RolledBack {
     pub failing: BTreeMap<String, String>,
     /// How many services were rolled back.
     pub services: usize,
+    /// How many failed their soak (rolled back or not).
+    pub failed: usize,
     /// Whether a revert changed the checkout (the stacks must be read again).
     pub reverted: bool,
 }
@@ -475,14 +530,16 @@ pub async fn roll_back(
     for (s, failure) in failed {
         let (image, image_at) = image_of(&s);
         tracing::error!(stack = %s.stack, service = %s.service, to = %s.to, reason = %failure, "failed its soak; rolling back");
-        engine.emit(
-            Event::new(EventKind::Unhealthy, at_s)
-                .stack(&s.stack)
-                .service(&s.service)
-                .image(&image)
-                .digests(s.from.as_deref().and_then(digest_of), s.to_digest.clone())
-                .reason(failure.to_string()),
-        );
+        let mut unhealthy = Event::new(EventKind::Unhealthy, at_s)
+            .stack(&s.stack)
+            .service(&s.service)
+            .image(&image)
+            .digests(s.from.as_deref().and_then(digest_of), s.to_digest.clone())
+            .reason(failure.to_string());
+        if let Some(c) = s.pin.as_ref().map(|p| &p.commit).or(s.commit.as_ref()) {
+            unhealthy = unhealthy.commit(c);
+        }
+        engine.emit(unhealthy);
         metrics
             .rollbacks
             .get_or_create(&crate::server::metrics::RollbackLabels {
@@ -491,7 +548,13 @@ pub async fn roll_back(
                 reason: failure.label().to_owned(),
             })
             .inc();
-        if let Some(d) = &s.to_digest {
+        // A person's change that kept the image (a new environment, say)
+        // does not make the image bad.
+        let same_image = state
+            .last_good
+            .get(&s.who())
+            .is_some_and(|old| old.image.digest.as_ref().map(ToString::to_string) == s.to_digest);
+        if let Some(d) = s.to_digest.as_ref().filter(|_| !same_image) {
             state.reject(Rejected {
                 image: image.clone(),
                 digest: d.clone(),
@@ -505,7 +568,11 @@ pub async fn roll_back(
             service: s.service.clone(),
             config_hash: s.config_hash.clone(),
             reason: failure.to_string(),
-            commit: s.pin.as_ref().map(|p| p.commit.clone()),
+            commit: s
+                .pin
+                .as_ref()
+                .map(|p| p.commit.clone())
+                .or_else(|| s.commit.clone()),
             from: s.from.clone(),
         });
         stacks.insert(s.stack.clone());
@@ -526,7 +593,11 @@ pub async fn roll_back(
         unnamed: Vec::new(),
         failed_dirs: BTreeSet::new(),
     };
-    out.services = reverts.len();
+    out.failed = reverts.len();
+    out.services = reverts
+        .iter()
+        .filter(|(s, ..)| s.from.is_some() || state.last_good.contains_key(&s.who()))
+        .count();
     let _ = apply_holds(state, &mut held);
     let mut only = options.clone();
     only.prune = false;
@@ -592,13 +663,20 @@ pub async fn roll_back(
                 None
             }
         };
+        // Undone on the host: the last good image, or a person's change
+        // replaced by the definition that ran before it.
+        let undone = s.from.is_some() || state.last_good.contains_key(&s.who());
+        if !undone {
+            tracing::warn!(stack = %s.stack, service = %s.service, "no last good definition known (Magos restarted since it ran); the stack is left as it runs");
+            continue;
+        }
         let mut event = Event::new(EventKind::RolledBack, now_ms() / 1000)
             .stack(&s.stack)
             .service(&s.service)
             .image(image_of(&s).0)
             .digests(s.to_digest.clone(), s.from.as_deref().and_then(digest_of))
             .reason(reason);
-        if let Some(c) = commit {
+        if let Some(c) = commit.or_else(|| s.commit.clone()) {
             event = event.commit(c);
         }
         engine.emit(event);

@@ -99,6 +99,15 @@ impl Checkout {
         Ok(out.trim_end().to_owned())
     }
 
+    /// The work tree's head commit, if it has one.
+    pub fn head(&self) -> Option<String> {
+        let _lock = self.lock().ok()?;
+        self.run_git(&["rev-parse", "--verify", "--quiet", "HEAD"])
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+    }
+
     /// Whether `commit` is in the history of the work tree's head (a pull
     /// request merged by a merge commit or a fast-forward is; a squashed or
     /// rebased one is not). An unknown commit is not.

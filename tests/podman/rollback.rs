@@ -761,3 +761,114 @@ fn a_revert_whose_push_fails_is_pushed_on_a_later_pass() {
     let (code, logs) = running.stop();
     assert!(code.success(), "exit {code:?}; logs:\n{logs}");
 }
+
+/// A change a person committed is never reverted: a new environment that
+/// makes the healthcheck fail is soaked, found unhealthy, and the service
+/// runs its last good definition again while git keeps the person's commit;
+/// the stack is reported failing with that commit and the receiver is told
+/// once, until the person changes the definition again. The image is not
+/// rejected: it did not change.
+#[test]
+fn a_failing_change_a_person_committed_runs_the_last_good_definition_and_stays_in_git() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mgperson").replace('-', "_");
+    let http_port = support::free_port();
+    let semver = tb.require("MAGOS_TEST_IMAGE_SEMVER");
+    let mut own = OwnRepository::new(tb, "mgperson");
+    let v1 = own.push(&format!("{semver}:1.0.0"), "1.0.0");
+    let image = own.image.clone();
+    let remote = Remote::new(dir.path());
+    let file = format!("{project}/compose.yaml");
+    let good = scenario_stack(&image, &format!("1.0.0@{v1}"), "");
+    remote.push(&file, &good, "app at 1.0.0");
+    let config = write_config(dir.path(), &remote, &project, http_port);
+    let (receiver, got) = crate::notify::receiver();
+    with_notify(&config, receiver, "[unhealthy, rolled_back, pass_failed]");
+    let mut running = Running::start(tb, dir.path(), &config, &project);
+    running.wait_notice("READY=1", Duration::from_secs(180));
+    assert_eq!(
+        running.last_status(),
+        "STATUS=1/1 stacks in sync",
+        "{}",
+        running.logs()
+    );
+    let name = format!("{project}_app_1");
+
+    // A person's commit: the healthcheck fails under this environment.
+    let bad = scenario_stack(
+        &image,
+        &format!("1.0.0@{v1}"),
+        "    environment:\n      MAGOS_IMAGE_VERSION: \"1.2.0\"\n",
+    );
+    let theirs = remote.push(&file, &bad, "app: announce 1.2.0");
+    let finished = push_pass(&running, http_port);
+    assert!(
+        finished.contains("1 rolled back")
+            && finished.contains(&format!(
+                "the repository's definition (commit {theirs}) failed its soak (its healthcheck reported unhealthy); running the last good definition"
+            )),
+        "{finished}; logs:\n{}",
+        running.logs()
+    );
+    // The last good definition runs; git keeps the person's commit.
+    let inspected = inspect(tb, &name).expect("the app container exists");
+    assert_eq!(inspected["State"]["Running"], true, "{inspected}");
+    assert_eq!(container_env(tb, &name, "MAGOS_IMAGE_VERSION"), "1.0.0");
+    let id = inspected["Id"].as_str().unwrap().to_owned();
+    assert_eq!(git(&remote.bare, &["rev-parse", "main"]), theirs);
+    assert_eq!(remote.pull(&file), bad);
+    let rejected = magos(tb, &config, &["rejected"]);
+    assert!(
+        !String::from_utf8_lossy(&rejected.stdout).contains(&v1),
+        "the unchanged image is not rejected: {}",
+        show(&rejected)
+    );
+    let events = wait_events(&got, 3, &running);
+    assert_eq!(
+        crate::notify::kinds(&got),
+        ["unhealthy", "rolled_back", "pass_failed"],
+        "{events:#?}"
+    );
+    for e in &events {
+        assert_eq!(e["stack"], project.as_str(), "{e}");
+    }
+    assert_eq!(events[0]["commit"], theirs.as_str(), "{}", events[0]);
+    assert_eq!(events[1]["commit"], theirs.as_str(), "{}", events[1]);
+    assert!(
+        events[2]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("(commit {theirs})")),
+        "{}",
+        events[2]
+    );
+
+    // The next pass keeps the hold: the container is left alone, nothing
+    // new is sent.
+    let finished = push_pass(&running, http_port);
+    assert!(
+        finished.contains("running the last good definition") && !finished.contains("rolled back"),
+        "{finished}"
+    );
+    assert_eq!(inspect(tb, &name).unwrap()["Id"], id.as_str());
+
+    // The person changes the definition again: applied, in sync.
+    remote.push(&file, &good, "app: back to 1.0.0's environment");
+    let finished = push_pass(&running, http_port);
+    assert!(
+        finished.ends_with("status=\"1/1 stacks in sync\""),
+        "{finished}; logs:\n{}",
+        running.logs()
+    );
+    // Nothing more was sent (a pass that SIGTERM interrupts may fail: the
+    // receiver is read before the daemon stops).
+    assert_eq!(
+        crate::notify::kinds(&got),
+        ["unhealthy", "rolled_back", "pass_failed"],
+        "logs:\n{}",
+        running.logs()
+    );
+    let (code, logs) = running.stop();
+    assert!(code.success(), "exit {code:?}; logs:\n{logs}");
+}
