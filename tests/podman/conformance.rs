@@ -57,9 +57,20 @@
 //!
 //! Left out of the acceptance, and printed apart: a file whose `SOURCE` says it
 //! is `invalid:` (Magos must refuse it), and a file whose `magos apply` failed
-//! only because the test bed itself listens on a port it publishes (the
-//! registry's 5000: awesome-elasticsearch-logstash-kibana); its fields still
-//! count.
+//! only because the test bed itself listens on a port it publishes (its
+//! registries' or sshd's, from the env file; none is a port a corpus stack
+//! publishes today); its fields still count.
+//!
+//! The images: every `image:` of a corpus file is the test bed's
+//! (`$MAGOS_TEST_REGISTRY/magos/httpd:1`) or one a `setup:` line builds
+//! (`localhost/…`); the test fails naming any other, rather than letting both
+//! tools fail alike to pull it.
+//!
+//! Relative bind folders: the corpus holds only the files its projects ship,
+//! so a file's data folders (`./data:/app/data`) are absent when Magos applies
+//! it, as when a user first applies it. The test lists the bind sources in the
+//! copy that did not exist before `magos apply` (Magos created them), and the
+//! whole run asserts there are some and that every such file applied.
 //!
 //! Side effects outside the copies: files with `~/` binds (minecraft,
 //! podman-compose-short) make podman-compose create those folders in the test
@@ -87,6 +98,7 @@ const GATE: &str = "MAGOS_CONFORMANCE";
 /// that makes one of them worse fails the test; one that makes another stack
 /// native adds it here.
 const RATCHET: &[(&str, usize)] = &[
+    ("awesome-elasticsearch-logstash-kibana", 83),
     ("awesome-gitea-postgres", 56),
     ("awesome-minecraft", 28),
     ("awesome-nextcloud-postgres", 56),
@@ -169,6 +181,8 @@ struct Stack {
     waits_healthy: bool,
     /// What the listed differences need to know of the file, per service.
     listed: BTreeMap<String, Listed>,
+    /// The services' `image:` values, as written.
+    images: Vec<String>,
 }
 
 /// The places of a service where a listed difference can show.
@@ -312,10 +326,12 @@ fn corpus() -> Vec<Stack> {
         let mut listed = BTreeMap::new();
         let mut fixed = BTreeMap::new();
         let mut random_ports = BTreeMap::new();
+        let mut images = Vec::new();
         if let Some(services) = doc.get("services").and_then(|s| s.as_mapping()) {
             for (name, svc) in services {
                 let name = name.as_str().unwrap_or_default().to_owned();
                 build |= svc.get("build").is_some();
+                images.extend(svc.get("image").and_then(|i| i.as_str()).map(str::to_owned));
                 listed.insert(name.clone(), listed_of(svc));
                 let mut nets = BTreeSet::new();
                 if svc.get("mac_address").is_some() {
@@ -361,6 +377,7 @@ fn corpus() -> Vec<Stack> {
             invalid: source_lines(&source, "invalid").into_iter().next(),
             waits_healthy: text.contains("service_healthy"),
             listed,
+            images,
             environment,
             dir,
             build,
@@ -370,6 +387,51 @@ fn corpus() -> Vec<Stack> {
     }
     stacks.sort_by(|a, b| a.name.cmp(&b.name));
     stacks
+}
+
+/// The images of a stack that are neither the test bed's registry's nor built
+/// by its `setup:` lines (`localhost/…`).
+fn foreign_images<'a>(stack: &'a Stack, registry: &str) -> Vec<&'a str> {
+    let ours = format!("{registry}/");
+    stack
+        .images
+        .iter()
+        .map(String::as_str)
+        .filter(|i| !i.starts_with(&ours) && !i.starts_with("localhost/"))
+        .collect()
+}
+
+/// Every path under a folder, the folder included.
+fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::from([dir.to_path_buf()]);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(tree(&path));
+        } else {
+            out.insert(path);
+        }
+    }
+    out
+}
+
+/// The bind sources of the containers that lie in `folder` and are not among
+/// the paths that existed there before (`before`), relative to `folder`.
+fn created_binds(
+    containers: &[Value],
+    folder: &Path,
+    before: &BTreeSet<PathBuf>,
+) -> BTreeSet<String> {
+    containers
+        .iter()
+        .filter_map(|c| c["Mounts"].as_array())
+        .flatten()
+        .filter(|m| m["Type"] == "bind")
+        .filter_map(|m| m["Source"].as_str().map(Path::new))
+        .filter(|src| !before.contains(*src))
+        .filter_map(|src| src.strip_prefix(folder).ok())
+        .map(|rel| rel.display().to_string())
+        .collect()
 }
 
 /// Copies a folder, giving every file and folder to the test user.
@@ -799,6 +861,9 @@ struct Outcome {
     diffs: Vec<String>,
     /// What `magos apply` printed.
     apply_output: String,
+    /// The bind sources in the stack's copy that were absent before `magos
+    /// apply` (relative to the copy).
+    created_binds: BTreeSet<String>,
 }
 
 /// The port of the test bed's own listeners (the registries, sshd) that a
@@ -1015,6 +1080,7 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
     // Magos, in a fresh copy at the same path, after the setup again.
     copy_tree(tb, &stack.dir, &folder);
     notes.extend(set_up(tb, &folder, stack));
+    let before = tree(&folder);
     let apply = magos(
         tb,
         &cfg,
@@ -1024,6 +1090,7 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
     );
     let mg_containers = inspect_project(tb, &project);
     drop(cleanup);
+    let created = created_binds(&mg_containers, &folder, &before);
 
     let apply_ok = apply.status.success();
     let pc_ok = pc.status.success();
@@ -1041,6 +1108,7 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
             String::from_utf8_lossy(&apply.stderr)
         ),
         diffs: notes.into_iter().map(|n| format!("setup: {n}")).collect(),
+        created_binds: created,
     };
     if !pc_ok {
         out.diffs
@@ -1141,12 +1209,31 @@ fn corpus_matches_podman_compose() {
     }
     let mut worse = Vec::new();
     assert!(!stacks.is_empty(), "no corpus stack selected");
+    let foreign: Vec<String> = stacks
+        .iter()
+        .filter(|s| !s.build)
+        .flat_map(|s| {
+            foreign_images(s, &tb.registry)
+                .into_iter()
+                .map(move |i| format!("{}: {i}", s.name))
+        })
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "corpus images not on the test bed's registry {} (MAGOS_TEST_REGISTRY; tests/corpus/README.md: \
+         every image is swapped for the test bed's):\n{}",
+        tb.registry,
+        foreign.join("\n")
+    );
 
     let (mut files, mut native, mut refused, mut equal, mut compared) = (0, 0, 0, 0, 0);
     let mut skipped = 0;
     let (mut invalid, mut held) = (Vec::new(), Vec::new());
     let mut both_failed = Vec::new();
     let mut built = Vec::new();
+    // Files whose relative bind folders were absent at `magos apply`, with them.
+    let mut absent_binds = Vec::new();
+    let mut absent_failed = Vec::new();
     let mut report = String::new();
     for stack in &stacks {
         if stack.build {
@@ -1193,7 +1280,7 @@ fn corpus_matches_podman_compose() {
             report_line(&mut report, &format!(" (invalid: {why})"));
             continue;
         }
-        // A port the test bed itself listens on (the registry's 5000): the
+        // A port the test bed itself listens on (a registry's, sshd's): the
         // host cannot give it, whatever the tool; the fields still count.
         if !o.apply_ok
             && matches!(o.route, Route::Native)
@@ -1214,6 +1301,13 @@ fn corpus_matches_podman_compose() {
             ));
         }
         native += usize::from(is_native);
+        if !o.created_binds.is_empty() {
+            let binds: Vec<&str> = o.created_binds.iter().map(String::as_str).collect();
+            absent_binds.push(format!("{} ({})", stack.name, binds.join(", ")));
+            if !is_native {
+                absent_failed.push(stack.name.clone());
+            }
+        }
         // Refused: Magos failed where podman-compose made containers. Where
         // podman-compose made none either (a missing external volume, a
         // privileged port), the file cannot run here at all.
@@ -1235,12 +1329,15 @@ fn corpus_matches_podman_compose() {
          {equal}/{compared} fields equal ({:.1} %, {skipped} more skipped as listed \
          differences), {refused} refused where podman-compose made containers; \
          both failed: {}; invalid (refused, as they must be): {}; a port the test \
-         bed holds: {}; not applied (build:): {}",
+         bed holds: {}; not applied (build:): {}; relative bind sources absent at \
+         apply, created by Magos: {} files: {}",
         share * 100.0,
         both_failed.join(", "),
         invalid.join(", "),
         held.join(", "),
-        built.join(", ")
+        built.join(", "),
+        absent_binds.len(),
+        absent_binds.join("; ")
     );
     eprintln!("{score}");
     if let Ok(path) = std::env::var("MAGOS_CONFORMANCE_REPORT") {
@@ -1255,5 +1352,15 @@ fn corpus_matches_podman_compose() {
         assert_eq!(native, files, "{score}");
         assert!(share >= FIELDS_EQUAL_MIN, "{score}");
         assert_eq!(refused, 0, "{score}");
+        // With their relative bind folders absent, every file still applies.
+        assert!(
+            !absent_binds.is_empty(),
+            "no corpus file had a relative bind folder to create: {score}"
+        );
+        assert!(
+            absent_failed.is_empty(),
+            "not applied with their relative bind folders absent: {}\n{score}",
+            absent_failed.join(", ")
+        );
     }
 }
