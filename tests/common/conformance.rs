@@ -149,12 +149,32 @@ pub fn selected(ratchet: &[(&str, usize)]) -> (Vec<Stack>, bool) {
 /// asserts the ratchet; with [`GATE`]`=1`, the acceptance too.
 pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack) -> Outcome) {
     let (stacks, whole) = selected(ratchet);
+    let registry =
+        std::env::var("MAGOS_TEST_REGISTRY").expect("MAGOS_TEST_REGISTRY (the test bed's env)");
+    let foreign: Vec<String> = stacks
+        .iter()
+        .filter(|s| !s.build)
+        .flat_map(|s| {
+            foreign_images(s, &registry)
+                .into_iter()
+                .map(move |i| format!("{}: {i}", s.name))
+        })
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "corpus images not on the test bed's registry {registry} (MAGOS_TEST_REGISTRY; tests/corpus/README.md: \
+         every image is swapped for the test bed's):\n{}",
+        foreign.join("\n")
+    );
     let mut worse = Vec::new();
     let (mut files, mut native, mut refused, mut equal, mut compared) = (0, 0, 0, 0, 0);
     let mut skipped = 0;
     let (mut invalid, mut held) = (Vec::new(), Vec::new());
     let (mut both_failed, mut cli) = (Vec::new(), Vec::new());
     let mut built = Vec::new();
+    // Files whose relative bind folders were absent at `magos apply`, with them.
+    let mut absent_binds = Vec::new();
+    let mut absent_failed = Vec::new();
     let mut report = String::new();
     for stack in &stacks {
         if stack.build {
@@ -202,7 +222,7 @@ pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack)
             report_line(&mut report, &format!(" (invalid: {why})"));
             continue;
         }
-        // A port the test bed itself listens on (the registry's 5000): the
+        // A port the test bed itself listens on (a registry's, sshd's): the
         // host cannot give it, whatever the tool; the fields still count.
         if !o.apply_ok
             && matches!(o.route, Route::Native)
@@ -223,6 +243,13 @@ pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack)
             ));
         }
         native += usize::from(is_native);
+        if !o.created_binds.is_empty() {
+            let binds: Vec<&str> = o.created_binds.iter().map(String::as_str).collect();
+            absent_binds.push(format!("{} ({})", stack.name, binds.join(", ")));
+            if !is_native {
+                absent_failed.push(stack.name.clone());
+            }
+        }
         if matches!(o.route, Route::ComposeCli(_)) {
             cli.push(stack.name.clone());
         }
@@ -247,7 +274,8 @@ pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack)
          {equal}/{compared} fields equal ({:.1} %, {skipped} more skipped as listed \
          differences), {refused} refused where {} made containers; \
          through the compose CLI: {}; both failed: {}; invalid (refused, as they \
-         must be): {}; a port the test bed holds: {}; not applied (build:): {}",
+         must be): {}; a port the test bed holds: {}; not applied (build:): {}; \
+         relative bind sources absent at apply, created by Magos: {} files: {}",
         peer.name,
         share * 100.0,
         peer.name,
@@ -255,7 +283,9 @@ pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack)
         both_failed.join(", "),
         invalid.join(", "),
         held.join(", "),
-        built.join(", ")
+        built.join(", "),
+        absent_binds.len(),
+        absent_binds.join("; ")
     );
     eprintln!("{score}");
     if let Ok(path) = std::env::var("MAGOS_CONFORMANCE_REPORT") {
@@ -272,6 +302,16 @@ pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack)
         }
         assert!(share >= FIELDS_EQUAL_MIN, "{score}");
         assert_eq!(refused, 0, "{score}");
+        // With their relative bind folders absent, every file still applies.
+        assert!(
+            !absent_binds.is_empty(),
+            "no corpus file had a relative bind folder to create: {score}"
+        );
+        assert!(
+            absent_failed.is_empty(),
+            "not applied with their relative bind folders absent: {}\n{score}",
+            absent_failed.join(", ")
+        );
     }
 }
 
@@ -303,6 +343,8 @@ pub struct Stack {
     pub waits_healthy: bool,
     /// What the listed differences need to know of the file, per service.
     pub listed: BTreeMap<String, Listed>,
+    /// The services' `image:` values, as written.
+    pub images: Vec<String>,
 }
 
 /// The places of a service where a listed difference can show.
@@ -458,10 +500,12 @@ pub fn corpus() -> Vec<Stack> {
         let mut listed = BTreeMap::new();
         let mut fixed = BTreeMap::new();
         let mut random_ports = BTreeMap::new();
+        let mut images = Vec::new();
         if let Some(services) = doc.get("services").and_then(|s| s.as_mapping()) {
             for (name, svc) in services {
                 let name = name.as_str().unwrap_or_default().to_owned();
                 build |= svc.get("build").is_some();
+                images.extend(svc.get("image").and_then(|i| i.as_str()).map(str::to_owned));
                 listed.insert(name.clone(), listed_of(svc));
                 let mut nets = BTreeSet::new();
                 if svc.get("mac_address").is_some() {
@@ -507,6 +551,7 @@ pub fn corpus() -> Vec<Stack> {
             invalid: source_lines(&source, "invalid").into_iter().next(),
             waits_healthy: text.contains("service_healthy"),
             listed,
+            images,
             environment,
             dir,
             build,
@@ -791,6 +836,54 @@ pub struct Outcome {
     pub diffs: Vec<String>,
     /// What `magos apply` printed.
     pub apply_output: String,
+    /// The bind sources in the stack's copy that were absent before `magos
+    /// apply` (relative to the copy).
+    pub created_binds: BTreeSet<String>,
+}
+
+/// The images of a stack that are neither the test bed's registry's nor built
+/// by its `setup:` lines (`localhost/…`).
+pub fn foreign_images<'a>(stack: &'a Stack, registry: &str) -> Vec<&'a str> {
+    let ours = format!("{registry}/");
+    stack
+        .images
+        .iter()
+        .map(String::as_str)
+        .filter(|i| !i.starts_with(&ours) && !i.starts_with("localhost/"))
+        .collect()
+}
+
+/// Every path under a folder, the folder included.
+pub fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::from([dir.to_path_buf()]);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(tree(&path));
+        } else {
+            out.insert(path);
+        }
+    }
+    out
+}
+
+/// The bind sources of the containers that lie in `folder` and are not among
+/// the paths that existed there before (`before`), relative to `folder`.
+pub fn created_binds(
+    containers: &[Value],
+    folder: &Path,
+    before: &BTreeSet<PathBuf>,
+) -> BTreeSet<String> {
+    containers
+        .iter()
+        .filter_map(|c| c["Mounts"].as_array())
+        .flatten()
+        .filter(|m| m["Type"] == "bind")
+        .filter_map(|m| m["Source"].as_str().map(Path::new))
+        .filter(|src| !before.contains(*src))
+        .filter_map(|src| src.strip_prefix(folder).ok())
+        .map(|rel| rel.display().to_string())
+        .collect()
 }
 
 /// The port of the test bed's own listeners (the registries, sshd) that a

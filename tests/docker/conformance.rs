@@ -309,6 +309,7 @@ fn run_stack(bed: &Bed, stack: &Stack) -> Outcome {
 
     copy_tree(&stack.dir, &folder);
     notes.extend(set_up(bed, &shim, &folder, stack));
+    let before = crate::corpus::tree(&folder);
     let apply = magos(
         bed,
         &shim,
@@ -319,6 +320,7 @@ fn run_stack(bed: &Bed, stack: &Stack) -> Outcome {
     );
     let mg_containers = inspect_project(bed, &project);
     drop(cleanup);
+    let created = crate::corpus::created_binds(&mg_containers, &folder, &before);
 
     let (apply_ok, dc_ok) = (apply.status.success(), dc.status.success());
     let mut out = Outcome {
@@ -331,6 +333,7 @@ fn run_stack(bed: &Bed, stack: &Stack) -> Outcome {
         skipped: 0,
         apply_output: text(&apply),
         diffs: notes.into_iter().map(|n| format!("setup: {n}")).collect(),
+        created_binds: created,
     };
     if !dc_ok {
         out.diffs

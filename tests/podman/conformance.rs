@@ -61,9 +61,20 @@
 //!
 //! Left out of the acceptance, and printed apart: a file whose `SOURCE` says it
 //! is `invalid:` (Magos must refuse it), and a file whose `magos apply` failed
-//! only because the test bed itself listens on a port it publishes (the
-//! registry's 5000: awesome-elasticsearch-logstash-kibana); its fields still
-//! count.
+//! only because the test bed itself listens on a port it publishes (its
+//! registries' or sshd's, from the env file; none is a port a corpus stack
+//! publishes today); its fields still count.
+//!
+//! The images: every `image:` of a corpus file is the test bed's
+//! (`$MAGOS_TEST_REGISTRY/magos/httpd:1`) or one a `setup:` line builds
+//! (`localhost/…`); the test fails naming any other, rather than letting both
+//! tools fail alike to pull it.
+//!
+//! Relative bind folders: the corpus holds only the files its projects ship,
+//! so a file's data folders (`./data:/app/data`) are absent when Magos applies
+//! it, as when a user first applies it. The test lists the bind sources in the
+//! copy that did not exist before `magos apply` (Magos created them), and the
+//! whole run asserts there are some and that every such file applied.
 //!
 //! Side effects outside the copies: files with `~/` binds (minecraft,
 //! podman-compose-short) make podman-compose create those folders in the test
@@ -91,6 +102,7 @@ use crate::support::{self, Testbed, testbed};
 /// that makes one of them worse fails the test; one that makes another stack
 /// native adds it here.
 const RATCHET: &[(&str, usize)] = &[
+    ("awesome-elasticsearch-logstash-kibana", 83),
     ("awesome-gitea-postgres", 56),
     ("awesome-minecraft", 28),
     ("awesome-nextcloud-postgres", 56),
@@ -488,6 +500,7 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
     // Magos, in a fresh copy at the same path, after the setup again.
     copy_tree(tb, &stack.dir, &folder);
     notes.extend(set_up(tb, &folder, stack));
+    let before = crate::corpus::tree(&folder);
     let apply = magos(
         tb,
         &cfg,
@@ -497,6 +510,7 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
     );
     let mg_containers = inspect_project(tb, &project);
     drop(cleanup);
+    let created = crate::corpus::created_binds(&mg_containers, &folder, &before);
 
     let apply_ok = apply.status.success();
     let pc_ok = pc.status.success();
@@ -514,6 +528,7 @@ fn run_stack(tb: &Testbed, stack: &Stack) -> Outcome {
             String::from_utf8_lossy(&apply.stderr)
         ),
         diffs: notes.into_iter().map(|n| format!("setup: {n}")).collect(),
+        created_binds: created,
     };
     if !pc_ok {
         out.diffs
