@@ -1,23 +1,28 @@
 //! The notification edge: sends each event to the configured receivers
 //! (`notify:`) and keeps the event journal that `magos history` reads.
 //!
-//! [`Notifier::send`] never waits: each request runs as a tokio task of its
-//! own, with a time limit per attempt and a bounded number of attempts with a
-//! growing pause between them. A receiver that fails in the end gets a log
-//! line (its kind and host, never its token) and counts in
+//! [`Notifier::send`] never waits: it puts the event in the queue of each
+//! receiver that wants it. Each receiver has one worker task of its own that
+//! delivers its queue one event after the other, so a receiver gets the
+//! events in the order they were sent, and a receiver that hangs holds up
+//! only its own queue. A delivery has a time limit per attempt and a bounded
+//! number of attempts with a growing pause between them. A queue holds at
+//! most [`Delivery::queue`] events: when it is full, its oldest event is
+//! dropped. A receiver that fails in the end, or whose event was dropped,
+//! gets a log line (its kind and host, never its token) and counts in
 //! `magos_notifications_failed_total`. The requests themselves come from
 //! [`crate::core::notify::request`].
 
 pub mod journal;
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use tokio::task::JoinHandle;
 
 use crate::config::NotifySink;
-use crate::core::event::Event;
+use crate::core::event::{Event, EventKind};
 use crate::core::notify::{self, Request, Target};
 
 pub use journal::Journal;
@@ -32,6 +37,9 @@ pub struct Delivery {
     pub timeout: Duration,
     /// The pause after the first failed attempt; doubled after each next one.
     pub backoff: Duration,
+    /// The events that may wait for one receiver (besides the one being
+    /// delivered); beyond, the oldest waiting one is dropped.
+    pub queue: usize,
 }
 
 impl Default for Delivery {
@@ -40,6 +48,7 @@ impl Default for Delivery {
             attempts: 3,
             timeout: Duration::from_secs(10),
             backoff: Duration::from_secs(2),
+            queue: 100,
         }
     }
 }
@@ -52,7 +61,33 @@ pub struct Notifier {
     http: std::sync::OnceLock<Option<reqwest::Client>>,
     delivery: Delivery,
     failed: Counter,
-    running: Mutex<Vec<JoinHandle<()>>>,
+    /// One per sink, in the order of `sinks`.
+    lanes: Vec<Arc<Lane>>,
+    /// The events queued or being delivered, over every sink; `flush`
+    /// waits for it to reach 0.
+    pending: tokio::sync::watch::Sender<usize>,
+}
+
+/// The queue of one receiver and what its worker needs.
+struct Lane {
+    state: Mutex<LaneState>,
+    /// Wakes the worker: an event was queued, or the notifier is gone.
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct LaneState {
+    queue: VecDeque<Job>,
+    /// The worker task was started (on the first event for this sink).
+    started: bool,
+    /// The notifier is gone: the worker ends once its queue is empty.
+    closed: bool,
+}
+
+/// One event for one receiver.
+struct Job {
+    kind: EventKind,
+    request: Request,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -83,17 +118,27 @@ impl Notifier {
             http: std::sync::OnceLock::new(),
             delivery,
             failed: Counter::default(),
-            running: Mutex::new(Vec::new()),
+            lanes: sinks
+                .iter()
+                .map(|_| {
+                    Arc::new(Lane {
+                        state: Mutex::new(LaneState::default()),
+                        wake: tokio::sync::Notify::new(),
+                    })
+                })
+                .collect(),
+            pending: tokio::sync::watch::Sender::new(0),
         }
     }
 
     /// Counts the deliveries that failed in `counter` (the daemon's
-    /// `magos_notifications_failed_total`) from now on.
+    /// `magos_notifications_failed_total`) from now on. (Workers already
+    /// started keep the counter they had: call it before the first `send`.)
     pub fn count_failures_in(&mut self, counter: Counter) {
         self.failed = counter;
     }
 
-    /// The deliveries that failed so far.
+    /// The deliveries that failed (or were dropped) so far.
     pub fn failures(&self) -> u64 {
         self.failed.get()
     }
@@ -114,15 +159,14 @@ impl Notifier {
             .as_ref()
     }
 
-    /// Sends `event` to every receiver that wants its kind, in the background.
+    /// Queues `event` for every receiver that wants its kind; their workers
+    /// deliver it in the background, after the events queued before it.
     pub fn send(&self, event: &Event) {
         if !self.sinks.iter().any(|s| s.events.contains(&event.kind)) {
             return;
         }
         let Some(http) = self.http() else { return };
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.retain(|t| !t.is_finished());
-        for (i, sink) in self.sinks.iter().enumerate() {
+        for (i, (sink, lane)) in self.sinks.iter().zip(&self.lanes).enumerate() {
             if !sink.events.contains(&event.kind) {
                 continue;
             }
@@ -132,29 +176,97 @@ impl Notifier {
                 token: sink.token.as_ref().map(|t| t.expose()),
                 secret: sink.secret.as_ref().map(|s| s.expose()),
             };
-            let request = notify::request(&target, event);
-            let label = format!("{} {}", sink.kind, sink.url.redacted());
-            let delivery = Delivery {
-                timeout: sink.timeout.0,
-                ..self.delivery
+            let job = Job {
+                kind: event.kind,
+                request: notify::request(&target, event),
             };
-            let (http, failed) = (http.clone(), self.failed.clone());
-            let kind = event.kind;
-            running.push(self.handle.spawn(async move {
-                if let Err(error) = deliver(&http, &request, delivery).await {
-                    failed.inc();
-                    tracing::warn!(sink = i, receiver = %label, event = %kind, %error, attempts = delivery.attempts, "notification not delivered");
-                }
-            }));
+            let mut state = lane.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.queue.len() >= self.delivery.queue.max(1)
+                && let Some(dropped) = state.queue.pop_front()
+            {
+                self.failed.inc();
+                self.pending.send_modify(|p| *p -= 1);
+                tracing::warn!(sink = i, receiver = %label(sink), event = %dropped.kind, queued = state.queue.len() + 1, "notification dropped: too many waiting for this receiver");
+            }
+            state.queue.push_back(job);
+            self.pending.send_modify(|p| *p += 1);
+            if !state.started {
+                state.started = true;
+                let worker = Worker {
+                    index: i,
+                    label: label(sink),
+                    lane: lane.clone(),
+                    http: http.clone(),
+                    delivery: Delivery {
+                        timeout: sink.timeout.0,
+                        ..self.delivery
+                    },
+                    failed: self.failed.clone(),
+                    pending: self.pending.clone(),
+                };
+                self.handle.spawn(worker.run());
+            }
+            drop(state);
+            lane.wake.notify_one();
         }
     }
 
-    /// Waits for the deliveries under way (a command of the CLI, before it
-    /// exits).
+    /// Waits until every queued event was delivered or given up (a command
+    /// of the CLI, before it exits). Each delivery is bounded by its
+    /// attempts and time limits; the caller bounds the whole.
     pub async fn flush(&self) {
-        let running = std::mem::take(&mut *self.running.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in running {
-            let _ = task.await;
+        let mut pending = self.pending.subscribe();
+        let _ = pending.wait_for(|&p| p == 0).await;
+    }
+}
+
+impl Drop for Notifier {
+    /// The workers end once their queue is empty.
+    fn drop(&mut self) {
+        for lane in &self.lanes {
+            lane.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+            lane.wake.notify_one();
+        }
+    }
+}
+
+/// A receiver as logs show it: its kind and its URL's scheme and host.
+fn label(sink: &NotifySink) -> String {
+    format!("{} {}", sink.kind, sink.url.redacted())
+}
+
+/// The task that delivers one receiver's queue, one event at a time.
+struct Worker {
+    index: usize,
+    label: String,
+    lane: Arc<Lane>,
+    http: reqwest::Client,
+    delivery: Delivery,
+    failed: Counter,
+    pending: tokio::sync::watch::Sender<usize>,
+}
+
+impl Worker {
+    async fn run(self) {
+        loop {
+            let job = {
+                let mut state = self.lane.state.lock().unwrap_or_else(|e| e.into_inner());
+                match state.queue.pop_front() {
+                    Some(job) => Some(job),
+                    None if state.closed => return,
+                    None => None,
+                }
+            };
+            let Some(job) = job else {
+                // `notify_one` keeps a wake-up given before this wait.
+                self.lane.wake.notified().await;
+                continue;
+            };
+            if let Err(error) = deliver(&self.http, &job.request, self.delivery).await {
+                self.failed.inc();
+                tracing::warn!(sink = self.index, receiver = %self.label, event = %job.kind, %error, attempts = self.delivery.attempts, "notification not delivered");
+            }
+            self.pending.send_modify(|p| *p -= 1);
         }
     }
 }
@@ -278,6 +390,7 @@ mod tests {
                 attempts: 3,
                 timeout: Duration::from_secs(5),
                 backoff: Duration::from_millis(1),
+                queue: 100,
             },
         )
     }
@@ -317,5 +430,171 @@ mod tests {
         n.send(&Event::new(EventKind::Applied, 1));
         n.flush().await;
         assert_eq!(count.load(Ordering::SeqCst), 0);
+    }
+
+    /// A receiver on 127.0.0.1 that records the `reason` of each event
+    /// posted to it (the webhook's JSON body).
+    struct Recorder {
+        addr: std::net::SocketAddr,
+        /// Every request, as it arrives (a retry too).
+        arrived: tokio::sync::watch::Receiver<Vec<String>>,
+        /// The requests answered 200, in the order answered.
+        accepted: tokio::sync::watch::Receiver<Vec<String>>,
+    }
+
+    /// A [`Recorder`]: the first attempt of the event whose reason is
+    /// `fail_first` is answered 503 after a pause (a slow receiver that
+    /// fails); every other request is answered 200 once `open` holds true
+    /// (until then, the receiver hangs).
+    async fn recorder(
+        fail_first: Option<&str>,
+        open: tokio::sync::watch::Receiver<bool>,
+    ) -> Recorder {
+        use http_body_util::BodyExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let arrived = tokio::sync::watch::Sender::new(Vec::<String>::new());
+        let accepted = tokio::sync::watch::Sender::new(Vec::<String>::new());
+        let recorder = Recorder {
+            addr,
+            arrived: arrived.subscribe(),
+            accepted: accepted.subscribe(),
+        };
+        let fail_first = fail_first.map(str::to_owned);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (arrived, accepted) = (arrived.clone(), accepted.clone());
+                let (fail_first, open) = (fail_first.clone(), open.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (arrived, accepted) = (arrived.clone(), accepted.clone());
+                            let (fail_first, mut open) = (fail_first.clone(), open.clone());
+                            async move {
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                let json: serde_json::Value =
+                                    serde_json::from_slice(&body).unwrap();
+                                let reason = json["reason"].as_str().unwrap_or("").to_owned();
+                                let mut first = false;
+                                arrived.send_modify(|a| {
+                                    first = !a.contains(&reason);
+                                    a.push(reason.clone());
+                                });
+                                let status =
+                                    if first && fail_first.as_deref() == Some(reason.as_str()) {
+                                        tokio::time::sleep(Duration::from_millis(50)).await;
+                                        503
+                                    } else {
+                                        let _ = open.wait_for(|&o| o).await;
+                                        accepted.send_modify(|a| a.push(reason));
+                                        200
+                                    };
+                                Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .status(status)
+                                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                        .unwrap(),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        recorder
+    }
+
+    /// A notifier with one webhook per address, `queue` events at most
+    /// waiting for each, retries 100 ms then 200 ms apart.
+    fn notifier_to(addrs: &[std::net::SocketAddr], queue: usize) -> Notifier {
+        let sinks: Vec<NotifySink> = addrs
+            .iter()
+            .map(|addr| NotifySink {
+                kind: SinkKind::Webhook,
+                url: NotifyUrl::parse(&format!("http://{addr}/hook")).unwrap(),
+                token: None,
+                events: NotifySink::default_events(),
+                secret: None,
+                timeout: HumanDuration(Duration::from_secs(60)),
+            })
+            .collect();
+        Notifier::new(
+            &sinks,
+            tokio::runtime::Handle::current(),
+            Delivery {
+                attempts: 3,
+                timeout: Duration::from_secs(60),
+                backoff: Duration::from_millis(100),
+                queue,
+            },
+        )
+    }
+
+    /// The event numbered `n` (in its reason).
+    fn numbered(n: usize) -> Event {
+        let mut event = Event::new(EventKind::PassFailed, 1);
+        event.reason = Some(n.to_string());
+        event
+    }
+
+    /// Waits (at most a minute: a guard, not a measure) until `list` holds
+    /// `len` entries.
+    async fn until_len(list: &mut tokio::sync::watch::Receiver<Vec<String>>, len: usize) {
+        let done = tokio::time::timeout(Duration::from_secs(60), list.wait_for(|l| l.len() >= len))
+            .await
+            .is_ok();
+        assert!(done, "still {:?} after a minute", *list.borrow());
+    }
+
+    #[tokio::test]
+    async fn a_receiver_gets_the_events_in_the_order_they_were_sent_even_when_one_is_retried() {
+        let (_open, gate) = tokio::sync::watch::channel(true);
+        let got = recorder(Some("1"), gate).await;
+        let n = notifier_to(&[got.addr], 100);
+        for i in 1..=20 {
+            n.send(&numbered(i));
+        }
+        n.flush().await;
+        let want: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
+        // Event 1 is tried again before event 2 is sent at all.
+        let mut arrived = vec!["1".to_owned()];
+        arrived.extend(want.iter().cloned());
+        assert_eq!(*got.arrived.borrow(), arrived);
+        assert_eq!(*got.accepted.borrow(), want);
+        assert_eq!(n.failures(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_hanging_receiver_delays_no_other_and_drops_its_oldest_waiting_events() {
+        let (open_hang, gate) = tokio::sync::watch::channel(false);
+        let mut hang = recorder(None, gate).await;
+        let (_open, gate) = tokio::sync::watch::channel(true);
+        let mut good = recorder(None, gate).await;
+        let n = notifier_to(&[hang.addr, good.addr], 2);
+
+        n.send(&numbered(1));
+        until_len(&mut hang.arrived, 1).await;
+        until_len(&mut good.accepted, 1).await;
+        // The hanging receiver holds event 1: `send` returns at once all the
+        // same, and the other receiver gets each event.
+        for i in 2..=5 {
+            n.send(&numbered(i));
+            until_len(&mut good.accepted, i).await;
+        }
+        assert_eq!(*hang.arrived.borrow(), ["1"]);
+        // Its queue holds two: 2 and 3 made way for 4 and 5.
+        assert_eq!(n.failures(), 2);
+
+        open_hang.send(true).unwrap();
+        n.flush().await;
+        assert_eq!(*hang.accepted.borrow(), ["1", "4", "5"]);
+        assert_eq!(*good.accepted.borrow(), ["1", "2", "3", "4", "5"]);
+        assert_eq!(n.failures(), 2);
     }
 }
