@@ -193,13 +193,26 @@ impl Repository {
 
 /// Reads and converts the repository's stacks. `instance` labels the specs.
 pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoApplyError> {
+    prepare_known(dir, options, &BTreeMap::new())
+}
+
+/// [`prepare`], with the stack files whose text `known` holds (by path
+/// relative to `dir`) taken from it rather than read again: the daemon's pin
+/// pass read the stacks and wrote its pins into them, and its apply converts
+/// that text (`repo::load_known`).
+pub fn prepare_known(
+    dir: &Path,
+    options: &RepoOptions,
+    known: &BTreeMap<String, String>,
+) -> Result<Repository, RepoApplyError> {
     let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let loaded = repo::load(&root, &options.selection, &options.env).map_err(|source| {
-        RepoApplyError::Repo {
-            dir: dir.to_path_buf(),
-            source,
-        }
-    })?;
+    let loaded =
+        repo::load_known(&root, &options.selection, &options.env, known).map_err(|source| {
+            RepoApplyError::Repo {
+                dir: dir.to_path_buf(),
+                source,
+            }
+        })?;
     prepare_loaded(&root, &loaded, options)
 }
 

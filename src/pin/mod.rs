@@ -450,9 +450,22 @@ pub struct Pass {
     pub refused: Vec<String>,
     /// The repository's own diagnostics (errors and warnings of its stacks).
     pub diagnostics: Vec<Diagnostic>,
+    /// The stack files the pass read, by path relative to the repository, as
+    /// they were before its rewrites (see [`Pass::texts_after`]).
+    pub texts: BTreeMap<String, String>,
 }
 
 impl Pass {
+    /// The stack files as they are once `files` are written: what a later
+    /// read of the same work tree would find ([`crate::repo::load_known`]).
+    pub fn texts_after(&self) -> BTreeMap<String, String> {
+        let mut texts = self.texts.clone();
+        for f in &self.files {
+            texts.insert(f.path.clone(), f.after.clone());
+        }
+        texts
+    }
+
     /// How many error diagnostics the repository has (an invalid annotation, a
     /// stack that cannot be loaded).
     pub fn invalid(&self) -> usize {
@@ -527,6 +540,7 @@ impl Pass {
             files,
             refused: Vec::new(),
             diagnostics: Vec::new(),
+            texts: self.texts.clone(),
         }
     }
 
@@ -677,6 +691,7 @@ pub async fn pass_with(
         files,
         refused,
         diagnostics,
+        texts: stacks.all_texts(),
     })
 }
 
