@@ -812,7 +812,9 @@ pub async fn apply_prepared<C: Backend>(
                     continue;
                 };
                 if let Some(e) = &sp.error {
-                    report.stacks.push(not_applied(&stack.project, e));
+                    report
+                        .stacks
+                        .push(not_applied(&stack.project, &e.to_string()));
                     continue;
                 }
                 #[cfg(target_os = "linux")]
