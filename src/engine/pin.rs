@@ -81,7 +81,7 @@ pub enum Problem {
         /// The service.
         service: String,
         /// Why.
-        error: String,
+        error: pin::CheckError,
     },
     /// An update was chosen but cannot be written (`stack/service: why`).
     Refused(String),
