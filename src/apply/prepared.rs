@@ -65,7 +65,7 @@ pub enum PrepareError {
     Sealed(String),
     /// A `build:` context cannot be read.
     #[error("{0}")]
-    Build(String),
+    Build(super::build::ServiceContextError),
     /// A definition of it failed its soak and is held back, with no last good
     /// image to run instead: the stack is left as it runs.
     #[error("{0}")]
