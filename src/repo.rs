@@ -52,11 +52,14 @@ pub struct RepoStacks {
     pub texts: BTreeMap<String, String>,
 }
 
+/// Stack files' texts, by path relative to the repository (`/` separated).
+pub type Texts = BTreeMap<String, String>;
+
 impl RepoStacks {
     /// Every text read, by path relative to the repository: the plain ones and
     /// the SOPS-encrypted `.env` files (read as UTF-8 text like the others), for
     /// [`load_known`].
-    pub fn all_texts(&self) -> BTreeMap<String, String> {
+    pub fn all_texts(&self) -> Texts {
         let mut all = self.texts.clone();
         for (path, sealed) in &self.sealed_env {
             if let Ok(text) = String::from_utf8(sealed.text.clone()) {
@@ -92,7 +95,7 @@ pub fn load_known(
     root: &Path,
     sel: &Selection,
     env: &Vars,
-    known: &BTreeMap<String, String>,
+    known: &Texts,
 ) -> Result<RepoStacks, RepoError> {
     let mut files = Vec::new();
     walk(root, "", 0, &mut files)?;

@@ -203,7 +203,7 @@ pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoAppl
 pub fn prepare_known(
     dir: &Path,
     options: &RepoOptions,
-    known: &BTreeMap<String, String>,
+    known: &repo::Texts,
 ) -> Result<Repository, RepoApplyError> {
     let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let loaded =
@@ -822,7 +822,8 @@ pub async fn apply_prepared<C: Backend>(
                         &units,
                         runtime.as_ref(),
                         options,
-                        (progress, stop),
+                        progress,
+                        stop,
                         &mut identities,
                     )
                     .await;
@@ -941,6 +942,7 @@ async fn run_units<C: Backend>(
 /// into the runtime folder), pull and create through the API what the units
 /// need, then the stack's unit plan.
 #[cfg(target_os = "linux")]
+#[allow(clippy::too_many_arguments)]
 async fn apply_units<C: Backend>(
     client: &C,
     stack: &Prepared,
@@ -948,7 +950,8 @@ async fn apply_units<C: Backend>(
     units: &Units,
     runtime: Option<&RuntimeDir>,
     options: &RepoOptions,
-    (progress, stop): (&Progress, &Stop),
+    progress: &Progress,
+    stop: &Stop,
     identities: &mut IdentityCache,
 ) -> StackOutcome {
     use super::quadlet;

@@ -127,7 +127,7 @@ impl RepoReconciler {
         &mut self,
         liveness: &Liveness,
         report: &mut PassReport,
-    ) -> anyhow::Result<(PathBuf, Pinned, BTreeMap<String, String>)> {
+    ) -> anyhow::Result<(PathBuf, Pinned, crate::repo::Texts)> {
         let location = self.engine.location()?;
         match location {
             Location::Folder(dir) => {

@@ -418,6 +418,7 @@ pub struct RolledBack {
 /// Rolls back the services whose soak failed: records the rejected digest and
 /// the hold, applies the last good image at once (the service and those that
 /// must follow it), then reverts Magos's pin in git.
+#[allow(clippy::too_many_arguments)]
 pub async fn roll_back(
     engine: &Arc<Engine>,
     client: &Client,

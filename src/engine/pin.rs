@@ -158,7 +158,7 @@ pub struct WriteBack {
     /// hold exactly that (nothing to write, or the pins pushed): the daemon's
     /// apply reads the stacks from them instead of from disk again
     /// (`apply::repo::prepare_known`). Empty otherwise.
-    pub texts: BTreeMap<String, String>,
+    pub texts: crate::repo::Texts,
 }
 
 impl WriteBack {

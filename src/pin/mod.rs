@@ -483,13 +483,13 @@ pub struct Pass {
     pub diagnostics: Vec<Diagnostic>,
     /// The stack files the pass read, by path relative to the repository, as
     /// they were before its rewrites (see [`Pass::texts_after`]).
-    pub texts: BTreeMap<String, String>,
+    pub texts: repo::Texts,
 }
 
 impl Pass {
     /// The stack files as they are once `files` are written: what a later
     /// read of the same work tree would find ([`crate::repo::load_known`]).
-    pub fn texts_after(&self) -> BTreeMap<String, String> {
+    pub fn texts_after(&self) -> repo::Texts {
         let mut texts = self.texts.clone();
         for f in &self.files {
             texts.insert(f.path.clone(), f.after.clone());
