@@ -52,6 +52,24 @@ pub struct RepoStacks {
     pub texts: BTreeMap<String, String>,
 }
 
+/// Stack files' texts, by path relative to the repository (`/` separated).
+pub type Texts = BTreeMap<String, String>;
+
+impl RepoStacks {
+    /// Every text read, by path relative to the repository: the plain ones and
+    /// the SOPS-encrypted `.env` files (read as UTF-8 text like the others), for
+    /// [`load_known`].
+    pub fn all_texts(&self) -> Texts {
+        let mut all = self.texts.clone();
+        for (path, sealed) in &self.sealed_env {
+            if let Ok(text) = String::from_utf8(sealed.text.clone()) {
+                all.insert(path.clone(), text);
+            }
+        }
+        all
+    }
+}
+
 /// A SOPS-encrypted `.env`: the variables it sets (names only) and the digest of
 /// its ciphertext.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +84,19 @@ pub struct SealedEnv {
 
 /// Finds and loads the stacks of the repository at `root`.
 pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, RepoError> {
+    load_known(root, sel, env, &BTreeMap::new())
+}
+
+/// [`load`], taking the texts in `known` (by path relative to the repository:
+/// what an earlier read of the same work tree gave, with the rewrites written
+/// since) as those files' content instead of reading them again. The folders
+/// are still walked; a file `known` lacks is read from disk.
+pub fn load_known(
+    root: &Path,
+    sel: &Selection,
+    env: &Vars,
+    known: &Texts,
+) -> Result<RepoStacks, RepoError> {
     let mut files = Vec::new();
     walk(root, "", 0, &mut files)?;
     let root_name = std::fs::canonicalize(root)
@@ -80,7 +111,7 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
             .chain(def.override_file.as_ref())
             .chain(def.env_file.as_ref());
         for rel in wanted {
-            match read_text(&root.join(rel), rel) {
+            match read_known(root, rel, known) {
                 Ok(text) => {
                     texts.insert(rel.clone(), text);
                 }
@@ -93,7 +124,7 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
     // The files the stacks include or extend from (`include:`,
     // `extends.file`), as the core names them, until none is new.
     for def in &defs {
-        read_referenced(root, def, &mut texts, &mut unreadable);
+        read_referenced(root, def, known, &mut texts, &mut unreadable);
     }
     // A SOPS-encrypted `.env` is never parsed as text: its variables interpolate
     // to sealed placeholders, filled in with the decrypted values at apply time.
@@ -146,6 +177,7 @@ pub fn load(root: &Path, sel: &Selection, env: &Vars) -> Result<RepoStacks, Repo
 fn read_referenced(
     root: &Path,
     def: &stacks::StackDef,
+    known: &BTreeMap<String, String>,
     texts: &mut BTreeMap<String, String>,
     unreadable: &mut BTreeMap<String, Diagnostic>,
 ) {
@@ -172,7 +204,7 @@ fn read_referenced(
         }
         for rel in wanted {
             read += 1;
-            match read_text(&root.join(&rel), &rel) {
+            match read_known(root, &rel, known) {
                 Ok(text) => {
                     texts.insert(rel, text);
                 }
@@ -181,6 +213,18 @@ fn read_referenced(
                 }
             }
         }
+    }
+}
+
+/// A stack file's text: the one `known` holds, else read from disk.
+fn read_known(
+    root: &Path,
+    rel: &str,
+    known: &BTreeMap<String, String>,
+) -> Result<String, Diagnostic> {
+    match known.get(rel) {
+        Some(text) => Ok(text.clone()),
+        None => read_text(&root.join(rel), rel),
     }
 }
 
@@ -405,5 +449,53 @@ mod tests {
         );
         assert_eq!(errors[2], "");
         assert_eq!(loaded.stacks[2].loaded.services.len(), 1);
+    }
+
+    /// Known texts stand for the files they name: a stack whose file is known
+    /// is loaded from that text (a pin pass's rewrite), without reading it;
+    /// a file not known is read from disk. The result is what `load` gives once
+    /// the known text is on disk.
+    #[test]
+    fn known_texts_are_used_instead_of_reading_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["a", "b"] {
+            std::fs::create_dir(root.join(d)).unwrap();
+            std::fs::write(
+                root.join(d).join("compose.yaml"),
+                "services:\n  app:\n    image: busybox:1\n",
+            )
+            .unwrap();
+        }
+        let first = load(root, &Selection::default(), &Vars::new()).unwrap();
+        let mut known = first.all_texts();
+        assert_eq!(known.len(), 2);
+        let pinned = "services:\n  app:\n    image: busybox:2\n";
+        known.insert("a/compose.yaml".to_owned(), pinned.to_owned());
+        // Unreadable on disk now: only the known text can give the stack.
+        std::fs::write(root.join("a/compose.yaml"), b"\xff").unwrap();
+        let again = load_known(root, &Selection::default(), &Vars::new(), &known).unwrap();
+        let image = |r: &RepoStacks, i: usize| {
+            r.stacks[i].loaded.services[0]
+                .image
+                .as_ref()
+                .map(|i| i.value.clone())
+        };
+        assert_eq!(image(&again, 0).as_deref(), Some("busybox:2"));
+        assert_eq!(image(&again, 1).as_deref(), Some("busybox:1"));
+        // Once the rewrite is on disk, a plain read agrees.
+        std::fs::write(root.join("a/compose.yaml"), pinned).unwrap();
+        let plain = load(root, &Selection::default(), &Vars::new()).unwrap();
+        assert_eq!(format!("{:?}", plain.stacks), format!("{:?}", again.stacks));
+        assert_eq!(plain.texts, again.texts);
+        // A file not known is read from disk.
+        known.remove("b/compose.yaml");
+        std::fs::write(
+            root.join("b/compose.yaml"),
+            "services:\n  app:\n    image: busybox:3\n",
+        )
+        .unwrap();
+        let read = load_known(root, &Selection::default(), &Vars::new(), &known).unwrap();
+        assert_eq!(image(&read, 1).as_deref(), Some("busybox:3"));
     }
 }

@@ -30,33 +30,108 @@ pub struct Context {
     pub dockerfile_text: Option<String>,
 }
 
+/// Why a build context cannot be read. It renders as the sentence reported
+/// for the stack (while preparing) or the build (when applying).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContextError {
+    /// The context folder cannot be found or resolved.
+    #[error("build context {}: {error}", .dir.display())]
+    Unresolved {
+        /// The context as written, resolved against the stack's folder.
+        dir: PathBuf,
+        /// What the system said.
+        error: String,
+    },
+    /// The context is outside the repository (as written, or through a link).
+    #[error(
+        "build context {} is outside the repository ({}); Magos sends only the repository's files",
+        .dir.display(),
+        .root.display()
+    )]
+    Outside {
+        /// The context.
+        dir: PathBuf,
+        /// The repository.
+        root: PathBuf,
+    },
+    /// The context is not a folder.
+    #[error("build context {} is not a folder", .0.display())]
+    NotAFolder(PathBuf),
+    /// `dockerfile:` leaves the context.
+    #[error("`dockerfile: {dockerfile}` is not inside the build context {}", .dir.display())]
+    DockerfileOutside {
+        /// The `dockerfile:` value.
+        dockerfile: String,
+        /// The context.
+        dir: PathBuf,
+    },
+    /// The Dockerfile named does not exist.
+    #[error("Dockerfile {} not found", .0.display())]
+    DockerfileMissing(PathBuf),
+    /// No Dockerfile is named and none of the usual names exists.
+    #[error(
+        "no Containerfile or Dockerfile in the build context {} (set `build.dockerfile`)",
+        .0.display()
+    )]
+    NoDockerfile(PathBuf),
+    /// The context is larger than Magos sends.
+    #[error(
+        "the build context {} is larger than {} MiB; list what the build does not need in .dockerignore",
+        .0.display(),
+        MAX_CONTEXT_BYTES / 1024 / 1024
+    )]
+    TooLarge(PathBuf),
+    /// A file of the context (or its ignore file) cannot be read.
+    #[error("{}: {error}", .path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the system (or the ignore file's reader) said.
+        error: String,
+    },
+}
+
+/// [`ContextError::Unreadable`] for `path`.
+fn unreadable(path: &Path) -> impl FnOnce(std::io::Error) -> ContextError + '_ {
+    move |e| ContextError::Unreadable {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    }
+}
+
+/// A service whose build context cannot be read (while preparing its stack).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("service `{service}`: {error}")]
+pub struct ServiceContextError {
+    /// The service.
+    pub service: String,
+    /// Why its context cannot be read.
+    pub error: ContextError,
+}
+
 /// Reads a service's build context. `repo` is the repository's folder: a
 /// context outside it is refused.
-pub fn read_context(b: &BuildSpec, repo: &Path) -> Result<Context, String> {
+pub fn read_context(b: &BuildSpec, repo: &Path) -> Result<Context, ContextError> {
     let dir = PathBuf::from(&b.context);
-    let real =
-        std::fs::canonicalize(&dir).map_err(|e| format!("build context {}: {e}", dir.display()))?;
+    let real = std::fs::canonicalize(&dir).map_err(|e| ContextError::Unresolved {
+        dir: dir.clone(),
+        error: e.to_string(),
+    })?;
     let root = std::fs::canonicalize(repo).unwrap_or_else(|_| repo.to_path_buf());
     if !real.starts_with(&root) {
-        return Err(format!(
-            "build context {} is outside the repository ({}); Magos sends only the repository's files",
-            dir.display(),
-            root.display()
-        ));
+        return Err(ContextError::Outside { dir, root });
     }
     if !real.is_dir() {
-        return Err(format!("build context {} is not a folder", dir.display()));
+        return Err(ContextError::NotAFolder(dir));
     }
     let dockerfile = match &b.dockerfile {
         Some(d) => {
-            let clean = inside(d).ok_or_else(|| {
-                format!("`dockerfile: {d}` is not inside the build context {}", dir.display())
+            let clean = inside(d).ok_or_else(|| ContextError::DockerfileOutside {
+                dockerfile: d.clone(),
+                dir: dir.clone(),
             })?;
             if std::fs::symlink_metadata(real.join(&clean)).is_err() {
-                return Err(format!(
-                    "Dockerfile {} not found",
-                    dir.join(&clean).display()
-                ));
+                return Err(ContextError::DockerfileMissing(dir.join(&clean)));
             }
             clean
         }
@@ -64,12 +139,7 @@ pub fn read_context(b: &BuildSpec, repo: &Path) -> Result<Context, String> {
             .iter()
             .find(|n| real.join(n).is_file())
             .map(|n| (*n).to_owned())
-            .ok_or_else(|| {
-                format!(
-                    "no Containerfile or Dockerfile in the build context {} (set `build.dockerfile`)",
-                    dir.display()
-                )
-            })?,
+            .ok_or_else(|| ContextError::NoDockerfile(dir.clone()))?,
     };
     let ignore = match IGNORE_FILES
         .iter()
@@ -77,8 +147,11 @@ pub fn read_context(b: &BuildSpec, repo: &Path) -> Result<Context, String> {
         .find(|p| p.is_file())
     {
         Some(p) => {
-            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            Ignore::parse(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            let text = std::fs::read_to_string(&p).map_err(unreadable(&p))?;
+            Ignore::parse(&text).map_err(|e| ContextError::Unreadable {
+                path: p.clone(),
+                error: e.to_string(),
+            })?
         }
         None => Ignore::default(),
     };
@@ -120,9 +193,9 @@ fn walk(
     dockerfile: &str,
     out: &mut Vec<Entry>,
     total: &mut u64,
-) -> Result<(), String> {
+) -> Result<(), ContextError> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .map_err(unreadable(dir))?
         .filter_map(Result::ok)
         .map(|e| e.file_name())
         .collect();
@@ -139,8 +212,7 @@ fn walk(
         let always = rel == dockerfile || IGNORE_FILES.contains(&rel.as_str());
         let excluded = !always && ignore.excluded(&rel);
         // Never followed: a link is sent as a link.
-        let meta =
-            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let meta = std::fs::symlink_metadata(&path).map_err(unreadable(&path))?;
         let mode = mode_of(&meta);
         let ft = meta.file_type();
         if ft.is_dir() {
@@ -154,8 +226,7 @@ fn walk(
             walk(&path, &rel, ignore, dockerfile, out, total)?;
         } else if excluded {
         } else if ft.is_symlink() {
-            let target =
-                std::fs::read_link(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let target = std::fs::read_link(&path).map_err(unreadable(&path))?;
             out.push(Entry {
                 path: rel,
                 mode,
@@ -164,13 +235,9 @@ fn walk(
         } else if ft.is_file() {
             *total += meta.len();
             if *total > MAX_CONTEXT_BYTES {
-                return Err(format!(
-                    "the build context {} is larger than {} MiB; list what the build does not need in .dockerignore",
-                    dir.display(),
-                    MAX_CONTEXT_BYTES / 1024 / 1024
-                ));
+                return Err(ContextError::TooLarge(dir.to_path_buf()));
             }
-            let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let data = std::fs::read(&path).map_err(unreadable(&path))?;
             out.push(Entry {
                 path: rel,
                 mode,
@@ -210,12 +277,13 @@ pub fn digest(b: &BuildSpec, ctx: &Context) -> String {
 
 /// Fills in the inputs digest of every service of a stack that builds its
 /// image. An unreadable context fails the stack, naming the service.
-pub fn fill_digests(stack: &mut StackSpec, repo: &Path) -> Result<(), String> {
+pub fn fill_digests(stack: &mut StackSpec, repo: &Path) -> Result<(), ServiceContextError> {
     for spec in &mut stack.services {
         let service = spec.service.clone();
         if let Some(b) = spec.build.as_mut() {
             b.repository = repo.to_string_lossy().into_owned();
-            let ctx = read_context(b, repo).map_err(|e| format!("service `{service}`: {e}"))?;
+            let ctx =
+                read_context(b, repo).map_err(|error| ServiceContextError { service, error })?;
             b.digest = digest(b, &ctx);
         }
     }
@@ -261,7 +329,7 @@ pub async fn build(
     // workers (the daemon runs on one thread).
     let owned = b.clone();
     let read = tokio::task::spawn_blocking(move || {
-        let ctx = read_context(&owned, Path::new(&owned.repository))?;
+        let ctx = read_context(&owned, Path::new(&owned.repository)).map_err(|e| e.to_string())?;
         let digest = digest(&owned, &ctx);
         let tar = build::tar(&ctx.entries);
         Ok::<_, String>((ctx, digest, tar))
@@ -380,18 +448,24 @@ mod tests {
         assert_eq!(digest(&spec(&ctx), &c2), digest(&spec(&ctx), &c3));
 
         // A context outside the repository, as written or through a link.
-        let e = read_context(&spec(outside.path()), repo.path()).unwrap_err();
+        let e = read_context(&spec(outside.path()), repo.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("outside the repository"), "{e}");
         std::os::unix::fs::symlink(outside.path(), repo.path().join("out")).unwrap();
-        let e = read_context(&spec(&repo.path().join("out")), repo.path()).unwrap_err();
+        let e = read_context(&spec(&repo.path().join("out")), repo.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("outside the repository"), "{e}");
         // A Dockerfile that leaves the context, or none at all.
         let mut s = spec(&ctx);
         s.dockerfile = Some("../../x/Dockerfile".into());
-        let e = read_context(&s, repo.path()).unwrap_err();
+        let e = read_context(&s, repo.path()).unwrap_err().to_string();
         assert!(e.contains("not inside the build context"), "{e}");
         std::fs::remove_file(ctx.join("Dockerfile")).unwrap();
-        let e = read_context(&spec(&ctx), repo.path()).unwrap_err();
+        let e = read_context(&spec(&ctx), repo.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no Containerfile or Dockerfile"), "{e}");
     }
 }

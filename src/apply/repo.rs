@@ -26,7 +26,7 @@ use super::backend::Backend;
 use super::compose_cli;
 use super::execute::error_chain;
 use super::execute::{Progress, PullDisplay, Stop, apply_stack, prune};
-pub use super::prepared::Prepared;
+pub use super::prepared::{PrepareError, Prepared};
 use super::sealed::{self, Sealed};
 use crate::secrets::keys::{IdentityCache, KeySources};
 use crate::secrets::runtime::RuntimeDir;
@@ -193,13 +193,26 @@ impl Repository {
 
 /// Reads and converts the repository's stacks. `instance` labels the specs.
 pub fn prepare(dir: &Path, options: &RepoOptions) -> Result<Repository, RepoApplyError> {
+    prepare_known(dir, options, &BTreeMap::new())
+}
+
+/// [`prepare`], with the stack files whose text `known` holds (by path
+/// relative to `dir`) taken from it rather than read again: the daemon's pin
+/// pass read the stacks and wrote its pins into them, and its apply converts
+/// that text (`repo::load_known`).
+pub fn prepare_known(
+    dir: &Path,
+    options: &RepoOptions,
+    known: &repo::Texts,
+) -> Result<Repository, RepoApplyError> {
     let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let loaded = repo::load(&root, &options.selection, &options.env).map_err(|source| {
-        RepoApplyError::Repo {
-            dir: dir.to_path_buf(),
-            source,
-        }
-    })?;
+    let loaded =
+        repo::load_known(&root, &options.selection, &options.env, known).map_err(|source| {
+            RepoApplyError::Repo {
+                dir: dir.to_path_buf(),
+                source,
+            }
+        })?;
     prepare_loaded(&root, &loaded, options)
 }
 
@@ -241,16 +254,12 @@ pub fn prepare_loaded(
             root.join(&stack.def.dir)
         };
         let abs = abs_dir.to_string_lossy().into_owned();
-        let load_error = stack
-            .loaded
-            .error
-            .as_ref()
-            .map(|e| format!("the stack cannot be loaded: {e}"));
+        let load_error = stack.loaded.error.clone().map(PrepareError::Load);
         let Some(project) = stack.project.clone() else {
             out.failed_dirs.insert(abs);
             out.unnamed.push((
                 stack.def.dir.clone(),
-                load_error.unwrap_or_else(|| {
+                load_error.map(|e| e.to_string()).unwrap_or_else(|| {
                     "the stack has no valid project name; set `name:` in its compose file"
                         .to_owned()
                 }),
@@ -306,21 +315,20 @@ pub fn prepare_loaded(
         if error.is_some() {
             // Loading failed: what conversion says about the rest adds nothing.
         } else if let Some(first) = refused.first() {
-            error = Some(match refused.len() {
-                1 => first.to_string(),
-                n => format!("{first} (and {} more refusals)", n - 1),
+            error = Some(PrepareError::Refused {
+                first: first.clone(),
+                more: refused.len() - 1,
             });
             out.diagnostics.extend(refused);
-        } else if converted.route == Route::Native && converted.has_errors() {
-            let first = converted
+        } else if converted.route == Route::Native
+            && let Some(first) = converted
                 .diagnostics
                 .iter()
                 .find(|d| d.severity == Severity::Error)
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            error = Some(first);
+        {
+            error = Some(PrepareError::Invalid(first.clone()));
         } else if let Err(e) = mounts {
-            error = Some(e);
+            error = Some(PrepareError::Sealed(e));
         }
         // `build:` services: the inputs digest, read from their contexts.
         if error.is_none()
@@ -328,7 +336,7 @@ pub fn prepare_loaded(
             && !options.compose_cli
             && let Err(e) = super::build::fill_digests(&mut converted.spec, &root)
         {
-            error = Some(e);
+            error = Some(PrepareError::Build(e));
         }
         if converted.route == Route::Native && stack.loaded.error.is_none() {
             out.diagnostics
@@ -351,10 +359,9 @@ pub fn prepare_loaded(
             route
         };
         if route != Route::Native && error.is_none() && !sealed.is_empty() {
-            error = Some(format!(
-                "the stack uses SOPS-encrypted files ({}), which Magos injects only when it applies a stack itself, not through the compose CLI",
-                sealed.files(&abs_dir).join(", ")
-            ));
+            error = Some(PrepareError::SealedThroughCli {
+                files: sealed.files(&abs_dir),
+            });
         }
         if error.is_some() {
             out.failed_dirs
@@ -471,7 +478,7 @@ fn errors_of(repo: &Repository) -> Vec<StackError> {
         .filter_map(|s| {
             s.error.as_ref().map(|e| StackError {
                 stack: s.project.clone(),
-                error: e.clone(),
+                error: e.to_string(),
             })
         })
         .chain(repo.unnamed.iter().map(|(dir, e)| StackError {
@@ -782,7 +789,9 @@ pub async fn apply_prepared<C: Backend>(
             continue;
         }
         if let Some(e) = &stack.error {
-            report.stacks.push(not_applied(&stack.project, e));
+            report
+                .stacks
+                .push(not_applied(&stack.project, &e.to_string()));
             continue;
         }
         if stack.observe {
@@ -799,7 +808,9 @@ pub async fn apply_prepared<C: Backend>(
                     continue;
                 };
                 if let Some(e) = &sp.error {
-                    report.stacks.push(not_applied(&stack.project, e));
+                    report
+                        .stacks
+                        .push(not_applied(&stack.project, &e.to_string()));
                     continue;
                 }
                 #[cfg(target_os = "linux")]
@@ -811,7 +822,8 @@ pub async fn apply_prepared<C: Backend>(
                         &units,
                         runtime.as_ref(),
                         options,
-                        (progress, stop),
+                        progress,
+                        stop,
                         &mut identities,
                     )
                     .await;
@@ -938,7 +950,8 @@ async fn apply_units<C: Backend>(
     units: &Units,
     runtime: Option<&RuntimeDir>,
     options: &RepoOptions,
-    (progress, stop): (&Progress, &Stop),
+    progress: &Progress,
+    stop: &Stop,
     identities: &mut IdentityCache,
 ) -> StackOutcome {
     use super::quadlet;

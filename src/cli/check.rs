@@ -100,7 +100,7 @@ pub fn render(rows: &[Row], output: Output) -> anyhow::Result<String> {
                             (None, None) => "-".to_owned(),
                         },
                         match (&r.error, &r.rejected) {
-                            (Some(e), _) => e.clone(),
+                            (Some(e), _) => e.to_string(),
                             (None, Some(rej)) => format!(
                                 "{} failed a soak at {}: {}; `magos rejected --clear {}` allows it again",
                                 rej.tag.as_deref().unwrap_or(&rej.digest),
@@ -181,7 +181,7 @@ mod tests {
             }),
             update,
             reason: "highest version in ^1".into(),
-            error: error.map(str::to_owned),
+            error: error.map(|e| crate::pin::CheckError::Rule(e.to_owned())),
             signature: None,
             candidates: Vec::new(),
             rejected: None,

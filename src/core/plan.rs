@@ -146,7 +146,80 @@ pub struct StackPlan {
     /// What to do, in order.
     pub actions: Vec<Action>,
     /// Why the stack cannot be planned; then `actions` is empty.
-    pub error: Option<String>,
+    pub error: Option<PlanError>,
+}
+
+/// Why a stack cannot be planned. It renders (and serialises) as the sentence
+/// the plan reports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A dependency (`depends_on`, `network_mode: service:…`) names a service
+    /// the stack does not have.
+    #[error("service `{service}` depends on `{dependency}`, which is not in stack `{project}`")]
+    UnknownDependency {
+        /// The service that depends.
+        service: String,
+        /// The service named.
+        dependency: String,
+        /// The stack.
+        project: String,
+    },
+    /// Services depend on each other in a cycle.
+    #[error("services depend on each other in a cycle: {}", .services.join(", "))]
+    Cycle {
+        /// The services in or behind the cycle.
+        services: Vec<String>,
+    },
+    /// An `external: true` network does not exist.
+    #[error(
+        "external network `{0}` does not exist; create it (`podman network create {0}`) or drop `external: true` so Magos creates it"
+    )]
+    MissingNetwork(String),
+    /// An `external: true` volume does not exist.
+    #[error(
+        "external volume `{0}` does not exist; create it (`podman volume create {0}`) or drop `external: true` so Magos creates it"
+    )]
+    MissingVolume(String),
+    /// A network exists with other subnets than the file fixes.
+    #[error(
+        "network `{network}` exists with subnet {have} but the compose file sets {want}; Magos does not recreate a network its containers use: stop them and remove it (`podman network rm {network}`) to have it created again, or set the file back"
+    )]
+    Subnets {
+        /// The network.
+        network: String,
+        /// The subnets the file fixes.
+        want: String,
+        /// The subnets Podman has.
+        have: String,
+    },
+    /// A container of the stack's name is not the stack's.
+    #[error(
+        "a container named `{container}` exists and is not part of stack `{project}`; Magos will not touch it (rename or remove it)"
+    )]
+    Foreign {
+        /// The container's name.
+        container: String,
+        /// The stack.
+        project: String,
+    },
+    /// The name a replacement is created under is taken by another container.
+    #[error(
+        "a container named `{container}` exists and is not a replacement Magos left for service `{service}` of stack `{project}`; Magos will not touch it (rename or remove it)"
+    )]
+    ReplacementTaken {
+        /// The container holding the name.
+        container: String,
+        /// The service being replaced.
+        service: String,
+        /// The stack.
+        project: String,
+    },
+}
+
+impl Serialize for PlanError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// A container to remove.
@@ -262,13 +335,14 @@ pub fn plan(stacks: &[StackSpec], observed: &Observed, options: PlanOptions<'_>)
 /// cannot change a network's subnets, and recreating it would cut off every
 /// container on it, so a difference fails the stack's plan, naming both and
 /// the way out. Networks without fixed subnets keep whatever Podman chose.
-fn subnets_match(net: &NetworkSpec, found: &ObservedObject) -> Result<(), String> {
+fn subnets_match(net: &NetworkSpec, found: &ObservedObject) -> Result<(), PlanError> {
     match subnet_difference(net, found) {
         None => Ok(()),
-        Some((want, have)) => Err(format!(
-            "network `{}` exists with subnet {have} but the compose file sets {want}; Magos does not recreate a network its containers use: stop them and remove it (`podman network rm {}`) to have it created again, or set the file back",
-            net.name, net.name
-        )),
+        Some((want, have)) => Err(PlanError::Subnets {
+            network: net.name.clone(),
+            want,
+            have,
+        }),
     }
 }
 
@@ -308,7 +382,7 @@ fn plan_stack(stack: &StackSpec, observed: &Observed) -> StackPlan {
     }
 }
 
-fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>, String> {
+fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>, PlanError> {
     let order = start_order(stack)?;
     let mut actions = Vec::new();
 
@@ -316,10 +390,7 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
         let found = observed.networks.iter().find(|n| n.name == net.name);
         match (found, net.external) {
             (None, true) => {
-                return Err(format!(
-                    "external network `{0}` does not exist; create it (`podman network create {0}`) or drop `external: true` so Magos creates it",
-                    net.name
-                ));
+                return Err(PlanError::MissingNetwork(net.name.clone()));
             }
             (None, false) => actions.push(Action::CreateNetwork {
                 name: net.name.clone(),
@@ -332,10 +403,7 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
         let exists = observed.volumes.iter().any(|v| v.name == vol.name);
         match (exists, vol.external) {
             (false, true) => {
-                return Err(format!(
-                    "external volume `{0}` does not exist; create it (`podman volume create {0}`) or drop `external: true` so Magos creates it",
-                    vol.name
-                ));
+                return Err(PlanError::MissingVolume(vol.name.clone()));
             }
             (false, false) => actions.push(Action::CreateVolume {
                 name: vol.name.clone(),
@@ -361,10 +429,10 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
         let assessment = assess(stack, spec, observed);
         let base = match &assessment {
             Assessment::Foreign { .. } => {
-                return Err(format!(
-                    "a container named `{}` exists and is not part of stack `{}`; Magos will not touch it (rename or remove it)",
-                    spec.name, stack.project
-                ));
+                return Err(PlanError::Foreign {
+                    container: spec.name.clone(),
+                    project: stack.project.clone(),
+                });
             }
             Assessment::Missing => Some(Action::Create {
                 service: name.to_owned(),
@@ -439,10 +507,11 @@ fn try_plan_stack(stack: &StackSpec, observed: &Observed) -> Result<Vec<Action>,
         if matches!(action, Some(Action::Recreate { .. }))
             && let Some(taken) = observed.replacement_name_taken(stack, spec)
         {
-            return Err(format!(
-                "a container named `{}` exists and is not a replacement Magos left for service `{name}` of stack `{}`; Magos will not touch it (rename or remove it)",
-                taken.name, stack.project
-            ));
+            return Err(PlanError::ReplacementTaken {
+                container: taken.name.clone(),
+                service: name.to_owned(),
+                project: stack.project.clone(),
+            });
         }
         service_actions.extend(cleanup);
         // A service sharing a recreated service's network namespace loses it; one
@@ -545,7 +614,7 @@ pub fn short(digest: &str) -> &str {
 ///
 /// Kahn's algorithm with the ready services in a min-heap of declaration
 /// indices: O((V + E) log V) for V services and E dependencies.
-pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
+pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, PlanError> {
     // One node per service: its replicas share its dependencies.
     let mut seen = BTreeSet::new();
     let services: Vec<&ContainerSpec> = stack
@@ -574,10 +643,11 @@ pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
             .chain(network)
         {
             let Some(&j) = index.get(d) else {
-                return Err(format!(
-                    "service `{}` depends on `{d}`, which is not in stack `{}`",
-                    spec.service, stack.project
-                ));
+                return Err(PlanError::UnknownDependency {
+                    service: spec.service.clone(),
+                    dependency: d.to_owned(),
+                    project: stack.project.clone(),
+                });
             };
             dependents[j].push(i);
             waiting[i] += 1;
@@ -600,16 +670,13 @@ pub fn start_order(stack: &StackSpec) -> Result<Vec<&str>, String> {
         }
     }
     if order.len() < services.len() {
-        let stuck: Vec<&str> = services
+        let services = services
             .iter()
             .zip(&waiting)
             .filter(|(_, w)| **w > 0)
-            .map(|(s, _)| s.service.as_str())
+            .map(|(s, _)| s.service.clone())
             .collect();
-        return Err(format!(
-            "services depend on each other in a cycle: {}",
-            stuck.join(", ")
-        ));
+        return Err(PlanError::Cycle { services });
     }
     Ok(order)
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::soak::{self, Pinned};
-use crate::apply::repo::{RepoApplyError, Repository, prepare};
+use crate::apply::repo::{RepoApplyError, Repository, prepare, prepare_known};
 use crate::apply::{Progress, RepoOptions, Stop};
 use crate::config::{Config, Env, Overrides};
 use crate::core::drift::DriftState;
@@ -125,13 +125,13 @@ impl RepoReconciler {
         &mut self,
         liveness: &Liveness,
         report: &mut PassReport,
-    ) -> anyhow::Result<(PathBuf, Pinned)> {
+    ) -> anyhow::Result<(PathBuf, Pinned, crate::repo::Texts)> {
         let location = self.engine.location()?;
         match location {
             Location::Folder(dir) => {
                 // A plain folder is applied as it is; pins are written only to a
                 // git remote (`magos update --no-commit` rewrites a folder).
-                Ok((dir, Pinned::default()))
+                Ok((dir, Pinned::default(), BTreeMap::new()))
             }
             Location::Remote(checkout) => {
                 let workdir = checkout.workdir().to_owned();
@@ -157,12 +157,12 @@ impl RepoReconciler {
                             report.error = Some(format!("checking registries failed: {e:#}"));
                         }
                     }
-                    return Ok((workdir, Pinned::default()));
+                    return Ok((workdir, Pinned::default(), BTreeMap::new()));
                 }
                 let _step = liveness.begin("sync, check registries and write pins back");
                 let written =
                     tokio::task::spawn_blocking(move || engine.write_back(checkout, true)).await?;
-                let written = match written {
+                let mut written = match written {
                     Ok(w) => w,
                     Err(e) => {
                         // A pin that cannot be pushed must not keep the host from
@@ -185,7 +185,7 @@ impl RepoReconciler {
                             })
                             .await??;
                         }
-                        return Ok((workdir, Pinned::default()));
+                        return Ok((workdir, Pinned::default(), BTreeMap::new()));
                     }
                 };
                 log_write_back(&written);
@@ -215,7 +215,10 @@ impl RepoReconciler {
                 if matches!(written.written, Written::Proposed(_)) {
                     pinned.head = self.head.clone();
                 }
-                Ok((workdir, pinned))
+                // The stacks as the pin pass read and rewrote them: the apply
+                // converts these texts instead of reading the files again.
+                let texts = std::mem::take(&mut written.texts);
+                Ok((workdir, pinned, texts))
             }
         }
     }
@@ -407,13 +410,13 @@ impl Reconciler for RepoReconciler {
         let only = request
             .containers_only()
             .and_then(|stacks| Some((stacks, self.checked_out()?)));
-        let (only, dir, pinned) = match only {
+        let (only, dir, pinned, known) = match only {
             Some((stacks, dir)) => {
                 tracing::info!(stacks = %stacks.iter().cloned().collect::<Vec<_>>().join(", "), "re-applying the stacks of the container events");
-                (Some(stacks), dir, Pinned::default())
+                (Some(stacks), dir, Pinned::default(), BTreeMap::new())
             }
             None => match self.sync_and_pin(liveness, &mut report).await {
-                Ok((dir, mut pinned)) => {
+                Ok((dir, mut pinned, known)) => {
                     // Pull-request mode: the pins proposed, to undo one that
                     // a person merged and that fails.
                     if soak::remember_proposals(&mut self.rollback, &mut pinned)
@@ -426,7 +429,7 @@ impl Reconciler for RepoReconciler {
                         let _step = liveness.begin("retry the reverts of failed pins");
                         soak::retry_reverts(&self.engine, &mut self.rollback).await;
                     }
-                    (None, dir, pinned)
+                    (None, dir, pinned, known)
                 }
                 Err(e) => {
                     self.metrics.error("sync");
@@ -436,14 +439,18 @@ impl Reconciler for RepoReconciler {
                 }
             },
         };
-        // The stacks are read once for apply and drift.
+        // The stacks are read once a pass: the pin pass's texts (with its pins)
+        // are converted for apply and drift, only files it did not read are
+        // read here.
         let options = self.options(&request.skip);
         let mut repo = {
             let _step = liveness.begin("read the stacks");
             // Reading and converting the stacks is file I/O and parsing: off the
             // one async thread, so `/healthz` and the webhooks answer meanwhile.
             let (dir, read_options) = (dir.clone(), options.clone());
-            match tokio::task::spawn_blocking(move || prepare(&dir, &read_options)).await {
+            match tokio::task::spawn_blocking(move || prepare_known(&dir, &read_options, &known))
+                .await
+            {
                 Ok(repo) => repo,
                 Err(e) => {
                     self.metrics.error("sync");

@@ -181,7 +181,7 @@ pub fn apply_holds(state: &mut State, repo: &mut Repository) -> BTreeMap<String,
         }
         if let Some(why) = block {
             failing.insert(project, why.clone());
-            p.error = Some(why);
+            p.error = Some(crate::apply::repo::PrepareError::Held(why));
         }
     }
     failing

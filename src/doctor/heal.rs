@@ -215,7 +215,7 @@ fn stack_order(stack: &str, containers: &[Examined]) -> Result<Vec<String>, Doct
     }
     let order = start_order(&spec).map_err(|message| DoctorError::Order {
         stack: stack.to_owned(),
-        message,
+        message: message.to_string(),
     })?;
     Ok(order.iter().map(|s| names[*s].clone()).collect())
 }

@@ -101,7 +101,7 @@ impl Engine {
                     .collect();
                 super::workspace::sort(&mut errors);
                 Outcome::Failed {
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                     errors,
                 }
             } else {

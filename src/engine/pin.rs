@@ -3,6 +3,7 @@
 //! pushed to the followed branch or proposed as pull requests (`repo.mode`).
 //! The results are typed; the front ends render them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -82,7 +83,7 @@ pub enum Problem {
         /// The service.
         service: String,
         /// Why.
-        error: String,
+        error: pin::CheckError,
     },
     /// An update was chosen but cannot be written (`stack/service: why`).
     Refused(String),
@@ -154,6 +155,12 @@ pub struct WriteBack {
     pub pinned: Vec<pin::Update>,
     /// What could not be done.
     pub problems: Vec<Problem>,
+    /// The work tree's stack files as the pin pass read them and wrote its pins
+    /// into, by path relative to the repository, when the work tree is known to
+    /// hold exactly that (nothing to write, or the pins pushed): the daemon's
+    /// apply reads the stacks from them instead of from disk again
+    /// (`apply::repo::prepare_known`). Empty otherwise.
+    pub texts: crate::repo::Texts,
 }
 
 impl WriteBack {
@@ -275,6 +282,11 @@ impl Engine {
             }
             Written::Unchanged { .. } | Written::Proposed(_) => {}
         }
+        let texts = match &written {
+            Written::Unchanged { .. } if pass.files.is_empty() => pass.texts.clone(),
+            Written::Pushed { .. } => pass.texts_after(),
+            _ => BTreeMap::new(),
+        };
         let remote = checkout.remote();
         Ok(WriteBack {
             url: remote.url().to_owned(),
@@ -283,6 +295,7 @@ impl Engine {
             pinned: pass.updates.clone(),
             problems: Problem::of(&pass),
             written,
+            texts,
         })
     }
 
@@ -414,6 +427,7 @@ impl Engine {
             written: Written::Proposed(proposed),
             pinned: first.updates.clone(),
             problems,
+            texts: BTreeMap::new(),
         })
     }
 

@@ -32,7 +32,7 @@ use crate::core::rewrite;
 use crate::core::stacks::Selection;
 use crate::git::message::PinChange;
 use crate::git::{Change, FileEdit};
-use crate::registry::{Check, Digest, Platform, RegistryClient};
+use crate::registry::{Check, Digest, Platform, RegistryClient, RegistryError};
 use crate::repo::{self, RepoStacks};
 
 /// How many creation times a `minAge` policy may ask for one service before
@@ -141,6 +141,42 @@ pub trait Policies: Sync {
     }
 }
 
+/// Why a service could not be checked. It renders (and serialises) as the
+/// sentence `check` reports in the row.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CheckError {
+    /// The registry could not be asked, or its answer or the reference could
+    /// not be read.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The service's `verify` annotation names no rule of the configuration.
+    #[error("{0}")]
+    Rule(String),
+    /// A candidate's signature could not be checked.
+    #[error("cannot check the signature of {tag}: {source}")]
+    Signature {
+        /// The candidate tag.
+        tag: String,
+        /// What the registry answered.
+        source: RegistryError,
+    },
+}
+
+/// Two errors are the same when they say the same.
+impl PartialEq for CheckError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for CheckError {}
+
+impl Serialize for CheckError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Row {
@@ -165,7 +201,7 @@ pub struct Row {
     /// The policy's reason.
     pub reason: String,
     /// What went wrong, for this service only.
-    pub error: Option<String>,
+    pub error: Option<CheckError>,
     /// Under a `verify:` rule: the chosen digest's signature and the
     /// candidates skipped for theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,19 +254,15 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
         candidates: Vec::new(),
         rejected: None,
     };
-    let result: Result<(), String> = async {
-        let current = crate::registry::parse_image(&s.image).map_err(|e| e.to_string())?;
-        let watch = crate::registry::parse_image(&s.watch).map_err(|e| e.to_string())?;
-        let platform = s
-            .platform
-            .as_deref()
-            .map(Platform::parse)
-            .transpose()
-            .map_err(|e| e.to_string())?;
-        let all_tags = check.tags(&watch).await.map_err(|e| e.to_string())?;
+    let result: Result<(), CheckError> = async {
+        let current = crate::registry::parse_image(&s.image)?;
+        let watch = crate::registry::parse_image(&s.watch)?;
+        let platform = s.platform.as_deref().map(Platform::parse).transpose()?;
+        let all_tags = check.tags(&watch).await?;
         // Under a `verify:` rule, a candidate whose signature fails is dropped
         // from the tags and the policy chooses again.
-        let mut screen = signed::Screen::new(check, policies, s, &watch)?;
+        let mut screen =
+            signed::Screen::new(check, policies, s, &watch).map_err(CheckError::Rule)?;
         'screen: loop {
         let tags = screen.tags(&all_tags);
         let mut created = BTreeMap::new();
@@ -247,8 +279,7 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
                 Step::NeedCreated(tag) => {
                     let at = check
                         .created(&watch.with_tag(&tag), platform.as_ref())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                     created.insert(tag, at);
                 }
             }
@@ -261,7 +292,7 @@ async fn check_one(check: &Check, policies: &dyn Policies, s: &Watched, now: Sys
                     Some(p) => check.platform_digest(&candidate, p).await,
                     None => check.digest(&candidate).await,
                 }
-                .map_err(|e| e.to_string())?;
+                ?;
                 match screen.judge(check, &tag, &digest).await? {
                     signed::Next::Pin => {}
                     signed::Next::Skip => continue 'screen,
@@ -450,9 +481,22 @@ pub struct Pass {
     pub refused: Vec<String>,
     /// The repository's own diagnostics (errors and warnings of its stacks).
     pub diagnostics: Vec<Diagnostic>,
+    /// The stack files the pass read, by path relative to the repository, as
+    /// they were before its rewrites (see [`Pass::texts_after`]).
+    pub texts: repo::Texts,
 }
 
 impl Pass {
+    /// The stack files as they are once `files` are written: what a later
+    /// read of the same work tree would find ([`crate::repo::load_known`]).
+    pub fn texts_after(&self) -> repo::Texts {
+        let mut texts = self.texts.clone();
+        for f in &self.files {
+            texts.insert(f.path.clone(), f.after.clone());
+        }
+        texts
+    }
+
     /// How many error diagnostics the repository has (an invalid annotation, a
     /// stack that cannot be loaded).
     pub fn invalid(&self) -> usize {
@@ -527,6 +571,7 @@ impl Pass {
             files,
             refused: Vec::new(),
             diagnostics: Vec::new(),
+            texts: self.texts.clone(),
         }
     }
 
@@ -677,6 +722,7 @@ pub async fn pass_with(
         files,
         refused,
         diagnostics,
+        texts: stacks.all_texts(),
     })
 }
 
@@ -790,5 +836,27 @@ mod tests {
             p.decide_aged(&w, &tags(&["1.0.0", "1.4.0"]), &BTreeMap::new(), SystemTime::now()),
             Step::Done(Choice::Tag { ref tag, .. }) if tag == "1.4.0"
         ));
+    }
+
+    /// A row's error is typed, and renders and serialises as the sentence
+    /// `check` has always shown.
+    #[test]
+    fn check_errors_render_and_serialise_as_their_sentence() {
+        let registry = crate::registry::parse_image("UPPER/x").unwrap_err();
+        let e = CheckError::from(registry.clone());
+        assert_eq!(e.to_string(), registry.to_string());
+        let s = CheckError::Signature {
+            tag: "1.2".into(),
+            source: registry.clone(),
+        };
+        assert_eq!(
+            s.to_string(),
+            format!("cannot check the signature of 1.2: {registry}")
+        );
+        assert_eq!(
+            serde_json::to_value(&s).unwrap(),
+            serde_json::Value::String(s.to_string())
+        );
+        assert_eq!(CheckError::Rule("x".into()), CheckError::Rule("x".into()));
     }
 }

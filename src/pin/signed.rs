@@ -140,7 +140,7 @@ impl<'a> Screen<'a> {
         check: &Check,
         tag: &str,
         digest: &Digest,
-    ) -> Result<Next, String> {
+    ) -> Result<Next, super::CheckError> {
         let verdict = if self.keys.is_empty() {
             None
         } else {
@@ -148,7 +148,10 @@ impl<'a> Screen<'a> {
                 check
                     .verify(&self.watch, digest, &self.keys)
                     .await
-                    .map_err(|e| format!("cannot check the signature of {tag}: {e}"))?,
+                    .map_err(|source| super::CheckError::Signature {
+                        tag: tag.to_owned(),
+                        source,
+                    })?,
             )
         };
         let verdict = match verdict {

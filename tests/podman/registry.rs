@@ -1621,7 +1621,10 @@ async fn a_check_lists_each_repository_once_and_heads_only_elected_tags() {
     assert_eq!(by(8).update, Some(false));
     for i in [9, 10] {
         assert!(
-            by(i).error.as_deref().is_some_and(|e| e.contains(&closed)),
+            by(i)
+                .error
+                .as_ref()
+                .is_some_and(|e| e.to_string().contains(&closed)),
             "{:?}",
             by(i)
         );

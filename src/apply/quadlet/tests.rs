@@ -20,7 +20,7 @@ fn stack(project: &str, error: Option<&str>) -> Prepared {
             services: vec![],
         },
         route: Route::Native,
-        error: error.map(str::to_owned),
+        error: error.map(|e| crate::apply::repo::PrepareError::Held(e.to_owned())),
         sealed: Default::default(),
         observe: false,
         profiles: vec![],

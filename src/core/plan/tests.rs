@@ -343,7 +343,7 @@ fn a_foreign_container_blocks_only_its_stack() {
         vitals: Default::default(),
     });
     let p = plan(&stacks, &o, PlanOptions::default());
-    let err = p.stacks[0].error.as_deref().unwrap();
+    let err = p.stacks[0].error.as_ref().map(ToString::to_string).unwrap();
     assert!(
         err.contains("web_app_1") && err.contains("will not touch"),
         "{err}"
@@ -469,13 +469,13 @@ fn cycles_and_missing_dependencies_are_errors_for_their_stack() {
             depends(svc("cyc", "b", 'b'), "a", false),
         ],
     );
-    let err = start_order(&cyc).unwrap_err();
+    let err = start_order(&cyc).unwrap_err().to_string();
     assert!(
         err.contains("cycle") && err.contains('a') && err.contains('b'),
         "{err}"
     );
     let missing = stack("m", vec![depends(svc("m", "a", 'a'), "nope", false)]);
-    let err = start_order(&missing).unwrap_err();
+    let err = start_order(&missing).unwrap_err().to_string();
     assert!(err.contains("`nope`"), "{err}");
     let p = plan(&[cyc, web()], &Observed::default(), PlanOptions::default());
     assert!(p.stacks[0].error.is_some());
@@ -490,7 +490,8 @@ fn external_networks_must_exist() {
     assert!(
         p.stacks[0]
             .error
-            .as_deref()
+            .as_ref()
+            .map(ToString::to_string)
             .unwrap()
             .contains("external network `web_default`")
     );
@@ -533,7 +534,7 @@ fn a_cycle_names_every_service_it_holds_back_in_declaration_order() {
         ],
     );
     assert_eq!(
-        start_order(&st).unwrap_err(),
+        start_order(&st).unwrap_err().to_string(),
         "services depend on each other in a cycle: after, a, b"
     );
     let mut one = svc("one", "x", 'a');
@@ -541,6 +542,7 @@ fn a_cycle_names_every_service_it_holds_back_in_declaration_order() {
     assert!(
         start_order(&stack("one", vec![one]))
             .unwrap_err()
+            .to_string()
             .contains("cycle: x")
     );
 }
@@ -697,7 +699,7 @@ fn a_foreign_container_under_the_replacement_name_is_never_touched() {
         vitals: Default::default(),
     });
     let p = plan(&[after], &o, PlanOptions::default());
-    let err = p.stacks[0].error.as_deref().unwrap();
+    let err = p.stacks[0].error.as_ref().map(ToString::to_string).unwrap();
     assert!(err.contains("`web_db_1_magos-next`"), "{err}");
     // Another instance's replacement is not this one's to finish either.
     let mut theirs = converged(&[web()]);
@@ -793,7 +795,11 @@ fn a_network_whose_fixed_subnet_changed_fails_its_stack_and_is_kept() {
     // and the network is neither removed nor recreated.
     o.networks[0].subnets = vec!["10.89.3.0/24".into()];
     let p = plan(std::slice::from_ref(&st), &o, PlanOptions::default());
-    let e = p.stacks[0].error.as_deref().unwrap_or_default();
+    let e = p.stacks[0]
+        .error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(
         e.contains("network `web_default` exists with subnet 10.89.3.0/24")
             && e.contains("sets 172.19.1.0/24")
@@ -830,7 +836,11 @@ fn a_missing_external_volume_says_how_to_create_it() {
     st.volumes[0].external = true;
     st.volumes[0].name = "caddy_data".into();
     let p = plan(&[st], &Observed::default(), PlanOptions::default());
-    let e = p.stacks[0].error.as_deref().unwrap_or_default();
+    let e = p.stacks[0]
+        .error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(
         e.contains("external volume `caddy_data` does not exist")
             && e.contains("podman volume create caddy_data"),
@@ -1097,4 +1107,21 @@ fn a_failing_healthcheck_or_a_crash_loop_is_reported_but_not_planned() {
         "a stale container is stale before it is unhealthy"
     );
     assert!(DriftState::Unhealthy.is_drift() && DriftState::Unhealthy.is_ailing());
+}
+
+/// A plan error is typed, and renders and serialises as the sentence the
+/// plan reports (`magos plan --json` keeps its `error` string).
+#[test]
+fn a_plan_error_serialises_as_its_sentence() {
+    let sp = StackPlan {
+        project: "web".into(),
+        actions: Vec::new(),
+        error: Some(PlanError::MissingVolume("data".into())),
+    };
+    let text = "external volume `data` does not exist; create it (`podman volume create data`) or drop `external: true` so Magos creates it";
+    assert_eq!(sp.error.as_ref().unwrap().to_string(), text);
+    assert_eq!(
+        serde_json::to_value(&sp).unwrap()["error"],
+        serde_json::Value::String(text.to_owned())
+    );
 }
