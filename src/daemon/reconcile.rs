@@ -425,9 +425,13 @@ impl Reconciler for RepoReconciler {
                         tracing::error!(error = %format!("{e:#}"), "cannot save the proposed pins");
                     }
                     // The reverts an earlier pass could not push or propose.
+                    // A revert tried moves the work tree: the stacks are then
+                    // read from it, not taken from the pin pass.
+                    let mut known = known;
                     if !self.config().daemon.observe && !self.rollback.reverts.is_empty() {
                         let _step = liveness.begin("retry the reverts of failed pins");
                         soak::retry_reverts(&self.engine, &mut self.rollback).await;
+                        known.clear();
                     }
                     (None, dir, pinned, known)
                 }
