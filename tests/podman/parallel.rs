@@ -21,7 +21,7 @@ fn a_service_waiting_for_a_dependency_does_not_hold_back_one_that_needs_nothing(
         names: vec![],
     };
     let repo = Repo::new(tb, &project);
-    let httpd = pinned(tb, &tb.require("MAGOS_TEST_IMAGE_HTTPD"));
+    let httpd = pinned(tb, tb.require("MAGOS_TEST_IMAGE_HTTPD"));
     let port = tb.require("MAGOS_TEST_IMAGE_HTTPD_PORT");
     repo.write(
         tb,
