@@ -1,4 +1,6 @@
-//! Carries out a stack's plan through the libpod API, in the plan's order.
+//! Carries out a stack's plan through a [`Backend`] (libpod, Docker Engine): the
+//! stack-wide actions in the plan's order, then the services' containers, those
+//! that do not need each other at the same time (see [`apply_stack`]).
 //!
 //! A recreate first creates the replacement under a temporary name, so a spec
 //! Podman refuses leaves the running container alone; only then is the old one
