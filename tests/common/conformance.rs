@@ -212,11 +212,10 @@ pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack)
             report_line(&mut report, &format!(" (port {port} is the test bed's)"));
             continue;
         }
-        // A port something outside the engine listens on (another test's
-        // container: the system's `address already in use`, not the engine's
-        // own `port is already allocated`): the host cannot give it, whatever
-        // the tool; the fields still count.
+        // A port something else on the host listens on (another test's
+        // container): both tools fail on it alike; the fields still count.
         if !o.apply_ok
+            && !o.peer_ok
             && matches!(o.route, Route::Native)
             && let Some(port) = busy_port(&o.apply_output)
         {
