@@ -1,4 +1,6 @@
-//! Carries out a stack's plan through the libpod API, in the plan's order.
+//! Carries out a stack's plan through a [`Backend`] (libpod, Docker Engine): the
+//! stack-wide actions in the plan's order, then the services' containers, those
+//! that do not need each other at the same time (see [`apply_stack`]).
 //!
 //! A recreate first creates the replacement under a temporary name, so a spec
 //! Podman refuses leaves the running container alone; only then is the old one
@@ -104,6 +106,23 @@ fn needs<'a>(stack: &'a StackSpec, service: &str) -> BTreeSet<&'a str> {
         }
     }
     out.remove(service);
+    out
+}
+
+/// The fixed host ports (`port/protocol`) `service`'s containers publish.
+fn host_ports(stack: &StackSpec, service: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for spec in stack.services.iter().filter(|s| s.service == service) {
+        for p in spec.ports.iter().filter(|p| p.host_port != 0) {
+            for i in 0..p.range.max(1) {
+                out.insert(format!(
+                    "{}/{}",
+                    u32::from(p.host_port) + u32::from(i),
+                    p.protocol
+                ));
+            }
+        }
+    }
     out
 }
 
@@ -289,16 +308,22 @@ impl ServiceRun<'_> {
             }
         }
         // A service waits only for the services of this plan it needs: the
-        // others are as the plan left them.
+        // others are as the plan left them. Services publishing the same host
+        // port take turns in the plan's order (one-shot containers that exit
+        // at once can share it that way, as they do one after the other).
         let in_plan: BTreeSet<&str> = pending.iter().map(|(s, _)| *s).collect();
-        let mut waits_for: BTreeMap<&str, BTreeSet<&str>> = pending
-            .iter()
-            .map(|(s, _)| {
-                let mut n = needs(self.stack, s);
-                n.retain(|d| in_plan.contains(d));
-                (*s, n)
-            })
-            .collect();
+        let mut waits_for: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (i, (s, _)) in pending.iter().enumerate() {
+            let mut n = needs(self.stack, s);
+            n.retain(|d| in_plan.contains(d));
+            let mine = host_ports(self.stack, s);
+            for (earlier, _) in &pending[..i] {
+                if !mine.is_disjoint(&host_ports(self.stack, earlier)) {
+                    n.insert(earlier);
+                }
+            }
+            waits_for.insert(s, n);
+        }
         let mut running = futures_util::stream::FuturesUnordered::new();
         loop {
             // Start every service whose needs are done, in the plan's order.

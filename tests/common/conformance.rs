@@ -232,6 +232,20 @@ pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack)
             report_line(&mut report, &format!(" (port {port} is the test bed's)"));
             continue;
         }
+        // A port something else on the host listens on (another test's
+        // container): both tools fail on it alike; the fields still count.
+        if !o.apply_ok
+            && !o.peer_ok
+            && matches!(o.route, Route::Native)
+            && let Some(port) = busy_port(&o.apply_output)
+        {
+            held.push(format!("{} (port {port}, in use on the host)", stack.name));
+            report_line(
+                &mut report,
+                &format!(" (port {port} is in use on the host)"),
+            );
+            continue;
+        }
         files += 1;
         let is_native = matches!(o.route, Route::Native) && o.apply_ok;
         if let Some((_, min)) = ratchet.iter().find(|(name, _)| *name == stack.name)
@@ -274,7 +288,7 @@ pub fn check(peer: &Peer, ratchet: &[(&str, usize)], mut run: impl FnMut(&Stack)
          {equal}/{compared} fields equal ({:.1} %, {skipped} more skipped as listed \
          differences), {refused} refused where {} made containers; \
          through the compose CLI: {}; both failed: {}; invalid (refused, as they \
-         must be): {}; a port the test bed holds: {}; not applied (build:): {}; \
+         must be): {}; a port the test bed or the host holds: {}; not applied (build:): {}; \
          relative bind sources absent at apply, created by Magos: {} files: {}",
         peer.name,
         share * 100.0,
@@ -884,6 +898,18 @@ pub fn created_binds(
         .filter_map(|src| src.strip_prefix(folder).ok())
         .map(|rel| rel.display().to_string())
         .collect()
+}
+
+/// The port a failed `magos apply` could not publish because something on the
+/// host already listens on it, if that is why it failed.
+pub fn busy_port(apply_output: &str) -> Option<String> {
+    let end = apply_output.find(": bind: address already in use")?;
+    let port: String = apply_output[..end]
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (!port.is_empty()).then(|| port.chars().rev().collect())
 }
 
 /// The port of the test bed's own listeners (the registries, sshd) that a
