@@ -185,8 +185,8 @@ if [[ ! -d $DEMO/homelab.git ]]; then
     cp -r "$ROOT/examples/homelab/." "$work/homelab/"
     # The example names the test bed's registry at its usual address; a test bed
     # whose registry listens elsewhere gets the example's images from there.
-    if [[ $MAGOS_TEST_REGISTRY != 127.0.0.1:5000 ]]; then
-        find "$work/homelab" -name compose.yaml -exec sed -i "s|127\.0\.0\.1:5000/|$MAGOS_TEST_REGISTRY/|" {} +
+    if [[ $MAGOS_TEST_REGISTRY != 127.0.0.1:5010 ]]; then
+        find "$work/homelab" -name compose.yaml -exec sed -i "s|127\.0\.0\.1:5010/|$MAGOS_TEST_REGISTRY/|" {} +
     fi
     git -C "$work/homelab" add -A
     git -C "$work/homelab" -c user.name=You -c user.email=you@example.org commit -q -m "My homelab"
