@@ -80,6 +80,17 @@ pub struct ComposeCommand {
 impl ComposeCommand {
     /// `podman-compose` from `PATH`, else `podman compose`.
     pub fn find(env: &Env) -> Option<Self> {
+        Self::find_on_path(env, "podman-compose", "podman")
+    }
+
+    /// `docker-compose` (v1, or v2 as Debian packages it), else `docker
+    /// compose` (the v2 plugin), on `PATH` as `env` gives it.
+    pub fn find_docker(env: &Env) -> Option<Self> {
+        Self::find_on_path(env, "docker-compose", "docker")
+    }
+
+    /// The program `standalone` on `env`'s `PATH`, else `engine compose`.
+    fn find_on_path(env: &Env, standalone: &str, engine: &str) -> Option<Self> {
         let path = env
             .get("PATH")
             .cloned()
@@ -89,43 +100,19 @@ impl ComposeCommand {
                 .map(|d| d.join(name))
                 .find(|p| p.is_file())
         };
-        if let Some(p) = lookup("podman-compose") {
+        if let Some(p) = lookup(standalone) {
             return Some(Self {
                 program: p,
                 prefix: vec![],
             });
         }
-        lookup("podman").map(|p| Self {
+        lookup(engine).map(|p| Self {
             program: p,
             prefix: vec!["compose".to_owned()],
         })
     }
 
     /// The full argument list for `args` on a stack.
-    /// `docker-compose` (v1, or v2 as Debian packages it), else `docker
-    /// compose` (the v2 plugin), on `PATH` as `env` gives it.
-    pub fn find_docker(env: &Env) -> Option<Self> {
-        let path = env
-            .get("PATH")
-            .cloned()
-            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_owned());
-        let lookup = |name: &str| {
-            std::env::split_paths(&path)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        };
-        if let Some(p) = lookup("docker-compose") {
-            return Some(Self {
-                program: p,
-                prefix: vec![],
-            });
-        }
-        lookup("docker").map(|p| Self {
-            program: p,
-            prefix: vec!["compose".to_owned()],
-        })
-    }
-
     pub fn args(&self, stack: &Prepared, args: &[&str]) -> Vec<String> {
         let mut out = self.prefix.clone();
         out.push("-p".to_owned());
