@@ -959,3 +959,21 @@ pub fn last_lines(o: &Output) -> String {
     let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
     format!("{} (exit {:?})", tail, o.status.code())
 }
+
+/// `<engine> container inspect` of every container of a compose project, the
+/// engine's CLI run by `cli` (its standard output).
+pub fn inspect_project_with(cli: impl Fn(&[&str]) -> String, project: &str) -> Vec<Value> {
+    let ids = cli(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let mut args = vec!["container", "inspect"];
+    args.extend(&ids);
+    serde_json::from_str(&cli(&args)).expect("inspect JSON")
+}

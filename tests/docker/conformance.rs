@@ -194,19 +194,7 @@ fn run_commands(bed: &Bed, shim: &Path, folder: &Path, commands: &[String]) -> V
 
 /// `docker container inspect` of every container of a project.
 fn inspect_project(bed: &Bed, project: &str) -> Vec<Value> {
-    let ids = bed.docker_ok(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-    ]);
-    let ids: Vec<&str> = ids.split_whitespace().collect();
-    if ids.is_empty() {
-        return Vec::new();
-    }
-    let mut args = vec!["container", "inspect"];
-    args.extend(&ids);
-    serde_json::from_str(&bed.docker_ok(&args)).expect("inspect JSON")
+    crate::corpus::inspect_project_with(|args| bed.docker_ok(args), project)
 }
 
 /// Removes what a project made: `docker compose down` by its labels, then

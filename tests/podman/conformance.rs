@@ -175,19 +175,7 @@ fn copy_tree(tb: &Testbed, from: &Path, to: &Path) {
 
 /// `podman container inspect` of every container of a project.
 fn inspect_project(tb: &Testbed, project: &str) -> Vec<Value> {
-    let ids = tb.podman_ok(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-    ]);
-    let ids: Vec<&str> = ids.split_whitespace().collect();
-    if ids.is_empty() {
-        return Vec::new();
-    }
-    let mut args = vec!["container", "inspect"];
-    args.extend(&ids);
-    serde_json::from_str(&tb.podman_ok(&args)).expect("inspect JSON")
+    crate::corpus::inspect_project_with(|args| tb.podman_ok(args), project)
 }
 
 /// Removes what a project made: the pod podman-compose makes first (with its
