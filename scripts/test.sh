@@ -32,9 +32,25 @@ finish_step() {
     [[ -n $STEP_NAME ]] && TIMINGS+=("$(printf '%7.1fs  %s' "$(elapsed "$STEP_T0")" "$STEP_NAME")")
     STEP_NAME=""
 }
+# On a failed test step: each failed test with the first line of its panic, and
+# the test bed's state, printed last so that the end of the output explains it.
+failure_digest() {
+    [[ -n ${TEST_LOG:-} && -s $TEST_LOG ]] || return 0
+    printf '\n==> why the tests failed (first 25: the test, where it panicked, the message)\n' >&2
+    awk '/^---- .* stdout ----$/ { name = $2; next }
+         /^thread .* panicked at / && name != "" {
+             where = $0; sub(/.* panicked at /, "", where); sub(/:$/, "", where)
+             getline msg; print "  " name " (" where "): " substr(msg, 1, 220); name = "" }' \
+        "$TEST_LOG" | head -25 >&2
+    printf '\n==> test bed now\n' >&2
+    scripts/testbed.sh status 2>&1 | sed 's/^/  /' >&2 || true
+    printf '  podman service log, last lines:\n' >&2
+    tail -n 8 "${MAGOS_TESTBED_PODMAN_LOG:-/var/log/magos-testbed/podman-service.log}" 2>/dev/null | cut -c1-220 | sed 's/^/    /' >&2 || true
+}
 on_exit() {
     local rc=$?
     if ((rc != 0)); then
+        failure_digest || true
         printf '\n==> FAILED (exit %d) in step: %s\n' "$rc" "${STEP_NAME:-?}" >&2
     fi
 }
@@ -64,7 +80,7 @@ cargo clippy --all-targets -- -D warnings
 step "cargo test --all-targets (MAGOS_REQUIRE_PODMAN=1, MAGOS_REQUIRE_DOCKER=1)"
 TEST_LOG=$(mktemp)
 # The real-systemd tier has its own step below.
-cargo test --all-targets -- --skip systemd_tier_ 2>&1 | tee "$TEST_LOG"
+cargo test --all-targets --no-fail-fast -- --skip systemd_tier_ 2>&1 | tee "$TEST_LOG"
 step "cargo test --doc"
 cargo test --doc 2>&1 | tee -a "$TEST_LOG"
 

@@ -584,6 +584,47 @@ EOF
 
 # ---------------------------------------------------------------------------- podman API
 
+# When the user's pause process is gone (every process of the test user was
+# killed: a stopped session, an OOM kill), the runtime folder still describes
+# processes that no longer exist: the rootless network namespace's pasta and
+# aardvark-dns, the containers' conmons. Podman would go on joining that dead
+# namespace, and every container on a bridge network would fail to start
+# ("aardvark-dns failed to start … Cannot assign requested address"). What is
+# left of the user's processes is ended and the runtime folder emptied: the
+# next podman command starts as after a boot (every container's state and lock
+# refreshed, the stopped containers kept).
+reset_dead_user_runtime() {
+    local rd pause pid owner
+    rd=$(runtime_dir)
+    [[ -e $rd/libpod/tmp/alive ]] || return 0
+    pause="$rd/libpod/tmp/pause.pid"
+    pid=$(cat "$pause" 2>/dev/null || true)
+    if [[ -n $pid ]]; then
+        owner=$(ps -o user= -p "$pid" 2>/dev/null | tr -d ' ' || true)
+        [[ $owner == "$TB_USER" || $owner == "$(uid_of)" ]] && return 0
+    fi
+    log "   the user's pause process is gone: ending the user's other processes and emptying $rd (podman starts as after a boot)"
+    pkill -KILL -u "$TB_USER" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do
+        pgrep -u "$TB_USER" >/dev/null || break
+        sleep 0.1
+    done
+    pgrep -u "$TB_USER" >/dev/null && die "processes of $TB_USER outlived SIGKILL: $(pgrep -u "$TB_USER" | tr '\n' ' ')"
+    # Mounts under it (none where the user's own mount namespace held them).
+    awk -v rd="$rd/" 'index($2, rd) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
+    find "$rd" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+    install -d -m 0700 -o "$(uid_of)" -g "$(id -g "$TB_USER")" "$rd/podman"
+    # The containers of the tests that were killed with it are of no use now.
+    local left
+    left=$(upodman ps -aq 2>/dev/null | wc -l)
+    upodman pod rm -af -t 0 >>"$PODMAN_LOG" 2>&1 || true
+    upodman rm -af -t 0 >>"$PODMAN_LOG" 2>&1 || true
+    log "   removed $left containers left by the killed processes"
+}
+
 # When every process of the test user was killed (a logout, an OOM kill, a
 # stopped session), Podman's database still holds running containers whose
 # conmon is gone and no pause process keeps the user namespace: each podman
@@ -635,6 +676,7 @@ start_podman_service() {
     fi
     cp "$conf" "$seen.tmp" && mv "$seen.tmp" "$seen"
     rm -f "$sock"
+    reset_dead_user_runtime
     recover_pause_process
     local uid gid home
     uid=$(uid_of)

@@ -197,6 +197,25 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
+/// Waits until `/metrics` holds `want` (the figures follow a pass's events a
+/// moment later, and a loaded machine can keep one request waiting); fails
+/// with the last answer and the daemon's logs.
+fn metrics_holding(port: u16, want: &str, daemon: &Notified) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = http_get(port, "/metrics");
+        if code == 200 && body.contains(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/metrics never held {want}; last answer {code}:\n{body}\nlogs:\n{}",
+            daemon.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The daemon pins and applies a stack on Docker and reports it through
 /// STATUS, `/readyz` and the metrics; a container Docker reports dead is
 /// re-applied by a pass of its stack alone; a new tag pushed to the registry
@@ -246,16 +265,15 @@ fn run_applies_a_stack_on_docker_heals_a_killed_container_and_applies_a_pin_bump
     assert_eq!(container_env(bed, &name, "MAGOS_IMAGE_VERSION"), "1.0.0");
     let (ready, body) = http_get(http_port, "/readyz");
     assert_eq!(ready, 200, "{body}");
-    let (_, metrics) = http_get(http_port, "/metrics");
-    assert!(
-        metrics.contains("magos_passes_total{result=\"ok\"} 1"),
-        "{metrics}"
+    metrics_holding(
+        http_port,
+        "magos_passes_total{result=\"ok\"} 1",
+        &running.daemon,
     );
-    assert!(
-        metrics.contains(&format!(
-            "magos_stack_services{{stack=\"{project}\",state=\"in_sync\"}} 1"
-        )),
-        "{metrics}"
+    metrics_holding(
+        http_port,
+        &format!("magos_stack_services{{stack=\"{project}\",state=\"in_sync\"}} 1"),
+        &running.daemon,
     );
 
     // Docker reports the container dead: a pass of its stack alone starts it
@@ -296,12 +314,10 @@ fn run_applies_a_stack_on_docker_heals_a_killed_container_and_applies_a_pin_bump
         Some(format!("{image}@{v2}").as_str())
     );
     assert_eq!(container_env(bed, &name, "MAGOS_IMAGE_VERSION"), "1.2.3");
-    let (_, metrics) = http_get(http_port, "/metrics");
-    assert!(
-        metrics.contains(&format!(
-            "magos_stack_services{{stack=\"{project}\",state=\"in_sync\"}} 1"
-        )),
-        "{metrics}"
+    metrics_holding(
+        http_port,
+        &format!("magos_stack_services{{stack=\"{project}\",state=\"in_sync\"}} 1"),
+        &running.daemon,
     );
     let (code, logs) = running.daemon.stop();
     assert!(code.success(), "exit {code:?}; logs:\n{logs}");
@@ -368,12 +384,12 @@ fn run_on_docker_rolls_back_an_unhealthy_pin_and_reverts_it_in_git() {
         )),
         "{message}"
     );
-    let (_, metrics) = http_get(http_port, "/metrics");
-    assert!(
-        metrics.contains(&format!(
+    metrics_holding(
+        http_port,
+        &format!(
             "magos_rollbacks_total{{stack=\"{project}\",service=\"app\",reason=\"unhealthy\"}} 1"
-        )),
-        "{metrics}"
+        ),
+        &running.daemon,
     );
     let (code, logs) = running.daemon.stop();
     assert!(code.success(), "exit {code:?}; logs:\n{logs}");
