@@ -21,25 +21,77 @@ use crate::server::{self, HookTrigger, Liveness, Metrics};
 use crate::systemd::notify::{Notice, Notifier};
 
 /// Reports to systemd (when started by it) and to the log.
+///
+/// The datagrams go out from a thread of their own: when the notification
+/// socket's queue is full (systemd busy, or a supervisor that stopped reading),
+/// that thread waits, never the daemon's runtime, whose passes and HTTP
+/// endpoint go on. Notices waiting beyond [`NOTICE_QUEUE`] are dropped, with
+/// one warning until the socket takes them again.
 pub struct SystemdReporter {
-    notifier: Option<Notifier>,
+    sender: Option<std::sync::mpsc::SyncSender<Outgoing>>,
+    /// A notice was dropped and no datagram went out since: warn once.
+    dropping: Arc<AtomicBool>,
     stopped: AtomicBool,
+}
+
+/// The notices that may wait for the notification socket.
+const NOTICE_QUEUE: usize = 64;
+
+/// One datagram for the sender thread, with whom to tell once it is out.
+struct Outgoing {
+    notices: Vec<Notice>,
+    sent: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl SystemdReporter {
     /// A reporter for `notifier` (`None` when not started by systemd).
     pub fn new(notifier: Option<Notifier>) -> Self {
+        let dropping = Arc::new(AtomicBool::new(false));
+        let sender = notifier.and_then(|n| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Outgoing>(NOTICE_QUEUE);
+            let dropping = dropping.clone();
+            std::thread::Builder::new()
+                .name("sd-notify".to_owned())
+                .spawn(move || {
+                    for out in rx {
+                        match n.notify(&out.notices) {
+                            Ok(()) => dropping.store(false, Ordering::Release),
+                            Err(e) => tracing::warn!(error = %e, "could not notify systemd"),
+                        }
+                        if let Some(done) = out.sent {
+                            let _ = done.send(());
+                        }
+                    }
+                })
+                .map_err(|e| tracing::warn!(error = %e, "cannot start the systemd notification thread; systemd will not be notified"))
+                .ok()
+                .map(|_| tx)
+        });
         Self {
-            notifier,
+            sender,
+            dropping,
             stopped: AtomicBool::new(false),
         }
     }
 
     fn send(&self, notices: &[Notice]) {
-        if let Some(n) = &self.notifier
-            && let Err(e) = n.notify(notices)
+        self.queue(notices, None);
+    }
+
+    /// Queues `notices`; `sent` hears once they are out.
+    fn queue(&self, notices: &[Notice], sent: Option<std::sync::mpsc::Sender<()>>) {
+        let Some(tx) = &self.sender else { return };
+        let out = Outgoing {
+            notices: notices.to_vec(),
+            sent,
+        };
+        if let Err(std::sync::mpsc::TrySendError::Full(_)) = tx.try_send(out)
+            && !self.dropping.swap(true, Ordering::AcqRel)
         {
-            tracing::warn!(error = %e, "could not notify systemd");
+            tracing::warn!(
+                waiting = NOTICE_QUEUE,
+                "systemd is not reading its notification socket: notices are dropped until it does"
+            );
         }
     }
 }
@@ -68,7 +120,13 @@ impl Reporter for SystemdReporter {
             return;
         }
         tracing::info!("stopping");
-        self.send(&[Notice::Stopping, Notice::Status("stopping".to_owned())]);
+        // Out before the process exits, unless the socket stays full.
+        let (sent, out) = std::sync::mpsc::channel();
+        self.queue(
+            &[Notice::Stopping, Notice::Status("stopping".to_owned())],
+            Some(sent),
+        );
+        let _ = out.recv_timeout(Duration::from_secs(1));
     }
 }
 

@@ -504,3 +504,64 @@ fn healthz_answers_while_a_pass_reads_the_stacks() {
     });
     assert!(seen, "/healthz never answered during the read: {last:?}");
 }
+
+/// systemd's notification socket holds few datagrams (`net.unix.max_dgram_qlen`,
+/// 10 by default); a supervisor that stops reading it fills it within a second
+/// of watchdog pings every 50 ms. The daemon's endpoint still answers, and it
+/// says once that notices are being dropped.
+#[test]
+fn a_notify_socket_nobody_reads_never_stalls_the_daemon() {
+    let Some(tb) = testbed() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let project = support::unique_name("mgnotify").replace('-', "_");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    // Bound and never read.
+    let _socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    let port = support::free_port();
+    let config = dir.path().join("magos.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apply:\n  instance: {project}\ndaemon:\n  interval: 1h\n  listen: 127.0.0.1:{port}\nstate_dir: {}\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let _daemon = support::KillOnDrop(
+        magos_command(tb, &config)
+            .args(["run", "--repo", repo.to_str().unwrap()])
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "100000")
+            .env_remove("WATCHDOG_PID")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("magos.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let full = support::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        log_of(dir.path()).contains("systemd is not reading its notification socket")
+    });
+    assert!(
+        full,
+        "the daemon never saw the socket full; logs:\n{}",
+        log_of(dir.path())
+    );
+    // Past the point where a blocking send would have stopped it.
+    let r = support::http_get(port, "/healthz");
+    assert!(
+        r.as_ref().is_ok_and(|r| r.status == 200),
+        "/healthz with the notify socket full: {:?}; logs:\n{}",
+        r.map(|r| r.status),
+        log_of(dir.path())
+    );
+    assert_eq!(
+        log_of(dir.path())
+            .matches("systemd is not reading its notification socket")
+            .count(),
+        1,
+        "{}",
+        log_of(dir.path())
+    );
+}
