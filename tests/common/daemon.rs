@@ -8,11 +8,14 @@
 // Each test binary that includes this file uses a different part of it.
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::git_fixture::git;
@@ -22,11 +25,19 @@ pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
 /// A running `magos run` and the notify socket it reports to. Dropping it
 /// kills the daemon.
+///
+/// A thread reads the socket all along, as systemd does: the socket's queue
+/// holds only `net.unix.max_dgram_qlen` datagrams (10 by default), and the
+/// daemon's watchdog pings would fill it while the test looks elsewhere.
+/// [`Notified::wait_notice`] takes the datagrams in the order they came.
 pub struct Notified {
     /// The daemon (`None` once stopped or killed).
     pub child: Option<Child>,
-    notify: UnixDatagram,
-    /// Every notify line received so far.
+    /// Datagrams read and not yet taken by `wait_notice`.
+    received: Arc<(Mutex<VecDeque<String>>, Condvar)>,
+    /// Tells the reader thread to end.
+    done: Arc<AtomicBool>,
+    /// Every notify line taken so far.
     pub seen: Vec<String>,
     /// The daemon's standard error (a file: a pipe nobody reads could fill up).
     log: PathBuf,
@@ -35,6 +46,7 @@ pub struct Notified {
 impl Drop for Notified {
     fn drop(&mut self) {
         self.kill();
+        self.done.store(true, Ordering::Release);
     }
 }
 
@@ -47,6 +59,24 @@ impl Notified {
         notify
             .set_read_timeout(Some(Duration::from_millis(250)))
             .unwrap();
+        let received = Arc::new((Mutex::new(VecDeque::new()), Condvar::new()));
+        let done = Arc::new(AtomicBool::new(false));
+        {
+            let (received, done) = (received.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !done.load(Ordering::Acquire) {
+                    if let Ok(n) = notify.recv(&mut buf) {
+                        let (queue, arrived) = &*received;
+                        queue
+                            .lock()
+                            .unwrap()
+                            .push_back(String::from_utf8_lossy(&buf[..n]).into_owned());
+                        arrived.notify_all();
+                    }
+                }
+            });
+        }
         let log = dir.join("magos-run.log");
         let child = magos
             .arg("run")
@@ -59,7 +89,8 @@ impl Notified {
             .expect("start magos run");
         Notified {
             child: Some(child),
-            notify,
+            received,
+            done,
             seen: Vec::new(),
             log,
         }
@@ -76,16 +107,22 @@ impl Notified {
     /// Reads notify datagrams until a line starts with `want`; returns that line.
     pub fn wait_notice(&mut self, want: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
-        let mut buf = [0u8; 4096];
-        while Instant::now() < deadline {
-            if let Ok(n) = self.notify.recv(&mut buf) {
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let (queue, arrived) = &*self.received;
+        let mut pending = queue.lock().unwrap();
+        loop {
+            while let Some(text) = pending.pop_front() {
                 self.seen.extend(text.lines().map(str::to_owned));
                 if let Some(hit) = text.lines().find(|l| l.starts_with(want)) {
                     return hit.to_owned();
                 }
             }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            pending = arrived.wait_timeout(pending, deadline - now).unwrap().0;
         }
+        drop(pending);
         panic!(
             "no `{want}` from magos run within {}s; saw {:?}; logs:\n{}",
             limit.as_secs(),
