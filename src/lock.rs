@@ -1,4 +1,4 @@
-//! One Magos at a time per state folder and per Podman instance: `magos run`
+//! One Magos at a time per state folder and per engine instance: `magos run`
 //! (for its whole life) and `magos run --once` take two OS locks, `magos apply`
 //! the second (`File::try_lock`, released by the kernel when the process dies,
 //! however it dies), and each writes its pid into the lock file, so a second
@@ -7,9 +7,10 @@
 //! - `<state_dir>/magos.lock`: the clone, its pins and pushes belong to one
 //!   daemon.
 //! - `$XDG_RUNTIME_DIR/magos/locks/podman-<hash>.lock`, where the hash covers the
-//!   Podman socket's path and the instance (`apply.instance`): two Magos with the
-//!   same instance on one Podman would apply and prune the same containers.
-//!   Instances with different names may share a Podman, as designed. Without
+//!   engine's socket path (Podman's or Docker's) and the instance
+//!   (`apply.instance`): two Magos with the same instance on one engine would
+//!   apply and prune the same containers. Instances with different names may
+//!   share an engine, as designed. Without
 //!   `XDG_RUNTIME_DIR` this lock lives in the state folder instead.
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -63,8 +64,10 @@ pub struct LockTarget<'a> {
     pub lock_state: bool,
     /// `$XDG_RUNTIME_DIR`, if set.
     pub runtime_dir: Option<&'a Path>,
-    /// The Podman socket Magos talks to.
+    /// The engine's socket Magos talks to.
     pub socket: &'a Path,
+    /// The engine's name for messages: `Podman` or `Docker`.
+    pub engine: &'a str,
     /// `apply.instance`.
     pub instance: &'a str,
 }
@@ -101,8 +104,9 @@ pub fn acquire(target: LockTarget<'_>) -> Result<InstanceLock, LockError> {
         files.push(take(
             &dir.join(podman_lock_name(target.socket, target.instance)),
             format!(
-                "manages instance `{}` on the Podman socket {}",
+                "manages instance `{}` on the {} socket {}",
                 target.instance,
+                target.engine,
                 target.socket.display()
             ),
             ", or give this one another apply.instance",
@@ -169,6 +173,7 @@ mod tests {
             lock_state: true,
             runtime_dir: runtime,
             socket: Path::new("/run/user/1000/podman/podman.sock"),
+            engine: "Podman",
             instance,
         }
     }

@@ -161,7 +161,7 @@ pub(super) fn run(
             })
         }
         Which::Apply(a) => {
-            let _lock = super::lock_instance(config, env, &socket, false)?;
+            let _lock = super::lock_instance(config, env, &socket, engine.is_docker(), false)?;
             if !engine.is_docker() {
                 engine.write_signature_policy()?;
             }

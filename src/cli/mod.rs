@@ -343,6 +343,7 @@ pub(crate) fn lock_instance(
     config: &config::Config,
     env: &Env,
     socket: &std::path::Path,
+    docker: bool,
     state: bool,
 ) -> anyhow::Result<crate::lock::InstanceLock> {
     let state_dir = config::state_dir(config, env);
@@ -355,6 +356,7 @@ pub(crate) fn lock_instance(
         lock_state: state,
         runtime_dir: runtime.as_deref(),
         socket,
+        engine: if docker { "Docker" } else { "Podman" },
         instance: config.apply.instance.as_str(),
     })?)
 }

@@ -61,7 +61,13 @@ pub fn run(
         )
         .await?;
         // Held until the process ends: one Magos per state folder and instance.
-        let _lock = super::lock_instance(&config, env, reconciler.containers().socket(), true)?;
+        let _lock = super::lock_instance(
+            &config,
+            env,
+            reconciler.containers().socket(),
+            reconciler.containers().podman().is_none(),
+            true,
+        )?;
         if args.once {
             let request = PassRequest {
                 reasons: vec![Reason::Startup],
