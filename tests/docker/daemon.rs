@@ -263,6 +263,20 @@ fn run_applies_a_stack_on_docker_heals_a_killed_container_and_applies_a_pin_bump
         running.daemon.logs()
     );
     assert_eq!(container_env(bed, &name, "MAGOS_IMAGE_VERSION"), "1.0.0");
+    // A second Magos on the same instance and engine is refused, naming the
+    // Docker socket it would share.
+    let second = magos_command(bed, &config)
+        .args(["apply", "--repo", remote.work.to_str().unwrap()])
+        .output()
+        .expect("run magos apply");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "manages instance `{project}` on the Docker socket"
+        )),
+        "{stderr}"
+    );
     let (ready, body) = http_get(http_port, "/readyz");
     assert_eq!(ready, 200, "{body}");
     metrics_holding(
