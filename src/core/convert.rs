@@ -1184,6 +1184,7 @@ fn attach_settings(cx: &mut Ctx<'_>, name: &str, s: &Service) -> BTreeMap<String
                         .chain(&a.ipv6_address)
                         .cloned()
                         .collect(),
+                    mac_from_x_podman: a.mac_address.is_none() && mac.is_some(),
                     mac,
                     interface_name: a.interface_name.clone(),
                 };
@@ -1214,7 +1215,10 @@ fn attach_settings(cx: &mut Ctx<'_>, name: &str, s: &Service) -> BTreeMap<String
                     name,
                     format!("`mac_address` {mac} and the network's `mac_address` {m} differ"),
                 ),
-                _ => a.mac = Some(mac.clone()),
+                _ => {
+                    a.mac = Some(mac.clone());
+                    a.mac_from_x_podman = false;
+                }
             }
         }
     }

@@ -15,9 +15,10 @@
 //! `MAGOS_CONFORMANCE_ONLY=a,b` limits the run to those folders and
 //! `MAGOS_CONFORMANCE_REPORT=FILE` writes the per-file report to FILE. The full
 //! run asserts at least 98 % of the compared fields equal and none refused; a
-//! stack the Docker mapping hands to `docker compose` (run-time settings,
-//! `devices:`, bind options Docker's mount API lacks, …) is reported by name,
-//! not failed: the compose CLI applies it as `docker compose` would.
+//! stack the Docker mapping hands to `docker compose` (what a Docker Engine
+//! cannot express: Podman-only modes and options, secrets other than files) is
+//! reported by name, not failed: the compose CLI applies it as `docker
+//! compose` would.
 //!
 //! Per stack: a fresh copy of its folder under a unique name; `magos plan` (the
 //! route and the project); `docker compose -p <name>-dc up -d` in it (`-p` the
@@ -46,7 +47,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::corpus::{
-    Listed, Outcome, Peer, Side, Stack, compare, last_lines, plan_route, run_host_commands,
+    Listed, Outcome, Peer, Side, Stack, compare, last_lines, plan_route, run_host_commands, sorted,
 };
 use crate::support::{Bed, bed, show};
 
@@ -123,17 +124,34 @@ const DOCKER_COMPOSE: Peer = Peer {
     listed_difference,
     listed_failure,
     all_native: false,
+    x_podman: false,
 };
 
 /// The row of docs/docker.md's "Differences from docker compose" that
 /// explains why `field` is `dc` with `docker compose` and `mg` with Magos.
 fn listed_difference(
     _listed: &Listed,
-    _field: &str,
-    _dc: &Value,
-    _mg: &Value,
+    field: &str,
+    dc: &Value,
+    mg: &Value,
 ) -> Option<&'static str> {
-    None
+    match field {
+        // `no-new-privileges:true` (or bare) as written, where Magos sends
+        // `key=value`.
+        "security_opt" => {
+            let equals = dc.as_array()?.iter().map(|o| {
+                let o = o.as_str().unwrap_or_default();
+                match (o.contains('='), o.split_once(':')) {
+                    (false, Some((k, v))) => Value::from(format!("{k}={v}")),
+                    (false, None) if o == "no-new-privileges" => Value::from(format!("{o}=true")),
+                    _ => Value::from(o),
+                }
+            });
+            (sorted(&Value::Array(equals.collect())) == *mg)
+                .then_some("`security_opt` written with `:`")
+        }
+        _ => None,
+    }
 }
 
 /// The row that explains why `docker compose` made no container.

@@ -558,6 +558,7 @@ const PODMAN_COMPOSE: Peer = Peer {
     listed_difference,
     listed_failure,
     all_native: true,
+    x_podman: true,
 };
 
 #[test]
