@@ -628,6 +628,9 @@ fn text_difference(d: &TextDifference) -> String {
                 refers.join(", ")
             )
         }
+        TextDifferenceKind::ProjectName { var } => format!(
+            "service `{service}`: `environment:` `{var}` refers to `${{COMPOSE_PROJECT_NAME}}`: podman-compose 1.3 leaves it empty; Magos sets it to the project's name (unless the environment or the `.env` sets it), as docker compose and later podman-compose do"
+        ),
         TextDifferenceKind::LabelKeyVariable { entry } => format!(
             "service `{service}`: label `{entry}` has a variable in its key: podman-compose interpolates only the value and names the label as written; Magos interpolates the whole entry, as compose does with any string"
         ),

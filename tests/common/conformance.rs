@@ -391,6 +391,9 @@ pub struct Listed {
     pub empty_host_ip: bool,
     /// Its `environment:` entries written without a value (`- TZ`, `TZ:`).
     pub bare_env: BTreeSet<String>,
+    /// Its `environment:` variables whose value refers to
+    /// `${COMPOSE_PROJECT_NAME}`.
+    pub project_name_refs: BTreeSet<String>,
 }
 
 /// The `${VAR}`/`$VAR` names a text refers to.
@@ -451,6 +454,11 @@ pub fn listed_of(svc: &serde_yaml_ng::Value) -> Listed {
         .filter(|(_, v)| references(v).iter().any(|r| env.contains_key(r)))
         .map(|(k, _)| k.clone())
         .collect();
+    let project_name_refs = env
+        .iter()
+        .filter(|(_, v)| references(v).contains("COMPOSE_PROJECT_NAME"))
+        .map(|(k, _)| k.clone())
+        .collect();
     let empty_host_ip = svc
         .get("ports")
         .and_then(|p| p.as_sequence())
@@ -463,6 +471,7 @@ pub fn listed_of(svc: &serde_yaml_ng::Value) -> Listed {
         env_self_refs,
         empty_host_ip,
         bare_env,
+        project_name_refs,
     }
 }
 
