@@ -57,6 +57,7 @@ use crate::support::{Bed, bed, show};
 const RATCHET: &[(&str, usize)] = &[
     ("awesome-elasticsearch-logstash-kibana", 84),
     ("awesome-gitea-postgres", 56),
+    ("awesome-minecraft", 28),
     ("awesome-nextcloud-postgres", 56),
     ("awesome-nextcloud-redis-mariadb", 84),
     ("awesome-pihole-cloudflared-doh", 56),
@@ -64,25 +65,39 @@ const RATCHET: &[(&str, usize)] = &[
     ("awesome-portainer", 28),
     ("awesome-postgresql-pgadmin", 56),
     ("awesome-prometheus-grafana", 56),
+    ("awesome-wireguard", 28),
     ("awesome-wordpress-mysql", 56),
+    ("immich", 110),
     ("linkding", 28),
     ("n8n-caddy", 84),
     ("n8n-postgres", 84),
+    ("nextcloud-mariadb-fpm", 140),
+    ("nextcloud-postgres-apache", 112),
     ("paperless-ngx-postgres", 84),
     ("pihole-caddy", 56),
     ("podman-compose-deps", 84),
-    ("podman-compose-env-tests", 55),
+    ("podman-compose-env-tests", 56),
     ("podman-compose-healthcheck", 28),
     ("podman-compose-interpolation", 56),
     ("podman-compose-ipam-default", 28),
+    ("podman-compose-ipc", 56),
     ("podman-compose-nethost", 28),
+    ("podman-compose-nets-test-ip", 112),
+    ("podman-compose-network", 56),
+    ("podman-compose-network-interface-name", 28),
     ("podman-compose-network-scoped-aliases", 84),
+    ("podman-compose-pid", 28),
     ("podman-compose-ports", 56),
     ("podman-compose-profile", 28),
     ("podman-compose-scale-deploy-replicas", 84),
+    ("podman-compose-seccomp", 28),
+    ("podman-compose-selinux", 56),
+    ("podman-compose-short", 138),
     ("podman-compose-two-nets", 28),
-    // docker compose 2.26 makes none of its containers (one service's bind
-    // source is missing): nothing to compare, but Magos must keep applying it.
+    ("podman-compose-uidmaps", 28),
+    // docker compose 2.26 stops at one service's missing bind source (the
+    // containers it made before depend on timing): nothing sure to compare,
+    // but Magos must keep applying it.
     ("podman-compose-vol-long-syntax", 0),
     ("podman-compose-vol-short-syntax", 84),
     ("traefik-acme-http", 56),
@@ -129,13 +144,52 @@ const DOCKER_COMPOSE: Peer = Peer {
 
 /// The row of docs/docker.md's "Differences from docker compose" that
 /// explains why `field` is `dc` with `docker compose` and `mg` with Magos.
-fn listed_difference(
-    _listed: &Listed,
-    field: &str,
-    dc: &Value,
-    mg: &Value,
-) -> Option<&'static str> {
+fn listed_difference(listed: &Listed, field: &str, dc: &Value, mg: &Value) -> Option<&'static str> {
     match field {
+        // A `healthcheck:` block without `test:` (`disable: false`): docker
+        // compose sends an empty check, Magos none (the image's applies).
+        "healthcheck" => {
+            let empty = dc[0].as_object().is_some_and(|h| !h.contains_key("Test"));
+            (empty && mg[0].is_null() && dc[1] == mg[1])
+                .then_some("a `healthcheck:` block without `test:`")
+        }
+        // An `environment:` entry without a value, set nowhere: docker
+        // compose sends the bare name, Magos leaves it out.
+        "env" if !listed.bare_env.is_empty() => {
+            let bare = |e: &Value| e.as_str().is_some_and(|e| listed.bare_env.contains(e));
+            let rest: Vec<Value> = dc
+                .as_array()?
+                .iter()
+                .filter(|e| !bare(e))
+                .cloned()
+                .collect();
+            (rest.len() < dc.as_array()?.len() && Value::Array(rest) == *mg)
+                .then_some("an `environment:` entry without a value, set nowhere")
+        }
+        // An anonymous volume: Docker's random name with docker compose,
+        // `<project>_<service>_<sha256 of the target>` with Magos.
+        "mounts" => {
+            let (d, m) = (dc.as_array()?, mg.as_array()?);
+            let named = |s: &str| {
+                let hash = s.rsplit('_').next().unwrap_or_default();
+                s.starts_with("<project>_")
+                    && hash.len() == 64
+                    && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            };
+            let mut anonymous = false;
+            for (a, b) in d.iter().zip(m) {
+                if a == b {
+                    continue;
+                }
+                let mut b2 = b.clone();
+                b2["source"] = a["source"].clone();
+                if a["source"] != "<anonymous>" || !named(b["source"].as_str()?) || *a != b2 {
+                    return None;
+                }
+                anonymous = true;
+            }
+            (anonymous && d.len() == m.len()).then_some("an anonymous volume")
+        }
         // `no-new-privileges:true` (or bare) as written, where Magos sends
         // `key=value`.
         "security_opt" => {
