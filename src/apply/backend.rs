@@ -66,10 +66,13 @@ pub trait Backend: Sync {
 
     /// Every container, image, network and volume, in the core's terms.
     async fn observe(&self) -> Result<Observed, Self::Error>;
-    /// Pulls `image` (by digest when pinned), each progress line to `progress`.
+    /// Pulls `image` (by digest when pinned; of `platform`, `os/arch`, when a
+    /// service asks for one and the engine takes it), each progress line to
+    /// `progress`.
     async fn pull(
         &self,
         image: &str,
+        platform: Option<&str>,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), Self::Error>;
     /// Builds a service's image.
@@ -154,6 +157,8 @@ impl Backend for Client {
     async fn pull(
         &self,
         image: &str,
+        // Podman takes the platform at create (`generate`).
+        _platform: Option<&str>,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), PodmanError> {
         let options = PullOptions {

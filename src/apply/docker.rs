@@ -28,6 +28,41 @@ use super::error::ApplyError;
 use super::prepared::Prepared;
 use super::sealed::Unsealed;
 
+/// Where a podman-compose extension Docker ignores is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Under a service.
+    Service(String),
+    /// Under a top-level network (its key in the file).
+    Network(String),
+}
+
+/// The podman-compose extensions `stack` uses, which Docker ignores as
+/// `docker compose` does ([`create::ignored`]): where, and the key.
+pub fn ignored(stack: &StackSpec) -> Vec<(Place, String)> {
+    let mut out = Vec::new();
+    for spec in stack.services.iter().filter(|s| s.number == 1) {
+        for key in create::ignored(spec) {
+            out.push((Place::Service(spec.service.clone()), key));
+        }
+    }
+    for net in stack.networks.iter().filter(|n| !n.external) {
+        let key = net
+            .name
+            .strip_prefix(&format!("{}_", stack.project))
+            .unwrap_or(&net.name);
+        let used = [
+            ("x-podman.disable_dns", net.disable_dns),
+            ("x-podman.dns", !net.dns.is_empty()),
+            ("x-podman.routes", !net.routes.is_empty()),
+        ];
+        for (k, _) in used.iter().filter(|(_, on)| *on) {
+            out.push((Place::Network(key.to_owned()), (*k).to_owned()));
+        }
+    }
+    out
+}
+
 /// A stack as Docker runs it: its containers renamed as `docker compose` names
 /// them, and the compose CLI's route when a service uses what the Docker
 /// mapping does not apply ([`create::unsupported`]).
@@ -198,9 +233,10 @@ impl Backend for Client {
     async fn pull(
         &self,
         image: &str,
+        platform: Option<&str>,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), DockerError> {
-        self.pull_image(image, progress).await
+        self.pull_image(image, platform, progress).await
     }
 
     async fn build(
@@ -229,8 +265,8 @@ impl Backend for Client {
     }
 
     async fn prepare(&self, _stack: &StackSpec, _spec: &ContainerSpec) -> Result<(), ApplyError> {
-        // Docker has no secrets outside Swarm: `route` sends stacks with
-        // secrets to `docker compose`.
+        // Docker has no secrets outside Swarm: a `file:` secret is a bind, and
+        // `route` sends stacks with other secrets to `docker compose`.
         Ok(())
     }
 
@@ -250,8 +286,22 @@ impl Backend for Client {
         }
         let none = BTreeMap::new();
         let env = secrets.env.get(&spec.service).unwrap_or(&none);
-        let body = create::container(stack, spec, env).map_err(ApplyError::DockerSpec)?;
-        self.create_container(name, &body)
+        let mut body = create::container(stack, spec, env).map_err(ApplyError::DockerSpec)?;
+        create::inline_seccomp(&spec.service, &mut body, |p| std::fs::read_to_string(p))
+            .map_err(ApplyError::DockerSpec)?;
+        // Docker would make a missing bind string's source a folder; the
+        // mount API, which Magos sends every other bind through, refuses it
+        // (the folders Magos may create are made before).
+        if let Some(missing) = create::bind_string_sources(&body)
+            .into_iter()
+            .find(|p| Path::new(p).symlink_metadata().is_err())
+        {
+            return Err(ApplyError::DockerSpec(format!(
+                "service `{}`: bind source path does not exist: {missing}",
+                spec.service
+            )));
+        }
+        self.create_container(name, spec.run.platform.as_deref(), &body)
             .await
             .map(drop)
             .map_err(|e| Self::failed(action.to_string(), e))
@@ -324,7 +374,7 @@ mod tests {
     use super::*;
     use crate::core::spec::ContainerImage as SpecImage;
 
-    fn stack(memory: Option<i64>) -> StackSpec {
+    fn stack(userns: Option<&str>) -> StackSpec {
         let mut spec = ContainerSpec::new(
             "web",
             "app",
@@ -334,7 +384,8 @@ mod tests {
                 digest: None,
             },
         );
-        spec.run.memory = memory;
+        spec.run.userns = userns.map(str::to_owned);
+        spec.run.memory = Some(64 << 20);
         StackSpec {
             project: "web".into(),
             instance: "default".into(),
@@ -366,14 +417,34 @@ mod tests {
         let mut native = stack(None);
         assert_eq!(route(&mut native, Route::Native), Route::Native);
         assert_eq!(native.services[0].name, "web-app-1");
-        let mut limited = stack(Some(64 << 20));
-        match route(&mut limited, Route::Native) {
+        let mut keep_id = stack(Some("keep-id"));
+        match route(&mut keep_id, Route::Native) {
             Route::ComposeCli { keys, explicit } => {
                 assert!(!explicit);
-                assert!(keys[0].starts_with("run-time"), "{keys:?}");
+                assert_eq!(keys, ["userns_mode: keep-id"]);
             }
-            Route::Native => panic!("a memory limit is not applied natively on Docker"),
+            Route::Native => panic!("`userns_mode: keep-id` is Podman's"),
         }
-        assert_eq!(limited.services[0].name, "web-app-1");
+        assert_eq!(keep_id.services[0].name, "web-app-1");
+    }
+
+    #[test]
+    fn podman_compose_extensions_are_named_where_they_are_written() {
+        let mut s = stack(None);
+        s.services[0].uidmaps = vec!["0:1:1".into()];
+        s.networks.push(NetworkSpec {
+            name: "web_back".into(),
+            dns: vec!["10.0.0.1".into()],
+            disable_dns: false,
+            ..NetworkSpec::default()
+        });
+        assert_eq!(
+            ignored(&s),
+            [
+                (Place::Service("app".into()), "x-podman.uidmaps".into()),
+                (Place::Network("back".into()), "x-podman.dns".into()),
+            ]
+        );
+        assert_eq!(route(&mut s, Route::Native), Route::Native);
     }
 }

@@ -453,9 +453,17 @@ async fn run_action<C: Backend>(
     display: PullDisplay,
 ) -> Option<Result<(), ApplyError>> {
     Some(match action {
-        Action::Pull { image } => pull(client, image, liveness, display)
-            .await
-            .map_err(fail::<C>(action)),
+        Action::Pull { image } => {
+            // The platform a service running the image asks for (`platform:`).
+            let platform = stack
+                .services
+                .iter()
+                .filter(|s| &pull_reference(&s.image) == image)
+                .find_map(|s| s.run.platform.as_deref());
+            pull(client, image, platform, liveness, display)
+                .await
+                .map_err(fail::<C>(action))
+        }
         Action::Build { service, .. } => {
             let spec = stack.services.iter().find(|s| &s.service == service)?;
             client.build(spec, liveness, display).await
@@ -530,6 +538,7 @@ pub use super::display::PullDisplay;
 async fn pull<C: Backend>(
     client: &C,
     image: &str,
+    platform: Option<&str>,
     liveness: Option<&Liveness>,
     display: PullDisplay,
 ) -> Result<(), C::Error> {
@@ -543,7 +552,7 @@ async fn pull<C: Backend>(
             PullDisplay::Terminal => PullDisplay::rewrite(image, line),
         }
     };
-    let result = client.pull(image, &mut progress).await;
+    let result = client.pull(image, platform, &mut progress).await;
     display.end();
     result.map(|_| ())
 }

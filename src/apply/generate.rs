@@ -714,6 +714,7 @@ mod tests {
                 static_ips: vec!["172.19.1.10".into()],
                 mac: Some("02:00:00:00:00:01".into()),
                 interface_name: Some("eth7".into()),
+                mac_from_x_podman: false,
             },
         );
         spec.podman_secrets.push(PodmanSecretSpec {

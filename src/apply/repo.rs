@@ -358,6 +358,9 @@ pub fn prepare_loaded(
         } else {
             route
         };
+        if options.docker && route == Route::Native && stack.loaded.error.is_none() {
+            out.diagnostics.extend(docker_notes(&stack.loaded, &spec));
+        }
         if route != Route::Native && error.is_none() && !sealed.is_empty() {
             error = Some(PrepareError::SealedThroughCli {
                 files: sealed.files(&abs_dir),
@@ -397,6 +400,44 @@ pub fn prepare_loaded(
         }
     }
     Ok(out)
+}
+
+/// The notes of a stack applied natively on Docker: each podman-compose
+/// extension it uses, which Docker ignores as `docker compose` does.
+fn docker_notes(loaded: &crate::core::compose::Loaded, spec: &StackSpec) -> Vec<Diagnostic> {
+    use super::docker::Place;
+    let first = || {
+        loaded
+            .positions
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_default()
+    };
+    super::docker::ignored(spec)
+        .into_iter()
+        .map(|(place, key)| {
+            let ((file, pos), what) = match &place {
+                Place::Service(name) => (
+                    loaded.positions.get(name).cloned().unwrap_or_else(first),
+                    format!("service `{name}`"),
+                ),
+                Place::Network(name) => (
+                    loaded
+                        .key_positions
+                        .get(&format!("networks.{name}.{key}"))
+                        .cloned()
+                        .unwrap_or_else(first),
+                    format!("network `{name}`"),
+                ),
+            };
+            Diagnostic::note(
+                &file,
+                pos,
+                format!("{what}: `{key}` is podman-compose's extension: Docker ignores it, as docker compose does"),
+            )
+        })
+        .collect()
 }
 
 /// Reads the `env_file:`s of a stack: plain ones into variables, SOPS-encrypted

@@ -628,6 +628,9 @@ fn text_difference(d: &TextDifference) -> String {
                 refers.join(", ")
             )
         }
+        TextDifferenceKind::ProjectName { var } => format!(
+            "service `{service}`: `environment:` `{var}` refers to `${{COMPOSE_PROJECT_NAME}}`: podman-compose 1.3 leaves it empty; Magos sets it to the project's name (unless the environment or the `.env` sets it), as docker compose and later podman-compose do"
+        ),
         TextDifferenceKind::LabelKeyVariable { entry } => format!(
             "service `{service}`: label `{entry}` has a variable in its key: podman-compose interpolates only the value and names the label as written; Magos interpolates the whole entry, as compose does with any string"
         ),
@@ -1184,6 +1187,7 @@ fn attach_settings(cx: &mut Ctx<'_>, name: &str, s: &Service) -> BTreeMap<String
                         .chain(&a.ipv6_address)
                         .cloned()
                         .collect(),
+                    mac_from_x_podman: a.mac_address.is_none() && mac.is_some(),
                     mac,
                     interface_name: a.interface_name.clone(),
                 };
@@ -1214,7 +1218,10 @@ fn attach_settings(cx: &mut Ctx<'_>, name: &str, s: &Service) -> BTreeMap<String
                     name,
                     format!("`mac_address` {mac} and the network's `mac_address` {m} differ"),
                 ),
-                _ => a.mac = Some(mac.clone()),
+                _ => {
+                    a.mac = Some(mac.clone());
+                    a.mac_from_x_podman = false;
+                }
             }
         }
     }

@@ -118,6 +118,11 @@ pub struct AttachSpec {
     /// The interface name in the container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interface_name: Option<String>,
+    /// The MAC address comes from podman-compose's `x-podman.mac_address`
+    /// alone, which `docker compose` ignores (so does the Docker mapping). It
+    /// does not change what Podman creates, so it is not part of the hash.
+    #[serde(skip)]
+    pub mac_from_x_podman: bool,
 }
 
 /// A Podman secret mounted into a container (compose's `external` secrets and

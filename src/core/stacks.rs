@@ -328,7 +328,7 @@ fn load_one(
             ));
         }
     }
-    let mut loaded = match texts.get(&def.compose_file) {
+    let load = |vars: &Vars| match texts.get(&def.compose_file) {
         Some(compose_text) => {
             let override_file = def
                 .override_file
@@ -338,13 +338,31 @@ fn load_one(
                 &StackSource {
                     compose: (&def.compose_file, compose_text),
                     override_file,
-                    vars: &vars,
+                    vars,
                 },
                 compose::Extra { texts, unreadable },
             )
         }
         None => Loaded::default(),
     };
+    let mut loaded = load(&vars);
+    // `${COMPOSE_PROJECT_NAME}` is the project's name, as compose sets it once
+    // the name is known (from `name:`, else the folder), unless the
+    // environment or the `.env` sets it: the files are read again with it.
+    if !vars.contains_key(PROJECT_NAME_VAR)
+        && refers_to_project_name(&def, &loaded, texts)
+        && let Some(project) = loaded
+            .name
+            .clone()
+            .filter(|n| check_project_name(n).is_ok())
+            .or_else(|| def.dir_project.clone())
+    {
+        vars.insert(PROJECT_NAME_VAR.to_owned(), project);
+        let name = loaded.name.take();
+        loaded = load(&vars);
+        // The project's name stays the one it was read with.
+        loaded.name = name;
+    }
     let found = std::mem::take(&mut loaded.diagnostics);
     let error = loaded.error.take();
     for d in early {
@@ -372,6 +390,23 @@ fn load_one(
         project,
         loaded,
     }
+}
+
+/// The variable compose sets to the project's name.
+pub const PROJECT_NAME_VAR: &str = "COMPOSE_PROJECT_NAME";
+
+/// Whether a file of the stack (its compose file, override and the files it
+/// takes in) names [`PROJECT_NAME_VAR`].
+fn refers_to_project_name(
+    def: &StackDef,
+    loaded: &Loaded,
+    texts: &BTreeMap<String, String>,
+) -> bool {
+    std::iter::once(&def.compose_file)
+        .chain(def.override_file.as_ref())
+        .chain(&loaded.files)
+        .filter_map(|f| texts.get(f))
+        .any(|t| t.contains(PROJECT_NAME_VAR))
 }
 
 fn locate_name(text: &str) -> Pos {
@@ -634,6 +669,51 @@ mod tests {
             "{}",
             error_of(&stacks[0])
         );
+    }
+
+    /// The `container_name:` of a stack's first service.
+    fn container_name(stack: &Stack) -> Option<String> {
+        stack.loaded.services[0]
+            .service
+            .as_ref()
+            .and_then(|s| s.container_name.clone())
+    }
+
+    #[test]
+    fn compose_project_name_is_the_project_s_name_unless_the_environment_sets_it() {
+        let file = "services:\n  app:\n    image: busybox\n    container_name: ${COMPOSE_PROJECT_NAME}-app\n";
+        // From the folder, else from `name:`, which keeps its first reading.
+        let stacks = load(
+            &[
+                ("web/compose.yaml", file),
+                (
+                    "db/compose.yaml",
+                    &format!("name: x${{COMPOSE_PROJECT_NAME:-db}}\n{file}"),
+                ),
+            ],
+            &[],
+        );
+        let by = |p: &str| stacks.iter().find(|s| s.project.as_deref() == Some(p));
+        assert_eq!(
+            container_name(by("web").unwrap()).as_deref(),
+            Some("web-app")
+        );
+        assert_eq!(
+            container_name(by("xdb").unwrap()).as_deref(),
+            Some("xdb-app")
+        );
+        // Set in the environment (or the `.env`): that value.
+        let (defs, _) = discover(
+            &["web/compose.yaml".to_owned()],
+            "repo",
+            &Selection::default(),
+        )
+        .unwrap();
+        let texts = BTreeMap::from([("web/compose.yaml".to_owned(), file.to_owned())]);
+        let env = Vars::from([(PROJECT_NAME_VAR.to_owned(), "mine".to_owned())]);
+        let stacks = load_all(defs, &texts, &BTreeMap::new(), &env, &BTreeMap::new());
+        assert_eq!(container_name(&stacks[0]).as_deref(), Some("mine-app"));
+        assert_eq!(stacks[0].project.as_deref(), Some("web"));
     }
 
     #[test]

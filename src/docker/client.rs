@@ -387,17 +387,18 @@ impl Client {
         self.get_json(&path, &format!("container {name}")).await
     }
 
-    /// `POST /containers/create?name=…`. Not retried: a second create would
-    /// clash with the first.
+    /// `POST /containers/create?name=…[&platform=…]`: `platform`
+    /// (`linux/arm64`) picks the image of that platform. Not retried: a second
+    /// create would clash with the first.
     pub async fn create_container(
         &self,
         name: &str,
+        platform: Option<&str>,
         body: &ContainerCreate,
     ) -> Result<CreateResponse, DockerError> {
-        let path = with_query(
-            &self.url("/containers/create"),
-            &[("name", name.to_owned())],
-        );
+        let mut query = vec![("name", name.to_owned())];
+        query.extend(platform.map(|p| ("platform", p.to_owned())));
+        let path = with_query(&self.url("/containers/create"), &query);
         self.post_json(&path, &format!("container {name}"), body, &[201])
             .await
     }
@@ -506,19 +507,20 @@ impl Client {
         self.get_json(&self.url("/images/json"), "images").await
     }
 
-    /// `POST /images/create?fromImage=…&tag=…`: pulls `reference` (by digest when
-    /// it has one), each line of progress to `progress`. A pull that fails after
+    /// `POST /images/create?fromImage=…&tag=…[&platform=…]`: pulls `reference`
+    /// (by digest when it has one; of `platform` when given, else the
+    /// engine's), each line of progress to `progress`. A pull that fails after
     /// the engine answered 200 is an error too.
     pub async fn pull_image(
         &self,
         reference: &str,
+        platform: Option<&str>,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), DockerError> {
         let (repo, tag) = pull_parts(reference);
-        let path = with_query(
-            &self.url("/images/create"),
-            &[("fromImage", repo), ("tag", tag)],
-        );
+        let mut query = vec![("fromImage", repo), ("tag", tag)];
+        query.extend(platform.map(|p| ("platform", p.to_owned())));
+        let path = with_query(&self.url("/images/create"), &query);
         let endpoint = "POST /images/create".to_owned();
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, &path).into();
         let request = Request::builder()

@@ -440,6 +440,120 @@ pub struct HostConfig {
     pub init: Option<bool>,
     /// `privileged:`.
     pub privileged: bool,
+    /// Binds as `docker compose` writes a short-syntax bind
+    /// (`source:target:ro,z`): the form that carries an SELinux relabel, which
+    /// the mount API has no field for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<String>,
+    /// `devices:`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceMapping>,
+    /// `device_cgroup_rules:` (`c 1:3 mr`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    /// The memory limit, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    /// The memory reservation, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap, bytes; -1: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    /// The CPU limit in billionths of a core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nano_cpus: Option<i64>,
+    /// The CPU weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
+    /// The CPUs allowed (`0-3`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    /// The process limit; -1: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// The size of `/dev/shm`, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<i64>,
+    /// Kernel parameters.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Resource limits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+    /// Security options (`seccomp=<the profile's JSON>`, `label=…`, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// Paths masked in the container; sent empty for
+    /// `security_opt: systempaths=unconfined`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths read-only in the container; sent empty for
+    /// `security_opt: systempaths=unconfined`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readonly_paths: Option<Vec<String>>,
+    /// Supplementary groups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    /// `host`, `container:<name>`, or empty (the container's own).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pid_mode: String,
+    /// `host`, `private`, `shareable`, `none`, `container:<name>`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ipc_mode: String,
+    /// `host`, or empty (the engine's).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub userns_mode: String,
+    /// `oom_score_adj:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// The log driver and its options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_config: Option<LogConfig>,
+    /// `dns_search:`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `dns_opt:`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// OCI annotations (API 1.43+).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A device made available in the container.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    /// The device on the host.
+    pub path_on_host: String,
+    /// Its path in the container.
+    pub path_in_container: String,
+    /// `r`, `w`, `m` or a combination.
+    pub cgroup_permissions: String,
+}
+
+/// A resource limit.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ulimit {
+    /// The resource (`nofile`).
+    pub name: String,
+    /// The soft limit.
+    pub soft: i64,
+    /// The hard limit.
+    pub hard: i64,
+}
+
+/// `HostConfig.LogConfig`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogConfig {
+    /// The driver; empty for the engine's default.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The driver's options.
+    pub config: BTreeMap<String, String>,
 }
 
 /// One host binding of a port.

@@ -33,8 +33,13 @@ pub struct Peer {
     pub listed_failure: fn(&Listed, &str) -> Option<&'static str>,
     /// Whether the acceptance asks every file without `build:` to be applied
     /// natively (Podman), or reports those the compose CLI applies
-    /// (Docker, whose mapping leaves run-time settings to `docker compose`).
+    /// (Docker, whose mapping leaves what the engine cannot express to
+    /// `docker compose`).
     pub all_native: bool,
+    /// Whether the tool applies podman-compose's `x-podman` extensions
+    /// (`docker compose` ignores them: an `x-podman.mac_address` fixes no
+    /// MAC address there).
+    pub x_podman: bool,
 }
 
 /// One side of a comparison: a tool's containers of a project.
@@ -61,7 +66,19 @@ pub fn compare(
     let folder = folder.to_string_lossy();
     for key @ (service, number) in &keys {
         let listed = stack.listed.get(service).unwrap_or(&no_listed);
-        let fixed = stack.fixed.get(service).unwrap_or(&none);
+        // `xmac:<net>` (`x-podman.mac_address`) fixes the MAC address only
+        // for a tool that reads the extension.
+        let fixed: BTreeSet<String> = stack
+            .fixed
+            .get(service)
+            .unwrap_or(&none)
+            .iter()
+            .filter_map(|f| match f.strip_prefix("xmac:") {
+                Some(net) => peer.x_podman.then(|| format!("mac:{net}")),
+                None => Some(f.clone()),
+            })
+            .collect();
+        let fixed = &fixed;
         let random = stack.random_ports.get(service).unwrap_or(&none);
         let a = pcs
             .get(key)
@@ -335,7 +352,8 @@ pub struct Stack {
     pub dir: PathBuf,
     pub build: bool,
     /// Per service, what the file fixes of its networks: `ip:<key>` (an
-    /// `ipv4_address`/`ipv6_address` on network `<key>`), `mac:<key>`, or `mac:*`
+    /// `ipv4_address`/`ipv6_address` on network `<key>`), `mac:<key>`,
+    /// `xmac:<key>` (only an `x-podman.mac_address`), or `mac:*`
     /// (`mac_address` on the service).
     pub fixed: BTreeMap<String, BTreeSet<String>>,
     /// Per service, the container ports (`8001/tcp`) published without a host
@@ -373,6 +391,9 @@ pub struct Listed {
     pub empty_host_ip: bool,
     /// Its `environment:` entries written without a value (`- TZ`, `TZ:`).
     pub bare_env: BTreeSet<String>,
+    /// Its `environment:` variables whose value refers to
+    /// `${COMPOSE_PROJECT_NAME}`.
+    pub project_name_refs: BTreeSet<String>,
 }
 
 /// The `${VAR}`/`$VAR` names a text refers to.
@@ -433,6 +454,11 @@ pub fn listed_of(svc: &serde_yaml_ng::Value) -> Listed {
         .filter(|(_, v)| references(v).iter().any(|r| env.contains_key(r)))
         .map(|(k, _)| k.clone())
         .collect();
+    let project_name_refs = env
+        .iter()
+        .filter(|(_, v)| references(v).contains("COMPOSE_PROJECT_NAME"))
+        .map(|(k, _)| k.clone())
+        .collect();
     let empty_host_ip = svc
         .get("ports")
         .and_then(|p| p.as_sequence())
@@ -445,6 +471,7 @@ pub fn listed_of(svc: &serde_yaml_ng::Value) -> Listed {
         env_self_refs,
         empty_host_ip,
         bare_env,
+        project_name_refs,
     }
 }
 
@@ -534,11 +561,10 @@ pub fn corpus() -> Vec<Stack> {
                         {
                             nets.insert(format!("ip:{net}"));
                         }
-                        if ["mac_address", "x-podman.mac_address"]
-                            .iter()
-                            .any(|k| cfg.get(k).is_some())
-                        {
+                        if cfg.get("mac_address").is_some() {
                             nets.insert(format!("mac:{net}"));
+                        } else if cfg.get("x-podman.mac_address").is_some() {
+                            nets.insert(format!("xmac:{net}"));
                         }
                     }
                 }

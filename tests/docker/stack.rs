@@ -219,29 +219,89 @@ fn orphans_are_pruned_and_a_container_without_labels_is_never_touched() {
 }
 
 #[test]
+fn run_time_settings_devices_and_relabelled_binds_are_applied_natively() {
+    let Some(bed) = bed() else { return };
+    let project = "magosdk-run";
+    let repo = Repo::new(bed, "dk-run", &[project]);
+    let image = bed.pinned("magos/semver", "1.0.0");
+    repo.write(
+        &format!("{project}/compose.yaml"),
+        &format!(
+            r#"services:
+  app:
+    image: {image}
+    mem_limit: 64m
+    pids_limit: 100
+    ulimits:
+      nofile: {{soft: 1001, hard: 2002}}
+    security_opt: ["no-new-privileges:true"]
+    devices: ["/dev/null:/dev/magos-null:rw"]
+    volumes:
+      - ./conf:/conf:ro,z
+    x-podman.uidmaps: ["0:1:1"]
+"#
+        ),
+    );
+    let plan = repo.magos_exit(&["plan"], 1);
+    assert!(!plan.contains("docker compose up -d"), "{plan}");
+    assert!(
+        plan.contains("`x-podman.uidmaps` is podman-compose's extension: Docker ignores it"),
+        "{plan}"
+    );
+    let out = repo.magos_exit(&["apply"], 0);
+    assert!(out.contains("create magosdk-run-app-1"), "{out}");
+    let host = bed.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{json .HostConfig.Ulimits}} {{json .HostConfig.SecurityOpt}} {{json .HostConfig.Devices}} {{json .HostConfig.Binds}}",
+        "magosdk-run-app-1",
+    ]);
+    let conf = repo.path().join(format!("{project}/conf"));
+    assert_eq!(
+        host.trim(),
+        format!(
+            r#"{} 100 [{{"Name":"nofile","Hard":2002,"Soft":1001}}] ["no-new-privileges=true"] [{{"PathOnHost":"/dev/null","PathInContainer":"/dev/magos-null","CgroupPermissions":"rw"}}] ["{}:/conf:ro,z"]"#,
+            64 << 20,
+            conf.display()
+        )
+    );
+    let drift = repo.magos_exit(&["drift"], 0);
+    assert!(line_of(&drift, " app ").contains("in_sync"), "{drift}");
+    let again = repo.magos_exit(&["apply"], 0);
+    assert!(again.contains("up to date"), "{again}");
+}
+
+#[test]
 fn a_stack_the_docker_mapping_cannot_express_is_applied_with_docker_compose() {
     let Some(bed) = bed() else { return };
     let project = "magosdk-cli";
     let repo = Repo::new(bed, "dk-cli", &[project]);
     let image = bed.pinned("magos/semver", "1.0.0");
+    // `U` (chown the volume to the user) is Podman's: docker compose ignores it.
     repo.write(
         &format!("{project}/compose.yaml"),
-        &format!("services:\n  app:\n    image: {image}\n    mem_limit: 64m\n"),
+        &format!(
+            "services:\n  app:\n    image: {image}\n    volumes: [\"data:/data:U\"]\nvolumes:\n  data: {{}}\n"
+        ),
     );
     let plan = repo.magos_exit(&["plan"], 1);
     assert!(
         plan.contains(&format!("{project}: docker compose up -d")),
         "{plan}"
     );
+    assert!(
+        plan.contains("volumes: option `U` of a named volume"),
+        "{plan}"
+    );
     let out = repo.magos_exit(&["apply"], 0);
     assert!(out.contains("docker compose up -d"), "{out}");
-    let memory = bed.docker_ok(&[
+    let mounts = bed.docker_ok(&[
         "inspect",
         "-f",
-        "{{.HostConfig.Memory}}",
+        "{{range .Mounts}}{{.Name}}{{end}}",
         "magosdk-cli-app-1",
     ]);
-    assert_eq!(memory.trim(), (64 << 20).to_string());
+    assert_eq!(mounts.trim(), format!("{project}_data"));
     let drift = repo.magos_exit(&["drift"], 0);
     assert!(line_of(&drift, " app ").contains("in_sync"), "{drift}");
 }

@@ -2,9 +2,11 @@
 //! specification, which only the text before interpolation shows (the loaded
 //! services are interpolated already): an `environment:` value naming a
 //! variable of the same `environment:` that the interpolation variables lack,
-//! and a list-form label whose key has a `$`. podman-compose turns both lists
-//! into mappings before it interpolates, and interpolates only the values, with
-//! the service's own `environment:` among the variables it reads.
+//! one naming `${COMPOSE_PROJECT_NAME}` (which podman-compose 1.3 sets only
+//! after it interpolated), and a list-form label whose key has a `$`.
+//! podman-compose turns both lists into mappings before it interpolates, and
+//! interpolates only the values, with the service's own `environment:` among
+//! the variables it reads.
 //! `convert::coverage` makes them notes (docs/stacks.md, "Differences from
 //! podman-compose").
 
@@ -40,6 +42,12 @@ pub enum TextDifferenceKind {
         var: String,
         /// The variables it refers to.
         refers: Vec<String>,
+    },
+    /// `environment:` variable `var` refers to `${COMPOSE_PROJECT_NAME}`,
+    /// which podman-compose 1.3 interpolates before it sets it (to nothing).
+    ProjectName {
+        /// The variable.
+        var: String,
     },
     /// A list-form `labels:` entry whose key has a `$` (`"$TEST_LABELS=x"`).
     LabelKeyVariable {
@@ -94,7 +102,17 @@ pub(super) fn find(docs: &[FileDoc<'_>], vars: &Vars) -> Vec<TextDifference> {
                 let entries = entries(env);
                 let keys: BTreeSet<&str> = entries.iter().map(|(k, _, _)| k.as_str()).collect();
                 for (var, value, _) in &entries {
-                    let refers: Vec<String> = references(value)
+                    let named = references(value);
+                    if named.contains(crate::core::stacks::PROJECT_NAME_VAR) {
+                        let (file, pos) = entry_pos(docs, doc, name, "environment", var);
+                        out.push(TextDifference {
+                            service: name.to_owned(),
+                            file,
+                            pos,
+                            kind: TextDifferenceKind::ProjectName { var: var.clone() },
+                        });
+                    }
+                    let refers: Vec<String> = named
                         .into_iter()
                         .filter(|r| keys.contains(r.as_str()) && !vars.contains_key(r))
                         .collect();

@@ -445,6 +445,8 @@ networks:
             static_ips: vec!["172.19.1.10".into()],
             mac: Some("02:01:01:00:01:01".into()),
             interface_name: None,
+            // Written as `x-podman.mac_address`, which Docker ignores.
+            mac_from_x_podman: true,
         }
     );
     assert_eq!(
@@ -453,6 +455,7 @@ networks:
             static_ips: vec!["172.19.2.10".into(), "fd00:2::10".into()],
             mac: Some("02:01:01:00:02:01".into()),
             interface_name: Some("eth9".into()),
+            mac_from_x_podman: false,
         }
     );
     // The service's own `mac_address` goes to its one network.

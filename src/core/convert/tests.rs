@@ -786,6 +786,7 @@ fn podman_compose_reading_differences_are_noted_at_their_lines() {
     environment:
       - A=1
       - B=${A}
+      - P=${COMPOSE_PROJECT_NAME}
 networks:
   back: {}
 ";
@@ -808,6 +809,7 @@ networks:
         "web/compose.yaml:11:7: note: service `app`: label `$TEST_LABELS=x` has a variable in its key: podman-compose interpolates only the value",
         "web/compose.yaml:16:1: note: service `worker` has no `networks:`",
         "web/compose.yaml:20:7: note: service `worker`: `environment:` `B` refers to `A` of the same",
+        "web/compose.yaml:21:7: note: service `worker`: `environment:` `P` refers to `${COMPOSE_PROJECT_NAME}`: podman-compose 1.3 leaves it empty",
     ];
     assert_eq!(notes.len(), expected.len(), "{notes:#?}");
     for (n, e) in notes.iter().zip(expected) {
