@@ -18,5 +18,6 @@ mod corpus;
 
 mod conformance;
 mod doctor;
+mod init;
 mod stack;
 mod support;
