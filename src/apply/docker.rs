@@ -47,10 +47,7 @@ pub fn ignored(stack: &StackSpec) -> Vec<(Place, String)> {
         }
     }
     for net in stack.networks.iter().filter(|n| !n.external) {
-        let key = net
-            .name
-            .strip_prefix(&format!("{}_", stack.project))
-            .unwrap_or(&net.name);
+        let key = create::key_of(&stack.project, &net.name);
         let used = [
             ("x-podman.disable_dns", net.disable_dns),
             ("x-podman.dns", !net.dns.is_empty()),

@@ -137,10 +137,10 @@ pub(super) fn run(
     let engine = Engine::new(config, env)?;
     // The socket must exist; its version is not asked here (`/version` costs
     // the server most of a second, more than a whole no-op apply).
-    let socket = if engine.is_docker() {
-        engine.docker()?.socket().to_owned()
+    let (socket, engine_name) = if engine.is_docker() {
+        (engine.docker()?.socket().to_owned(), "Docker")
     } else {
-        engine.podman()?.socket().to_owned()
+        (engine.podman()?.socket().to_owned(), "Podman")
     };
     let dir = engine.checkout()?;
     match which {
@@ -161,7 +161,7 @@ pub(super) fn run(
             })
         }
         Which::Apply(a) => {
-            let _lock = super::lock_instance(config, env, &socket, engine.is_docker(), false)?;
+            let _lock = super::lock_instance(config, env, &socket, engine_name, false)?;
             if !engine.is_docker() {
                 engine.write_signature_policy()?;
             }

@@ -335,15 +335,16 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
     }
 }
 
-/// Takes the Podman instance's lock and, for `run` (`state`), the state folder's
-/// ([`crate::lock`]), or fails naming the holder. `apply` works on a folder it is
-/// given, not on the state folder's clone, so it takes only the first.
+/// Takes the engine instance's lock (`engine`: its name for messages) and, for
+/// `run` (`state`), the state folder's ([`crate::lock`]), or fails naming the
+/// holder. `apply` works on a folder it is given, not on the state folder's
+/// clone, so it takes only the first.
 #[cfg(unix)]
 pub(crate) fn lock_instance(
     config: &config::Config,
     env: &Env,
     socket: &std::path::Path,
-    docker: bool,
+    engine: &str,
     state: bool,
 ) -> anyhow::Result<crate::lock::InstanceLock> {
     let state_dir = config::state_dir(config, env);
@@ -356,7 +357,7 @@ pub(crate) fn lock_instance(
         lock_state: state,
         runtime_dir: runtime.as_deref(),
         socket,
-        engine: if docker { "Docker" } else { "Podman" },
+        engine,
         instance: config.apply.instance.as_str(),
     })?)
 }

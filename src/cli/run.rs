@@ -65,7 +65,7 @@ pub fn run(
             &config,
             env,
             reconciler.containers().socket(),
-            reconciler.containers().podman().is_none(),
+            reconciler.containers().name(),
             true,
         )?;
         if args.once {

@@ -332,7 +332,7 @@ pub fn bind_string_sources(body: &ContainerCreate) -> Vec<&str> {
 }
 
 /// A network's or volume's key: its name without the `<project>_` prefix.
-fn key_of<'a>(project: &str, name: &'a str) -> &'a str {
+pub fn key_of<'a>(project: &str, name: &'a str) -> &'a str {
     name.strip_prefix(project)
         .and_then(|r| r.strip_prefix('_'))
         .unwrap_or(name)
