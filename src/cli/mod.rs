@@ -200,8 +200,19 @@ pub fn main() -> ExitCode {
     let env: Env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    run(cli, &env).into()
+    let exit = run(cli, &env);
+    // A signal's git children were killed under the command, which may have
+    // failed of it and returned first: the signal's code still wins.
+    #[cfg(unix)]
+    if let code @ 1.. = SIGNALLED.load(std::sync::atomic::Ordering::Acquire) {
+        std::process::exit(code);
+    }
+    exit.into()
 }
+
+/// The exit code of the SIGTERM or SIGINT being handled (0: none).
+#[cfg(unix)]
+static SIGNALLED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// Whether the command may sync or push Magos's clone (the daemon handles its
 /// signals itself).
@@ -243,6 +254,7 @@ fn end_git_children_on_signal() {
                     _ = term.recv() => 143,
                     _ = int.recv() => 130,
                 };
+                SIGNALLED.store(code, std::sync::atomic::Ordering::Release);
                 crate::git::stop_all();
                 std::process::exit(code);
             });
